@@ -1,5 +1,4 @@
 /**
  * Public entry point of @tinyllama/data. See this package's README for what it owns.
- * Exports are added here as the package grows; nothing else in the workspace imports deeper paths.
  */
-export {};
+export * from "./shards/index.js";
