@@ -1,0 +1,116 @@
+/**
+ * Model weights in Hugging Face Llama form: `config.json` plus `model.safetensors` (or the
+ * sharded `model-0000i-of-0000n.safetensors` with `model.safetensors.index.json`) under
+ * LlamaForCausalLM tensor names, so `LlamaForCausalLM.from_pretrained(dir)` loads this
+ * project's checkpoints unchanged and TinyLlama's own weights load here.
+ */
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fromHfConfig, type LlamaConfig, parameterSpecs, toHfConfig } from "../model/config.js";
+import {
+  readSafetensorsHeader,
+  readTensorF32,
+  type SafetensorsHeader,
+  type TensorToWrite,
+  writeSafetensors,
+} from "./safetensors.js";
+import { latestCheckpoint } from "./store.js";
+
+export const MODEL_FILE = "model.safetensors";
+export const INDEX_FILE = "model.safetensors.index.json";
+export const CONFIG_FILE = "config.json";
+
+export interface WeightSource {
+  dir: string;
+  config: LlamaConfig;
+  /** Reads one parameter as f32, checking its shape against the config. */
+  read(name: string): Float32Array;
+}
+
+/**
+ * Finds the weights directory for `dir`: the directory itself when it holds config.json and
+ * safetensors, else the newest checkpoint of a stage directory (`<dir>/checkpoints/step-*`).
+ */
+export function resolveWeightsDir(dir: string): string {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    throw new Error(`checkpoint directory ${dir} does not exist`);
+  }
+  if (existsSync(join(dir, CONFIG_FILE))) return dir;
+  const latest = latestCheckpoint(dir);
+  if (latest) return latest.path;
+  throw new Error(
+    `${dir} holds neither config.json + ${MODEL_FILE} (a checkpoint or a Hugging Face Llama model) ` +
+      `nor checkpoints/step-* (a stage directory)`,
+  );
+}
+
+export function loadWeights(dirIn: string): WeightSource {
+  const dir = resolveWeightsDir(dirIn);
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(readFileSync(join(dir, CONFIG_FILE), "utf8")) as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`${join(dir, CONFIG_FILE)}: unreadable (${(e as Error).message})`);
+  }
+  const config = fromHfConfig(raw);
+  const files = new Map<string, { path: string; header: SafetensorsHeader }>();
+  const headerOf = (file: string) => {
+    let h = files.get(file);
+    if (!h) {
+      const path = join(dir, file);
+      h = { path, header: readSafetensorsHeader(path) };
+      files.set(file, h);
+    }
+    return h;
+  };
+  let fileOf: (name: string) => string;
+  if (existsSync(join(dir, MODEL_FILE))) {
+    fileOf = () => MODEL_FILE;
+  } else if (existsSync(join(dir, INDEX_FILE))) {
+    const index = JSON.parse(readFileSync(join(dir, INDEX_FILE), "utf8")) as {
+      weight_map?: Record<string, string>;
+    };
+    const map = index.weight_map ?? {};
+    fileOf = (name) => {
+      const f = map[name];
+      if (!f) throw new Error(`${join(dir, INDEX_FILE)}: no file for tensor "${name}"`);
+      return f;
+    };
+  } else {
+    throw new Error(`${dir}: has config.json but neither ${MODEL_FILE} nor ${INDEX_FILE}`);
+  }
+  const shapes = new Map(parameterSpecs(config).map((s) => [s.name, s.shape]));
+  return {
+    dir,
+    config,
+    read(name: string): Float32Array {
+      const want = shapes.get(name);
+      if (!want) throw new Error(`"${name}" is not a parameter of this Llama config`);
+      const { path, header } = headerOf(fileOf(name));
+      const e = header.tensors.get(name);
+      if (!e) throw new Error(`${path}: tensor "${name}" is missing`);
+      if (e.shape.length !== want.length || e.shape.some((d, i) => d !== want[i])) {
+        throw new Error(
+          `${path}: tensor "${name}" has shape [${e.shape.join(",")}], config.json implies [${want.join(",")}]`,
+        );
+      }
+      return readTensorF32(path, header, name);
+    },
+  };
+}
+
+/** Writes config.json and model.safetensors (f32, HF names, HF order) into `dir`. */
+export function writeHfModel(
+  dir: string,
+  config: LlamaConfig,
+  read: (name: string) => Float32Array,
+): void {
+  const tensors: TensorToWrite[] = parameterSpecs(config).map((s) => ({
+    name: s.name,
+    dtype: "F32",
+    shape: s.shape,
+    data: () => read(s.name),
+  }));
+  writeSafetensors(join(dir, MODEL_FILE), tensors, { format: "pt" });
+  writeFileSync(join(dir, CONFIG_FILE), `${JSON.stringify(toHfConfig(config), null, 2)}\n`);
+}

@@ -1,0 +1,392 @@
+/**
+ * LlamaModel: the TinyLlama / Llama 2 decoder over the kernels API. Parameters live in one arena
+ * under Hugging Face names (the order of `parameterSpecs`); activations in a planned arena per
+ * (batch, seqLen) shape. Forward-only scoring is the public surface eval uses; the training
+ * loop (train/trainer.ts) adds gradients, optimizer state and backward through `backward()`.
+ *
+ * Data flow per layer (N = batch * seqLen rows):
+ *   ln1 = rmsnorm(resid); q,k,v = ln1 Wq^T, Wk^T, Wv^T; rope(q,k); att = attention(q,k,v)
+ *   residMid = resid + att Wo^T;  ln2 = rmsnorm(residMid)        (fused residual + norm)
+ *   act = silu(ln2 Wg^T) * (ln2 Wu^T); next resid = residMid + act Wd^T (fused with next norm)
+ */
+import { headDim, type LlamaConfig, parameterSpecs, validateConfig } from "./config.js";
+import type { Arena, Backend, DeviceName, DType, Tensor } from "./kernels.js";
+import { loadKernels } from "./kernels.js";
+import { type ActivationPlan, planActivations } from "./plan.js";
+
+export interface LlamaParams {
+  embed: Tensor;
+  layers: {
+    inNorm: Tensor;
+    wq: Tensor;
+    wk: Tensor;
+    wv: Tensor;
+    wo: Tensor;
+    postNorm: Tensor;
+    wGate: Tensor;
+    wUp: Tensor;
+    wDown: Tensor;
+  }[];
+  finalNorm: Tensor;
+  lmHead: Tensor;
+}
+
+/** Builds named views over an arena that holds one tensor per parameter spec. */
+export function bindParams(c: LlamaConfig, arena: Arena): LlamaParams {
+  const g = (n: string) => arena.get(n);
+  const layers = [];
+  for (let l = 0; l < c.numLayers; l++) {
+    const p = `model.layers.${l}`;
+    layers.push({
+      inNorm: g(`${p}.input_layernorm.weight`),
+      wq: g(`${p}.self_attn.q_proj.weight`),
+      wk: g(`${p}.self_attn.k_proj.weight`),
+      wv: g(`${p}.self_attn.v_proj.weight`),
+      wo: g(`${p}.self_attn.o_proj.weight`),
+      postNorm: g(`${p}.post_attention_layernorm.weight`),
+      wGate: g(`${p}.mlp.gate_proj.weight`),
+      wUp: g(`${p}.mlp.up_proj.weight`),
+      wDown: g(`${p}.mlp.down_proj.weight`),
+    });
+  }
+  return {
+    embed: g("model.embed_tokens.weight"),
+    layers,
+    finalNorm: g("model.norm.weight"),
+    lmHead: g("lm_head.weight"),
+  };
+}
+
+export interface LoadOptions {
+  /** "auto" picks CUDA when the kernels find a GPU, else CPU. Default "auto". */
+  device?: DeviceName;
+  /** An already loaded backend (shared between models); overrides `device`. */
+  backend?: Backend;
+}
+
+/** Per-sequence scores from `scoreSequences`. */
+export interface SequenceScores {
+  /** logProbs[t] = log p(ids[t+1] | ids[0..t]); length ids.length - 1. */
+  logProbs: Float32Array;
+  /** greedy[t] = 1 when ids[t+1] is the argmax of the prediction at t. */
+  greedy: Uint8Array;
+}
+
+export type TokenSequence = ArrayLike<number>;
+
+export class LlamaModel {
+  readonly config: LlamaConfig;
+  readonly backend: Backend;
+  /** Parameters in the compute dtype (f32 on CPU, bf16 on CUDA). */
+  readonly paramArena: Arena;
+  readonly params: LlamaParams;
+  readonly paramDtype: DType;
+  readonly actDtype: DType;
+  private plans = new Map<string, ActivationPlan>();
+  private disposed = false;
+
+  constructor(backend: Backend, config: LlamaConfig) {
+    validateConfig(config);
+    this.config = config;
+    this.backend = backend;
+    const onCpu = backend.name === "cpu";
+    this.paramDtype = onCpu ? "f32" : "bf16";
+    this.actDtype = onCpu ? "f32" : "bf16";
+    this.paramArena = backend.arena(
+      parameterSpecs(config).map((s) => ({ name: s.name, shape: s.shape, dtype: this.paramDtype })),
+    );
+    this.params = bindParams(config, this.paramArena);
+  }
+
+  /**
+   * Loads weights from a directory holding `config.json` and safetensors under HF Llama names:
+   * a checkpoint of this project, a run or stage directory (its newest checkpoint), or a
+   * Hugging Face Llama model directory (single or sharded safetensors, F32/BF16/F16).
+   */
+  static async load(dir: string, opts: LoadOptions = {}): Promise<LlamaModel> {
+    const { loadWeights } = await import("../checkpoint/hf.js");
+    const backend = opts.backend ?? (await loadKernels(opts.device ?? "auto"));
+    const weights = loadWeights(dir);
+    const model = new LlamaModel(backend, weights.config);
+    try {
+      for (const spec of parameterSpecs(weights.config)) {
+        model.setParam(spec.name, weights.read(spec.name));
+      }
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    return model;
+  }
+
+  /** Copies host f32 data into one parameter (cast to the compute dtype). */
+  setParam(name: string, data: Float32Array): void {
+    const dst = this.paramArena.get(name);
+    if (data.length !== dst.numel) {
+      throw new Error(`parameter ${name}: expected ${dst.numel} values, got ${data.length}`);
+    }
+    const tmp = this.backend.fromHost(data, [...dst.shape], dst.dtype);
+    try {
+      this.backend.copy(dst, tmp);
+    } finally {
+      tmp.dispose();
+    }
+  }
+
+  getParam(name: string): Float32Array {
+    return this.paramArena.get(name).toHost() as Float32Array;
+  }
+
+  /** The activation plan for a shape, created once and reused. */
+  plan(batch: number, seqLen: number, training: boolean): ActivationPlan {
+    this.assertLive();
+    if (!Number.isInteger(batch) || batch < 1 || !Number.isInteger(seqLen) || seqLen < 1) {
+      throw new Error(`batch and seqLen must be positive integers, got ${batch} x ${seqLen}`);
+    }
+    if (seqLen > this.config.maxSeqLen) {
+      throw new Error(
+        `sequence length ${seqLen} exceeds the model's context ${this.config.maxSeqLen}`,
+      );
+    }
+    const key = `${batch}x${seqLen}:${training ? "train" : "infer"}`;
+    let p = this.plans.get(key);
+    if (!p) {
+      p = planActivations(this.backend, this.config, batch, seqLen, training, this.actDtype);
+      this.plans.set(key, p);
+    }
+    return p;
+  }
+
+  /** Frees the activation plans (weights stay). */
+  releasePlans(): void {
+    for (const p of this.plans.values()) p.arena.dispose();
+    this.plans.clear();
+  }
+
+  /**
+   * Forward pass over `plan.ids` into `plan.logits` (and per-row losses against
+   * `plan.targets` when `withLoss`). In training plans with `computeGrad`, the logits buffer
+   * is overwritten with dLoss/dlogits scaled by `dlossScale`.
+   */
+  forward(plan: ActivationPlan, withLoss: boolean, computeGrad = false, dlossScale = 1): void {
+    const k = this.backend;
+    const c = this.config;
+    const P = this.params;
+    const eps = c.rmsNormEps;
+    const rope = { base: c.ropeTheta };
+    const L = c.numLayers;
+    const first = plan.layers[0]!;
+    k.embeddingForward(first.resid, P.embed, plan.ids);
+    k.rmsnormForward(first.ln1, first.rstd1, first.resid, P.layers[0]!.inNorm, eps);
+    for (let l = 0; l < L; l++) {
+      const a = plan.layers[l]!;
+      const w = P.layers[l]!;
+      k.matmul(a.qFlat, a.ln1, w.wq, { transB: true });
+      k.matmul(a.kFlat, a.ln1, w.wk, { transB: true });
+      k.matmul(a.vFlat, a.ln1, w.wv, { transB: true });
+      k.ropeForward(a.q, a.q, rope);
+      k.ropeForward(a.k, a.k, rope);
+      k.attentionForward(a.att, a.lse, a.q, a.k, a.v, { causal: true });
+      k.matmul(plan.projOut, a.attFlat, w.wo, { transB: true });
+      k.residualRmsnormForward(a.residMid, a.ln2, a.rstd2, a.resid, plan.projOut, w.postNorm, eps);
+      k.matmul(a.gate, a.ln2, w.wGate, { transB: true });
+      k.matmul(a.up, a.ln2, w.wUp, { transB: true });
+      k.swigluForward(a.act, a.gate, a.up);
+      k.matmul(plan.projOut, a.act, w.wDown, { transB: true });
+      const next = plan.layers[l + 1];
+      if (next) {
+        k.residualRmsnormForward(
+          next.resid,
+          next.ln1,
+          next.rstd1,
+          a.residMid,
+          plan.projOut,
+          P.layers[l + 1]!.inNorm,
+          eps,
+        );
+      } else {
+        k.residualRmsnormForward(
+          plan.residFinal,
+          plan.lnf,
+          plan.rstdf,
+          a.residMid,
+          plan.projOut,
+          P.finalNorm,
+          eps,
+        );
+      }
+    }
+    k.matmul(plan.logits, plan.lnf, P.lmHead, { transB: true });
+    if (withLoss) {
+      k.crossEntropy(plan.losses, plan.logits, plan.targets, { computeGrad, dlossScale });
+    }
+  }
+
+  /**
+   * Backward pass after `forward(plan, true, true, scale)`: accumulates every parameter's
+   * gradient into `grads` (same layout as `params`, f32). Gradients are added, never
+   * overwritten, so micro-batches accumulate; zero them once per optimizer step.
+   */
+  backward(plan: ActivationPlan, grads: LlamaParams): void {
+    if (!plan.training) throw new Error("backward needs a training activation plan");
+    const k = this.backend;
+    const c = this.config;
+    const P = this.params;
+    const rope = { base: c.ropeTheta };
+    const dResid = plan.dResid!;
+    const dLn = plan.dLn!;
+    const dq = plan.dq!;
+    const dk = plan.dk!;
+    const dv = plan.dv!;
+    const dAtt = plan.dAtt!;
+    const dAct = plan.dAct!;
+    const dGate = plan.dGate!;
+    const dUp = plan.dUp!;
+    const acc = { transA: true, accumulate: true };
+    const dlogits = plan.logits;
+    k.matmul(grads.lmHead, dlogits, plan.lnf, acc);
+    k.matmul(dLn, dlogits, P.lmHead);
+    k.fill(dResid, 0);
+    k.rmsnormBackward(dResid, grads.finalNorm, dLn, plan.residFinal, P.finalNorm, plan.rstdf);
+    for (let l = c.numLayers - 1; l >= 0; l--) {
+      const a = plan.layers[l]!;
+      const w = P.layers[l]!;
+      const g = grads.layers[l]!;
+      // MLP: dResid is the gradient of the layer output = of the down projection output.
+      k.matmul(g.wDown, dResid, a.act, acc);
+      k.matmul(dAct, dResid, w.wDown);
+      k.swigluBackward(dGate, dUp, dAct, a.gate, a.up);
+      k.matmul(g.wGate, dGate, a.ln2, acc);
+      k.matmul(g.wUp, dUp, a.ln2, acc);
+      k.matmul(dLn, dGate, w.wGate);
+      k.matmul(dLn, dUp, w.wUp, { accumulate: true });
+      k.rmsnormBackward(dResid, g.postNorm, dLn, a.residMid, w.postNorm, a.rstd2);
+      // Attention.
+      k.matmul(g.wo, dResid, a.attFlat, acc);
+      k.matmul(plan.dAttFlat!, dResid, w.wo);
+      k.attentionBackward(dq, dk, dv, dAtt, a.q, a.k, a.v, a.att, a.lse, { causal: true });
+      k.ropeBackward(dq, dq, rope);
+      k.ropeBackward(dk, dk, rope);
+      k.matmul(g.wq, plan.dqFlat!, a.ln1, acc);
+      k.matmul(g.wk, plan.dkFlat!, a.ln1, acc);
+      k.matmul(g.wv, plan.dvFlat!, a.ln1, acc);
+      k.matmul(dLn, plan.dqFlat!, w.wq);
+      k.matmul(dLn, plan.dkFlat!, w.wk, { accumulate: true });
+      k.matmul(dLn, plan.dvFlat!, w.wv, { accumulate: true });
+      k.rmsnormBackward(dResid, g.inNorm, dLn, a.resid, w.inNorm, a.rstd1);
+    }
+    k.embeddingBackward(grads.embed, dResid, plan.ids);
+  }
+
+  /**
+   * Logits for a batch of equal-length sequences: `ids` holds batch * seqLen token ids,
+   * row-major; returns batch * seqLen * vocab floats.
+   */
+  logits(ids: Int32Array, batch: number, seqLen: number): Float32Array {
+    const plan = this.plan(batch, seqLen, false);
+    this.loadIds(plan.ids, ids, batch * seqLen);
+    this.forward(plan, false);
+    return toF32(plan.logits.toHost());
+  }
+
+  /**
+   * Scores token sequences of any lengths (2..maxSeqLen): for every position, the
+   * log-probability of the next token and whether it is the greedy choice. Sequences are
+   * packed into batches of `batchSize` and right-padded; causal attention keeps padding from
+   * affecting real positions.
+   */
+  scoreSequences(sequences: TokenSequence[], opts: { batchSize?: number } = {}): SequenceScores[] {
+    const batchSize = opts.batchSize ?? 8;
+    const out: SequenceScores[] = [];
+    const V = this.config.vocabSize;
+    for (let s0 = 0; s0 < sequences.length; s0 += batchSize) {
+      const group = sequences.slice(s0, s0 + batchSize);
+      let T = 0;
+      for (const [i, seq] of group.entries()) {
+        if (seq.length < 2) {
+          throw new Error(`sequence ${s0 + i} has ${seq.length} tokens; scoring needs at least 2`);
+        }
+        T = Math.max(T, seq.length - 1);
+      }
+      // Round the padded length up so few distinct plans are created.
+      const Tp = Math.min(this.config.maxSeqLen, roundUp(T, 64));
+      const B = group.length;
+      const ids = new Int32Array(B * Tp);
+      const targets = new Int32Array(B * Tp);
+      for (const [b, seq] of group.entries()) {
+        for (let t = 0; t < seq.length - 1; t++) {
+          ids[b * Tp + t] = checkToken(seq[t]!, V);
+          targets[b * Tp + t] = checkToken(seq[t + 1]!, V);
+        }
+      }
+      const plan = this.plan(B, Tp, false);
+      this.loadIds(plan.ids, ids, B * Tp);
+      this.loadIds(plan.targets, targets, B * Tp);
+      this.forward(plan, false);
+      const logits = toF32(plan.logits.toHost());
+      for (const [b, seq] of group.entries()) {
+        const n = seq.length - 1;
+        const logProbs = new Float32Array(n);
+        const greedy = new Uint8Array(n);
+        for (let t = 0; t < n; t++) {
+          const row = (b * Tp + t) * V;
+          let max = Number.NEGATIVE_INFINITY;
+          let arg = 0;
+          for (let j = 0; j < V; j++) {
+            const x = logits[row + j]!;
+            if (x > max) {
+              max = x;
+              arg = j;
+            }
+          }
+          let sum = 0;
+          for (let j = 0; j < V; j++) sum += Math.exp(logits[row + j]! - max);
+          const target = targets[b * Tp + t]!;
+          logProbs[t] = logits[row + target]! - max - Math.log(sum);
+          greedy[t] = arg === target ? 1 : 0;
+        }
+        out.push({ logProbs, greedy });
+      }
+    }
+    return out;
+  }
+
+  loadIds(dst: Tensor, ids: Int32Array, n: number): void {
+    if (ids.length !== n) throw new Error(`expected ${n} token ids, got ${ids.length}`);
+    const tmp = this.backend.fromHost(ids, [n], "i32");
+    try {
+      this.backend.copy(dst, tmp);
+    } finally {
+      tmp.dispose();
+    }
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.releasePlans();
+    this.paramArena.dispose();
+    this.disposed = true;
+  }
+
+  private assertLive(): void {
+    if (this.disposed) throw new Error("LlamaModel used after dispose()");
+  }
+}
+
+function toF32(a: Float32Array | Int32Array | Uint16Array): Float32Array {
+  if (a instanceof Float32Array) return a;
+  throw new Error("expected float logits from the backend");
+}
+
+function roundUp(x: number, m: number): number {
+  return Math.ceil(x / m) * m;
+}
+
+function checkToken(id: number, vocab: number): number {
+  if (!Number.isInteger(id) || id < 0 || id >= vocab) {
+    throw new Error(`token id ${id} is outside the vocabulary [0, ${vocab})`);
+  }
+  return id;
+}
+
+export { headDim };
