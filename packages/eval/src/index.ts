@@ -1,5 +1,59 @@
 /**
- * Public entry point of @tinyllama/eval. See this package's README for what it owns.
- * Exports are added here as the package grows; nothing else in the workspace imports deeper paths.
+ * Public entry point of @tinyllama/eval: zero-shot tasks scored exactly as lm-evaluation-harness
+ * does, perplexity on held-out shards, and the pieces to plug in a model.
  */
-export {};
+export {
+  FIXTURES_DIR,
+  fixturePath,
+  hubLayoutFiles,
+  loadTaskDocs,
+  type ParquetRowReader,
+  parseJsonl,
+  readRecords,
+} from "./docs.js";
+export { DEFAULT_PAIR_ENCODING, encodePair, type PairEncodingOptions } from "./encode.js";
+export {
+  type EvaluateOptions,
+  type EvaluationOutput,
+  evaluate,
+  type SampleRecord,
+  type TaskInput,
+  type TaskResult,
+} from "./evaluate.js";
+export { argmax, mean, meanStderr, scoreMultipleChoice } from "./metrics.js";
+export { formatTable, type HarnessResults, type RunInfo, toHarnessJson } from "./results.js";
+export {
+  requestWindow,
+  type ScoreOptions,
+  type ScoreProgress,
+  type ScoreStats,
+  scoreRequests,
+} from "./score.js";
+export { resolveTasks, TASK_GROUPS, TASKS } from "./tasks/index.js";
+export {
+  contextsWithSharedContinuation,
+  contextWithChoices,
+  type DatasetRef,
+  type DocRequests,
+  DocSchemaError,
+  defineTask,
+  fields,
+  TARGET_DELIMITER,
+  type Task,
+} from "./tasks/task.js";
+export {
+  logNormalize,
+  positionalBigramScorer,
+  ToyScorer,
+  ToyWordTokenizer,
+  unigramScorer,
+} from "./toy.js";
+export type {
+  EvalTokenizer,
+  LogLikelihood,
+  ScoreWindow,
+  TextRequest,
+  TokenRequest,
+  TokenScorer,
+  WindowScores,
+} from "./types.js";

@@ -1,0 +1,56 @@
+/**
+ * The seams of the eval package. A task turns documents into string requests; a tokenizer turns
+ * them into token requests exactly as lm-evaluation-harness does; a `TokenScorer` (the model)
+ * returns per-token log-probabilities for token windows. Everything between is plain data, so
+ * the scoring engine is testable with a toy model whose probabilities are known by hand.
+ */
+
+/** One log-likelihood request in text: score `continuation` given `context`. */
+export interface TextRequest {
+  context: string;
+  continuation: string;
+}
+
+/** The same request after pair encoding. */
+export interface TokenRequest {
+  contextTokens: number[];
+  continuationTokens: number[];
+}
+
+/** What the harness returns per request: summed log-probability and whether every token was the argmax. */
+export interface LogLikelihood {
+  logprob: number;
+  isGreedy: boolean;
+}
+
+/** The tokenizer surface the eval needs (satisfied by @tinyllama/tokenizer's LlamaTokenizer). */
+export interface EvalTokenizer {
+  encode(text: string, options: { bos: boolean; eos: boolean }): ArrayLike<number>;
+  readonly bosId: number;
+  readonly eosId: number;
+}
+
+/** One forward window: `tokens[0..n-2]` are the model input, `tokens[1..n-1]` the targets. */
+export interface ScoreWindow {
+  tokens: Int32Array;
+  /** Index into `tokens` of the first target the caller needs (>= 1); earlier targets may be skipped. */
+  scoreFrom: number;
+}
+
+/** Scores for `tokens[scoreFrom..n-1]` of one window. */
+export interface WindowScores {
+  /** `logprobs[j]` = log p(tokens[scoreFrom + j] | tokens[0 .. scoreFrom + j - 1]), full-vocabulary log-softmax. */
+  logprobs: Float64Array;
+  /** `greedy[j]` = 1 when tokens[scoreFrom + j] is the argmax of that distribution. */
+  greedy: Uint8Array;
+}
+
+/** A causal language model as the eval sees it. Implementations: the trainer's LlamaModel adapter, toy models. */
+export interface TokenScorer {
+  /** Longest model input in tokens (windows hold at most maxLength + 1 tokens). */
+  readonly maxLength: number;
+  /** A short description recorded in the results (e.g. checkpoint path, dtype, device). */
+  readonly description: string;
+  /** Scores a batch of windows; windows may differ in length. */
+  scoreWindows(windows: ScoreWindow[]): Promise<WindowScores[]>;
+}
