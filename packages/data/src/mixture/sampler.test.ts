@@ -212,9 +212,21 @@ describe.each<MixtureMode>(["low-discrepancy", "random"])(
       const saved = JSON.parse(JSON.stringify(four[2]!.state())) as MixtureState;
       const three = [0, 1, 2].map((rank) => MixtureSampler.restore(saved, { rank, worldSize: 3 }));
       for (let i = 0; i < 200; i++) {
-        for (const r of three) {
-          const p = r.nextBlock();
-          expect(p).toEqual(reference[400 + i * 3 + r.rank]);
+        const round = three.map((r) => r.nextBlock());
+        for (const p of round) expect(p).toEqual(reference[p.globalBlock]);
+        const blocks = round.map((p) => p.globalBlock).sort((a, b) => a - b);
+        expect(blocks).toEqual([400 + 3 * i, 401 + 3 * i, 402 + 3 * i]);
+      }
+    });
+
+    it("gives every rank the global share, even when the pattern's period divides W", () => {
+      // 50/50 alternates a, b, a, b: without the per-round rotation rank 0 of 2 would read only a.
+      const half = { totalTokens: 1, points: [{ tokens: 0, weights: { a: 1, b: 1 } }] };
+      for (const W of [2, 4]) {
+        for (let rank = 0; rank < W; rank++) {
+          const r = new MixtureSampler({ schedule: half, seed: 1, mode, rank, worldSize: W });
+          const a = take(r, 4000).filter((p) => p === "a").length;
+          expect(Math.abs(a - 2000)).toBeLessThan(4 * Math.sqrt(4000 * 0.25));
         }
       }
     });

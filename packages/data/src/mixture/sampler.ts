@@ -3,9 +3,10 @@
  * following a schedule of weights over tokens consumed.
  *
  * One global stream. Global block g (tokens [g*B, (g+1)*B), B = blockTokens) gets a source
- * that depends only on the schedule, the seed and g. Rank r of W takes global blocks
- * r, r + W, r + 2W, ...: each `next()` advances the global stream by one round of W blocks and
- * returns the one at offset r. So the union of what W ranks consume is exactly the global
+ * that depends only on the schedule, the seed and g. The stream is cut into rounds of W
+ * blocks; each `next()` advances the global stream by one round and returns one block of it,
+ * rank r taking offset (r + rotation) mod W where the rotation is a keyed hash of the round
+ * (see roundRotation). So the union of what W ranks consume is exactly the global
  * prefix (the global mixture is exact for any W), all ranks hold identical state after the same
  * number of calls, and a state saved with W ranks restores under any other W and continues the
  * same global stream from the same global position.
@@ -38,7 +39,7 @@
  * also numbers the blocks of each source (`sourceBlock`), which is what a per-source
  * SourceBlockOrder needs to pick the actual block, so no rank ever reads another's blocks.
  */
-import { checkSeed, deriveKey, type Key, uniform01 } from "./hash.js";
+import { checkSeed, deriveKey, hash32, type Key, uniform01 } from "./hash.js";
 import { preset } from "./presets.js";
 import { CompiledSchedule, checkSchedule, type MixtureSchedule } from "./schedule.js";
 
@@ -90,6 +91,7 @@ export class MixtureStateError extends Error {
 }
 
 const DOMAIN_DRAW = 0x44524157; // "DRAW"
+const DOMAIN_RANKS = 0x52414e4b; // "RANK"
 
 export class MixtureSampler {
   readonly mode: MixtureMode;
@@ -107,6 +109,8 @@ export class MixtureSampler {
   /** Random mode: E_s(position), to get each block's average weight by difference. */
   private readonly expectedAtPosition: Float64Array;
   private readonly scratch: Float64Array;
+  /** A deep-frozen copy of the schedule, shared by every state() (called once per block). */
+  private readonly frozenSchedule: MixtureSchedule;
   private globalPosition = 0;
   /** Segment of the schedule holding token (position + 1) * B. */
   private segment = 0;
@@ -135,6 +139,7 @@ export class MixtureSampler {
     }
     [this.rank, this.worldSize] = checkRank(options, where);
     this.compiled = new CompiledSchedule(schedule);
+    this.frozenSchedule = deepFreeze(JSON.parse(JSON.stringify(schedule)) as MixtureSchedule);
     this.sources = this.compiled.sources;
     const K = this.sources.length;
     this.key = deriveKey(this.seed, "mixture");
@@ -177,15 +182,30 @@ export class MixtureSampler {
 
   /** This rank's next block with its numbering in the global stream and in its source. */
   nextBlock(): MixturePick {
+    const roundStart = this.globalPosition;
+    const mineAt = (this.rank + this.roundRotation(roundStart)) % this.worldSize;
     let mine: MixturePick | undefined;
     for (let offset = 0; offset < this.worldSize; offset++) {
       const globalBlock = this.globalPosition;
       const s = this.step();
-      if (offset === this.rank) {
+      if (offset === mineAt) {
         mine = { source: this.sources[s]!, sourceBlock: this.counts[s]! - 1, globalBlock };
       }
     }
     return mine!;
+  }
+
+  /**
+   * Which block of a round each rank takes is rotated by a keyed offset per round. The global
+   * stream and its exact mixture are unchanged, but the low-discrepancy sequence is nearly
+   * periodic, and without the rotation a period that divides W would give each rank one fixed
+   * slot of the pattern: at 50/50 and W = 2, rank 0 would read only SlimPajama and rank 1 only
+   * SkyPile (harmless for the summed gradient, misleading for per-rank losses). With it, each
+   * rank's expected share is the global share.
+   */
+  private roundRotation(roundStart: number): number {
+    if (this.worldSize === 1) return 0;
+    return hash32(this.key, DOMAIN_RANKS, roundStart, this.worldSize) % this.worldSize;
   }
 
   /** Global blocks consumed so far by all ranks (always a whole number of rounds). */
@@ -220,7 +240,7 @@ export class MixtureSampler {
       mode: this.mode,
       seed: this.seed,
       blockTokens: this.blockTokens,
-      schedule: JSON.parse(JSON.stringify(this.compiled.schedule)) as MixtureSchedule,
+      schedule: this.frozenSchedule,
       position: this.globalPosition,
       counts: this.realisedBlocks(),
     };
@@ -330,6 +350,14 @@ export class MixtureSampler {
     }
     return last;
   }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
 }
 
 export function checkRank(options: RankOptions, where: string): [number, number] {
