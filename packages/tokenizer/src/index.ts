@@ -1,5 +1,15 @@
 /**
- * Public entry point of @tinyllama/tokenizer. See this package's README for what it owns.
- * Exports are added here as the package grows; nothing else in the workspace imports deeper paths.
+ * Public entry point of @tinyllama/tokenizer: the exact Llama 2 SentencePiece BPE tokenizer.
+ * See this package's README for the API and examples.
  */
-export {};
+
+export { parseHfTokenizerJson } from "./hf-json.js";
+export type { TokenizerModel } from "./model.js";
+export { PieceType } from "./model.js";
+export { parseSentencePieceModel } from "./sentencepiece-model.js";
+export {
+  type EncodeBatchOptions,
+  type EncodeOptions,
+  LlamaTokenizer,
+  type LoadOptions,
+} from "./tokenizer.js";

@@ -1,0 +1,89 @@
+/**
+ * Reads the bundled default vocabulary, `vocab/llama2.tltk.gz`, produced at build time by
+ * scripts/build-default-vocab.mjs from the npm package llama-tokenizer-js (provenance in the
+ * file header and in vocab/PROVENANCE.md). Layout after gunzip, little-endian:
+ *   "TLTK" u32 version u32 headerBytes | header JSON | u16 pieceBytes[vocab] | u8 type[vocab]
+ *   | u16 (left, right)[merges] in rank order | piece UTF-8 bytes, concatenated
+ */
+import { readFile } from "node:fs/promises";
+import { gunzipSync } from "node:zlib";
+import { mergesFromPairList, type TokenizerModel } from "./model.js";
+
+export const BUNDLED_VOCAB_URL = new URL("../vocab/llama2.tltk.gz", import.meta.url);
+
+export interface BundledHeader {
+  format: string;
+  version: number;
+  vocabSize: number;
+  mergeCount: number;
+  unkId: number;
+  bosId: number;
+  eosId: number;
+  byteFallback: boolean;
+  addDummyPrefix: boolean;
+  escapeWhitespaces: boolean;
+  removeExtraWhitespaces: boolean;
+  provenance: Record<string, string>;
+}
+
+export async function loadBundledModel(): Promise<TokenizerModel> {
+  return parseBundled(await readFile(BUNDLED_VOCAB_URL), BUNDLED_VOCAB_URL.pathname);
+}
+
+export function parseBundled(gz: Uint8Array, source: string): TokenizerModel {
+  let bytes: Buffer;
+  try {
+    bytes = gunzipSync(gz);
+  } catch (e) {
+    throw new Error(`${source}: not a gzip-compressed tokenizer vocabulary (${String(e)})`);
+  }
+  const fail = (why: string): never => {
+    throw new Error(`${source}: corrupt bundled vocabulary: ${why}`);
+  };
+  if (bytes.length < 12 || bytes.toString("latin1", 0, 4) !== "TLTK") fail("bad magic");
+  if (bytes.readUInt32LE(4) !== 1) fail(`unsupported version ${bytes.readUInt32LE(4)}`);
+  const headerLen = bytes.readUInt32LE(8);
+  let off = 12;
+  const header = JSON.parse(bytes.toString("utf8", off, off + headerLen)) as BundledHeader;
+  off += headerLen;
+  const n = header.vocabSize;
+  const need = off + n * 3 + header.mergeCount * 4;
+  if (bytes.length < need) fail("truncated");
+  const lengths = new Array<number>(n);
+  for (let i = 0; i < n; i++) lengths[i] = bytes.readUInt16LE(off + i * 2);
+  off += n * 2;
+  const types = new Uint8Array(bytes.subarray(off, off + n));
+  off += n;
+  const mergeOff = off;
+  off += header.mergeCount * 4;
+  const pieces = new Array<string>(n);
+  for (let i = 0; i < n; i++) {
+    const len = lengths[i]!;
+    if (off + len > bytes.length) fail("truncated piece text");
+    pieces[i] = bytes.toString("utf8", off, off + len);
+    off += len;
+  }
+  const pairs = new Array<[string, string]>(header.mergeCount);
+  for (let i = 0; i < header.mergeCount; i++) {
+    const a = bytes.readUInt16LE(mergeOff + i * 4);
+    const b = bytes.readUInt16LE(mergeOff + i * 4 + 2);
+    if (a >= n || b >= n) fail(`merge ${i} refers to id ${Math.max(a, b)}`);
+    pairs[i] = [pieces[a]!, pieces[b]!];
+  }
+  const merges = mergesFromPairList(pieces, pairs, source);
+  const p = header.provenance;
+  return {
+    pieces,
+    types,
+    ...merges,
+    extraChars: [],
+    unkId: header.unkId,
+    bosId: header.bosId,
+    eosId: header.eosId,
+    byteFallback: header.byteFallback,
+    addDummyPrefix: header.addDummyPrefix,
+    escapeWhitespaces: header.escapeWhitespaces,
+    removeExtraWhitespaces: header.removeExtraWhitespaces,
+    source: `bundled Llama 2 vocabulary (from ${p.package ?? "?"}, sha256 ${p.sha256 ?? "?"})`,
+  };
+}

@@ -1,0 +1,215 @@
+/**
+ * A fixed pool of encoder threads. Texts are cut into chunks of about CHUNK_CHARS characters
+ * and handed to whichever worker is free, so one long document does not stall the others;
+ * results are reassembled in input order. Workers share the engine tables (SharedArrayBuffer)
+ * and are unref'd while idle, so an open pool never keeps the process alive.
+ */
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { Worker } from "node:worker_threads";
+import type { EngineTables } from "./engine.js";
+import type { ChunkReply, ChunkRequest, HeapReply } from "./worker.js";
+
+const CHUNK_CHARS = 256 * 1024;
+const CHUNK_MAX_TEXTS = 4096;
+
+interface Job {
+  texts: readonly string[];
+  chunks: Array<[start: number, end: number]>;
+  next: number;
+  done: number;
+  results: Int32Array[];
+  bosId: number;
+  eosId: number;
+  resolve: (r: Int32Array[]) => void;
+  reject: (e: Error) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  busy: { job: Job; chunk: number } | undefined;
+}
+
+let workerUrlPromise: Promise<URL> | undefined;
+
+/**
+ * dist/worker.js when running the built package; when running from TypeScript sources
+ * (vitest, typecheck-free dev runs) Node cannot start a .ts worker, so worker.ts and engine.ts
+ * are transpiled once per process into a temp dir with the TypeScript compiler.
+ */
+function workerUrl(): Promise<URL> {
+  workerUrlPromise ??= (async () => {
+    if (!import.meta.url.endsWith(".ts")) return new URL("./worker.js", import.meta.url);
+    const ts = (await import("typescript")).default;
+    const dir = await mkdtemp(join(tmpdir(), "tinyllama-tokenizer-worker-"));
+    await writeFile(join(dir, "package.json"), '{"type":"module"}');
+    for (const name of ["worker", "engine"]) {
+      const src = await readFile(new URL(`./${name}.ts`, import.meta.url), "utf8");
+      const js = ts.transpileModule(src, {
+        compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+      }).outputText;
+      await writeFile(join(dir, `${name}.js`), js);
+    }
+    return pathToFileURL(join(dir, "worker.js"));
+  })();
+  return workerUrlPromise;
+}
+
+export class WorkerPool {
+  readonly size: number;
+  private slots: Slot[] = [];
+  private readonly jobs: Job[] = [];
+  private starting: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly tables: EngineTables,
+    size: number,
+  ) {
+    this.size = size;
+  }
+
+  private start(): Promise<void> {
+    this.starting ??= (async () => {
+      const url = await workerUrl();
+      for (let i = 0; i < this.size; i++) this.slots.push(this.spawn(url));
+    })();
+    return this.starting;
+  }
+
+  private spawn(url: URL): Slot {
+    const worker = new Worker(url, { workerData: { tables: this.tables } });
+    const slot: Slot = { worker, busy: undefined };
+    worker.unref();
+    worker.on("message", (msg: ChunkReply | HeapReply) => {
+      if (msg.kind !== "encoded" || slot.busy === undefined) return;
+      const { job, chunk } = slot.busy;
+      slot.busy = undefined;
+      const [start] = job.chunks[chunk]!;
+      for (let i = 0; i + 1 < msg.offsets.length; i++) {
+        job.results[start + i] = msg.ids.subarray(msg.offsets[i]!, msg.offsets[i + 1]!);
+      }
+      if (++job.done === job.chunks.length) {
+        this.jobs.splice(this.jobs.indexOf(job), 1);
+        job.resolve(job.results);
+      }
+      this.dispatch();
+    });
+    worker.on("error", (err) => this.fail(slot, err));
+    worker.on("exit", (code) => {
+      if (!this.closed) this.fail(slot, new Error(`tokenizer worker exited with code ${code}`));
+    });
+    return slot;
+  }
+
+  /** A worker died: fail the batch it was serving and replace the worker. */
+  private fail(slot: Slot, err: Error): void {
+    const busy = slot.busy;
+    slot.busy = undefined;
+    const i = this.slots.indexOf(slot);
+    if (i < 0) return;
+    void slot.worker.terminate();
+    if (busy !== undefined) {
+      const at = this.jobs.indexOf(busy.job);
+      if (at >= 0) this.jobs.splice(at, 1);
+      busy.job.reject(new Error(`encodeBatch failed in a worker thread: ${err.message}`));
+    }
+    if (this.closed) return;
+    void workerUrl().then((url) => {
+      if (!this.closed) {
+        this.slots[i] = this.spawn(url);
+        this.dispatch();
+      }
+    });
+  }
+
+  private dispatch(): void {
+    for (const slot of this.slots) {
+      if (slot.busy !== undefined) continue;
+      const job = this.jobs.find((j) => j.next < j.chunks.length);
+      if (job === undefined) {
+        slot.worker.unref();
+        continue;
+      }
+      const chunk = job.next++;
+      const [start, end] = job.chunks[chunk]!;
+      slot.busy = { job, chunk };
+      slot.worker.ref();
+      const req: ChunkRequest = {
+        kind: "encode",
+        chunk,
+        texts: job.texts.slice(start, end) as string[],
+        bosId: job.bosId,
+        eosId: job.eosId,
+      };
+      slot.worker.postMessage(req);
+    }
+  }
+
+  async encode(
+    texts: readonly string[],
+    bosId: number,
+    eosId: number,
+    opts: { bos: boolean; eos: boolean },
+  ): Promise<Int32Array[]> {
+    if (this.closed) throw new Error("encodeBatch: the tokenizer was closed");
+    await this.start();
+    const chunks: Array<[number, number]> = [];
+    let start = 0;
+    let chars = 0;
+    for (let i = 0; i < texts.length; i++) {
+      chars += texts[i]!.length;
+      if (chars >= CHUNK_CHARS || i + 1 - start >= CHUNK_MAX_TEXTS) {
+        chunks.push([start, i + 1]);
+        start = i + 1;
+        chars = 0;
+      }
+    }
+    if (start < texts.length) chunks.push([start, texts.length]);
+    return new Promise<Int32Array[]>((resolve, reject) => {
+      this.jobs.push({
+        texts,
+        chunks,
+        next: 0,
+        done: 0,
+        results: new Array<Int32Array>(texts.length),
+        bosId: opts.bos ? bosId : -1,
+        eosId: opts.eos ? eosId : -1,
+        resolve,
+        reject,
+      });
+      this.dispatch();
+    });
+  }
+
+  /** V8 heap in use by each worker (bytes), for memory reports. */
+  async workerHeapBytes(): Promise<number[]> {
+    await this.start();
+    return Promise.all(
+      this.slots.map(
+        (slot) =>
+          new Promise<number>((resolve) => {
+            const onMessage = (msg: ChunkReply | HeapReply): void => {
+              if (msg.kind !== "heap") return;
+              slot.worker.off("message", onMessage);
+              if (slot.busy === undefined) slot.worker.unref();
+              resolve(msg.usedHeapBytes);
+            };
+            slot.worker.ref();
+            slot.worker.on("message", onMessage);
+            slot.worker.postMessage({ kind: "heap" });
+          }),
+      ),
+    );
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const job of this.jobs.splice(0))
+      job.reject(new Error("encodeBatch: the tokenizer was closed"));
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    this.slots = [];
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * Worker thread for encodeBatch: builds a BpeEngine over the SharedArrayBuffer tables it is
+ * given (no copy, no rebuild) and answers chunks of texts with concatenated ids + offsets,
+ * transferred back without copying.
+ */
+import { getHeapStatistics } from "node:v8";
+import { parentPort, workerData } from "node:worker_threads";
+import { BpeEngine, type EngineTables } from "./engine.js";
+
+export interface ChunkRequest {
+  kind: "encode";
+  chunk: number;
+  texts: string[];
+  bosId: number;
+  eosId: number;
+}
+
+export interface ChunkReply {
+  kind: "encoded";
+  chunk: number;
+  ids: Int32Array;
+  offsets: Int32Array;
+}
+
+export interface HeapReply {
+  kind: "heap";
+  usedHeapBytes: number;
+  totalHeapBytes: number;
+}
+
+const engine = new BpeEngine((workerData as { tables: EngineTables }).tables);
+const port = parentPort!;
+
+port.on("message", (msg: ChunkRequest | { kind: "heap" }) => {
+  if (msg.kind === "heap") {
+    const h = getHeapStatistics();
+    const reply: HeapReply = {
+      kind: "heap",
+      usedHeapBytes: h.used_heap_size,
+      totalHeapBytes: h.total_heap_size,
+    };
+    port.postMessage(reply);
+    return;
+  }
+  const out = engine.out;
+  out.length = 0;
+  const offsets = new Int32Array(msg.texts.length + 1);
+  for (let i = 0; i < msg.texts.length; i++) {
+    if (msg.bosId >= 0) out.push(msg.bosId);
+    engine.encodeInto(msg.texts[i]!);
+    if (msg.eosId >= 0) out.push(msg.eosId);
+    offsets[i + 1] = out.length;
+  }
+  const ids = out.ids.slice(0, out.length);
+  if (out.ids.length > 1 << 22) out.ids = new Int32Array(1024);
+  const reply: ChunkReply = { kind: "encoded", chunk: msg.chunk, ids, offsets };
+  port.postMessage(reply, [ids.buffer, offsets.buffer]);
+});
