@@ -1,5 +1,21 @@
 /**
- * Public entry point of @tinyllama/kernels. See this package's README for what it owns.
- * Exports are added here as the package grows; nothing else in the workspace imports deeper paths.
+ * @tinyllama/kernels: tensors as handles to native memory and every op of Llama training on a
+ * CPU backend (always built) and a CUDA backend (built where CUDA + cuBLASLt are found).
+ * See README.md for the API with examples.
  */
-export {};
+export { ARENA_ALIGNMENT, Arena, type ArenaEntry, planArena } from "./arena.js";
+export { builtBackends, type LoadOptions, loadBackend, MIN_COMPUTE_CAPABILITY } from "./loader.js";
+export { dtypeBytes, numelOf, Tensor } from "./tensor.js";
+export type {
+  AdamWOptions,
+  AttentionOptions,
+  Backend,
+  BackendName,
+  BackendStats,
+  CrossEntropyOptions,
+  DeviceInfo,
+  DType,
+  HostArray,
+  MatmulOptions,
+  RopeOptions,
+} from "./types.js";

@@ -1,0 +1,116 @@
+// CPU causal grouped-query attention, forward and backward, for reference and small models.
+// Layout: q/out [B,T,H,D], k/v [B,T,Hkv,D], lse [B,H,T] (natural log of the softmax
+// denominator, scaled scores). Per query row the scores live in a T-long scratch vector, never
+// a T x T matrix. Backward recomputes probabilities from lse (as FlashAttention does) and is
+// parallel over (batch, KV head) so each task owns its dk/dv slice: deterministic.
+#include <cmath>
+#include <vector>
+
+#include "../common/backend.h"
+#include "access.h"
+#include "parallel.h"
+
+namespace tk::backend {
+using cpu::ld;
+using cpu::st;
+
+void attentionForward(const TensorDesc& out, const TensorDesc& lse, const TensorDesc& q,
+                      const TensorDesc& k, const TensorDesc& v, const AttentionOptions& o) {
+  int64_t B = q.shape[0], T = q.shape[1], H = q.shape[2], D = q.shape[3], Hkv = k.shape[2];
+  int64_t group = H / Hkv;
+  cpu::dispatchFloat(q.dtype, [&](auto tag) {
+    using E = decltype(tag);
+    cpu::parallelFor(B * H, 1, [&](int64_t b0, int64_t e0) {
+      std::vector<float> s(static_cast<size_t>(T)), acc(static_cast<size_t>(D)),
+          qv(static_cast<size_t>(D));
+      for (int64_t bh = b0; bh < e0; ++bh) {
+        int64_t b = bh / H, h = bh % H, g = h / group;
+        for (int64_t t = 0; t < T; ++t) {
+          const E* qr = q.as<E>() + ((b * T + t) * H + h) * D;
+          for (int64_t d = 0; d < D; ++d) qv[d] = ld(qr, d);
+          int64_t last = o.causal ? t : T - 1;
+          float mx = -INFINITY;
+          for (int64_t j = 0; j <= last; ++j) {
+            const E* kr = k.as<E>() + ((b * T + j) * Hkv + g) * D;
+            float dot = 0;
+            for (int64_t d = 0; d < D; ++d) dot += qv[d] * ld(kr, d);
+            s[j] = dot * o.scale;
+            mx = std::max(mx, s[j]);
+          }
+          float l = 0;
+          std::fill(acc.begin(), acc.end(), 0.0f);
+          for (int64_t j = 0; j <= last; ++j) {
+            float p = std::exp(s[j] - mx);
+            l += p;
+            const E* vr = v.as<E>() + ((b * T + j) * Hkv + g) * D;
+            for (int64_t d = 0; d < D; ++d) acc[d] += p * ld(vr, d);
+          }
+          E* orow = out.as<E>() + ((b * T + t) * H + h) * D;
+          for (int64_t d = 0; d < D; ++d) st(orow, d, acc[d] / l);
+          lse.as<float>()[(b * H + h) * T + t] = mx + std::log(l);
+        }
+      }
+    });
+  });
+}
+
+void attentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorDesc& dv,
+                       const TensorDesc& dOut, const TensorDesc& q, const TensorDesc& k,
+                       const TensorDesc& v, const TensorDesc& out, const TensorDesc& lse,
+                       const AttentionOptions& o) {
+  int64_t B = q.shape[0], T = q.shape[1], H = q.shape[2], D = q.shape[3], Hkv = k.shape[2];
+  int64_t group = H / Hkv;
+  cpu::dispatchFloat(q.dtype, [&](auto tag) {
+    using E = decltype(tag);
+    cpu::parallelFor(B * Hkv, 1, [&](int64_t b0, int64_t e0) {
+      std::vector<float> dkAcc(static_cast<size_t>(T * D)), dvAcc(static_cast<size_t>(T * D)),
+          dqRow(static_cast<size_t>(D));
+      for (int64_t bg = b0; bg < e0; ++bg) {
+        int64_t b = bg / Hkv, g = bg % Hkv;
+        std::fill(dkAcc.begin(), dkAcc.end(), 0.0f);
+        std::fill(dvAcc.begin(), dvAcc.end(), 0.0f);
+        for (int64_t h = g * group; h < (g + 1) * group; ++h) {
+          for (int64_t t = 0; t < T; ++t) {
+            int64_t qi = ((b * T + t) * H + h) * D;
+            const E* qr = q.as<E>() + qi;
+            const E* gr = dOut.as<E>() + qi;
+            const E* orow = out.as<E>() + qi;
+            float L = lse.as<float>()[(b * H + h) * T + t];
+            float Di = 0;
+            for (int64_t d = 0; d < D; ++d) Di += ld(gr, d) * ld(orow, d);
+            int64_t last = o.causal ? t : T - 1;
+            std::fill(dqRow.begin(), dqRow.end(), 0.0f);
+            for (int64_t j = 0; j <= last; ++j) {
+              int64_t ki = ((b * T + j) * Hkv + g) * D;
+              const E* kr = k.as<E>() + ki;
+              const E* vr = v.as<E>() + ki;
+              float dot = 0, dpj = 0;
+              for (int64_t d = 0; d < D; ++d) {
+                dot += ld(qr, d) * ld(kr, d);
+                dpj += ld(gr, d) * ld(vr, d);
+              }
+              float pj = std::exp(dot * o.scale - L);
+              float ds = pj * (dpj - Di) * o.scale;
+              for (int64_t d = 0; d < D; ++d) {
+                dqRow[d] += ds * ld(kr, d);
+                dkAcc[j * D + d] += ds * ld(qr, d);
+                dvAcc[j * D + d] += pj * ld(gr, d);
+              }
+            }
+            E* dqr = dq.as<E>() + qi;
+            for (int64_t d = 0; d < D; ++d) st(dqr, d, dqRow[d]);
+          }
+        }
+        for (int64_t j = 0; j < T; ++j) {
+          int64_t ki = ((b * T + j) * Hkv + g) * D;
+          for (int64_t d = 0; d < D; ++d) {
+            st(dk.as<E>() + ki, d, dkAcc[j * D + d]);
+            st(dv.as<E>() + ki, d, dvAcc[j * D + d]);
+          }
+        }
+      }
+    });
+  });
+}
+
+}  // namespace tk::backend

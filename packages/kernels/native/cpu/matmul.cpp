@@ -1,0 +1,118 @@
+// CPU matmul: out[M,N] (+)= alpha * op(a)[M,K] @ op(b)[K,N], row-major, f32 accumulation.
+//
+// Design (after the BLIS/GotoBLAS layering, kept small): the output is cut into tiles of
+// MC x NC; each tile is one task of the thread pool and owns an f32 accumulator over the whole
+// K, so bf16 outputs are rounded once and tasks never synchronise. Per K-block of KC, the task
+// packs its slice of op(a) into MR-row panels and its slice of op(b) into NR-column panels
+// (transposes and bf16->f32 happen in packing), then a 6x16 register-blocked micro-kernel runs
+// over the panels. The compute function is cloned for AVX2+FMA with a portable fallback chosen
+// at load time, so one binary serves any x86-64 machine.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "../common/backend.h"
+#include "access.h"
+#include "parallel.h"
+
+namespace tk::backend {
+namespace {
+
+constexpr int64_t MR = 6, NR = 16, MC = 96, NC = 128, KC = 256;
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define TK_CLONES __attribute__((target_clones("arch=haswell", "default")))
+#else
+#define TK_CLONES
+#endif
+
+// acc[mc x nc] += Ap (panels of MR rows, k-major) * Bp (panels of NR cols, k-major).
+TK_CLONES void computeBlock(int64_t mc, int64_t nc, int64_t kc, const float* Ap, const float* Bp,
+                            float* acc, int64_t ldAcc) {
+  for (int64_t jr = 0; jr < nc; jr += NR) {
+    const float* bp = Bp + (jr / NR) * kc * NR;
+    for (int64_t ir = 0; ir < mc; ir += MR) {
+      const float* ap = Ap + (ir / MR) * kc * MR;
+      float c[MR][NR] = {};
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* b = bp + k * NR;
+        const float* a = ap + k * MR;
+#pragma GCC unroll 6
+        for (int r = 0; r < MR; ++r) {
+          float av = a[r];
+#pragma GCC ivdep
+          for (int j = 0; j < NR; ++j) c[r][j] += av * b[j];
+        }
+      }
+      int64_t rows = std::min(MR, mc - ir), cols = std::min(NR, nc - jr);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < cols; ++j) acc[(ir + r) * ldAcc + jr + j] += c[r][j];
+    }
+  }
+}
+
+template <typename T>
+void gemm(const TensorDesc& out, const T* a, const T* b, int64_t M, int64_t N, int64_t K,
+          const MatmulOptions& o) {
+  int64_t mTiles = (M + MC - 1) / MC, nTiles = (N + NC - 1) / NC;
+  cpu::parallelFor(mTiles * nTiles, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> Ap(static_cast<size_t>(MC * KC)), Bp(static_cast<size_t>(KC * NC)),
+        acc(static_cast<size_t>(MC * NC));
+    for (int64_t task = begin; task < end; ++task) {
+      int64_t i0 = (task / nTiles) * MC, j0 = (task % nTiles) * NC;
+      int64_t mc = std::min(MC, M - i0), nc = std::min(NC, N - j0);
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      for (int64_t p0 = 0; p0 < K; p0 += KC) {
+        int64_t kc = std::min(KC, K - p0);
+        // Pack op(a)[i0:i0+mc, p0:p0+kc] into MR-row panels, zero-padded.
+        for (int64_t ir = 0; ir < mc; ir += MR) {
+          float* ap = Ap.data() + (ir / MR) * kc * MR;
+          for (int64_t k = 0; k < kc; ++k)
+            for (int64_t r = 0; r < MR; ++r) {
+              int64_t i = i0 + ir + r, kk = p0 + k;
+              ap[k * MR + r] = (ir + r < mc)
+                                   ? cpu::ld(a, o.transA ? kk * M + i : i * K + kk)
+                                   : 0.0f;
+            }
+        }
+        // Pack op(b)[p0:p0+kc, j0:j0+nc] into NR-column panels, zero-padded.
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+          float* bp = Bp.data() + (jr / NR) * kc * NR;
+          for (int64_t k = 0; k < kc; ++k) {
+            int64_t kk = p0 + k;
+            for (int64_t j = 0; j < NR; ++j) {
+              int64_t jj = j0 + jr + j;
+              bp[k * NR + j] =
+                  (jr + j < nc) ? cpu::ld(b, o.transB ? jj * K + kk : kk * N + jj) : 0.0f;
+            }
+          }
+        }
+        computeBlock(mc, nc, kc, Ap.data(), Bp.data(), acc.data(), NC);
+      }
+      cpu::dispatchFloat(out.dtype, [&](auto tag) {
+        using O = decltype(tag);
+        O* c = out.as<O>();
+        for (int64_t r = 0; r < mc; ++r)
+          for (int64_t j = 0; j < nc; ++j) {
+            int64_t idx = (i0 + r) * N + j0 + j;
+            float v = o.alpha * acc[r * NC + j];
+            if (o.accumulate) v += cpu::ld(c, idx);
+            cpu::st(c, idx, v);
+          }
+      });
+    }
+  });
+}
+
+}  // namespace
+
+void matmul(const TensorDesc& out, const TensorDesc& a, const TensorDesc& b, int64_t M, int64_t N,
+            int64_t K, const MatmulOptions& o) {
+  if (M == 0 || N == 0) return;
+  cpu::dispatchFloat(a.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    gemm<T>(out, a.as<T>(), b.as<T>(), M, N, K, o);
+  });
+}
+
+}  // namespace tk::backend

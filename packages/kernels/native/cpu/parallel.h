@@ -1,0 +1,14 @@
+// A small persistent thread pool for the CPU backend. parallelFor splits [0, n) into fixed
+// chunks; results never depend on the thread count because reductions are done per fixed
+// chunk and combined in chunk order by the caller (determinism across machines).
+#pragma once
+#include <cstdint>
+#include <functional>
+
+namespace tk::cpu {
+
+int threadCount();
+// Calls fn(begin, end) for consecutive chunks of at most `grain` items, on all threads.
+void parallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+
+}  // namespace tk::cpu

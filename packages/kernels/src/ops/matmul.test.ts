@@ -1,0 +1,95 @@
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { loadBackend } from "../loader.js";
+import { matmulRef, roundBf16 } from "../reference.js";
+import { randn, relErr, rng, Scope } from "../testing/util.js";
+import type { Backend } from "../types.js";
+
+let k: Backend;
+let s: Scope;
+beforeAll(async () => {
+  k = await loadBackend("cpu");
+  s = new Scope(k);
+});
+afterEach(() => s.dispose());
+
+describe("cpu matmul", () => {
+  const shapes = [
+    [1, 1, 1],
+    [7, 5, 3],
+    [37, 29, 300], // K crosses the 256 block, M/N cross the 6/16 micro-tile edges
+    [100, 130, 17],
+  ] as const;
+  for (const [M, N, K] of shapes) {
+    for (const transA of [false, true]) {
+      for (const transB of [false, true]) {
+        it(`[${M}x${K}]@[${K}x${N}] transA=${transA} transB=${transB}`, () => {
+          const r = rng(M * 1000 + N * 10 + K + (transA ? 1 : 0) + (transB ? 2 : 0));
+          const a = randn(r, M * K);
+          const b = randn(r, K * N);
+          const aShape = transA ? [K, M] : [M, K];
+          const bShape = transB ? [N, K] : [K, N];
+          const out = s.poisoned([M, N], "f32");
+          k.matmul(out, s.from(a, aShape, "f32"), s.from(b, bShape, "f32"), { transA, transB });
+          expect(relErr(out.toFloat32(), matmulRef(a, b, M, N, K, transA, transB))).toBeLessThan(
+            1e-5,
+          );
+        });
+      }
+    }
+  }
+
+  it("accumulates with alpha into an existing output (dW += dY^T X)", () => {
+    const r = rng(7);
+    const [M, N, K] = [12, 9, 33];
+    const a = randn(r, K * M);
+    const b = randn(r, K * N);
+    const c0 = randn(r, M * N);
+    const out = s.from(c0, [M, N], "f32");
+    k.matmul(out, s.from(a, [K, M], "f32"), s.from(b, [K, N], "f32"), {
+      transA: true,
+      accumulate: true,
+      alpha: 0.5,
+    });
+    const ref = matmulRef(a, b, M, N, K, true, false).map((v, i) => c0[i]! + 0.5 * v);
+    expect(relErr(out.toFloat32(), ref)).toBeLessThan(1e-5);
+  });
+
+  it("flattens leading dims: y[B,T,O] = x[B,T,C] W^T", () => {
+    const r = rng(8);
+    const x = randn(r, 2 * 3 * 8);
+    const w = randn(r, 5 * 8);
+    const y = s.poisoned([2, 3, 5], "f32");
+    k.matmul(y, s.from(x, [2, 3, 8], "f32"), s.from(w, [5, 8], "f32"), { transB: true });
+    expect(relErr(y.toFloat32(), matmulRef(x, w, 6, 5, 8, false, true))).toBeLessThan(1e-5);
+  });
+
+  it("takes bf16 inputs and writes a bf16 output rounded once", () => {
+    const r = rng(9);
+    const [M, N, K] = [20, 24, 40];
+    const a = randn(r, M * K).map(roundBf16);
+    const b = randn(r, K * N).map(roundBf16);
+    const out = s.poisoned([M, N], "bf16");
+    k.matmul(out, s.from(a, [M, K], "bf16"), s.from(b, [K, N], "bf16"));
+    const ref = matmulRef(a, b, M, N, K);
+    const got = out.toFloat32();
+    expect(relErr(got, ref)).toBeLessThan(4e-3);
+    // every element is the bf16 rounding of the f32 result (single rounding, no bf16 partial sums)
+    let mismatches = 0;
+    for (let i = 0; i < got.length; i++)
+      if (Math.abs(got[i]! - roundBf16(ref[i]!)) > Math.abs(ref[i]!) * 8e-3) mismatches++;
+    expect(mismatches).toBe(0);
+  });
+
+  it("rejects mismatched shapes, dtypes and aliasing with a named error", () => {
+    const a = s.zeros([4, 3], "f32");
+    const b = s.zeros([5, 3], "f32");
+    expect(() => k.matmul(s.zeros([4, 5], "f32"), a, b)).toThrow(/inner dimensions differ/);
+    expect(() => k.matmul(s.zeros([4, 4], "f32"), a, b, { transB: true })).toThrow(
+      /out \[4,4\] must be \[4,5\]/,
+    );
+    expect(() =>
+      k.matmul(s.zeros([4, 5], "f32"), a, s.zeros([5, 3], "bf16"), { transB: true }),
+    ).toThrow(/same dtype/);
+    expect(() => k.matmul(a, a, s.zeros([3, 3], "f32"))).toThrow(/must not overlap/);
+  });
+});
