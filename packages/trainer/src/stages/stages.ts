@@ -5,6 +5,7 @@
  * share ramping up over the first 6B tokens) and cooldown (150B, same mixture, batch x4). One
  * cosine schedule spans a recipe: each stage owns a slice [startTokens, endTokens) of it.
  *
+ * Mixtures (with the continual domain ramp) are @tinyllama/data/mixture presets.
  * `scale` shrinks every token budget (stage sizes, warmup, the domain ramp) by the same factor,
  * so the whole recipe keeps its shape at CPU size; batch sizes are not budgets and are set apart.
  */
@@ -20,7 +21,6 @@ export const V10_BATCH_SEQUENCES = 1024; // 2,097,152 tokens
 export const V11_BATCH_SEQUENCES = 896;
 export const COOLDOWN_BATCH_MULTIPLIER = 4; // 1.8M -> 7.2M tokens
 export const WARMUP_STEPS = 2000;
-export const DOMAIN_RAMP_TOKENS = 6e9;
 export const PAPER_SEQ_LEN = 2048;
 
 export interface StageSpec {
@@ -41,33 +41,12 @@ export interface StageSpec {
   /** Warmup and decay end of the recipe-wide cosine schedule, in tokens. */
   warmupTokens: number;
   decayTokens: number;
-  /** Tokens over which a domain share ramps from 0 (continual math-code / chinese). */
-  domainRampTokens: number;
-  /** Sources and weights of the mixture at the end of any ramp. */
-  mixture: Record<string, number>;
+  /** The @tinyllama/data/mixture preset (weights, and the domain ramp of continual stages). */
+  presetName: string;
 }
 
 const V11_TOKENS = { basic: 1.5e12, continual: 350e9, cooldown: 150e9 };
 const V10_TOKENS = 3e12;
-
-/** Source names are the shard directory names written by `pnpm data:prepare` (data/<source>/). */
-export const SOURCES = {
-  slimpajama: "slimpajama",
-  starcoder: "starcoder",
-  proofPile: "proof-pile-2",
-  skypile: "skypile",
-} as const;
-
-function v11Mixture(variant: Variant): Record<string, number> {
-  switch (variant) {
-    case "base":
-      return { [SOURCES.slimpajama]: 1 };
-    case "math-code":
-      return { [SOURCES.slimpajama]: 0.75, [SOURCES.starcoder]: 0.15, [SOURCES.proofPile]: 0.1 };
-    case "chinese":
-      return { [SOURCES.slimpajama]: 0.5, [SOURCES.skypile]: 0.5 };
-  }
-}
 
 export function parseStage(name: string): StageName {
   if ((STAGE_NAMES as readonly string[]).includes(name)) return name as StageName;
@@ -102,8 +81,7 @@ export function stageSpec(stage: StageName, variant: Variant | null, scale = 1):
       batchMultiplier: 1,
       warmupTokens: WARMUP_STEPS * batch * PAPER_SEQ_LEN * scale,
       decayTokens: V10_TOKENS * scale,
-      domainRampTokens: 0,
-      mixture: { [SOURCES.slimpajama]: 0.693584, [SOURCES.starcoder]: 0.306416 },
+      presetName: "v1.0",
     };
   }
   const v: Variant = variant ?? "base";
@@ -125,8 +103,7 @@ export function stageSpec(stage: StageName, variant: Variant | null, scale = 1):
       startTokens: 0,
       endTokens: t.basic * scale,
       batchMultiplier: 1,
-      domainRampTokens: 0,
-      mixture: { [SOURCES.slimpajama]: 1 },
+      presetName: "v1.1-basic",
     };
   }
   if (stage === "continual") {
@@ -139,8 +116,7 @@ export function stageSpec(stage: StageName, variant: Variant | null, scale = 1):
       startTokens: t.basic * scale,
       endTokens: (t.basic + t.continual) * scale,
       batchMultiplier: 1,
-      domainRampTokens: v === "base" ? 0 : DOMAIN_RAMP_TOKENS * scale,
-      mixture: v11Mixture(v),
+      presetName: `v1.1-continual-${v}`,
     };
   }
   return {
@@ -152,7 +128,6 @@ export function stageSpec(stage: StageName, variant: Variant | null, scale = 1):
     startTokens: (t.basic + t.continual) * scale,
     endTokens: total * scale,
     batchMultiplier: COOLDOWN_BATCH_MULTIPLIER,
-    domainRampTokens: 0,
-    mixture: v11Mixture(v),
+    presetName: `v1.1-cooldown-${v}`,
   };
 }

@@ -1,0 +1,311 @@
+/**
+ * `pnpm train`: flags -> resolved RunOptions -> runStage. Device-dependent defaults: on a GPU
+ * the paper's setup (tinyllama-1.1b, 2048-token sequences, full token budgets); on CPU a small
+ * model on short sequences with every budget scaled by 1e-7, so the default run takes a
+ * minute or two and still shows the loss falling.
+ */
+import { resolve } from "node:path";
+import { MODEL_CONFIGS, modelConfig, parameterCount } from "../model/config.js";
+import { type Backend, type DeviceName, loadKernels } from "../model/kernels.js";
+import { formatTokens } from "../optim/schedule.js";
+import { parseStage, parseVariant, STAGE_NAMES, VARIANTS } from "../stages/stages.js";
+import { type RunOptions, type RunResult, runStage } from "../train/run.js";
+import { type FlagSpec, formatHelp, parseFlags, UsageError } from "./args.js";
+
+export const CPU_DEFAULTS = {
+  model: "tinyllama-4m",
+  seqLen: 256,
+  microBatch: 8,
+  globalBatch: 8,
+  scale: 1e-7,
+  maxLr: 2e-3,
+  minLr: 2e-4,
+  saveEvery: 50,
+  evalEvery: 50,
+  evalBatches: 4,
+};
+
+export const GPU_DEFAULTS = {
+  model: "tinyllama-1.1b",
+  seqLen: 2048,
+  microBatch: 8,
+  scale: 1,
+  maxLr: 4e-4,
+  minLr: 4e-5,
+  saveEvery: 1000,
+  evalEvery: 500,
+  evalBatches: 16,
+};
+
+export const TRAIN_FLAGS: FlagSpec[] = [
+  {
+    name: "stage",
+    type: "string",
+    choices: STAGE_NAMES,
+    help: "recipe stage to train",
+    defaultText: "v1.0",
+  },
+  {
+    name: "variant",
+    type: "string",
+    choices: VARIANTS,
+    help: "continual/cooldown variant",
+    defaultText: "base",
+  },
+  {
+    name: "model",
+    type: "string",
+    choices: Object.keys(MODEL_CONFIGS),
+    help: "model config",
+    defaultText: `${GPU_DEFAULTS.model} on GPU, ${CPU_DEFAULTS.model} on CPU`,
+  },
+  {
+    name: "device",
+    type: "string",
+    choices: ["auto", "cpu", "cuda"],
+    help: "where to train",
+    defaultText: "auto (cuda when a GPU is found)",
+  },
+  {
+    name: "data",
+    type: "string",
+    metavar: "dir",
+    help: "shard directory with one subdirectory per source",
+    defaultText: "./data",
+  },
+  {
+    name: "out",
+    type: "string",
+    metavar: "dir",
+    help: "run directory; each stage writes <out>/<stage>/",
+    defaultText: "runs/<model>",
+  },
+  {
+    name: "from",
+    type: "string",
+    metavar: "dir",
+    help: "start the stage from this checkpoint or Hugging Face Llama directory instead of the previous stage",
+  },
+  {
+    name: "scale",
+    type: "number",
+    min: 0,
+    help: "multiply every token budget (stages, warmup, domain ramp)",
+    defaultText: `1 on GPU, ${CPU_DEFAULTS.scale} on CPU`,
+  },
+  {
+    name: "seq-len",
+    type: "int",
+    min: 1,
+    help: "tokens per training sequence (must divide 2048)",
+    defaultText: `2048 on GPU, ${CPU_DEFAULTS.seqLen} on CPU`,
+  },
+  {
+    name: "micro-batch",
+    type: "int",
+    min: 1,
+    help: "sequences per forward/backward pass",
+    defaultText: `${GPU_DEFAULTS.microBatch}`,
+  },
+  {
+    name: "global-batch",
+    type: "int",
+    min: 1,
+    help: "sequences per optimizer step before the cooldown x4",
+    defaultText: `the paper's tokens per step on GPU, ${CPU_DEFAULTS.globalBatch} on CPU`,
+  },
+  {
+    name: "max-steps",
+    type: "int",
+    min: 1,
+    help: "stop after this many optimizer steps in this invocation (checkpointed; rerun to continue)",
+  },
+  {
+    name: "seed",
+    type: "int",
+    min: 0,
+    help: "initialisation and data-order seed",
+    defaultText: "3407",
+  },
+  {
+    name: "lr-max",
+    type: "number",
+    min: 0,
+    help: "peak learning rate",
+    defaultText: `${GPU_DEFAULTS.maxLr} on GPU, ${CPU_DEFAULTS.maxLr} on CPU`,
+  },
+  {
+    name: "lr-min",
+    type: "number",
+    min: 0,
+    help: "final learning rate of the cosine",
+    defaultText: `${GPU_DEFAULTS.minLr} on GPU, ${CPU_DEFAULTS.minLr} on CPU`,
+  },
+  {
+    name: "save-every",
+    type: "int",
+    min: 0,
+    help: "checkpoint every n steps (0: only at the end)",
+    defaultText: `${GPU_DEFAULTS.saveEvery} on GPU, ${CPU_DEFAULTS.saveEvery} on CPU`,
+  },
+  { name: "keep", type: "int", min: 1, help: "checkpoints kept per stage", defaultText: "3" },
+  {
+    name: "eval-every",
+    type: "int",
+    min: 0,
+    help: "validation loss every n steps (0: only at start and end)",
+    defaultText: `${GPU_DEFAULTS.evalEvery} on GPU, ${CPU_DEFAULTS.evalEvery} on CPU`,
+  },
+  {
+    name: "eval-batches",
+    type: "int",
+    min: 0,
+    help: "micro-batches of held-out blocks per validation",
+    defaultText: `${GPU_DEFAULTS.evalBatches} on GPU, ${CPU_DEFAULTS.evalBatches} on CPU`,
+  },
+  {
+    name: "max-bad-steps",
+    type: "int",
+    min: 1,
+    help: "stop after this many consecutive NaN/inf steps",
+    defaultText: "5",
+  },
+  {
+    name: "peak-tflops",
+    type: "number",
+    min: 0,
+    help: "device peak bf16 TFLOP/s for MFU",
+    defaultText: "989 (H100 SXM) on CUDA",
+  },
+  { name: "help", type: "boolean", help: "show this help" },
+];
+
+export const TRAIN_USAGE =
+  "usage: pnpm train [--stage v1.0|basic|continual|cooldown] [--variant base|math-code|chinese] [options]";
+
+export const TRAIN_INTRO = [
+  "Pretrains TinyLlama on the shards written by `pnpm data:prepare` (default ./data).",
+  "Stages: v1.0 (3T tokens, SlimPajama:StarCoder 7:3), or the v1.1 recipe basic (1.5T, SlimPajama)",
+  "-> continual (350B, --variant base|math-code|chinese) -> cooldown (150B, batch x4). One cosine",
+  "LR schedule spans the recipe; a stage starts from the previous stage's last checkpoint in --out.",
+  "Rerunning a command resumes its stage from the newest checkpoint. SIGINT/SIGTERM checkpoint, then exit.",
+  "Without a GPU it trains a small model on CPU with budgets scaled by 1e-7.",
+  "",
+  "Also: node packages/trainer/dist/cli.js plot <run dir> [--out file.svg]",
+].join("\n");
+
+/** A CPU step for tinyllama-1.1b: why it is refused, in numbers. */
+function explainBigModelOnCpu(name: string): string {
+  const c = modelConfig(name);
+  const n = parameterCount(c);
+  const gb = (n * 16) / 1e9;
+  return (
+    `${name} on CPU is not sensible: ${(n / 1e9).toFixed(2)}B parameters need about ${gb.toFixed(0)} GB for fp32 weights, ` +
+    "gradients and AdamW moments, and one 2M-token optimizer step is about 1.5e16 FLOP, which is days of CPU time per step. " +
+    `Train it with --device cuda, or train a small model on CPU: --model ${CPU_DEFAULTS.model} (or ${Object.keys(
+      MODEL_CONFIGS,
+    )
+      .filter((m) => m !== name && m !== CPU_DEFAULTS.model)
+      .join(", ")})`
+  );
+}
+
+export interface TrainCommandDeps {
+  log: (line: string) => void;
+  /** Overrides backend loading (tests). */
+  loadBackend?: (device: DeviceName) => Promise<Backend>;
+  handleSignals?: boolean;
+}
+
+export async function trainCommand(
+  argv: string[],
+  deps: TrainCommandDeps,
+): Promise<RunResult | null> {
+  const f = parseFlags(argv, TRAIN_FLAGS);
+  if (f.help) {
+    deps.log(formatHelp(TRAIN_USAGE, TRAIN_INTRO, TRAIN_FLAGS));
+    return null;
+  }
+  const stage = parseStage((f.stage as string | undefined) ?? "v1.0");
+  const variantFlag = f.variant as string | undefined;
+  if (variantFlag !== undefined && (stage === "v1.0" || stage === "basic")) {
+    throw new UsageError(
+      `--variant applies to the continual and cooldown stages, not to --stage ${stage}`,
+    );
+  }
+  const variant =
+    stage === "continual" || stage === "cooldown" ? parseVariant(variantFlag ?? "base") : null;
+  const device = ((f.device as string | undefined) ?? "auto") as DeviceName;
+  const modelName = f.model as string | undefined;
+  if (device === "cpu" && modelName === "tinyllama-1.1b")
+    throw new UsageError(explainBigModelOnCpu(modelName));
+
+  const backend = await (deps.loadBackend ?? loadKernels)(device);
+  const onCpu = backend.name === "cpu";
+  if (onCpu && modelName === "tinyllama-1.1b")
+    throw new UsageError(explainBigModelOnCpu(modelName));
+  const d = onCpu ? CPU_DEFAULTS : GPU_DEFAULTS;
+  const model = modelConfig(modelName ?? d.model);
+  if (onCpu && device === "auto") {
+    deps.log(
+      modelName
+        ? `no GPU found: training ${model.name} on CPU`
+        : `no GPU found: training a small model (${model.name}, ${(parameterCount(model) / 1e6).toFixed(1)}M parameters) on CPU ` +
+            `on the shards in ${(f.data as string | undefined) ?? "./data"}, token budgets scaled by ${CPU_DEFAULTS.scale}`,
+    );
+  }
+  const seqLen = (f["seq-len"] as number | undefined) ?? Math.min(d.seqLen, model.maxSeqLen);
+  if (seqLen > model.maxSeqLen) {
+    throw new UsageError(
+      `--seq-len ${seqLen} exceeds ${model.name}'s context of ${model.maxSeqLen}`,
+    );
+  }
+  if (2048 % seqLen !== 0) {
+    throw new UsageError(
+      `--seq-len ${seqLen} must divide 2048 (each 2049-token block is cut into 2048/seq-len sequences)`,
+    );
+  }
+  const scale = (f.scale as number | undefined) ?? d.scale;
+  if (!(scale > 0)) throw new UsageError(`--scale must be positive, got ${scale}`);
+  const opts: RunOptions = {
+    stage,
+    variant,
+    scale,
+    model,
+    backend,
+    dataDir: resolve((f.data as string | undefined) ?? "data"),
+    outDir: resolve((f.out as string | undefined) ?? `runs/${model.name}`),
+    from: (f.from as string | undefined) ?? null,
+    seqLen,
+    microBatch: (f["micro-batch"] as number | undefined) ?? d.microBatch,
+    globalBatch:
+      (f["global-batch"] as number | undefined) ?? (onCpu ? CPU_DEFAULTS.globalBatch : null),
+    maxSteps: (f["max-steps"] as number | undefined) ?? null,
+    seed: (f.seed as number | undefined) ?? 3407,
+    maxLr: (f["lr-max"] as number | undefined) ?? d.maxLr,
+    minLr: (f["lr-min"] as number | undefined) ?? d.minLr,
+    saveEvery: (f["save-every"] as number | undefined) ?? d.saveEvery,
+    keep: (f.keep as number | undefined) ?? 3,
+    evalEvery: (f["eval-every"] as number | undefined) ?? d.evalEvery,
+    evalBatches: (f["eval-batches"] as number | undefined) ?? d.evalBatches,
+    maxBadSteps: (f["max-bad-steps"] as number | undefined) ?? 5,
+    logSeconds: onCpu ? 5 : 10,
+    peakFlops: onCpu ? null : ((f["peak-tflops"] as number | undefined) ?? 989) * 1e12,
+    handleSignals: deps.handleSignals ?? true,
+    log: deps.log,
+  };
+  const r = await runStage(opts);
+  deps.log("");
+  deps.log(`stage directory: ${r.stageDir}`);
+  deps.log(`checkpoint:      ${r.checkpoint ?? "none"}`);
+  deps.log(`metrics:         ${r.metrics}`);
+  deps.log(`plot:            ${r.plot ?? "not written"}`);
+  if (r.firstLoss !== null && r.lastLoss !== null) {
+    deps.log(
+      `loss ${r.firstLoss.toFixed(4)} -> ${r.lastLoss.toFixed(4)} over ${r.steps} steps` +
+        (r.secondsPerStep ? ` (${r.secondsPerStep.toFixed(3)} s/step)` : "") +
+        `, ${formatTokens(r.stageTokens)} of ${formatTokens(r.stageBudget)} stage tokens`,
+    );
+  }
+  return r;
+}

@@ -1,0 +1,99 @@
+/**
+ * Run metrics: one JSON object per line in <stage>/metrics.jsonl (append-only, so a resumed run
+ * continues the same file), and a progress line with rate and ETA for people watching.
+ */
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { formatTokens } from "../optim/schedule.js";
+
+export interface TrainRecord {
+  kind: "train";
+  stage: string;
+  step: number;
+  tokens: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  tokensPerSec: number;
+  stepSeconds: number;
+  mfu: number | null;
+  memoryBytes: number;
+  skipped: boolean;
+  time: string;
+}
+
+export interface ValRecord {
+  kind: "val";
+  stage: string;
+  step: number;
+  tokens: number;
+  valLoss: number;
+  valTokens: number;
+  time: string;
+}
+
+export type MetricsRecord = TrainRecord | ValRecord;
+
+export class MetricsWriter {
+  readonly path: string;
+  constructor(path: string) {
+    this.path = path;
+    mkdirSync(dirname(path), { recursive: true });
+  }
+  write(r: MetricsRecord): void {
+    // JSON has no NaN/Infinity: write them as strings so a bad step stays visible.
+    const line = JSON.stringify(r, (_k, v) =>
+      typeof v === "number" && !Number.isFinite(v) ? String(v) : v,
+    );
+    appendFileSync(this.path, `${line}\n`);
+  }
+}
+
+/** Reads metrics.jsonl; on resume, records after the checkpoint's step are dropped by the caller. */
+export function readMetrics(path: string): MetricsRecord[] {
+  if (!existsSync(path)) return [];
+  const out: MetricsRecord[] = [];
+  for (const line of readFileSync(path, "utf8").split("\n")) {
+    if (line.trim() === "") continue;
+    try {
+      out.push(JSON.parse(line) as MetricsRecord);
+    } catch {
+      // A line cut by a crash mid-write: everything before it is still good.
+    }
+  }
+  return out;
+}
+
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return "?";
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const r = s % 60;
+  if (h > 0) return `${h}h${String(m).padStart(2, "0")}m`;
+  if (m > 0) return `${m}m${String(r).padStart(2, "0")}s`;
+  return `${r}s`;
+}
+
+export function progressLine(p: {
+  stage: string;
+  step: number;
+  stageTokens: number;
+  stageBudget: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  tokensPerSec: number;
+  mfu: number | null;
+  skipped: boolean;
+}): string {
+  const pct = (100 * p.stageTokens) / p.stageBudget;
+  const eta = (p.stageBudget - p.stageTokens) / Math.max(p.tokensPerSec, 1e-9);
+  const mfu = p.mfu === null ? "" : ` | MFU ${(100 * p.mfu).toFixed(1)}%`;
+  return (
+    `[${p.stage}] step ${p.step} | ${formatTokens(p.stageTokens)}/${formatTokens(p.stageBudget)} tokens ` +
+    `(${pct.toFixed(1)}%) | loss ${p.loss.toFixed(4)}${p.skipped ? " (skipped: not finite)" : ""} | ` +
+    `lr ${p.lr.toExponential(2)} | grad norm ${p.gradNorm.toFixed(3)} | ` +
+    `${formatTokens(p.tokensPerSec)} tok/s${mfu} | ETA ${formatDuration(eta)}`
+  );
+}

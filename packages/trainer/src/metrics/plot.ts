@@ -1,0 +1,197 @@
+/**
+ * `plot <run dir>`: one self-contained SVG with three panels (training and validation loss,
+ * learning rate, throughput) over tokens, every stage of the run on one axis, stage
+ * boundaries marked. No dependencies: the chart is a few polylines and text.
+ */
+import { existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { formatTokens } from "../optim/schedule.js";
+import { type MetricsRecord, readMetrics, type TrainRecord, type ValRecord } from "./metrics.js";
+
+export interface StageMetrics {
+  stage: string;
+  records: MetricsRecord[];
+}
+
+/** Metrics of a run directory (its stage subdirectories) or of one stage directory. */
+export function collectRunMetrics(runDir: string): StageMetrics[] {
+  if (!existsSync(runDir)) throw new Error(`run directory ${runDir} does not exist`);
+  const own = join(runDir, "metrics.jsonl");
+  if (existsSync(own)) return [{ stage: runDir, records: readMetrics(own) }];
+  const out: StageMetrics[] = [];
+  for (const name of readdirSync(runDir)) {
+    const p = join(runDir, name, "metrics.jsonl");
+    if (statSync(join(runDir, name)).isDirectory() && existsSync(p)) {
+      out.push({ stage: name, records: readMetrics(p) });
+    }
+  }
+  if (out.length === 0) {
+    throw new Error(`no metrics.jsonl in ${runDir} or its stage directories; train first`);
+  }
+  // Stages in training order: by the first token count they logged.
+  const first = (s: StageMetrics) => s.records[0]?.tokens ?? 0;
+  return out.sort((a, b) => first(a) - first(b));
+}
+
+interface Series {
+  label: string;
+  color: string;
+  points: [number, number][];
+}
+
+const W = 900;
+const PANEL_H = 220;
+const M = { left: 70, right: 20, top: 30, bottom: 40 };
+
+function esc(s: string): string {
+  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
+function panel(
+  y0: number,
+  title: string,
+  series: Series[],
+  xRange: [number, number],
+  boundaries: { x: number; label: string }[],
+  logY = false,
+): string {
+  const pts = series
+    .flatMap((s) => s.points)
+    .filter(([, y]) => Number.isFinite(y) && (!logY || y > 0));
+  const parts: string[] = [];
+  const pw = W - M.left - M.right;
+  const ph = PANEL_H - M.top - M.bottom;
+  parts.push(
+    `<text x="${M.left}" y="${y0 + 18}" font-size="14" font-weight="bold">${esc(title)}</text>`,
+  );
+  parts.push(
+    `<rect x="${M.left}" y="${y0 + M.top}" width="${pw}" height="${ph}" fill="none" stroke="#999"/>`,
+  );
+  if (pts.length === 0) {
+    parts.push(`<text x="${M.left + 10}" y="${y0 + M.top + 20}" font-size="12">no data</text>`);
+    return parts.join("\n");
+  }
+  const f = (v: number) => (logY ? Math.log10(v) : v);
+  let yMin = Math.min(...pts.map(([, y]) => f(y)));
+  let yMax = Math.max(...pts.map(([, y]) => f(y)));
+  if (yMax === yMin) {
+    yMax += 0.5;
+    yMin -= 0.5;
+  }
+  const [xMin, xMax0] = xRange;
+  const xMax = xMax0 > xMin ? xMax0 : xMin + 1;
+  const sx = (x: number) => M.left + ((x - xMin) / (xMax - xMin)) * pw;
+  const sy = (y: number) => y0 + M.top + ph - ((f(y) - yMin) / (yMax - yMin)) * ph;
+  for (let i = 0; i <= 4; i++) {
+    const v = yMin + ((yMax - yMin) * i) / 4;
+    const yy = y0 + M.top + ph - (ph * i) / 4;
+    const label = logY
+      ? (10 ** v).toExponential(1)
+      : Math.abs(v) < 0.01
+        ? v.toExponential(1)
+        : v.toFixed(3);
+    parts.push(
+      `<text x="${M.left - 6}" y="${yy + 4}" font-size="10" text-anchor="end">${label}</text>`,
+    );
+    parts.push(`<line x1="${M.left}" x2="${M.left + pw}" y1="${yy}" y2="${yy}" stroke="#eee"/>`);
+  }
+  for (let i = 0; i <= 5; i++) {
+    const v = xMin + ((xMax - xMin) * i) / 5;
+    parts.push(
+      `<text x="${sx(v)}" y="${y0 + PANEL_H - M.bottom + 14}" font-size="10" text-anchor="middle">${formatTokens(v)}</text>`,
+    );
+  }
+  parts.push(
+    `<text x="${M.left + pw / 2}" y="${y0 + PANEL_H - 8}" font-size="11" text-anchor="middle">tokens</text>`,
+  );
+  for (const b of boundaries) {
+    parts.push(
+      `<line x1="${sx(b.x)}" x2="${sx(b.x)}" y1="${y0 + M.top}" y2="${y0 + M.top + ph}" stroke="#bbb" stroke-dasharray="4 3"/>`,
+    );
+    parts.push(
+      `<text x="${sx(b.x) + 3}" y="${y0 + M.top + 12}" font-size="10" fill="#666">${esc(b.label)}</text>`,
+    );
+  }
+  series.forEach((s, i) => {
+    const good = s.points.filter(([, y]) => Number.isFinite(y) && (!logY || y > 0));
+    if (good.length === 0) return;
+    const d = good.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ");
+    parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="1.5" points="${d}"/>`);
+    if (good.length === 1) {
+      const [x, y] = good[0]!;
+      parts.push(`<circle cx="${sx(x)}" cy="${sy(y)}" r="3" fill="${s.color}"/>`);
+    }
+    parts.push(
+      `<text x="${M.left + pw - 10}" y="${y0 + M.top + 14 + 14 * i}" font-size="11" text-anchor="end" fill="${s.color}">${esc(s.label)}</text>`,
+    );
+  });
+  return parts.join("\n");
+}
+
+export function renderPlot(stages: StageMetrics[], title: string): string {
+  const train = stages.flatMap((s) =>
+    s.records.filter((r): r is TrainRecord => r.kind === "train"),
+  );
+  const val = stages.flatMap((s) => s.records.filter((r): r is ValRecord => r.kind === "val"));
+  const xs = [...train, ...val].map((r) => r.tokens);
+  const xRange: [number, number] = [Math.min(0, ...xs), Math.max(1, ...xs)];
+  const boundaries = stages.map((s) => ({ x: s.records[0]?.tokens ?? 0, label: s.stage }));
+  const num = (v: unknown) => (typeof v === "number" ? v : Number(v));
+  const panels = [
+    panel(
+      40,
+      "loss",
+      [
+        {
+          label: "train loss",
+          color: "#1f77b4",
+          points: train.map((r) => [r.tokens, num(r.loss)]),
+        },
+        {
+          label: "validation loss",
+          color: "#d62728",
+          points: val.map((r) => [r.tokens, num(r.valLoss)]),
+        },
+      ],
+      xRange,
+      boundaries,
+    ),
+    panel(
+      40 + PANEL_H,
+      "learning rate",
+      [{ label: "lr", color: "#2ca02c", points: train.map((r) => [r.tokens, r.lr]) }],
+      xRange,
+      boundaries,
+    ),
+    panel(
+      40 + 2 * PANEL_H,
+      "throughput (tokens/s)",
+      [
+        {
+          label: "tokens/s",
+          color: "#9467bd",
+          points: train.map((r) => [r.tokens, r.tokensPerSec]),
+        },
+      ],
+      xRange,
+      boundaries,
+    ),
+  ];
+  const H = 40 + 3 * PANEL_H + 10;
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="${W / 2}" y="24" font-size="16" text-anchor="middle">${esc(title)}</text>`,
+    ...panels,
+    "</svg>",
+    "",
+  ].join("\n");
+}
+
+/** Writes <runDir>/plot.svg (or `out`) and returns its path. */
+export function plotRun(runDir: string, out?: string): string {
+  const stages = collectRunMetrics(runDir);
+  const path = out ?? join(runDir, "plot.svg");
+  writeFileSync(path, renderPlot(stages, `training run ${runDir}`));
+  return path;
+}

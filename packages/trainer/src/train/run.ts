@@ -1,0 +1,501 @@
+/**
+ * Runs one stage of a recipe end to end: resolve where it starts (its own newest checkpoint,
+ * --from, the previous stage's newest checkpoint, or a fresh reference init), check the data
+ * and the schedule before the first step, train with periodic checkpoints and validation,
+ * stop cleanly on SIGINT/SIGTERM (checkpoint, then return), and leave metrics and a plot.
+ */
+import { existsSync, renameSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { preset, scaleSchedule } from "@tinyllama/data/mixture";
+import { latestCheckpoint } from "../checkpoint/store.js";
+import {
+  assertSameModel,
+  loadOptimizerInto,
+  loadWeightsInto,
+  readTrainerState,
+  saveTrainingCheckpoint,
+  TRAINER_STATE_FORMAT,
+  type TrainerState,
+} from "../checkpoint/trainer-checkpoint.js";
+import { closeSources, openSources, type SourceShards } from "../data/sources.js";
+import { TokenStream, TRAIN_TOKENS_PER_BLOCK } from "../data/stream.js";
+import { formatDuration, MetricsWriter, progressLine, readMetrics } from "../metrics/metrics.js";
+import { plotRun } from "../metrics/plot.js";
+import { type LlamaConfig, parameterCount, trainFlopsPerToken } from "../model/config.js";
+import type { Backend } from "../model/kernels.js";
+import { LlamaModel } from "../model/llama.js";
+import { TINYLLAMA_ADAMW } from "../optim/adamw.js";
+import {
+  type CosineSchedule,
+  describeSchedule,
+  formatTokens,
+  learningRate,
+  validateSchedule,
+} from "../optim/schedule.js";
+import { PAPER_SEQ_LEN, type StageName, stageSpec, type Variant } from "../stages/stages.js";
+import { NonFiniteLossError, Trainer } from "./trainer.js";
+
+export interface RunOptions {
+  stage: StageName;
+  variant: Variant | null;
+  scale: number;
+  model: LlamaConfig;
+  backend: Backend;
+  dataDir: string;
+  outDir: string;
+  from: string | null;
+  seqLen: number;
+  microBatch: number;
+  /** Base global batch in sequences of seqLen (before the cooldown multiplier); null: the paper's. */
+  globalBatch: number | null;
+  maxSteps: number | null;
+  seed: number;
+  maxLr: number;
+  minLr: number;
+  saveEvery: number;
+  keep: number;
+  evalEvery: number;
+  evalBatches: number;
+  maxBadSteps: number;
+  /** Progress line at most every this many seconds (and at the first and last step). */
+  logSeconds: number;
+  /** Peak FLOP/s of the device for MFU; null when unknown (CPU). */
+  peakFlops: number | null;
+  /** Whether to handle SIGINT/SIGTERM (checkpoint, then stop). */
+  handleSignals: boolean;
+  log: (line: string) => void;
+}
+
+export interface RunResult {
+  stageDir: string;
+  checkpoint: string | null;
+  metrics: string;
+  plot: string | null;
+  steps: number;
+  firstLoss: number | null;
+  lastLoss: number | null;
+  stageTokens: number;
+  stageBudget: number;
+  complete: boolean;
+  interrupted: string | null;
+  skippedSteps: number;
+  secondsPerStep: number | null;
+}
+
+function sourcesOf(schedule: ReturnType<typeof preset>): string[] {
+  const names = new Set<string>();
+  for (const p of schedule.points) for (const n of Object.keys(p.weights)) names.add(n);
+  return [...names].sort();
+}
+
+export async function runStage(o: RunOptions): Promise<RunResult> {
+  const log = o.log;
+  const spec = stageSpec(o.stage, o.variant, o.scale);
+  const runDir = resolve(o.outDir);
+  const stageDir = join(runDir, spec.dirName);
+  const cfg = o.model;
+
+  // Batch arithmetic, checked before anything heavy happens.
+  const baseSeqs = o.globalBatch ?? Math.round((spec.batchSequences * PAPER_SEQ_LEN) / o.seqLen);
+  const globalSeqs = baseSeqs * spec.batchMultiplier;
+  const worldSize = 1;
+  if (globalSeqs % (o.microBatch * worldSize) !== 0) {
+    throw new Error(
+      `impossible batch split: a global batch of ${globalSeqs} sequences is not a multiple of ` +
+        `micro-batch ${o.microBatch} x ${worldSize} device(s); pick --micro-batch dividing ${globalSeqs} or another --global-batch`,
+    );
+  }
+  const accumSteps = globalSeqs / (o.microBatch * worldSize);
+  const batchTokens = globalSeqs * o.seqLen;
+  const stageBudget = spec.endTokens - spec.startTokens;
+  if (stageBudget < batchTokens) {
+    throw new Error(
+      `stage ${spec.dirName} at --scale ${o.scale} trains ${formatTokens(stageBudget)} tokens, less than one ` +
+        `global batch of ${formatTokens(batchTokens)}: raise --scale or lower --global-batch`,
+    );
+  }
+  const schedule: CosineSchedule = {
+    maxLr: o.maxLr,
+    minLr: o.minLr,
+    warmupTokens: spec.warmupTokens,
+    decayTokens: spec.decayTokens,
+  };
+  validateSchedule(schedule);
+
+  // Where does this stage start?
+  let resumeFrom: string | null = null;
+  let initFrom: { dir: string; state: TrainerState | null } | null = null;
+  const own = latestCheckpoint(stageDir);
+  if (own) {
+    resumeFrom = own.path;
+    if (o.from)
+      log(`note: ${stageDir} already has checkpoints; resuming from ${own.path}, ignoring --from`);
+  } else if (o.from) {
+    const dir = resolve(o.from);
+    const statePath = join(dir, "trainer-state.json");
+    initFrom = { dir, state: existsSync(statePath) ? readTrainerState(dir) : null };
+  } else if (spec.previousDir) {
+    const prevDir = join(runDir, spec.previousDir);
+    const prev = latestCheckpoint(prevDir);
+    if (!prev) {
+      throw new Error(
+        `stage ${spec.dirName} starts from the last checkpoint of ${spec.previousDir}, but ${prevDir} has none: ` +
+          `run --stage ${spec.previousDir.split("-")[0]} first (same --out), or pass --from <checkpoint>`,
+      );
+    }
+    initFrom = { dir: prev.path, state: readTrainerState(prev.path) };
+    if (!initFrom.state?.complete) {
+      log(
+        `warning: ${prev.path} is not the end of stage ${spec.previousDir} (it stopped early); continuing from it`,
+      );
+    }
+  }
+
+  const state: TrainerState | null = resumeFrom ? readTrainerState(resumeFrom) : null;
+  if (state) {
+    assertSameModel(resumeFrom!, state.model, cfg);
+    if (state.complete) {
+      log(`stage ${spec.dirName} is already complete (${resumeFrom}); nothing to do`);
+      return {
+        stageDir,
+        checkpoint: resumeFrom,
+        metrics: join(stageDir, "metrics.jsonl"),
+        plot: null,
+        steps: 0,
+        firstLoss: null,
+        lastLoss: null,
+        stageTokens: state.stageTokens,
+        stageBudget: state.stageBudget,
+        complete: true,
+        interrupted: null,
+        skippedSteps: state.skippedSteps,
+        secondsPerStep: null,
+      };
+    }
+  }
+
+  const mixtureSchedule = scaleSchedule(preset(spec.presetName), o.scale);
+  const sourceNames = sourcesOf(mixtureSchedule);
+  log(
+    `stage ${spec.dirName}: ${formatTokens(stageBudget)} tokens (scale ${o.scale}), mixture ${spec.presetName} ` +
+      `(${sourceNames.join(", ")}), model ${cfg.name} (${(parameterCount(cfg) / 1e6).toFixed(2)}M parameters) on ${o.backend.name}`,
+  );
+  log(
+    `batch: ${globalSeqs} sequences x ${o.seqLen} tokens = ${formatTokens(batchTokens)} tokens per step ` +
+      `(micro-batch ${o.microBatch} x ${accumSteps} accumulation steps), about ${Math.ceil(stageBudget / batchTokens)} steps`,
+  );
+  log(
+    describeSchedule(schedule, [
+      { label: `${spec.dirName} start`, tokens: spec.startTokens },
+      { label: "end of warmup", tokens: spec.warmupTokens },
+      { label: `${spec.dirName} end`, tokens: spec.endTokens },
+      { label: "recipe end", tokens: spec.decayTokens },
+    ]),
+  );
+
+  const sources = await openSources(o.dataDir, sourceNames, cfg.vocabSize);
+  const model = new LlamaModel(o.backend, cfg);
+  let trainer: Trainer | null = null;
+  try {
+    trainer = new Trainer(
+      model,
+      { microBatch: o.microBatch, seqLen: o.seqLen, accumSteps },
+      TINYLLAMA_ADAMW,
+      {
+        maxBadSteps: o.maxBadSteps,
+      },
+    );
+    let step = 0;
+    let tokensSeen = spec.startTokens;
+    let stageTokens = 0;
+    let skippedSteps = 0;
+    let elapsed = 0;
+    let stream: TokenStream;
+    if (state && resumeFrom) {
+      loadWeightsInto(trainer, resumeFrom);
+      loadOptimizerInto(trainer, resumeFrom);
+      ({ step, tokensSeen, stageTokens, skippedSteps } = state);
+      trainer.adamStep = state.adamStep;
+      trainer.consecutiveBad = state.consecutiveBad;
+      elapsed = state.elapsedSeconds;
+      stream = new TokenStream(
+        sources,
+        { schedule: mixtureSchedule, seed: o.seed, seqLen: o.seqLen },
+        state.stream,
+      );
+      truncateMetrics(join(stageDir, "metrics.jsonl"), step);
+      log(
+        `resuming ${spec.dirName} from ${resumeFrom} at step ${step} (${formatTokens(stageTokens)} stage tokens)`,
+      );
+    } else {
+      let offsets: Record<string, number> = {};
+      if (initFrom) {
+        const used = loadWeightsInto(trainer, initFrom.dir);
+        if (initFrom.state) {
+          assertSameModel(initFrom.dir, initFrom.state.model, cfg);
+          loadOptimizerInto(trainer, initFrom.dir);
+          trainer.adamStep = initFrom.state.adamStep;
+          step = initFrom.state.step;
+          tokensSeen = initFrom.state.tokensSeen;
+          offsets = offsetsAfterStage(initFrom.state);
+          log(
+            `starting ${spec.dirName} from ${used} (step ${step}, ${formatTokens(tokensSeen)} tokens seen; optimizer state carried over)`,
+          );
+        } else {
+          log(
+            `starting ${spec.dirName} from Hugging Face weights in ${used} (fresh optimizer; schedule at ${formatTokens(tokensSeen)} tokens)`,
+          );
+        }
+      } else {
+        trainer.initWeights(o.seed);
+        log(`starting ${spec.dirName} from the reference initialisation (seed ${o.seed})`);
+      }
+      stream = new TokenStream(sources, {
+        schedule: mixtureSchedule,
+        seed: o.seed,
+        seqLen: o.seqLen,
+        sourceOffsets: offsets,
+      });
+    }
+
+    const metrics = new MetricsWriter(join(stageDir, "metrics.jsonl"));
+    const validation = validationBatches(sources, o.seqLen, o.microBatch, o.evalBatches);
+    if (!validation) log("no validation split in these shards: validation loss is not computed");
+    const flopsPerToken = trainFlopsPerToken(cfg, o.seqLen);
+
+    const snapshot = (complete: boolean): TrainerState => ({
+      format: TRAINER_STATE_FORMAT,
+      model: cfg,
+      stage: { stage: spec.stage, variant: spec.variant, dirName: spec.dirName, scale: o.scale },
+      step,
+      tokensSeen,
+      stageTokens,
+      stageBudget,
+      adamStep: trainer!.adamStep,
+      consecutiveBad: trainer!.consecutiveBad,
+      skippedSteps,
+      stream: stream.state(),
+      seed: o.seed,
+      seqLen: o.seqLen,
+      microBatch: o.microBatch,
+      globalBatchSequences: globalSeqs,
+      schedule,
+      adamw: { ...TINYLLAMA_ADAMW },
+      elapsedSeconds: elapsed,
+      complete,
+      createdAt: new Date().toISOString(),
+    });
+    const save = (complete: boolean) => {
+      const t0 = performance.now();
+      const ref = saveTrainingCheckpoint(stageDir, trainer!, snapshot(complete), o.keep);
+      log(`checkpoint ${ref.path} (${((performance.now() - t0) / 1000).toFixed(1)}s)`);
+      return ref.path;
+    };
+    const runValidation = () => {
+      if (!validation) return;
+      const t0 = performance.now();
+      let i = 0;
+      const loss = trainer!.evaluate(validation.batches, (ids, targets) => {
+        validation.fill(i++, ids, targets);
+      });
+      metrics.write({
+        kind: "val",
+        stage: spec.dirName,
+        step,
+        tokens: tokensSeen,
+        valLoss: loss,
+        valTokens: validation.batches * o.microBatch * o.seqLen,
+        time: new Date().toISOString(),
+      });
+      log(
+        `[${spec.dirName}] step ${step} | validation loss ${loss.toFixed(4)} over ${formatTokens(validation.batches * o.microBatch * o.seqLen)} held-out tokens (${((performance.now() - t0) / 1000).toFixed(1)}s)`,
+      );
+    };
+
+    let interrupted: string | null = null;
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (!interrupted)
+        log(`received ${sig}: finishing this step, writing a checkpoint, then exiting`);
+      interrupted = sig;
+    };
+    if (o.handleSignals) {
+      process.on("SIGINT", onSignal);
+      process.on("SIGTERM", onSignal);
+    }
+    let lastCheckpoint: string | null = resumeFrom;
+    let firstLoss: number | null = null;
+    let lastLoss: number | null = null;
+    let stepsThisRun = 0;
+    let lastLog = 0;
+    let stepSecondsSum = 0;
+    try {
+      if (!resumeFrom && stageTokens === 0) runValidation();
+      while (stageTokens < stageBudget && !interrupted) {
+        if (o.maxSteps !== null && stepsThisRun >= o.maxSteps) break;
+        const lr = learningRate(schedule, tokensSeen);
+        const t0 = performance.now();
+        const r = trainer.step(lr, (ids, targets) => {
+          for (let row = 0; row < o.microBatch; row++) stream.next(ids, targets, row);
+        });
+        o.backend.synchronize();
+        const dt = (performance.now() - t0) / 1000;
+        elapsed += dt;
+        stepSecondsSum += dt;
+        step++;
+        stepsThisRun++;
+        tokensSeen += batchTokens;
+        stageTokens += batchTokens;
+        if (r.skipped) skippedSteps++;
+        else {
+          firstLoss ??= r.loss;
+          lastLoss = r.loss;
+        }
+        const tokensPerSec = batchTokens / dt;
+        const mfu = o.peakFlops ? (tokensPerSec * flopsPerToken) / o.peakFlops : null;
+        metrics.write({
+          kind: "train",
+          stage: spec.dirName,
+          step,
+          tokens: tokensSeen,
+          loss: r.loss,
+          lr,
+          gradNorm: r.gradNorm,
+          tokensPerSec,
+          stepSeconds: dt,
+          mfu,
+          memoryBytes: trainer.memoryBytes(),
+          skipped: r.skipped,
+          time: new Date().toISOString(),
+        });
+        if (r.skipped) {
+          log(
+            `step ${step}: loss ${r.loss} / grad norm ${r.gradNorm} is not finite; update skipped ` +
+              `(${trainer.consecutiveBad} in a row, stopping at ${trainer.maxBadSteps})`,
+          );
+          if (trainer.consecutiveBad >= trainer.maxBadSteps) {
+            throw new NonFiniteLossError(
+              `loss or gradient norm not finite for ${trainer.consecutiveBad} consecutive steps ` +
+                `(steps ${step - trainer.consecutiveBad + 1}..${step}); stopping. Last checkpoint: ${lastCheckpoint ?? "none"}. ` +
+                "Try a lower --lr-max or check the data",
+            );
+          }
+        }
+        const now = performance.now();
+        const done = stageTokens >= stageBudget;
+        if (stepsThisRun === 1 || done || now - lastLog >= o.logSeconds * 1000) {
+          lastLog = now;
+          log(
+            progressLine({
+              stage: spec.dirName,
+              step,
+              stageTokens,
+              stageBudget,
+              loss: r.loss,
+              lr,
+              gradNorm: r.gradNorm,
+              tokensPerSec:
+                stepsThisRun > 0 ? (batchTokens * stepsThisRun) / stepSecondsSum : tokensPerSec,
+              mfu,
+              skipped: r.skipped,
+            }),
+          );
+        }
+        if (o.evalEvery > 0 && step % o.evalEvery === 0 && !done) runValidation();
+        if (o.saveEvery > 0 && step % o.saveEvery === 0 && !done) lastCheckpoint = save(false);
+        // Let signal handlers run between steps (the step itself is synchronous).
+        await new Promise((r) => setImmediate(r));
+      }
+      const complete = stageTokens >= stageBudget;
+      if (complete) runValidation();
+      if (stepsThisRun > 0 || !lastCheckpoint) lastCheckpoint = save(complete);
+      if (complete) {
+        log(
+          `stage ${spec.dirName} complete: ${step} steps, ${formatTokens(tokensSeen)} tokens in the run, ${formatDuration(elapsed)} training time`,
+        );
+        log(`next stage continues from ${lastCheckpoint}`);
+      }
+      if (interrupted)
+        log(`stopped by ${interrupted}; rerun the same command to resume from ${lastCheckpoint}`);
+      let plot: string | null = null;
+      try {
+        plot = plotRun(runDir);
+      } catch (e) {
+        log(`plot not written: ${(e as Error).message}`);
+      }
+      return {
+        stageDir,
+        checkpoint: lastCheckpoint,
+        metrics: metrics.path,
+        plot,
+        steps: stepsThisRun,
+        firstLoss,
+        lastLoss,
+        stageTokens,
+        stageBudget,
+        complete,
+        interrupted,
+        skippedSteps,
+        secondsPerStep: stepsThisRun > 0 ? stepSecondsSum / stepsThisRun : null,
+      };
+    } finally {
+      if (o.handleSignals) {
+        process.off("SIGINT", onSignal);
+        process.off("SIGTERM", onSignal);
+      }
+    }
+  } finally {
+    if (trainer) trainer.dispose();
+    else model.dispose();
+    closeSources(sources);
+  }
+}
+
+/** Per-source block offsets after the stage a checkpoint belongs to. */
+function offsetsAfterStage(s: TrainerState): Record<string, number> {
+  const out = { ...s.stream.sourceOffsets };
+  // A partly consumed block is not counted (the state is from before it): it may be read again.
+  for (const [name, n] of Object.entries(s.stream.mixture.counts)) out[name] = (out[name] ?? 0) + n;
+  return out;
+}
+
+/**
+ * Validation micro-batches: windows of the first blocks of each source's validation split,
+ * sources interleaved, cycling when a split is small (a one-block split still works).
+ */
+function validationBatches(
+  sources: Map<string, SourceShards>,
+  seqLen: number,
+  microBatch: number,
+  batches: number,
+): { batches: number; fill: (i: number, ids: Int32Array, targets: Int32Array) => void } | null {
+  const sets = [...sources.values()].flatMap((s) => (s.validation ? [s.validation] : []));
+  if (sets.length === 0 || batches <= 0) return null;
+  const windows = TRAIN_TOKENS_PER_BLOCK / seqLen;
+  const block = new Uint16Array(2049);
+  return {
+    batches,
+    fill(i, ids, targets) {
+      for (let row = 0; row < microBatch; row++) {
+        const seq = i * microBatch + row;
+        const set = sets[seq % sets.length]!;
+        const local = Math.floor(seq / sets.length);
+        const b = Math.floor(local / windows) % set.numBlocks;
+        const w = local % windows;
+        set.readGlobalBlock(b, block);
+        for (let t = 0; t < seqLen; t++) {
+          ids[row * seqLen + t] = block[w * seqLen + t]!;
+          targets[row * seqLen + t] = block[w * seqLen + t + 1]!;
+        }
+      }
+    },
+  };
+}
+
+/** Drops metrics lines past a checkpoint's step (they belong to the lost continuation). */
+function truncateMetrics(path: string, step: number): void {
+  if (!existsSync(path)) return;
+  const keep = readMetrics(path).filter((r) => r.step <= step);
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, keep.map((r) => `${JSON.stringify(r)}\n`).join(""));
+  renameSync(tmp, path);
+}

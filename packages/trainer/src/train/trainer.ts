@@ -1,0 +1,218 @@
+/**
+ * The training step over a LlamaModel: gradient accumulation over micro-batches, global-norm
+ * clipping folded into AdamW's gradient scale, and NaN/inf handling (a step whose loss or
+ * gradient norm is not finite changes nothing and is counted; too many in a row stop the run,
+ * naming the step). Gradients, AdamW moments and (on bf16 backends) fp32 master weights live in
+ * arenas laid out like the parameters, allocated once; a step allocates no device memory beyond
+ * the two small token uploads.
+ */
+import { type LlamaConfig, parameterSpecs } from "../model/config.js";
+import type { Arena, Backend, Tensor } from "../model/kernels.js";
+import { bindParams, type LlamaModel, type LlamaParams } from "../model/llama.js";
+import type { ActivationPlan } from "../model/plan.js";
+import { Rng } from "../model/rng.js";
+import { type AdamWConfig, clipScale } from "../optim/adamw.js";
+
+export interface StepResult {
+  loss: number;
+  gradNorm: number;
+  lr: number;
+  /** True when the loss or gradient norm was NaN/inf and the update was skipped. */
+  skipped: boolean;
+}
+
+export class NonFiniteLossError extends Error {
+  override name = "NonFiniteLossError";
+}
+
+export interface TrainerShape {
+  microBatch: number;
+  seqLen: number;
+  accumSteps: number;
+}
+
+export class Trainer {
+  readonly model: LlamaModel;
+  readonly backend: Backend;
+  readonly config: LlamaConfig;
+  readonly shape: TrainerShape;
+  readonly adamw: AdamWConfig;
+  readonly grads: LlamaParams;
+  private readonly gradArena: Arena;
+  private readonly mArena: Arena;
+  private readonly vArena: Arena;
+  /** fp32 master weights when the model computes in bf16; null on f32 backends. */
+  private readonly masterArena: Arena | null;
+  private readonly names: string[];
+  private readonly gradList: Tensor[];
+  readonly plan: ActivationPlan;
+  private readonly hostIds: Int32Array;
+  private readonly hostTargets: Int32Array;
+  /** AdamW updates applied so far (bias correction); skipped steps do not count. */
+  adamStep = 0;
+  consecutiveBad = 0;
+  maxBadSteps: number;
+
+  constructor(
+    model: LlamaModel,
+    shape: TrainerShape,
+    adamw: AdamWConfig,
+    opts: { maxBadSteps?: number } = {},
+  ) {
+    this.model = model;
+    this.backend = model.backend;
+    this.config = model.config;
+    this.shape = shape;
+    this.adamw = adamw;
+    this.maxBadSteps = opts.maxBadSteps ?? 5;
+    const specs = parameterSpecs(this.config);
+    this.names = specs.map((s) => s.name);
+    const f32 = specs.map((s) => ({ name: s.name, shape: s.shape, dtype: "f32" as const }));
+    const k = this.backend;
+    this.gradArena = k.arena(f32);
+    this.mArena = k.arena(f32);
+    this.vArena = k.arena(f32);
+    this.masterArena = model.paramDtype === "f32" ? null : k.arena(f32);
+    this.grads = bindParams(this.config, this.gradArena);
+    this.gradList = this.names.map((n) => this.gradArena.get(n));
+    for (const t of [...this.gradList, ...this.moments()]) k.fill(t, 0);
+    this.plan = model.plan(shape.microBatch, shape.seqLen, true);
+    this.hostIds = new Int32Array(shape.microBatch * shape.seqLen);
+    this.hostTargets = new Int32Array(shape.microBatch * shape.seqLen);
+  }
+
+  private moments(): Tensor[] {
+    return this.names.flatMap((n) => [this.mArena.get(n), this.vArena.get(n)]);
+  }
+
+  /** The reference initialisation, deterministic in `seed` on every backend. */
+  initWeights(seed: number): void {
+    const rng = new Rng(seed);
+    for (const s of parameterSpecs(this.config)) {
+      const n = s.shape.reduce((a, b) => a * b, 1);
+      const data = new Float32Array(n);
+      if (s.initOnes) data.fill(1);
+      else rng.fillNormal(data, s.initStd);
+      this.setWeight(s.name, data);
+    }
+  }
+
+  /** Sets a parameter from fp32 host data (master and compute copies). */
+  setWeight(name: string, data: Float32Array): void {
+    this.model.setParam(name, data);
+    if (this.masterArena) this.upload(this.masterArena.get(name), data);
+  }
+
+  /** The fp32 weights (the master copy where there is one): what checkpoints store. */
+  readWeight(name: string): Float32Array {
+    const t = this.masterArena ? this.masterArena.get(name) : this.model.paramArena.get(name);
+    return t.toHost() as Float32Array;
+  }
+
+  readMoment(which: "m" | "v", name: string): Float32Array {
+    return (which === "m" ? this.mArena : this.vArena).get(name).toHost() as Float32Array;
+  }
+
+  setMoment(which: "m" | "v", name: string, data: Float32Array): void {
+    this.upload((which === "m" ? this.mArena : this.vArena).get(name), data);
+  }
+
+  private upload(dst: Tensor, data: Float32Array): void {
+    if (data.length !== dst.numel) {
+      throw new Error(`expected ${dst.numel} values, got ${data.length}`);
+    }
+    const tmp = this.backend.fromHost(data, [...dst.shape], dst.dtype);
+    try {
+      this.backend.copy(dst, tmp);
+    } finally {
+      tmp.dispose();
+    }
+  }
+
+  /**
+   * One optimizer step: `fill(ids, targets)` is called once per micro-batch to write
+   * microBatch x seqLen inputs and targets.
+   */
+  step(lr: number, fill: (ids: Int32Array, targets: Int32Array) => void): StepResult {
+    const k = this.backend;
+    const { microBatch, seqLen, accumSteps } = this.shape;
+    const rows = microBatch * seqLen;
+    const dlossScale = 1 / (rows * accumSteps);
+    for (const g of this.gradList) k.fill(g, 0);
+    let lossSum = 0;
+    for (let micro = 0; micro < accumSteps; micro++) {
+      fill(this.hostIds, this.hostTargets);
+      this.model.loadIds(this.plan.ids, this.hostIds, rows);
+      this.model.loadIds(this.plan.targets, this.hostTargets, rows);
+      this.model.forward(this.plan, true, true, dlossScale);
+      lossSum += k.sum(this.plan.losses) / rows;
+      this.model.backward(this.plan, this.grads);
+    }
+    const loss = lossSum / accumSteps;
+    const gradNorm = Math.sqrt(k.sumSquares(this.gradList));
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+      this.consecutiveBad++;
+      return { loss, gradNorm, lr, skipped: true };
+    }
+    this.consecutiveBad = 0;
+    this.adamStep++;
+    const gradScale = clipScale(gradNorm, this.adamw.gradClip);
+    const a = this.adamw;
+    for (const name of this.names) {
+      const param = this.model.paramArena.get(name);
+      const master = this.masterArena ? this.masterArena.get(name) : null;
+      k.adamw(
+        param,
+        master,
+        this.gradArena.get(name),
+        this.mArena.get(name),
+        this.vArena.get(name),
+        {
+          lr,
+          beta1: a.beta1,
+          beta2: a.beta2,
+          eps: a.eps,
+          weightDecay: a.weightDecay,
+          step: this.adamStep,
+          gradScale,
+        },
+      );
+    }
+    return { loss, gradNorm, lr, skipped: false };
+  }
+
+  /** Mean loss over `batches` micro-batches without touching gradients (validation). */
+  evaluate(batches: number, fill: (ids: Int32Array, targets: Int32Array) => void): number {
+    const k = this.backend;
+    const rows = this.shape.microBatch * this.shape.seqLen;
+    let sum = 0;
+    for (let i = 0; i < batches; i++) {
+      fill(this.hostIds, this.hostTargets);
+      this.model.loadIds(this.plan.ids, this.hostIds, rows);
+      this.model.loadIds(this.plan.targets, this.hostTargets, rows);
+      this.model.forward(this.plan, true, false);
+      sum += k.sum(this.plan.losses) / rows;
+    }
+    return sum / batches;
+  }
+
+  /** Bytes of device memory held by weights, gradients, optimizer state and activations. */
+  memoryBytes(): number {
+    return (
+      this.model.paramArena.bytes +
+      this.gradArena.bytes +
+      this.mArena.bytes +
+      this.vArena.bytes +
+      (this.masterArena?.bytes ?? 0) +
+      this.plan.arena.bytes
+    );
+  }
+
+  dispose(): void {
+    this.gradArena.dispose();
+    this.mArena.dispose();
+    this.vArena.dispose();
+    this.masterArena?.dispose();
+    this.model.dispose();
+  }
+}
