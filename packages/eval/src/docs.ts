@@ -38,7 +38,11 @@ export async function readRecords(
 ): Promise<unknown[]> {
   if (!existsSync(path)) throw new Error(`task data not found: ${path}`);
   if (path.endsWith(".parquet")) {
-    if (!readParquet) throw new Error(`${path}: no parquet reader available`);
+    if (!readParquet) {
+      throw new Error(
+        `${path}: parquet needs @tinyllama/data's record reader, which this build lacks; convert the split to .jsonl`,
+      );
+    }
     return readParquet(path);
   }
   const text = readFileSync(path, "utf8");

@@ -1,0 +1,262 @@
+#!/usr/bin/env node
+/**
+ * `pnpm eval`: zero-shot tasks (and held-out perplexity) for a checkpoint, scored as
+ * lm-evaluation-harness does. With no arguments: the newest checkpoint under ./runs/ on the
+ * bundled fixtures (all tasks). Writes results.json (harness shape) and prints the table.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { basename, join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { newestCheckpoint } from "./checkpoints.js";
+import { loadTaskDocs } from "./docs.js";
+import type { PairEncodingOptions } from "./encode.js";
+import { evaluate, type TaskInput } from "./evaluate.js";
+import { loadCheckpoint } from "./llama.js";
+import { shardPerplexity } from "./perplexity.js";
+import { formatTable, toHarnessJson } from "./results.js";
+import type { ScoreProgress } from "./score.js";
+import { resolveTasks } from "./tasks/index.js";
+
+const USAGE = `usage: pnpm eval [options]
+
+  --checkpoint <dir>      checkpoint, stage dir, or Hugging Face Llama dir
+                          (default: newest checkpoint under ./runs/)
+  --tasks <list>          comma-separated tasks or groups: commonsense, chinese, all
+                          (default: all; "none" with --perplexity for perplexity only)
+  --data-dir <dir>        local copy of the hub datasets (<dir>/<owner>/<repo>/<config>/<split>/*.parquet,
+                          or <dir>/<task>.jsonl); default: the bundled fixtures (not real data)
+  --limit <n>             first n docs per task
+  --harness <version>     request encoding of an lm-eval release: 0.4.9.1 (default: no BOS),
+                          0.4.9.2 (BOS prepended, the tokenizer default), 0.4.2 (no BOS, EOS as
+                          the empty context)
+  --add-bos / --no-add-bos  override the BOS choice of --harness
+  --device <cpu|cuda|auto>  (default auto)
+  --batch-size <n>        windows per forward (default 16)
+  --max-batch-tokens <n>  cap on tokens per forward
+  --max-length <n>        model context for truncation (default: the model's)
+  --tokenizer <path>      tokenizer.model / tokenizer.json (default: the checkpoint's, else bundled)
+  --perplexity <dir>      also report perplexity on a shard directory's held-out split
+  --perplexity-split <s>  split to read (default validation)
+  --perplexity-blocks <n> cap on blocks, evenly spaced (default 64)
+  --output <dir>          where results.json goes (default runs/eval/<checkpoint>-<time>/)
+  --log-samples           also write samples_<task>.jsonl (per-request texts, token ids, log-probs)
+  --help
+`;
+
+const PRESETS: Record<string, PairEncodingOptions> = {
+  "0.4.2": { addBos: false, emptyContextToken: "eos" },
+  "0.4.9.1": { addBos: false, emptyContextToken: "bos" },
+  "0.4.9.2": { addBos: true, emptyContextToken: "bos" },
+};
+
+function positiveInt(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`--${name} must be a positive integer, got "${v}"`);
+  return n;
+}
+
+function progressPrinter(label: string) {
+  let last = 0;
+  return (p: ScoreProgress) => {
+    const now = performance.now();
+    if (p.windowsDone < p.windowsTotal && now - last < 2000) return;
+    last = now;
+    const s = p.elapsedMs / 1000;
+    const rate = p.windowsDone / Math.max(s, 1e-9);
+    const eta = (p.windowsTotal - p.windowsDone) / Math.max(rate, 1e-9);
+    console.error(
+      `[${label}] ${p.windowsDone}/${p.windowsTotal} windows (${p.requestsTotal} requests), ` +
+        `${rate.toFixed(1)} windows/s, ${(p.tokensDone / Math.max(s, 1e-9)).toFixed(0)} tok/s, ETA ${eta.toFixed(0)}s`,
+    );
+  };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      checkpoint: { type: "string" },
+      tasks: { type: "string" },
+      "data-dir": { type: "string" },
+      limit: { type: "string" },
+      harness: { type: "string" },
+      "add-bos": { type: "boolean" },
+      "no-add-bos": { type: "boolean" },
+      device: { type: "string" },
+      "batch-size": { type: "string" },
+      "max-batch-tokens": { type: "string" },
+      "max-length": { type: "string" },
+      tokenizer: { type: "string" },
+      perplexity: { type: "string" },
+      "perplexity-split": { type: "string" },
+      "perplexity-blocks": { type: "string" },
+      output: { type: "string" },
+      "log-samples": { type: "boolean" },
+      help: { type: "boolean" },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const preset = PRESETS[values.harness ?? "0.4.9.1"];
+  if (!preset) {
+    throw new Error(
+      `--harness must be one of ${Object.keys(PRESETS).join(", ")}, got "${values.harness}"`,
+    );
+  }
+  if (values["add-bos"] && values["no-add-bos"])
+    throw new Error("--add-bos and --no-add-bos together");
+  const encoding: PairEncodingOptions = {
+    ...preset,
+    ...(values["add-bos"] ? { addBos: true } : {}),
+    ...(values["no-add-bos"] ? { addBos: false } : {}),
+  };
+  const device = values.device ?? "auto";
+  if (device !== "cpu" && device !== "cuda" && device !== "auto") {
+    throw new Error(`--device must be cpu, cuda or auto, got "${device}"`);
+  }
+  const limit = positiveInt("limit", values.limit);
+  const batchSize = positiveInt("batch-size", values["batch-size"]) ?? 16;
+  const maxBatchTokens = positiveInt("max-batch-tokens", values["max-batch-tokens"]);
+  const maxLength = positiveInt("max-length", values["max-length"]);
+  const perplexityBlocks = positiveInt("perplexity-blocks", values["perplexity-blocks"]) ?? 64;
+  const taskList = values.tasks ?? "all";
+  const tasks = taskList === "none" ? [] : resolveTasks(taskList);
+  if (tasks.length === 0 && !values.perplexity) throw new Error("--tasks none needs --perplexity");
+
+  // Read and validate the data before loading a model: a bad file fails in milliseconds.
+  const dataDir = values["data-dir"] ? resolve(values["data-dir"]) : undefined;
+  const readParquet = dataDir ? await parquetReader() : undefined;
+  const inputs: TaskInput[] = [];
+  for (const task of tasks) {
+    const loaded = await loadTaskDocs(task, { dataDir, readParquet });
+    inputs.push({ task, docs: loaded.docs, files: loaded.files });
+  }
+  if (!dataDir && tasks.length > 0) {
+    console.error(
+      "[eval] using the bundled FIXTURES (hand-written examples, not the benchmarks); pass --data-dir for real data",
+    );
+  }
+
+  const checkpoint = resolve(values.checkpoint ?? newestCheckpoint(resolve("runs")).path);
+  console.error(`[eval] checkpoint ${checkpoint}`);
+  const startedAt = new Date();
+  const loaded = await loadCheckpoint(checkpoint, {
+    device,
+    tokenizer: values.tokenizer,
+    maxLength,
+  });
+  try {
+    console.error(
+      `[eval] ${loaded.scorer.description}; tokenizer ${loaded.tokenizerSource}; ` +
+        `add_bos=${encoding.addBos}, empty context=${encoding.emptyContextToken}`,
+    );
+    const out = await evaluate(inputs, loaded.tokenizer, loaded.scorer, {
+      encoding,
+      limit,
+      batchSize,
+      maxBatchTokens,
+      onProgress: progressPrinter("eval"),
+    });
+    let perplexity: Record<string, unknown> | undefined;
+    if (values.perplexity) {
+      const { ShardSet } = await import("@tinyllama/data");
+      const split = values["perplexity-split"] ?? "validation";
+      const shards = await ShardSet.open(values.perplexity, { split });
+      try {
+        const r = await shardPerplexity(loaded.scorer, shards, {
+          maxBlocks: perplexityBlocks,
+          batchSize,
+          onProgress: (d, t) => console.error(`[perplexity] ${d}/${t} blocks`),
+        });
+        perplexity = { shard_dir: resolve(values.perplexity), split, ...r };
+      } finally {
+        shards.close();
+      }
+    }
+    const json = toHarnessJson(out, {
+      model: checkpoint,
+      modelDescription: loaded.scorer.description,
+      device: loaded.device,
+      batchSize,
+      limit: limit ?? null,
+      startedAt,
+      extra: {
+        tokenizer: loaded.tokenizerSource,
+        data: dataDir ?? "bundled fixtures (not benchmark data)",
+        ...(perplexity ? { perplexity } : {}),
+      },
+    });
+    const outDir = resolve(
+      values.output ??
+        join(
+          "runs",
+          "eval",
+          `${basename(checkpoint)}-${startedAt.toISOString().replace(/[:.]/g, "-")}`,
+        ),
+    );
+    mkdirSync(outDir, { recursive: true });
+    writeFileSync(join(outDir, "results.json"), JSON.stringify(json, null, 2) + "\n");
+    if (values["log-samples"]) {
+      for (const t of out.tasks) {
+        const lines = t.samples.map((s) => JSON.stringify(s)).join("\n");
+        writeFileSync(join(outDir, `samples_${t.task.name}.jsonl`), lines + "\n");
+      }
+    }
+    if (tasks.length > 0) console.log(formatTable(json));
+    if (perplexity) {
+      const p = perplexity as { loss: number; perplexity: number; blocks: number; tokens: number };
+      console.log(
+        `perplexity ${p.perplexity.toFixed(4)} (loss ${p.loss.toFixed(4)} nats/token over ${p.blocks} blocks, ${p.tokens} tokens)`,
+      );
+    }
+    console.error(
+      `[eval] ${out.stats.requests} requests in ${out.stats.windows} forward windows, ` +
+        `${(out.stats.elapsedMs / 1000).toFixed(1)}s; results in ${outDir}`,
+    );
+    return 0;
+  } finally {
+    loaded.dispose();
+  }
+}
+
+/**
+ * Parquet through the data package's record reader, strict: a bad row in a benchmark is an
+ * error, never a skipped doc. Looked up at run time because the reader is newer than this CLI.
+ */
+async function parquetReader() {
+  const data = (await import("@tinyllama/data")) as Record<string, unknown>;
+  const readRecords = data.readRecords as
+    | ((
+        path: string,
+        format: "parquet",
+        bad: unknown,
+      ) => AsyncIterable<{ value: Record<string, unknown> }>)
+    | undefined;
+  const BadRecordLog = data.BadRecordLog as (new (o: { strict: boolean }) => unknown) | undefined;
+  if (typeof readRecords !== "function" || typeof BadRecordLog !== "function") return undefined;
+  return async (path: string) => {
+    const rows: Record<string, unknown>[] = [];
+    for await (const r of readRecords(path, "parquet", new BadRecordLog({ strict: true }))) {
+      rows.push(r.value);
+    }
+    return rows;
+  };
+}
+
+const isMain =
+  process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname);
+if (isMain) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      console.error(`eval: ${err instanceof Error ? err.message : String(err)}`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,135 @@
+// The LlamaModel adapter and `pnpm eval` end to end on a tiny random checkpoint on CPU
+// (the trainer's 1-layer "tinyllama-test" config, written here in Hugging Face layout).
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { LlamaModel, MODEL_CONFIGS, parameterSpecs, writeHfModel } from "@tinyllama/trainer";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { main } from "./cli.js";
+import { LlamaTokenScorer, type SequenceScoringModel } from "./llama.js";
+import { requestWindow, scoreRequests } from "./score.js";
+
+let root: string;
+let ckpt: string;
+
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), "eval-llama-"));
+  ckpt = join(root, "ckpt");
+  mkdirSync(ckpt);
+  const config = MODEL_CONFIGS["tinyllama-test"]!;
+  let seed = 7;
+  const rnd = () => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed / 2147483648 - 0.5;
+  };
+  writeHfModel(ckpt, config, (name) => {
+    const spec = parameterSpecs(config).find((p) => p.name === name)!;
+    const n = spec.shape.reduce((a, b) => a * b, 1);
+    return Float32Array.from({ length: n }, () => (name.includes("norm") ? 1 : rnd() * 0.2));
+  });
+});
+
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe("LlamaTokenScorer", () => {
+  it("maps scoreSequences positions to window targets", async () => {
+    const fake: SequenceScoringModel = {
+      config: { maxSeqLen: 8, vocabSize: 10 },
+      scoreSequences: (seqs) =>
+        seqs.map((s) => ({
+          logProbs: Float32Array.from({ length: s.length - 1 }, (_, t) => -(t + 1)),
+          greedy: Uint8Array.from({ length: s.length - 1 }, (_, t) => t % 2),
+        })),
+    };
+    const scorer = new LlamaTokenScorer(fake);
+    const [w] = await scorer.scoreWindows([
+      { tokens: Int32Array.from([1, 2, 3, 4, 5]), scoreFrom: 3 },
+    ]);
+    // targets tokens[3], tokens[4] are predicted at t = 2, 3
+    expect(Array.from(w!.logprobs)).toEqual([-3, -4]);
+    expect(Array.from(w!.greedy)).toEqual([0, 1]);
+    expect(() => new LlamaTokenScorer(fake, { maxLength: 9 })).toThrow(
+      /exceeds the model's context/,
+    );
+  });
+
+  it("batched, prefix-shared scoring equals scoring each request alone with the real model", async () => {
+    const model = await LlamaModel.load(ckpt, { device: "cpu" });
+    try {
+      const scorer = new LlamaTokenScorer(model, { maxLength: 12 });
+      const ctx = [1, 450, 4996, 17354, 1701, 29916, 975];
+      const requests = [
+        { contextTokens: ctx, continuationTokens: [278] },
+        { contextTokens: ctx, continuationTokens: [278, 17366] },
+        { contextTokens: ctx, continuationTokens: [11203, 29889, 13] },
+        { contextTokens: [...ctx, ...ctx], continuationTokens: [278, 17366] }, // truncated left
+      ];
+      const { results, stats } = await scoreRequests(scorer, requests, { batchSize: 3 });
+      expect(stats.windows).toBe(3);
+      expect(stats.truncated).toBe(1);
+      for (const [i, r] of requests.entries()) {
+        const w = requestWindow(r, 12);
+        const [alone] = model.scoreSequences([w.tokens]);
+        let expected = 0;
+        for (let t = w.firstTarget; t < w.tokens.length; t++) expected += alone!.logProbs[t - 1]!;
+        expect(results[i]!.logprob).toBeCloseTo(expected, 4);
+      }
+    } finally {
+      model.dispose();
+    }
+  });
+});
+
+describe("pnpm eval (cli main)", () => {
+  it("scores fixtures with a checkpoint and writes harness-shaped results and samples", async () => {
+    const out = join(root, "out");
+    const code = await main([
+      "--checkpoint",
+      ckpt,
+      "--tasks",
+      "boolq,xnli_zh,winogrande",
+      "--device",
+      "cpu",
+      "--output",
+      out,
+      "--log-samples",
+      "--harness",
+      "0.4.9.2",
+    ]);
+    expect(code).toBe(0);
+    const json = JSON.parse(readFileSync(join(out, "results.json"), "utf8"));
+    expect(Object.keys(json.results)).toEqual(["boolq", "xnli_zh", "winogrande"]);
+    expect(json.results.boolq["acc,none"]).toBeGreaterThanOrEqual(0);
+    expect(json.tinyllama_ts.add_bos).toBe(true);
+    expect(json.tinyllama_ts.data).toMatch(/fixtures/);
+    const samples = readFileSync(join(out, "samples_boolq.jsonl"), "utf8").trim().split("\n");
+    expect(samples).toHaveLength(4);
+    const first = JSON.parse(samples[0]!);
+    expect(first.context_tokens[0][0]).toBe(1); // BOS with the 0.4.9.2 preset
+    expect(first.resps).toHaveLength(2);
+  });
+
+  it("rejects bad flags before loading anything", async () => {
+    await expect(main(["--tasks", "nope"])).rejects.toThrow(/unknown task "nope"/);
+    await expect(main(["--limit", "0"])).rejects.toThrow(/--limit must be a positive integer/);
+    await expect(main(["--harness", "0.5"])).rejects.toThrow(/--harness must be one of/);
+    await expect(main(["--device", "tpu"])).rejects.toThrow(/--device must be cpu, cuda or auto/);
+    await expect(main(["--bogus"])).rejects.toThrow(/Unknown option '--bogus'/);
+    await expect(main(["--data-dir", join(root, "missing"), "--tasks", "piqa"])).rejects.toThrow(
+      /piqa: no data under/,
+    );
+  });
+
+  it("with no checkpoint under ./runs says how to get one", async () => {
+    const cwd = process.cwd();
+    const empty = join(root, "empty");
+    mkdirSync(empty);
+    process.chdir(empty);
+    try {
+      await expect(main(["--tasks", "piqa"])).rejects.toThrow(/no checkpoint under .*runs/);
+    } finally {
+      process.chdir(cwd);
+    }
+    expect(existsSync(join(empty, "runs"))).toBe(false);
+  });
+});
