@@ -1,0 +1,122 @@
+#!/usr/bin/env node
+/**
+ * pnpm data:prepare: stream, deduplicate, tokenize and pack the corpora into LITPKDS shards.
+ * With no arguments it runs on the bundled sample and writes ./data/.
+ */
+import { availableParallelism } from "node:os";
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { runLocal } from "../executors/local.js";
+import { table } from "../executors/progress.js";
+import { writeSlurmScripts } from "../executors/slurm.js";
+import {
+  loadConfigFile,
+  type PrepareConfig,
+  resolveConfig,
+  sampleConfig,
+} from "../pipeline/config.js";
+import { loadOrMakePlan } from "../pipeline/plan.js";
+import { summarize } from "../pipeline/summary.js";
+
+const usage = `usage: data:prepare [options]
+
+  --config <file>      JSON config (sources local or hub, subsets, output, dedup, ...);
+                       default: the bundled sample in packages/data/sample
+  --output <dir>       output directory (default: config's output, or ./data)
+  --workers <n>        local worker processes (default: all cores, ${availableParallelism()} here)
+  --executor <kind>    local (default) or slurm (writes job-array scripts + submit.sh)
+  --submit             with --executor slurm: run submit.sh now (needs sbatch)
+  --tokenizer <kind>   llama2 (default) or bytes (pipeline tests without the tokenizer)
+  --no-dedup           skip exact and near-duplicate removal
+  --strict             bad records (invalid JSON, missing text, corrupt files) are fatal
+  -h, --help           this text
+
+Reruns resume: finished tasks are skipped (markers under <output>/.work).
+Environment: HF_TOKEN (gated datasets), HF_ENDPOINT (hub mirror), TINYLLAMA_CACHE (download cache).`;
+
+async function main(): Promise<number> {
+  let args: ReturnType<typeof parse>;
+  try {
+    args = parse();
+  } catch (err) {
+    console.error(`data:prepare: ${(err as Error).message}\n\n${usage}`);
+    return 2;
+  }
+  const v = args.values;
+  if (v.help) {
+    console.log(usage);
+    return 0;
+  }
+  let config: PrepareConfig = v.config
+    ? await loadConfigFile(v.config)
+    : sampleConfig(resolve("data"));
+  const overrides: Partial<PrepareConfig> = {};
+  if (v.output) overrides.output = v.output;
+  if (v.tokenizer) overrides.tokenizer = v.tokenizer as PrepareConfig["tokenizer"];
+  if (v.strict) overrides.strict = true;
+  if (v["no-dedup"]) overrides.dedup = { ...config.dedup, enabled: false };
+  config = resolveConfig({ ...config, ...overrides }, process.cwd(), v.config ?? "sample config");
+  const workers = v.workers === undefined ? availableParallelism() : Number(v.workers);
+  if (!Number.isInteger(workers) || workers < 1)
+    throw new Error(`--workers must be a positive integer, got ${v.workers}`);
+
+  const t0 = performance.now();
+  const { plan, resumed } = await loadOrMakePlan(config);
+  const inputBytes = plan.tasks.reduce((a, t) => a + t.files.reduce((b, f) => b + f.size, 0), 0);
+  console.error(
+    `data:prepare: ${config.sources.map((s) => s.name).join(", ")} -> ${config.output}  ` +
+      `(${plan.tasks.length} tasks, ${(inputBytes / 1e6).toFixed(1)} MB input, tokenizer ${config.tokenizer}, ` +
+      `dedup ${config.dedup.enabled ? `${config.dedup.minhash.bands}x${config.dedup.minhash.rows}` : "off"}${resumed ? ", resuming" : ""})`,
+  );
+  if (v.executor === "slurm") {
+    const s = await writeSlurmScripts(plan);
+    console.log(`Slurm scripts in ${s.dir}:`);
+    for (const st of s.stages) console.log(`  ${st.script}  (${st.tasks} array tasks)`);
+    if (v.submit) {
+      const { spawnSync } = await import("node:child_process");
+      const r = spawnSync("bash", [s.submit], { stdio: "inherit" });
+      return r.status ?? 1;
+    }
+    console.log(`submit with: bash ${s.submit}   (rerun data:prepare afterwards for the summary)`);
+    return 0;
+  }
+  if (v.executor !== undefined && v.executor !== "local")
+    throw new Error(`--executor must be local or slurm, got ${v.executor}`);
+  const reports = await runLocal(plan, { workers });
+  const wall = (performance.now() - t0) / 1000;
+  const summary = await summarize(plan, wall);
+  console.log(
+    `\n${table([["stage", "tasks run", "already done", "seconds"], ...reports.map((r) => [r.stage, r.ran, r.skipped, r.seconds.toFixed(1)])])}`,
+  );
+  console.log(`\n${summary.table}`);
+  console.log(
+    `\nshards: ${config.output}/<source>/manifest.json  stats: ${summary.statsFile}  ` +
+      `bad records: ${summary.badRecords}${summary.badRecords ? " (listed per task in stats.json)" : ""}  wall ${wall.toFixed(1)} s`,
+  );
+  return 0;
+}
+
+function parse() {
+  return parseArgs({
+    options: {
+      config: { type: "string" },
+      output: { type: "string" },
+      workers: { type: "string" },
+      executor: { type: "string" },
+      submit: { type: "boolean" },
+      tokenizer: { type: "string" },
+      "no-dedup": { type: "boolean" },
+      strict: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(`data:prepare: ${(err as Error).message}`);
+    process.exit(1);
+  },
+);

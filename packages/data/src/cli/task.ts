@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+/**
+ * Runs tasks of one stage: `task.js --plan <work>/plan.json --stage <name> [--rank N | --ranks a,b]`.
+ * Without --rank(s) the rank comes from SLURM_ARRAY_TASK_ID (Slurm job arrays).
+ */
+import { parseArgs } from "node:util";
+import { runRanks } from "../executors/local.js";
+import { readPlan, type StageName } from "../pipeline/plan.js";
+
+const { values } = parseArgs({
+  options: {
+    plan: { type: "string" },
+    stage: { type: "string" },
+    rank: { type: "string" },
+    ranks: { type: "string" },
+  },
+});
+try {
+  if (!values.plan || !values.stage)
+    throw new Error("usage: task.js --plan <plan.json> --stage <stage> [--rank N | --ranks a,b,c]");
+  const plan = await readPlan(values.plan);
+  const stage = plan.stages.find((s) => s.name === values.stage);
+  if (!stage)
+    throw new Error(
+      `stage ${values.stage} is not in the plan (has: ${plan.stages.map((s) => s.name).join(", ")})`,
+    );
+  const rankText = values.ranks ?? values.rank ?? process.env.SLURM_ARRAY_TASK_ID;
+  if (rankText === undefined)
+    throw new Error(
+      "no rank: pass --rank/--ranks or run as a Slurm array job (SLURM_ARRAY_TASK_ID)",
+    );
+  const ranks = rankText === "" ? [] : rankText.split(",").map(Number);
+  for (const r of ranks) {
+    if (!Number.isInteger(r) || r < 0 || r >= stage.tasks)
+      throw new Error(`rank ${r} out of range [0, ${stage.tasks}) for stage ${stage.name}`);
+  }
+  await runRanks(plan, stage.name as StageName, ranks);
+} catch (err) {
+  console.error(`task ${values.stage ?? "?"}: ${(err as Error).message}`);
+  process.exit(1);
+}

@@ -1,0 +1,173 @@
+/**
+ * Text normalisation, shingling and MinHash-LSH signatures.
+ *
+ * Normalisation follows datatrove: lowercase, digits -> 0, punctuation and whitespace dropped
+ * (they only separate words). Words are runs of letters/digits; each Han/kana character is a
+ * word of its own, so Chinese text (SkyPile, no spaces) gets meaningful shingles too.
+ * Shingles are word n-grams (default 5), hashed to 32 bits from per-word FNV-1a hashes.
+ *
+ * MinHash uses `bands * rows` hash functions h_i(x) = mix(a_i * (x ^ b_i)) over 32 bits, with
+ * a_i, b_i drawn from a seeded PRNG: fixed params give the same signature on every machine.
+ * A band's `rows` minima are folded into one 64-bit key (two 32-bit words); two documents are
+ * candidates when any band key is equal. An extra "exact" key, a 64-bit hash of the whole
+ * normalised word sequence, catches exact duplicates through the same machinery.
+ */
+
+export interface MinHashParams {
+  /** Word n-gram size. */
+  ngram: number;
+  bands: number;
+  rows: number;
+  seed: number;
+}
+
+/** datatrove's defaults: 14 bands x 8 rows, word 5-grams (see README for the S-curve). */
+export const DEFAULT_MINHASH: MinHashParams = { ngram: 5, bands: 14, rows: 8, seed: 1 };
+
+/** Probability that a pair with Jaccard `j` shares at least one band: 1 - (1 - j^r)^b. */
+export function collisionProbability(j: number, p: Pick<MinHashParams, "bands" | "rows">): number {
+  return 1 - (1 - j ** p.rows) ** p.bands;
+}
+
+const WORD = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}]|[\p{L}\p{N}\p{M}]+/gu;
+
+/** 32-bit FNV-1a of each normalised word (lowercased, digits folded to 0). */
+export function wordHashes(text: string): Uint32Array {
+  const lower = text.toLowerCase();
+  const out: number[] = [];
+  for (const m of lower.matchAll(WORD)) {
+    const w = m[0];
+    let h = 0x811c9dc5;
+    for (let i = 0; i < w.length; i++) {
+      let c = w.charCodeAt(i);
+      if (c >= 48 && c <= 57) c = 48;
+      h = Math.imul(h ^ c, 0x01000193);
+    }
+    out.push(h >>> 0);
+  }
+  return Uint32Array.from(out);
+}
+
+function mix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Hashes of the word n-grams of `words` (one hash if fewer than n words, none if empty). */
+export function shingleHashes(words: Uint32Array, n: number): Uint32Array {
+  if (words.length === 0) return new Uint32Array(0);
+  const count = Math.max(1, words.length - n + 1);
+  const width = Math.min(n, words.length);
+  const out = new Uint32Array(count);
+  for (let i = 0; i < count; i++) {
+    let h = 0x9747b28c;
+    for (let k = 0; k < width; k++) h = mix32((h ^ (words[i + k] as number)) + k);
+    out[i] = h;
+  }
+  return out;
+}
+
+/** Deterministic PRNG (mulberry32) for the permutation parameters. */
+function mulberry32(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (t ^ (t >>> 14)) >>> 0;
+  };
+}
+
+export interface DocumentSignature {
+  /** 64-bit hash of the normalised text as [hi, lo]. */
+  exact: [number, number];
+  /** bands x 2 words: band keys. */
+  bandKeys: Uint32Array;
+  /** Number of shingles (0 for a document with no words). */
+  shingles: number;
+  /** Number of normalised words. */
+  words: number;
+}
+
+export class MinHasher {
+  readonly params: MinHashParams;
+  private readonly a: Uint32Array;
+  private readonly b: Uint32Array;
+  private readonly mins: Uint32Array;
+
+  constructor(params: MinHashParams = DEFAULT_MINHASH) {
+    for (const k of ["ngram", "bands", "rows"] as const) {
+      if (!Number.isInteger(params[k]) || params[k] < 1)
+        throw new RangeError(`minhash ${k} must be a positive integer, got ${params[k]}`);
+    }
+    this.params = params;
+    const n = params.bands * params.rows;
+    const rand = mulberry32(params.seed);
+    this.a = new Uint32Array(n);
+    this.b = new Uint32Array(n);
+    for (let i = 0; i < n; i++) {
+      this.a[i] = rand() | 1;
+      this.b[i] = rand();
+    }
+    this.mins = new Uint32Array(n);
+  }
+
+  /** The bands*rows minima of the shingle set (all 0xffffffff for an empty set). */
+  minhashes(shingles: Uint32Array): Uint32Array {
+    const { a, b, mins } = this;
+    const n = mins.length;
+    mins.fill(0xffffffff);
+    for (let s = 0; s < shingles.length; s++) {
+      const x = shingles[s] as number;
+      for (let i = 0; i < n; i++) {
+        let h = Math.imul(x ^ (b[i] as number), a[i] as number);
+        h = (h ^ (h >>> 15)) >>> 0;
+        if (h < (mins[i] as number)) mins[i] = h;
+      }
+    }
+    return mins;
+  }
+
+  signature(text: string): DocumentSignature {
+    const words = wordHashes(text);
+    const shingles = shingleHashes(words, this.params.ngram);
+    const mins = this.minhashes(shingles);
+    const { bands, rows } = this.params;
+    const bandKeys = new Uint32Array(bands * 2);
+    for (let band = 0; band < bands; band++) {
+      let h1 = 0x12345678 ^ band;
+      let h2 = 0x9e3779b9 ^ band;
+      for (let r = 0; r < rows; r++) {
+        const v = mins[band * rows + r] as number;
+        h1 = mix32(h1 ^ v);
+        h2 = mix32((h2 + v) ^ 0x5bd1e995);
+      }
+      bandKeys[band * 2] = h1;
+      bandKeys[band * 2 + 1] = h2;
+    }
+    let e1 = 0x2545f491;
+    let e2 = 0x6c8e9cf5;
+    for (let i = 0; i < words.length; i++) {
+      const w = words[i] as number;
+      e1 = mix32(e1 ^ w);
+      e2 = mix32((e2 + w) ^ 0x27d4eb2d);
+    }
+    e1 = mix32(e1 ^ words.length);
+    return { exact: [e1, e2], bandKeys, shingles: shingles.length, words: words.length };
+  }
+}
+
+/** Exact Jaccard similarity of two shingle sets (brute force, for measuring quality). */
+export function jaccard(a: Uint32Array, b: Uint32Array): number {
+  const sa = new Set(a);
+  const sb = new Set(b);
+  if (sa.size === 0 && sb.size === 0) return 1;
+  let inter = 0;
+  for (const x of sa) if (sb.has(x)) inter++;
+  return inter / (sa.size + sb.size - inter);
+}

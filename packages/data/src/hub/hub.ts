@@ -1,0 +1,203 @@
+/**
+ * Hugging Face hub inputs through `@huggingface/hub`: listing, downloads by HTTP range into a
+ * local cache (resumable after a dropped connection or a killed process), retries with
+ * exponential backoff on 429/5xx/network errors, HF_TOKEN for gated repos, HF_ENDPOINT for
+ * mirrors. The token is passed to the client and never printed.
+ */
+import { mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { downloadFile, fileDownloadInfo, HubApiError, listFiles } from "@huggingface/hub";
+import { matchAny } from "../io/glob.js";
+
+export interface HubOptions {
+  /** Base URL; default $HF_ENDPOINT or https://huggingface.co. */
+  hubUrl?: string;
+  /** Default $HF_TOKEN. */
+  accessToken?: string;
+  revision?: string;
+  /** Where downloads go; default $TINYLLAMA_CACHE or ~/.cache/tinyllama/hub. */
+  cacheDir?: string;
+  /** Retries per request on 429/5xx/network errors (default 6). */
+  retries?: number;
+  /** First backoff delay in ms, doubled each retry (default 1000). */
+  backoffMs?: number;
+  /** Bytes per range request (default 16 MiB): the unit of resume. */
+  rangeBytes?: number;
+  /** Replaces global fetch (tests count requests with it). */
+  fetch?: typeof fetch;
+  /** Called before each retry (for progress lines). */
+  onRetry?: (what: string, attempt: number, err: Error) => void;
+}
+
+export interface HubFile {
+  path: string;
+  size: number;
+}
+
+export function hubOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): HubOptions {
+  const o: HubOptions = {};
+  if (env.HF_ENDPOINT) o.hubUrl = env.HF_ENDPOINT.replace(/\/+$/, "");
+  if (env.HF_TOKEN) o.accessToken = env.HF_TOKEN;
+  if (env.TINYLLAMA_CACHE) o.cacheDir = join(env.TINYLLAMA_CACHE, "hub");
+  return o;
+}
+
+export class HubError extends Error {
+  override name = "HubError";
+}
+
+function describe(err: unknown, repo: string, what: string, o: HubOptions): Error {
+  if (err instanceof HubApiError) {
+    if (err.statusCode === 401 || err.statusCode === 403) {
+      return new HubError(
+        `${repo}: ${what}: HTTP ${err.statusCode} (${o.accessToken ? "the token in HF_TOKEN was refused" : "no HF_TOKEN set"}). ` +
+          "Gated datasets such as bigcode/starcoderdata need you to accept their terms on the hub and export HF_TOKEN=<a read token>.",
+      );
+    }
+    if (err.statusCode === 404)
+      return new HubError(
+        `${repo}: ${what}: not found (HTTP 404); check the repo name, path and revision`,
+      );
+    return new HubError(`${repo}: ${what}: HTTP ${err.statusCode}: ${err.message}`);
+  }
+  return new HubError(`${repo}: ${what}: ${(err as Error).message}`);
+}
+
+function retriable(err: unknown): boolean {
+  if (err instanceof HubApiError) return err.statusCode === 429 || err.statusCode >= 500;
+  // fetch() rejects with TypeError on connection resets and refusals
+  return err instanceof TypeError || (err as NodeJS.ErrnoException)?.code === "ECONNRESET";
+}
+
+async function withRetry<T>(o: HubOptions, what: string, fn: () => Promise<T>): Promise<T> {
+  const retries = o.retries ?? 6;
+  const base = o.backoffMs ?? 1000;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!retriable(err) || attempt >= retries) throw err;
+      o.onRetry?.(what, attempt + 1, err as Error);
+      const delay = base * 2 ** attempt * (0.5 + Math.random() / 2);
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
+function common(o: HubOptions) {
+  return {
+    ...(o.hubUrl ? { hubUrl: o.hubUrl } : {}),
+    ...(o.accessToken ? { accessToken: o.accessToken } : {}),
+    ...(o.fetch ? { fetch: o.fetch } : {}),
+    revision: o.revision ?? "main",
+  };
+}
+
+/** Lists the dataset files matching `globs`, sorted by path (the same order on every node). */
+export async function listHubFiles(
+  repo: string,
+  globs: readonly string[],
+  o: HubOptions = {},
+): Promise<HubFile[]> {
+  const out: HubFile[] = [];
+  try {
+    await withRetry(o, `list ${repo}`, async () => {
+      out.length = 0;
+      for await (const f of listFiles({
+        repo: { type: "dataset", name: repo },
+        recursive: true,
+        ...common(o),
+      })) {
+        if (f.type === "file" && matchAny(f.path, globs)) out.push({ path: f.path, size: f.size });
+      }
+    });
+  } catch (err) {
+    throw describe(err, repo, "listing files", o);
+  }
+  return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+export function defaultCacheDir(): string {
+  return join(process.env.HOME ?? ".", ".cache", "tinyllama", "hub");
+}
+
+/**
+ * Downloads `path` of dataset `repo` into the cache and returns the local path. A complete
+ * cached copy (same size and etag) is reused; a partial one is continued from its last byte.
+ */
+export async function downloadToCache(
+  repo: string,
+  path: string,
+  o: HubOptions = {},
+): Promise<string> {
+  const revision = o.revision ?? "main";
+  const local = join(o.cacheDir ?? defaultCacheDir(), repo, revision, path);
+  const partial = `${local}.partial`;
+  const etagFile = `${local}.etag`;
+  const what = `download ${path}`;
+  let info: Awaited<ReturnType<typeof fileDownloadInfo>>;
+  try {
+    info = await withRetry(o, what, () =>
+      fileDownloadInfo({ repo: { type: "dataset", name: repo }, path, ...common(o) }),
+    );
+  } catch (err) {
+    throw describe(err, repo, what, o);
+  }
+  if (!info)
+    throw new HubError(`${repo}: ${path}: not found (HTTP 404); check the path and revision`);
+  const cachedEtag = await readFile(etagFile, "utf8").catch(() => undefined);
+  const done = await stat(local).catch(() => undefined);
+  if (done && done.size === info.size && cachedEtag === info.etag) return local;
+
+  await mkdir(dirname(local), { recursive: true });
+  if (cachedEtag !== info.etag) {
+    await rm(partial, { force: true }); // the remote file changed: start over
+    await writeFile(etagFile, info.etag);
+  }
+  let offset = (await stat(partial).catch(() => undefined))?.size ?? 0;
+  if (offset > info.size) {
+    await rm(partial, { force: true });
+    offset = 0;
+  }
+  const blob = await downloadFile({
+    repo: { type: "dataset", name: repo },
+    path,
+    downloadInfo: info,
+    xet: false,
+    ...common(o),
+  });
+  if (!blob) throw new HubError(`${repo}: ${path}: not found (HTTP 404)`);
+  const step = o.rangeBytes ?? 16 << 20;
+  const fh = await open(partial, "a");
+  try {
+    while (offset < info.size) {
+      const end = Math.min(info.size, offset + step);
+      const at = offset;
+      let bytes: ArrayBuffer;
+      try {
+        bytes = await withRetry(o, `${what} bytes ${at}-${end}`, () =>
+          blob.slice(at, end).arrayBuffer(),
+        );
+      } catch (err) {
+        throw describe(
+          err,
+          repo,
+          `${what} (bytes ${at}-${end}; rerun to resume from byte ${at})`,
+          o,
+        );
+      }
+      if (bytes.byteLength !== end - at) {
+        throw new HubError(
+          `${repo}: ${path}: asked for ${end - at} bytes at ${at}, got ${bytes.byteLength}`,
+        );
+      }
+      await fh.write(new Uint8Array(bytes));
+      offset = end;
+    }
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(partial, local);
+  return local;
+}

@@ -1,0 +1,166 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parquetWriteBuffer } from "hyparquet-writer";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { compress } from "zstd-napi";
+import { BadRecordError, BadRecordLog } from "../document.js";
+import { globToRegExp } from "./glob.js";
+import { formatOf, type RawRecord, readRecords } from "./records.js";
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "records-"));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function collect(path: string, bad = new BadRecordLog()): Promise<RawRecord[]> {
+  const out: RawRecord[] = [];
+  for await (const r of readRecords(path, formatOf(path), bad)) out.push(r);
+  return out;
+}
+
+const lines = Array.from({ length: 3000 }, (_, i) =>
+  JSON.stringify({ text: `doc ${i} ${"x".repeat(i % 700)}`, meta: { i } }),
+);
+
+describe("jsonl and jsonl.zst", () => {
+  it("streams every record of a multi-MB compressed file with line numbers", async () => {
+    const p = join(dir, "a.jsonl.zst");
+    await writeFile(p, compress(Buffer.from(`${lines.join("\n")}\n`)));
+    const recs = await collect(p);
+    expect(recs.length).toBe(3000);
+    expect(recs[2999]?.value.text).toBe(JSON.parse(lines[2999] as string).text);
+    expect(recs[10]?.line).toBe(11);
+  });
+
+  it("reads plain jsonl, CRLF endings and a last line without newline", async () => {
+    const p = join(dir, "b.jsonl");
+    await writeFile(p, '{"text":"a"}\r\n\n{"text":"b"}');
+    const recs = await collect(p);
+    expect(recs.map((r) => [r.value.text, r.line])).toEqual([
+      ["a", 1],
+      ["b", 3],
+    ]);
+  });
+
+  it("skips and reports invalid JSON, non-objects and invalid UTF-8 with file and line", async () => {
+    const p = join(dir, "c.jsonl");
+    const invalidUtf8 = Buffer.from([0x7b, 0x22, 0x74, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d]);
+    await writeFile(
+      p,
+      Buffer.concat([
+        Buffer.from('{"text":"ok"}\n{"text": nope}\n[1,2]\n'),
+        invalidUtf8,
+        Buffer.from('\n{"text":"ok2"}\n'),
+      ]),
+    );
+    const bad = new BadRecordLog();
+    const recs = await collect(p, bad);
+    expect(recs.map((r) => r.value.text)).toEqual(["ok", "ok2"]);
+    expect(bad.count).toBe(3);
+    expect(bad.entries.map((e) => [e.line, e.reason.split(":")[0]])).toEqual([
+      [2, "invalid JSON"],
+      [3, "line is not a JSON object"],
+      [4, "invalid UTF-8"],
+    ]);
+    expect(bad.entries[0]?.file).toBe(p);
+    await expect(collect(p, new BadRecordLog({ strict: true }))).rejects.toThrow(BadRecordError);
+    await expect(collect(p, new BadRecordLog({ strict: true }))).rejects.toThrow(
+      /c\.jsonl:line 2:byte 14: invalid JSON/,
+    );
+  });
+
+  it("reports a corrupt zstd frame after the records before it", async () => {
+    const p = join(dir, "d.jsonl.zst");
+    // incompressible records, so the good frame spans several 256 KiB reads
+    const { randomBytes } = await import("node:crypto");
+    const noisy = Array.from({ length: 50 }, () =>
+      JSON.stringify({ text: randomBytes(15000).toString("base64") }),
+    );
+    const good = compress(Buffer.from(`${noisy.join("\n")}\n`));
+    const corrupt = Buffer.from(compress(Buffer.from(`${lines.slice(50, 100).join("\n")}\n`)));
+    corrupt.fill(0x55, 8, 40);
+    await writeFile(p, Buffer.concat([good, corrupt]));
+    const bad = new BadRecordLog();
+    const recs = await collect(p, bad);
+    expect(recs.length).toBeGreaterThanOrEqual(25); // records of the last 256 KiB read may be lost
+    expect(recs.length).toBeLessThanOrEqual(50);
+    expect(bad.count).toBe(1);
+    expect(bad.entries[0]?.reason).toMatch(/corrupt or truncated zstd stream/);
+    expect(bad.entries[0]?.line).toBe(recs.length + 1);
+  });
+
+  it("reports a truncated zstd file and an empty file", async () => {
+    const p = join(dir, "e.jsonl.zst");
+    const full = compress(Buffer.from(`${lines.join("\n")}\n`));
+    await writeFile(p, full.subarray(0, full.length >> 1));
+    const bad = new BadRecordLog();
+    const recs = await collect(p, bad);
+    expect(recs.length).toBeGreaterThan(0);
+    expect(recs.length).toBeLessThan(3000);
+    expect(bad.entries.at(-1)?.reason).toMatch(/truncated/);
+    const empty = join(dir, "f.jsonl");
+    await writeFile(empty, "");
+    const bad2 = new BadRecordLog();
+    expect(await collect(empty, bad2)).toEqual([]);
+    expect(bad2.entries[0]?.reason).toMatch(/empty file/);
+  });
+});
+
+describe("parquet", () => {
+  const content = Array.from({ length: 2500 }, (_, i) => `def f${i}():\n    return ${i}\n`);
+  const write = async (p: string) => {
+    const buf = parquetWriteBuffer({
+      columnData: [
+        {
+          name: "max_stars_repo_path",
+          data: content.map((_, i) => `src/f${i}.py`),
+          type: "STRING",
+        },
+        { name: "content", data: content, type: "STRING" },
+        { name: "id", data: content.map((_, i) => String(i)), type: "STRING" },
+      ],
+      rowGroupSize: 1000,
+    });
+    await writeFile(p, Buffer.from(buf));
+    return buf.byteLength;
+  };
+
+  it("reads every row, row group by row group, with row numbers", async () => {
+    const p = join(dir, "a.parquet");
+    await write(p);
+    const recs = await collect(p);
+    expect(recs.length).toBe(2500);
+    expect(recs[1234]?.value.content).toBe(content[1234]);
+    expect(recs[1234]?.row).toBe(1234);
+  });
+
+  it("reports a truncated parquet file", async () => {
+    const p = join(dir, "b.parquet");
+    const n = await write(p);
+    const { truncate } = await import("node:fs/promises");
+    await truncate(p, Math.floor(n / 2));
+    const bad = new BadRecordLog();
+    expect(await collect(p, bad)).toEqual([]);
+    expect(bad.entries[0]?.reason).toMatch(/not a readable parquet file/);
+    expect(bad.entries[0]?.file).toBe(p);
+  });
+});
+
+describe("glob", () => {
+  it("matches ** * ? and {a,b}", () => {
+    expect(
+      globToRegExp("train/**/*.jsonl.zst").test("train/chunk1/example_train_0.jsonl.zst"),
+    ).toBe(true);
+    expect(globToRegExp("train/**/*.jsonl.zst").test("train/x.jsonl.zst")).toBe(true);
+    expect(globToRegExp("train/**/*.jsonl.zst").test("validation/chunk1/a.jsonl.zst")).toBe(false);
+    expect(
+      globToRegExp("data/*_zh_{head,middle}_*.jsonl").test("data/2020-40_zh_head_0001.jsonl"),
+    ).toBe(true);
+    expect(globToRegExp("python/*.parquet").test("python/sub/a.parquet")).toBe(false);
+    expect(() => formatOf("a.txt")).toThrow(/unknown input format/);
+  });
+});

@@ -1,0 +1,136 @@
+/**
+ * Streaming record readers. Each yields `{ record, line|row }` for one input file and reports
+ * bad records (invalid JSON, invalid UTF-8, non-object lines, corrupt compression, truncated
+ * parquet) to a BadRecordLog with the file and line/offset. Memory stays bounded: jsonl is read
+ * in 1 MiB slices, parquet one row group at a time.
+ */
+import { createReadStream } from "node:fs";
+import { DecompressStream } from "zstd-napi";
+import type { BadRecordLog } from "../document.js";
+import { readParquetRows } from "./parquet.js";
+
+export type InputFormat = "jsonl" | "jsonl.zst" | "parquet";
+
+export interface RawRecord {
+  value: Record<string, unknown>;
+  /** 1-based line (jsonl) */
+  line?: number;
+  /** 0-based row (parquet) */
+  row?: number;
+  /** Byte size of the record as stored (uncompressed line bytes / text bytes). */
+  bytes: number;
+}
+
+export function formatOf(path: string): InputFormat {
+  if (path.endsWith(".jsonl.zst") || path.endsWith(".json.zst")) return "jsonl.zst";
+  if (path.endsWith(".jsonl") || path.endsWith(".json")) return "jsonl";
+  if (path.endsWith(".parquet")) return "parquet";
+  throw new Error(`${path}: unknown input format (expected .jsonl, .jsonl.zst or .parquet)`);
+}
+
+export interface ReadOptions {
+  /** Shown in error messages instead of the local path (e.g. the hub path). */
+  displayName?: string;
+  /** Columns to read (parquet); all if omitted. */
+  columns?: string[];
+}
+
+export async function* readRecords(
+  path: string,
+  format: InputFormat,
+  bad: BadRecordLog,
+  options: ReadOptions = {},
+): AsyncGenerator<RawRecord> {
+  const name = options.displayName ?? path;
+  if (format === "parquet") {
+    yield* readParquetRows(path, bad, { displayName: name, columns: options.columns });
+    return;
+  }
+  // 256 KiB reads: a corrupt frame loses at most the records decoded from the same read
+  const file = createReadStream(path, { highWaterMark: 256 << 10 });
+  let stream: AsyncIterable<Buffer> = file;
+  let decompressor: DecompressStream | undefined;
+  if (format === "jsonl.zst") {
+    decompressor = new DecompressStream();
+    file.on("error", (e) => decompressor?.destroy(e));
+    stream = file.pipe(decompressor);
+  }
+  yield* splitJsonLines(stream, name, bad, () => file.bytesRead, decompressor !== undefined);
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+async function* splitJsonLines(
+  stream: AsyncIterable<Buffer>,
+  name: string,
+  bad: BadRecordLog,
+  compressedBytesRead: () => number,
+  compressed: boolean,
+): AsyncGenerator<RawRecord> {
+  let carry: Buffer = Buffer.alloc(0);
+  let line = 0;
+  let offset = 0; // byte offset (decompressed) of the start of `carry`
+  let sawData = false;
+  const handle = (bytes: Buffer, lineNo: number, at: number): RawRecord | undefined => {
+    let end = bytes.length;
+    if (end > 0 && bytes[end - 1] === 13) end--; // CRLF
+    if (end === 0) return undefined; // blank line: not a record
+    let text: string;
+    try {
+      text = utf8.decode(bytes.subarray(0, end));
+    } catch {
+      bad.report({ file: name, line: lineNo, offset: at, reason: "invalid UTF-8" });
+      return undefined;
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      bad.report({
+        file: name,
+        line: lineNo,
+        offset: at,
+        reason: `invalid JSON: ${(err as Error).message}`,
+      });
+      return undefined;
+    }
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      bad.report({ file: name, line: lineNo, offset: at, reason: "line is not a JSON object" });
+      return undefined;
+    }
+    return { value: value as Record<string, unknown>, line: lineNo, bytes: bytes.length + 1 };
+  };
+  try {
+    for await (const chunk of stream) {
+      sawData ||= chunk.length > 0;
+      let buf = carry.length > 0 ? Buffer.concat([carry, chunk]) : chunk;
+      let start = 0;
+      for (;;) {
+        const nl = buf.indexOf(10, start);
+        if (nl < 0) break;
+        line++;
+        const rec = handle(buf.subarray(start, nl), line, offset + start);
+        if (rec) yield rec;
+        start = nl + 1;
+      }
+      offset += start;
+      buf = buf.subarray(start);
+      carry = Buffer.from(buf); // copy: the chunk's memory may be reused
+    }
+  } catch (err) {
+    const what = compressed ? "corrupt or truncated zstd stream" : "read error";
+    bad.report({
+      file: name,
+      line: line + 1,
+      offset: compressed ? compressedBytesRead() : offset,
+      reason: `${what}: ${(err as Error).message}; the rest of the file is unreadable`,
+    });
+    return;
+  }
+  if (carry.length > 0) {
+    line++;
+    const rec = handle(carry, line, offset);
+    if (rec) yield rec;
+  }
+  if (!sawData) bad.report({ file: name, offset: 0, reason: "empty file: no records" });
+}

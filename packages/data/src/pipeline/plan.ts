@@ -1,0 +1,144 @@
+/**
+ * The plan: the sorted input files of every source, grouped into tasks, and the stages to run.
+ * It is computed once and written to <work>/plan.json; every task of every stage (local
+ * processes or Slurm array jobs) reads the same plan, so task i means the same files
+ * everywhere. Sorting then chunking (no per-rank shuffle) avoids the reference's bug of ranks
+ * reading overlapping files.
+ */
+import { createHash } from "node:crypto";
+import { readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { writeAtomic } from "../dedup/files.js";
+import { type HubOptions, hubOptionsFromEnv, listHubFiles } from "../hub/hub.js";
+import { listFilesRecursive, matchAny } from "../io/glob.js";
+import { getSource } from "../sources/index.js";
+import type { PrepareConfig } from "./config.js";
+
+export interface PlannedFile {
+  /** Path relative to the dataset root (the hub path). */
+  path: string;
+  size: number;
+}
+
+export interface PlannedTask {
+  /** Global task index (the rank within the per-task stages). */
+  index: number;
+  source: string;
+  files: PlannedFile[];
+}
+
+export type StageName = "signatures" | "buckets" | "cluster" | "pack" | "finalize";
+
+export interface Plan {
+  version: 1;
+  configHash: string;
+  config: PrepareConfig;
+  workDir: string;
+  tasks: PlannedTask[];
+  /** Stages in order with their task counts. */
+  stages: { name: StageName; tasks: number }[];
+}
+
+export function workDirOf(config: PrepareConfig): string {
+  return config.workDir ?? join(config.output, ".work");
+}
+
+export function configHash(config: PrepareConfig): string {
+  return createHash("sha256").update(JSON.stringify(config)).digest("hex").slice(0, 16);
+}
+
+export async function listSourceFiles(
+  config: PrepareConfig,
+  sourceIndex: number,
+  hub: HubOptions = hubOptionsFromEnv(),
+): Promise<PlannedFile[]> {
+  const input = config.sources[sourceIndex];
+  if (!input) throw new Error(`no source #${sourceIndex}`);
+  const def = getSource(input.name);
+  const globs = (input.subsets ?? def.defaultSubsets).flatMap((s) => def.subsets[s] ?? []);
+  let files: PlannedFile[];
+  if (input.local) {
+    const root = input.local;
+    let all: string[];
+    try {
+      all = await listFilesRecursive(root);
+    } catch (err) {
+      throw new Error(`source ${input.name}: cannot list ${root}: ${(err as Error).message}`);
+    }
+    const picked = all.filter((p) => matchAny(p, globs));
+    files = await Promise.all(
+      picked.map(async (p) => ({ path: p, size: (await stat(join(root, p))).size })),
+    );
+  } else {
+    const o = { ...hub, revision: input.hub?.revision ?? "main" };
+    files = await listHubFiles(input.hub?.repo ?? def.hubRepo, globs, o);
+  }
+  if (files.length === 0) {
+    throw new Error(
+      `source ${input.name}: no input files match ${globs.join(", ")} under ${input.local ?? input.hub?.repo ?? def.hubRepo}`,
+    );
+  }
+  files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return input.maxFiles ? files.slice(0, input.maxFiles) : files;
+}
+
+export async function makePlan(config: PrepareConfig, hub?: HubOptions): Promise<Plan> {
+  const tasks: PlannedTask[] = [];
+  for (let s = 0; s < config.sources.length; s++) {
+    const files = await listSourceFiles(config, s, hub);
+    for (let i = 0; i < files.length; i += config.filesPerTask) {
+      tasks.push({
+        index: tasks.length,
+        source: config.sources[s]?.name as string,
+        files: files.slice(i, i + config.filesPerTask),
+      });
+    }
+  }
+  const stages: Plan["stages"] = [];
+  if (config.dedup.enabled) {
+    stages.push({ name: "signatures", tasks: tasks.length });
+    stages.push({ name: "buckets", tasks: config.dedup.minhash.bands + 1 });
+    stages.push({ name: "cluster", tasks: 1 });
+  }
+  stages.push({ name: "pack", tasks: tasks.length });
+  stages.push({ name: "finalize", tasks: config.sources.length });
+  return {
+    version: 1,
+    configHash: configHash(config),
+    config,
+    workDir: workDirOf(config),
+    tasks,
+    stages,
+  };
+}
+
+export function planPath(workDir: string): string {
+  return join(workDir, "plan.json");
+}
+
+/**
+ * Loads the plan of an earlier run of the same config (so a rerun resumes with identical
+ * tasks), or makes and writes a new one. A plan for another config is an error: mixing them
+ * would mix outputs.
+ */
+export async function loadOrMakePlan(
+  config: PrepareConfig,
+  hub?: HubOptions,
+): Promise<{ plan: Plan; resumed: boolean }> {
+  const path = planPath(workDirOf(config));
+  const existing = await readFile(path, "utf8").catch(() => undefined);
+  if (existing) {
+    const plan = JSON.parse(existing) as Plan;
+    if (plan.configHash === configHash(config)) return { plan, resumed: true };
+    throw new Error(
+      `${path} belongs to a run with another config; remove ${workDirOf(config)} (and the shards it produced) or choose another output directory`,
+    );
+  }
+  const plan = await makePlan(config, hub);
+  await writeAtomic(path, JSON.stringify(plan, null, 1));
+  return { plan, resumed: false };
+}
+
+export async function readPlan(path: string): Promise<Plan> {
+  return JSON.parse(await readFile(path, "utf8")) as Plan;
+}

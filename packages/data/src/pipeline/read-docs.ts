@@ -1,0 +1,71 @@
+/**
+ * The document stream of one task: its input files in order, records parsed by the source's
+ * reader, turned into Documents. `docIndex` counts documents within the task and is the key
+ * the dedup stages use, so every stage that re-reads the task must see the same stream.
+ */
+import { join } from "node:path";
+import type { BadRecordLog, Document } from "../document.js";
+import { downloadToCache, hubOptionsFromEnv } from "../hub/hub.js";
+import { readRecords } from "../io/records.js";
+import { getSource } from "../sources/index.js";
+import type { Plan, PlannedTask } from "./plan.js";
+
+export interface TaskDocument {
+  doc: Document;
+  docIndex: number;
+  /** Bytes of the record as stored (uncompressed). */
+  bytes: number;
+  /** Why the source definition drops it (e.g. RedPajamaGithub), if it does. */
+  dropReason: string | undefined;
+}
+
+export interface ReadProgress {
+  /** Compressed input bytes of files finished so far. */
+  inputBytesDone: number;
+}
+
+export async function* readTaskDocuments(
+  plan: Plan,
+  task: PlannedTask,
+  bad: BadRecordLog,
+  progress?: ReadProgress,
+): AsyncGenerator<TaskDocument> {
+  const input = plan.config.sources.find((s) => s.name === task.source);
+  if (!input) throw new Error(`plan names unknown source ${task.source}`);
+  const def = getSource(task.source);
+  let docIndex = 0;
+  for (const file of task.files) {
+    let local: string;
+    if (input.local) local = join(input.local, file.path);
+    else {
+      const hub = { ...hubOptionsFromEnv(), revision: input.hub?.revision ?? "main" };
+      if (plan.config.hub?.cacheDir) hub.cacheDir = plan.config.hub.cacheDir;
+      local = await downloadToCache(input.hub?.repo ?? def.hubRepo, file.path, hub);
+    }
+    const display = `${task.source}/${file.path}`;
+    for await (const rec of readRecords(local, def.format, bad, {
+      displayName: display,
+      columns: def.columns,
+    })) {
+      const text = rec.value[def.textField];
+      const where = rec.line !== undefined ? { line: rec.line } : { row: rec.row };
+      if (typeof text !== "string") {
+        bad.report({
+          file: display,
+          ...where,
+          reason: `record has no string field "${def.textField}"`,
+        });
+        continue;
+      }
+      const meta = def.meta(rec.value, file.path);
+      const id = `${display}#${rec.line ?? rec.row}`;
+      yield {
+        doc: { id, text, source: task.source, meta },
+        docIndex: docIndex++,
+        bytes: rec.bytes,
+        dropReason: def.drop?.(rec.value, meta),
+      };
+    }
+    if (progress) progress.inputBytesDone += file.size;
+  }
+}
