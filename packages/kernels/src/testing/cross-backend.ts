@@ -1,0 +1,370 @@
+/**
+ * The cross-backend suite: every op on a backend under test (CUDA, or the CPU in bf16) against
+ * the CPU backend in f32 on the same random inputs (rounded to the tested dtype first, so only
+ * the computation differs), outputs poisoned with NaN before each run. Shared by the vitest
+ * suite and the GPU check script (tools/gpu), so both run exactly the same checks.
+ */
+import { roundBf16 } from "../reference.js";
+import type { Tensor } from "../tensor.js";
+import type { Backend, DType } from "../types.js";
+import { randInts, randn, relErr, rng, Scope } from "./util.js";
+
+export interface Check {
+  name: string;
+  err: number;
+  tol: number;
+}
+
+export interface CrossCase {
+  name: string;
+  run(x: Backend, ref: Backend, dtype: DType, seed: number): Check[];
+}
+
+/** Tolerance on ‖got − want‖/‖want‖ by dtype (bf16 storage of inputs and outputs). */
+export function tolFor(dtype: DType, f32 = 1e-4, bf16 = 2e-2): number {
+  return dtype === "bf16" ? bf16 : f32;
+}
+
+class Pair {
+  readonly xs: Scope;
+  readonly rs: Scope;
+  constructor(
+    readonly x: Backend,
+    readonly ref: Backend,
+    readonly dtype: DType,
+  ) {
+    this.xs = new Scope(x);
+    this.rs = new Scope(ref);
+  }
+  /** Same values on both sides: rounded to bf16 when testing bf16. */
+  data(a: Float32Array, dtype = this.dtype): Float32Array {
+    return dtype === "bf16" ? a.map(roundBf16) : a;
+  }
+  /** [tensor under test, reference tensor] holding the same values. */
+  both(a: Float32Array, shape: readonly number[], dtype = this.dtype): [Tensor, Tensor] {
+    const v = this.data(a, dtype);
+    return [this.xs.from(v, shape, dtype), this.rs.from(v, shape, "f32")];
+  }
+  ints(a: Int32Array, shape: readonly number[]): [Tensor, Tensor] {
+    return [this.xs.from(a, shape, "i32"), this.rs.from(a, shape, "i32")];
+  }
+  out(shape: readonly number[], dtype = this.dtype): [Tensor, Tensor] {
+    return [this.xs.poisoned(shape, dtype), this.rs.poisoned(shape, "f32")];
+  }
+  check(name: string, got: Tensor, want: Tensor, tol = tolFor(this.dtype)): Check {
+    this.x.synchronize();
+    return { name, err: relErr(got.toFloat32(), want.toFloat32()), tol };
+  }
+  dispose(): void {
+    this.xs.dispose();
+    this.rs.dispose();
+  }
+}
+
+function withPair(x: Backend, ref: Backend, dtype: DType, f: (p: Pair) => Check[]): Check[] {
+  const p = new Pair(x, ref, dtype);
+  try {
+    return f(p);
+  } finally {
+    p.dispose();
+  }
+}
+
+export interface SuiteShapes {
+  N: number;
+  C: number;
+  I: number;
+  V: number;
+  B: number;
+  T: number;
+  H: number;
+  Hkv: number;
+  D: number;
+}
+
+export const SMALL: SuiteShapes = {
+  N: 96,
+  C: 256,
+  I: 384,
+  V: 1000,
+  B: 2,
+  T: 67,
+  H: 8,
+  Hkv: 2,
+  D: 64,
+};
+
+export function crossCases(sh: SuiteShapes = SMALL): CrossCase[] {
+  const { N, C, I, V, B, T, H, Hkv, D } = sh;
+  return [
+    {
+      name: "matmul (transposes, accumulate, alpha)",
+      run: (x, ref, dtype, seed) =>
+        withPair(x, ref, dtype, (p) => {
+          const r = rng(seed);
+          const checks: Check[] = [];
+          const [M, Nn, K] = [N, 3 * 40, C];
+          for (const [transA, transB] of [
+            [false, false],
+            [false, true],
+            [true, false],
+            [true, true],
+          ] as const) {
+            const [a, ar] = p.both(randn(r, M * K), transA ? [K, M] : [M, K]);
+            const [b, br] = p.both(randn(r, K * Nn), transB ? [Nn, K] : [K, Nn]);
+            for (const outDtype of ["f32", p.dtype] as const) {
+              const [o, or] = p.out([M, Nn], outDtype);
+              x.matmul(o, a, b, { transA, transB });
+              ref.matmul(or, ar, br, { transA, transB });
+              checks.push(p.check(`tA=${transA} tB=${transB} out=${outDtype}`, o, or));
+            }
+          }
+          const [a, ar] = p.both(randn(r, M * K), [M, K]);
+          const [b, br] = p.both(randn(r, K * Nn), [K, Nn]);
+          const [o, or] = p.both(randn(r, M * Nn), [M, Nn], "f32");
+          x.matmul(o, a, b, { accumulate: true, alpha: 0.25 });
+          ref.matmul(or, ar, br, { accumulate: true, alpha: 0.25 });
+          checks.push(p.check("accumulate alpha=0.25", o, or));
+          return checks;
+        }),
+    },
+    {
+      name: "embedding forward/backward (deterministic)",
+      run: (x, ref, dtype, seed) =>
+        withPair(x, ref, dtype, (p) => {
+          const r = rng(seed);
+          const [table, tr] = p.both(randn(r, V * C), [V, C]);
+          const [ids, ir] = p.ints(randInts(r, N, 17), [N]);
+          const [o, or] = p.out([N, C]);
+          x.embeddingForward(o, table, ids);
+          ref.embeddingForward(or, tr, ir);
+          const [dOut, dr] = p.both(randn(r, N * C), [N, C]);
+          const d0 = randn(r, V * C);
+          const [dt, dtr] = p.both(d0, [V, C], "f32");
+          x.embeddingBackward(dt, dOut, ids);
+          ref.embeddingBackward(dtr, dr, ir);
+          const first = dt.toFloat32();
+          dt.copyFromHost(d0);
+          x.embeddingBackward(dt, dOut, ids);
+          const same = Buffer.from(first.buffer).equals(Buffer.from(dt.toFloat32().buffer));
+          return [
+            p.check("forward", o, or, 0),
+            p.check("backward", dt, dtr, 1e-5),
+            { name: "backward bitwise repeatable", err: same ? 0 : 1, tol: 0 },
+          ];
+        }),
+    },
+    {
+      name: "rmsnorm forward, fused residual, backward",
+      run: (x, ref, dtype, seed) =>
+        withPair(x, ref, dtype, (p) => {
+          const r = rng(seed);
+          const eps = 1e-5;
+          const [xt, xr] = p.both(randn(r, N * C), [N, C]);
+          const [res, rr] = p.both(randn(r, N * C), [N, C]);
+          const [w, wr] = p.both(
+            randn(r, C, 0.5).map((v) => v + 1),
+            [C],
+          );
+          const [ro, ror] = p.out([N, C]);
+          const [o, or] = p.out([N, C]);
+          const [rs, rsr] = p.out([N], "f32");
+          x.residualRmsnormForward(ro, o, rs, xt, res, w, eps);
+          ref.residualRmsnormForward(ror, or, rsr, xr, rr, wr, eps);
+          const checks = [
+            p.check("residual sum", ro, ror),
+            p.check("normed", o, or),
+            p.check("rstd", rs, rsr),
+          ];
+          // backward on the reference's own residual values (so both see the same x)
+          const xs = p.data(ror.toFloat32());
+          const [x2, x2r] = p.both(xs, [N, C]);
+          const [o2, o2r] = p.out([N, C]);
+          const [rs2, rs2r] = p.out([N], "f32");
+          x.rmsnormForward(o2, rs2, x2, w, eps);
+          ref.rmsnormForward(o2r, rs2r, x2r, wr, eps);
+          checks.push(p.check("plain forward", o2, o2r));
+          const [dOut, dOutR] = p.both(randn(r, N * C), [N, C]);
+          const [dx, dxr] = p.both(randn(r, N * C), [N, C], "f32");
+          const [dw, dwr] = p.both(randn(r, C), [C], "f32");
+          x.rmsnormBackward(dx, dw, dOut, x2, w, rs2);
+          ref.rmsnormBackward(dxr, dwr, dOutR, x2r, wr, rs2r);
+          checks.push(p.check("dx (accumulated)", dx, dxr), p.check("dWeight", dw, dwr));
+          return checks;
+        }),
+    },
+    {
+      name: "rope forward/backward",
+      run: (x, ref, dtype, seed) =>
+        withPair(x, ref, dtype, (p) => {
+          const r = rng(seed);
+          const shape = [B, T, H, D];
+          const [xt, xr] = p.both(randn(r, B * T * H * D), shape);
+          const [o, or] = p.out(shape);
+          const opt = { base: 10000, positionOffset: 7 };
+          x.ropeForward(o, xt, opt);
+          ref.ropeForward(or, xr, opt);
+          const [dx, dxr] = p.out(shape);
+          x.ropeBackward(dx, xt, opt);
+          ref.ropeBackward(dxr, xr, opt);
+          return [p.check("forward", o, or), p.check("backward", dx, dxr)];
+        }),
+    },
+    {
+      name: "attention forward/backward (GQA, causal)",
+      run: (x, ref, dtype, seed) =>
+        withPair(x, ref, dtype, (p) => {
+          const r = rng(seed);
+          const qs = [B, T, H, D];
+          const ks = [B, T, Hkv, D];
+          const [q, qr] = p.both(randn(r, B * T * H * D), qs);
+          const [k, kr] = p.both(randn(r, B * T * Hkv * D), ks);
+          const [v, vr] = p.both(randn(r, B * T * Hkv * D), ks);
+          const checks: Check[] = [];
+          for (const causal of [true, false]) {
+            const [o, or] = p.out(qs);
+            const [l, lr] = p.out([B, H, T], "f32");
+            x.attentionForward(o, l, q, k, v, { causal });
+            ref.attentionForward(or, lr, qr, kr, vr, { causal });
+            checks.push(
+              p.check(`out causal=${causal}`, o, or),
+              p.check(`lse causal=${causal}`, l, lr, 1e-3),
+            );
+            // backward from the reference's forward results so both sides see the same out/lse
+            const [o2] = p.both(or.toFloat32(), qs);
+            const [l2] = p.both(lr.toFloat32(), [B, H, T], "f32");
+            const [dO, dOr] = p.both(randn(r, B * T * H * D), qs);
+            const [dq, dqr] = p.out(qs);
+            const [dk, dkr] = p.out(ks);
+            const [dv, dvr] = p.out(ks);
+            x.attentionBackward(dq, dk, dv, dO, q, k, v, o2, l2, { causal });
+            ref.attentionBackward(dqr, dkr, dvr, dOr, qr, kr, vr, or, lr, { causal });
+            checks.push(
+              p.check(`dq causal=${causal}`, dq, dqr, tolFor(dtype, 1e-4, 3e-2)),
+              p.check(`dk causal=${causal}`, dk, dkr, tolFor(dtype, 1e-4, 3e-2)),
+              p.check(`dv causal=${causal}`, dv, dvr, tolFor(dtype, 1e-4, 3e-2)),
+            );
+          }
+          return checks;
+        }),
+    },
+    {
+      name: "swiglu forward/backward",
+      run: (x, ref, dtype, seed) =>
+        withPair(x, ref, dtype, (p) => {
+          const r = rng(seed);
+          const [g, gr] = p.both(randn(r, N * I, 2), [N, I]);
+          const [u, ur] = p.both(randn(r, N * I), [N, I]);
+          const [o, or] = p.out([N, I]);
+          x.swigluForward(o, g, u);
+          ref.swigluForward(or, gr, ur);
+          const [dO, dOr] = p.both(randn(r, N * I), [N, I]);
+          const [dg, dgr] = p.out([N, I]);
+          const [du, dur] = p.out([N, I]);
+          x.swigluBackward(dg, du, dO, g, u);
+          ref.swigluBackward(dgr, dur, dOr, gr, ur);
+          return [p.check("forward", o, or), p.check("dGate", dg, dgr), p.check("dUp", du, dur)];
+        }),
+    },
+    {
+      name: "cross-entropy fused with the logits gradient",
+      run: (x, ref, dtype, seed) =>
+        withPair(x, ref, dtype, (p) => {
+          const r = rng(seed);
+          const [lg, lgr] = p.both(randn(r, N * V, 3), [N, V]);
+          const tg = randInts(r, N, V);
+          tg[3] = -1;
+          const [t, tr] = p.ints(tg, [N]);
+          const [ls, lsr] = p.out([N], "f32");
+          const opt = { computeGrad: true, dlossScale: 1 / N };
+          x.crossEntropy(ls, lg, t, opt);
+          ref.crossEntropy(lsr, lgr, tr, opt);
+          return [
+            p.check("losses", ls, lsr, tolFor(dtype, 1e-5, 1e-3)),
+            p.check("dlogits", lg, lgr),
+          ];
+        }),
+    },
+    {
+      name: "adamw (bf16 param + f32 master, or f32 param)",
+      run: (x, ref, dtype, seed) =>
+        withPair(x, ref, dtype, (p) => {
+          const r = rng(seed);
+          const n = 5000;
+          const opt = {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            weightDecay: 0.1,
+            step: 5,
+            gradScale: 0.7,
+          };
+          const w = randn(r, n);
+          const [g, gr] = p.both(randn(r, n), [n], "f32");
+          const [m, mr] = p.both(randn(r, n, 0.1), [n], "f32");
+          const [v, vr] = p.both(
+            randn(r, n, 0.1).map((a) => a * a),
+            [n],
+            "f32",
+          );
+          const [mw, mwr] = p.both(w, [n], "f32");
+          if (dtype === "bf16") {
+            const [pp] = p.out([n], "bf16");
+            x.adamw(pp, mw, g, m, v, opt);
+            ref.adamw(mwr, null, gr, mr, vr, opt);
+            const rounded = p.rs.from(mwr.toFloat32().map(roundBf16), [n], "f32");
+            return [
+              p.check("master", mw, mwr, 1e-6),
+              p.check("bf16 param", pp, rounded, 1e-6),
+              p.check("m", m, mr, 1e-6),
+              p.check("v", v, vr, 1e-6),
+            ];
+          }
+          x.adamw(mw, null, g, m, v, opt);
+          ref.adamw(mwr, null, gr, mr, vr, opt);
+          return [
+            p.check("param", mw, mwr, 1e-6),
+            p.check("m", m, mr, 1e-6),
+            p.check("v", v, vr, 1e-6),
+          ];
+        }),
+    },
+    {
+      name: "sumSquares, sum, cast, scale, copy, fill",
+      run: (x, ref, dtype, seed) =>
+        withPair(x, ref, dtype, (p) => {
+          const r = rng(seed);
+          const [a, ar] = p.both(randn(r, 300_001), [300_001]);
+          const [b, br] = p.both(randn(r, 1000), [10, 100], "f32");
+          const ss = x.sumSquares([a, b]);
+          const ssr = ref.sumSquares([ar, br]);
+          const repeat = x.sumSquares([a, b]);
+          const s1 = x.sum(a);
+          const s1r = ref.sum(ar);
+          const [c, cr] = p.out([1000], dtype === "bf16" ? "bf16" : "f32");
+          x.cast(c, b);
+          ref.copy(cr, br);
+          if (dtype === "bf16")
+            ref.copy(cr, p.rs.from(br.toFloat32().map(roundBf16), [1000], "f32"));
+          x.scale(c, 3);
+          ref.scale(cr, 3);
+          if (dtype === "bf16")
+            ref.copy(cr, p.rs.from(cr.toFloat32().map(roundBf16), [1000], "f32"));
+          const [d] = p.out([1000], c.dtype);
+          x.copy(d, c);
+          const [f] = p.out([77], dtype);
+          x.fill(f, 1.5);
+          const fr = p.rs.from(new Float32Array(77).fill(1.5), [77], "f32");
+          return [
+            { name: "sumSquares", err: Math.abs(ss - ssr) / ssr, tol: 1e-6 },
+            { name: "sumSquares repeatable", err: ss === repeat ? 0 : 1, tol: 0 },
+            { name: "sum", err: Math.abs(s1 - s1r) / Math.max(Math.abs(s1r), 1), tol: 1e-6 },
+            p.check("cast+scale", c, cr, 1e-6),
+            p.check("copy", d, cr, 1e-6),
+            p.check("fill", f, fr, 0),
+          ];
+        }),
+    },
+  ];
+}
