@@ -225,6 +225,8 @@ export class BpeEngine {
   private readonly cache = new Map<string, Int32Array>();
   private text = "";
   out = new IdBuffer();
+  /** Pair-table lookups so far: a machine-independent measure of work (tests check linearity). */
+  pairLookups = 0;
 
   constructor(tables: EngineTables) {
     this.tables = tables;
@@ -260,6 +262,7 @@ export class BpeEngine {
   /** Index of the (left, right) pair in the hash, or -1. */
   private findPair(left: number, right: number): number {
     const pairLeft = this.pairLeft;
+    this.pairLookups++;
     let h = pairSlot(left, right, this.shift);
     for (;;) {
       const k = pairLeft[h]!;

@@ -12,6 +12,9 @@
  */
 import { mergesFromScores, PieceType, type TokenizerModel } from "./model.js";
 
+// ignoreBOM: a piece may be U+FEFF itself (Llama's id 30143); the default would drop it.
+const UTF8 = new TextDecoder("utf-8", { ignoreBOM: true });
+
 class ProtoReader {
   pos: number;
   constructor(
@@ -51,7 +54,7 @@ class ProtoReader {
 
   string(): string {
     const r = this.sub();
-    return new TextDecoder("utf-8", { fatal: false }).decode(this.bytes.subarray(r.pos, r.end));
+    return UTF8.decode(this.bytes.subarray(r.pos, r.end));
   }
 
   float32(): number {
@@ -166,8 +169,10 @@ export function parseSentencePieceModel(bytes: Uint8Array, source: string): Toke
       const r = top.sub();
       for (const [f, w] of r.fields()) {
         if (f === 1 && w === 2) spec.normalizerName = r.string();
-        else if (f === 2 && w === 2) spec.charsmapBytes = r.sub().end - r.pos;
-        else if (f === 3 && w === 0) spec.addDummyPrefix = r.varint() !== 0;
+        else if (f === 2 && w === 2) {
+          const charsmap = r.sub();
+          spec.charsmapBytes = charsmap.end - charsmap.pos;
+        } else if (f === 3 && w === 0) spec.addDummyPrefix = r.varint() !== 0;
         else if (f === 4 && w === 0) spec.removeExtraWhitespaces = r.varint() !== 0;
         else if (f === 5 && w === 0) spec.escapeWhitespaces = r.varint() !== 0;
         else r.skip(w);

@@ -1,0 +1,257 @@
+/** Every bad input named in the issue: a clear error or a documented, tested result. */
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { compileModel } from "./compile.js";
+import { BpeEngine } from "./engine.js";
+import { LlamaTokenizer, toHuggingFaceTokenizerJson } from "./index.js";
+import { rng } from "./testing/varied-text.js";
+
+const FIXTURE_MODEL = "/work/shared/fixtures/llama2-tokenizer.model";
+const dir = mkdtempSync(join(tmpdir(), "tokenizer-bad-input-"));
+let tok: LlamaTokenizer;
+
+beforeAll(async () => {
+  tok = await LlamaTokenizer.load();
+});
+
+function write(name: string, data: string | Uint8Array): string {
+  const p = join(dir, name);
+  writeFileSync(p, data);
+  return p;
+}
+
+/** Minimal protobuf writer for hand-made models. */
+const varint = (v: number): number[] => {
+  const out: number[] = [];
+  while (v >= 0x80) {
+    out.push((v & 0x7f) | 0x80);
+    v = Math.floor(v / 128);
+  }
+  out.push(v);
+  return out;
+};
+const field = (n: number, wire: number, payload: number[]): number[] =>
+  wire === 2
+    ? [...varint(n * 8 + 2), ...varint(payload.length), ...payload]
+    : [...varint(n * 8 + wire), ...payload];
+const str = (s: string): number[] => Array.from(Buffer.from(s, "utf8"));
+const piece = (p: string, type: number): number[] =>
+  field(1, 2, [...field(1, 2, str(p)), ...field(3, 0, varint(type))]);
+
+describe("text edge cases", () => {
+  it("empty string: only BOS/EOS as requested", () => {
+    expect(tok.encode("")).toEqual([1]);
+    expect(tok.encode("", { bos: false })).toEqual([]);
+    expect(tok.encode("", { eos: true })).toEqual([1, 2]);
+    expect(tok.decode([])).toBe("");
+  });
+
+  it("lone surrogates are encoded as U+FFFD (as a UTF-8 encoder would), never thrown", () => {
+    expect(tok.encode("\ud800")).toEqual(tok.encode("\ufffd"));
+    expect(tok.encode("a\udc00b\ud83d")).toEqual(tok.encode("a\ufffdb\ufffd"));
+    expect(tok.decode(tok.encode("x\ud800y"))).toBe("x\ufffdy");
+  });
+
+  it("NUL and other control characters fall back to bytes and round-trip", () => {
+    expect(tok.encode("a\u0000b", { bos: false })).toEqual([263, 3, 29890]);
+    const controls = Array.from({ length: 32 }, (_, i) => String.fromCharCode(i)).join("");
+    expect(tok.decode(tok.encode(controls))).toBe(controls);
+  });
+
+  it("a 1 MB line without spaces takes linear work (pair lookups grow ~10x for 10x text)", () => {
+    const tables = compileModel(tok.model, false);
+    // A fresh engine per run: the word cache must not hide work.
+    const work = (text: string): number => {
+      const engine = new BpeEngine(tables);
+      engine.encodeInto(text);
+      return engine.pairLookups;
+    };
+    // Real pieces glued without spaces: the worst case, every position merges many times.
+    const glued = tok.model.pieces.filter((p, i) => i > 258 && !p.includes("\u2581"));
+    const gluedText = (n: number): string => {
+      let s = "";
+      for (let i = 0; s.length < n; i++) s += glued[(i * 7919) % glued.length];
+      return s.slice(0, n);
+    };
+    const base64ish = (n: number): string => {
+      const abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+      const rand = rng(n);
+      let s = "";
+      for (let i = 0; i < n; i++) s += abc[Math.floor(rand() * 64)];
+      return s;
+    };
+    for (const make of [gluedText, base64ish, (n: number) => "a".repeat(n)]) {
+      const ratio = work(make(1_000_000)) / work(make(100_000));
+      console.log(
+        `bad-input.test: ${make.name || "repeated a"}: 10x text -> ${ratio.toFixed(2)}x pair lookups`,
+      );
+      expect(ratio).toBeGreaterThan(8);
+      expect(ratio).toBeLessThan(12);
+    }
+  });
+
+  it("a 16 MB document with spaces encodes and matches its pieces encoded separately", () => {
+    const para = "The quick brown fox jumps over the lazy dog. 东京 🦙 x=1;\n";
+    const doc = para.repeat(Math.ceil(16e6 / para.length));
+    const ids = tok.encodeToInt32Array(doc, { bos: false });
+    const one = tok.encode(para, { bos: false });
+    // Every paragraph after the first starts after a newline, so it has no dummy prefix.
+    const rest = tok
+      .encode(`\n${para}`, { bos: false })
+      .slice(tok.encode("\n", { bos: false }).length);
+    expect(ids.length).toBe(one.length + rest.length * (doc.length / para.length - 1));
+    if (process.env.TOKENIZER_HEAVY_TESTS !== "1") {
+      console.log(
+        "bad-input.test: the 100 MB document case is opt-in: TOKENIZER_HEAVY_TESTS=1 (not run)",
+      );
+    }
+  });
+
+  it.runIf(process.env.TOKENIZER_HEAVY_TESTS === "1")(
+    "100 MB documents: with spaces, and without any",
+    () => {
+      const para = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. ";
+      const doc = para.repeat(Math.ceil(100e6 / para.length));
+      expect(tok.encodeToInt32Array(doc).length).toBeGreaterThan(doc.length / 8);
+      const solid = "b".repeat(100e6);
+      const ids = tok.encodeToInt32Array(solid, { bos: false });
+      expect(tok.decode(ids)).toBe(solid);
+    },
+  );
+});
+
+describe("decode rejects ids that are not token ids", () => {
+  for (const bad of [-1, 32000, 1e9, 1.5, Number.NaN]) {
+    it(`throws RangeError for ${bad}`, () => {
+      expect(() => tok.decode([1, 15043, bad])).toThrow(RangeError);
+      expect(() => tok.decode([1, 15043, bad])).toThrow(/ids\[2\]/);
+    });
+  }
+});
+
+describe("API misuse", () => {
+  it("encode of a non-string is a TypeError", () => {
+    expect(() => tok.encode(undefined as unknown as string)).toThrow(TypeError);
+    expect(() => tok.encode(42 as unknown as string)).toThrow(/expected a string/);
+  });
+
+  it("encodeBatch checks its arguments", async () => {
+    await expect(tok.encodeBatch("abc" as unknown as string[])).rejects.toThrow(TypeError);
+    await expect(tok.encodeBatch(["a", 3 as unknown as string])).rejects.toThrow(/texts\[1\]/);
+    await expect(tok.encodeBatch(["a"], { threads: -1 })).rejects.toThrow(RangeError);
+  });
+
+  it("load of a missing file names the file", async () => {
+    await expect(LlamaTokenizer.load(join(dir, "nope.model"))).rejects.toThrow(
+      /nope\.model.*ENOENT/,
+    );
+    await expect(LlamaTokenizer.load("")).rejects.toThrow(TypeError);
+  });
+});
+
+describe("corrupt or truncated tokenizer.model", () => {
+  const good = readFileSync(FIXTURE_MODEL);
+
+  it("every truncation fails with an error that names the file", async () => {
+    for (const frac of [0, 0.001, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 0.9999]) {
+      const p = write(`trunc-${frac}.model`, good.subarray(0, Math.floor(good.length * frac)));
+      await expect(LlamaTokenizer.load(p), `truncated at ${frac}`).rejects.toThrow(
+        /trunc-.*not a valid SentencePiece model/,
+      );
+    }
+  });
+
+  it("garbage bytes fail with a clear error", async () => {
+    const garbage = new Uint8Array(4096);
+    for (let i = 0; i < garbage.length; i++) garbage[i] = (i * 2654435761) >>> 24;
+    await expect(LlamaTokenizer.load(write("garbage.model", garbage))).rejects.toThrow(
+      /not a valid SentencePiece model/,
+    );
+    await expect(
+      LlamaTokenizer.load(write("ff.model", new Uint8Array(64).fill(0xff))),
+    ).rejects.toThrow(/not a valid SentencePiece model/);
+  });
+
+  it("a Unigram model is refused by name", async () => {
+    const unigram = [
+      ...piece("<unk>", 2),
+      ...piece("<s>", 3),
+      ...piece("</s>", 3),
+      ...piece("\u2581a", 1),
+      ...field(2, 2, field(3, 0, varint(1))),
+    ];
+    await expect(
+      LlamaTokenizer.load(write("unigram.model", Uint8Array.from(unigram))),
+    ).rejects.toThrow(/model type UNIGRAM; only BPE/);
+  });
+
+  it("a model with an NFKC normaliser is refused rather than encoded differently", async () => {
+    const nfkc = [
+      ...piece("<unk>", 2),
+      ...piece("<s>", 3),
+      ...piece("</s>", 3),
+      ...piece("\u2581a", 1),
+      ...field(2, 2, field(3, 0, varint(2))),
+      ...field(3, 2, [...field(1, 2, str("nmt_nfkc")), ...field(2, 2, [1, 2, 3, 4])]),
+    ];
+    await expect(LlamaTokenizer.load(write("nfkc.model", Uint8Array.from(nfkc)))).rejects.toThrow(
+      /normaliser "nmt_nfkc"/,
+    );
+  });
+});
+
+describe("tokenizer.json of another kind", () => {
+  const llamaJson = (): Record<string, unknown> =>
+    JSON.parse(toHuggingFaceTokenizerJson(tok.model));
+
+  it("the reference tokenizer.json loads and encodes like the bundled vocabulary", async () => {
+    const t = await LlamaTokenizer.load(write("llama.json", toHuggingFaceTokenizerJson(tok.model)));
+    expect(t.encode("Hello world! 🦙 <s>")).toEqual(tok.encode("Hello world! 🦙 <s>"));
+    expect([t.bosId, t.eosId, t.unkId]).toEqual([1, 2, 0]);
+  });
+
+  it("Unigram and WordPiece models are refused by type", async () => {
+    for (const type of ["Unigram", "WordPiece", "WordLevel"]) {
+      const j = llamaJson();
+      j.model = { type, vocab: [["<unk>", 0]] };
+      await expect(LlamaTokenizer.load(write(`${type}.json`, JSON.stringify(j)))).rejects.toThrow(
+        new RegExp(`model type "${type}"; only BPE`),
+      );
+    }
+  });
+
+  it("a byte-level BPE (GPT-2 / Llama 3 style) is refused", async () => {
+    const j = llamaJson();
+    j.normalizer = null;
+    j.pre_tokenizer = {
+      type: "ByteLevel",
+      add_prefix_space: false,
+      trim_offsets: true,
+      use_regex: true,
+    };
+    await expect(LlamaTokenizer.load(write("bytelevel.json", JSON.stringify(j)))).rejects.toThrow(
+      /pre_tokenizer "ByteLevel"/,
+    );
+  });
+
+  it("NFKC normalisers and BPE dropout are refused", async () => {
+    const j = llamaJson();
+    j.normalizer = { type: "NFKC" };
+    await expect(LlamaTokenizer.load(write("nfkc.json", JSON.stringify(j)))).rejects.toThrow(
+      /normalizer "NFKC"/,
+    );
+    const k = llamaJson();
+    (k.model as Record<string, unknown>).dropout = 0.1;
+    await expect(LlamaTokenizer.load(write("dropout.json", JSON.stringify(k)))).rejects.toThrow(
+      /dropout/,
+    );
+  });
+
+  it("a truncated tokenizer.json is reported as invalid JSON", async () => {
+    const text = toHuggingFaceTokenizerJson(tok.model);
+    const p = write("cut.json", `${text.slice(0, text.length / 2)}}`);
+    await expect(LlamaTokenizer.load(p)).rejects.toThrow(/cut\.json: not valid JSON/);
+  });
+});
