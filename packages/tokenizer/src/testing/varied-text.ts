@@ -7,6 +7,11 @@
  * (the heap path), and text that spells special tokens.
  */
 
+/** Whether a string is valid UTF-16 (no lone surrogates); String#isWellFormed is ES2024. */
+export function isWellFormed(s: string): boolean {
+  return !/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(s);
+}
+
 /** xorshift32: tiny, fast, and identical everywhere. */
 export function rng(seed: number): () => number {
   let s = seed >>> 0 || 0x9e3779b9;
