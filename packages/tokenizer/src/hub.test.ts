@@ -1,0 +1,162 @@
+/**
+ * hf://<repo> loading against a local stand-in for the Hugging Face hub on 127.0.0.1 (the
+ * two endpoints @huggingface/hub uses: paths-info and resolve). Never touches the real hub.
+ */
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { mkdtemp } from "node:fs/promises";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { LlamaTokenizer, toHuggingFaceTokenizerJson } from "./index.js";
+
+const COMMIT = "0123456789abcdef0123456789abcdef01234567";
+const files = new Map<string, Buffer>();
+const requests: Array<{ method: string; url: string; auth: string | undefined }> = [];
+let server: Server;
+let endpoint: string;
+const savedEnv = { HF_ENDPOINT: process.env.HF_ENDPOINT, HF_TOKEN: process.env.HF_TOKEN };
+
+const readBody = (req: IncomingMessage): Promise<string> =>
+  new Promise((resolve) => {
+    let body = "";
+    req.on("data", (c) => {
+      body += c;
+    });
+    req.on("end", () => resolve(body));
+  });
+
+beforeAll(async () => {
+  const bundled = await LlamaTokenizer.load();
+  files.set(
+    "llama/with-model/tokenizer.model",
+    readFileSync("/work/shared/fixtures/llama2-tokenizer.model"),
+  );
+  files.set(
+    "llama/json-only/tokenizer.json",
+    Buffer.from(toHuggingFaceTokenizerJson(bundled.model)),
+  );
+  server = createServer(async (req, res) => {
+    requests.push({
+      method: req.method ?? "",
+      url: req.url ?? "",
+      auth: req.headers.authorization,
+    });
+    const url = new URL(req.url ?? "/", "http://x");
+    const info = /^\/api\/models\/([^/]+\/[^/]+)\/paths-info\/([^/]+)$/.exec(url.pathname);
+    if (info && req.method === "POST") {
+      const { paths } = JSON.parse(await readBody(req)) as { paths: string[] };
+      const found = paths.flatMap((p) => {
+        const data = files.get(`${info[1]}/${p}`);
+        if (!data) return [];
+        const oid = createHash("sha1").update(data).digest("hex");
+        return [
+          {
+            path: p,
+            type: "file",
+            oid,
+            size: data.length,
+            lastCommit: { id: COMMIT, title: "t", date: new Date(0).toISOString() },
+          },
+        ];
+      });
+      if (!files.has(`${info[1]}/tokenizer.model`) && !files.has(`${info[1]}/tokenizer.json`)) {
+        res.writeHead(404, { "content-type": "application/json", "x-error-code": "RepoNotFound" });
+        res.end(JSON.stringify({ error: "Repository not found" }));
+        return;
+      }
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify(found));
+      return;
+    }
+    const resolve = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
+    const data = resolve ? files.get(`${resolve[1]}/${resolve[3]}`) : undefined;
+    if (!data) {
+      res.writeHead(404, { "x-error-code": "EntryNotFound" });
+      res.end("not found");
+      return;
+    }
+    const etag = `"${createHash("sha1").update(data).digest("hex")}"`;
+    const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? "");
+    if (range) {
+      const start = Number(range[1]);
+      const end = range[2] ? Math.min(Number(range[2]), data.length - 1) : data.length - 1;
+      res.writeHead(206, {
+        "content-range": `bytes ${start}-${end}/${data.length}`,
+        "content-length": end - start + 1,
+        etag,
+      });
+      res.end(data.subarray(start, end + 1));
+      return;
+    }
+    res.writeHead(200, { "content-length": data.length, etag });
+    res.end(data);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterEach(() => {
+  requests.length = 0;
+  process.env.HF_ENDPOINT = savedEnv.HF_ENDPOINT;
+  process.env.HF_TOKEN = savedEnv.HF_TOKEN;
+  if (savedEnv.HF_ENDPOINT === undefined) delete process.env.HF_ENDPOINT;
+  if (savedEnv.HF_TOKEN === undefined) delete process.env.HF_TOKEN;
+});
+
+afterAll(() => {
+  server.close();
+});
+
+describe("hf://<repo>", () => {
+  it("downloads tokenizer.model through HF_ENDPOINT with HF_TOKEN, then reuses the cache", async () => {
+    process.env.HF_ENDPOINT = endpoint;
+    process.env.HF_TOKEN = "hf_localtesttoken";
+    const cacheDir = await mkdtemp(join(tmpdir(), "tokenizer-hub-cache-"));
+    const tok = await LlamaTokenizer.load("hf://llama/with-model", { cacheDir });
+    expect(tok.encode("Hello world!")).toEqual([1, 15043, 3186, 29991]);
+    expect(requests.length).toBeGreaterThan(0);
+    expect(requests.every((r) => r.auth === "Bearer hf_localtesttoken")).toBe(true);
+    const downloads = requests.filter((r) => r.method === "GET").length;
+    requests.length = 0;
+    await LlamaTokenizer.load("hf://llama/with-model", { cacheDir });
+    expect(requests.filter((r) => r.method === "GET")).toHaveLength(0);
+    expect(downloads).toBeGreaterThan(0);
+  });
+
+  it("falls back to tokenizer.json when the repo has no tokenizer.model", async () => {
+    process.env.HF_ENDPOINT = endpoint;
+    const cacheDir = await mkdtemp(join(tmpdir(), "tokenizer-hub-cache-"));
+    const tok = await LlamaTokenizer.load("hf://llama/json-only", { cacheDir });
+    expect(tok.encode("           grabbed")).toEqual([1, 9651, 2646, 1327, 287]);
+    expect(requests.every((r) => r.auth === undefined)).toBe(true);
+  });
+
+  it("a repo without tokenizer files is a clear error", async () => {
+    process.env.HF_ENDPOINT = endpoint;
+    const cacheDir = await mkdtemp(join(tmpdir(), "tokenizer-hub-cache-"));
+    await expect(LlamaTokenizer.load("hf://nobody/nothing", { cacheDir })).rejects.toThrow(
+      /hf:\/\/nobody\/nothing: nobody\/nothing at http:\/\/127\.0\.0\.1:\d+ has no tokenizer\.model or tokenizer\.json/,
+    );
+  });
+
+  it("an unreachable hub is a clear error, not a hang", async () => {
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    process.env.HF_ENDPOINT = `http://127.0.0.1:${port}`;
+    const cacheDir = await mkdtemp(join(tmpdir(), "tokenizer-hub-cache-"));
+    await expect(LlamaTokenizer.load("hf://llama/with-model", { cacheDir })).rejects.toThrow(
+      /cannot download tokenizer\.model from http:\/\/127\.0\.0\.1:\d+ .*(ECONNREFUSED|fetch failed)/,
+    );
+  });
+
+  it("a malformed hf:// spec is refused", async () => {
+    await expect(LlamaTokenizer.load("hf://just-a-name")).rejects.toThrow(
+      /expected hf:\/\/<owner>\/<name>/,
+    );
+  });
+});
