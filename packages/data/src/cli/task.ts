@@ -24,12 +24,12 @@ try {
     throw new Error(
       `stage ${values.stage} is not in the plan (has: ${plan.stages.map((s) => s.name).join(", ")})`,
     );
-  const rankText = values.ranks ?? values.rank ?? process.env.SLURM_ARRAY_TASK_ID;
+  const rankText = values.ranks ?? values.rank ?? (process.env.SLURM_ARRAY_TASK_ID || undefined);
   if (rankText === undefined)
     throw new Error(
       "no rank: pass --rank/--ranks or run as a Slurm array job (SLURM_ARRAY_TASK_ID)",
     );
-  const ranks = rankText === "" ? [] : rankText.split(",").map(Number);
+  const ranks = rankText.split(",").map(Number);
   for (const r of ranks) {
     if (!Number.isInteger(r) || r < 0 || r >= stage.tasks)
       throw new Error(`rank ${r} out of range [0, ${stage.tasks}) for stage ${stage.name}`);

@@ -1,0 +1,101 @@
+// End-to-end pipeline on the bundled sample, in this process, with the bytes tokenizer (ids are
+// UTF-8 bytes + 3, so blocks can be decoded back to text and checked).
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runLocal } from "../executors/local.js";
+import { ProgressPrinter } from "../executors/progress.js";
+import { ShardSet } from "../shards/shard-set.js";
+import { type PrepareConfig, resolveConfig, sampleConfig } from "./config.js";
+import { loadOrMakePlan } from "./plan.js";
+import { summarize } from "./summary.js";
+import { bytesTokenizer } from "./tokenizer.js";
+
+let out: string;
+let config: PrepareConfig;
+const quiet = new ProgressPrinter({ write: () => true, isTTY: false } as unknown as NodeJS.WriteStream);
+const sources = ["slimpajama", "starcoderdata", "proofpile2", "skypile"];
+
+beforeAll(async () => {
+  out = await mkdtemp(join(tmpdir(), "pipeline-"));
+  config = resolveConfig({ ...sampleConfig(join(out, "data")), tokenizer: "bytes" }, out);
+  const { plan } = await loadOrMakePlan(config);
+  await runLocal(plan, { inProcess: true, tokenizer: bytesTokenizer(), printer: quiet });
+  await summarize(plan, 0);
+});
+afterAll(async () => {
+  await rm(out, { recursive: true, force: true });
+});
+
+describe("prepare on the bundled sample", () => {
+  it("writes a readable train and validation split per source", async () => {
+    for (const s of sources) {
+      const train = await ShardSet.open(join(out, "data", s), { tokenizer: bytesTokenizer().identity });
+      const val = await ShardSet.open(join(out, "data", s), { split: "validation" });
+      expect(train.numBlocks, s).toBeGreaterThan(50);
+      expect(val.numBlocks, s).toBeGreaterThanOrEqual(1);
+      await train.verifyChecksums();
+      train.close();
+      val.close();
+    }
+  });
+
+  it("accounts for every document: read = kept + removed, kept = train + validation docs", async () => {
+    for (const s of sources) {
+      const set = await ShardSet.open(join(out, "data", s));
+      const m = set.manifest;
+      const removed = Object.values(m.stats.removed).reduce((a, b) => a + b, 0);
+      expect(m.stats.documentsRead).toBe(m.stats.documentsKept + removed);
+      expect(m.stats.documentsKept).toBe((m.splits.train?.documents ?? 0) + (m.splits.validation?.documents ?? 0));
+      expect(m.stats.badRecords).toBe(0);
+    }
+  });
+
+  it("drops SlimPajama's RedPajamaGithub subset and removes the planted duplicates", async () => {
+    const m = (await ShardSet.open(join(out, "data", "slimpajama"))).manifest;
+    expect(m.stats.removed.RedPajamaGithub).toBe(12);
+    // 17 exact copies and 17 near copies were planted (tools/sample/build-sample.mjs)
+    expect(m.stats.removed["exact-duplicate"]).toBeGreaterThanOrEqual(17);
+    expect(m.stats.removed["near-duplicate"]).toBeGreaterThanOrEqual(14);
+    const sky = (await ShardSet.open(join(out, "data", "skypile"))).manifest;
+    expect((sky.stats.removed["exact-duplicate"] ?? 0) + (sky.stats.removed["near-duplicate"] ?? 0)).toBeGreaterThanOrEqual(27);
+  });
+
+  it("blocks hold documents + EOS, no BOS, no padding", async () => {
+    const set = await ShardSet.open(join(out, "data", "skypile"));
+    const tokens: number[] = [];
+    for (let g = 0; g < Math.min(set.numBlocks, 20); g++) tokens.push(...set.readGlobalBlock(g));
+    expect(tokens.includes(1)).toBe(false); // BOS never appears
+    expect(tokens.includes(0)).toBe(false); // nor any padding id
+    const text = Buffer.from(tokens.map((t) => (t === 2 ? 0x1e : t - 3))).toString("utf8");
+    const docs = text.split("\x1e");
+    expect(docs.length).toBeGreaterThan(3);
+    expect(docs[0]).toMatch(/[\u4e00-\u9fff]/); // Chinese text survived tokenize -> pack -> read
+    expect(set.manifest.splits.train?.droppedTailTokens).toBeLessThan(set.blockSize);
+  });
+
+  it("a rerun finds every task done and changes nothing", async () => {
+    const before = (await ShardSet.open(join(out, "data", "proofpile2"))).manifest;
+    const { plan, resumed } = await loadOrMakePlan(config);
+    expect(resumed).toBe(true);
+    const reports = await runLocal(plan, { inProcess: true, tokenizer: bytesTokenizer(), printer: quiet });
+    expect(reports.every((r) => r.ran === 0)).toBe(true);
+    const after = (await ShardSet.open(join(out, "data", "proofpile2"))).manifest;
+    expect(after.splits).toEqual(before.splits);
+  });
+
+  it("refuses a plan made for another config", async () => {
+    await expect(loadOrMakePlan({ ...config, validationFraction: 0.5 })).rejects.toThrow(/another config/);
+  });
+});
+
+describe("config errors", () => {
+  it("names the problem", () => {
+    expect(() => resolveConfig({ sources: [] }, "/")).toThrow(/sources must be a non-empty array/);
+    expect(() => resolveConfig({ sources: [{ name: "nope", local: "x" }] }, "/")).toThrow(/unknown source "nope"/);
+    expect(() => resolveConfig({ sources: [{ name: "skypile" }] }, "/")).toThrow(/exactly one of "local" or "hub"/);
+    expect(() => resolveConfig({ sources: [{ name: "starcoderdata", local: "x", subsets: ["klingon"] }] }, "/")).toThrow(/unknown subset "klingon"/);
+    expect(() => resolveConfig({ sources: [{ name: "skypile", local: "x" }], chunkTokens: 100 }, "/")).toThrow(/multiple of blockSize/);
+  });
+});
