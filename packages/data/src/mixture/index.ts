@@ -12,6 +12,7 @@ export {
   type SourceBlockOrderOptions,
 } from "./block-order.js";
 export { FeistelPermutation } from "./permutation.js";
+export { renderReportSvg } from "./plot.js";
 export {
   CONTINUAL_RAMP_TOKENS,
   isPresetName,
@@ -23,6 +24,14 @@ export {
   type SourceName,
   STAGE_TOKENS,
 } from "./presets.js";
+export {
+  describeSchedule,
+  formatTokens,
+  type ReportWindow,
+  type StageReport,
+  type StageReportOptions,
+  simulateStage,
+} from "./report.js";
 export {
   DEFAULT_BLOCK_TOKENS,
   MIXTURE_MODES,

@@ -112,6 +112,8 @@ export class MixtureSampler {
   /** A deep-frozen copy of the schedule, shared by every state() (called once per block). */
   private readonly frozenSchedule: MixtureSchedule;
   private globalPosition = 0;
+  private pickedGlobalBlock = 0;
+  private pickedSourceBlock = 0;
   /** Segment of the schedule holding token (position + 1) * B. */
   private segment = 0;
 
@@ -177,22 +179,39 @@ export class MixtureSampler {
 
   /** Source of this rank's next block. */
   next(): string {
-    return this.nextBlock().source;
+    return this.sources[this.advanceRound()]!;
   }
 
   /** This rank's next block with its numbering in the global stream and in its source. */
   nextBlock(): MixturePick {
-    const roundStart = this.globalPosition;
-    const mineAt = (this.rank + this.roundRotation(roundStart)) % this.worldSize;
-    let mine: MixturePick | undefined;
+    const s = this.advanceRound();
+    return {
+      source: this.sources[s]!,
+      sourceBlock: this.pickedSourceBlock,
+      globalBlock: this.pickedGlobalBlock,
+    };
+  }
+
+  /** Runs one round of W global blocks; returns this rank's source index and records its numbers. */
+  private advanceRound(): number {
+    if (this.worldSize === 1) {
+      this.pickedGlobalBlock = this.globalPosition;
+      const s = this.step();
+      this.pickedSourceBlock = this.counts[s]! - 1;
+      return s;
+    }
+    const mineAt = (this.rank + this.roundRotation(this.globalPosition)) % this.worldSize;
+    let mine = 0;
     for (let offset = 0; offset < this.worldSize; offset++) {
       const globalBlock = this.globalPosition;
       const s = this.step();
       if (offset === mineAt) {
-        mine = { source: this.sources[s]!, sourceBlock: this.counts[s]! - 1, globalBlock };
+        mine = s;
+        this.pickedGlobalBlock = globalBlock;
+        this.pickedSourceBlock = this.counts[s]! - 1;
       }
     }
-    return mine!;
+    return mine;
   }
 
   /**

@@ -97,6 +97,11 @@ export class CompiledSchedule {
     return lo;
   }
 
+  /** Start of segment k (its knot's position). */
+  segmentStart(k: number): number {
+    return this.xs[k]!;
+  }
+
   /** Start of segment k + 1 (Infinity for the last, constant, segment). */
   segmentEnd(k: number): number {
     return k + 1 < this.xs.length ? this.xs[k + 1]! : Number.POSITIVE_INFINITY;
