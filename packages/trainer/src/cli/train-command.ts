@@ -1,7 +1,7 @@
 /**
  * `pnpm train`: flags -> resolved RunOptions -> runStage. Device-dependent defaults: on a GPU
  * the paper's setup (tinyllama-1.1b, 2048-token sequences, full token budgets); on CPU a small
- * model on short sequences with every budget scaled by 1e-7, so the default run takes a
+ * model on short sequences with every budget scaled by 3e-8, so the default run takes a
  * minute or two and still shows the loss falling.
  */
 import { resolve } from "node:path";
@@ -14,10 +14,11 @@ import { type FlagSpec, formatHelp, parseFlags, UsageError } from "./args.js";
 
 export const CPU_DEFAULTS = {
   model: "tinyllama-4m",
-  seqLen: 256,
+  seqLen: 128,
   microBatch: 8,
   globalBatch: 8,
-  scale: 1e-7,
+  // v1.0 -> 90k tokens (88 steps of 1024), basic 45k, continual 10.5k, cooldown 4.5k.
+  scale: 3e-8,
   maxLr: 2e-3,
   minLr: 2e-4,
   saveEvery: 50,
@@ -189,7 +190,7 @@ export const TRAIN_INTRO = [
   "-> continual (350B, --variant base|math-code|chinese) -> cooldown (150B, batch x4). One cosine",
   "LR schedule spans the recipe; a stage starts from the previous stage's last checkpoint in --out.",
   "Rerunning a command resumes its stage from the newest checkpoint. SIGINT/SIGTERM checkpoint, then exit.",
-  "Without a GPU it trains a small model on CPU with budgets scaled by 1e-7.",
+  `Without a GPU it trains a small model on CPU with budgets scaled by ${CPU_DEFAULTS.scale}.`,
   "",
   "Also: node packages/trainer/dist/cli.js plot <run dir> [--out file.svg]",
 ].join("\n");

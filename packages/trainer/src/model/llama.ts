@@ -119,22 +119,17 @@ export class LlamaModel {
     return model;
   }
 
-  /** Copies host f32 data into one parameter (cast to the compute dtype). */
+  /** Copies host f32 data into one parameter (rounded to bf16 on CUDA). */
   setParam(name: string, data: Float32Array): void {
     const dst = this.paramArena.get(name);
     if (data.length !== dst.numel) {
       throw new Error(`parameter ${name}: expected ${dst.numel} values, got ${data.length}`);
     }
-    const tmp = this.backend.fromHost(data, [...dst.shape], dst.dtype);
-    try {
-      this.backend.copy(dst, tmp);
-    } finally {
-      tmp.dispose();
-    }
+    dst.copyFromHost(data);
   }
 
   getParam(name: string): Float32Array {
-    return this.paramArena.get(name).toHost() as Float32Array;
+    return this.paramArena.get(name).toFloat32();
   }
 
   /** The activation plan for a shape, created once and reused. */
@@ -159,7 +154,7 @@ export class LlamaModel {
 
   /** Frees the activation plans (weights stay). */
   releasePlans(): void {
-    for (const p of this.plans.values()) p.arena.dispose();
+    for (const p of this.plans.values()) p.dispose();
     this.plans.clear();
   }
 
@@ -286,7 +281,7 @@ export class LlamaModel {
     const plan = this.plan(batch, seqLen, false);
     this.loadIds(plan.ids, ids, batch * seqLen);
     this.forward(plan, false);
-    return toF32(plan.logits.toHost());
+    return plan.logits.toFloat32();
   }
 
   /**
@@ -323,7 +318,7 @@ export class LlamaModel {
       this.loadIds(plan.ids, ids, B * Tp);
       this.loadIds(plan.targets, targets, B * Tp);
       this.forward(plan, false);
-      const logits = toF32(plan.logits.toHost());
+      const logits = plan.logits.toFloat32();
       for (const [b, seq] of group.entries()) {
         const n = seq.length - 1;
         const logProbs = new Float32Array(n);
@@ -353,12 +348,7 @@ export class LlamaModel {
 
   loadIds(dst: Tensor, ids: Int32Array, n: number): void {
     if (ids.length !== n) throw new Error(`expected ${n} token ids, got ${ids.length}`);
-    const tmp = this.backend.fromHost(ids, [n], "i32");
-    try {
-      this.backend.copy(dst, tmp);
-    } finally {
-      tmp.dispose();
-    }
+    dst.copyFromHost(ids);
   }
 
   dispose(): void {
@@ -371,11 +361,6 @@ export class LlamaModel {
   private assertLive(): void {
     if (this.disposed) throw new Error("LlamaModel used after dispose()");
   }
-}
-
-function toF32(a: Float32Array | Int32Array | Uint16Array): Float32Array {
-  if (a instanceof Float32Array) return a;
-  throw new Error("expected float logits from the backend");
 }
 
 function roundUp(x: number, m: number): number {

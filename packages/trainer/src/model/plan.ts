@@ -36,6 +36,8 @@ export interface ActivationPlan {
   seqLen: number;
   training: boolean;
   arena: Arena;
+  /** Frees the arena and the extra views made over it. */
+  dispose(): void;
   ids: Tensor; // [N] i32
   targets: Tensor; // [N] i32
   layers: LayerActivations[];
@@ -159,6 +161,10 @@ export function planActivations(
     seqLen,
     training,
     arena,
+    dispose() {
+      for (const f of flats.values()) f.dispose();
+      arena.dispose();
+    },
     ids: g("ids"),
     targets: g("targets"),
     layers,

@@ -33,6 +33,7 @@ import {
   validateSchedule,
 } from "../optim/schedule.js";
 import { PAPER_SEQ_LEN, type StageName, stageSpec, type Variant } from "../stages/stages.js";
+import { explainOutOfMemory } from "./errors.js";
 import { NonFiniteLossError, Trainer } from "./trainer.js";
 
 export interface RunOptions {

@@ -75,14 +75,10 @@ export class Trainer {
     this.masterArena = model.paramDtype === "f32" ? null : k.arena(f32);
     this.grads = bindParams(this.config, this.gradArena);
     this.gradList = this.names.map((n) => this.gradArena.get(n));
-    for (const t of [...this.gradList, ...this.moments()]) k.fill(t, 0);
+    for (const a of [this.gradArena, this.mArena, this.vArena]) k.fill(a.whole, 0);
     this.plan = model.plan(shape.microBatch, shape.seqLen, true);
     this.hostIds = new Int32Array(shape.microBatch * shape.seqLen);
     this.hostTargets = new Int32Array(shape.microBatch * shape.seqLen);
-  }
-
-  private moments(): Tensor[] {
-    return this.names.flatMap((n) => [this.mArena.get(n), this.vArena.get(n)]);
   }
 
   /** The reference initialisation, deterministic in `seed` on every backend. */
@@ -106,11 +102,11 @@ export class Trainer {
   /** The fp32 weights (the master copy where there is one): what checkpoints store. */
   readWeight(name: string): Float32Array {
     const t = this.masterArena ? this.masterArena.get(name) : this.model.paramArena.get(name);
-    return t.toHost() as Float32Array;
+    return t.toFloat32();
   }
 
   readMoment(which: "m" | "v", name: string): Float32Array {
-    return (which === "m" ? this.mArena : this.vArena).get(name).toHost() as Float32Array;
+    return (which === "m" ? this.mArena : this.vArena).get(name).toFloat32();
   }
 
   setMoment(which: "m" | "v", name: string, data: Float32Array): void {
@@ -121,12 +117,7 @@ export class Trainer {
     if (data.length !== dst.numel) {
       throw new Error(`expected ${dst.numel} values, got ${data.length}`);
     }
-    const tmp = this.backend.fromHost(data, [...dst.shape], dst.dtype);
-    try {
-      this.backend.copy(dst, tmp);
-    } finally {
-      tmp.dispose();
-    }
+    dst.copyFromHost(data);
   }
 
   /**
@@ -138,7 +129,7 @@ export class Trainer {
     const { microBatch, seqLen, accumSteps } = this.shape;
     const rows = microBatch * seqLen;
     const dlossScale = 1 / (rows * accumSteps);
-    for (const g of this.gradList) k.fill(g, 0);
+    k.fill(this.gradArena.whole, 0);
     let lossSum = 0;
     for (let micro = 0; micro < accumSteps; micro++) {
       fill(this.hostIds, this.hostTargets);
