@@ -14,7 +14,10 @@ import { bytesTokenizer } from "./tokenizer.js";
 
 let out: string;
 let config: PrepareConfig;
-const quiet = new ProgressPrinter({ write: () => true, isTTY: false } as unknown as NodeJS.WriteStream);
+const quiet = new ProgressPrinter({
+  write: () => true,
+  isTTY: false,
+} as unknown as NodeJS.WriteStream);
 const sources = ["slimpajama", "starcoderdata", "proofpile2", "skypile"];
 
 beforeAll(async () => {
@@ -31,7 +34,9 @@ afterAll(async () => {
 describe("prepare on the bundled sample", () => {
   it("writes a readable train and validation split per source", async () => {
     for (const s of sources) {
-      const train = await ShardSet.open(join(out, "data", s), { tokenizer: bytesTokenizer().identity });
+      const train = await ShardSet.open(join(out, "data", s), {
+        tokenizer: bytesTokenizer().identity,
+      });
       const val = await ShardSet.open(join(out, "data", s), { split: "validation" });
       expect(train.numBlocks, s).toBeGreaterThan(50);
       expect(val.numBlocks, s).toBeGreaterThanOrEqual(1);
@@ -47,7 +52,9 @@ describe("prepare on the bundled sample", () => {
       const m = set.manifest;
       const removed = Object.values(m.stats.removed).reduce((a, b) => a + b, 0);
       expect(m.stats.documentsRead).toBe(m.stats.documentsKept + removed);
-      expect(m.stats.documentsKept).toBe((m.splits.train?.documents ?? 0) + (m.splits.validation?.documents ?? 0));
+      expect(m.stats.documentsKept).toBe(
+        (m.splits.train?.documents ?? 0) + (m.splits.validation?.documents ?? 0),
+      );
       expect(m.stats.badRecords).toBe(0);
     }
   });
@@ -59,7 +66,9 @@ describe("prepare on the bundled sample", () => {
     expect(m.stats.removed["exact-duplicate"]).toBeGreaterThanOrEqual(17);
     expect(m.stats.removed["near-duplicate"]).toBeGreaterThanOrEqual(14);
     const sky = (await ShardSet.open(join(out, "data", "skypile"))).manifest;
-    expect((sky.stats.removed["exact-duplicate"] ?? 0) + (sky.stats.removed["near-duplicate"] ?? 0)).toBeGreaterThanOrEqual(27);
+    expect(
+      (sky.stats.removed["exact-duplicate"] ?? 0) + (sky.stats.removed["near-duplicate"] ?? 0),
+    ).toBeGreaterThanOrEqual(27);
   });
 
   it("blocks hold documents + EOS, no BOS, no padding", async () => {
@@ -79,23 +88,40 @@ describe("prepare on the bundled sample", () => {
     const before = (await ShardSet.open(join(out, "data", "proofpile2"))).manifest;
     const { plan, resumed } = await loadOrMakePlan(config);
     expect(resumed).toBe(true);
-    const reports = await runLocal(plan, { inProcess: true, tokenizer: bytesTokenizer(), printer: quiet });
+    const reports = await runLocal(plan, {
+      inProcess: true,
+      tokenizer: bytesTokenizer(),
+      printer: quiet,
+    });
     expect(reports.every((r) => r.ran === 0)).toBe(true);
     const after = (await ShardSet.open(join(out, "data", "proofpile2"))).manifest;
     expect(after.splits).toEqual(before.splits);
   });
 
   it("refuses a plan made for another config", async () => {
-    await expect(loadOrMakePlan({ ...config, validationFraction: 0.5 })).rejects.toThrow(/another config/);
+    await expect(loadOrMakePlan({ ...config, validationFraction: 0.5 })).rejects.toThrow(
+      /another config/,
+    );
   });
 });
 
 describe("config errors", () => {
   it("names the problem", () => {
     expect(() => resolveConfig({ sources: [] }, "/")).toThrow(/sources must be a non-empty array/);
-    expect(() => resolveConfig({ sources: [{ name: "nope", local: "x" }] }, "/")).toThrow(/unknown source "nope"/);
-    expect(() => resolveConfig({ sources: [{ name: "skypile" }] }, "/")).toThrow(/exactly one of "local" or "hub"/);
-    expect(() => resolveConfig({ sources: [{ name: "starcoderdata", local: "x", subsets: ["klingon"] }] }, "/")).toThrow(/unknown subset "klingon"/);
-    expect(() => resolveConfig({ sources: [{ name: "skypile", local: "x" }], chunkTokens: 100 }, "/")).toThrow(/multiple of blockSize/);
+    expect(() => resolveConfig({ sources: [{ name: "nope", local: "x" }] }, "/")).toThrow(
+      /unknown source "nope"/,
+    );
+    expect(() => resolveConfig({ sources: [{ name: "skypile" }] }, "/")).toThrow(
+      /exactly one of "local" or "hub"/,
+    );
+    expect(() =>
+      resolveConfig(
+        { sources: [{ name: "starcoderdata", local: "x", subsets: ["klingon"] }] },
+        "/",
+      ),
+    ).toThrow(/unknown subset "klingon"/);
+    expect(() =>
+      resolveConfig({ sources: [{ name: "skypile", local: "x" }], chunkTokens: 100 }, "/"),
+    ).toThrow(/multiple of blockSize/);
   });
 });

@@ -296,7 +296,7 @@ async function packTask(
     for (let i = 0; i < batch.length; i++) {
       const split = (batch[i] as { split: "train" | "validation" }).split;
       const w = writers[split];
-      await w.add(ids[i] as number[]);
+      await w.add(ids[i] as ArrayLike<number>);
       await w.add([tok.eosId]);
       docs[split]++;
     }

@@ -10,7 +10,8 @@ import type { TokenizerIdentity } from "../shards/manifest.js";
 export interface PipelineTokenizer {
   identity: TokenizerIdentity;
   eosId: number;
-  encodeBatch(texts: string[]): Promise<number[][]>;
+  /** Token ids per text (arrays or typed arrays), no BOS, no EOS. */
+  encodeBatch(texts: string[]): Promise<ArrayLike<number>[]>;
 }
 
 export function bytesTokenizer(): PipelineTokenizer {
@@ -29,17 +30,65 @@ export function bytesTokenizer(): PipelineTokenizer {
   };
 }
 
-interface LlamaTokenizerLike {
-  encode(text: string, opts: { bos: boolean; eos: boolean }): number[];
-  encodeBatch?(
-    texts: string[],
-    opts: { bos: boolean; eos: boolean },
-  ): Promise<number[][]> | number[][];
+/** The parts of @tinyllama/tokenizer's LlamaTokenizer the pipeline uses. */
+export interface LlamaTokenizerLike {
   eosId: number;
   vocabSize: number;
-  identity?: unknown;
-  vocabHash?: string;
-  hash?: string;
+  model: {
+    pieces: string[];
+    types: Uint8Array;
+    mergeRank?: Int32Array;
+    unkId: number;
+    bosId: number;
+    eosId: number;
+  };
+  encodeBatchToInt32Arrays(
+    texts: readonly string[],
+    opts: { bos: boolean; eos: boolean; threads?: number },
+  ): Promise<Int32Array[]>;
+  /** If the tokenizer package provides an identity, it wins over the one computed here. */
+  identity?: TokenizerIdentity;
+}
+
+/**
+ * The identity recorded in manifests and checked by the trainer: sha256 over the piece strings,
+ * piece types, merge ranks and special ids. Two tokenizers with the same identity produce the
+ * same ids. The trainer computes it with this same function from its own tokenizer.
+ */
+export function tokenizerIdentity(
+  tok: Pick<LlamaTokenizerLike, "model" | "vocabSize" | "eosId" | "identity">,
+): TokenizerIdentity {
+  if (tok.identity && typeof tok.identity.hash === "string") return tok.identity;
+  const m = tok.model;
+  const h = createHash("sha256");
+  h.update(`pieces:${m.pieces.length}\0`);
+  for (const p of m.pieces) h.update(`${p}\0`);
+  h.update(m.types);
+  if (m.mergeRank)
+    h.update(new Uint8Array(m.mergeRank.buffer, m.mergeRank.byteOffset, m.mergeRank.byteLength));
+  h.update(`unk:${m.unkId} bos:${m.bosId} eos:${m.eosId}`);
+  return {
+    name: "llama2-sentencepiece",
+    vocabSize: tok.vocabSize,
+    eosId: tok.eosId,
+    hash: h.digest("hex"),
+  };
+}
+
+/** Wraps a loaded LlamaTokenizer. Encodes on the calling thread: executors parallelise tasks. */
+export function wrapLlamaTokenizer(tok: LlamaTokenizerLike, threads = 0): PipelineTokenizer {
+  const identity = tokenizerIdentity(tok);
+  return {
+    identity,
+    eosId: tok.eosId,
+    async encodeBatch(texts) {
+      return (await tok.encodeBatchToInt32Arrays(texts, {
+        bos: false,
+        eos: false,
+        threads,
+      })) as unknown as number[][];
+    },
+  };
 }
 
 /** Loads the named tokenizer; "llama2" comes from @tinyllama/tokenizer (offline, bundled). */
@@ -56,34 +105,8 @@ export async function loadPipelineTokenizer(kind: "llama2" | "bytes"): Promise<P
   const cls = mod.LlamaTokenizer as { load(): Promise<LlamaTokenizerLike> } | undefined;
   if (!cls || typeof cls.load !== "function") {
     throw new Error(
-      '@tinyllama/tokenizer does not export LlamaTokenizer.load() yet; use "tokenizer": "bytes" in the config to run the pipeline without it',
+      '@tinyllama/tokenizer does not export LlamaTokenizer.load(); use "tokenizer": "bytes" to run the pipeline without it',
     );
   }
-  const tok = await cls.load();
-  const identity = identityOf(tok);
-  const opts = { bos: false, eos: false };
-  return {
-    identity,
-    eosId: tok.eosId,
-    async encodeBatch(texts) {
-      if (tok.encodeBatch) return await tok.encodeBatch(texts, opts);
-      return texts.map((t) => tok.encode(t, opts));
-    },
-  };
-}
-
-function identityOf(tok: LlamaTokenizerLike): TokenizerIdentity {
-  const id = tok.identity as Partial<TokenizerIdentity> | string | undefined;
-  if (id && typeof id === "object" && typeof id.hash === "string") {
-    return {
-      name: id.name ?? "llama2",
-      vocabSize: id.vocabSize ?? tok.vocabSize,
-      eosId: id.eosId ?? tok.eosId,
-      hash: id.hash,
-    };
-  }
-  const hash = typeof id === "string" ? id : (tok.vocabHash ?? tok.hash);
-  if (typeof hash !== "string")
-    throw new Error("@tinyllama/tokenizer: the tokenizer exposes no identity/vocabulary hash");
-  return { name: "llama2", vocabSize: tok.vocabSize, eosId: tok.eosId, hash };
+  return wrapLlamaTokenizer(await cls.load());
 }
