@@ -1,0 +1,226 @@
+// The real @huggingface/hub client against a small HTTP server on 127.0.0.1 that answers the
+// endpoints it calls (tree listing with paging, resolve with Range), including 401 without a
+// token, 404, transient 429/503 and connections dropped mid-body. The real hub is never contacted.
+import { createHash, randomBytes } from "node:crypto";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { BadRecordLog } from "../document.js";
+import { readRecords } from "../io/records.js";
+import {
+  downloadToCache,
+  HubError,
+  type HubOptions,
+  hubOptionsFromEnv,
+  listHubFiles,
+} from "./hub.js";
+
+const TOKEN = "hf_testtoken123";
+const files: Record<string, Buffer> = {
+  "train/chunk1/example_train_0.jsonl.zst": randomBytes(300_000),
+  "train/chunk1/example_train_1.jsonl.zst": randomBytes(1000),
+  "train/chunk2/example_train_0.jsonl.zst": randomBytes(5000),
+  "validation/chunk1/example_holdout_0.jsonl.zst": randomBytes(10),
+  "README.md": Buffer.from("# readme"),
+};
+const log: { method: string; url: string; range?: string; auth?: string }[] = [];
+/** Scripted failures: each call pops one. */
+let failures: ("503" | "429" | "drop" | "500" | "ok")[] = [];
+let requireToken = false;
+let server: Server;
+let base: string;
+let cache: string;
+
+function handler(req: IncomingMessage, res: ServerResponse) {
+  const url = new URL(req.url ?? "/", base);
+  log.push({
+    method: req.method ?? "",
+    url: url.pathname + url.search,
+    range: req.headers.range,
+    auth: req.headers.authorization,
+  });
+  if (requireToken && req.headers.authorization !== `Bearer ${TOKEN}`) {
+    res
+      .writeHead(401, { "content-type": "application/json" })
+      .end(JSON.stringify({ error: "Access to this dataset is restricted" }));
+    return;
+  }
+  const tree = /^\/api\/datasets\/acme\/corpus\/tree\/main$/.exec(url.pathname);
+  if (tree) {
+    const page = Number(url.searchParams.get("cursor") ?? "0");
+    const all = Object.entries(files).map(([path, b]) => ({
+      type: "file",
+      path,
+      size: b.length,
+      oid: "x",
+    }));
+    all.push({ type: "directory", path: "train", size: 0, oid: "y" });
+    const slice = all.slice(page * 3, page * 3 + 3);
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (page * 3 + 3 < all.length)
+      headers.link = `<${base}/api/datasets/acme/corpus/tree/main?recursive=true&expand=false&cursor=${page + 1}>; rel="next"`;
+    res.writeHead(200, headers).end(JSON.stringify(slice));
+    return;
+  }
+  const resolve = /^\/datasets\/acme\/corpus\/resolve\/main\/(.+)$/.exec(url.pathname);
+  if (resolve) {
+    const body = files[decodeURIComponent(resolve[1] as string)];
+    if (!body) {
+      res.writeHead(404, { "x-error-code": "EntryNotFound" }).end("Entry not found");
+      return;
+    }
+    const f = failures.shift();
+    if (f === "503" || f === "500" || f === "429") {
+      res.writeHead(Number(f)).end("try later");
+      return;
+    }
+    const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? "");
+    const start = m ? Number(m[1]) : 0;
+    const end = m ? Math.min(Number(m[2]), body.length - 1) : body.length - 1;
+    const etag = `"${createHash("sha1").update(body).digest("hex")}"`;
+    res.writeHead(m ? 206 : 200, {
+      "content-length": String(end - start + 1),
+      "content-range": `bytes ${start}-${end}/${body.length}`,
+      etag,
+      "accept-ranges": "bytes",
+    });
+    if (f === "drop") {
+      // send part of the body, then cut the connection
+      res.write(body.subarray(start, start + Math.floor((end - start + 1) / 2)));
+      setTimeout(() => res.socket?.destroy(), 5);
+      return;
+    }
+    res.end(body.subarray(start, end + 1));
+    return;
+  }
+  res.writeHead(404).end("no route");
+}
+
+beforeAll(async () => {
+  server = createServer(handler);
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  await new Promise((r) => server.close(r));
+});
+beforeEach(async () => {
+  cache = await mkdtemp(join(tmpdir(), "hubcache-"));
+  log.length = 0;
+  failures = [];
+  requireToken = false;
+});
+afterEach(async () => {
+  await rm(cache, { recursive: true, force: true });
+});
+
+const opts = (o: Partial<HubOptions> = {}): HubOptions => ({
+  hubUrl: base,
+  cacheDir: cache,
+  backoffMs: 1,
+  rangeBytes: 64 * 1024,
+  ...o,
+});
+
+describe("hub client against a local server", () => {
+  it("lists files through every page, filtered by glob and sorted", async () => {
+    const got = await listHubFiles("acme/corpus", ["train/**/*.jsonl.zst"], opts());
+    expect(got.map((f) => f.path)).toEqual([
+      "train/chunk1/example_train_0.jsonl.zst",
+      "train/chunk1/example_train_1.jsonl.zst",
+      "train/chunk2/example_train_0.jsonl.zst",
+    ]);
+    expect(got[0]?.size).toBe(300_000);
+    expect(log.filter((l) => l.url.startsWith("/api/")).length).toBe(2); // two pages
+  });
+
+  it("downloads with range requests into the cache and reuses the cached copy", async () => {
+    const path = "train/chunk1/example_train_0.jsonl.zst";
+    const local = await downloadToCache("acme/corpus", path, opts());
+    expect((await readFile(local)).equals(files[path] as Buffer)).toBe(true);
+    const ranges = log.filter((l) => l.range && l.range !== "bytes=0-0").map((l) => l.range);
+    expect(ranges[0]).toBe("bytes=0-65535");
+    expect(ranges.length).toBe(5); // 300,000 bytes in 64 KiB ranges
+    log.length = 0;
+    expect(await downloadToCache("acme/corpus", path, opts())).toBe(local);
+    expect(log.every((l) => l.range === "bytes=0-0")).toBe(true); // only the size/etag probe
+  });
+
+  it("retries 429/5xx and dropped connections, then completes", async () => {
+    const path = "train/chunk1/example_train_0.jsonl.zst";
+    // size/etag probe: 503, 429, then ok; range requests: dropped body, 500, dropped body
+    failures = ["503", "429", "ok", "drop", "500", "drop"];
+    const retries: string[] = [];
+    const local = await downloadToCache(
+      "acme/corpus",
+      path,
+      opts({ onRetry: (what) => retries.push(what) }),
+    );
+    expect((await readFile(local)).equals(files[path] as Buffer)).toBe(true);
+    expect(retries.length).toBe(5);
+  });
+
+  it("gives up after the retry budget with an error that says how to resume", async () => {
+    failures = Array(20).fill("503");
+    await expect(
+      downloadToCache(
+        "acme/corpus",
+        "train/chunk1/example_train_1.jsonl.zst",
+        opts({ retries: 2 }),
+      ),
+    ).rejects.toThrow(/HTTP 503/);
+  });
+
+  it("resumes a partial download from its last byte", async () => {
+    const path = "train/chunk1/example_train_0.jsonl.zst";
+    const body = files[path] as Buffer;
+    const local = join(cache, "acme/corpus/main", path);
+    await mkdir(join(local, ".."), { recursive: true });
+    await writeFile(`${local}.partial`, body.subarray(0, 200_000));
+    await writeFile(`${local}.etag`, `"${createHash("sha1").update(body).digest("hex")}"`);
+    await downloadToCache("acme/corpus", path, opts());
+    expect((await readFile(local)).equals(body)).toBe(true);
+    const ranges = log.filter((l) => l.range && l.range !== "bytes=0-0").map((l) => l.range);
+    expect(ranges[0]).toBe("bytes=200000-265535");
+  });
+
+  it("sends HF_TOKEN as a bearer token; 401 without it says what to do", async () => {
+    requireToken = true;
+    await expect(listHubFiles("acme/corpus", ["**"], opts())).rejects.toThrow(
+      /HTTP 401 \(no HF_TOKEN set\).*accept their terms/,
+    );
+    await expect(downloadToCache("acme/corpus", "README.md", opts())).rejects.toThrow(HubError);
+    await expect(
+      downloadToCache("acme/corpus", "README.md", opts({ accessToken: "hf_wrong" })),
+    ).rejects.toThrow(/token in HF_TOKEN was refused/);
+    const env = hubOptionsFromEnv({ HF_TOKEN: TOKEN, HF_ENDPOINT: `${base}/` });
+    expect(env.hubUrl).toBe(base);
+    const local = await downloadToCache("acme/corpus", "README.md", { ...opts(), ...env });
+    expect(await readFile(local, "utf8")).toBe("# readme");
+    expect(log.at(-1)?.auth).toBe(`Bearer ${TOKEN}`);
+  });
+
+  it("reports a missing file (404) and an unreachable hub", async () => {
+    await expect(downloadToCache("acme/corpus", "nope.jsonl", opts())).rejects.toThrow(
+      /nope\.jsonl: not found \(HTTP 404\)/,
+    );
+    await expect(
+      listHubFiles("acme/corpus", ["**"], opts({ hubUrl: "http://127.0.0.1:1", retries: 1 })),
+    ).rejects.toThrow(/acme\/corpus: listing files: fetch failed/);
+  });
+
+  it("a downloaded file feeds the normal reader", async () => {
+    const { compress } = await import("zstd-napi");
+    files["train/chunk3/x.jsonl.zst"] = compress(
+      Buffer.from('{"text":"hello","meta":{"redpajama_set_name":"RedPajamaC4"}}\n'),
+    );
+    const local = await downloadToCache("acme/corpus", "train/chunk3/x.jsonl.zst", opts());
+    const recs = [];
+    for await (const r of readRecords(local, "jsonl.zst", new BadRecordLog()))
+      recs.push(r.value.text);
+    expect(recs).toEqual(["hello"]);
+  });
+});
