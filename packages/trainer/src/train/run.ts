@@ -195,17 +195,24 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
   );
 
   const sources = await openSources(o.dataDir, sourceNames, cfg.vocabSize);
-  const model = new LlamaModel(o.backend, cfg);
+  let model: LlamaModel | null = null;
   let trainer: Trainer | null = null;
   try {
-    trainer = new Trainer(
-      model,
-      { microBatch: o.microBatch, seqLen: o.seqLen, accumSteps },
-      TINYLLAMA_ADAMW,
-      {
-        maxBadSteps: o.maxBadSteps,
-      },
-    );
+    try {
+      model = new LlamaModel(o.backend, cfg);
+      trainer = new Trainer(
+        model,
+        { microBatch: o.microBatch, seqLen: o.seqLen, accumSteps },
+        TINYLLAMA_ADAMW,
+        { maxBadSteps: o.maxBadSteps },
+      );
+    } catch (e) {
+      throw explainOutOfMemory(e, {
+        device: o.backend.name,
+        microBatch: o.microBatch,
+        seqLen: o.seqLen,
+      });
+    }
     let step = 0;
     let tokensSeen = spec.startTokens;
     let stageTokens = 0;
@@ -446,7 +453,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
     }
   } finally {
     if (trainer) trainer.dispose();
-    else model.dispose();
+    else model?.dispose();
     closeSources(sources);
   }
 }

@@ -1,0 +1,349 @@
+/**
+ * End-to-end training on CPU through the `pnpm train` command path, on small generated
+ * LITPKDS shards with the tinyllama-test model (32000 vocabulary, 1 layer): the loss falls,
+ * an interrupted run resumes to the identical result, stages chain, and bad inputs fail clearly.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadBackend } from "@tinyllama/kernels";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readSafetensorsHeader, readTensorF32 } from "../checkpoint/safetensors.js";
+import { readTrainerState } from "../checkpoint/trainer-checkpoint.js";
+import { trainCommand } from "../cli/train-command.js";
+import { readMetrics, type TrainRecord } from "../metrics/metrics.js";
+import { LlamaModel } from "../model/llama.js";
+import { writeTestShards } from "../test-util/shards.js";
+import { explainOutOfMemory } from "./errors.js";
+import type { RunResult } from "./run.js";
+
+let root: string;
+let data: string;
+
+beforeAll(async () => {
+  root = mkdtempSync(join(tmpdir(), "trainer-e2e-"));
+  data = join(root, "data");
+  await writeTestShards(data, [
+    { name: "slimpajama", trainBlocks: 40, validationBlocks: 1, salt: 0 },
+    { name: "starcoder", trainBlocks: 20, validationBlocks: 1, salt: 3 },
+    { name: "proof-pile-2", trainBlocks: 10, salt: 5 },
+  ]);
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/** 128 tokens per step: 2 sequences of 64. v1.0 at scale s trains 3e12 * s tokens. */
+function args(out: string, steps: number, extra: string[] = []): string[] {
+  return [
+    "--device",
+    "cpu",
+    "--model",
+    "tinyllama-test",
+    "--data",
+    data,
+    "--out",
+    out,
+    "--seq-len",
+    "64",
+    "--micro-batch",
+    "2",
+    "--global-batch",
+    "2",
+    "--scale",
+    String((steps * 128) / 3e12),
+    "--eval-batches",
+    "2",
+    "--eval-every",
+    "0",
+    "--save-every",
+    "0",
+    ...extra,
+  ];
+}
+
+async function train(argv: string[], onLog?: (line: string) => void): Promise<RunResult> {
+  const lines: string[] = [];
+  const r = await trainCommand(argv, {
+    log: (l) => {
+      lines.push(l);
+      onLog?.(l);
+    },
+    handleSignals: true,
+  });
+  if (!r) throw new Error("no result");
+  return r;
+}
+
+function trainLosses(stageDir: string): number[] {
+  return readMetrics(join(stageDir, "metrics.jsonl"))
+    .filter((r): r is TrainRecord => r.kind === "train")
+    .map((r) => r.loss);
+}
+
+function weights(checkpoint: string): Float32Array[] {
+  const path = join(checkpoint, "model.safetensors");
+  const h = readSafetensorsHeader(path);
+  return [...h.tensors.keys()].map((n) => readTensorF32(path, h, n));
+}
+
+describe("training on CPU", () => {
+  it("the loss falls on the sample and the run leaves checkpoint, metrics and plot", async () => {
+    const out = join(root, "falls");
+    const r = await train(args(out, 30, ["--lr-max", "1e-2", "--lr-min", "1e-4"]));
+    expect(r.complete).toBe(true);
+    expect(r.steps).toBe(30);
+    expect(r.lastLoss!).toBeLessThan(r.firstLoss! - 2);
+    const metrics = readMetrics(r.metrics);
+    const val = metrics.filter((m) => m.kind === "val");
+    expect(val.length).toBe(2); // before the first step and at the end
+    expect((val[1] as { valLoss: number }).valLoss).toBeLessThan(
+      (val[0] as { valLoss: number }).valLoss - 1,
+    );
+    const train0 = metrics.find((m) => m.kind === "train") as TrainRecord;
+    for (const k of [
+      "step",
+      "tokens",
+      "loss",
+      "lr",
+      "gradNorm",
+      "tokensPerSec",
+      "memoryBytes",
+    ] as const) {
+      expect(typeof train0[k]).toBe("number");
+    }
+    expect(existsSync(r.plot!)).toBe(true);
+    expect(readFileSync(r.plot!, "utf8")).toMatch(/^<svg[\s\S]*polyline[\s\S]*<\/svg>\n$/);
+    for (const f of [
+      "model.safetensors",
+      "config.json",
+      "optimizer.safetensors",
+      "trainer-state.json",
+    ]) {
+      expect(existsSync(join(r.checkpoint!, f))).toBe(true);
+    }
+    const state = readTrainerState(r.checkpoint!);
+    expect(state.step).toBe(30);
+    expect(state.tokensSeen).toBe(30 * 128);
+
+    // The checkpoint loads as a LlamaModel for scoring; scores agree with raw logits and do
+    // not depend on what else is in the batch.
+    const model = await LlamaModel.load(out + "/v1.0", { device: "cpu" });
+    const seq = [1000, 1017, 1119, 1000 + 17 * 8, 2, 1000];
+    const longer = Array.from({ length: 40 }, (_, i) => 1000 + ((i * 17) % 5000));
+    const [alone] = model.scoreSequences([seq]);
+    const [, together] = model.scoreSequences([longer, seq]);
+    const logits = model.logits(Int32Array.from(seq.slice(0, -1)), 1, seq.length - 1);
+    const V = model.config.vocabSize;
+    for (let t = 0; t < seq.length - 1; t++) {
+      const row = logits.subarray(t * V, (t + 1) * V);
+      const max = Math.max(...row);
+      let z = 0;
+      for (const x of row) z += Math.exp(x - max);
+      expect(alone!.logProbs[t]).toBeCloseTo(row[seq[t + 1]!]! - max - Math.log(z), 4);
+      expect(together!.logProbs[t]).toBeCloseTo(alone!.logProbs[t]!, 4);
+      expect(together!.greedy[t]).toBe(alone!.greedy[t]);
+    }
+    expect(() => model.scoreSequences([[5]])).toThrow(/at least 2/);
+    expect(() => model.scoreSequences([[5, 40000]])).toThrow(/outside the vocabulary/);
+    model.dispose();
+  });
+
+  it("SIGINT checkpoints and stops; --max-steps stops; resuming continues bit-identically", async () => {
+    const straight = await train(args(join(root, "straight"), 10));
+    const out = join(root, "interrupted");
+    // SIGINT during the first step's progress line: the step finishes, a checkpoint is written.
+    let sent = false;
+    const first = await train(args(out, 10), (l) => {
+      if (!sent && /step 1 \|/.test(l)) {
+        sent = true;
+        process.emit("SIGINT", "SIGINT");
+      }
+    });
+    expect(first.interrupted).toBe("SIGINT");
+    expect(first.steps).toBe(1);
+    expect(readTrainerState(first.checkpoint!).step).toBe(1);
+    const second = await train(args(out, 10, ["--max-steps", "4"]));
+    expect(second.steps).toBe(4);
+    expect(second.complete).toBe(false);
+    const third = await train(args(out, 10));
+    expect(third.steps).toBe(5);
+    expect(third.complete).toBe(true);
+    expect(trainLosses(third.stageDir)).toEqual(trainLosses(straight.stageDir));
+    const a = weights(straight.checkpoint!);
+    const b = weights(third.checkpoint!);
+    for (let i = 0; i < a.length; i++)
+      expect(Buffer.from(b[i]!.buffer).equals(Buffer.from(a[i]!.buffer))).toBe(true);
+    // Running a complete stage again does nothing.
+    const again = await train(args(out, 10));
+    expect(again.steps).toBe(0);
+  });
+
+  it("chains basic -> continual (math-code) -> cooldown, continuing steps, tokens and the lr curve", async () => {
+    const out = join(root, "chain");
+    const s = 3.5e-9; // basic 5250 tokens, continual 1225, cooldown 525 (one 512-token batch)
+    const common = [
+      "--device",
+      "cpu",
+      "--model",
+      "tinyllama-test",
+      "--data",
+      data,
+      "--out",
+      out,
+      "--seq-len",
+      "64",
+      "--micro-batch",
+      "2",
+      "--global-batch",
+      "2",
+      "--scale",
+      String(s),
+      "--eval-batches",
+      "1",
+      "--eval-every",
+      "0",
+      "--save-every",
+      "0",
+    ];
+    const basic = await train([...common, "--stage", "basic"]);
+    const cont = await train([...common, "--stage", "continual", "--variant", "math-code"]);
+    const cool = await train([...common, "--stage", "cooldown", "--variant", "math-code"]);
+    for (const r of [basic, cont, cool]) expect(r.complete).toBe(true);
+    const sb = readTrainerState(basic.checkpoint!);
+    const sc = readTrainerState(cont.checkpoint!);
+    const sd = readTrainerState(cool.checkpoint!);
+    expect(sb.step).toBe(Math.ceil(5250 / 128));
+    expect(sc.step).toBe(sb.step + Math.ceil(1225 / 128));
+    expect(sd.step).toBe(sc.step + 2); // 525 tokens in batches of 4 x 128
+    expect(sd.globalBatchSequences).toBe(8);
+    expect(cont.checkpoint).toMatch(
+      new RegExp(`continual-math-code/checkpoints/step-0+${sc.step}$`),
+    );
+    // The lr schedule continues across stages (no restart of warmup or cosine).
+    const lrs = ["basic", "continual-math-code", "cooldown-math-code"].flatMap((d) =>
+      readMetrics(join(out, d, "metrics.jsonl"))
+        .filter((r): r is TrainRecord => r.kind === "train")
+        .map((r) => r.lr),
+    );
+    for (let i = 2; i < lrs.length; i++) expect(lrs[i]!).toBeLessThanOrEqual(lrs[i - 1]!);
+    // The math-code stage read the domain sources; the basic stage's slimpajama blocks are not re-read.
+    expect(sc.stream.sourceOffsets.slimpajama).toBeGreaterThan(0);
+    expect(Object.keys(sc.stream.mixture.counts).sort()).toEqual([
+      "proof-pile-2",
+      "slimpajama",
+      "starcoder",
+    ]);
+  });
+});
+
+describe("bad inputs", () => {
+  it("missing or mismatched shards", async () => {
+    const bad = join(root, "bad-data");
+    await writeTestShards(bad, [
+      { name: "slimpajama", trainBlocks: 2 },
+      {
+        name: "starcoder",
+        trainBlocks: 2,
+        tokenizer: { name: "other", vocabSize: 32000, eosId: 2, hash: "zzz" },
+      },
+    ]);
+    const a = (d: string) =>
+      [...args(join(root, "bad-run"), 2), "--data", d].filter(
+        (_, i, all) =>
+          !(all[i - 1] === "--data" && i < all.length - 2) &&
+          !(all[i] === "--data" && i < all.length - 2),
+      );
+    await expect(train(a(join(root, "nowhere")))).rejects.toThrow(
+      /missing shards for source\(s\) slimpajama, starcoder .*run `pnpm data:prepare` first/,
+    );
+    await expect(train(a(bad))).rejects.toThrow(/every source must use one tokenizer/);
+    const wide = join(root, "wide-data");
+    const other = { name: "gpt-neox", vocabSize: 50277, eosId: 0, hash: "neox" };
+    await writeTestShards(wide, [
+      { name: "slimpajama", trainBlocks: 2, tokenizer: other },
+      { name: "starcoder", trainBlocks: 2, tokenizer: other },
+    ]);
+    await expect(train(a(wide))).rejects.toThrow(/50277-token vocabulary .* another tokenizer/);
+  });
+
+  it("a checkpoint of another config, a missing previous stage, an impossible batch split", async () => {
+    const src = await train(args(join(root, "src"), 2));
+    await expect(
+      train(
+        [...args(join(root, "other"), 2, ["--from", src.checkpoint!])].map((x) =>
+          x === "tinyllama-test" ? "tinyllama-4m" : x,
+        ),
+      ),
+    ).rejects.toThrow(
+      /is a tinyllama-test model and does not fit --model tinyllama-4m \(hiddenSize 32 != 64\)/,
+    );
+    await expect(
+      train([...args(join(root, "nobasic"), 100), "--stage", "continual"]),
+    ).rejects.toThrow(/starts from the last checkpoint of basic.*run --stage basic first/);
+    await expect(
+      train(
+        args(join(root, "split"), 2).map((x, i, all) =>
+          all[i - 1] === "--global-batch" ? "3" : x,
+        ),
+      ),
+    ).rejects.toThrow(
+      /impossible batch split: a global batch of 3 sequences is not a multiple of micro-batch 2/,
+    );
+  });
+
+  it("unknown stage or variant, a variant on a stage without one, 1.1B on CPU", async () => {
+    await expect(train(["--stage", "final"])).rejects.toThrow(
+      /--stage must be one of v1.0, basic, continual, cooldown/,
+    );
+    await expect(train(["--stage", "continual", "--variant", "german"])).rejects.toThrow(
+      /--variant must be one of base, math-code, chinese/,
+    );
+    await expect(train(["--stage", "basic", "--variant", "chinese"])).rejects.toThrow(
+      /applies to the continual and cooldown/,
+    );
+    await expect(train(["--device", "cpu", "--model", "tinyllama-1.1b"])).rejects.toThrow(
+      /tinyllama-1.1b on CPU is not sensible: 1.10B parameters need about 18 GB/,
+    );
+    await expect(train(["--micro-batch", "0"])).rejects.toThrow(/--micro-batch must be at least 1/);
+    await expect(train(["--seq-len", "100", "--device", "cpu"])).rejects.toThrow(
+      /--seq-len 100 must divide 2048/,
+    );
+  });
+
+  it("NaN/inf loss: steps are skipped, then the run stops naming the steps", async () => {
+    const src = await train(args(join(root, "nan-src"), 1));
+    // Poison the weights: every logit becomes NaN.
+    const path = join(src.checkpoint!, "model.safetensors");
+    const { writeHfModel } = await import("../checkpoint/hf.js");
+    const { modelConfig, parameterSpecs } = await import("../model/config.js");
+    const cfg = modelConfig("tinyllama-test");
+    const h = readSafetensorsHeader(path);
+    const poisoned = join(root, "poisoned");
+    (await import("node:fs")).mkdirSync(poisoned, { recursive: true });
+    writeHfModel(poisoned, cfg, (n) => {
+      const w = readTensorF32(path, h, n);
+      if (n === "model.norm.weight") w.fill(Number.NaN);
+      return w;
+    });
+    expect(parameterSpecs(cfg).length).toBeGreaterThan(0);
+    const lines: string[] = [];
+    await expect(
+      train(args(join(root, "nan"), 5, ["--from", poisoned, "--max-bad-steps", "2"]), (l) =>
+        lines.push(l),
+      ),
+    ).rejects.toThrow(/not finite for 2 consecutive steps \(steps 1\.\.2\); stopping/);
+    expect(lines.some((l) => /step 1: loss NaN .* update skipped/.test(l))).toBe(true);
+  });
+
+  it("GPU out of memory suggests a smaller micro-batch", () => {
+    const e = explainOutOfMemory(new Error("cudaMalloc failed: out of memory"), {
+      device: "cuda",
+      microBatch: 8,
+      seqLen: 2048,
+    });
+    expect(e.message).toMatch(
+      /cuda out of memory for micro-batch 8 x 2048 tokens; try --micro-batch 4/,
+    );
+    const other = new Error("something else");
+    expect(explainOutOfMemory(other, { device: "cuda", microBatch: 8, seqLen: 2048 })).toBe(other);
+  });
+});
