@@ -91,8 +91,23 @@ export function wrapLlamaTokenizer(tok: LlamaTokenizerLike, threads = 0): Pipeli
   };
 }
 
-/** Loads the named tokenizer; "llama2" comes from @tinyllama/tokenizer (offline, bundled). */
-export async function loadPipelineTokenizer(kind: "llama2" | "bytes"): Promise<PipelineTokenizer> {
+const loaded = new Map<string, Promise<PipelineTokenizer>>();
+
+/**
+ * Loads the named tokenizer once per process ("llama2" is @tinyllama/tokenizer's bundled
+ * Llama 2 model, offline); a worker running many tasks pays the load once.
+ */
+export function loadPipelineTokenizer(kind: "llama2" | "bytes"): Promise<PipelineTokenizer> {
+  let p = loaded.get(kind);
+  if (!p) {
+    p = loadUncached(kind);
+    p.catch(() => loaded.delete(kind));
+    loaded.set(kind, p);
+  }
+  return p;
+}
+
+async function loadUncached(kind: "llama2" | "bytes"): Promise<PipelineTokenizer> {
   if (kind === "bytes") return bytesTokenizer();
   let mod: Record<string, unknown>;
   try {

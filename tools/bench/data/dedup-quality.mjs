@@ -1,0 +1,211 @@
+#!/usr/bin/env node
+// Dedup quality: precision and recall of MinHash-LSH against exact Jaccard computed by brute
+// force, on a labelled set of pairs built from the real documents of the bundled sample:
+// near duplicates (insertions, deletions, swapped paragraphs, shared boilerplate) at edit
+// sizes that spread Jaccard over [0.3, 1], plus unrelated pairs. Deterministic (seeded).
+//
+//   node tools/bench/data/dedup-quality.mjs [--bands 14 --rows 8] [--json out.json]
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+const data = await import(join(root, "packages/data/dist/index.js"));
+const { values } = parseArgs({
+  options: {
+    bands: { type: "string" },
+    rows: { type: "string" },
+    json: { type: "string" },
+    pairs: { type: "string" },
+  },
+});
+
+// --- real documents from the sample ---------------------------------------------------------
+const docs = [];
+const sample = data.sampleDir();
+for (const [src, rel] of [
+  ["slimpajama", "slimpajama/train/chunk1/example_train_0.jsonl.zst"],
+  ["slimpajama", "slimpajama/train/chunk1/example_train_1.jsonl.zst"],
+  ["skypile", "skypile/data/2023-14_zh_head_0000.jsonl"],
+  ["proofpile2", "proofpile2/open-web-math/train/shard-0000.jsonl.zst"],
+]) {
+  const path = join(sample, rel);
+  for await (const r of data.readRecords(path, data.formatOf(path), new data.BadRecordLog())) {
+    const t = r.value.text;
+    if (
+      typeof t === "string" &&
+      t.length > 1500 &&
+      r.value.meta?.redpajama_set_name !== "RedPajamaGithub"
+    )
+      docs.push({ src, text: t });
+  }
+}
+// drop documents that are already near each other (the sample plants duplicates on purpose)
+const base = [];
+const seenSets = [];
+const shingles = (t) => data.shingleHashes(data.wordHashes(t), 5);
+for (const d of docs) {
+  const s = shingles(d.text);
+  if (seenSets.some((o) => data.jaccard(o, s) > 0.3)) continue;
+  seenSets.push(s);
+  base.push(d);
+}
+
+let seed = 7;
+const rand = () => {
+  seed = (seed + 0x6d2b79f5) >>> 0;
+  let t = seed;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+};
+const pick = (a) => a[Math.floor(rand() * a.length)];
+const cjk = (t) => /[\u4e00-\u9fff]/.test(t);
+const units = (t) => (cjk(t) ? [...t] : t.split(" "));
+const join_ = (t, u) => (cjk(t) ? u.join("") : u.join(" "));
+
+const edits = {
+  insertion(t, frac) {
+    const u = units(t);
+    const other = units(pick(base).text);
+    const n = Math.max(1, Math.floor(u.length * frac));
+    const at = Math.floor(rand() * u.length);
+    const start = Math.floor(rand() * Math.max(1, other.length - n));
+    return join_(t, [...u.slice(0, at), ...other.slice(start, start + n), ...u.slice(at)]);
+  },
+  deletion(t, frac) {
+    const u = units(t);
+    const n = Math.floor(u.length * frac);
+    const at = Math.floor(rand() * (u.length - n));
+    return join_(t, [...u.slice(0, at), ...u.slice(at + n)]);
+  },
+  swap(t, frac) {
+    const p = t.split("\n\n");
+    const swaps = Math.max(1, Math.round(p.length * frac));
+    for (let i = 0; i < swaps && p.length > 1; i++) {
+      const a = Math.floor(rand() * p.length);
+      const b = Math.floor(rand() * p.length);
+      [p[a], p[b]] = [p[b], p[a]];
+    }
+    return p.join("\n\n");
+  },
+  scattered(t, frac) {
+    // word substitutions spread over the document (typos, rewording)
+    const u = units(t);
+    for (let i = 0; i < u.length; i++) if (rand() < frac / 4) u[i] = `${u[i]}x`;
+    return join_(t, u);
+  },
+};
+const boilerplate =
+  "Cookie notice: we use cookies to improve your experience. By continuing to browse you agree to our use of cookies. Subscribe to our newsletter for weekly updates. All rights reserved. Terms of service. Privacy policy. Contact us. Follow us on social media.";
+
+const pairs = [];
+const n = Number(values.pairs ?? 600);
+for (let i = 0; i < n; i++) {
+  const a = pick(base).text;
+  const r = rand();
+  if (r < 0.7) {
+    const kind = pick(Object.keys(edits));
+    const frac = pick([0.01, 0.03, 0.05, 0.08, 0.12, 0.2, 0.3, 0.45]);
+    pairs.push({ kind, a, b: edits[kind](a, frac) });
+  } else if (r < 0.85) {
+    // shared boilerplate on two different documents: must NOT be flagged
+    let b = pick(base).text;
+    if (b === a) b = pick(base).text;
+    const cut = (t) => join_(t, units(t).slice(0, 150));
+    pairs.push({
+      kind: "boilerplate-unrelated",
+      a: `${boilerplate}\n\n${cut(a)}\n\n${boilerplate}`,
+      b: `${boilerplate}\n\n${cut(b)}\n\n${boilerplate}`,
+    });
+  } else {
+    let b = pick(base).text;
+    if (b === a) b = pick(base).text;
+    pairs.push({ kind: "unrelated", a, b });
+  }
+}
+
+// --- measure --------------------------------------------------------------------------------
+const settings = values.bands
+  ? [{ bands: Number(values.bands), rows: Number(values.rows ?? 8) }]
+  : [
+      { bands: 9, rows: 13 },
+      { bands: 14, rows: 8 },
+      { bands: 20, rows: 10 },
+      { bands: 16, rows: 12 },
+      { bands: 20, rows: 13 },
+    ];
+const exact = pairs.map((p) => data.jaccard(shingles(p.a), shingles(p.b)));
+const hist = [0, 0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 1.01].slice(0, -1).map((lo, i, arr) => {
+  const hi = [0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 1.01][i];
+  return {
+    range: `[${lo}, ${hi === 1.01 ? "1]" : `${hi})`}`,
+    pairs: exact.filter((j) => j >= lo && j < hi).length,
+    arr,
+  };
+});
+const results = [];
+for (const s of settings) {
+  const h = new data.MinHasher({ ngram: 5, bands: s.bands, rows: s.rows, seed: 1 });
+  const t0 = performance.now();
+  const flagged = pairs.map((p) => {
+    const ka = h.signature(p.a).bandKeys;
+    const kb = h.signature(p.b).bandKeys;
+    for (let i = 0; i < s.bands; i++)
+      if (ka[2 * i] === kb[2 * i] && ka[2 * i + 1] === kb[2 * i + 1]) return true;
+    return false;
+  });
+  const ms = performance.now() - t0;
+  const pos85 = exact.map((j) => j >= 0.85);
+  const recall85 = flagged.filter((f, i) => f && pos85[i]).length / pos85.filter(Boolean).length;
+  const nFlag = flagged.filter(Boolean).length;
+  const prec = (t) => flagged.filter((f, i) => f && exact[i] >= t).length / Math.max(1, nFlag);
+  const boiler = pairs
+    .map((p, i) => p.kind === "boilerplate-unrelated" && flagged[i])
+    .filter(Boolean).length;
+  const threshold = (1 / s.bands) ** (1 / s.rows);
+  const bucketRecall = (lo, hi) => {
+    const idx = exact.map((j, i) => (j >= lo && j < hi ? i : -1)).filter((i) => i >= 0);
+    return idx.length
+      ? Number((idx.filter((i) => flagged[i]).length / idx.length).toFixed(3))
+      : null;
+  };
+  results.push({
+    bands: s.bands,
+    rows: s.rows,
+    hashes: s.bands * s.rows,
+    sCurveThreshold: Number(threshold.toFixed(3)),
+    "P(collide) at J=0.7/0.8/0.85/0.9": [0.7, 0.8, 0.85, 0.9]
+      .map((j) => Number(data.collisionProbability(j, s).toFixed(3)))
+      .join(" / "),
+    "recall (J>=0.85)": Number(recall85.toFixed(3)),
+    "precision (flagged with J>=0.8)": Number(prec(0.8).toFixed(3)),
+    "precision (flagged with J>=0.7)": Number(prec(0.7).toFixed(3)),
+    "flagged rate in J [0.5,0.7) / [0.7,0.8) / [0.8,0.85) / [0.85,0.9) / [0.9,1]": [
+      bucketRecall(0.5, 0.7),
+      bucketRecall(0.7, 0.8),
+      bucketRecall(0.8, 0.85),
+      bucketRecall(0.85, 0.9),
+      bucketRecall(0.9, 1.01),
+    ].join(" / "),
+    flagged: nFlag,
+    "boilerplate pairs flagged": boiler,
+    "signature ms/pair": Number((ms / pairs.length).toFixed(2)),
+  });
+}
+const report = {
+  date: new Date().toISOString(),
+  documents: base.length,
+  pairs: pairs.length,
+  kinds: Object.fromEntries(
+    [...new Set(pairs.map((p) => p.kind))].map((k) => [
+      k,
+      pairs.filter((p) => p.kind === k).length,
+    ]),
+  ),
+  jaccardHistogram: hist.map(({ range, pairs }) => ({ range, pairs })),
+  results,
+};
+console.log(JSON.stringify(report, null, 2));
+if (values.json)
+  (await import("node:fs")).writeFileSync(values.json, JSON.stringify(report, null, 2));
