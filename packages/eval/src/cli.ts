@@ -7,6 +7,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { hubOptionsFromEnv, ShardSet, tokenizerIdentity } from "@tinyllama/data";
 import { newestCheckpoint } from "./checkpoints.js";
 import { loadTaskDocs } from "./docs.js";
 import type { PairEncodingOptions } from "./encode.js";
@@ -25,6 +26,9 @@ const USAGE = `usage: pnpm eval [options]
                           (default: all; "none" with --perplexity for perplexity only)
   --data-dir <dir>        local copy of the hub datasets (<dir>/<owner>/<repo>/<config>/<split>/*.parquet,
                           or <dir>/<task>.jsonl); default: the bundled fixtures (not real data)
+  --hub                   download the splits' parquet files from the hub (refs/convert/parquet) into
+                          the cache; HF_TOKEN and HF_ENDPOINT are honoured
+  --hub-revision <rev>    another revision of the datasets (default refs/convert/parquet)
   --limit <n>             first n docs per task
   --harness <version>     request encoding of an lm-eval release: 0.4.9.1 (default: no BOS),
                           0.4.9.2 (BOS prepended, the tokenizer default), 0.4.2 (no BOS, EOS as
@@ -80,6 +84,8 @@ export async function main(argv: string[]): Promise<number> {
       checkpoint: { type: "string" },
       tasks: { type: "string" },
       "data-dir": { type: "string" },
+      hub: { type: "boolean" },
+      "hub-revision": { type: "string" },
       limit: { type: "string" },
       harness: { type: "string" },
       "add-bos": { type: "boolean" },
@@ -131,13 +137,19 @@ export async function main(argv: string[]): Promise<number> {
 
   // Read and validate the data before loading a model: a bad file fails in milliseconds.
   const dataDir = values["data-dir"] ? resolve(values["data-dir"]) : undefined;
-  const readParquet = dataDir ? await parquetReader() : undefined;
+  const hub =
+    values.hub && !dataDir
+      ? {
+          ...hubOptionsFromEnv(),
+          ...(values["hub-revision"] ? { revision: values["hub-revision"] } : {}),
+        }
+      : undefined;
   const inputs: TaskInput[] = [];
   for (const task of tasks) {
-    const loaded = await loadTaskDocs(task, { dataDir, readParquet });
+    const loaded = await loadTaskDocs(task, { dataDir, hub });
     inputs.push({ task, docs: loaded.docs, files: loaded.files });
   }
-  if (!dataDir && tasks.length > 0) {
+  if (!dataDir && !hub && tasks.length > 0) {
     console.error(
       "[eval] using the bundled FIXTURES (hand-written examples, not the benchmarks); pass --data-dir for real data",
     );
@@ -165,9 +177,12 @@ export async function main(argv: string[]): Promise<number> {
     });
     let perplexity: Record<string, unknown> | undefined;
     if (values.perplexity) {
-      const { ShardSet } = await import("@tinyllama/data");
       const split = values["perplexity-split"] ?? "validation";
-      const shards = await ShardSet.open(values.perplexity, { split });
+      // Refuses shards tokenized with another vocabulary than the checkpoint's tokenizer.
+      const shards = await ShardSet.open(values.perplexity, {
+        split,
+        tokenizer: tokenizerIdentity(loaded.tokenizer),
+      });
       try {
         const r = await shardPerplexity(loaded.scorer, shards, {
           maxBlocks: perplexityBlocks,
@@ -188,7 +203,11 @@ export async function main(argv: string[]): Promise<number> {
       startedAt,
       extra: {
         tokenizer: loaded.tokenizerSource,
-        data: dataDir ?? "bundled fixtures (not benchmark data)",
+        data:
+          dataDir ??
+          (hub
+            ? `hub (${hub.revision ?? "refs/convert/parquet"})`
+            : "bundled fixtures (not benchmark data)"),
         ...(perplexity ? { perplexity } : {}),
       },
     });
@@ -223,30 +242,6 @@ export async function main(argv: string[]): Promise<number> {
   } finally {
     loaded.dispose();
   }
-}
-
-/**
- * Parquet through the data package's record reader, strict: a bad row in a benchmark is an
- * error, never a skipped doc. Looked up at run time because the reader is newer than this CLI.
- */
-async function parquetReader() {
-  const data = (await import("@tinyllama/data")) as Record<string, unknown>;
-  const readRecords = data.readRecords as
-    | ((
-        path: string,
-        format: "parquet",
-        bad: unknown,
-      ) => AsyncIterable<{ value: Record<string, unknown> }>)
-    | undefined;
-  const BadRecordLog = data.BadRecordLog as (new (o: { strict: boolean }) => unknown) | undefined;
-  if (typeof readRecords !== "function" || typeof BadRecordLog !== "function") return undefined;
-  return async (path: string) => {
-    const rows: Record<string, unknown>[] = [];
-    for await (const r of readRecords(path, "parquet", new BadRecordLog({ strict: true }))) {
-      rows.push(r.value);
-    }
-    return rows;
-  };
 }
 
 const isMain =

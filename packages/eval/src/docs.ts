@@ -1,11 +1,25 @@
 /**
- * Where a task's documents come from: the bundled fixtures, a local file (jsonl, json array or
- * parquet) or a local copy of the hub dataset laid out like its `refs/convert/parquet` branch
- * (`<dir>/<owner>/<repo>/<config>/<split>/*.parquet`, `default` when the dataset has no config).
+ * Where a task's documents come from:
+ * - the bundled fixtures (default; hand-written, not benchmark data);
+ * - a local copy of the hub dataset (`--data-dir`), laid out like its `refs/convert/parquet`
+ *   branch: `<dir>/<owner>/<repo>/<config>/<split>/*.parquet` (`default` when the dataset has no
+ *   config), or `<dir>/<task>/*.{parquet,jsonl}`, or `<dir>/<task>.jsonl`;
+ * - the hub itself (`--hub`): the split's parquet files from `refs/convert/parquet`, downloaded
+ *   into the cache by @tinyllama/data's hub client (HF_TOKEN, HF_ENDPOINT honoured).
+ * Files are read with @tinyllama/data's record readers in strict mode: a bad record in a
+ * benchmark is an error naming the file and line/row, never a silently skipped doc.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import {
+  BadRecordLog,
+  downloadToCache,
+  formatOf,
+  type HubOptions,
+  listHubFiles,
+  readRecords,
+} from "@tinyllama/data";
 import type { Task } from "./tasks/task.js";
 
 /** packages/eval/fixtures, found from both src/ (tests) and dist/ (built CLI). */
@@ -15,58 +29,31 @@ export function fixturePath(task: Task<never>): string {
   return join(FIXTURES_DIR, `${task.name}.jsonl`);
 }
 
-/** Reads a parquet file to plain row objects (the data package's reader when wired). */
-export type ParquetRowReader = (path: string) => Promise<Record<string, unknown>[]>;
-
-export function parseJsonl(text: string, where: string): unknown[] {
-  const rows: unknown[] = [];
-  const lines = text.split("\n");
-  lines.forEach((line, i) => {
-    if (line.trim() === "") return;
-    try {
-      rows.push(JSON.parse(line));
-    } catch (e) {
-      throw new Error(`${where}:${i + 1}: invalid JSON: ${(e as Error).message}`);
-    }
-  });
-  return rows;
-}
-
-export async function readRecords(
-  path: string,
-  readParquet?: ParquetRowReader,
-): Promise<unknown[]> {
+/** Reads every record of a .jsonl, .jsonl.zst, .parquet or .json (array) file, strictly. */
+export async function readTaskRecords(path: string): Promise<unknown[]> {
   if (!existsSync(path)) throw new Error(`task data not found: ${path}`);
-  if (path.endsWith(".parquet")) {
-    if (!readParquet) {
-      throw new Error(
-        `${path}: parquet needs @tinyllama/data's record reader, which this build lacks; convert the split to .jsonl`,
-      );
-    }
-    return readParquet(path);
-  }
-  const text = readFileSync(path, "utf8");
   if (path.endsWith(".json")) {
-    const parsed: unknown = JSON.parse(text);
+    const parsed: unknown = JSON.parse(readFileSync(path, "utf8"));
     if (!Array.isArray(parsed)) throw new Error(`${path}: expected a JSON array of records`);
     return parsed;
   }
-  if (path.endsWith(".jsonl")) return parseJsonl(text, path);
-  throw new Error(`${path}: unsupported task data format (use .jsonl, .json or .parquet)`);
+  const rows: unknown[] = [];
+  for await (const r of readRecords(path, formatOf(path), new BadRecordLog({ strict: true }))) {
+    rows.push(r.value);
+  }
+  return rows;
 }
+
+const DATA_FILE = /\.(parquet|jsonl|jsonl\.zst|json)$/;
 
 /** Finds a task's split in a local hub mirror; returns its files in name order. */
 export function hubLayoutFiles(dataDir: string, task: Task<never>): string[] {
   const { path, name, split } = task.dataset;
-  const candidates = [
-    join(dataDir, path, name ?? "default", split),
-    join(dataDir, path, name ?? "", split),
-    join(dataDir, task.name),
-  ];
+  const candidates = [join(dataDir, path, name ?? "default", split), join(dataDir, task.name)];
   for (const dir of candidates) {
     if (!existsSync(dir) || !statSync(dir).isDirectory()) continue;
     const files = readdirSync(dir)
-      .filter((f) => /\.(parquet|jsonl|json)$/.test(f))
+      .filter((f) => DATA_FILE.test(f))
       .sort()
       .map((f) => join(dir, f));
     if (files.length > 0) return files;
@@ -74,8 +61,35 @@ export function hubLayoutFiles(dataDir: string, task: Task<never>): string[] {
   const single = join(dataDir, `${task.name}.jsonl`);
   if (existsSync(single)) return [single];
   throw new Error(
-    `${task.name}: no data under ${dataDir}; expected ${candidates[0]}/*.parquet (the hub's parquet layout), ${candidates[2]}/ or ${single}`,
+    `${task.name}: no data under ${dataDir}; expected ${candidates[0]}/*.parquet (the hub's parquet layout), ${candidates[1]}/ or ${single}`,
   );
+}
+
+/** The hub's parquet conversion branch, where every dataset's splits live as parquet. */
+export const PARQUET_REVISION = "refs/convert/parquet";
+
+/** Downloads (or reuses from the cache) the parquet files of a task's split. */
+export async function hubTaskFiles(task: Task<never>, hub: HubOptions = {}): Promise<string[]> {
+  const { path: repo, name, split } = task.dataset;
+  const config = name ?? "default";
+  const options = { ...hub, revision: hub.revision ?? PARQUET_REVISION };
+  // Current layout {config}/{split}/NNNN.parquet; older conversions {config}/{repo}-{split}.parquet.
+  const globs = [`${config}/${split}/*.parquet`, `${config}/*-${split}.parquet`];
+  const files = await listHubFiles(repo, globs, options);
+  if (files.length === 0) {
+    throw new Error(
+      `${task.name}: no parquet files for ${repo} config ${config} split ${split} at revision ${options.revision}`,
+    );
+  }
+  const local: string[] = [];
+  for (const f of files) local.push(await downloadToCache(repo, f.path, options));
+  return local;
+}
+
+export interface DocSource {
+  dataDir?: string;
+  /** Read from the hub with these options (ignored when dataDir is set). */
+  hub?: HubOptions;
 }
 
 export interface LoadedDocs {
@@ -84,12 +98,19 @@ export interface LoadedDocs {
   docs: unknown[];
 }
 
-export async function loadTaskDocs(
-  task: Task<never>,
-  source: { dataDir?: string; readParquet?: ParquetRowReader },
-): Promise<LoadedDocs> {
-  const files = source.dataDir ? hubLayoutFiles(source.dataDir, task) : [fixturePath(task)];
+export async function loadTaskDocs(task: Task<never>, source: DocSource = {}): Promise<LoadedDocs> {
+  const files = source.dataDir
+    ? hubLayoutFiles(source.dataDir, task)
+    : source.hub
+      ? await hubTaskFiles(task, source.hub)
+      : [fixturePath(task)];
   const docs: unknown[] = [];
-  for (const file of files) docs.push(...(await readRecords(file, source.readParquet)));
+  for (const file of files) {
+    try {
+      docs.push(...(await readTaskRecords(file)));
+    } catch (e) {
+      throw new Error(`${task.name}: ${(e as Error).message}`);
+    }
+  }
   return { task, files, docs };
 }

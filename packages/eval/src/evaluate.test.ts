@@ -1,7 +1,7 @@
 // End to end on the bundled fixtures with a toy model whose probabilities are known, so acc,
 // acc_norm and stderr are checked against hand-computed values.
 import { describe, expect, it } from "vitest";
-import { fixturePath, readRecords } from "./docs.js";
+import { fixturePath, readTaskRecords } from "./docs.js";
 import { evaluate } from "./evaluate.js";
 import { formatTable, toHarnessJson } from "./results.js";
 import { TASKS } from "./tasks/index.js";
@@ -9,7 +9,7 @@ import { logNormalize, ToyScorer, ToyWordTokenizer, unigramScorer } from "./toy.
 
 async function input(name: string) {
   const task = TASKS[name]!;
-  return { task, docs: await readRecords(fixturePath(task)), files: [fixturePath(task)] };
+  return { task, docs: await readTaskRecords(fixturePath(task)), files: [fixturePath(task)] };
 }
 
 describe("evaluate", () => {

@@ -2,14 +2,18 @@
  * Public entry point of @tinyllama/eval: zero-shot tasks scored exactly as lm-evaluation-harness
  * does, perplexity on held-out shards, and the pieces to plug in a model.
  */
+
+export { findCheckpoints, newestCheckpoint } from "./checkpoints.js";
 export {
+  type DocSource,
   FIXTURES_DIR,
   fixturePath,
   hubLayoutFiles,
+  hubTaskFiles,
+  type LoadedDocs,
   loadTaskDocs,
-  type ParquetRowReader,
-  parseJsonl,
-  readRecords,
+  PARQUET_REVISION,
+  readTaskRecords,
 } from "./docs.js";
 export { DEFAULT_PAIR_ENCODING, encodePair, type PairEncodingOptions } from "./encode.js";
 export {
@@ -20,7 +24,14 @@ export {
   type TaskInput,
   type TaskResult,
 } from "./evaluate.js";
+export { LlamaTokenScorer, loadCheckpoint, type SequenceScoringModel } from "./llama.js";
 export { argmax, mean, meanStderr, scoreMultipleChoice } from "./metrics.js";
+export {
+  type BlockSource,
+  type PerplexityResult,
+  pickBlocks,
+  shardPerplexity,
+} from "./perplexity.js";
 export { formatTable, type HarnessResults, type RunInfo, toHarnessJson } from "./results.js";
 export {
   requestWindow,

@@ -1,8 +1,10 @@
 // The LlamaModel adapter and `pnpm eval` end to end on a tiny random checkpoint on CPU
 // (the trainer's 1-layer "tinyllama-test" config, written here in Hugging Face layout).
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ShardWriter, tokenizerIdentity } from "@tinyllama/data";
+import { LlamaTokenizer } from "@tinyllama/tokenizer";
 import { LlamaModel, MODEL_CONFIGS, parameterSpecs, writeHfModel } from "@tinyllama/trainer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "./cli.js";
@@ -107,6 +109,93 @@ describe("pnpm eval (cli main)", () => {
     const first = JSON.parse(samples[0]!);
     expect(first.context_tokens[0][0]).toBe(1); // BOS with the 0.4.9.2 preset
     expect(first.resps).toHaveLength(2);
+  });
+
+  it("reports perplexity on a held-out shard split and refuses another tokenizer's shards", async () => {
+    const shardDir = join(root, "shards");
+    mkdirSync(shardDir);
+    const blockSize = 65;
+    const writer = new ShardWriter({
+      dir: shardDir,
+      prefix: "validation_x",
+      blockSize,
+      chunkTokens: 2 * blockSize,
+    });
+    let s = 11;
+    await writer.add(
+      Array.from({ length: 3 * blockSize }, () => (s = (s * 48271) % 2147483647) % 32000),
+    );
+    const written = await writer.finish();
+    const tok = await LlamaTokenizer.load();
+    const manifest = (identity: object) => ({
+      format: "tinyllama-shards/1",
+      source: "test",
+      blockSize,
+      chunkTokens: 2 * blockSize,
+      dtype: "uint16",
+      tokenizer: identity,
+      eosAppended: true,
+      splits: {
+        validation: {
+          files: written.files,
+          documents: 1,
+          tokens: written.tokens,
+          blocks: written.blocks,
+          droppedTailTokens: 0,
+        },
+      },
+      stats: {},
+      config: null,
+      createdAt: new Date(0).toISOString(),
+    });
+    writeFileSync(
+      join(shardDir, "manifest.json"),
+      JSON.stringify(manifest(tokenizerIdentity(tok))),
+    );
+    const out = join(root, "ppl");
+    const code = await main([
+      "--checkpoint",
+      ckpt,
+      "--tasks",
+      "none",
+      "--perplexity",
+      shardDir,
+      "--perplexity-blocks",
+      "2",
+      "--device",
+      "cpu",
+      "--output",
+      out,
+    ]);
+    expect(code).toBe(0);
+    const p = JSON.parse(readFileSync(join(out, "results.json"), "utf8")).tinyllama_ts.perplexity;
+    expect(p).toMatchObject({
+      split: "validation",
+      blocks: 2,
+      tokens: 2 * (blockSize - 1),
+      blocksAvailable: 3,
+    });
+    // A random model over 32000 tokens is near-uniform: perplexity of the order of the vocabulary.
+    expect(p.perplexity).toBeGreaterThan(1000);
+    expect(p.loss).toBeCloseTo(Math.log(p.perplexity), 9);
+    writeFileSync(
+      join(shardDir, "manifest.json"),
+      JSON.stringify(manifest({ name: "other", vocabSize: 32000, eosId: 2, hash: "0".repeat(64) })),
+    );
+    await expect(
+      main([
+        "--checkpoint",
+        ckpt,
+        "--tasks",
+        "none",
+        "--perplexity",
+        shardDir,
+        "--device",
+        "cpu",
+        "--output",
+        out,
+      ]),
+    ).rejects.toThrow(/tokenizer/i);
   });
 
   it("rejects bad flags before loading anything", async () => {

@@ -5,7 +5,8 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import type { EvalTokenizer, ScoreWindow, TokenScorer, WindowScores } from "./types.js";
+import type { LlamaTokenizer } from "@tinyllama/tokenizer";
+import type { ScoreWindow, TokenScorer, WindowScores } from "./types.js";
 
 /** The part of @tinyllama/trainer's LlamaModel the eval uses. */
 export interface SequenceScoringModel {
@@ -70,7 +71,7 @@ export function checkpointTokenizerPath(dir: string): string | undefined {
 
 export interface LoadedModel {
   scorer: LlamaTokenScorer;
-  tokenizer: EvalTokenizer & { close?: () => unknown };
+  tokenizer: LlamaTokenizer;
   tokenizerSource: string;
   device: string;
   dispose(): void;

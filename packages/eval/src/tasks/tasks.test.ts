@@ -1,14 +1,14 @@
 // Request building per task against expectations worked out by hand from the harness's yaml
 // and utils.py (see shared/reference/eval.md), on the bundled fixtures.
 import { describe, expect, it } from "vitest";
-import { fixturePath, readRecords } from "../docs.js";
+import { fixturePath, readTaskRecords } from "../docs.js";
 import { hellaswagPreprocess } from "./hellaswag.js";
 import { resolveTasks, TASKS } from "./index.js";
 import type { DocRequests } from "./task.js";
 
 async function build(taskName: string, docIndex: number): Promise<DocRequests> {
   const task = TASKS[taskName]!;
-  const docs = await readRecords(fixturePath(task));
+  const docs = await readTaskRecords(fixturePath(task));
   return task.build(task.parse(docs[docIndex]));
 }
 
@@ -200,7 +200,7 @@ describe("Chinese tasks", () => {
 describe("task registry", () => {
   it("every task parses and builds all of its fixtures with the gold inside the choices", async () => {
     for (const task of Object.values(TASKS)) {
-      const docs = await readRecords(fixturePath(task));
+      const docs = await readTaskRecords(fixturePath(task));
       expect(docs.length, task.name).toBeGreaterThanOrEqual(3);
       for (const raw of docs) {
         const d = task.build(task.parse(raw));

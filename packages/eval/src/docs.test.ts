@@ -1,0 +1,141 @@
+// Task data from local files, a local hub mirror and the hub (a stand-in HTTP server on
+// 127.0.0.1 answering the endpoints @huggingface/hub calls; the real hub is never contacted).
+import { createHash } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parquetWriteBuffer } from "hyparquet-writer";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hubLayoutFiles, loadTaskDocs, readTaskRecords } from "./docs.js";
+import { TASKS } from "./tasks/index.js";
+
+const boolqRows = [
+  { question: "is water wet", passage: "Water -- Water is a liquid.", idx: 0, label: 1 },
+  { question: "is fire cold", passage: "Fire -- Fire is hot.", idx: 1, label: 0 },
+];
+
+function boolqParquet(): Buffer {
+  const buf = parquetWriteBuffer({
+    columnData: [
+      { name: "question", data: boolqRows.map((r) => r.question), type: "STRING" },
+      { name: "passage", data: boolqRows.map((r) => r.passage), type: "STRING" },
+      { name: "idx", data: boolqRows.map((r) => r.idx), type: "INT32" },
+      // int64 as on the hub: hyparquet returns bigint, which the task must accept.
+      { name: "label", data: boolqRows.map((r) => BigInt(r.label)), type: "INT64" },
+    ],
+  });
+  return Buffer.from(buf);
+}
+
+let root: string;
+let server: Server;
+let base: string;
+const requests: string[] = [];
+const hubFiles: Record<string, Buffer> = {};
+
+function handler(req: IncomingMessage, res: ServerResponse) {
+  const url = new URL(req.url ?? "/", base);
+  requests.push(`${req.method} ${decodeURIComponent(url.pathname)}`);
+  const tree = /^\/api\/datasets\/aps\/super_glue\/tree\/(.+)$/.exec(url.pathname);
+  if (tree) {
+    if (decodeURIComponent(tree[1]!) !== "refs/convert/parquet") {
+      res.writeHead(404, { "x-error-code": "RevisionNotFound" }).end("no such revision");
+      return;
+    }
+    const entries = Object.entries(hubFiles).map(([path, b]) => ({
+      type: "file",
+      path,
+      size: b.length,
+      oid: "x",
+    }));
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(entries));
+    return;
+  }
+  const file = /^\/datasets\/aps\/super_glue\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
+  const body = file ? hubFiles[decodeURIComponent(file[2]!)] : undefined;
+  if (!body) {
+    res.writeHead(404, { "x-error-code": "EntryNotFound" }).end("Entry not found");
+    return;
+  }
+  const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? "");
+  const start = m ? Number(m[1]) : 0;
+  const end = m ? Math.min(Number(m[2]), body.length - 1) : body.length - 1;
+  res.writeHead(m ? 206 : 200, {
+    "content-length": String(end - start + 1),
+    "content-range": `bytes ${start}-${end}/${body.length}`,
+    etag: `"${createHash("sha1").update(body).digest("hex")}"`,
+    "accept-ranges": "bytes",
+  });
+  res.end(body.subarray(start, end + 1));
+}
+
+beforeAll(async () => {
+  root = mkdtempSync(join(tmpdir(), "eval-docs-"));
+  hubFiles["boolq/validation/0000.parquet"] = boolqParquet();
+  hubFiles["boolq/train/0000.parquet"] = Buffer.from("not used");
+  hubFiles["cb/validation/0000.parquet"] = Buffer.from("not used");
+  server = createServer(handler);
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  await new Promise((r) => server.close(r));
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe("task data", () => {
+  it("downloads the split's parquet from refs/convert/parquet and reads it (int64 labels too)", async () => {
+    const cacheDir = join(root, "cache");
+    const loaded = await loadTaskDocs(TASKS.boolq!, { hub: { hubUrl: base, cacheDir } });
+    expect(loaded.files).toHaveLength(1);
+    expect(loaded.files[0]).toContain(join("boolq", "validation", "0000.parquet"));
+    const task = TASKS.boolq!;
+    const built = loaded.docs.map((d) => task.build(task.parse(d)));
+    expect(built.map((b) => b.gold)).toEqual([1, 0]);
+    expect(built[0]!.requests[0]!.context).toBe(
+      "Water -- Water is a liquid.\nQuestion: is water wet?\nAnswer:",
+    );
+    // Only the one split was fetched.
+    expect(requests.some((r) => r.includes("/train/") && r.startsWith("GET /datasets"))).toBe(
+      false,
+    );
+    // A second load is served from the cache (no new download of the body).
+    const before = requests.filter((r) => r.startsWith("GET /datasets")).length;
+    await loadTaskDocs(TASKS.boolq!, { hub: { hubUrl: base, cacheDir } });
+    const after = requests.filter((r) => r.startsWith("GET /datasets")).length;
+    expect(after - before).toBeLessThanOrEqual(1);
+  });
+
+  it("says which split is missing on the hub", async () => {
+    await expect(
+      loadTaskDocs(TASKS.piqa!, { hub: { hubUrl: base, cacheDir: join(root, "c2"), retries: 0 } }),
+    ).rejects.toThrow(/baber\/piqa/);
+  });
+
+  it("finds a local mirror in the hub's parquet layout and in the per-task layouts", async () => {
+    const mirror = join(root, "mirror");
+    const split = join(mirror, "aps", "super_glue", "boolq", "validation");
+    mkdirSync(split, { recursive: true });
+    writeFileSync(join(split, "0000.parquet"), boolqParquet());
+    const loaded = await loadTaskDocs(TASKS.boolq!, { dataDir: mirror });
+    expect(loaded.docs).toHaveLength(2);
+    writeFileSync(join(mirror, "piqa.jsonl"), '{"goal":"g","sol1":"a","sol2":"b","label":1}\n');
+    expect(hubLayoutFiles(mirror, TASKS.piqa!)).toEqual([join(mirror, "piqa.jsonl")]);
+    expect(() => hubLayoutFiles(mirror, TASKS.hellaswag!)).toThrow(
+      /hellaswag: no data under .*Rowan\/hellaswag\/default\/validation/,
+    );
+  });
+
+  it("fails on a corrupt record with the file and line instead of skipping it", async () => {
+    const bad = join(root, "bad.jsonl");
+    writeFileSync(bad, '{"goal":"g","sol1":"a","sol2":"b","label":1}\n{"goal": oops\n');
+    await expect(readTaskRecords(bad)).rejects.toThrow(/bad\.jsonl.*2/);
+    const corrupt = join(root, "corrupt.parquet");
+    writeFileSync(corrupt, Buffer.from("PAR1 this is not parquet PAR1"));
+    await expect(readTaskRecords(corrupt)).rejects.toThrow(/corrupt\.parquet/);
+    await expect(readTaskRecords(join(root, "nope.jsonl"))).rejects.toThrow(/task data not found/);
+  });
+});
