@@ -54,7 +54,9 @@ const EMPTY = -0x7fffffff;
 const SPACE_MARK = 0x2581;
 const SMALL_WORD = 32;
 const CACHE_MAX_WORD = 40;
-const CACHE_MAX_ENTRIES = 1 << 16;
+const CACHE_SLOTS = 1 << 16;
+const CACHE_MAX_ENTRIES = CACHE_SLOTS >> 1;
+const CACHE_POOL = 1 << 20;
 /** Heap keys are rank * POSITION_RANGE + position; exact while below 2^53. */
 const POSITION_RANGE = 2 ** 31;
 
@@ -215,15 +217,13 @@ export class BpeEngine {
   // Word scratch: symbols and, for short words, the rank/result of each adjacent pair.
   private word = new Int32Array(256);
   private wordLen = 0;
-  private wordStart = 0;
   private pairRankScratch = new Int32Array(SMALL_WORD);
   private pairResultScratch = new Int32Array(SMALL_WORD);
   // Long-word scratch: linked list and heap.
   private next = new Int32Array(0);
   private prev = new Int32Array(0);
   private heap = new Float64Array(0);
-  private readonly cache = new Map<string, Int32Array>();
-  private text = "";
+  private readonly cache = new WordCache();
   out = new IdBuffer();
   /** Pair-table lookups so far: a machine-independent measure of work (tests check linearity). */
   pairLookups = 0;
@@ -279,14 +279,12 @@ export class BpeEngine {
     if (t.removeExtraWhitespaces) text = text.replace(/ +/g, " ").replace(/^ | $/g, "");
     const n = text.length;
     if (n === 0) return;
-    this.text = text;
     const charSymbol = this.charSymbol;
     const mergeable = this.mergeable;
     const spaceCode = this.spaceCode;
     const splitBeforeSpace = t.splitBeforeSpace;
     const escapeSpaces = t.escapeWhitespaces;
     this.wordLen = 0;
-    this.wordStart = 0;
     let prevSpace = false;
     if (t.addDummyPrefix) {
       const sym = this.spaceSymbol;
@@ -299,7 +297,6 @@ export class BpeEngine {
     for (let i = 0; i < n; i++) {
       let c = text.charCodeAt(i);
       let sym: number;
-      const start = i;
       if (c === 32 && escapeSpaces) c = SPACE_MARK;
       if (c >= 0xd800 && c <= 0xdfff) {
         const lo = i + 1 < n ? text.charCodeAt(i + 1) : 0;
@@ -314,16 +311,14 @@ export class BpeEngine {
         }
       } else sym = charSymbol[c]!;
       if (sym < 0 || mergeable[sym] === 0) {
-        this.flushWord(start);
+        this.flushWord();
         this.emitChar(sym, c);
         prevSpace = false;
-        this.wordStart = i + 1;
         continue;
       }
       const isSpace = c === spaceCode;
       if (isSpace && !prevSpace && splitBeforeSpace) {
-        this.flushWord(start);
-        this.wordStart = start;
+        this.flushWord();
       }
       prevSpace = isSpace;
       if (this.wordLen === this.word.length) {
@@ -333,8 +328,7 @@ export class BpeEngine {
       }
       this.word[this.wordLen++] = sym;
     }
-    this.flushWord(n);
-    this.text = "";
+    this.flushWord();
   }
 
   private emitChar(sym: number, cp: number): void {
@@ -371,8 +365,8 @@ export class BpeEngine {
     }
   }
 
-  /** Merges the pending word (text[wordStart, end)) and emits its ids. */
-  private flushWord(end: number): void {
+  /** Merges the pending word and emits its ids. */
+  private flushWord(): void {
     const m = this.wordLen;
     if (m === 0) return;
     this.wordLen = 0;
@@ -380,27 +374,25 @@ export class BpeEngine {
       this.emitSymbol(this.word[0]!);
       return;
     }
-    // The word holding the dummy prefix has no exact text span, so it is never cached.
-    const cacheable = m <= CACHE_MAX_WORD && !(this.wordStart === 0 && this.tables.addDummyPrefix);
-    let key = "";
-    if (cacheable) {
-      key = this.text.slice(this.wordStart, end);
-      const hit = this.cache.get(key);
-      if (hit !== undefined) {
-        const out = this.out;
-        if (out.length + hit.length > out.ids.length) out.grow(out.length + hit.length);
-        out.ids.set(hit, out.length);
-        out.length += hit.length;
-        return;
-      }
+    if (m > CACHE_MAX_WORD) {
+      this.mergeLarge(m);
+      return;
     }
-    const before = this.out.length;
+    const word = this.word;
+    const cache = this.cache;
+    let hash = 0x811c9dc5;
+    for (let k = 0; k < m; k++) hash = Math.imul(hash ^ word[k]!, 0x01000193);
+    let slot = cache.find(hash, word, m);
+    const out = this.out;
+    if (slot >= 0) {
+      cache.copyValue(slot, out);
+      return;
+    }
+    slot = cache.reserve(~slot, hash, word, m);
+    const before = out.length;
     if (m <= SMALL_WORD) this.mergeSmall(m);
     else this.mergeLarge(m);
-    if (cacheable) {
-      if (this.cache.size >= CACHE_MAX_ENTRIES) this.cache.clear();
-      this.cache.set(key, this.out.ids.slice(before, this.out.length));
-    }
+    cache.storeValue(slot, out.ids, before, out.length);
   }
 
   private mergeSmall(len: number): void {
@@ -515,5 +507,82 @@ export class BpeEngine {
       offer(k);
     }
     for (let k = 0; k >= 0; k = next[k]!) this.emitSymbol(word[k]!);
+  }
+}
+
+/**
+ * Open-addressing cache from a word's symbol ids to its token ids. Keys and values live in two
+ * Int32Array pools; when the table is half full or a pool is exhausted everything is dropped
+ * at once (cheap, and frequent words come straight back).
+ */
+class WordCache {
+  private readonly slotHash = new Int32Array(CACHE_SLOTS);
+  private readonly slotKey = new Int32Array(CACHE_SLOTS).fill(-1);
+  private readonly slotKeyLen = new Int32Array(CACHE_SLOTS);
+  private readonly slotValue = new Int32Array(CACHE_SLOTS);
+  private readonly slotValueLen = new Int32Array(CACHE_SLOTS);
+  private readonly keys = new Int32Array(CACHE_POOL);
+  private readonly values = new Int32Array(CACHE_POOL);
+  private keysUsed = 0;
+  private valuesUsed = 0;
+  private entries = 0;
+
+  /** The slot holding this word, or ~(the free slot where it would go). */
+  find(hash: number, word: Int32Array, m: number): number {
+    const mask = CACHE_SLOTS - 1;
+    let h = hash & mask;
+    for (;;) {
+      const key = this.slotKey[h]!;
+      if (key < 0) return ~h;
+      if (this.slotHash[h] === hash && this.slotKeyLen[h] === m) {
+        const keys = this.keys;
+        let k = 0;
+        while (k < m && keys[key + k] === word[k]) k++;
+        if (k === m) return h;
+      }
+      h = (h + 1) & mask;
+    }
+  }
+
+  /** Claims a slot for a word about to be merged (copies its symbols first: merging mutates them). */
+  reserve(free: number, hash: number, word: Int32Array, m: number): number {
+    let slot = free;
+    // A word of m symbols yields at most 4m ids (4 UTF-8 bytes per character).
+    if (
+      this.entries >= CACHE_MAX_ENTRIES ||
+      this.keysUsed + m > CACHE_POOL ||
+      this.valuesUsed + 4 * m > CACHE_POOL
+    ) {
+      this.slotKey.fill(-1);
+      this.keysUsed = 0;
+      this.valuesUsed = 0;
+      this.entries = 0;
+      slot = hash & (CACHE_SLOTS - 1);
+    }
+    this.keys.set(word.subarray(0, m), this.keysUsed);
+    this.slotHash[slot] = hash;
+    this.slotKey[slot] = this.keysUsed;
+    this.slotKeyLen[slot] = m;
+    this.keysUsed += m;
+    this.entries++;
+    return slot;
+  }
+
+  storeValue(slot: number, ids: Int32Array, from: number, to: number): void {
+    this.values.set(ids.subarray(from, to), this.valuesUsed);
+    this.slotValue[slot] = this.valuesUsed;
+    this.slotValueLen[slot] = to - from;
+    this.valuesUsed += to - from;
+  }
+
+  copyValue(slot: number, out: IdBuffer): void {
+    const start = this.slotValue[slot]!;
+    const len = this.slotValueLen[slot]!;
+    if (out.length + len > out.ids.length) out.grow(out.length + len);
+    const ids = out.ids;
+    const values = this.values;
+    let at = out.length;
+    for (let k = 0; k < len; k++) ids[at++] = values[start + k]!;
+    out.length = at;
   }
 }
