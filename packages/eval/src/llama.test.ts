@@ -121,10 +121,12 @@ describe("pnpm eval (cli main)", () => {
       blockSize,
       chunkTokens: 2 * blockSize,
     });
-    let s = 11;
-    await writer.add(
-      Array.from({ length: 3 * blockSize }, () => (s = (s * 48271) % 2147483647) % 32000),
-    );
+    const lcg = { s: 11 };
+    const next = () => {
+      lcg.s = (lcg.s * 48271) % 2147483647;
+      return lcg.s % 32000;
+    };
+    await writer.add(Array.from({ length: 3 * blockSize }, next));
     const written = await writer.finish();
     const tok = await LlamaTokenizer.load();
     const manifest = (identity: object) => ({
