@@ -5,6 +5,7 @@
  * minute or two and still shows the loss falling.
  */
 import { resolve } from "node:path";
+import { loadPipelineTokenizer, type TokenizerIdentity } from "@tinyllama/data";
 import { MODEL_CONFIGS, modelConfig, parameterCount } from "../model/config.js";
 import { type Backend, type DeviceName, loadKernels } from "../model/kernels.js";
 import { formatTokens } from "../optim/schedule.js";
@@ -211,6 +212,12 @@ function explainBigModelOnCpu(name: string): string {
   );
 }
 
+/** The Llama 2 tokenizer's identity, as @tinyllama/data records it in manifests. */
+async function llama2Identity(): Promise<TokenizerIdentity> {
+  const tok = await loadPipelineTokenizer("llama2");
+  return tok.identity;
+}
+
 export interface TrainCommandDeps {
   log: (line: string) => void;
   /** Overrides backend loading (tests). */
@@ -275,6 +282,7 @@ export async function trainCommand(
     model,
     backend,
     dataDir: resolve((f.data as string | undefined) ?? "data"),
+    tokenizer: model.vocabSize === 32000 ? await llama2Identity() : null,
     outDir: resolve((f.out as string | undefined) ?? `runs/${model.name}`),
     from: (f.from as string | undefined) ?? null,
     seqLen,

@@ -16,10 +16,15 @@ export interface SourceShards {
   validation: ShardSet | null;
 }
 
+/**
+ * `expected`: the tokenizer the model is trained for (the Llama 2 identity from
+ * @tinyllama/data's tokenizerIdentity); shards made by any other tokenizer are refused.
+ */
 export async function openSources(
   dataDir: string,
   sources: string[],
   vocabSize: number,
+  expected: TokenizerIdentity | null = null,
 ): Promise<Map<string, SourceShards>> {
   const root = resolve(dataDir);
   const missing = sources.filter((s) => !existsSync(join(root, s, "manifest.json")));
@@ -35,7 +40,10 @@ export async function openSources(
   try {
     for (const name of sources) {
       const dir = join(root, name);
-      const train = await ShardSet.open(dir, { split: "train" });
+      const train = await ShardSet.open(dir, {
+        split: "train",
+        ...(expected ? { tokenizer: expected } : {}),
+      });
       const tok = train.manifest.tokenizer;
       out.set(name, { name, train, validation: null });
       if (identity && identity.tok.hash !== tok.hash) {

@@ -6,6 +6,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import {
+  loadPipelineTokenizer,
   MANIFEST_FORMAT,
   type ShardManifest,
   ShardWriter,
@@ -14,12 +15,10 @@ import {
   writeManifest,
 } from "@tinyllama/data";
 
-export const TEST_TOKENIZER: TokenizerIdentity = {
-  name: "llama2-test",
-  vocabSize: 32000,
-  eosId: 2,
-  hash: "test-llama2-vocab",
-};
+/** The Llama 2 identity the trainer expects (what `pnpm data:prepare` records). */
+export async function llama2Identity(): Promise<TokenizerIdentity> {
+  return (await loadPipelineTokenizer("llama2")).identity;
+}
 
 export interface SourceSpec {
   name: string;
@@ -27,7 +26,7 @@ export interface SourceSpec {
   validationBlocks?: number;
   /** Offsets the chain's vocabulary so sources differ. */
   salt?: number;
-  tokenizer?: TokenizerIdentity;
+  tokenizer: TokenizerIdentity;
   /** Blocks per file (small, so block order crosses files). */
   blocksPerFile?: number;
 }
@@ -105,7 +104,7 @@ export async function writeTestShards(root: string, sources: SourceSpec[]): Prom
       blockSize: 2049,
       chunkTokens: 2049 * perFile,
       dtype: "uint16",
-      tokenizer: s.tokenizer ?? TEST_TOKENIZER,
+      tokenizer: s.tokenizer,
       eosAppended: true,
       splits,
       stats: { documentsRead: 0, bytesRead: 0, removed: {}, badRecords: 0, documentsKept: 0 },

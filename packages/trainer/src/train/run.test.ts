@@ -6,27 +6,29 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadBackend } from "@tinyllama/kernels";
+import type { TokenizerIdentity } from "@tinyllama/data";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readSafetensorsHeader, readTensorF32 } from "../checkpoint/safetensors.js";
 import { readTrainerState } from "../checkpoint/trainer-checkpoint.js";
 import { trainCommand } from "../cli/train-command.js";
 import { readMetrics, type TrainRecord } from "../metrics/metrics.js";
 import { LlamaModel } from "../model/llama.js";
-import { writeTestShards } from "../test-util/shards.js";
+import { llama2Identity, writeTestShards } from "../test-util/shards.js";
 import { explainOutOfMemory } from "./errors.js";
 import type { RunResult } from "./run.js";
 
 let root: string;
 let data: string;
+let tok: TokenizerIdentity;
 
 beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), "trainer-e2e-"));
   data = join(root, "data");
+  tok = await llama2Identity();
   await writeTestShards(data, [
-    { name: "slimpajama", trainBlocks: 40, validationBlocks: 1, salt: 0 },
-    { name: "starcoder", trainBlocks: 20, validationBlocks: 1, salt: 3 },
-    { name: "proof-pile-2", trainBlocks: 10, salt: 5 },
+    { name: "slimpajama", trainBlocks: 40, validationBlocks: 1, salt: 0, tokenizer: tok },
+    { name: "starcoder", trainBlocks: 20, validationBlocks: 1, salt: 3, tokenizer: tok },
+    { name: "proof-pile-2", trainBlocks: 10, salt: 5, tokenizer: tok },
   ]);
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -237,32 +239,27 @@ describe("training on CPU", () => {
 
 describe("bad inputs", () => {
   it("missing or mismatched shards", async () => {
-    const bad = join(root, "bad-data");
-    await writeTestShards(bad, [
-      { name: "slimpajama", trainBlocks: 2 },
-      {
-        name: "starcoder",
-        trainBlocks: 2,
-        tokenizer: { name: "other", vocabSize: 32000, eosId: 2, hash: "zzz" },
-      },
-    ]);
-    const a = (d: string) =>
-      [...args(join(root, "bad-run"), 2), "--data", d].filter(
-        (_, i, all) =>
-          !(all[i - 1] === "--data" && i < all.length - 2) &&
-          !(all[i] === "--data" && i < all.length - 2),
-      );
-    await expect(train(a(join(root, "nowhere")))).rejects.toThrow(
+    const withData = (d: string) =>
+      args(join(root, "bad-run"), 2).map((x, i, all) => (all[i - 1] === "--data" ? d : x));
+    await expect(train(withData(join(root, "nowhere")))).rejects.toThrow(
       /missing shards for source\(s\) slimpajama, starcoder .*run `pnpm data:prepare` first/,
     );
-    await expect(train(a(bad))).rejects.toThrow(/every source must use one tokenizer/);
-    const wide = join(root, "wide-data");
-    const other = { name: "gpt-neox", vocabSize: 50277, eosId: 0, hash: "neox" };
-    await writeTestShards(wide, [
-      { name: "slimpajama", trainBlocks: 2, tokenizer: other },
-      { name: "starcoder", trainBlocks: 2, tokenizer: other },
+    // Shards of another tokenizer (the pipeline's byte-level test tokenizer, or another hash).
+    const bytes = { name: "utf8-bytes+3", vocabSize: 259, eosId: 2, hash: "0123456789abcdef" };
+    const other = join(root, "other-tok");
+    await writeTestShards(other, [
+      { name: "slimpajama", trainBlocks: 2, tokenizer: tok },
+      { name: "starcoder", trainBlocks: 2, tokenizer: bytes },
     ]);
-    await expect(train(a(wide))).rejects.toThrow(/50277-token vocabulary .* another tokenizer/);
+    await expect(train(withData(other))).rejects.toThrow(
+      /starcoder.*(vocabSize 259 != 32000|hash)/,
+    );
+    const renamed = join(root, "renamed-tok");
+    await writeTestShards(renamed, [
+      { name: "slimpajama", trainBlocks: 2, tokenizer: { ...tok, hash: "feedface" } },
+      { name: "starcoder", trainBlocks: 2, tokenizer: tok },
+    ]);
+    await expect(train(withData(renamed))).rejects.toThrow(/slimpajama.*vocabulary hash feedface/);
   });
 
   it("a checkpoint of another config, a missing previous stage, an impossible batch split", async () => {

@@ -6,6 +6,7 @@
  */
 import { existsSync, renameSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import type { TokenizerIdentity } from "@tinyllama/data";
 import { preset, scaleSchedule } from "@tinyllama/data/mixture";
 import { latestCheckpoint } from "../checkpoint/store.js";
 import {
@@ -43,6 +44,8 @@ export interface RunOptions {
   model: LlamaConfig;
   backend: Backend;
   dataDir: string;
+  /** Shards must come from this tokenizer (null: only vocabulary size and cross-source checks). */
+  tokenizer: TokenizerIdentity | null;
   outDir: string;
   from: string | null;
   seqLen: number;
@@ -194,7 +197,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
     ]),
   );
 
-  const sources = await openSources(o.dataDir, sourceNames, cfg.vocabSize);
+  const sources = await openSources(o.dataDir, sourceNames, cfg.vocabSize, o.tokenizer);
   let model: LlamaModel | null = null;
   let trainer: Trainer | null = null;
   try {
