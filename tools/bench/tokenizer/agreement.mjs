@@ -31,12 +31,15 @@ const totalBytes = docs.reduce((s, d) => s + Buffer.byteLength(d.text), 0);
 console.log(`corpus: ${docs.length} documents, ${(totalBytes / 1e6).toFixed(2)} MB`);
 console.table(summarize(docs));
 
+/** @param {ArrayLike<number>} a @param {ArrayLike<number>} b */
 const same = (a, b) => {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 };
+/** @type {Array<{ kind: string, category: string, source: string, detail: string }>} */
 const failures = [];
+/** @param {string} kind @param {import("./corpus.mjs").Doc} d @param {string} detail */
 const fail = (kind, d, detail) => {
   failures.push({ kind, category: d.category, source: d.source, detail });
   if (failures.length <= 10) console.log(`MISMATCH ${kind} in ${d.source}: ${detail}`);

@@ -27,6 +27,11 @@ const { values } = parseArgs({
 
 const CORPUS_FILE = "/tmp/tinyllama-tokenizer-bench-corpus.json";
 
+/**
+ * @template T
+ * @param {() => T} fn
+ * @returns {Promise<{ result: Awaited<T>, wall: number, cpu: number }>}
+ */
 function measure(fn) {
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
@@ -39,11 +44,14 @@ function measure(fn) {
 }
 
 /** One measurement in this (child) process; prints a JSON line. */
+/** @param {string} kind @param {number} threads */
 async function child(kind, threads) {
   const P = await loadPackages();
-  const texts = JSON.parse(readFileSync(values.corpus, "utf8"));
+  /** @type {string[]} */
+  const texts = JSON.parse(readFileSync(String(values.corpus), "utf8"));
   const bytes = texts.reduce((s, t) => s + Buffer.byteLength(t), 0);
   const rss0 = process.memoryUsage().rss;
+  /** @type {() => number | Promise<number>} */
   let run;
   let close = async () => {};
   if (kind.startsWith("ours")) {
@@ -54,7 +62,7 @@ async function child(kind, threads) {
     } else {
       run = async () =>
         (await tok.encodeBatchToInt32Arrays(texts, { threads })).reduce(
-          (n, ids) => n + ids.length,
+          (/** @type {number} */ n, /** @type {Int32Array} */ ids) => n + ids.length,
           0,
         );
     }
@@ -102,10 +110,12 @@ async function longLines() {
   const P = await loadPackages();
   const tok = await P.LlamaTokenizer.load();
   const ref = P.hf.Tokenizer.fromString(P.toHuggingFaceTokenizerJson(tok.model));
-  const zh = JSON.parse(readFileSync(values.corpus, "utf8"))
+  // Chinese prose with everything but CJK characters and punctuation removed, repeated to 1M.
+  const zhText = /** @type {string[]} */ (JSON.parse(readFileSync(String(values.corpus), "utf8")))
     .filter((t) => /[\u4e00-\u9fff]{20}/.test(t))
     .join("")
-    .replace(/[\s\u0000-\u007f]+/g, "");
+    .replace(/[^\u3000-\u9fff\uff00-\uffef]+/g, "");
+  const zh = zhText.repeat(Math.ceil(1_000_000 / Math.max(1, zhText.length)));
   const rand = P.rng(9);
   const b64 = Buffer.from(Array.from({ length: 800_000 }, () => Math.floor(rand() * 256))).toString(
     "base64",
@@ -114,11 +124,13 @@ async function longLines() {
   const tsPath = createRequire(`${pkgDir}package.json`).resolve("typescript/lib/typescript.js");
   const minified = readFileSync(tsPath, "utf8").replace(/\s+/g, "");
   const rows = [];
-  for (const [name, source] of [
+  /** @type {Array<[string, string]>} */
+  const lines = [
     ["chinese", zh],
     ["base64", b64],
     ["minified-js", minified],
-  ]) {
+  ];
+  for (const [name, source] of lines) {
     for (const chars of [250_000, 500_000, 1_000_000]) {
       const line = source.slice(0, chars);
       if (line.length < chars) continue;
@@ -161,6 +173,7 @@ console.log(
 console.table(summarize(docs));
 
 const cores = availableParallelism();
+/** @type {Array<[string, number, Record<string, string>]>} */
 const plan = [
   ["ours-encode", 1, {}],
   ["ours-batch", 1, {}],
@@ -170,6 +183,7 @@ const plan = [
   ["hf-batch", cores, { RAYON_NUM_THREADS: String(cores) }],
 ];
 const script = new URL(import.meta.url).pathname;
+/** @type {any[]} */
 const samples = [];
 const runs = Number(values.runs);
 for (let r = 0; r < runs; r++) {
@@ -183,7 +197,7 @@ for (let r = 0; r < runs; r++) {
         maxBuffer: 1 << 26,
       },
     );
-    const s = JSON.parse(out.trim().split("\n").pop());
+    const s = JSON.parse(out.trim().split("\n").pop() ?? "{}");
     samples.push({ run: r, ...s });
     console.log(
       `run ${r + 1}/${runs} ${kind.padEnd(12)} threads ${threads}: ${(s.bytes / 1e6 / s.wall).toFixed(2)} MB/s wall, ` +
@@ -197,13 +211,14 @@ const long = JSON.parse(
   })
     .trim()
     .split("\n")
-    .pop(),
+    .pop() ?? "{}",
 );
 console.table(long.rows);
 
+/** @param {number[]} xs */
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
+  return s[Math.floor(s.length / 2)] ?? Number.NaN;
 };
 const summary = plan.map(([kind, threads]) => {
   const ss = samples.filter((s) => s.kind === kind && s.threads === threads);
@@ -222,7 +237,12 @@ const summary = plan.map(([kind, threads]) => {
   };
 });
 console.table(summary);
-const get = (kind, threads) => summary.find((s) => s.kind === kind && s.threads === threads);
+/** @param {string} kind @param {number} threads */
+const get = (kind, threads) => {
+  const found = summary.find((s) => s.kind === kind && s.threads === threads);
+  if (!found) throw new Error(`no ${kind} x${threads} measurement`);
+  return found;
+};
 const ratioSingle = get("ours-encode", 1)["MB per CPU-s"] / get("hf-batch", 1)["MB per CPU-s"];
 const scaling = get("ours-batch", cores)["MB/s median"] / get("ours-batch", 1)["MB/s median"];
 console.log(

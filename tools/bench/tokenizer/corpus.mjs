@@ -9,6 +9,15 @@ import { gunzipSync } from "node:zlib";
 
 const MB = 1e6;
 
+/** @typedef {{ category: string, source: string, text: string }} Doc */
+
+/**
+ * @param {string} dir
+ * @param {(path: string, size: number) => boolean} accept
+ * @param {string[]} [out]
+ * @param {number} [depth]
+ * @returns {string[]}
+ */
 function walk(dir, accept, out = [], depth = 0) {
   if (depth > 12 || !existsSync(dir)) return out;
   let names;
@@ -31,12 +40,14 @@ function walk(dir, accept, out = [], depth = 0) {
   return out;
 }
 
+/** @param {string[]} paths */
 const hashOrder = (paths) =>
   paths
-    .map((p) => [createHash("sha1").update(p).digest("hex"), p])
+    .map((p) => /** @type {[string, string]} */ ([createHash("sha1").update(p).digest("hex"), p]))
     .sort((a, b) => (a[0] < b[0] ? -1 : 1))
     .map(([, p]) => p);
 
+/** @param {string} path @returns {string | undefined} */
 function readText(path) {
   let bytes = readFileSync(path);
   if (path.endsWith(".gz")) {
@@ -50,6 +61,7 @@ function readText(path) {
   return new TextDecoder("utf-8").decode(bytes);
 }
 
+/** @param {string} category @param {string[]} paths @param {number} budget @returns {Doc[]} */
 function take(category, paths, budget, maxDoc = 1 * MB) {
   const docs = [];
   let bytes = 0;
@@ -65,6 +77,7 @@ function take(category, paths, budget, maxDoc = 1 * MB) {
 }
 
 /** Invalid UTF-8 read from files: slices of binaries decoded lossily, latin-1 as UTF-8. */
+/** @param {number} budget @returns {Doc[]} */
 function invalidUtf8(budget) {
   const docs = [];
   let bytes = 0;
@@ -83,6 +96,7 @@ function invalidUtf8(budget) {
   return docs;
 }
 
+/** @param {number} budget @param {() => number} rand @param {string[]} words @returns {Doc[]} */
 function latex(budget, rand, words) {
   const docs = [];
   let bytes = 0;
@@ -119,8 +133,13 @@ function latex(budget, rand, words) {
 }
 
 /**
- * @param {{ scale?: number, variedTexts: Function, rng: Function, pieces: string[] }} opts
- * scale 1 gives about 24 MB.
+ * @param {{
+ *   scale?: number,
+ *   variedTexts: (o: { seed: number, count: number, pieces: readonly string[], maxLength?: number }) => string[],
+ *   rng: (seed: number) => () => number,
+ *   pieces: string[],
+ * }} opts  scale 1 gives about 24 MB.
+ * @returns {Doc[]}
  */
 export function buildCorpus({ scale = 1, variedTexts, rng, pieces }) {
   const docs = [];
@@ -173,6 +192,7 @@ export function buildCorpus({ scale = 1, variedTexts, rng, pieces }) {
   return docs;
 }
 
+/** @param {Doc[]} docs */
 export function summarize(docs) {
   const by = new Map();
   for (const d of docs) {
