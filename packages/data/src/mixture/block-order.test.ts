@@ -46,6 +46,16 @@ describe("FeistelPermutation", () => {
     const expected = trials / n;
     const chi2 = counts.reduce((acc, c) => acc + (c - expected) ** 2 / expected, 0);
     expect(chi2).toBeLessThan(35); // 9 degrees of freedom: p < 1e-4 beyond 33.7
+    // Pairs: (where 0 lands, where 1 lands) is uniform over the 90 ordered pairs.
+    const pairs = new Map<number, number>();
+    for (let k = 0; k < 45000; k++) {
+      const p = new FeistelPermutation(n, deriveKey("pairs", k));
+      const code = p.apply(0) * n + p.apply(1);
+      pairs.set(code, (pairs.get(code) ?? 0) + 1);
+    }
+    expect(pairs.size).toBe(90);
+    const chi2Pairs = [...pairs.values()].reduce((acc, c) => acc + (c - 500) ** 2 / 500, 0);
+    expect(chi2Pairs).toBeLessThan(140); // 89 degrees of freedom: p < 1e-4 beyond 137
   });
 });
 

@@ -35,25 +35,43 @@ function hi32(x: number): number {
 }
 
 /**
- * uint32 hash of (key, domain, a, b). `domain` separates independent uses (mixture draws,
- * permutation rounds, ...); `a` and `b` are non-negative safe integers (counters, indices).
+ * A keyed hash for one (key, domain) pair: the key and domain are absorbed once, so each call
+ * costs 4 mixer rounds (the two 32-bit words of `a`, then of `b`). The state between rounds is
+ * 32 bits, like the output of any 32-bit generator.
  */
-export function hash32(key: Key, domain: number, a: number, b = 0): number {
-  let h = mix32(key[0] ^ 0x243f6a88);
-  h = mix32(h ^ key[1]);
-  h = mix32(h ^ domain);
-  h = mix32(h ^ lo32(a));
-  h = mix32(h ^ hi32(a) ^ 0x85a308d3);
-  h = mix32(h ^ lo32(b));
-  h = mix32(h ^ hi32(b) ^ 0x13198a2e);
-  return h;
+export class KeyedHash {
+  private readonly prefix: number;
+
+  constructor(key: Key, domain: number) {
+    let h = mix32(key[0] ^ 0x243f6a88);
+    h = mix32(h ^ key[1]);
+    this.prefix = mix32(h ^ domain);
+  }
+
+  /** uint32 hash of (a, b); a and b are non-negative safe integers (counters, indices). */
+  hash(a: number, b = 0): number {
+    let h = mix32(this.prefix ^ lo32(a));
+    h = mix32(h ^ hi32(a) ^ 0x85a308d3);
+    h = mix32(h ^ lo32(b));
+    return mix32(h ^ hi32(b) ^ 0x13198a2e);
+  }
+
+  /** Uniform double in [0, 1) from (a): 53 bits from two hashes of a. */
+  uniform(a: number): number {
+    const high = this.hash(a, 0) >>> 5; // 27 bits
+    const low = this.hash(a, 1) >>> 6; // 26 bits
+    return (high * 67108864 + low) / 9007199254740992;
+  }
 }
 
-/** Uniform double in [0, 1) with 53 random bits, a pure function of its arguments. */
+/** uint32 hash of (key, domain, a, b): `new KeyedHash(key, domain).hash(a, b)`. */
+export function hash32(key: Key, domain: number, a: number, b = 0): number {
+  return new KeyedHash(key, domain).hash(a, b);
+}
+
+/** Uniform double in [0, 1), a pure function of its arguments. */
 export function uniform01(key: Key, domain: number, a: number): number {
-  const high = hash32(key, domain, a, 0) >>> 5; // 27 bits
-  const low = hash32(key, domain, a, 1) >>> 6; // 26 bits
-  return (high * 67108864 + low) / 9007199254740992;
+  return new KeyedHash(key, domain).uniform(a);
 }
 
 /**

@@ -4,16 +4,20 @@
  * lets a per-source block order restore at any position instantly and lets every rank agree
  * on the same shuffle.
  *
- * Construction: a balanced Feistel network over [0, 2^(2h)) with 2^(2h) >= n (h bits per
- * half), keyed round functions from hash32, and cycle walking (re-apply until the value
- * lands in [0, n)). A Feistel network is a bijection for any round function, and cycle
- * walking restricts a bijection of a superset to a bijection of the subset (the cycle through
- * x in [0, n) must come back to [0, n)). Since 2^(2h) < 4n, the expected walk is under 4 steps.
- * Six rounds: Luby-Rackoff needs 4 with ideal round functions; the extra two are cheap margin.
+ * Construction: a Feistel network over [0, 2^m) with 2^m >= n > 2^(m-1), keyed round
+ * functions, and cycle walking (re-apply until the value lands in [0, n)). The halves have
+ * a = floor(m/2) and b = ceil(m/2) bits and swap sizes each round ((L, R) -> (R, L xor F(R)),
+ * F's output masked to L's width), so odd m needs no padding. Every round is invertible
+ * whatever F is, so the network is a bijection of [0, 2^m); cycle walking restricts a
+ * bijection of a superset to a bijection of the subset (the cycle through x in [0, n) must
+ * come back to [0, n)). Since 2^m < 2n, the expected walk is under 2 steps.
+ * Rounds: Luby-Rackoff needs 4 with ideal round functions and large halves; tiny domains need
+ * more (with 2-bit halves, 6 rounds left a measurable bias in where pairs of elements land),
+ * so 8 rounds, and 12 when the domain is at most 2^8. The tests check single positions and
+ * pairs with chi-square.
  */
-import { hash32, type Key } from "./hash.js";
+import { type Key, KeyedHash } from "./hash.js";
 
-const ROUNDS = 6;
 const DOMAIN_ROUND = 0x5045524d; // "PERM"
 
 /** Largest domain supported: halves of at most 26 bits keep everything in exact doubles. */
@@ -21,10 +25,11 @@ export const MAX_PERMUTATION_SIZE = 2 ** 52;
 
 export class FeistelPermutation {
   readonly size: number;
-  private readonly key: Key;
-  private readonly halfBits: number;
-  private readonly halfSize: number;
-  private readonly mask: number;
+  private readonly rounds: KeyedHash[];
+  /** Widths (bits) of the left half at even rounds and at odd rounds. */
+  private readonly leftBits: number;
+  private readonly rightBits: number;
+  private readonly roundCount: number;
 
   constructor(size: number, key: Key) {
     if (!Number.isSafeInteger(size) || size < 1 || size > MAX_PERMUTATION_SIZE) {
@@ -33,12 +38,15 @@ export class FeistelPermutation {
       );
     }
     this.size = size;
-    this.key = key;
     let bits = 2;
-    while (2 ** bits < size) bits += 2;
-    this.halfBits = bits / 2;
-    this.halfSize = 2 ** this.halfBits;
-    this.mask = this.halfSize - 1;
+    while (2 ** bits < size) bits++;
+    this.leftBits = Math.floor(bits / 2);
+    this.rightBits = bits - this.leftBits;
+    this.roundCount = bits <= 8 ? 12 : 8;
+    this.rounds = Array.from(
+      { length: this.roundCount },
+      (_, r) => new KeyedHash(key, DOMAIN_ROUND + r),
+    );
   }
 
   /** The element at position `index` of the shuffled order; a bijection of [0, size). */
@@ -54,15 +62,23 @@ export class FeistelPermutation {
   }
 
   private encrypt(x: number): number {
-    let left = Math.floor(x / this.halfSize);
-    let right = x - left * this.halfSize;
-    for (let round = 0; round < ROUNDS; round++) {
-      // (L, R) -> (R, L xor F(R)): invertible whatever F is.
-      const f = hash32(this.key, DOMAIN_ROUND, round, right) & this.mask;
+    // x = L * 2^rb + R with L of lb bits and R of rb bits; the widths swap every round.
+    let lb = this.leftBits;
+    let rb = this.rightBits;
+    let rightSize = 2 ** rb;
+    let left = Math.floor(x / rightSize);
+    let right = x - left * rightSize;
+    for (let round = 0; round < this.roundCount; round++) {
+      const mask = 2 ** lb - 1; // F's output must fit L's width (at most 26 bits)
+      const f = this.rounds[round]!.hash(right) & mask;
       const next = (left ^ f) >>> 0;
       left = right;
       right = next;
+      const t = lb;
+      lb = rb;
+      rb = t;
+      rightSize = 2 ** rb;
     }
-    return left * this.halfSize + right;
+    return left * rightSize + right;
   }
 }

@@ -39,7 +39,7 @@
  * also numbers the blocks of each source (`sourceBlock`), which is what a per-source
  * SourceBlockOrder needs to pick the actual block, so no rank ever reads another's blocks.
  */
-import { checkSeed, deriveKey, hash32, type Key, uniform01 } from "./hash.js";
+import { checkSeed, deriveKey, KeyedHash } from "./hash.js";
 import { preset } from "./presets.js";
 import { CompiledSchedule, checkSchedule, type MixtureSchedule } from "./schedule.js";
 
@@ -102,7 +102,8 @@ export class MixtureSampler {
   readonly compiled: CompiledSchedule;
   /** Source names in the order used internally (sorted). */
   readonly sources: readonly string[];
-  private readonly key: Key;
+  private readonly drawHash: KeyedHash;
+  private readonly rankHash: KeyedHash;
   private readonly counts: Float64Array;
   /** Low-discrepancy: deadline (a global block position) of each source's next block. */
   private readonly deadlines: Float64Array;
@@ -144,7 +145,9 @@ export class MixtureSampler {
     this.frozenSchedule = deepFreeze(JSON.parse(JSON.stringify(schedule)) as MixtureSchedule);
     this.sources = this.compiled.sources;
     const K = this.sources.length;
-    this.key = deriveKey(this.seed, "mixture");
+    const key = deriveKey(this.seed, "mixture");
+    this.drawHash = new KeyedHash(key, DOMAIN_DRAW);
+    this.rankHash = new KeyedHash(key, DOMAIN_RANKS);
     this.counts = new Float64Array(K);
     this.deadlines = new Float64Array(K);
     this.expectedAtPosition = new Float64Array(K);
@@ -224,7 +227,7 @@ export class MixtureSampler {
    */
   private roundRotation(roundStart: number): number {
     if (this.worldSize === 1) return 0;
-    return hash32(this.key, DOMAIN_RANKS, roundStart, this.worldSize) % this.worldSize;
+    return this.rankHash.hash(roundStart, this.worldSize) % this.worldSize;
   }
 
   /** Global blocks consumed so far by all ranks (always a whole number of rounds). */
@@ -357,7 +360,7 @@ export class MixtureSampler {
     let total = 0;
     for (let s = 0; s < next.length; s++)
       total += Math.max(0, next[s]! - this.expectedAtPosition[s]!);
-    const target = uniform01(this.key, DOMAIN_DRAW, n) * total;
+    const target = this.drawHash.uniform(n) * total;
     let acc = 0;
     let last = 0;
     for (let s = 0; s < next.length; s++) {
