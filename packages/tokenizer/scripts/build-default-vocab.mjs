@@ -4,7 +4,7 @@
 // constants from the file's text (rather than through its API) so the output depends only on
 // the shipped data, and record the file's sha256 so anyone can check where the bytes came from.
 //
-// Run from packages/tokenizer: node scripts/build-default-vocab.mjs
+// Run from packages/tokenizer: node scripts/build-default-vocab.mjs [--out <path>]
 // The output is committed; the runtime never needs llama-tokenizer-js.
 import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -89,7 +89,9 @@ const body = Buffer.concat([
   ...pieceBytes,
 ]);
 const out = gzipSync(body, { level: 9 });
-const outPath = join(here, "..", "vocab", "llama2.tltk.gz");
+const outFlag = process.argv.indexOf("--out");
+const outPath =
+  outFlag > 0 ? process.argv[outFlag + 1] : join(here, "..", "vocab", "llama2.tltk.gz");
 writeFileSync(outPath, out);
 console.log(
   `wrote ${outPath}: ${pieces.length} pieces, ${mergeCount} merges, ${out.length} bytes, ` +
