@@ -100,7 +100,7 @@ const boilerplate =
   "Cookie notice: we use cookies to improve your experience. By continuing to browse you agree to our use of cookies. Subscribe to our newsletter for weekly updates. All rights reserved. Terms of service. Privacy policy. Contact us. Follow us on social media.";
 
 const pairs = [];
-const n = Number(values.pairs ?? 600);
+const n = Number(values.pairs ?? 2000);
 for (let i = 0; i < n; i++) {
   const a = pick(base).text;
   const r = rand();
@@ -127,13 +127,20 @@ for (let i = 0; i < n; i++) {
 
 // --- measure --------------------------------------------------------------------------------
 const settings = values.bands
-  ? [{ bands: Number(values.bands), rows: Number(values.rows ?? 8) }]
+  ? [
+      {
+        bands: Number(values.bands),
+        rows: Number(values.rows ?? 8),
+        scheme: values.scheme ?? "oph",
+      },
+    ]
   : [
-      { bands: 9, rows: 13 },
-      { bands: 14, rows: 8 },
-      { bands: 20, rows: 10 },
-      { bands: 16, rows: 12 },
-      { bands: 20, rows: 13 },
+      { bands: 9, rows: 13, scheme: "oph" },
+      { bands: 9, rows: 13, scheme: "permutations" },
+      { bands: 14, rows: 8, scheme: "oph" },
+      { bands: 14, rows: 8, scheme: "permutations" },
+      { bands: 20, rows: 10, scheme: "oph" },
+      { bands: 16, rows: 12, scheme: "oph" },
     ];
 const exact = pairs.map((p) => data.jaccard(shingles(p.a), shingles(p.b)));
 const hist = [0, 0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 1.01].slice(0, -1).map((lo, i, arr) => {
@@ -146,7 +153,13 @@ const hist = [0, 0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 1.01].slice(0, -1).map((lo, i, a
 });
 const results = [];
 for (const s of settings) {
-  const h = new data.MinHasher({ ngram: 5, bands: s.bands, rows: s.rows, seed: 1 });
+  const h = new data.MinHasher({
+    ngram: 5,
+    bands: s.bands,
+    rows: s.rows,
+    seed: 1,
+    scheme: s.scheme,
+  });
   const t0 = performance.now();
   const flagged = pairs.map((p) => {
     const ka = h.signature(p.a).bandKeys;
@@ -173,6 +186,7 @@ for (const s of settings) {
   results.push({
     bands: s.bands,
     rows: s.rows,
+    scheme: s.scheme,
     hashes: s.bands * s.rows,
     sCurveThreshold: Number(threshold.toFixed(3)),
     "P(collide) at J=0.7/0.8/0.85/0.9": [0.7, 0.8, 0.85, 0.9]

@@ -19,38 +19,96 @@ export interface MinHashParams {
   bands: number;
   rows: number;
   seed: number;
+  /**
+   * "oph" (default): one-permutation hashing with optimal densification (Li et al. 2012,
+   * Shrivastava 2017): each shingle is hashed once into one of bands*rows bins, O(shingles).
+   * "permutations": classic k independent hash functions, O(shingles * k), about 10x slower.
+   * Both estimate Jaccard without bias; tools/bench/data/dedup-quality.mjs compares them.
+   */
+  scheme?: "oph" | "permutations";
 }
 
 /**
- * 9 bands x 13 rows (117 hashes), word 5-grams: SlimPajama's and text-dedup's choice for
- * Jaccard 0.8. On the labelled set of tools/bench/data/dedup-quality.mjs it gives recall 0.94
- * for pairs with J >= 0.85 and precision 0.95 against J >= 0.8; datatrove's 14 x 8 catches
- * more (recall 1.0) but flags many pairs in [0.7, 0.8) (precision 0.82). See the README.
+ * 9 bands x 13 rows (117 hashes), word 5-grams, one-permutation hashing: the band/row split
+ * SlimPajama and text-dedup use for Jaccard 0.8. On the labelled pairs of
+ * tools/bench/data/dedup-quality.mjs it gives recall 0.96 for pairs with J >= 0.85 and
+ * precision 0.96 against J >= 0.8; datatrove's 14 x 8 catches everything above 0.85 but flags
+ * most pairs in [0.7, 0.8) (precision 0.83). See the README for the S-curve.
  */
-export const DEFAULT_MINHASH: MinHashParams = { ngram: 5, bands: 9, rows: 13, seed: 1 };
+export const DEFAULT_MINHASH: MinHashParams = {
+  ngram: 5,
+  bands: 9,
+  rows: 13,
+  seed: 1,
+  scheme: "oph",
+};
 
 /** Probability that a pair with Jaccard `j` shares at least one band: 1 - (1 - j^r)^b. */
 export function collisionProbability(j: number, p: Pick<MinHashParams, "bands" | "rows">): number {
   return 1 - (1 - j ** p.rows) ** p.bands;
 }
 
-const WORD = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}]|[\p{L}\p{N}\p{M}]+/gu;
+/**
+ * Per-UTF-16-unit classification and lowercase, built once (64K entries): 0 = separator,
+ * 1 = word character, 2 = a word by itself (Han, kana). A table lookup per character is about
+ * 10x faster than a Unicode-property regex over the text.
+ */
+let charClass: Uint8Array | undefined;
+let lowerOf: Uint16Array | undefined;
+function tables(): [Uint8Array, Uint16Array] {
+  if (!charClass || !lowerOf) {
+    charClass = new Uint8Array(65536);
+    lowerOf = new Uint16Array(65536);
+    const wordChar = /[\p{L}\p{N}\p{M}]/u;
+    const single = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}]/u;
+    for (let c = 0; c < 65536; c++) {
+      lowerOf[c] = c;
+      if (c >= 0xd800 && c <= 0xdfff) continue; // surrogates: astral symbols separate words
+      const ch = String.fromCharCode(c);
+      if (single.test(ch)) charClass[c] = 2;
+      else if (wordChar.test(ch)) charClass[c] = 1;
+      const low = ch.toLowerCase();
+      if (low.length === 1) lowerOf[c] = low.charCodeAt(0);
+      if (c >= 48 && c <= 57) lowerOf[c] = 48; // digits fold to 0
+    }
+  }
+  return [charClass, lowerOf];
+}
 
 /** 32-bit FNV-1a of each normalised word (lowercased, digits folded to 0). */
 export function wordHashes(text: string): Uint32Array {
-  const lower = text.toLowerCase();
-  const out: number[] = [];
-  for (const m of lower.matchAll(WORD)) {
-    const w = m[0];
-    let h = 0x811c9dc5;
-    for (let i = 0; i < w.length; i++) {
-      let c = w.charCodeAt(i);
-      if (c >= 48 && c <= 57) c = 48;
-      h = Math.imul(h ^ c, 0x01000193);
+  const [cls, lower] = tables();
+  let out = new Uint32Array(Math.max(16, text.length >> 2));
+  let n = 0;
+  let h = 0;
+  let inWord = false;
+  const push = (v: number) => {
+    if (n === out.length) {
+      const bigger = new Uint32Array(out.length * 2);
+      bigger.set(out);
+      out = bigger;
     }
-    out.push(h >>> 0);
+    out[n++] = v >>> 0;
+  };
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    const k = cls[c] as number;
+    if (k === 1) {
+      if (!inWord) {
+        h = 0x811c9dc5;
+        inWord = true;
+      }
+      h = Math.imul(h ^ (lower[c] as number), 0x01000193);
+    } else {
+      if (inWord) {
+        push(h);
+        inWord = false;
+      }
+      if (k === 2) push(Math.imul(0x811c9dc5 ^ c, 0x01000193));
+    }
   }
-  return Uint32Array.from(out);
+  if (inWord) push(h);
+  return out.slice(0, n);
 }
 
 function mix32(h: number): number {
@@ -70,8 +128,8 @@ export function shingleHashes(words: Uint32Array, n: number): Uint32Array {
   const out = new Uint32Array(count);
   for (let i = 0; i < count; i++) {
     let h = 0x9747b28c;
-    for (let k = 0; k < width; k++) h = mix32((h ^ (words[i + k] as number)) + k);
-    out[i] = h;
+    for (let k = 0; k < width; k++) h = Math.imul(h ^ (words[i + k] as number), 0x9e3779b1) + k;
+    out[i] = mix32(h);
   }
   return out;
 }
@@ -104,6 +162,8 @@ export class MinHasher {
   private readonly a: Uint32Array;
   private readonly b: Uint32Array;
   private readonly mins: Uint32Array;
+  private readonly filled: Uint8Array;
+  private readonly scratch: Uint32Array;
 
   constructor(params: MinHashParams = DEFAULT_MINHASH) {
     for (const k of ["ngram", "bands", "rows"] as const) {
@@ -120,10 +180,54 @@ export class MinHasher {
       this.b[i] = rand();
     }
     this.mins = new Uint32Array(n);
+    this.filled = new Uint8Array(n);
+    this.scratch = new Uint32Array(n);
   }
 
   /** The bands*rows minima of the shingle set (all 0xffffffff for an empty set). */
   minhashes(shingles: Uint32Array): Uint32Array {
+    return this.params.scheme === "permutations"
+      ? this.permutationMins(shingles)
+      : this.ophMins(shingles);
+  }
+
+  private ophMins(shingles: Uint32Array): Uint32Array {
+    const { mins } = this;
+    const n = mins.length;
+    mins.fill(0xffffffff);
+    const filled = this.filled;
+    filled.fill(0);
+    const binSeed = this.a[0] as number;
+    const valSeed = this.b[0] as number;
+    for (let s = 0; s < shingles.length; s++) {
+      const x = shingles[s] as number;
+      const bin = Math.floor((mix32(x ^ binSeed) * n) / 4294967296);
+      const v = mix32(x ^ valSeed);
+      if (v < (mins[bin] as number)) mins[bin] = v;
+      filled[bin] = 1;
+    }
+    if (shingles.length === 0) return mins;
+    // optimal densification: an empty bin copies the bin chosen by a hash of (bin, attempt),
+    // the same choice in every document, so equal bins stay equal with probability J
+    const src = this.scratch;
+    src.set(mins);
+    for (let j = 0; j < n; j++) {
+      if (filled[j]) continue;
+      for (let attempt = 1; ; attempt++) {
+        const k = Math.floor(
+          (mix32(Math.imul(j + 1, 0x9e3779b1) ^ Math.imul(attempt, 0x85ebca6b) ^ binSeed) * n) /
+            4294967296,
+        );
+        if (filled[k]) {
+          mins[j] = mix32((src[k] as number) ^ attempt);
+          break;
+        }
+      }
+    }
+    return mins;
+  }
+
+  private permutationMins(shingles: Uint32Array): Uint32Array {
     const { a, b, mins } = this;
     const n = mins.length;
     mins.fill(0xffffffff);

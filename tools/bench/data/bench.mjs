@@ -1,0 +1,226 @@
+#!/usr/bin/env node
+// Pipeline throughput: end-to-end MB/s per core from compressed input to shards, split by
+// stage (decompress, parse, dedup, tokenize, write), next to the tokenizer-only rate measured
+// in the same run on the same documents. Input: a corpus built from Debian's text (the
+// debian-handbook in every language as SlimPajama jsonl.zst, Python's standard library as
+// StarCoderData parquet), or --input <config.json> for your own.
+//
+//   node tools/bench/data/bench.mjs [--mb 20] [--workers 1] [--json out.json]
+// Needs: pnpm build; apt-get install debian-handbook (for the default corpus).
+import { spawnSync } from "node:child_process";
+import {
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { createRequire } from "node:module";
+import { cpus, tmpdir } from "node:os";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+const { values } = parseArgs({
+  options: {
+    mb: { type: "string" },
+    workers: { type: "string" },
+    json: { type: "string" },
+    keep: { type: "boolean" },
+  },
+});
+const targetMb = Number(values.mb ?? 20);
+const workers = Number(values.workers ?? 1);
+const req = createRequire(join(root, "packages/data/package.json"));
+const { compress, DecompressStream } = req("zstd-napi");
+const { parquetWriteBuffer } = await import(pathToFileURL(req.resolve("hyparquet-writer")).href);
+const data = await import(join(root, "packages/data/dist/index.js"));
+const { LlamaTokenizer } = await import(join(root, "packages/tokenizer/dist/index.js"));
+
+// --- corpus ---------------------------------------------------------------------------------
+const work = join(tmpdir(), `tinyllama-data-bench-${process.pid}`);
+const corpus = join(work, "corpus");
+const handbook = "/usr/share/doc/debian-handbook/html";
+if (!existsSync(handbook)) {
+  console.error(`missing ${handbook}: apt-get install debian-handbook`);
+  process.exit(1);
+}
+const htmlToText = (h) =>
+  h
+    .replace(/<(script|style|head)[\s\S]*?<\/\1>/gi, "")
+    .replace(/<\/(p|div|h[1-6]|li|pre|tr|dt|dd)>/gi, "\n\n")
+    .replace(/<[^>]+>/g, "")
+    .replace(/&lt;/g, "<")
+    .replace(/&gt;/g, ">")
+    .replace(/&quot;/g, '"')
+    .replace(/&amp;/g, "&")
+    .replace(/[ \t]+/g, " ")
+    .replace(/\n\s*\n\s*\n+/g, "\n\n")
+    .trim();
+const walk = (dir, ext) =>
+  readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile() && e.name.endsWith(ext))
+    .map((e) => join(e.parentPath ?? e.path, e.name))
+    .sort();
+let textBytes = 0;
+const docs = [];
+for (const page of walk(handbook, ".html")) {
+  if (page.includes("Common_Content")) continue;
+  const paras = htmlToText(readFileSync(page, "utf8")).split("\n\n");
+  let cur = "";
+  for (const p of paras) {
+    cur += `${p}\n\n`;
+    if (cur.length > 4000) {
+      docs.push(cur);
+      textBytes += Buffer.byteLength(cur);
+      cur = "";
+    }
+  }
+  if (textBytes > targetMb * 0.8e6) break;
+}
+const files = 8;
+for (let f = 0; f < files; f++) {
+  const recs = docs
+    .filter((_, i) => i % files === f)
+    .map((text, i) =>
+      JSON.stringify({
+        text,
+        meta: { redpajama_set_name: i % 2 ? "RedPajamaBook" : "RedPajamaC4" },
+      }),
+    );
+  const p = join(corpus, "slimpajama", "train", "chunk1", `example_train_${f}.jsonl.zst`);
+  mkdirSync(dirname(p), { recursive: true });
+  writeFileSync(p, compress(Buffer.from(`${recs.join("\n")}\n`), { compressionLevel: 3 }));
+}
+const py = walk("/usr/lib/python3.11", ".py").filter((p) => !p.includes("site-packages"));
+const code = [];
+let codeBytes = 0;
+for (const p of py) {
+  const c = readFileSync(p, "utf8");
+  if (c.length > 100_000) continue;
+  code.push({ path: relative("/usr/lib/python3.11", p), content: c });
+  codeBytes += Buffer.byteLength(c);
+  if (codeBytes > targetMb * 0.2e6) break;
+}
+for (let f = 0; f < 2; f++) {
+  const rows = code.filter((_, i) => i % 2 === f);
+  const p = join(corpus, "starcoderdata", "python", `train-0000${f}-of-00002.parquet`);
+  mkdirSync(dirname(p), { recursive: true });
+  writeFileSync(
+    p,
+    Buffer.from(
+      parquetWriteBuffer({
+        columnData: [
+          { name: "max_stars_repo_path", data: rows.map((r) => r.path), type: "STRING" },
+          { name: "content", data: rows.map((r) => r.content), type: "STRING" },
+        ],
+        rowGroupSize: 200,
+      }),
+    ),
+  );
+}
+const config = {
+  output: join(work, "out"),
+  sources: [
+    { name: "slimpajama", local: join(corpus, "slimpajama") },
+    { name: "starcoderdata", local: join(corpus, "starcoderdata"), subsets: ["python"] },
+  ],
+  filesPerTask: 1,
+  validationFraction: 0.001,
+};
+writeFileSync(join(work, "config.json"), JSON.stringify(config));
+const compressedBytes = walk(corpus, "").reduce((a, p) => a + readFileSync(p).length, 0);
+
+// --- pipeline -------------------------------------------------------------------------------
+const t0 = performance.now();
+const r = spawnSync(
+  process.execPath,
+  [
+    join(root, "packages/data/dist/cli/prepare.js"),
+    "--config",
+    join(work, "config.json"),
+    "--workers",
+    String(workers),
+  ],
+  {
+    encoding: "utf8",
+  },
+);
+const wall = (performance.now() - t0) / 1000;
+if (r.status !== 0) {
+  console.error(r.stdout, r.stderr);
+  process.exit(1);
+}
+const stats = JSON.parse(readFileSync(join(work, "out", "stats.json"), "utf8"));
+const t = stats.timings;
+const sum = (prefix) =>
+  Object.entries(t)
+    .filter(([k]) => k.startsWith(prefix))
+    .reduce((a, [, v]) => a + v, 0);
+const taskSeconds = stats.tasks.reduce((a, s) => a + s.seconds, 0);
+const inputText = stats.tasks
+  .filter((s) => s.stage === "pack")
+  .reduce((a, s) => a + s.bytesRead, 0);
+
+// decompress-only pass over the jsonl.zst inputs (the read time above includes it twice: the
+// signatures and pack stages each read the input)
+let tDec = performance.now();
+for (const p of walk(join(corpus, "slimpajama"), ".zst")) {
+  await new Promise((res, rej) =>
+    createReadStream(p)
+      .pipe(new DecompressStream())
+      .on("data", () => {})
+      .on("end", res)
+      .on("error", rej),
+  );
+}
+tDec = (performance.now() - tDec) / 1000;
+
+// --- tokenizer only, same documents, one thread ----------------------------------------------
+const tok = await LlamaTokenizer.load();
+const texts = [...docs, ...code.map((c) => c.content)];
+const tt = performance.now();
+for (let i = 0; i < texts.length; i += 512)
+  await tok.encodeBatchToInt32Arrays(texts.slice(i, i + 512), { bos: false, threads: 0 });
+const tokSeconds = (performance.now() - tt) / 1000;
+const tokBytes = texts.reduce((a, s) => a + Buffer.byteLength(s), 0);
+
+const mb = inputText / 1e6;
+const split = {
+  decompress: 2 * tDec,
+  "parse (read - decompress)": sum("signatures.read") + sum("pack.read") - 2 * tDec,
+  dedup: sum("signatures.dedup") + sum("buckets.") + sum("cluster."),
+  tokenize: sum("pack.tokenize"),
+  "write (pack + finalize)": sum("pack.write") + sum("finalize."),
+  "tokenizer load": sum("pack.loadTokenizer"),
+};
+const report = {
+  date: new Date().toISOString(),
+  machine: `${cpus()[0]?.model} x${cpus().length}, node ${process.version}`,
+  commit: spawnSync("git", ["rev-parse", "--short", "HEAD"], {
+    cwd: root,
+    encoding: "utf8",
+  }).stdout.trim(),
+  command: `node tools/bench/data/bench.mjs --mb ${targetMb} --workers ${workers}`,
+  input: {
+    compressedMB: +(compressedBytes / 1e6).toFixed(2),
+    textMB: +mb.toFixed(2),
+    documents: texts.length,
+  },
+  wallSeconds: +wall.toFixed(2),
+  cpuSecondsInTasks: +taskSeconds.toFixed(2),
+  "pipeline MB/s per core (text MB / task CPU-seconds)": +(mb / taskSeconds).toFixed(3),
+  "tokenizer-only MB/s (1 thread, same docs)": +(tokBytes / 1e6 / tokSeconds).toFixed(3),
+  "pipeline cost / tokenizer-only cost": +(
+    taskSeconds /
+    ((tokSeconds * mb) / (tokBytes / 1e6))
+  ).toFixed(3),
+  "seconds by stage": Object.fromEntries(Object.entries(split).map(([k, v]) => [k, +v.toFixed(2)])),
+  "tokenizer-only seconds": +tokSeconds.toFixed(2),
+};
+console.log(JSON.stringify(report, null, 2));
+if (values.json) writeFileSync(values.json, JSON.stringify(report, null, 2));
+if (!values.keep) rmSync(work, { recursive: true, force: true });
