@@ -37,7 +37,6 @@ const workers = Number(values.workers ?? 1);
 const req = createRequire(join(root, "packages/data/package.json"));
 const { compress, DecompressStream } = req("zstd-napi");
 const { parquetWriteBuffer } = await import(pathToFileURL(req.resolve("hyparquet-writer")).href);
-const data = await import(join(root, "packages/data/dist/index.js"));
 const { LlamaTokenizer } = await import(join(root, "packages/tokenizer/dist/index.js"));
 
 // --- corpus ---------------------------------------------------------------------------------
