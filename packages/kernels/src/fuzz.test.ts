@@ -4,32 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadBackend } from "./loader.js";
 import type { NativeAddon, NativeTensor } from "./native.js";
 import type { Tensor } from "./tensor.js";
+import { fuzzNative, fuzzPool } from "./testing/fuzz.js";
 import { rng } from "./testing/util.js";
 import type { Backend } from "./types.js";
-
-const OPS: Array<[keyof NativeAddon, number]> = [
-  ["embeddingForward", 3],
-  ["embeddingBackward", 3],
-  ["rmsnormForward", 5],
-  ["residualRmsnormForward", 7],
-  ["rmsnormBackward", 6],
-  ["matmul", 7],
-  ["rope", 5],
-  ["attentionForward", 7],
-  ["attentionBackward", 11],
-  ["swigluForward", 3],
-  ["swigluBackward", 5],
-  ["crossEntropy", 5],
-  ["adamw", 12],
-  ["sumSquares", 1],
-  ["sum", 1],
-  ["cast", 2],
-  ["fill", 2],
-  ["copy", 2],
-  ["scale", 2],
-  ["empty", 2],
-  ["synchronize", 0],
-];
 
 let k: Backend;
 let addon: NativeAddon;
@@ -62,38 +39,7 @@ beforeAll(async () => {
     t([2, 3], "i32"),
     disposed.native,
   ];
-  pool = [
-    undefined,
-    null,
-    0,
-    -1,
-    1,
-    2,
-    0.5,
-    Number.NaN,
-    Number.POSITIVE_INFINITY,
-    1e300,
-    -1e300,
-    2 ** 53,
-    "f32",
-    "x",
-    "",
-    true,
-    false,
-    {},
-    [],
-    [1, 2],
-    [-1],
-    [1e20],
-    new Float32Array(4),
-    new Int32Array(2),
-    () => 0,
-    Symbol("s"),
-    10n,
-    { native: tensors[0] },
-    ...tensors,
-    ...tensors,
-  ];
+  pool = fuzzPool(tensors);
 });
 
 afterAll(() => {
@@ -102,26 +48,10 @@ afterAll(() => {
 
 describe("native boundary fuzz", () => {
   it("throws Errors, never crashes, on 6000 random calls", () => {
-    const r = rng(12345);
-    const pickArg = () => pool[Math.floor(r() * pool.length)];
-    let threw = 0;
-    let ran = 0;
-    for (let i = 0; i < 6000; i++) {
-      const [op, arity] = OPS[i % OPS.length]!;
-      const n = Math.max(0, arity + Math.floor(r() * 3) - 1);
-      const args = Array.from({ length: n }, pickArg);
-      if (op === "sumSquares" && r() < 0.5) args[0] = Array.from({ length: 3 }, pickArg);
-      try {
-        (addon[op] as (...a: unknown[]) => unknown)(...args);
-        ran++;
-      } catch (e) {
-        threw++;
-        expect(e).toBeInstanceOf(Error);
-        expect((e as Error).message.length).toBeGreaterThan(5);
-      }
-    }
-    expect(threw).toBeGreaterThan(5000);
-    expect(ran + threw).toBe(6000);
+    const res = fuzzNative(addon, pool, 6000);
+    expect(res.badThrows).toEqual([]);
+    expect(res.threw).toBeGreaterThan(5000);
+    expect(res.ran + res.threw).toBe(6000);
   });
 
   it("tensor methods reject garbage", () => {

@@ -1,0 +1,497 @@
+// CUDA kernels for the memory-bound ops: embedding (deterministic backward through a stable
+// radix sort of token ids), RMSNorm (+ fused residual), RoPE, SwiGLU, fused cross-entropy,
+// AdamW, casts/fill/copy/scale. Design: one warp per row for row ops of width C (Llama:
+// C = 2048, so 64 elements per lane), grid-stride elementwise kernels, f32 math, f32 or bf16
+// storage. Cross-row reductions (dWeight) go through fixed row chunks and an ordered second
+// pass so results are bitwise repeatable.
+#include <cub/device/device_radix_sort.cuh>
+
+#include "common.cuh"
+
+namespace tk::cuda {
+namespace {
+
+constexpr int kRowsPerBlock = 8;  // warps per block for row kernels
+
+// ---------------------------------------------------------------- embedding
+template <typename T>
+__global__ void embeddingForwardKernel(T* out, const T* table, const int32_t* ids, int64_t N,
+                                       int64_t C, int64_t V, int* flag) {
+  int64_t n = blockIdx.x;
+  if (n >= N) return;
+  int32_t id = ids[n];
+  bool ok = id >= 0 && id < V;
+  if (!ok && threadIdx.x == 0) atomicExch(flag, kBadTokenId);
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
+    out[n * C + c] = ok ? table[static_cast<int64_t>(id) * C + c] : T(0.0f);
+}
+
+__global__ void iotaKernel(int32_t* p, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    p[i] = static_cast<int32_t>(i);
+}
+
+// One block per sorted position; only segment starts work: they add every dOut row of their
+// id, in token order (the sort is stable), into the dTable row. Deterministic.
+template <typename G>
+__global__ void embeddingBackwardKernel(float* dTable, const G* dOut, const int32_t* sortedIds,
+                                        const int32_t* order, int64_t N, int64_t C, int64_t V,
+                                        int* flag) {
+  int64_t i = blockIdx.x;
+  int32_t id = sortedIds[i];
+  if (i > 0 && sortedIds[i - 1] == id) return;
+  if (id < 0 || id >= V) {
+    if (threadIdx.x == 0) atomicExch(flag, kBadTokenId);
+    return;
+  }
+  int64_t end = i;
+  while (end < N && sortedIds[end] == id) ++end;
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+    float acc = dTable[static_cast<int64_t>(id) * C + c];
+    for (int64_t j = i; j < end; ++j) acc += ld(dOut, static_cast<int64_t>(order[j]) * C + c);
+    dTable[static_cast<int64_t>(id) * C + c] = acc;
+  }
+}
+
+// ---------------------------------------------------------------- rmsnorm
+template <typename T>
+__global__ void rmsnormKernel(T* residualOut, T* out, float* rstd, const T* x, const T* residual,
+                              const T* w, int64_t N, int64_t C, float eps) {
+  int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.y;
+  if (row >= N) return;
+  const T* xr = x + row * C;
+  const T* src = xr;
+  float ss = 0.0f;
+  if (residual) {
+    const T* rr = residual + row * C;
+    T* ro = residualOut + row * C;
+    for (int64_t c = threadIdx.x; c < C; c += 32) {
+      T v = T(ld(xr, c) + ld(rr, c));  // rounded to storage, as backward will see it
+      ro[c] = v;
+      float f = static_cast<float>(v);
+      ss += f * f;
+    }
+    src = ro;
+  } else {
+    for (int64_t c = threadIdx.x; c < C; c += 32) {
+      float f = ld(xr, c);
+      ss += f * f;
+    }
+  }
+  ss = warpSum(ss);
+  float r = rsqrtf(ss / static_cast<float>(C) + eps);
+  if (threadIdx.x == 0) rstd[row] = r;
+  T* o = out + row * C;
+  for (int64_t c = threadIdx.x; c < C; c += 32) st(o, c, ld(src, c) * r * ld(w, c));
+}
+
+template <typename T, typename G, typename D>
+__global__ void rmsnormBackwardDxKernel(D* dx, const G* dOut, const T* x, const T* w,
+                                        const float* rstd, int64_t N, int64_t C) {
+  int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.y;
+  if (row >= N) return;
+  const T* xr = x + row * C;
+  const G* gr = dOut + row * C;
+  D* dr = dx + row * C;
+  float dot = 0.0f;
+  for (int64_t c = threadIdx.x; c < C; c += 32) dot += ld(gr, c) * ld(w, c) * ld(xr, c);
+  dot = warpSum(dot);
+  float r = rstd[row];
+  float k = r * r * r * dot / static_cast<float>(C);
+  for (int64_t c = threadIdx.x; c < C; c += 32)
+    st(dr, c, ld(dr, c) + r * ld(gr, c) * ld(w, c) - k * ld(xr, c));
+}
+
+constexpr int64_t kDwRowChunk = 128;
+
+// partial[chunk][c] = sum over the chunk's rows of dOut * x * rstd (thread per column).
+template <typename T, typename G>
+__global__ void rmsnormDwPartialKernel(float* partial, const G* dOut, const T* x,
+                                       const float* rstd, int64_t N, int64_t C) {
+  int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  int64_t chunk = blockIdx.y;
+  if (c >= C) return;
+  int64_t n0 = chunk * kDwRowChunk, n1 = min(N, n0 + kDwRowChunk);
+  float acc = 0.0f;
+  for (int64_t n = n0; n < n1; ++n) acc += ld(dOut, n * C + c) * ld(x, n * C + c) * rstd[n];
+  partial[chunk * C + c] = acc;
+}
+
+__global__ void sumChunksKernel(float* dst, const float* partial, int64_t chunks, int64_t C) {
+  int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  float acc = 0.0f;
+  for (int64_t k = 0; k < chunks; ++k) acc += partial[k * C + c];
+  dst[c] += acc;
+}
+
+// ---------------------------------------------------------------- rope
+template <typename T>
+__global__ void ropeKernel(T* out, const T* x, int64_t rows, int64_t T_, int64_t H, int64_t D,
+                           float base, int64_t offset, float sign) {
+  int64_t half = D / 2;
+  int64_t total = rows * half;
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    int64_t row = idx / half, i = idx % half;
+    int64_t t = (row / H) % T_;
+    float invFreq = 1.0f / powf(base, static_cast<float>(2 * i) / static_cast<float>(D));
+    float angle = static_cast<float>(t + offset) * invFreq;
+    float s, c;
+    sincosf(angle, &s, &c);
+    s *= sign;
+    float x1 = ld(x, row * D + i), x2 = ld(x, row * D + i + half);
+    st(out, row * D + i, x1 * c - x2 * s);
+    st(out, row * D + i + half, x2 * c + x1 * s);
+  }
+}
+
+// ---------------------------------------------------------------- swiglu
+template <typename T>
+__global__ void swigluForwardKernel(T* out, const T* gate, const T* up, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float g = ld(gate, i), u = ld(up, i);
+    st(out, i, g / (1.0f + expf(-g)) * u);
+  }
+}
+
+template <typename T>
+__global__ void swigluBackwardKernel(T* dGate, T* dUp, const T* dOut, const T* gate, const T* up,
+                                     int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float g = ld(gate, i), u = ld(up, i), d = ld(dOut, i);  // all read before any write
+    float sig = 1.0f / (1.0f + expf(-g));
+    st(dUp, i, d * g * sig);
+    st(dGate, i, d * u * sig * (1.0f + g * (1.0f - sig)));
+  }
+}
+
+// ---------------------------------------------------------------- cross-entropy
+// One block per row: online max/sum over the row, then the gradient written over the logits.
+template <typename T>
+__global__ void crossEntropyKernel(float* losses, T* logits, const int32_t* targets, int64_t V,
+                                   float dlossScale, bool computeGrad, int* flag) {
+  int64_t row = blockIdx.x;
+  T* lr = logits + row * V;
+  int32_t target = targets[row];
+  __shared__ float sMax[32], sSum[32];
+  __shared__ float sLse;
+  if (target >= V) {
+    if (threadIdx.x == 0) atomicExch(flag, kBadTarget);
+    target = -1;
+  }
+  if (target < 0) {
+    if (threadIdx.x == 0) losses[row] = 0.0f;
+    if (computeGrad)
+      for (int64_t j = threadIdx.x; j < V; j += blockDim.x) st(lr, j, 0.0f);
+    return;
+  }
+  float m = -INFINITY, s = 0.0f;
+  for (int64_t j = threadIdx.x; j < V; j += blockDim.x) {
+    float v = ld(lr, j);
+    if (v > m) {
+      s = s * __expf(m - v) + 1.0f;
+      m = v;
+    } else {
+      s += __expf(v - m);
+    }
+  }
+  // warp merge of (m, s)
+  for (int o = 16; o > 0; o >>= 1) {
+    float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
+    float mm = fmaxf(m, m2);
+    s = (m == -INFINITY ? 0.0f : s * __expf(m - mm)) + (m2 == -INFINITY ? 0.0f : s2 * __expf(m2 - mm));
+    m = mm;
+  }
+  int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  if (lane == 0) {
+    sMax[warp] = m;
+    sSum[warp] = s;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float M = -INFINITY;
+    for (int w = 0; w < warps; ++w) M = fmaxf(M, sMax[w]);
+    float S = 0.0f;
+    for (int w = 0; w < warps; ++w)
+      if (sMax[w] != -INFINITY) S += sSum[w] * __expf(sMax[w] - M);
+    float lse = M + logf(S);
+    sLse = lse;
+    losses[row] = lse - ld(lr, target);
+  }
+  __syncthreads();
+  if (!computeGrad) return;
+  float lse = sLse;
+  for (int64_t j = threadIdx.x; j < V; j += blockDim.x) {
+    float p = __expf(ld(lr, j) - lse);
+    st(lr, j, (p - (j == target ? 1.0f : 0.0f)) * dlossScale);
+  }
+}
+
+// ---------------------------------------------------------------- adamw
+template <typename P>
+__global__ void adamwKernel(P* param, float* master, const float* grad, float* m, float* v,
+                            int64_t n, float beta1, float beta2, float eps, float gradScale,
+                            float stepSize, float bc2Sqrt, float decay) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float g = grad[i] * gradScale;
+    float mi = beta1 * m[i] + (1.0f - beta1) * g;
+    float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    float* w = master ? master : reinterpret_cast<float*>(param);
+    float wi = w[i] * decay;
+    wi -= stepSize * mi / (sqrtf(vi) / bc2Sqrt + eps);
+    w[i] = wi;
+    if (master) st(param, i, wi);
+  }
+}
+
+// ---------------------------------------------------------------- elementwise
+template <typename O, typename X>
+__global__ void castKernel(O* out, const X* x, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    st(out, i, ld(x, i));
+}
+
+__global__ void castU16Kernel(int32_t* out, const uint16_t* x, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    out[i] = x[i];
+}
+
+template <typename T>
+__global__ void fillKernel(T* p, T v, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    p[i] = v;
+}
+
+template <typename T>
+__global__ void scaleKernel(T* p, float s, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    st(p, i, ld(p, i) * s);
+}
+
+int gridFor(int64_t n) { return blocksFor(n, 256, static_cast<int64_t>(smCount()) * 16); }
+
+}  // namespace
+}  // namespace tk::cuda
+
+namespace tk::backend {
+using namespace tk::cuda;
+
+void embeddingForward(const TensorDesc& out, const TensorDesc& table, const TensorDesc& ids) {
+  int64_t N = ids.numel, C = table.shape[1], V = table.shape[0];
+  if (N == 0) return;
+  dispatchFloat(table.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    embeddingForwardKernel<T><<<static_cast<unsigned>(N), 256, 0, stream()>>>(
+        out.as<T>(), table.as<T>(), ids.as<int32_t>(), N, C, V, errorFlag());
+  });
+  TK_LAUNCH_CHECK("embeddingForward");
+}
+
+void embeddingBackward(const TensorDesc& dTable, const TensorDesc& dOut, const TensorDesc& ids) {
+  int64_t N = ids.numel, C = dTable.shape[1], V = dTable.shape[0];
+  if (N == 0) return;
+  // scratch layout: sorted ids | order in | order out | cub temp
+  size_t tempBytes = 0;
+  cub::DeviceRadixSort::SortPairs(nullptr, tempBytes, static_cast<const int32_t*>(nullptr),
+                                  static_cast<int32_t*>(nullptr), static_cast<const int32_t*>(nullptr),
+                                  static_cast<int32_t*>(nullptr), static_cast<int>(N));
+  size_t arr = (static_cast<size_t>(N) * 4 + 255) / 256 * 256;
+  char* base = static_cast<char*>(scratch(3 * arr + tempBytes));
+  auto* sorted = reinterpret_cast<int32_t*>(base);
+  auto* orderIn = reinterpret_cast<int32_t*>(base + arr);
+  auto* orderOut = reinterpret_cast<int32_t*>(base + 2 * arr);
+  void* temp = base + 3 * arr;
+  iotaKernel<<<gridFor(N), 256, 0, stream()>>>(orderIn, N);
+  TK_LAUNCH_CHECK("embeddingBackward iota");
+  auto st = cub::DeviceRadixSort::SortPairs(temp, tempBytes, ids.as<int32_t>(), sorted, orderIn,
+                                            orderOut, static_cast<int>(N), 0, 32, stream());
+  if (st != cudaSuccess) throw Error(std::string("cub radix sort failed: ") + cudaGetErrorString(st));
+  dispatchFloat(dOut.dtype, [&](auto tag) {
+    using G = decltype(tag);
+    embeddingBackwardKernel<G><<<static_cast<unsigned>(N), 256, 0, stream()>>>(
+        dTable.as<float>(), dOut.as<G>(), sorted, orderOut, N, C, V, errorFlag());
+  });
+  TK_LAUNCH_CHECK("embeddingBackward");
+}
+
+void rmsnormForward(const TensorDesc& out, const TensorDesc& rstd, const TensorDesc& x,
+                    const TensorDesc& weight, float eps) {
+  int64_t C = x.lastDim(), N = x.rows();
+  if (N == 0) return;
+  dim3 block(32, kRowsPerBlock);
+  unsigned grid = static_cast<unsigned>((N + kRowsPerBlock - 1) / kRowsPerBlock);
+  dispatchFloat(x.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    rmsnormKernel<T><<<grid, block, 0, stream()>>>(nullptr, out.as<T>(), rstd.as<float>(), x.as<T>(),
+                                                   nullptr, weight.as<T>(), N, C, eps);
+  });
+  TK_LAUNCH_CHECK("rmsnormForward");
+}
+
+void residualRmsnormForward(const TensorDesc& residualOut, const TensorDesc& out,
+                            const TensorDesc& rstd, const TensorDesc& x,
+                            const TensorDesc& residual, const TensorDesc& weight, float eps) {
+  int64_t C = x.lastDim(), N = x.rows();
+  if (N == 0) return;
+  dim3 block(32, kRowsPerBlock);
+  unsigned grid = static_cast<unsigned>((N + kRowsPerBlock - 1) / kRowsPerBlock);
+  dispatchFloat(x.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    rmsnormKernel<T><<<grid, block, 0, stream()>>>(residualOut.as<T>(), out.as<T>(), rstd.as<float>(),
+                                                   x.as<T>(), residual.as<T>(), weight.as<T>(), N, C, eps);
+  });
+  TK_LAUNCH_CHECK("residualRmsnormForward");
+}
+
+void rmsnormBackward(const TensorDesc& dx, const TensorDesc& dWeight, const TensorDesc& dOut,
+                     const TensorDesc& x, const TensorDesc& weight, const TensorDesc& rstd) {
+  int64_t C = x.lastDim(), N = x.rows();
+  if (N == 0) return;
+  dim3 block(32, kRowsPerBlock);
+  unsigned grid = static_cast<unsigned>((N + kRowsPerBlock - 1) / kRowsPerBlock);
+  int64_t chunks = (N + kDwRowChunk - 1) / kDwRowChunk;
+  auto* partial = static_cast<float*>(scratch(static_cast<size_t>(chunks * C) * 4));
+  dispatchFloat(x.dtype, [&](auto xt) {
+    using T = decltype(xt);
+    dispatchFloat(dOut.dtype, [&](auto gt) {
+      using G = decltype(gt);
+      dispatchFloat(dx.dtype, [&](auto dt) {
+        using D = decltype(dt);
+        rmsnormBackwardDxKernel<T, G, D><<<grid, block, 0, stream()>>>(
+            dx.as<D>(), dOut.as<G>(), x.as<T>(), weight.as<T>(), rstd.as<float>(), N, C);
+      });
+      dim3 pgrid(static_cast<unsigned>((C + 255) / 256), static_cast<unsigned>(chunks));
+      rmsnormDwPartialKernel<T, G><<<pgrid, 256, 0, stream()>>>(partial, dOut.as<G>(), x.as<T>(),
+                                                                rstd.as<float>(), N, C);
+    });
+  });
+  sumChunksKernel<<<static_cast<unsigned>((C + 255) / 256), 256, 0, stream()>>>(dWeight.as<float>(),
+                                                                                partial, chunks, C);
+  TK_LAUNCH_CHECK("rmsnormBackward");
+}
+
+void rope(const TensorDesc& out, const TensorDesc& x, float base, int64_t positionOffset,
+          bool inverse) {
+  int64_t T_ = x.shape[1], H = x.shape[2], D = x.shape[3];
+  int64_t rows = x.numel / D;
+  if (rows == 0) return;
+  dispatchFloat(x.dtype, [&](auto tag) {
+    using E = decltype(tag);
+    ropeKernel<E><<<gridFor(rows * D / 2), 256, 0, stream()>>>(out.as<E>(), x.as<E>(), rows, T_, H, D,
+                                                              base, positionOffset, inverse ? -1.0f : 1.0f);
+  });
+  TK_LAUNCH_CHECK("rope");
+}
+
+void swigluForward(const TensorDesc& out, const TensorDesc& gate, const TensorDesc& up) {
+  if (gate.numel == 0) return;
+  dispatchFloat(gate.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    swigluForwardKernel<T><<<gridFor(gate.numel), 256, 0, stream()>>>(out.as<T>(), gate.as<T>(),
+                                                                      up.as<T>(), gate.numel);
+  });
+  TK_LAUNCH_CHECK("swigluForward");
+}
+
+void swigluBackward(const TensorDesc& dGate, const TensorDesc& dUp, const TensorDesc& dOut,
+                    const TensorDesc& gate, const TensorDesc& up) {
+  if (gate.numel == 0) return;
+  dispatchFloat(gate.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    swigluBackwardKernel<T><<<gridFor(gate.numel), 256, 0, stream()>>>(
+        dGate.as<T>(), dUp.as<T>(), dOut.as<T>(), gate.as<T>(), up.as<T>(), gate.numel);
+  });
+  TK_LAUNCH_CHECK("swigluBackward");
+}
+
+void crossEntropy(const TensorDesc& losses, const TensorDesc& logits, const TensorDesc& targets,
+                  float dlossScale, bool computeGrad) {
+  int64_t V = logits.lastDim(), N = logits.rows();
+  if (N == 0) return;
+  dispatchFloat(logits.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    crossEntropyKernel<T><<<static_cast<unsigned>(N), 1024, 0, stream()>>>(
+        losses.as<float>(), logits.as<T>(), targets.as<int32_t>(), V, dlossScale, computeGrad,
+        errorFlag());
+  });
+  TK_LAUNCH_CHECK("crossEntropy");
+}
+
+void adamw(const TensorDesc& param, const TensorDesc* master, const TensorDesc& grad,
+           const TensorDesc& m, const TensorDesc& v, const AdamWOptions& o) {
+  if (param.numel == 0) return;
+  float bc1 = 1.0f - static_cast<float>(std::pow(static_cast<double>(o.beta1), static_cast<double>(o.step)));
+  float bc2 = 1.0f - static_cast<float>(std::pow(static_cast<double>(o.beta2), static_cast<double>(o.step)));
+  float stepSize = o.lr / bc1, bc2Sqrt = std::sqrt(bc2), decay = 1.0f - o.lr * o.weightDecay;
+  int grid = gridFor(param.numel);
+  if (master) {
+    adamwKernel<bf16><<<grid, 256, 0, stream()>>>(param.as<bf16>(), master->as<float>(), grad.as<float>(),
+                                                  m.as<float>(), v.as<float>(), param.numel, o.beta1,
+                                                  o.beta2, o.eps, o.gradScale, stepSize, bc2Sqrt, decay);
+  } else {
+    adamwKernel<float><<<grid, 256, 0, stream()>>>(param.as<float>(), nullptr, grad.as<float>(),
+                                                   m.as<float>(), v.as<float>(), param.numel, o.beta1,
+                                                   o.beta2, o.eps, o.gradScale, stepSize, bc2Sqrt, decay);
+  }
+  TK_LAUNCH_CHECK("adamw");
+}
+
+void cast(const TensorDesc& out, const TensorDesc& x) {
+  if (x.numel == 0) return;
+  if (out.dtype == x.dtype) {
+    if (out.data != x.data)
+      TK_CUDA(cudaMemcpyAsync(out.data, x.data, x.bytes(), cudaMemcpyDeviceToDevice, stream()));
+    return;
+  }
+  if (x.dtype == DType::U16) {
+    castU16Kernel<<<gridFor(x.numel), 256, 0, stream()>>>(out.as<int32_t>(), x.as<uint16_t>(), x.numel);
+  } else {
+    dispatchFloat(x.dtype, [&](auto xt) {
+      using X = decltype(xt);
+      dispatchFloat(out.dtype, [&](auto ot) {
+        using O = decltype(ot);
+        castKernel<O, X><<<gridFor(x.numel), 256, 0, stream()>>>(out.as<O>(), x.as<X>(), x.numel);
+      });
+    });
+  }
+  TK_LAUNCH_CHECK("cast");
+}
+
+void fill(const TensorDesc& t, double value) {
+  if (t.numel == 0) return;
+  int grid = gridFor(t.numel);
+  switch (t.dtype) {
+    case DType::F32: fillKernel<float><<<grid, 256, 0, stream()>>>(t.as<float>(), static_cast<float>(value), t.numel); break;
+    case DType::BF16: fillKernel<bf16><<<grid, 256, 0, stream()>>>(t.as<bf16>(), __float2bfloat16_rn(static_cast<float>(value)), t.numel); break;
+    case DType::I32: fillKernel<int32_t><<<grid, 256, 0, stream()>>>(t.as<int32_t>(), static_cast<int32_t>(value), t.numel); break;
+    case DType::U16: fillKernel<uint16_t><<<grid, 256, 0, stream()>>>(t.as<uint16_t>(), static_cast<uint16_t>(value), t.numel); break;
+  }
+  TK_LAUNCH_CHECK("fill");
+}
+
+void copy(const TensorDesc& dst, const TensorDesc& src) {
+  if (src.numel == 0 || dst.data == src.data) return;
+  TK_CUDA(cudaMemcpyAsync(dst.data, src.data, src.bytes(), cudaMemcpyDeviceToDevice, stream()));
+}
+
+void scale(const TensorDesc& t, float s) {
+  if (t.numel == 0) return;
+  dispatchFloat(t.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    scaleKernel<T><<<gridFor(t.numel), 256, 0, stream()>>>(t.as<T>(), s, t.numel);
+  });
+  TK_LAUNCH_CHECK("scale");
+}
+
+}  // namespace tk::backend

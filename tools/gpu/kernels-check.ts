@@ -1,0 +1,120 @@
+/**
+ * GPU-side correctness check of @tinyllama/kernels (bundled by tools/gpu/run.sh; run where
+ * the CUDA addon was built). Runs the cross-backend suite (CUDA f32 and bf16 against the CPU
+ * backend in f32, poisoned outputs), the native-boundary fuzz on the CUDA addon, a leak check,
+ * and the data-error path (out-of-range token id reported by synchronize()). Prints one row
+ * per check and exits non-zero on any failure. `--quick` runs a subset for compute-sanitizer.
+ */
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { builtBackends, defaultBuildDir, loadBackend } from "../../packages/kernels/src/loader.js";
+import type { NativeAddon } from "../../packages/kernels/src/native.js";
+import { crossCases } from "../../packages/kernels/src/testing/cross-backend.js";
+import { fuzzNative, fuzzPool } from "../../packages/kernels/src/testing/fuzz.js";
+import type { Backend, DType } from "../../packages/kernels/src/types.js";
+
+const quick = process.argv.includes("--quick");
+const rows: Array<{ suite: string; check: string; err: number; tol: number; ok: boolean }> = [];
+const record = (suite: string, check: string, err: number, tol: number) =>
+  rows.push({ suite, check, err, tol, ok: err <= tol });
+
+// --backend cpu: a dry run of this script on a machine without a GPU (checks cpu bf16).
+const target = process.argv.includes("--backend") ? "cpu" : "cuda";
+const built = builtBackends();
+if (target === "cuda" && !built.cuda) {
+  console.error(`CUDA backend not built: ${built.cudaReason}`);
+  process.exit(2);
+}
+const cpu = await loadBackend("cpu");
+const cuda = await loadBackend(target);
+console.log(
+  `device: ${cuda.device.name} (cc ${cuda.device.computeCapability}), ${cuda.device.detail}`,
+);
+
+const cases = crossCases();
+const dtypes: DType[] = quick || target === "cpu" ? ["bf16"] : ["f32", "bf16"];
+for (const dtype of dtypes) {
+  for (const c of quick ? cases.filter((_, i) => i % 2 === 0 || i === 4) : cases) {
+    const before = cuda.stats().liveTensors;
+    try {
+      for (const ch of c.run(cuda, cpu, dtype, 1234))
+        record(`cuda ${dtype}`, `${c.name}: ${ch.name}`, ch.err, ch.tol);
+    } catch (e) {
+      record(`cuda ${dtype}`, `${c.name}: threw ${(e as Error).message}`, 1, 0);
+    }
+    record(`cuda ${dtype}`, `${c.name}: no leaked tensors`, cuda.stats().liveTensors - before, 0);
+  }
+}
+
+// Native-boundary fuzz on the CUDA addon (same addon object the loader holds).
+const addon = createRequire(import.meta.url)(
+  join(defaultBuildDir(), `tinyllama_${target}.node`),
+) as NativeAddon;
+{
+  const keep = [
+    cuda.zeros([4], "f32"),
+    cuda.zeros([2, 4], "f32"),
+    cuda.zeros([2, 4], "bf16"),
+    cuda.zeros([2], "i32"),
+    cuda.zeros([2], "u16"),
+    cuda.zeros([1, 2, 2, 64], "bf16"),
+    cuda.zeros([1, 2, 1, 64], "bf16"),
+    cuda.zeros([1, 2, 2], "f32"),
+    cuda.zeros([4, 4], "f32"),
+  ];
+  const gone = cuda.empty([4], "f32");
+  gone.dispose();
+  const res = fuzzNative(
+    addon,
+    fuzzPool([...keep.map((t) => t.native), gone.native]),
+    quick ? 500 : 4000,
+  );
+  cuda.synchronize();
+  record(
+    "cuda",
+    `fuzz: ${res.threw} errors, ${res.ran} valid calls, no crash`,
+    res.badThrows.length,
+    0,
+  );
+  for (const t of keep) t.dispose();
+}
+
+// Data errors found on the device surface at synchronize() with a clear message.
+{
+  const table = cuda.zeros([10, 64], "bf16");
+  const out = cuda.empty([2, 64], "bf16");
+  const ids = cuda.fromHost(new Int32Array([3, 99]), [2], "i32");
+  let msg = "";
+  try {
+    cuda.embeddingForward(out, table, ids); // the CPU throws here, CUDA at synchronize()
+    cuda.synchronize();
+  } catch (e) {
+    msg = (e as Error).message;
+  }
+  record(
+    "cuda",
+    `bad token id reported: "${msg.slice(0, 60)}"`,
+    /embedding id was outside|outside \[0, 10\)/.test(msg) ? 0 : 1,
+    0,
+  );
+  cuda.synchronize(); // flag cleared
+  for (const t of [table, out, ids]) t.dispose();
+}
+
+const leaks = cuda.stats();
+record("cuda", `live tensors at exit (${leaks.liveBytes} bytes)`, leaks.liveTensors, 0);
+report(cuda);
+
+function report(k: Backend) {
+  const failed = rows.filter((r) => !r.ok);
+  const w = Math.max(...rows.map((r) => r.check.length));
+  for (const r of rows) {
+    console.log(
+      `${r.ok ? "PASS" : "FAIL"}  ${r.suite.padEnd(10)} ${r.check.padEnd(w)}  err=${r.err.toExponential(2)} tol=${r.tol.toExponential(0)}`,
+    );
+  }
+  console.log(
+    `kernels-check on ${k.device.name}: ${rows.length - failed.length}/${rows.length} checks passed`,
+  );
+  process.exitCode = failed.length ? 1 : 0;
+}

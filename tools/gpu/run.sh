@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# GPU machine: builds the CUDA addon, runs the correctness checks, the benchmark with the
+# PyTorch comparison, and compute-sanitizer memcheck, then prints a short table. Full logs go
+# to $OUT (or /tmp/kernels-gpu). Prepare on the dev machine first: bash tools/gpu/prepare.sh
+# Usage: bash tools/gpu/run.sh [--no-bench] [--no-memcheck]
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+export PATH=/usr/local/cuda/bin:$PATH
+out=${OUT:-/tmp/kernels-gpu}
+mkdir -p "$out"
+bench=1 memcheck=1
+for a in "$@"; do
+  case "$a" in --no-bench) bench=0 ;; --no-memcheck) memcheck=0 ;; esac
+done
+declare -A status
+stage() { echo "== $1 ($(date +%T))"; }
+
+bash .gpu/setup.sh || { echo "node setup failed"; exit 1; }
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader | tee "$out/device.txt"
+git rev-parse --short HEAD 2>/dev/null | tee "$out/commit.txt" || true
+
+stage build
+build=/tmp/tk-build
+t0=$SECONDS
+if cmake -S packages/kernels/native -B "$build" -DCMAKE_BUILD_TYPE=Release \
+  -DNODE_API_HEADERS_DIR="$PWD/.gpu/headers/node-api-headers" \
+  -DNODE_ADDON_API_DIR="$PWD/.gpu/headers/node-addon-api" -DTINYLLAMA_CUDA=ON >"$out/build.log" 2>&1 &&
+  timeout 240 cmake --build "$build" -j "$(nproc)" >>"$out/build.log" 2>&1; then
+  status[build]="ok ($((SECONDS - t0)) s)"
+else
+  grep -E "error|Error" "$out/build.log" | head -40
+  tail -20 "$out/build.log"
+  echo "build FAILED"
+  exit 1
+fi
+export TINYLLAMA_KERNELS_BUILD_DIR=$build
+
+stage check
+timeout 150 node .gpu/kernels-check.mjs >"$out/check.log" 2>&1
+rc=$?
+status[check]="rc=$rc, $(tail -1 "$out/check.log")"
+grep -E "^FAIL|device:|threw|Error" "$out/check.log" | head -40
+
+if [ $bench = 1 ]; then
+  stage bench
+  timeout 150 node .gpu/kernels-bench.mjs --out "$out/kernels-bench.json" --dump /tmp/tk-cmp >"$out/bench.log" 2>&1
+  status[bench]="rc=$?"
+  tail -3 "$out/bench.log"
+  stage torch
+  PYTHONUNBUFFERED=1 timeout 180 python3 tools/bench/kernels/torch_bench.py --ours "$out/kernels-bench.json" \
+    --dump /tmp/tk-cmp --md "$out/kernels-bench.md" >"$out/torch.log" 2>&1
+  status[torch]="rc=$?, $(grep -E '^torch comparison' "$out/torch.log")"
+  grep -E "^FAIL|Error|error" "$out/torch.log" | head -20
+fi
+
+if [ $memcheck = 1 ]; then
+  stage memcheck
+  timeout 120 compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 \
+    node .gpu/kernels-check.mjs --quick >"$out/memcheck.log" 2>&1
+  status[memcheck]="rc=$?, $(grep -E 'ERROR SUMMARY' "$out/memcheck.log" | tail -1)"
+fi
+
+echo
+echo "== summary"
+for k in build check bench torch memcheck; do [ -n "${status[$k]:-}" ] && echo "$k: ${status[$k]}"; done
+[ -f "$out/kernels-bench.md" ] && cat "$out/kernels-bench.md"
+[ -f "$out/torch.log" ] && grep -E "^(PASS|FAIL)" "$out/torch.log"
