@@ -30,6 +30,8 @@ export class FeistelPermutation {
   private readonly leftBits: number;
   private readonly rightBits: number;
   private readonly roundCount: number;
+  private readonly leftSize: number;
+  private readonly rightSize: number;
 
   constructor(size: number, key: Key) {
     if (!Number.isSafeInteger(size) || size < 1 || size > MAX_PERMUTATION_SIZE) {
@@ -42,6 +44,8 @@ export class FeistelPermutation {
     while (2 ** bits < size) bits++;
     this.leftBits = Math.floor(bits / 2);
     this.rightBits = bits - this.leftBits;
+    this.leftSize = 2 ** this.leftBits;
+    this.rightSize = 2 ** this.rightBits;
     this.roundCount = bits <= 8 ? 12 : 8;
     this.rounds = Array.from(
       { length: this.roundCount },
@@ -62,23 +66,19 @@ export class FeistelPermutation {
   }
 
   private encrypt(x: number): number {
-    // x = L * 2^rb + R with L of lb bits and R of rb bits; the widths swap every round.
-    let lb = this.leftBits;
-    let rb = this.rightBits;
-    let rightSize = 2 ** rb;
-    let left = Math.floor(x / rightSize);
-    let right = x - left * rightSize;
+    // x = L * 2^rb + R with L of lb bits and R of rb bits; the widths swap every round, so
+    // even rounds see (leftBits, rightBits) and odd rounds the reverse.
+    const evenLeftSize = this.leftSize;
+    const oddLeftSize = this.rightSize;
+    let left = Math.floor(x / this.rightSize);
+    let right = x - left * this.rightSize;
     for (let round = 0; round < this.roundCount; round++) {
-      const mask = 2 ** lb - 1; // F's output must fit L's width (at most 26 bits)
-      const f = this.rounds[round]!.hash(right) & mask;
-      const next = (left ^ f) >>> 0;
+      const leftMask = (round & 1 ? oddLeftSize : evenLeftSize) - 1; // F must fit L's width
+      const next = (left ^ (this.rounds[round]!.hash(right) & leftMask)) >>> 0;
       left = right;
       right = next;
-      const t = lb;
-      lb = rb;
-      rb = t;
-      rightSize = 2 ** rb;
     }
-    return left * rightSize + right;
+    // An even number of rounds restores the original widths.
+    return left * this.rightSize + right;
   }
 }

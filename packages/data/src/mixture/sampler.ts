@@ -256,6 +256,10 @@ export class MixtureSampler {
     return this.toRecord(integral.map((v) => v / this.blockTokens));
   }
 
+  /**
+   * The position as JSON-ready plain data. Its `schedule` is shared between calls and frozen;
+   * everything else is fresh. Identical on every rank after the same number of `next()` calls.
+   */
   state(): MixtureState {
     return {
       format: MIXTURE_STATE_FORMAT,
