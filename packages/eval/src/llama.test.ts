@@ -55,6 +55,39 @@ describe("LlamaTokenScorer", () => {
     );
   });
 
+  it("the loss-based fast path equals scoreSequences (log-probs and greedy flags)", async () => {
+    const model = await LlamaModel.load(ckpt, { device: "cpu" });
+    try {
+      const fast = new LlamaTokenScorer(model);
+      const slow = new LlamaTokenScorer(model, { fastPath: false });
+      const windows = [
+        { tokens: Int32Array.from([1, 450, 4996, 17354, 1701, 29916, 975, 278]), scoreFrom: 5 },
+        { tokens: Int32Array.from([1, 15043, 3186]), scoreFrom: 1 },
+        { tokens: Int32Array.from([29871, 13, 13, 13, 13]), scoreFrom: 4 },
+      ];
+      const a = await fast.scoreWindows(windows);
+      const b = await slow.scoreWindows(windows);
+      expect(a.map((w) => w.logprobs.length)).toEqual([3, 2, 1]);
+      a.forEach((w, i) => {
+        w.logprobs.forEach((lp, j) => expect(lp).toBeCloseTo(b[i]!.logprobs[j]!, 4));
+        expect(Array.from(w.greedy)).toEqual(Array.from(b[i]!.greedy));
+      });
+      // A window whose last token is the model's argmax: greedy must be 1 there on both paths.
+      const prefix = [1, 450, 4996];
+      const logits = model.logits(Int32Array.from(prefix), 1, prefix.length);
+      const last = logits.subarray(2 * 32000, 3 * 32000);
+      const best = last.indexOf(Math.max(...last));
+      const greedyWindow = [{ tokens: Int32Array.from([...prefix, best]), scoreFrom: 3 }];
+      expect(Array.from((await fast.scoreWindows(greedyWindow))[0]!.greedy)).toEqual([1]);
+      expect(Array.from((await slow.scoreWindows(greedyWindow))[0]!.greedy)).toEqual([1]);
+      await expect(
+        fast.scoreWindows([{ tokens: Int32Array.from([1, 32000]), scoreFrom: 1 }]),
+      ).rejects.toThrow(/out of the vocabulary/);
+    } finally {
+      model.dispose();
+    }
+  });
+
   it("batched, prefix-shared scoring equals scoring each request alone with the real model", async () => {
     const model = await LlamaModel.load(ckpt, { device: "cpu" });
     try {

@@ -6,6 +6,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { LlamaTokenizer } from "@tinyllama/tokenizer";
+import type { LlamaModel } from "@tinyllama/trainer";
 import type { ScoreWindow, TokenScorer, WindowScores } from "./types.js";
 
 /** The part of @tinyllama/trainer's LlamaModel the eval uses. */
@@ -19,13 +20,27 @@ export interface SequenceScoringModel {
   dispose?(): void;
 }
 
+/** The trainer's model with the forward pieces the fast path drives (plan, loadIds, forward). */
+type PlannedModel = Pick<LlamaModel, "config" | "plan" | "loadIds" | "forward">;
+
+function isPlanned(m: SequenceScoringModel | PlannedModel): m is PlannedModel {
+  return "plan" in m && "forward" in m && "loadIds" in m;
+}
+
+/**
+ * Scores windows with the trainer's LlamaModel. Fast path: one forward with the cross-entropy
+ * op, so only N per-token losses (log p = -loss) come back to the host, plus the logit rows of
+ * the positions the caller scores for the greedy check; the full B x T x 32000 logits never
+ * leave the device (`scoreSequences` copies them all and log-softmaxes every position in JS).
+ * Models without those methods go through `scoreSequences`.
+ */
 export class LlamaTokenScorer implements TokenScorer {
   readonly maxLength: number;
   readonly description: string;
 
   constructor(
-    private readonly model: SequenceScoringModel,
-    options: { maxLength?: number; description?: string } = {},
+    private readonly model: SequenceScoringModel | PlannedModel,
+    options: { maxLength?: number; description?: string; fastPath?: boolean } = {},
   ) {
     const max = options.maxLength ?? model.config.maxSeqLen;
     if (max > model.config.maxSeqLen) {
@@ -34,12 +49,17 @@ export class LlamaTokenScorer implements TokenScorer {
       );
     }
     this.maxLength = max;
-    this.description =
-      options.description ?? `LlamaModel on ${model.backend?.name ?? "unknown device"}`;
+    this.fastPath = (options.fastPath ?? true) && isPlanned(model);
+    this.description = options.description ?? "LlamaModel";
   }
 
+  private readonly fastPath: boolean;
+
   async scoreWindows(windows: ScoreWindow[]): Promise<WindowScores[]> {
-    const scores = this.model.scoreSequences(
+    if (windows.length === 0) return [];
+    if (this.fastPath) return this.scoreWithLoss(this.model as PlannedModel, windows);
+    const model = this.model as SequenceScoringModel;
+    const scores = model.scoreSequences(
       windows.map((w) => w.tokens),
       { batchSize: windows.length },
     );
@@ -56,6 +76,68 @@ export class LlamaTokenScorer implements TokenScorer {
         ),
         greedy: Uint8Array.from({ length: s.greedy.length - from }, (_, j) => s.greedy[from + j]!),
       };
+    });
+  }
+
+  private scoreWithLoss(model: PlannedModel, windows: ScoreWindow[]): WindowScores[] {
+    const V = model.config.vocabSize;
+    const B = windows.length;
+    let T = 0;
+    for (const w of windows) {
+      if (w.tokens.length < 2) throw new Error("a window needs at least 2 tokens");
+      if (w.tokens.length - 1 > this.maxLength) {
+        throw new Error(
+          `window of ${w.tokens.length - 1} inputs exceeds maxLength ${this.maxLength}`,
+        );
+      }
+      T = Math.max(T, w.tokens.length - 1);
+    }
+    // Padded length rounded up as the trainer does, so a few activation plans serve every batch.
+    const Tp = Math.min(model.config.maxSeqLen, Math.ceil(T / 64) * 64);
+    const ids = new Int32Array(B * Tp);
+    const targets = new Int32Array(B * Tp);
+    windows.forEach(({ tokens }, b) => {
+      for (let t = 0; t < tokens.length - 1; t++) {
+        const id = tokens[t]!;
+        const next = tokens[t + 1]!;
+        if (id < 0 || id >= V || next < 0 || next >= V) {
+          throw new RangeError(`token id out of the vocabulary [0, ${V}) in window ${b}`);
+        }
+        ids[b * Tp + t] = id;
+        targets[b * Tp + t] = next;
+      }
+    });
+    const plan = model.plan(B, Tp, false);
+    model.loadIds(plan.ids, ids, B * Tp);
+    model.loadIds(plan.targets, targets, B * Tp);
+    model.forward(plan, true);
+    const losses = plan.losses.toFloat32();
+    return windows.map(({ tokens, scoreFrom }, b) => {
+      const first = b * Tp + scoreFrom - 1;
+      const n = tokens.length - scoreFrom;
+      const logprobs = new Float64Array(n);
+      for (let j = 0; j < n; j++) logprobs[j] = -losses[first + j]!;
+      const rows = plan.logits.view(first * V, [n, V]);
+      let logits: Float32Array;
+      try {
+        logits = rows.toFloat32();
+      } finally {
+        rows.dispose();
+      }
+      const greedy = new Uint8Array(n);
+      for (let j = 0; j < n; j++) {
+        let arg = 0;
+        let max = Number.NEGATIVE_INFINITY;
+        for (let v = 0; v < V; v++) {
+          const x = logits[j * V + v]!;
+          if (x > max) {
+            max = x;
+            arg = v;
+          }
+        }
+        greedy[j] = arg === targets[first + j] ? 1 : 0;
+      }
+      return { logprobs, greedy };
     });
   }
 }
