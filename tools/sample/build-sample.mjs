@@ -250,8 +250,12 @@ const plant = (docs, every, mk) => {
       parquetWriteBuffer({ columnData: repoCols(nb, "notebooks/asyncio"), rowGroupSize: 8 }),
     ),
   );
-  const c = walk("/usr/include", ".h")
-    .filter((p) => !p.slice("/usr/include/".length).includes("/"))
+  // glibc's own headers only (libc6-dev, LGPL-2.1+), whatever else is installed
+  const libcHeaders = execFileSync("dpkg-query", ["-L", "libc6-dev"], { encoding: "utf8" })
+    .split("\n")
+    .filter((p) => /^\/usr\/include\/[^/]+\.h$/.test(p))
+    .sort();
+  const c = libcHeaders
     .slice(0, 50)
     .map((p) => ({ path: relative("/usr/include", p), content: readFileSync(p, "utf8") }))
     .filter((r) => r.content.length < 40000);
@@ -368,7 +372,7 @@ const plant = (docs, every, mk) => {
 }
 
 const versions = Object.fromEntries(
-  [...Object.keys(need), "python3.11", "linux-libc-dev", "libc6-dev"].map((p) => [p, version(p)]),
+  [...Object.keys(need), "libpython3.11-stdlib", "libc6-dev"].map((p) => [p, version(p)]),
 );
 writeFileSync(
   join(out, "BUILD-INFO.json"),
