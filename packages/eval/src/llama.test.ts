@@ -69,7 +69,7 @@ describe("LlamaTokenScorer", () => {
       const b = await slow.scoreWindows(windows);
       expect(a.map((w) => w.logprobs.length)).toEqual([3, 2, 1]);
       a.forEach((w, i) => {
-        w.logprobs.forEach((lp, j) => expect(lp).toBeCloseTo(b[i]!.logprobs[j]!, 4));
+        for (const [j, lp] of w.logprobs.entries()) expect(lp).toBeCloseTo(b[i]!.logprobs[j]!, 4);
         expect(Array.from(w.greedy)).toEqual(Array.from(b[i]!.greedy));
       });
       // A window whose last token is the model's argmax: greedy must be 1 there on both paths.

@@ -35,7 +35,8 @@ const rand = () => {
   state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
   return state / 4294967296;
 };
-const words = (k) => Array.from({ length: k }, () => WORDS[Math.floor(rand() * WORDS.length)]).join(" ");
+const words = (k) =>
+  Array.from({ length: k }, () => WORDS[Math.floor(rand() * WORDS.length)]).join(" ");
 const around = (k) => Math.max(1, Math.round(k * (0.6 + 0.8 * rand())));
 const sentence = (k) => {
   const s = words(around(k));
@@ -59,7 +60,10 @@ const tasks = {
   arc_easy: (i) => ({
     id: `synthetic-${i}`,
     question: `${sentence(20).slice(0, -1)}?`,
-    choices: { text: Array.from({ length: 4 }, () => words(around(4))), label: ["A", "B", "C", "D"] },
+    choices: {
+      text: Array.from({ length: 4 }, () => words(around(4))),
+      label: ["A", "B", "C", "D"],
+    },
     answerKey: "ABCD"[pick(4)],
   }),
   boolq: (i) => ({

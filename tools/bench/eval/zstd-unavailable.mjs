@@ -2,7 +2,9 @@
 // node_modules, and eval never reads .zst files there. Using it fails loudly instead of silently.
 export class DecompressStream {
   constructor() {
-    throw new Error("zstd is not available in the GPU bundle of pnpm eval; decompress the inputs first");
+    throw new Error(
+      "zstd is not available in the GPU bundle of pnpm eval; decompress the inputs first",
+    );
   }
 }
 export class CompressStream extends DecompressStream {}
