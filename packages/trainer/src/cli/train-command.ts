@@ -1,7 +1,7 @@
 /**
  * `pnpm train`: flags -> resolved RunOptions -> runStage. Device-dependent defaults: on a GPU
  * the paper's setup (tinyllama-1.1b, 2048-token sequences, full token budgets); on CPU a small
- * model on short sequences with every budget scaled by 3e-8, so the default run takes a
+ * model on short sequences with every budget scaled by 2e-8, so the default run takes a
  * minute or two and still shows the loss falling.
  */
 import { resolve } from "node:path";
@@ -18,8 +18,8 @@ export const CPU_DEFAULTS = {
   seqLen: 128,
   microBatch: 8,
   globalBatch: 8,
-  // v1.0 -> 90k tokens (88 steps of 1024), basic 45k, continual 10.5k, cooldown 4.5k.
-  scale: 3e-8,
+  // v1.0 -> 60k tokens (59 steps of 1024), basic 30k, continual 7k, cooldown 3k (one step).
+  scale: 2e-8,
   maxLr: 2e-3,
   minLr: 2e-4,
   saveEvery: 50,

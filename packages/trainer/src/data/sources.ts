@@ -10,6 +10,24 @@ import { ShardSet, type TokenizerIdentity } from "@tinyllama/data";
 
 export const BLOCK_SIZE = 2049;
 
+/**
+ * Mixture presets name sources "starcoder" and "proof-pile-2"; `pnpm data:prepare` writes
+ * them as data/starcoderdata/ and data/proofpile2/ (the datasets' own names). Either name is
+ * accepted, the mixture's first.
+ */
+const DIR_ALIASES: Record<string, string[]> = {
+  starcoder: ["starcoder", "starcoderdata"],
+  "proof-pile-2": ["proof-pile-2", "proofpile2"],
+};
+
+export function sourceDir(root: string, source: string): string {
+  const names = DIR_ALIASES[source] ?? [source];
+  for (const n of names) {
+    if (existsSync(join(root, n, "manifest.json"))) return join(root, n);
+  }
+  return join(root, names[0]!);
+}
+
 export interface SourceShards {
   name: string;
   train: ShardSet;
@@ -27,7 +45,7 @@ export async function openSources(
   expected: TokenizerIdentity | null = null,
 ): Promise<Map<string, SourceShards>> {
   const root = resolve(dataDir);
-  const missing = sources.filter((s) => !existsSync(join(root, s, "manifest.json")));
+  const missing = sources.filter((s) => !existsSync(join(sourceDir(root, s), "manifest.json")));
   if (missing.length > 0) {
     throw new Error(
       `missing shards for source(s) ${missing.join(", ")} under ${root} (expected ${missing
@@ -39,7 +57,7 @@ export async function openSources(
   let identity: { source: string; tok: TokenizerIdentity } | null = null;
   try {
     for (const name of sources) {
-      const dir = join(root, name);
+      const dir = sourceDir(root, name);
       const train = await ShardSet.open(dir, {
         split: "train",
         ...(expected ? { tokenizer: expected } : {}),

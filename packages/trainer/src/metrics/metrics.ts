@@ -88,7 +88,7 @@ export function progressLine(p: {
   skipped: boolean;
 }): string {
   const pct = (100 * p.stageTokens) / p.stageBudget;
-  const eta = (p.stageBudget - p.stageTokens) / Math.max(p.tokensPerSec, 1e-9);
+  const eta = Math.max(0, p.stageBudget - p.stageTokens) / Math.max(p.tokensPerSec, 1e-9);
   const mfu = p.mfu === null ? "" : ` | MFU ${(100 * p.mfu).toFixed(1)}%`;
   return (
     `[${p.stage}] step ${p.step} | ${formatTokens(p.stageTokens)}/${formatTokens(p.stageBudget)} tokens ` +

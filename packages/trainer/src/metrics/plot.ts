@@ -47,6 +47,13 @@ function esc(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
 
+function tickLabel(v: number, range: number): string {
+  if (v === 0) return "0";
+  if (Math.abs(v) < 0.01 || Math.abs(v) >= 1e6) return v.toExponential(1);
+  const digits = range >= 100 ? 0 : range >= 1 ? 2 : 3;
+  return v.toFixed(digits);
+}
+
 function panel(
   y0: number,
   title: string,
@@ -85,11 +92,7 @@ function panel(
   for (let i = 0; i <= 4; i++) {
     const v = yMin + ((yMax - yMin) * i) / 4;
     const yy = y0 + M.top + ph - (ph * i) / 4;
-    const label = logY
-      ? (10 ** v).toExponential(1)
-      : Math.abs(v) < 0.01
-        ? v.toExponential(1)
-        : v.toFixed(3);
+    const label = logY ? (10 ** v).toExponential(1) : tickLabel(v, yMax - yMin);
     parts.push(
       `<text x="${M.left - 6}" y="${yy + 4}" font-size="10" text-anchor="end">${label}</text>`,
     );
@@ -117,9 +120,13 @@ function panel(
     if (good.length === 0) return;
     const d = good.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ");
     parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="1.5" points="${d}"/>`);
-    if (good.length === 1) {
-      const [x, y] = good[0]!;
-      parts.push(`<circle cx="${sx(x)}" cy="${sy(y)}" r="3" fill="${s.color}"/>`);
+    // Sparse series (validation) get markers so each measurement is visible.
+    if (good.length <= 50) {
+      for (const [x, y] of good) {
+        parts.push(
+          `<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="2.5" fill="${s.color}"/>`,
+        );
+      }
     }
     parts.push(
       `<text x="${M.left + pw - 10}" y="${y0 + M.top + 14 + 14 * i}" font-size="11" text-anchor="end" fill="${s.color}">${esc(s.label)}</text>`,

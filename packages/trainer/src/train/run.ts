@@ -113,9 +113,9 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
   const batchTokens = globalSeqs * o.seqLen;
   const stageBudget = spec.endTokens - spec.startTokens;
   if (stageBudget < batchTokens) {
-    throw new Error(
-      `stage ${spec.dirName} at --scale ${o.scale} trains ${formatTokens(stageBudget)} tokens, less than one ` +
-        `global batch of ${formatTokens(batchTokens)}: raise --scale or lower --global-batch`,
+    o.log(
+      `note: stage ${spec.dirName} at --scale ${o.scale} is ${formatTokens(stageBudget)} tokens, less than one ` +
+        `global batch of ${formatTokens(batchTokens)}: it trains one step`,
     );
   }
   const schedule: CosineSchedule = {
