@@ -104,6 +104,29 @@ describe("low-discrepancy mode", () => {
   });
 });
 
+describe("deadline search", () => {
+  it("the galloping fallback finds the same deadline as a linear scan", () => {
+    const rand = testRng(21);
+    for (let trial = 0; trial < 20; trial++) {
+      const schedule = randomSchedule(rand, 7, 500);
+      const s = new MixtureSampler({ schedule, seed: 1, blockTokens: 7 });
+      const internals = s as unknown as {
+        searchDeadline(s: number, need: number, lo: number, from: number): number;
+        expectedAnywhere(s: number, n: number): number;
+      };
+      for (let src = 0; src < s.sources.length; src++) {
+        for (const need of [1, 2, 17, 60]) {
+          let linear = 0;
+          while (linear < 5000 && internals.expectedAnywhere(src, linear) < need) linear++;
+          const found = internals.searchDeadline(src, need, 0, Math.floor(rand() * 400));
+          if (linear < 5000) expect(found).toBe(linear);
+          else expect(found).toBeGreaterThanOrEqual(5000);
+        }
+      }
+    }
+  });
+});
+
 describe("random mode", () => {
   it("draws independently with the scheduled probabilities (counts within 4 sigma)", () => {
     const s = new MixtureSampler({ schedule: "v1.0", seed: 3, mode: "random" });

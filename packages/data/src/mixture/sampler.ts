@@ -309,13 +309,36 @@ export class MixtureSampler {
     const x = this.compiled.inverseIntegral(s, need * this.blockTokens);
     if (!Number.isFinite(x)) return Number.POSITIVE_INFINITY;
     let t = Math.ceil(x / this.blockTokens);
-    while (t > 0 && this.expectedAnywhere(s, t - 1) >= need) t--;
-    let guard = 0;
+    // The closed form is off by at most a block or two of rounding; walk to the exact answer,
+    // and if it is ever further off, gallop then bisect (never give up: a wrong deadline could
+    // break the bound).
+    let steps = 0;
+    while (t > 0 && this.expectedAnywhere(s, t - 1) >= need) {
+      t--;
+      if (++steps > 8) return this.searchDeadline(s, need, 0, t);
+    }
+    steps = 0;
     while (this.expectedAnywhere(s, t) < need) {
       t++;
-      if (++guard > 64) return Number.POSITIVE_INFINITY; // only reachable through rounding at a weight of ~0
+      if (++steps > 8) return this.searchDeadline(s, need, t, t);
     }
     return t;
+  }
+
+  /** Smallest t >= lo with E_s(t) >= need, by galloping from `from` then bisecting. */
+  private searchDeadline(s: number, need: number, lo: number, from: number): number {
+    let hi = Math.max(from, lo, 1);
+    for (let span = 1; this.expectedAnywhere(s, hi) < need; span *= 2) {
+      lo = hi + 1;
+      hi += span;
+      if (hi > Number.MAX_SAFE_INTEGER / this.blockTokens) return Number.POSITIVE_INFINITY;
+    }
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (this.expectedAnywhere(s, mid) >= need) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
   }
 
   /** Chooses the source of global block `globalPosition`, updates counts, returns its index. */
