@@ -113,6 +113,17 @@ export function renderReportSvg(report: StageReport): string {
   parts.push(
     `<text transform="translate(18 ${devTop + DEV_HEIGHT / 2}) rotate(-90)" text-anchor="middle">realised − expected (blocks)</text>`,
   );
+  if (report.mode === "low-discrepancy") {
+    // The guarantee: |realised - expected| < 1 block at every prefix.
+    for (const v of [-1, 1]) {
+      parts.push(
+        `<line x1="${LEFT}" y1="${num(yDev(v))}" x2="${LEFT + plotWidth}" y2="${num(yDev(v))}" stroke="#888" stroke-dasharray="6 4"/>`,
+      );
+    }
+    parts.push(
+      `<text x="${LEFT + plotWidth - 4}" y="${num(yDev(1) - 4)}" text-anchor="end" fill="#666">bound: 1 block</text>`,
+    );
+  }
   // Series.
   report.sources.forEach((source, s) => {
     const color = PALETTE[s % PALETTE.length]!;
