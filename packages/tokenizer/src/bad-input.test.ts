@@ -115,10 +115,13 @@ describe("text edge cases", () => {
       const para = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. ";
       const doc = para.repeat(Math.ceil(100e6 / para.length));
       expect(tok.encodeToInt32Array(doc).length).toBeGreaterThan(doc.length / 8);
+      // The worst case: one 100M-character run that merges at every position (~1 minute, ~3 GB).
       const solid = "b".repeat(100e6);
       const ids = tok.encodeToInt32Array(solid, { bos: false });
+      expect(ids.length).toBe(50e6 + 1);
       expect(tok.decode(ids)).toBe(solid);
     },
+    600_000,
   );
 });
 

@@ -53,6 +53,8 @@ export interface EngineTables {
 const EMPTY = -0x7fffffff;
 const SPACE_MARK = 0x2581;
 const SMALL_WORD = 32;
+/** Scratch arrays above this many symbols are dropped after use. */
+const LARGE_SCRATCH = 1 << 20;
 const CACHE_MAX_WORD = 40;
 const CACHE_SLOTS = 1 << 16;
 const CACHE_MAX_ENTRIES = CACHE_SLOTS >> 1;
@@ -487,7 +489,26 @@ export class BpeEngine {
       const h = this.findPair(word[k]!, word[r]!);
       if (h >= 0) push(this.pairRank[h]! * POSITION_RANGE + k);
     };
-    for (let k = 0; k + 1 < m; k++) offer(k);
+    // Initial pairs: fill, then heapify bottom-up (O(n), cheaper than n pushes).
+    if (this.heap.length < m) this.heap = new Float64Array(m);
+    for (let k = 0; k + 1 < m; k++) {
+      const h = this.findPair(word[k]!, word[k + 1]!);
+      if (h >= 0) this.heap[heapLen++] = this.pairRank[h]! * POSITION_RANGE + k;
+    }
+    for (let start = (heapLen >> 1) - 1; start >= 0; start--) {
+      const heap = this.heap;
+      const key = heap[start]!;
+      let i = start;
+      for (;;) {
+        let child = 2 * i + 1;
+        if (child >= heapLen) break;
+        if (child + 1 < heapLen && heap[child + 1]! < heap[child]!) child++;
+        if (heap[child]! >= key) break;
+        heap[i] = heap[child]!;
+        i = child;
+      }
+      heap[i] = key;
+    }
     while (heapLen > 0) {
       const key = pop();
       const rank = Math.floor(key / POSITION_RANGE);
@@ -507,6 +528,13 @@ export class BpeEngine {
       offer(k);
     }
     for (let k = 0; k >= 0; k = next[k]!) this.emitSymbol(word[k]!);
+    // Don't hold hundreds of MB of scratch after one giant word.
+    if (m > LARGE_SCRATCH) {
+      this.next = new Int32Array(0);
+      this.prev = new Int32Array(0);
+      this.heap = new Float64Array(0);
+      this.word = new Int32Array(256);
+    }
   }
 }
 

@@ -151,8 +151,32 @@ async function longLines() {
   await tok.close();
 }
 
+/** Resident memory added per worker: idle after start, and after encoding the corpus. */
+async function memory() {
+  const P = await loadPackages();
+  /** @type {string[]} */
+  const texts = JSON.parse(readFileSync(String(values.corpus), "utf8"));
+  const rows = [];
+  for (const threads of [1, 2, 4]) {
+    const tok = await P.LlamaTokenizer.load();
+    const rss0 = process.memoryUsage().rss;
+    await tok.encodeBatch(["warm up"], { threads });
+    const rss1 = process.memoryUsage().rss;
+    await tok.encodeBatchToInt32Arrays(texts, { threads });
+    const rss2 = process.memoryUsage().rss;
+    await tok.close();
+    rows.push({
+      threads,
+      "idle MB/worker": +((rss1 - rss0) / 1e6 / threads).toFixed(1),
+      "after corpus MB/worker (incl. results)": +((rss2 - rss0) / 1e6 / threads).toFixed(1),
+    });
+  }
+  console.log(JSON.stringify({ kind: "memory", rows }));
+}
+
 if (values.child) {
   if (values.child === "long-lines") await longLines();
+  else if (values.child === "memory") await memory();
   else await child(values.child, Number(values.threads));
   process.exit(0);
 }
@@ -214,6 +238,15 @@ const long = JSON.parse(
     .pop() ?? "{}",
 );
 console.table(long.rows);
+const mem = JSON.parse(
+  execFileSync(process.execPath, [script, "--child", "memory", "--corpus", CORPUS_FILE], {
+    encoding: "utf8",
+  })
+    .trim()
+    .split("\n")
+    .pop() ?? "{}",
+);
+console.table(mem.rows);
 
 /** @param {number[]} xs */
 const median = (xs) => {
@@ -251,7 +284,7 @@ console.log(
 );
 writeFileSync(
   values.out,
-  `${JSON.stringify({ date: new Date().toISOString(), cpu: cpus()[0]?.model, cores, corpus: summarize(docs), corpusMB: corpusBytes / 1e6, summary, samples, longLines: long.rows, ratioSingle, scaling }, null, 2)}\n`,
+  `${JSON.stringify({ date: new Date().toISOString(), cpu: cpus()[0]?.model, cores, corpus: summarize(docs), corpusMB: corpusBytes / 1e6, summary, samples, longLines: long.rows, memory: mem.rows, ratioSingle, scaling }, null, 2)}\n`,
 );
 console.log(`wrote ${values.out}`);
 await bundled.close();
