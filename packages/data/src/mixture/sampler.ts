@@ -141,8 +141,8 @@ export class MixtureSampler {
       );
     }
     [this.rank, this.worldSize] = checkRank(options, where);
-    this.compiled = new CompiledSchedule(schedule);
     this.frozenSchedule = deepFreeze(JSON.parse(JSON.stringify(schedule)) as MixtureSchedule);
+    this.compiled = new CompiledSchedule(this.frozenSchedule);
     this.sources = this.compiled.sources;
     const K = this.sources.length;
     const key = deriveKey(this.seed, "mixture");
@@ -163,7 +163,8 @@ export class MixtureSampler {
       seed: s.seed,
       blockTokens: s.blockTokens,
       mode: s.mode,
-      ...options,
+      ...(options.rank !== undefined ? { rank: options.rank } : {}),
+      ...(options.worldSize !== undefined ? { worldSize: options.worldSize } : {}),
     });
     const names = new Set(sampler.sources);
     for (const name of Object.keys(s.counts)) {
