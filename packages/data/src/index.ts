@@ -33,6 +33,7 @@ export {
   type SourceInput,
   sampleConfig,
   sampleDir,
+  type UserConfig,
 } from "./pipeline/config.js";
 export { loadOrMakePlan, makePlan, type Plan, readPlan, type StageName } from "./pipeline/plan.js";
 export { runTask, type TaskStats } from "./pipeline/stages.js";

@@ -188,6 +188,15 @@ const tokSeconds = (performance.now() - tt) / 1000;
 const tokBytes = texts.reduce((a, s) => a + Buffer.byteLength(s), 0);
 
 const mb = inputText / 1e6;
+let tokens = 0;
+for (const src of ["slimpajama", "starcoderdata"]) {
+  const m = JSON.parse(readFileSync(join(work, "out", src, "manifest.json"), "utf8"));
+  for (const sp of Object.values(m.splits)) tokens += sp.tokens;
+}
+// bytes of kept text per token, from the pack stats (removed documents produce no tokens)
+const keptText = inputText * (stats.tasks.filter((s) => s.stage === "pack").reduce((a, s) => a + (s.extra.trainDocuments ?? 0) + (s.extra.validationDocuments ?? 0), 0) / stats.tasks.filter((s) => s.stage === "pack").reduce((a, s) => a + s.documentsRead, 0));
+const bytesPerToken = keptText / tokens;
+const coreHours = (tokensTotal) => (tokensTotal * bytesPerToken) / 1e6 / (mb / taskSeconds) / 3600;
 const split = {
   decompress: 2 * tDec,
   "parse (read - decompress)": sum("signatures.read") + sum("pack.read") - 2 * tDec,
@@ -219,6 +228,9 @@ const report = {
   ).toFixed(3),
   "seconds by stage": Object.fromEntries(Object.entries(split).map(([k, v]) => [k, +v.toFixed(2)])),
   "tokenizer-only seconds": +tokSeconds.toFixed(2),
+  "text bytes per token (approx.)": +bytesPerToken.toFixed(2),
+  "projected core-hours, SlimPajama + StarCoderData (~950B tokens)": Math.round(coreHours(950e9)),
+  "projected core-hours, all four corpora (~1,155B tokens: + Proof-Pile-2 55B + SkyPile 150B)": Math.round(coreHours(1155e9)),
 };
 console.log(JSON.stringify(report, null, 2));
 if (values.json) writeFileSync(values.json, JSON.stringify(report, null, 2));

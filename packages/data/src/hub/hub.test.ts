@@ -212,6 +212,55 @@ describe("hub client against a local server", () => {
     ).rejects.toThrow(/acme\/corpus: listing files: fetch failed/);
   });
 
+  it("prepare runs a hub source end to end through HF_ENDPOINT and the cache", async () => {
+    const { resolveConfig } = await import("../pipeline/config.js");
+    const { loadOrMakePlan } = await import("../pipeline/plan.js");
+    const { runLocal } = await import("../executors/local.js");
+    const { ProgressPrinter } = await import("../executors/progress.js");
+    const { bytesTokenizer } = await import("../pipeline/tokenizer.js");
+    const { ShardSet } = await import("../shards/shard-set.js");
+    const lines = Array.from({ length: 40 }, (_, i) =>
+      JSON.stringify({ text: `文档 ${i} ${"天地玄黄宇宙洪荒".repeat(10 + i)}` }),
+    );
+    files["data/2023-14_zh_head_0000.jsonl"] = Buffer.from(`${lines.slice(0, 20).join("\n")}\n`);
+    files["data/2023-14_zh_head_0001.jsonl"] = Buffer.from(`${lines.slice(20).join("\n")}\n`);
+    const saved = process.env.HF_ENDPOINT;
+    process.env.HF_ENDPOINT = base;
+    try {
+      const config = resolveConfig(
+        {
+          output: join(cache, "out"),
+          tokenizer: "bytes",
+          blockSize: 16,
+          chunkTokens: 64,
+          validationFraction: 0,
+          dedup: { enabled: false },
+          sources: [{ name: "skypile", hub: { repo: "acme/corpus" } }],
+          hub: { cacheDir: join(cache, "hub") },
+        },
+        cache,
+      );
+      const { plan } = await loadOrMakePlan(config);
+      expect(plan.tasks.flatMap((t) => t.files.map((f) => f.path))).toEqual([
+        "data/2023-14_zh_head_0000.jsonl",
+        "data/2023-14_zh_head_0001.jsonl",
+      ]);
+      const quiet = new ProgressPrinter({
+        write: () => true,
+        isTTY: false,
+      } as unknown as NodeJS.WriteStream);
+      await runLocal(plan, { inProcess: true, tokenizer: bytesTokenizer(), printer: quiet });
+      const set = await ShardSet.open(join(cache, "out", "skypile"));
+      expect(set.manifest.stats.documentsRead).toBe(40);
+      // every byte of the 40 documents (+ EOS) is in whole blocks, minus one partial block
+      const textBytes = lines.reduce((a, l) => a + Buffer.byteLength(JSON.parse(l).text) + 1, 0);
+      expect(set.numBlocks).toBe(Math.floor(textBytes / 16));
+    } finally {
+      if (saved === undefined) delete process.env.HF_ENDPOINT;
+      else process.env.HF_ENDPOINT = saved;
+    }
+  });
+
   it("a downloaded file feeds the normal reader", async () => {
     const { compress } = await import("zstd-napi");
     files["train/chunk3/x.jsonl.zst"] = compress(

@@ -4,6 +4,7 @@
  * parquet) to a BadRecordLog with the file and line/offset. Memory stays bounded: jsonl is read
  * in 1 MiB slices, parquet one row group at a time.
  */
+import { isUtf8 } from "node:buffer";
 import { createReadStream } from "node:fs";
 import { DecompressStream } from "zstd-napi";
 import type { BadRecordLog } from "../document.js";
@@ -58,8 +59,6 @@ export async function* readRecords(
   yield* splitJsonLines(stream, name, bad, () => file.bytesRead, decompressor !== undefined);
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
-
 async function* splitJsonLines(
   stream: AsyncIterable<Buffer>,
   name: string,
@@ -75,13 +74,13 @@ async function* splitJsonLines(
     let end = bytes.length;
     if (end > 0 && bytes[end - 1] === 13) end--; // CRLF
     if (end === 0) return undefined; // blank line: not a record
-    let text: string;
-    try {
-      text = utf8.decode(bytes.subarray(0, end));
-    } catch {
+    const line = bytes.subarray(0, end);
+    // native validation then a plain decode: ~2x faster than a fatal TextDecoder
+    if (!isUtf8(line)) {
       bad.report({ file: name, line: lineNo, offset: at, reason: "invalid UTF-8" });
       return undefined;
     }
+    const text = line.toString("utf8");
     let value: unknown;
     try {
       value = JSON.parse(text);

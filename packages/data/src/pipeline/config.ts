@@ -45,6 +45,11 @@ export interface PrepareConfig {
   hub?: { cacheDir?: string };
 }
 
+/** A config as written in a file: every field optional, dedup settings merged field by field. */
+export type UserConfig = Omit<Partial<PrepareConfig>, "dedup"> & {
+  dedup?: Partial<Omit<PrepareConfig["dedup"], "minhash">> & { minhash?: Partial<MinHashParams> };
+};
+
 export const DEFAULTS: Omit<PrepareConfig, "sources" | "output"> = {
   dedup: { enabled: true, minhash: DEFAULT_MINHASH, minWords: 5 },
   tokenizer: "llama2",
@@ -85,11 +90,7 @@ export class ConfigError extends Error {
 }
 
 /** Merges a user config over the defaults and checks it; relative paths resolve against `base`. */
-export function resolveConfig(
-  user: Partial<PrepareConfig>,
-  base: string,
-  where = "config",
-): PrepareConfig {
+export function resolveConfig(user: UserConfig, base: string, where = "config"): PrepareConfig {
   const fail = (m: string): never => {
     throw new ConfigError(`${where}: ${m}`);
   };
@@ -146,7 +147,7 @@ export async function loadConfigFile(path: string): Promise<PrepareConfig> {
   } catch (err) {
     throw new ConfigError(`${path}: cannot read config: ${(err as Error).message}`);
   }
-  let json: Partial<PrepareConfig>;
+  let json: UserConfig;
   try {
     json = JSON.parse(text);
   } catch (err) {
