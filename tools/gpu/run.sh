@@ -17,7 +17,8 @@ stage() { echo "== $1 ($(date +%T))"; }
 
 bash .gpu/setup.sh || { echo "node setup failed"; exit 1; }
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader | tee "$out/device.txt"
-git rev-parse --short HEAD 2>/dev/null | tee "$out/commit.txt" || true
+# The device copy has no .git: pass the commit in, e.g. TK_COMMIT=$(git rev-parse --short HEAD).
+echo "commit: ${TK_COMMIT:-unknown}" | tee "$out/commit.txt"
 
 stage build
 build=/tmp/tk-build

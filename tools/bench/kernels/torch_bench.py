@@ -180,7 +180,7 @@ if args.dump:
             check(op, "master vs torch.optim.AdamW", L("master"), w.detach(), tol=1e-6)
             check(op, "m", L("m"), st["exp_avg"], tol=1e-6)
             check(op, "v", L("v"), st["exp_avg_sq"], tol=1e-6)
-            check(op, "bf16 param = round(master)", L("param"), w.detach().bfloat16(), tol=0)
+            check(op, "bf16 param = round(our master)", L("param"), L("master").bfloat16(), tol=0)
     print("\n== PyTorch comparison (batch 1 x 2048, TinyLlama widths; fp32 reference from the same bf16 inputs)")
     for op, out, e, te, ok in cmp_rows:
         tes = f"{te:.2e}" if te is not None else "   -    "
