@@ -125,6 +125,25 @@ export class Trainer {
    * microBatch x seqLen inputs and targets.
    */
   step(lr: number, fill: (ids: Int32Array, targets: Int32Array) => void): StepResult {
+    const { loss, gradNorm } = this.computeGradients(fill);
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+      this.consecutiveBad++;
+      return { loss, gradNorm, lr, skipped: true };
+    }
+    this.consecutiveBad = 0;
+    this.applyUpdate(lr, gradNorm);
+    return { loss, gradNorm, lr, skipped: false };
+  }
+
+  /**
+   * Zeroes the gradients, then runs forward + backward over `accumSteps` micro-batches: the
+   * gradient of the mean loss over the whole global batch. Returns that loss and the global
+   * gradient norm.
+   */
+  computeGradients(fill: (ids: Int32Array, targets: Int32Array) => void): {
+    loss: number;
+    gradNorm: number;
+  } {
     const k = this.backend;
     const { microBatch, seqLen, accumSteps } = this.shape;
     const rows = microBatch * seqLen;
@@ -141,11 +160,12 @@ export class Trainer {
     }
     const loss = lossSum / accumSteps;
     const gradNorm = Math.sqrt(k.sumSquares(this.gradList));
-    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
-      this.consecutiveBad++;
-      return { loss, gradNorm, lr, skipped: true };
-    }
-    this.consecutiveBad = 0;
+    return { loss, gradNorm };
+  }
+
+  /** One AdamW update from the gradients in place, clipped to the configured global norm. */
+  applyUpdate(lr: number, gradNorm: number): void {
+    const k = this.backend;
     this.adamStep++;
     const gradScale = clipScale(gradNorm, this.adamw.gradClip);
     const a = this.adamw;
@@ -169,7 +189,11 @@ export class Trainer {
         },
       );
     }
-    return { loss, gradNorm, lr, skipped: false };
+  }
+
+  /** One parameter's gradient (f32) after computeGradients or step. */
+  readGrad(name: string): Float32Array {
+    return this.gradArena.get(name).toFloat32();
   }
 
   /** Mean loss over `batches` micro-batches without touching gradients (validation). */

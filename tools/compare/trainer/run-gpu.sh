@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# GPU machine, from the repository root, after `bash tools/gpu/prepare.sh && bash
+# tools/compare/trainer/prepare.sh` on the dev machine:
+#   bash tools/compare/trainer/run-gpu.sh [outDir]
+# 1. fp32: our CPU backend (fp32) vs transformers fp32 on the GPU (TF32 off), tinyllama-18m;
+# 2. bf16: our CUDA backend (bf16, fp32 master weights) vs transformers with bf16 autocast,
+#    tinyllama-1.1b, 50 steps. Each compares step-0 logits, loss and all gradients, then the
+#    50-step loss curve; a table per run, results JSON in the out directory.
+set -uo pipefail
+cd "$(dirname "$0")/../../.."
+export PATH=/usr/local/cuda/bin:$PATH
+out=${1:-${OUT:-/tmp/trainer-compare}}
+mkdir -p "$out"
+bash .gpu/setup.sh || { echo "node setup failed"; exit 1; }
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/device.txt"
+python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)' | tee -a "$out/device.txt"
+
+if [ -z "${TINYLLAMA_KERNELS_BUILD_DIR:-}" ]; then
+  build=/tmp/tk-build
+  cmake -S packages/kernels/native -B "$build" -DCMAKE_BUILD_TYPE=Release \
+    -DNODE_API_HEADERS_DIR="$PWD/.gpu/headers/node-api-headers" \
+    -DNODE_ADDON_API_DIR="$PWD/.gpu/headers/node-addon-api" -DTINYLLAMA_CUDA=ON >"$out/build.log" 2>&1 &&
+    cmake --build "$build" -j "$(nproc)" >>"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; echo "kernels build FAILED"; exit 1; }
+  export TINYLLAMA_KERNELS_BUILD_DIR=$build
+fi
+
+rc=0
+run() { # name, dump flags...
+  local name=$1; shift
+  echo "== $name ($(date +%T))"
+  if ! node .gpu/trainer-dump.mjs --out "$out/$name" "$@" >"$out/$name-dump.log" 2>&1; then
+    tail -20 "$out/$name-dump.log"; echo "$name: dump FAILED"; rc=1; return
+  fi
+  python3 tools/compare/trainer/compare.py --dump "$out/$name" 2>&1 | tee "$out/$name-compare.log"
+  [ "${PIPESTATUS[0]}" = 0 ] || rc=1
+}
+run fp32-18m --model tinyllama-18m --device cpu --micro-batch 2 --seq-len 256 --steps 50
+run bf16-1.1b --model tinyllama-1.1b --device cuda --micro-batch 4 --seq-len 1024 --accum 2 --steps 50 --logit-rows 512
+echo "results: $out"
+exit $rc
