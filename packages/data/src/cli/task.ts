@@ -13,6 +13,7 @@ const { values } = parseArgs({
     stage: { type: "string" },
     rank: { type: "string" },
     ranks: { type: "string" },
+    "ranks-per-element": { type: "string" },
   },
 });
 try {
@@ -29,7 +30,18 @@ try {
     throw new Error(
       "no rank: pass --rank/--ranks or run as a Slurm array job (SLURM_ARRAY_TASK_ID)",
     );
-  const ranks = rankText.split(",").map(Number);
+  let ranks = rankText.split(",").map(Number);
+  // Slurm arrays larger than MaxArraySize: element i runs ranks [i*k, (i+1)*k)
+  const perElement = Number(values["ranks-per-element"] ?? 1);
+  if (!Number.isInteger(perElement) || perElement < 1)
+    throw new Error(`--ranks-per-element must be a positive integer`);
+  if (perElement > 1) {
+    const first = (ranks[0] ?? 0) * perElement;
+    ranks = Array.from(
+      { length: Math.max(0, Math.min(perElement, stage.tasks - first)) },
+      (_, i) => first + i,
+    );
+  }
   for (const r of ranks) {
     if (!Number.isInteger(r) || r < 0 || r >= stage.tasks)
       throw new Error(`rank ${r} out of range [0, ${stage.tasks}) for stage ${stage.name}`);

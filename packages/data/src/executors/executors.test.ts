@@ -4,7 +4,7 @@
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -17,7 +17,9 @@ let dir: string;
 
 beforeAll(async () => {
   if (!existsSync(prepareJs)) {
-    throw new Error(`${prepareJs} missing: these tests run the built CLI; run \`npx tsc -p tsconfig.build.json\` in packages/data first`);
+    throw new Error(
+      `${prepareJs} missing: these tests run the built CLI; run \`npx tsc -p tsconfig.build.json\` in packages/data first`,
+    );
   }
   dir = await mkdtemp(join(tmpdir(), "executors-"));
 });
@@ -63,7 +65,10 @@ async function fingerprint(out: string): Promise<Record<string, string>> {
 }
 
 const run = (config: string, extra: string[] = []) =>
-  spawnSync(process.execPath, [prepareJs, "--config", config, "--workers", "2", ...extra], { cwd: dir, encoding: "utf8" });
+  spawnSync(process.execPath, [prepareJs, "--config", config, "--workers", "2", ...extra], {
+    cwd: dir,
+    encoding: "utf8",
+  });
 
 describe("local executor", () => {
   it("kill -9 at any moment, then a rerun, gives the same shards as an uninterrupted run", async () => {
@@ -75,7 +80,11 @@ describe("local executor", () => {
 
     const cfg = await writeConfig("killed");
     for (const delayMs of [150, 450, 800]) {
-      const child = spawn(process.execPath, [prepareJs, "--config", cfg, "--workers", "2"], { cwd: dir, stdio: "ignore", detached: true });
+      const child = spawn(process.execPath, [prepareJs, "--config", cfg, "--workers", "2"], {
+        cwd: dir,
+        stdio: "ignore",
+        detached: true,
+      });
       await new Promise((r) => setTimeout(r, delayMs));
       // kill -9 the whole process group: the coordinator and its workers die mid-write
       try {
@@ -96,7 +105,10 @@ describe("local executor", () => {
     const r = spawnSync(process.execPath, [prepareJs, "--bogus"], { cwd: dir, encoding: "utf8" });
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/Unknown option '--bogus'/);
-    const missing = spawnSync(process.execPath, [prepareJs, "--config", "nope.json"], { cwd: dir, encoding: "utf8" });
+    const missing = spawnSync(process.execPath, [prepareJs, "--config", "nope.json"], {
+      cwd: dir,
+      encoding: "utf8",
+    });
     expect(missing.status).toBe(1);
     expect(missing.stderr).toMatch(/nope\.json: cannot read config/);
   });
@@ -109,7 +121,13 @@ describe("slurm executor", () => {
     expect(w.status, w.stderr).toBe(0);
     const slurmDir = join(dir, "out-slurm", ".work", "slurm");
     const scripts = (await readdir(slurmDir)).filter((f) => f.endsWith(".sbatch")).sort();
-    expect(scripts.map((s) => s.replace(/^\d+-/, ""))).toEqual(["signatures.sbatch", "buckets.sbatch", "cluster.sbatch", "pack.sbatch", "finalize.sbatch"]);
+    expect(scripts.map((s) => s.replace(/^\d+-/, ""))).toEqual([
+      "signatures.sbatch",
+      "buckets.sbatch",
+      "cluster.sbatch",
+      "pack.sbatch",
+      "finalize.sbatch",
+    ]);
     const submit = await readFile(join(slurmDir, "submit.sh"), "utf8");
     expect(submit).toMatch(/sbatch --parsable "\$\{dep\[@\]\}"/);
     expect(submit).toMatch(/--dependency=afterok:/);
@@ -120,19 +138,66 @@ describe("slurm executor", () => {
       const n = Number(array?.[1]) + 1;
       for (let i = 0; i < n; i++) {
         // run the script body as sbatch would, as array element i
-        execFileSync("bash", [join(slurmDir, s)], { env: { ...process.env, SLURM_ARRAY_TASK_ID: String(i), SLURM_JOB_ID: "1" }, stdio: "pipe" });
+        execFileSync("bash", [join(slurmDir, s)], {
+          env: { ...process.env, SLURM_ARRAY_TASK_ID: String(i), SLURM_JOB_ID: "1" },
+          stdio: "pipe",
+        });
       }
     }
     const clean = join(dir, "out-clean");
-    if (!existsSync(join(clean, "skypile", "manifest.json"))) expect(run(await writeConfig("clean")).status).toBe(0);
+    if (!existsSync(join(clean, "skypile", "manifest.json")))
+      expect(run(await writeConfig("clean")).status).toBe(0);
     expect(await fingerprint(join(dir, "out-slurm"))).toEqual(await fingerprint(clean));
   });
 
+  it("splits stages larger than MaxArraySize into runs of ranks per array element", async () => {
+    const { readPlan } = await import("../pipeline/plan.js");
+    const { writeSlurmScripts } = await import("./slurm.js");
+    const plan = await readPlan(join(dir, "out-slurm", ".work", "plan.json"));
+    const s = await writeSlurmScripts(
+      { ...plan, workDir: join(dir, "slurm-small") },
+      { maxArraySize: 4 },
+    );
+    const buckets = s.stages.find((x) => x.stage === "buckets");
+    expect(buckets).toMatchObject({ tasks: 7, arrayElements: 4 });
+    const text = await readFile(buckets?.script as string, "utf8");
+    expect(text).toMatch(/#SBATCH --array=0-3\n/);
+    expect(text).toMatch(/--stage buckets --ranks-per-element 2$/m);
+    // element 3 of a 7-task stage with 2 ranks per element runs only rank 6: it exists and is done
+    const r = spawnSync(
+      process.execPath,
+      [
+        join(dist, "task.js"),
+        "--plan",
+        join(dir, "out-slurm", ".work", "plan.json"),
+        "--stage",
+        "buckets",
+        "--ranks-per-element",
+        "2",
+      ],
+      {
+        encoding: "utf8",
+        env: { ...process.env, SLURM_ARRAY_TASK_ID: "3" },
+      },
+    );
+    expect(r.status, r.stderr).toBe(0);
+  });
+
   it("a task without a rank fails clearly", () => {
-    const r = spawnSync(process.execPath, [join(dist, "task.js"), "--plan", join(dir, "out-slurm", ".work", "plan.json"), "--stage", "pack"], {
-      encoding: "utf8",
-      env: { ...process.env, SLURM_ARRAY_TASK_ID: "" },
-    });
+    const r = spawnSync(
+      process.execPath,
+      [
+        join(dist, "task.js"),
+        "--plan",
+        join(dir, "out-slurm", ".work", "plan.json"),
+        "--stage",
+        "pack",
+      ],
+      {
+        encoding: "utf8",
+        env: { ...process.env, SLURM_ARRAY_TASK_ID: "" },
+      },
+    );
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/no rank: pass --rank/);
   });

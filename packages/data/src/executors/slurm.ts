@@ -18,6 +18,11 @@ export interface SlurmOptions {
   memPerCpu?: string;
   /** Max array elements running at once (the %N suffix). */
   maxConcurrent?: number;
+  /**
+   * Most array elements per job (Slurm's MaxArraySize is 1001 by default). A stage with more
+   * tasks gives each element a contiguous run of ranks: element i runs [i*k, (i+1)*k).
+   */
+  maxArraySize?: number;
   /** Extra #SBATCH lines. */
   extra?: string[];
   nodeBinary?: string;
@@ -26,7 +31,7 @@ export interface SlurmOptions {
 
 export interface SlurmScripts {
   dir: string;
-  stages: { stage: string; script: string; tasks: number }[];
+  stages: { stage: string; script: string; tasks: number; arrayElements: number }[];
   submit: string;
 }
 
@@ -38,10 +43,13 @@ export async function writeSlurmScripts(plan: Plan, o: SlurmOptions = {}): Promi
   const script = o.taskScript ?? defaultTaskScript();
   const stages: SlurmScripts["stages"] = [];
   for (const stage of plan.stages) {
+    const maxArray = o.maxArraySize ?? 1000;
+    const perElement = Math.ceil(stage.tasks / maxArray);
+    const elements = Math.ceil(stage.tasks / perElement);
     const lines = [
       "#!/bin/bash",
       `#SBATCH --job-name=tinyllama-${stage.name}`,
-      `#SBATCH --array=0-${stage.tasks - 1}${o.maxConcurrent ? `%${o.maxConcurrent}` : ""}`,
+      `#SBATCH --array=0-${elements - 1}${o.maxConcurrent ? `%${o.maxConcurrent}` : ""}`,
       `#SBATCH --cpus-per-task=${o.cpusPerTask ?? 1}`,
       `#SBATCH --output=${join(dir, "logs", `${stage.name}-%A_%a.log`)}`,
       ...(o.partition ? [`#SBATCH --partition=${o.partition}`] : []),
@@ -49,12 +57,12 @@ export async function writeSlurmScripts(plan: Plan, o: SlurmOptions = {}): Promi
       ...(o.memPerCpu ? [`#SBATCH --mem-per-cpu=${o.memPerCpu}`] : []),
       ...(o.extra ?? []).map((l) => `#SBATCH ${l}`),
       "set -euo pipefail",
-      `exec ${q(node)} ${q(script)} --plan ${q(planPath(plan.workDir))} --stage ${stage.name}`,
+      `exec ${q(node)} ${q(script)} --plan ${q(planPath(plan.workDir))} --stage ${stage.name}${perElement > 1 ? ` --ranks-per-element ${perElement}` : ""}`,
       "",
     ];
     const path = join(dir, `${String(stages.length).padStart(2, "0")}-${stage.name}.sbatch`);
     await writeAtomic(path, lines.join("\n"));
-    stages.push({ stage: stage.name, script: path, tasks: stage.tasks });
+    stages.push({ stage: stage.name, script: path, tasks: stage.tasks, arrayElements: elements });
   }
   const submit = [
     "#!/bin/bash",
