@@ -118,6 +118,22 @@ describe("encodeBatch", () => {
     expect(await bundled.encodeBatch([])).toEqual([]);
   });
 
+  it("serves concurrent batches with different thread counts", async () => {
+    const [a, b] = await Promise.all([
+      bundled.encodeBatch(texts.slice(0, 4), { threads: 1 }),
+      bundled.encodeBatch(texts.slice(4, 8), { threads: 2 }),
+    ]);
+    expect([...a, ...b]).toEqual(texts.slice(0, 8).map((t) => bundled.encode(t)));
+  });
+
+  it("close() stops the workers; a later encodeBatch starts fresh ones", async () => {
+    const t = await LlamaTokenizer.load(undefined, { threads: 1 });
+    expect(await t.encodeBatch(["a b"])).toEqual([t.encode("a b")]);
+    await t.close();
+    expect(await t.encodeBatch(["a b"])).toEqual([t.encode("a b")]);
+    await t.close();
+  });
+
   it("keeps separate concurrent batches apart", async () => {
     const [a, b] = await Promise.all([
       fromModel.encodeBatch(texts.slice(0, 6), { threads: 2 }),

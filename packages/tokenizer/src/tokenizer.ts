@@ -47,7 +47,7 @@ export class LlamaTokenizer {
   readonly unkId: number;
   private readonly engine: BpeEngine;
   private readonly defaultThreads: number;
-  private pool: WorkerPool | undefined;
+  private readonly pools = new Map<number, WorkerPool>();
   private pieceIds: Map<string, number> | undefined;
 
   private constructor(model: TokenizerModel, threads: number | undefined) {
@@ -125,11 +125,13 @@ export class LlamaTokenizer {
     const encodeOpts = { bos: options.bos ?? true, eos: options.eos ?? false };
     if (threads === 0 || texts.length === 0)
       return texts.map((t) => this.encodeToInt32Array(t, encodeOpts));
-    if (this.pool === undefined || this.pool.size !== threads) {
-      await this.pool?.close();
-      this.pool = new WorkerPool(this.engine.tables, threads);
+    // One pool per thread count, created synchronously so concurrent calls share it.
+    let pool = this.pools.get(threads);
+    if (pool === undefined) {
+      pool = new WorkerPool(this.engine.tables, threads);
+      this.pools.set(threads, pool);
     }
-    return this.pool.encode(texts, this.bosId, this.eosId, encodeOpts);
+    return pool.encode(texts, this.bosId, this.eosId, encodeOpts);
   }
 
   /** Text of `ids` (SentencePiece DecodeIds semantics; throws RangeError on a bad id). */
@@ -160,11 +162,14 @@ export class LlamaTokenizer {
     return this.model.types[id] === PieceType.byte;
   }
 
-  /** Stops the worker threads (they also never keep the process alive while idle). */
+  /**
+   * Stops the worker threads (idle workers never keep the process alive anyway); batches in
+   * flight are rejected. A later encodeBatch starts fresh workers.
+   */
   async close(): Promise<void> {
-    const pool = this.pool;
-    this.pool = undefined;
-    await pool?.close();
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.all(pools.map((p) => p.close()));
   }
 }
 
