@@ -69,7 +69,7 @@ async function main(): Promise<number> {
       `dedup ${config.dedup.enabled ? `${config.dedup.minhash.bands}x${config.dedup.minhash.rows}` : "off"}${resumed ? ", resuming" : ""})`,
   );
   if (v.executor === "slurm") {
-    const s = await writeSlurmScripts(plan);
+    const s = await writeSlurmScripts(plan, config.slurm);
     console.log(`Slurm scripts in ${s.dir}:`);
     for (const st of s.stages) console.log(`  ${st.script}  (${st.tasks} array tasks)`);
     if (v.submit) {

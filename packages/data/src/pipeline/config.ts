@@ -43,6 +43,8 @@ export interface PrepareConfig {
   /** Bad records are fatal instead of skipped and counted. */
   strict: boolean;
   hub?: { cacheDir?: string };
+  /** sbatch settings for --executor slurm (partition, time, cpusPerTask, maxArraySize, ...). */
+  slurm?: import("../executors/slurm.js").SlurmOptions;
 }
 
 /** A config as written in a file: every field optional, dedup settings merged field by field. */

@@ -43,8 +43,10 @@ export function workDirOf(config: PrepareConfig): string {
   return config.workDir ?? join(config.output, ".work");
 }
 
+/** Hash of the settings that change outputs (sbatch settings do not). */
 export function configHash(config: PrepareConfig): string {
-  return createHash("sha256").update(JSON.stringify(config)).digest("hex").slice(0, 16);
+  const { slurm: _slurm, ...rest } = config;
+  return createHash("sha256").update(JSON.stringify(rest)).digest("hex").slice(0, 16);
 }
 
 export async function listSourceFiles(
