@@ -7,11 +7,34 @@
 // one kernel computes D = rowsum(dO * O), one computes dq (thread per query row), and one
 // computes dk/dv (thread per key row, looping over the group's query heads and query tiles),
 // so every gradient element is written by exactly one thread: deterministic, no atomics.
-// This version favours being right over speed (no tensor cores); see tools/bench/kernels.
+// These fp32 CUDA-core kernels serve f32 inputs, D = 128 and unaligned views; bf16 with
+// D = 64 goes to the tensor-core kernels of attention_tc.cu.
+#include <cstdlib>
+#include <initializer_list>
+
 #include "common.cuh"
 
 namespace tk::cuda {
+
+// Tensor-core path (attention_tc.cu): bf16, D = 64, 16-byte aligned.
+bool tcAttentionSupported(std::initializer_list<const TensorDesc*> ts);
+void tcAttentionForward(const TensorDesc& out, const TensorDesc& lse, const TensorDesc& q,
+                        const TensorDesc& k, const TensorDesc& v, const AttentionOptions& o);
+void tcAttentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorDesc& dv,
+                         const TensorDesc& dOut, const TensorDesc& q, const TensorDesc& k,
+                         const TensorDesc& v, const TensorDesc& lse, const float* delta,
+                         const AttentionOptions& o);
+
 namespace {
+
+// TINYLLAMA_ATTENTION=fp32 forces the CUDA-core kernels (for comparisons).
+bool forceFp32Kernels() {
+  static const bool force = [] {
+    const char* e = std::getenv("TINYLLAMA_ATTENTION");
+    return e && std::string(e) == "fp32";
+  }();
+  return force;
+}
 
 constexpr int BR = 64;  // query rows per block
 constexpr int BC = 64;  // key rows per tile
@@ -351,6 +374,10 @@ void attentionForward(const TensorDesc& out, const TensorDesc& lse, const Tensor
                       const TensorDesc& k, const TensorDesc& v, const AttentionOptions& o) {
   if (q.numel == 0) return;
   checkSupported(q);
+  if (!forceFp32Kernels() && tcAttentionSupported({&q, &k, &v, &out})) {
+    tcAttentionForward(out, lse, q, k, v, o);
+    return;
+  }
   Dims d = dimsOf(q, k, o);
   dispatchFloat(q.dtype, [&](auto tag) {
     using E = decltype(tag);
@@ -366,6 +393,15 @@ void attentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorD
   if (q.numel == 0) return;
   checkSupported(q);
   Dims d = dimsOf(q, k, o);
+  if (!forceFp32Kernels() && tcAttentionSupported({&q, &k, &v, &out, &dOut, &dq, &dk, &dv})) {
+    int64_t rows = static_cast<int64_t>(d.B) * d.T * d.H;
+    auto* delta = static_cast<float*>(scratch(static_cast<size_t>(rows) * sizeof(float)));
+    attnDeltaKernel<bf16><<<static_cast<unsigned>((rows + 7) / 8), dim3(32, 8), 0, stream()>>>(
+        delta, dOut.as<bf16>(), out.as<bf16>(), d, 64);
+    TK_LAUNCH_CHECK("attentionBackward delta");
+    tcAttentionBackward(dq, dk, dv, dOut, q, k, v, lse, delta, o);
+    return;
+  }
   dispatchFloat(q.dtype, [&](auto tag) {
     using E = decltype(tag);
     if (q.shape[3] == 64) backwardImpl<E, 64>(dq, dk, dv, dOut, q, k, v, out, lse, d);

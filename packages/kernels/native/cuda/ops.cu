@@ -13,6 +13,35 @@ namespace {
 
 constexpr int kRowsPerBlock = 8;  // warps per block for row kernels
 
+// 8 contiguous elements as floats: one 16-byte load for bf16, two for f32 (caller ensures
+// alignment). The vectorised row kernels use them when C % 256 == 0 and pointers are aligned.
+__device__ __forceinline__ void load8(const float* p, float (&v)[8]) {
+  float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
+  v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+}
+__device__ __forceinline__ void load8(const bf16* p, float (&v)[8]) {
+  uint4 raw = *reinterpret_cast<const uint4*>(p);
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    float2 f = __bfloat1622float2(h[i]);
+    v[2 * i] = f.x, v[2 * i + 1] = f.y;
+  }
+}
+__device__ __forceinline__ void store8(float* p, const float (&v)[8]) {
+  reinterpret_cast<float4*>(p)[0] = make_float4(v[0], v[1], v[2], v[3]);
+  reinterpret_cast<float4*>(p)[1] = make_float4(v[4], v[5], v[6], v[7]);
+}
+__device__ __forceinline__ void store8(bf16* p, const float (&v)[8]) {
+  uint4 raw;
+  __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) h[i] = __floats2bfloat162_rn(v[2 * i], v[2 * i + 1]);
+  *reinterpret_cast<uint4*>(p) = raw;
+}
+
+bool aligned(const TensorDesc& t, int bytes) { return (reinterpret_cast<uintptr_t>(t.data) % bytes) == 0; }
+
 // ---------------------------------------------------------------- embedding
 template <typename T>
 __global__ void embeddingForwardKernel(T* out, const T* table, const int32_t* ids, int64_t N,
@@ -103,7 +132,7 @@ __global__ void rmsnormBackwardDxKernel(D* dx, const G* dOut, const T* x, const 
     st(dr, c, ld(dr, c) + r * ld(gr, c) * ld(w, c) - k * ld(xr, c));
 }
 
-constexpr int64_t kDwRowChunk = 128;
+constexpr int64_t kDwRowChunk = 32;
 
 // partial[chunk][c] = sum over the chunk's rows of dOut * x * rstd (thread per column).
 template <typename T, typename G>
@@ -114,6 +143,7 @@ __global__ void rmsnormDwPartialKernel(float* partial, const G* dOut, const T* x
   if (c >= C) return;
   int64_t n0 = chunk * kDwRowChunk, n1 = min(N, n0 + kDwRowChunk);
   float acc = 0.0f;
+#pragma unroll 8
   for (int64_t n = n0; n < n1; ++n) acc += ld(dOut, n * C + c) * ld(x, n * C + c) * rstd[n];
   partial[chunk * C + c] = acc;
 }
@@ -124,6 +154,70 @@ __global__ void sumChunksKernel(float* dst, const float* partial, int64_t chunks
   float acc = 0.0f;
   for (int64_t k = 0; k < chunks; ++k) acc += partial[k * C + c];
   dst[c] += acc;
+}
+
+// Vectorised forms of the two row kernels above (C % 256 == 0, 16/32-byte aligned rows).
+template <typename T>
+__global__ void rmsnormVecKernel(T* residualOut, T* out, float* rstd, const T* x, const T* residual,
+                                 const T* w, int64_t N, int64_t C, float eps) {
+  int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.y;
+  if (row >= N) return;
+  const T* src = residual ? residualOut + row * C : x + row * C;
+  float ss = 0.0f;
+  for (int64_t c = threadIdx.x * 8; c < C; c += 256) {
+    float a[8];
+    load8(x + row * C + c, a);
+    if (residual) {
+      float b[8];
+      load8(residual + row * C + c, b);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) a[i] += b[i];
+      store8(residualOut + row * C + c, a);
+      load8(residualOut + row * C + c, a);  // the rounded values, as backward will see them
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) ss += a[i] * a[i];
+  }
+  ss = warpSum(ss);
+  float r = rsqrtf(ss / static_cast<float>(C) + eps);
+  if (threadIdx.x == 0) rstd[row] = r;
+  for (int64_t c = threadIdx.x * 8; c < C; c += 256) {
+    float a[8], wv[8];
+    load8(src + c, a);
+    load8(w + c, wv);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) a[i] = a[i] * r * wv[i];
+    store8(out + row * C + c, a);
+  }
+}
+
+template <typename T, typename G, typename D>
+__global__ void rmsnormBackwardDxVecKernel(D* dx, const G* dOut, const T* x, const T* w,
+                                           const float* rstd, int64_t N, int64_t C) {
+  int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.y;
+  if (row >= N) return;
+  float dot = 0.0f;
+  for (int64_t c = threadIdx.x * 8; c < C; c += 256) {
+    float xv[8], gv[8], wv[8];
+    load8(x + row * C + c, xv);
+    load8(dOut + row * C + c, gv);
+    load8(w + c, wv);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) dot += gv[i] * wv[i] * xv[i];
+  }
+  dot = warpSum(dot);
+  float r = rstd[row];
+  float k = r * r * r * dot / static_cast<float>(C);
+  for (int64_t c = threadIdx.x * 8; c < C; c += 256) {
+    float xv[8], gv[8], wv[8], dv[8];
+    load8(x + row * C + c, xv);
+    load8(dOut + row * C + c, gv);
+    load8(w + c, wv);
+    load8(dx + row * C + c, dv);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) dv[i] += r * gv[i] * wv[i] - k * xv[i];
+    store8(dx + row * C + c, dv);
+  }
 }
 
 // ---------------------------------------------------------------- rope
@@ -251,6 +345,52 @@ __global__ void adamwKernel(P* param, float* master, const float* grad, float* m
   }
 }
 
+// Four elements per thread with 16-byte loads (numel % 4 == 0, aligned): same arithmetic.
+template <typename P>
+__global__ void adamwVec4Kernel(P* param, float* master, const float* grad, float* m, float* v,
+                                int64_t n4, float beta1, float beta2, float eps, float gradScale,
+                                float stepSize, float bc2Sqrt, float decay) {
+  float* w = master ? master : reinterpret_cast<float*>(param);
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n4;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float4 g = reinterpret_cast<const float4*>(grad)[i], mi = reinterpret_cast<float4*>(m)[i],
+           vi = reinterpret_cast<float4*>(v)[i], wi = reinterpret_cast<float4*>(w)[i];
+    float* gp = &g.x;
+    float* mp = &mi.x;
+    float* vp = &vi.x;
+    float* wp = &wi.x;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      float gj = gp[j] * gradScale;
+      mp[j] = beta1 * mp[j] + (1.0f - beta1) * gj;
+      vp[j] = beta2 * vp[j] + (1.0f - beta2) * gj * gj;
+      wp[j] = wp[j] * decay - stepSize * mp[j] / (sqrtf(vp[j]) / bc2Sqrt + eps);
+    }
+    reinterpret_cast<float4*>(m)[i] = mi;
+    reinterpret_cast<float4*>(v)[i] = vi;
+    reinterpret_cast<float4*>(w)[i] = wi;
+    if (master) {
+      __nv_bfloat162 lo = __floats2bfloat162_rn(wi.x, wi.y), hi = __floats2bfloat162_rn(wi.z, wi.w);
+      uint2 raw;
+      raw.x = *reinterpret_cast<uint32_t*>(&lo);
+      raw.y = *reinterpret_cast<uint32_t*>(&hi);
+      reinterpret_cast<uint2*>(param)[i] = raw;
+    }
+  }
+}
+
+// Embedding rows copied 16 bytes at a time (C * elementSize % 16 == 0, aligned).
+__global__ void embeddingForwardVecKernel(uint4* out, const uint4* table, const int32_t* ids, int64_t N,
+                                          int64_t rowVecs, int64_t V, int* flag) {
+  int64_t n = blockIdx.x;
+  if (n >= N) return;
+  int32_t id = ids[n];
+  bool ok = id >= 0 && id < V;
+  if (!ok && threadIdx.x == 0) atomicExch(flag, kBadTokenId);
+  for (int64_t c = threadIdx.x; c < rowVecs; c += blockDim.x)
+    out[n * rowVecs + c] = ok ? table[static_cast<int64_t>(id) * rowVecs + c] : make_uint4(0, 0, 0, 0);
+}
+
 // ---------------------------------------------------------------- elementwise
 template <typename O, typename X>
 __global__ void castKernel(O* out, const X* x, int64_t n) {
@@ -290,11 +430,19 @@ using namespace tk::cuda;
 void embeddingForward(const TensorDesc& out, const TensorDesc& table, const TensorDesc& ids) {
   int64_t N = ids.numel, C = table.shape[1], V = table.shape[0];
   if (N == 0) return;
-  dispatchFloat(table.dtype, [&](auto tag) {
-    using T = decltype(tag);
-    embeddingForwardKernel<T><<<static_cast<unsigned>(N), 256, 0, stream()>>>(
-        out.as<T>(), table.as<T>(), ids.as<int32_t>(), N, C, V, errorFlag());
-  });
+  size_t rowBytes = static_cast<size_t>(C) * dtypeSize(table.dtype);
+  if (rowBytes % 16 == 0 && aligned(out, 16) && aligned(table, 16)) {
+    int64_t rowVecs = static_cast<int64_t>(rowBytes / 16);
+    int threads = static_cast<int>(std::min<int64_t>(256, (rowVecs + 31) / 32 * 32));
+    embeddingForwardVecKernel<<<static_cast<unsigned>(N), threads, 0, stream()>>>(
+        out.as<uint4>(), table.as<uint4>(), ids.as<int32_t>(), N, rowVecs, V, errorFlag());
+  } else {
+    dispatchFloat(table.dtype, [&](auto tag) {
+      using T = decltype(tag);
+      embeddingForwardKernel<T><<<static_cast<unsigned>(N), 256, 0, stream()>>>(
+          out.as<T>(), table.as<T>(), ids.as<int32_t>(), N, C, V, errorFlag());
+    });
+  }
   TK_LAUNCH_CHECK("embeddingForward");
 }
 
@@ -331,10 +479,15 @@ void rmsnormForward(const TensorDesc& out, const TensorDesc& rstd, const TensorD
   if (N == 0) return;
   dim3 block(32, kRowsPerBlock);
   unsigned grid = static_cast<unsigned>((N + kRowsPerBlock - 1) / kRowsPerBlock);
+  bool vec = C % 256 == 0 && aligned(out, 32) && aligned(x, 32) && aligned(weight, 32);
   dispatchFloat(x.dtype, [&](auto tag) {
     using T = decltype(tag);
-    rmsnormKernel<T><<<grid, block, 0, stream()>>>(nullptr, out.as<T>(), rstd.as<float>(), x.as<T>(),
-                                                   nullptr, weight.as<T>(), N, C, eps);
+    if (vec)
+      rmsnormVecKernel<T><<<grid, block, 0, stream()>>>(nullptr, out.as<T>(), rstd.as<float>(), x.as<T>(),
+                                                        nullptr, weight.as<T>(), N, C, eps);
+    else
+      rmsnormKernel<T><<<grid, block, 0, stream()>>>(nullptr, out.as<T>(), rstd.as<float>(), x.as<T>(),
+                                                     nullptr, weight.as<T>(), N, C, eps);
   });
   TK_LAUNCH_CHECK("rmsnormForward");
 }
@@ -346,10 +499,16 @@ void residualRmsnormForward(const TensorDesc& residualOut, const TensorDesc& out
   if (N == 0) return;
   dim3 block(32, kRowsPerBlock);
   unsigned grid = static_cast<unsigned>((N + kRowsPerBlock - 1) / kRowsPerBlock);
+  bool vec = C % 256 == 0 && aligned(out, 32) && aligned(x, 32) && aligned(weight, 32) &&
+             aligned(residual, 32) && aligned(residualOut, 32);
   dispatchFloat(x.dtype, [&](auto tag) {
     using T = decltype(tag);
-    rmsnormKernel<T><<<grid, block, 0, stream()>>>(residualOut.as<T>(), out.as<T>(), rstd.as<float>(),
-                                                   x.as<T>(), residual.as<T>(), weight.as<T>(), N, C, eps);
+    if (vec)
+      rmsnormVecKernel<T><<<grid, block, 0, stream()>>>(residualOut.as<T>(), out.as<T>(), rstd.as<float>(),
+                                                        x.as<T>(), residual.as<T>(), weight.as<T>(), N, C, eps);
+    else
+      rmsnormKernel<T><<<grid, block, 0, stream()>>>(residualOut.as<T>(), out.as<T>(), rstd.as<float>(),
+                                                     x.as<T>(), residual.as<T>(), weight.as<T>(), N, C, eps);
   });
   TK_LAUNCH_CHECK("residualRmsnormForward");
 }
@@ -362,14 +521,19 @@ void rmsnormBackward(const TensorDesc& dx, const TensorDesc& dWeight, const Tens
   unsigned grid = static_cast<unsigned>((N + kRowsPerBlock - 1) / kRowsPerBlock);
   int64_t chunks = (N + kDwRowChunk - 1) / kDwRowChunk;
   auto* partial = static_cast<float*>(scratch(static_cast<size_t>(chunks * C) * 4));
+  bool vec = C % 256 == 0 && aligned(dx, 32) && aligned(dOut, 32) && aligned(x, 32) && aligned(weight, 32);
   dispatchFloat(x.dtype, [&](auto xt) {
     using T = decltype(xt);
     dispatchFloat(dOut.dtype, [&](auto gt) {
       using G = decltype(gt);
       dispatchFloat(dx.dtype, [&](auto dt) {
         using D = decltype(dt);
-        rmsnormBackwardDxKernel<T, G, D><<<grid, block, 0, stream()>>>(
-            dx.as<D>(), dOut.as<G>(), x.as<T>(), weight.as<T>(), rstd.as<float>(), N, C);
+        if (vec)
+          rmsnormBackwardDxVecKernel<T, G, D><<<grid, block, 0, stream()>>>(
+              dx.as<D>(), dOut.as<G>(), x.as<T>(), weight.as<T>(), rstd.as<float>(), N, C);
+        else
+          rmsnormBackwardDxKernel<T, G, D><<<grid, block, 0, stream()>>>(
+              dx.as<D>(), dOut.as<G>(), x.as<T>(), weight.as<T>(), rstd.as<float>(), N, C);
       });
       dim3 pgrid(static_cast<unsigned>((C + 255) / 256), static_cast<unsigned>(chunks));
       rmsnormDwPartialKernel<T, G><<<pgrid, 256, 0, stream()>>>(partial, dOut.as<G>(), x.as<T>(),
@@ -435,7 +599,19 @@ void adamw(const TensorDesc& param, const TensorDesc* master, const TensorDesc& 
   float bc2 = 1.0f - static_cast<float>(std::pow(static_cast<double>(o.beta2), static_cast<double>(o.step)));
   float stepSize = o.lr / bc1, bc2Sqrt = std::sqrt(bc2), decay = 1.0f - o.lr * o.weightDecay;
   int grid = gridFor(param.numel);
-  if (master) {
+  bool vec = param.numel % 4 == 0 && aligned(param, 16) && aligned(grad, 16) && aligned(m, 16) &&
+             aligned(v, 16) && (!master || aligned(*master, 16));
+  if (vec) {
+    int64_t n4 = param.numel / 4;
+    if (master)
+      adamwVec4Kernel<bf16><<<gridFor(n4), 256, 0, stream()>>>(param.as<bf16>(), master->as<float>(), grad.as<float>(),
+                                                              m.as<float>(), v.as<float>(), n4, o.beta1, o.beta2, o.eps,
+                                                              o.gradScale, stepSize, bc2Sqrt, decay);
+    else
+      adamwVec4Kernel<float><<<gridFor(n4), 256, 0, stream()>>>(param.as<float>(), nullptr, grad.as<float>(),
+                                                               m.as<float>(), v.as<float>(), n4, o.beta1, o.beta2, o.eps,
+                                                               o.gradScale, stepSize, bc2Sqrt, decay);
+  } else if (master) {
     adamwKernel<bf16><<<grid, 256, 0, stream()>>>(param.as<bf16>(), master->as<float>(), grad.as<float>(),
                                                   m.as<float>(), v.as<float>(), param.numel, o.beta1,
                                                   o.beta2, o.eps, o.gradScale, stepSize, bc2Sqrt, decay);

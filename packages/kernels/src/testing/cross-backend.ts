@@ -133,25 +133,30 @@ export function crossCases(sh: SuiteShapes = SMALL): CrossCase[] {
       run: (x, ref, dtype, seed) =>
         withPair(x, ref, dtype, (p) => {
           const r = rng(seed);
-          const [table, tr] = p.both(randn(r, V * C), [V, C]);
-          const [ids, ir] = p.ints(randInts(r, N, 17), [N]);
-          const [o, or] = p.out([N, C]);
-          x.embeddingForward(o, table, ids);
-          ref.embeddingForward(or, tr, ir);
-          const [dOut, dr] = p.both(randn(r, N * C), [N, C]);
-          const d0 = randn(r, V * C);
-          const [dt, dtr] = p.both(d0, [V, C], "f32");
-          x.embeddingBackward(dt, dOut, ids);
-          ref.embeddingBackward(dtr, dr, ir);
-          const first = dt.toFloat32();
-          dt.copyFromHost(d0);
-          x.embeddingBackward(dt, dOut, ids);
-          const same = Buffer.from(first.buffer).equals(Buffer.from(dt.toFloat32().buffer));
-          return [
-            p.check("forward", o, or, 0),
-            p.check("backward", dt, dtr, 1e-5),
-            { name: "backward bitwise repeatable", err: same ? 0 : 1, tol: 0 },
-          ];
+          const checks: Check[] = [];
+          // C: the vectorised CUDA path; 100: rows not a multiple of 16 bytes (scalar path)
+          for (const C of [sh.C, 100]) {
+            const [table, tr] = p.both(randn(r, V * C), [V, C]);
+            const [ids, ir] = p.ints(randInts(r, N, 17), [N]);
+            const [o, or] = p.out([N, C]);
+            x.embeddingForward(o, table, ids);
+            ref.embeddingForward(or, tr, ir);
+            const [dOut, dr] = p.both(randn(r, N * C), [N, C]);
+            const d0 = randn(r, V * C);
+            const [dt, dtr] = p.both(d0, [V, C], "f32");
+            x.embeddingBackward(dt, dOut, ids);
+            ref.embeddingBackward(dtr, dr, ir);
+            const first = dt.toFloat32();
+            dt.copyFromHost(d0);
+            x.embeddingBackward(dt, dOut, ids);
+            const same = Buffer.from(first.buffer).equals(Buffer.from(dt.toFloat32().buffer));
+            checks.push(
+              p.check(`forward C=${C}`, o, or, 0),
+              p.check(`backward C=${C}`, dt, dtr, 1e-5),
+              { name: `backward bitwise repeatable C=${C}`, err: same ? 0 : 1, tol: 0 },
+            );
+          }
+          return checks;
         }),
     },
     {
@@ -160,36 +165,43 @@ export function crossCases(sh: SuiteShapes = SMALL): CrossCase[] {
         withPair(x, ref, dtype, (p) => {
           const r = rng(seed);
           const eps = 1e-5;
-          const [xt, xr] = p.both(randn(r, N * C), [N, C]);
-          const [res, rr] = p.both(randn(r, N * C), [N, C]);
-          const [w, wr] = p.both(
-            randn(r, C, 0.5).map((v) => v + 1),
-            [C],
-          );
-          const [ro, ror] = p.out([N, C]);
-          const [o, or] = p.out([N, C]);
-          const [rs, rsr] = p.out([N], "f32");
-          x.residualRmsnormForward(ro, o, rs, xt, res, w, eps);
-          ref.residualRmsnormForward(ror, or, rsr, xr, rr, wr, eps);
-          const checks = [
-            p.check("residual sum", ro, ror),
-            p.check("normed", o, or),
-            p.check("rstd", rs, rsr),
-          ];
-          // backward on the reference's own residual values (so both see the same x)
-          const xs = p.data(ror.toFloat32());
-          const [x2, x2r] = p.both(xs, [N, C]);
-          const [o2, o2r] = p.out([N, C]);
-          const [rs2, rs2r] = p.out([N], "f32");
-          x.rmsnormForward(o2, rs2, x2, w, eps);
-          ref.rmsnormForward(o2r, rs2r, x2r, wr, eps);
-          checks.push(p.check("plain forward", o2, o2r));
-          const [dOut, dOutR] = p.both(randn(r, N * C), [N, C]);
-          const [dx, dxr] = p.both(randn(r, N * C), [N, C], "f32");
-          const [dw, dwr] = p.both(randn(r, C), [C], "f32");
-          x.rmsnormBackward(dx, dw, dOut, x2, w, rs2);
-          ref.rmsnormBackward(dxr, dwr, dOutR, x2r, wr, rs2r);
-          checks.push(p.check("dx (accumulated)", dx, dxr), p.check("dWeight", dw, dwr));
+          const checks: Check[] = [];
+          // C: the vectorised CUDA path (C % 256 == 0); C - 56: the scalar path
+          for (const C of [sh.C, sh.C - 56]) {
+            const [xt, xr] = p.both(randn(r, N * C), [N, C]);
+            const [res, rr] = p.both(randn(r, N * C), [N, C]);
+            const [w, wr] = p.both(
+              randn(r, C, 0.5).map((v) => v + 1),
+              [C],
+            );
+            const [ro, ror] = p.out([N, C]);
+            const [o, or] = p.out([N, C]);
+            const [rs, rsr] = p.out([N], "f32");
+            x.residualRmsnormForward(ro, o, rs, xt, res, w, eps);
+            ref.residualRmsnormForward(ror, or, rsr, xr, rr, wr, eps);
+            checks.push(
+              p.check(`residual sum C=${C}`, ro, ror),
+              p.check(`normed C=${C}`, o, or),
+              p.check(`rstd C=${C}`, rs, rsr),
+            );
+            // backward on the reference's own residual values (so both see the same x)
+            const xs = p.data(ror.toFloat32());
+            const [x2, x2r] = p.both(xs, [N, C]);
+            const [o2, o2r] = p.out([N, C]);
+            const [rs2, rs2r] = p.out([N], "f32");
+            x.rmsnormForward(o2, rs2, x2, w, eps);
+            ref.rmsnormForward(o2r, rs2r, x2r, wr, eps);
+            checks.push(p.check(`plain forward C=${C}`, o2, o2r));
+            const [dOut, dOutR] = p.both(randn(r, N * C), [N, C]);
+            const [dx, dxr] = p.both(randn(r, N * C), [N, C], "f32");
+            const [dw, dwr] = p.both(randn(r, C), [C], "f32");
+            x.rmsnormBackward(dx, dw, dOut, x2, w, rs2);
+            ref.rmsnormBackward(dxr, dwr, dOutR, x2r, wr, rs2r);
+            checks.push(
+              p.check(`dx (accumulated) C=${C}`, dx, dxr),
+              p.check(`dWeight C=${C}`, dw, dwr),
+            );
+          }
           return checks;
         }),
     },
@@ -290,44 +302,49 @@ export function crossCases(sh: SuiteShapes = SMALL): CrossCase[] {
       run: (x, ref, dtype, seed) =>
         withPair(x, ref, dtype, (p) => {
           const r = rng(seed);
-          const n = 5000;
-          const opt = {
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.95,
-            eps: 1e-8,
-            weightDecay: 0.1,
-            step: 5,
-            gradScale: 0.7,
-          };
-          const w = randn(r, n);
-          const [g, gr] = p.both(randn(r, n), [n], "f32");
-          const [m, mr] = p.both(randn(r, n, 0.1), [n], "f32");
-          const [v, vr] = p.both(
-            randn(r, n, 0.1).map((a) => a * a),
-            [n],
-            "f32",
-          );
-          const [mw, mwr] = p.both(w, [n], "f32");
-          if (dtype === "bf16") {
-            const [pp] = p.out([n], "bf16");
-            x.adamw(pp, mw, g, m, v, opt);
+          const checks: Check[] = [];
+          // 5000: the 4-wide CUDA path; 4999: the scalar path
+          for (const n of [5000, 4999]) {
+            const opt = {
+              lr: 1e-3,
+              beta1: 0.9,
+              beta2: 0.95,
+              eps: 1e-8,
+              weightDecay: 0.1,
+              step: 5,
+              gradScale: 0.7,
+            };
+            const w = randn(r, n);
+            const [g, gr] = p.both(randn(r, n), [n], "f32");
+            const [m, mr] = p.both(randn(r, n, 0.1), [n], "f32");
+            const [v, vr] = p.both(
+              randn(r, n, 0.1).map((a) => a * a),
+              [n],
+              "f32",
+            );
+            const [mw, mwr] = p.both(w, [n], "f32");
+            if (dtype === "bf16") {
+              const [pp] = p.out([n], "bf16");
+              x.adamw(pp, mw, g, m, v, opt);
+              ref.adamw(mwr, null, gr, mr, vr, opt);
+              const rounded = p.rs.from(mwr.toFloat32().map(roundBf16), [n], "f32");
+              checks.push(
+                p.check(`master n=${n}`, mw, mwr, 1e-6),
+                p.check(`bf16 param n=${n}`, pp, rounded, 1e-6),
+                p.check(`m n=${n}`, m, mr, 1e-6),
+                p.check(`v n=${n}`, v, vr, 1e-6),
+              );
+              continue;
+            }
+            x.adamw(mw, null, g, m, v, opt);
             ref.adamw(mwr, null, gr, mr, vr, opt);
-            const rounded = p.rs.from(mwr.toFloat32().map(roundBf16), [n], "f32");
-            return [
-              p.check("master", mw, mwr, 1e-6),
-              p.check("bf16 param", pp, rounded, 1e-6),
-              p.check("m", m, mr, 1e-6),
-              p.check("v", v, vr, 1e-6),
-            ];
+            checks.push(
+              p.check(`param n=${n}`, mw, mwr, 1e-6),
+              p.check(`m n=${n}`, m, mr, 1e-6),
+              p.check(`v n=${n}`, v, vr, 1e-6),
+            );
           }
-          x.adamw(mw, null, g, m, v, opt);
-          ref.adamw(mwr, null, gr, mr, vr, opt);
-          return [
-            p.check("param", mw, mwr, 1e-6),
-            p.check("m", m, mr, 1e-6),
-            p.check("v", v, vr, 1e-6),
-          ];
+          return checks;
         }),
     },
     {
