@@ -239,7 +239,7 @@ describe("tokenizer.json of another kind", () => {
     );
   });
 
-  it("NFKC normalisers and BPE dropout are refused", async () => {
+  it("NFKC normalisers, BPE dropout and ignore_merges are refused", async () => {
     const j = llamaJson();
     j.normalizer = { type: "NFKC" };
     await expect(LlamaTokenizer.load(write("nfkc.json", JSON.stringify(j)))).rejects.toThrow(
@@ -249,6 +249,11 @@ describe("tokenizer.json of another kind", () => {
     (k.model as Record<string, unknown>).dropout = 0.1;
     await expect(LlamaTokenizer.load(write("dropout.json", JSON.stringify(k)))).rejects.toThrow(
       /dropout/,
+    );
+    const m = llamaJson();
+    (m.model as Record<string, unknown>).ignore_merges = true;
+    await expect(LlamaTokenizer.load(write("ignore.json", JSON.stringify(m)))).rejects.toThrow(
+      /ignore_merges/,
     );
   });
 

@@ -34,7 +34,7 @@ export function decodeIds(model: TokenizerModel, ids: ArrayLike<number>): string
     }
     flushBytes();
     if (type === PieceType.control) continue;
-    let text = type === PieceType.unknown ? UNK_SURFACE : pieces[id]!;
+    let text = type === PieceType.unknown ? (model.unkSurface ?? UNK_SURFACE) : pieces[id]!;
     if (model.escapeWhitespaces && type !== PieceType.unknown) {
       if (atStart && text.startsWith("\u2581")) text = text.slice(1);
       text = text.replaceAll("\u2581", " ");

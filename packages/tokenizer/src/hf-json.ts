@@ -37,6 +37,9 @@ export function parseHfTokenizerJson(text: string, source: string): TokenizerMod
   if (model.dropout !== null && model.dropout !== undefined && model.dropout !== 0) {
     unsupported(`BPE dropout ${String(model.dropout)} (not deterministic)`);
   }
+  if (model.ignore_merges === true) {
+    unsupported("ignore_merges (whole-word vocabulary lookups are not SentencePiece BPE)");
+  }
   if (model.continuing_subword_prefix || model.end_of_word_suffix) {
     unsupported("continuing_subword_prefix / end_of_word_suffix");
   }

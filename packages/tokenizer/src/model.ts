@@ -40,6 +40,8 @@ export interface TokenizerModel {
   addDummyPrefix: boolean;
   escapeWhitespaces: boolean;
   removeExtraWhitespaces: boolean;
+  /** What `decode` shows for the unknown piece (SentencePiece's unk_surface, " ⁇ " by default). */
+  unkSurface?: string;
   /** Where the model came from, for error messages and provenance. */
   source: string;
 }

@@ -6,7 +6,7 @@
  *
  * Field numbers (sentencepiece_model.proto): ModelProto.pieces = 1 (SentencePiece: piece 1,
  * score 2, type 3), trainer_spec = 2 (model_type 3, byte_fallback 35, unk_id 40, bos_id 41,
- * eos_id 42, treat_whitespace_as_suffix 24), normalizer_spec = 3 (name 1,
+ * eos_id 42, treat_whitespace_as_suffix 24, unk_surface 44), normalizer_spec = 3 (name 1,
  * precompiled_charsmap 2, add_dummy_prefix 3, remove_extra_whitespaces 4,
  * escape_whitespaces 5).
  */
@@ -111,6 +111,7 @@ interface Spec {
   bosId: number;
   eosId: number;
   whitespaceAsSuffix: boolean;
+  unkSurface: string;
   normalizerName: string;
   charsmapBytes: number;
   addDummyPrefix: boolean;
@@ -130,6 +131,7 @@ export function parseSentencePieceModel(bytes: Uint8Array, source: string): Toke
     bosId: 1,
     eosId: 2,
     whitespaceAsSuffix: false,
+    unkSurface: " \u2047 ",
     normalizerName: "",
     charsmapBytes: 0,
     addDummyPrefix: true,
@@ -163,6 +165,7 @@ export function parseSentencePieceModel(bytes: Uint8Array, source: string): Toke
         else if (f === 41 && w === 0) spec.bosId = r.int32();
         else if (f === 42 && w === 0) spec.eosId = r.int32();
         else if (f === 24 && w === 0) spec.whitespaceAsSuffix = r.varint() !== 0;
+        else if (f === 44 && w === 2) spec.unkSurface = r.string();
         else r.skip(w);
       }
     } else if (field === 3 && wt === 2) {
@@ -251,6 +254,7 @@ function buildModel(
     addDummyPrefix: spec.addDummyPrefix,
     escapeWhitespaces: spec.escapeWhitespaces,
     removeExtraWhitespaces: spec.removeExtraWhitespaces,
+    unkSurface: spec.unkSurface,
     source,
   };
 }

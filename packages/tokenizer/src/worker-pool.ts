@@ -36,8 +36,8 @@ let workerUrlPromise: Promise<URL> | undefined;
 
 /**
  * dist/worker.js when running the built package; when running from TypeScript sources
- * (vitest, typecheck-free dev runs) Node cannot start a .ts worker, so worker.ts and engine.ts
- * are transpiled once per process into a temp dir with the TypeScript compiler.
+ * (vitest, typecheck-free dev runs) Node cannot start a .ts worker, so the worker's three
+ * modules are transpiled once per process into a temp dir with the TypeScript compiler.
  */
 function workerUrl(): Promise<URL> {
   workerUrlPromise ??= (async () => {
@@ -45,7 +45,7 @@ function workerUrl(): Promise<URL> {
     const ts = (await import("typescript")).default;
     const dir = await mkdtemp(join(tmpdir(), "tinyllama-tokenizer-worker-"));
     await writeFile(join(dir, "package.json"), '{"type":"module"}');
-    for (const name of ["worker", "engine"]) {
+    for (const name of ["worker", "engine", "word-cache"]) {
       const src = await readFile(new URL(`./${name}.ts`, import.meta.url), "utf8");
       const js = ts.transpileModule(src, {
         compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
