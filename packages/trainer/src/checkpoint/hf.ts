@@ -4,7 +4,7 @@
  * LlamaForCausalLM tensor names, so `LlamaForCausalLM.from_pretrained(dir)` loads this
  * project's checkpoints unchanged and TinyLlama's own weights load here.
  */
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fromHfConfig, type LlamaConfig, parameterSpecs, toHfConfig } from "../model/config.js";
 import {
@@ -29,7 +29,8 @@ export interface WeightSource {
 
 /**
  * Finds the weights directory for `dir`: the directory itself when it holds config.json and
- * safetensors, else the newest checkpoint of a stage directory (`<dir>/checkpoints/step-*`).
+ * safetensors, else the newest checkpoint of a stage directory (`<dir>/checkpoints/step-*`),
+ * else the newest checkpoint over the stages of a run directory.
  */
 export function resolveWeightsDir(dir: string): string {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
@@ -38,9 +39,18 @@ export function resolveWeightsDir(dir: string): string {
   if (existsSync(join(dir, CONFIG_FILE))) return dir;
   const latest = latestCheckpoint(dir);
   if (latest) return latest.path;
+  // A run directory: the newest checkpoint of its stages (global steps continue across stages).
+  let best: { step: number; path: string } | null = null;
+  for (const name of readdirSync(dir)) {
+    const sub = join(dir, name);
+    if (!statSync(sub).isDirectory()) continue;
+    const c = latestCheckpoint(sub);
+    if (c && (!best || c.step > best.step)) best = c;
+  }
+  if (best) return best.path;
   throw new Error(
     `${dir} holds neither config.json + ${MODEL_FILE} (a checkpoint or a Hugging Face Llama model) ` +
-      `nor checkpoints/step-* (a stage directory)`,
+      `nor checkpoints/step-* (a stage directory) nor stage directories with checkpoints (a run directory)`,
   );
 }
 

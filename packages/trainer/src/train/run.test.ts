@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TokenizerIdentity } from "@tinyllama/data";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { resolveWeightsDir } from "../checkpoint/hf.js";
 import { readSafetensorsHeader, readTensorF32 } from "../checkpoint/safetensors.js";
 import { readTrainerState } from "../checkpoint/trainer-checkpoint.js";
 import { trainCommand } from "../cli/train-command.js";
@@ -234,6 +235,8 @@ describe("training on CPU", () => {
       "slimpajama",
       "starcoder",
     ]);
+    // A run directory resolves to its newest checkpoint (the cooldown's) for eval.
+    expect(resolveWeightsDir(out)).toBe(cool.checkpoint);
   });
 });
 
