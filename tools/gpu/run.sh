@@ -22,6 +22,7 @@ echo "commit: ${TK_COMMIT:-unknown}" | tee "$out/commit.txt"
 
 stage build
 build=/tmp/tk-build
+rm -rf "$build" # always from scratch: a warm machine keeps /tmp, and carried files can look older than objects
 t0=$SECONDS
 if cmake -S packages/kernels/native -B "$build" -DCMAKE_BUILD_TYPE=Release \
   -DNODE_API_HEADERS_DIR="$PWD/.gpu/headers/node-api-headers" \
