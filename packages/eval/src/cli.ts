@@ -44,6 +44,8 @@ const USAGE = `usage: pnpm eval [options]
   --perplexity-blocks <n> cap on blocks, evenly spaced (default 64)
   --output <dir>          where results.json goes (default runs/eval/<checkpoint>-<time>/)
   --log-samples           also write samples_<task>.jsonl (per-request texts, token ids, log-probs)
+  --no-is-greedy          skip the harness's is_greedy flag (used by no metric here; on a GPU it
+                          copies every scored logit row to the host): samples then hold null
   --help
 `;
 
@@ -100,6 +102,7 @@ export async function main(argv: string[]): Promise<number> {
       "perplexity-blocks": { type: "string" },
       output: { type: "string" },
       "log-samples": { type: "boolean" },
+      "no-is-greedy": { type: "boolean" },
       help: { type: "boolean" },
     },
     strict: true,
@@ -173,6 +176,7 @@ export async function main(argv: string[]): Promise<number> {
       limit,
       batchSize,
       maxBatchTokens,
+      greedy: !values["no-is-greedy"],
       onProgress: progressPrinter("eval"),
     });
     let perplexity: Record<string, unknown> | undefined;

@@ -29,7 +29,7 @@ export interface SampleRecord {
   arguments: [string, string][];
   context_tokens: number[][];
   continuation_tokens: number[][];
-  resps: [number, boolean][];
+  resps: [number, boolean | null][];
   choices: string[];
   acc: number;
   acc_norm: number;
@@ -101,7 +101,7 @@ export async function evaluate(
         arguments: doc.requests.map((r): [string, string] => [r.context, r.continuation]),
         context_tokens: tokens.map((r) => r.contextTokens),
         continuation_tokens: tokens.map((r) => r.continuationTokens),
-        resps: lls.map((r): [number, boolean] => [r.logprob, r.isGreedy]),
+        resps: lls.map((r): [number, boolean | null] => [r.logprob, r.isGreedy]),
         choices: doc.choices,
         acc: score.acc,
         acc_norm: score.acc_norm,

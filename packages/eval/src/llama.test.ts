@@ -49,7 +49,7 @@ describe("LlamaTokenScorer", () => {
     ]);
     // targets tokens[3], tokens[4] are predicted at t = 2, 3
     expect(Array.from(w!.logprobs)).toEqual([-3, -4]);
-    expect(Array.from(w!.greedy)).toEqual([0, 1]);
+    expect(Array.from(w!.greedy!)).toEqual([0, 1]);
     expect(() => new LlamaTokenScorer(fake, { maxLength: 9 })).toThrow(
       /exceeds the model's context/,
     );
@@ -70,7 +70,7 @@ describe("LlamaTokenScorer", () => {
       expect(a.map((w) => w.logprobs.length)).toEqual([3, 2, 1]);
       a.forEach((w, i) => {
         for (const [j, lp] of w.logprobs.entries()) expect(lp).toBeCloseTo(b[i]!.logprobs[j]!, 4);
-        expect(Array.from(w.greedy)).toEqual(Array.from(b[i]!.greedy));
+        expect(Array.from(w.greedy!)).toEqual(Array.from(b[i]!.greedy!));
       });
       // A window whose last token is the model's argmax: greedy must be 1 there on both paths.
       const prefix = [1, 450, 4996];
@@ -78,8 +78,11 @@ describe("LlamaTokenScorer", () => {
       const last = logits.subarray(2 * 32000, 3 * 32000);
       const best = last.indexOf(Math.max(...last));
       const greedyWindow = [{ tokens: Int32Array.from([...prefix, best]), scoreFrom: 3 }];
-      expect(Array.from((await fast.scoreWindows(greedyWindow))[0]!.greedy)).toEqual([1]);
-      expect(Array.from((await slow.scoreWindows(greedyWindow))[0]!.greedy)).toEqual([1]);
+      expect(Array.from((await fast.scoreWindows(greedyWindow))[0]!.greedy!)).toEqual([1]);
+      expect(Array.from((await slow.scoreWindows(greedyWindow))[0]!.greedy!)).toEqual([1]);
+      const noGreedy = await fast.scoreWindows(windows, { greedy: false });
+      expect(noGreedy.map((w) => w.greedy)).toEqual([null, null, null]);
+      expect(Array.from(noGreedy[0]!.logprobs)).toEqual(Array.from(a[0]!.logprobs));
       await expect(
         fast.scoreWindows([{ tokens: Int32Array.from([1, 32000]), scoreFrom: 1 }]),
       ).rejects.toThrow(/out of the vocabulary/);

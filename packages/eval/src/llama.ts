@@ -55,9 +55,13 @@ export class LlamaTokenScorer implements TokenScorer {
 
   private readonly fastPath: boolean;
 
-  async scoreWindows(windows: ScoreWindow[]): Promise<WindowScores[]> {
+  async scoreWindows(
+    windows: ScoreWindow[],
+    options: { greedy?: boolean } = {},
+  ): Promise<WindowScores[]> {
     if (windows.length === 0) return [];
-    if (this.fastPath) return this.scoreWithLoss(this.model as PlannedModel, windows);
+    const greedy = options.greedy ?? true;
+    if (this.fastPath) return this.scoreWithLoss(this.model as PlannedModel, windows, greedy);
     const model = this.model as SequenceScoringModel;
     const scores = model.scoreSequences(
       windows.map((w) => w.tokens),
@@ -74,12 +78,18 @@ export class LlamaTokenScorer implements TokenScorer {
           { length: s.logProbs.length - from },
           (_, j) => s.logProbs[from + j]!,
         ),
-        greedy: Uint8Array.from({ length: s.greedy.length - from }, (_, j) => s.greedy[from + j]!),
+        greedy: greedy
+          ? Uint8Array.from({ length: s.greedy.length - from }, (_, j) => s.greedy[from + j]!)
+          : null,
       };
     });
   }
 
-  private scoreWithLoss(model: PlannedModel, windows: ScoreWindow[]): WindowScores[] {
+  private scoreWithLoss(
+    model: PlannedModel,
+    windows: ScoreWindow[],
+    withGreedy: boolean,
+  ): WindowScores[] {
     const V = model.config.vocabSize;
     const B = windows.length;
     let T = 0;
@@ -117,6 +127,7 @@ export class LlamaTokenScorer implements TokenScorer {
       const n = tokens.length - scoreFrom;
       const logprobs = new Float64Array(n);
       for (let j = 0; j < n; j++) logprobs[j] = -losses[first + j]!;
+      if (!withGreedy) return { logprobs, greedy: null };
       const rows = plan.logits.view(first * V, [n, V]);
       let logits: Float32Array;
       try {

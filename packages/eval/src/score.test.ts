@@ -92,6 +92,14 @@ describe("scoreRequests", () => {
     expect(results[1]!.logprob).toBeCloseTo(6 * Math.log(1 / 8), 12);
   });
 
+  it("leaves is_greedy null when not asked for, with the same log-probs", async () => {
+    const reqs = [{ contextTokens: [0], continuationTokens: [3, 3] }];
+    const on = await scoreRequests(unigramScorer([1, 2, 3, 4]), reqs);
+    const off = await scoreRequests(unigramScorer([1, 2, 3, 4]), reqs, { greedy: false });
+    expect(off.results[0]).toEqual({ logprob: on.results[0]!.logprob, isGreedy: null });
+    expect(on.results[0]!.isGreedy).toBe(true);
+  });
+
   it("rejects requests the harness rejects, with the request index", async () => {
     const scorer = unigramScorer([1, 1], 4);
     await expect(

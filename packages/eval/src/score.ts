@@ -19,6 +19,8 @@ export interface ScoreOptions {
   maxBatchTokens?: number;
   /** Called after every batch. */
   onProgress?: (progress: ScoreProgress) => void;
+  /** Compute is_greedy (default true). */
+  greedy?: boolean;
 }
 
 export interface ScoreProgress {
@@ -148,8 +150,11 @@ export async function scoreRequests(
     return tb.length - ta.length || compareTokens(ta, tb);
   });
 
-  const scored: ({ logprobs: Float64Array; greedy: Uint8Array; scoreFrom: number } | undefined)[] =
-    new Array(windows.length);
+  const greedy = options.greedy ?? true;
+  const scored: (
+    | { logprobs: Float64Array; greedy: Uint8Array | null; scoreFrom: number }
+    | undefined
+  )[] = new Array(windows.length);
   let done = 0;
   let tokensDone = 0;
   let batches = 0;
@@ -167,14 +172,14 @@ export async function scoreRequests(
       tokens: windows[h.index]!.tokens,
       scoreFrom: h.scoreFrom,
     }));
-    const out = await scorer.scoreWindows(input);
+    const out = await scorer.scoreWindows(input, { greedy });
     if (out.length !== input.length) {
       throw new Error(`model returned ${out.length} results for ${input.length} windows`);
     }
     out.forEach((s, j) => {
       const h = batch[j]!;
       const expected = windows[h.index]!.tokens.length - h.scoreFrom;
-      if (s.logprobs.length !== expected || s.greedy.length !== expected) {
+      if (s.logprobs.length !== expected || (greedy && s.greedy?.length !== expected)) {
         throw new Error(
           `model returned ${s.logprobs.length} log-probs for a window with ${expected} targets`,
         );
@@ -196,11 +201,11 @@ export async function scoreRequests(
   const results = windows.map((w, i): LogLikelihood => {
     const host = scored[hostOf[i]!]!;
     let logprob = 0;
-    let isGreedy = true;
+    let isGreedy: boolean | null = host.greedy ? true : null;
     for (let t = w.firstTarget; t < w.tokens.length; t++) {
       const j = t - host.scoreFrom;
       logprob += host.logprobs[j]!;
-      if (host.greedy[j] !== 1) isGreedy = false;
+      if (host.greedy && host.greedy[j] !== 1) isGreedy = false;
     }
     return { logprob, isGreedy };
   });

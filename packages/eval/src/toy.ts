@@ -73,7 +73,10 @@ export class ToyScorer implements TokenScorer {
     this.description = description;
   }
 
-  async scoreWindows(windows: ScoreWindow[]): Promise<WindowScores[]> {
+  async scoreWindows(
+    windows: ScoreWindow[],
+    options: { greedy?: boolean } = {},
+  ): Promise<WindowScores[]> {
     this.calls++;
     this.batchSizes.push(windows.length);
     return windows.map(({ tokens, scoreFrom }) => {
@@ -98,7 +101,7 @@ export class ToyScorer implements TokenScorer {
         for (let v = 1; v < dist.length; v++) if (dist[v]! > dist[best]!) best = v;
         greedy[j] = best === target ? 1 : 0;
       }
-      return { logprobs, greedy };
+      return { logprobs, greedy: (options.greedy ?? true) ? greedy : null };
     });
   }
 }

@@ -17,10 +17,14 @@ export interface TokenRequest {
   continuationTokens: number[];
 }
 
-/** What the harness returns per request: summed log-probability and whether every token was the argmax. */
+/**
+ * What the harness returns per request: summed log-probability and whether every token was the
+ * argmax (null when not computed: no metric of these tasks uses it, and on a GPU it costs a copy
+ * of the scored logit rows to the host).
+ */
 export interface LogLikelihood {
   logprob: number;
-  isGreedy: boolean;
+  isGreedy: boolean | null;
 }
 
 /** The tokenizer surface the eval needs (satisfied by @tinyllama/tokenizer's LlamaTokenizer). */
@@ -41,8 +45,8 @@ export interface ScoreWindow {
 export interface WindowScores {
   /** `logprobs[j]` = log p(tokens[scoreFrom + j] | tokens[0 .. scoreFrom + j - 1]), full-vocabulary log-softmax. */
   logprobs: Float64Array;
-  /** `greedy[j]` = 1 when tokens[scoreFrom + j] is the argmax of that distribution. */
-  greedy: Uint8Array;
+  /** `greedy[j]` = 1 when tokens[scoreFrom + j] is the argmax of that distribution; null when not asked for. */
+  greedy: Uint8Array | null;
 }
 
 /** A causal language model as the eval sees it. Implementations: the trainer's LlamaModel adapter, toy models. */
@@ -51,6 +55,6 @@ export interface TokenScorer {
   readonly maxLength: number;
   /** A short description recorded in the results (e.g. checkpoint path, dtype, device). */
   readonly description: string;
-  /** Scores a batch of windows; windows may differ in length. */
-  scoreWindows(windows: ScoreWindow[]): Promise<WindowScores[]>;
+  /** Scores a batch of windows; windows may differ in length. Greedy flags only when `greedy`. */
+  scoreWindows(windows: ScoreWindow[], options?: { greedy?: boolean }): Promise<WindowScores[]>;
 }
