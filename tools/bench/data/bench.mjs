@@ -164,8 +164,7 @@ const inputText = stats.tasks
   .filter((s) => s.stage === "pack")
   .reduce((a, s) => a + s.bytesRead, 0);
 
-// decompress-only pass over the jsonl.zst inputs (the read time above includes it twice: the
-// signatures and pack stages each read the input)
+// decompress-only pass over the jsonl.zst inputs (included in the read time above)
 let tDec = performance.now();
 for (const p of walk(join(corpus, "slimpajama"), ".zst")) {
   await new Promise((res, rej) =>
@@ -194,16 +193,26 @@ for (const src of ["slimpajama", "starcoderdata"]) {
   for (const sp of Object.values(m.splits)) tokens += sp.tokens;
 }
 // bytes of kept text per token, from the pack stats (removed documents produce no tokens)
-const keptText = inputText * (stats.tasks.filter((s) => s.stage === "pack").reduce((a, s) => a + (s.extra.trainDocuments ?? 0) + (s.extra.validationDocuments ?? 0), 0) / stats.tasks.filter((s) => s.stage === "pack").reduce((a, s) => a + s.documentsRead, 0));
+const keptText =
+  inputText *
+  (stats.tasks
+    .filter((s) => s.stage === "pack")
+    .reduce((a, s) => a + (s.extra.trainDocuments ?? 0) + (s.extra.validationDocuments ?? 0), 0) /
+    stats.tasks.filter((s) => s.stage === "pack").reduce((a, s) => a + s.documentsRead, 0));
 const bytesPerToken = keptText / tokens;
 const coreHours = (tokensTotal) => (tokensTotal * bytesPerToken) / 1e6 / (mb / taskSeconds) / 3600;
+const byKey = (suffix) =>
+  Object.entries(t)
+    .filter(([k]) => k.endsWith(suffix))
+    .reduce((a, [, v]) => a + v, 0);
+// the input is read once (signatures stage, which also tokenizes); pack only filters the spool
 const split = {
-  decompress: 2 * tDec,
-  "parse (read - decompress)": sum("signatures.read") + sum("pack.read") - 2 * tDec,
+  decompress: tDec,
+  "parse (read - decompress)": byKey(".read") - tDec,
   dedup: sum("signatures.dedup") + sum("buckets.") + sum("cluster."),
-  tokenize: sum("pack.tokenize"),
-  "write (pack + finalize)": sum("pack.write") + sum("finalize."),
-  "tokenizer load": sum("pack.loadTokenizer"),
+  tokenize: byKey(".tokenize"),
+  "write (spool, shards, manifests)": byKey(".write") + sum("finalize."),
+  "tokenizer load": byKey(".loadTokenizer"),
 };
 const report = {
   date: new Date().toISOString(),
@@ -230,7 +239,8 @@ const report = {
   "tokenizer-only seconds": +tokSeconds.toFixed(2),
   "text bytes per token (approx.)": +bytesPerToken.toFixed(2),
   "projected core-hours, SlimPajama + StarCoderData (~950B tokens)": Math.round(coreHours(950e9)),
-  "projected core-hours, all four corpora (~1,155B tokens: + Proof-Pile-2 55B + SkyPile 150B)": Math.round(coreHours(1155e9)),
+  "projected core-hours, all four corpora (~1,155B tokens: + Proof-Pile-2 55B + SkyPile 150B)":
+    Math.round(coreHours(1155e9)),
 };
 console.log(JSON.stringify(report, null, 2));
 if (values.json) writeFileSync(values.json, JSON.stringify(report, null, 2));

@@ -32,6 +32,7 @@ import {
 import { ShardWriter, writeManifest } from "../shards/shard-writer.js";
 import type { Plan, PlannedTask, StageName } from "./plan.js";
 import { readTaskDocuments } from "./read-docs.js";
+import { readTokenSpool, removeTokenSpool, TokenSpoolWriter } from "./token-spool.js";
 import { loadPipelineTokenizer, type PipelineTokenizer } from "./tokenizer.js";
 
 export interface Progress {
@@ -118,7 +119,7 @@ export async function runTask(
   let stats: TaskStats;
   switch (stage) {
     case "signatures":
-      stats = await signaturesTask(plan, taskAt(plan, rank), onProgress);
+      stats = await signaturesTask(plan, taskAt(plan, rank), onProgress, tokenizerOverride);
       break;
     case "buckets":
       stats = await bucketsTask(plan, rank);
@@ -151,9 +152,33 @@ async function signaturesTask(
   plan: Plan,
   task: PlannedTask,
   onProgress?: ProgressSink,
+  tokOverride?: PipelineTokenizer,
 ): Promise<TaskStats> {
   const cfg = plan.config;
   const stats = newStats("signatures", task.index, task.source);
+  // Tokenize here too, while every document is parsed anyway: pack then only filters.
+  const tLoad = performance.now();
+  const tok = tokOverride ?? (await loadPipelineTokenizer(cfg.tokenizer));
+  const loadSeconds = (performance.now() - tLoad) / 1000;
+  const spool = await TokenSpoolWriter.open(plan.workDir, task.index);
+  let batch: { docIndex: number; text: string; split: number }[] = [];
+  let batchChars = 0;
+  let tTokenize = 0;
+  let tSpool = 0;
+  const flush = async () => {
+    if (batch.length === 0) return;
+    let t = performance.now();
+    const ids = await tok.encodeBatch(batch.map((b) => b.text));
+    tTokenize += performance.now() - t;
+    t = performance.now();
+    for (let i = 0; i < batch.length; i++) {
+      const b = batch[i] as { docIndex: number; split: number };
+      await spool.append(b.docIndex, b.split, ids[i] as ArrayLike<number>, tok.eosId);
+    }
+    tSpool += performance.now() - t;
+    batch = [];
+    batchChars = 0;
+  };
   const bad = new BadRecordLog({ strict: cfg.strict });
   const hasher = new MinHasher(cfg.dedup.minhash);
   const bands = cfg.dedup.minhash.bands;
@@ -169,7 +194,18 @@ async function signaturesTask(
   )) {
     stats.documentsRead++;
     stats.bytesRead += bytes;
-    if (dropReason || doc.text.length === 0) continue; // dropped docs never make others duplicates
+    const reason = dropReason ?? (doc.text.length === 0 ? "empty-text" : undefined);
+    if (reason) {
+      bump(stats.removed, reason); // dropped docs never make others duplicates
+      continue;
+    }
+    batch.push({
+      docIndex,
+      text: doc.text,
+      split: isValidation(doc.id, cfg.validationFraction) ? 1 : 0,
+    });
+    batchChars += doc.text.length;
+    if (batchChars >= 1 << 20 || batch.length >= 512) await flush();
     const t = performance.now();
     const sig = hasher.signature(doc.text);
     keys[bands]?.push(sig.exact[0], sig.exact[1], docIndex);
@@ -185,12 +221,19 @@ async function signaturesTask(
         inputBytesDone: progress.inputBytesDone,
       });
   }
-  const tw = performance.now();
+  await flush();
+  let tw = performance.now();
+  await spool.close();
+  tSpool += performance.now() - tw;
+  tw = performance.now();
   for (let b = 0; b <= bands; b++)
     await writeSortedKeys(sigPath(plan.workDir, task.index, b), Uint32Array.from(keys[b] ?? []));
   stats.timings = {
-    read: (tw - tStart - tDedup) / 1000,
+    read: (tw - tStart - tDedup - tTokenize - tSpool) / 1000,
     dedup: (tDedup + performance.now() - tw) / 1000,
+    tokenize: tTokenize / 1000,
+    write: tSpool / 1000,
+    loadTokenizer: loadSeconds,
   };
   stats.badRecords = bad.count;
   stats.badRecordList = bad.entries;
@@ -259,7 +302,9 @@ async function packTask(
     ? readRemoveList(removePath(plan.workDir, task.index))
     : new Map<number, number>();
   const tLoad = performance.now();
-  const tok = tokOverride ?? (await loadPipelineTokenizer(cfg.tokenizer));
+  const tok = cfg.dedup.enabled
+    ? undefined
+    : (tokOverride ?? (await loadPipelineTokenizer(cfg.tokenizer)));
   const outDir = join(cfg.output, task.source);
   await mkdir(outDir, { recursive: true });
   const tag = String(task.index).padStart(5, "0");
@@ -290,6 +335,7 @@ async function packTask(
   const flush = async () => {
     if (batch.length === 0) return;
     let t = performance.now();
+    if (!tok) throw new Error("pack: no tokenizer");
     const ids = await tok.encodeBatch(batch.map((b) => b.text));
     timings.tokenize += (performance.now() - t) / 1000;
     t = performance.now();
@@ -305,40 +351,63 @@ async function packTask(
     batchBytes = 0;
   };
   let t = performance.now();
-  for await (const { doc, docIndex, bytes, dropReason } of readTaskDocuments(
-    plan,
-    task,
-    bad,
-    progress,
-  )) {
-    stats.documentsRead++;
-    stats.bytesRead += bytes;
-    const reason = dropReason ?? (doc.text.length === 0 ? "empty-text" : undefined);
-    const dup = remove.get(docIndex);
-    if (reason) bump(stats.removed, reason);
-    else if (dup !== undefined)
-      bump(stats.removed, dup === REMOVE_EXACT ? "exact-duplicate" : "near-duplicate");
-    else {
-      batch.push({
-        text: doc.text,
-        split: isValidation(doc.id, cfg.validationFraction) ? "validation" : "train",
-      });
-      batchBytes += doc.text.length;
+  if (cfg.dedup.enabled) {
+    // The signatures stage read, filtered and tokenized this task already: take its counts
+    // and its token spool, and drop only the duplicates.
+    const sig = JSON.parse(
+      await readFile(statsPath(plan.workDir, "signatures", task.index), "utf8"),
+    ) as TaskStats;
+    stats.documentsRead = sig.documentsRead;
+    stats.bytesRead = sig.bytesRead;
+    stats.removed = { ...sig.removed };
+    bad.count = sig.badRecords;
+    bad.entries.push(...sig.badRecordList);
+    let seen = 0;
+    for await (const { docIndex, split, tokens } of readTokenSpool(plan.workDir, task.index)) {
+      const dup = remove.get(docIndex);
+      if (dup !== undefined)
+        bump(stats.removed, dup === REMOVE_EXACT ? "exact-duplicate" : "near-duplicate");
+      else {
+        const name = split === 1 ? "validation" : "train";
+        await writers[name].add(tokens);
+        docs[name]++;
+      }
+      if (++seen % 2000 === 0) onProgress?.({ docs: seen, bytes: 0, inputBytesDone: 0 });
     }
-    if (batchBytes >= 1 << 20 || batch.length >= 512) {
-      timings.read += (performance.now() - t) / 1000;
-      await flush();
-      t = performance.now();
+    timings.write += (performance.now() - t) / 1000;
+  } else {
+    for await (const { doc, docIndex, bytes, dropReason } of readTaskDocuments(
+      plan,
+      task,
+      bad,
+      progress,
+    )) {
+      stats.documentsRead++;
+      stats.bytesRead += bytes;
+      const reason = dropReason ?? (doc.text.length === 0 ? "empty-text" : undefined);
+      if (reason) bump(stats.removed, reason);
+      else {
+        batch.push({
+          text: doc.text,
+          split: isValidation(doc.id, cfg.validationFraction) ? "validation" : "train",
+        });
+        batchBytes += doc.text.length;
+      }
+      if (batchBytes >= 1 << 20 || batch.length >= 512) {
+        timings.read += (performance.now() - t) / 1000;
+        await flush();
+        t = performance.now();
+      }
+      if (stats.documentsRead % 200 === 0)
+        onProgress?.({
+          docs: stats.documentsRead,
+          bytes: stats.bytesRead,
+          inputBytesDone: progress.inputBytesDone,
+        });
     }
-    if (stats.documentsRead % 200 === 0)
-      onProgress?.({
-        docs: stats.documentsRead,
-        bytes: stats.bytesRead,
-        inputBytesDone: progress.inputBytesDone,
-      });
+    timings.read += (performance.now() - t) / 1000;
+    await flush();
   }
-  timings.read += (performance.now() - t) / 1000;
-  await flush();
   t = performance.now();
   const info: PackInfo = { task: task.index, source: task.source, splits: {} };
   for (const split of ["train", "validation"] as const) {
@@ -451,6 +520,8 @@ async function finalizeTask(
   };
   for (const name of stale) await rm(join(outDir, name), { force: true }); // leftovers of an earlier run with other settings
   await writeManifest(outDir, manifest);
+  // the token spools were only needed by pack; the shards now hold their tokens
+  for (const t of tasks) await removeTokenSpool(plan.workDir, t.index);
   stats.documentsRead = documentsRead;
   stats.bytesRead = bytesRead;
   stats.removed = removed;
