@@ -248,7 +248,16 @@ export async function trainCommand(
   if (device === "cpu" && modelName === "tinyllama-1.1b")
     throw new UsageError(explainBigModelOnCpu(modelName));
 
-  const backend = await (deps.loadBackend ?? loadKernels)(device);
+  let backend: Backend;
+  try {
+    backend = await (deps.loadBackend ?? loadKernels)(device);
+  } catch (e) {
+    if (device !== "cuda") throw e;
+    throw new Error(
+      `--device cuda: no usable GPU backend: ${(e as Error).message}. ` +
+        "Without a GPU, leave --device out (auto) or pass --device cpu to train a small model on CPU",
+    );
+  }
   const onCpu = backend.name === "cpu";
   if (onCpu && modelName === "tinyllama-1.1b")
     throw new UsageError(explainBigModelOnCpu(modelName));

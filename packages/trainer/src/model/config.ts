@@ -207,6 +207,7 @@ export function toHfConfig(c: LlamaConfig): Record<string, unknown> {
     bos_token_id: 1,
     eos_token_id: 2,
     torch_dtype: "float32",
+    dtype: "float32",
     use_cache: true,
     tinyllama_ts_model: c.name,
   };

@@ -74,4 +74,45 @@ describe("LlamaModel on the CPU backend", () => {
     }
     trainer.dispose();
   });
+
+  it("zeroes gradients every step, and accumulation equals one larger micro-batch", async () => {
+    const k = await loadBackend("cpu");
+    const cfg = microConfig();
+    const { ids, targets } = batch(4, 8, cfg.vocabSize, 11);
+    const liveBefore = k.stats().liveTensors;
+    const grads = (microBatch: number, accumSteps: number, times: number) => {
+      const trainer = new Trainer(
+        new LlamaModel(k, cfg),
+        { microBatch, seqLen: 8, accumSteps },
+        TINYLLAMA_ADAMW,
+      );
+      trainer.initWeights(3);
+      let r = { loss: 0, gradNorm: 0 };
+      for (let i = 0; i < times; i++) {
+        let micro = 0;
+        r = trainer.computeGradients((ii, tt) => {
+          ii.set(ids.subarray(micro * microBatch * 8, (micro + 1) * microBatch * 8));
+          tt.set(targets.subarray(micro * microBatch * 8, (micro + 1) * microBatch * 8));
+          micro++;
+        });
+      }
+      const g = parameterSpecs(cfg).map((s) => trainer.readGrad(s.name));
+      trainer.dispose();
+      return { ...r, g };
+    };
+    const once = grads(4, 1, 1);
+    const twice = grads(4, 1, 2); // second call must not add to the first
+    const accumulated = grads(2, 2, 1);
+    expect(twice.loss).toBe(once.loss);
+    expect(twice.gradNorm).toBe(once.gradNorm);
+    expect(accumulated.loss).toBeCloseTo(once.loss, 5);
+    expect(accumulated.gradNorm).toBeCloseTo(once.gradNorm, 5);
+    for (let i = 0; i < once.g.length; i++) {
+      for (let j = 0; j < once.g[i]!.length; j += 7) {
+        expect(accumulated.g[i]![j]!).toBeCloseTo(once.g[i]![j]!, 5);
+      }
+    }
+    // Every trainer was disposed: no tensor handle (weights, arenas, plan views) is left alive.
+    expect(k.stats().liveTensors).toBe(liveBefore);
+  });
 });

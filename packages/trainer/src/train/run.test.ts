@@ -309,6 +309,19 @@ describe("bad inputs", () => {
     );
   });
 
+  it("--device cuda without a usable GPU explains what to do", async () => {
+    const { builtBackends } = await import("@tinyllama/kernels");
+    if (builtBackends().cuda) {
+      console.log(
+        "not run: this machine has a CUDA build of the kernels (the no-GPU error cannot be provoked)",
+      );
+      return;
+    }
+    await expect(train(["--device", "cuda", "--data", data])).rejects.toThrow(
+      /--device cuda: no usable GPU backend: .*pass --device cpu/,
+    );
+  });
+
   it("NaN/inf loss: steps are skipped, then the run stops naming the steps", async () => {
     const src = await train(args(join(root, "nan-src"), 1));
     // Poison the weights: every logit becomes NaN.
