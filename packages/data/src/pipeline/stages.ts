@@ -376,12 +376,7 @@ async function packTask(
     }
     timings.write += (performance.now() - t) / 1000;
   } else {
-    for await (const { doc, docIndex, bytes, dropReason } of readTaskDocuments(
-      plan,
-      task,
-      bad,
-      progress,
-    )) {
+    for await (const { doc, bytes, dropReason } of readTaskDocuments(plan, task, bad, progress)) {
       stats.documentsRead++;
       stats.bytesRead += bytes;
       const reason = dropReason ?? (doc.text.length === 0 ? "empty-text" : undefined);
