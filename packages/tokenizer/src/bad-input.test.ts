@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { compileModel } from "./compile.js";
 import { BpeEngine } from "./engine.js";
 import { LlamaTokenizer, toHuggingFaceTokenizerJson } from "./index.js";
+import { field, utf8, varint } from "./testing/proto-writer.js";
 import { rng } from "./testing/varied-text.js";
 
 const FIXTURE_MODEL = "/work/shared/fixtures/llama2-tokenizer.model";
@@ -22,21 +23,7 @@ function write(name: string, data: string | Uint8Array): string {
   return p;
 }
 
-/** Minimal protobuf writer for hand-made models. */
-const varint = (v: number): number[] => {
-  const out: number[] = [];
-  while (v >= 0x80) {
-    out.push((v & 0x7f) | 0x80);
-    v = Math.floor(v / 128);
-  }
-  out.push(v);
-  return out;
-};
-const field = (n: number, wire: number, payload: number[]): number[] =>
-  wire === 2
-    ? [...varint(n * 8 + 2), ...varint(payload.length), ...payload]
-    : [...varint(n * 8 + wire), ...payload];
-const str = (s: string): number[] => Array.from(Buffer.from(s, "utf8"));
+const str = utf8;
 const piece = (p: string, type: number): number[] =>
   field(1, 2, [...field(1, 2, str(p)), ...field(3, 0, varint(type))]);
 
@@ -175,6 +162,20 @@ describe("corrupt or truncated tokenizer.model", () => {
     await expect(
       LlamaTokenizer.load(write("ff.model", new Uint8Array(64).fill(0xff))),
     ).rejects.toThrow(/not a valid SentencePiece model/);
+  });
+
+  it("a model defining a piece twice is refused, as SentencePiece refuses it", async () => {
+    const dup = Buffer.concat([good, Uint8Array.from(piece("\u2581\u2581", 4))]);
+    await expect(LlamaTokenizer.load(write("dup.model", dup))).rejects.toThrow(
+      /"▁▁" is both id 259 and 32000/,
+    );
+  });
+
+  it("UNUSED pieces are refused by name", async () => {
+    const unused = Buffer.concat([good, Uint8Array.from(piece("zzz-unused", 5))]);
+    await expect(LlamaTokenizer.load(write("unused.model", unused))).rejects.toThrow(
+      /has type UNUSED/,
+    );
   });
 
   it("a Unigram model is refused by name", async () => {

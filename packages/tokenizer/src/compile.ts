@@ -49,6 +49,10 @@ export function compileModel(model: TokenizerModel, shared: boolean): EngineTabl
     addDummyPrefix: model.addDummyPrefix,
     escapeWhitespaces: model.escapeWhitespaces,
     removeExtraWhitespaces: model.removeExtraWhitespaces,
+    userPieces: model.pieces.flatMap(
+      (p, id): Array<[string, number]> =>
+        model.types[id] === PieceType.userDefined && p.length > 0 ? [[p, id]] : [],
+    ),
     shared,
   });
 }

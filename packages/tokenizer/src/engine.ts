@@ -50,6 +50,12 @@ export interface EngineTables {
   removeExtraWhitespaces: boolean;
   /** Whether cutting before a space mark that follows a non-space is exact (checked). */
   splitBeforeSpace: boolean;
+  /**
+   * SentencePiece USER_DEFINED pieces: matched whole (longest first) in the normalised text
+   * before merging, and never merged further.
+   */
+  userPieces: string[];
+  userIds: Int32Array;
 }
 
 const EMPTY = -0x7fffffff;
@@ -78,6 +84,7 @@ export interface EngineInput {
   addDummyPrefix: boolean;
   escapeWhitespaces: boolean;
   removeExtraWhitespaces: boolean;
+  userPieces: Array<[piece: string, id: number]>;
   shared: boolean;
 }
 
@@ -173,6 +180,8 @@ export function buildEngineTables(input: EngineInput): EngineTables {
     escapeWhitespaces: input.escapeWhitespaces,
     removeExtraWhitespaces: input.removeExtraWhitespaces,
     splitBeforeSpace,
+    userPieces: input.userPieces.map(([p]) => p),
+    userIds: Int32Array.from(input.userPieces.map(([, id]) => id)),
   };
 }
 
@@ -225,6 +234,8 @@ export class BpeEngine {
   private prev = new Int32Array(0);
   private heap = new Float64Array(0);
   private readonly cache = new WordCache();
+  /** USER_DEFINED pieces by first UTF-16 unit, longest first. */
+  private readonly userByFirst = new Map<number, Array<[string, number]>>();
   out = new IdBuffer();
   /** Pair-table lookups so far: a machine-independent measure of work (tests check linearity). */
   pairLookups = 0;
@@ -242,6 +253,13 @@ export class BpeEngine {
     this.vocabSize = tables.vocabSize;
     this.spaceCode = tables.escapeWhitespaces ? SPACE_MARK : 32;
     this.spaceSymbol = this.symbolOf(this.spaceCode);
+    tables.userPieces.forEach((piece, i) => {
+      const first = piece.charCodeAt(0);
+      const list = this.userByFirst.get(first) ?? [];
+      list.push([piece, tables.userIds[i]!]);
+      list.sort((a, b) => b[0].length - a[0].length);
+      this.userByFirst.set(first, list);
+    });
   }
 
   /** Symbol id of a code point, or -1. */
@@ -278,16 +296,41 @@ export class BpeEngine {
     const t = this.tables;
     let text = input;
     if (t.removeExtraWhitespaces) text = text.replace(/ +/g, " ").replace(/^ | $/g, "");
+    if (text.length === 0) return;
+    if (this.userByFirst.size === 0) {
+      this.encodeNormalized(text, t.addDummyPrefix, t.escapeWhitespaces, false);
+      return;
+    }
+    // With USER_DEFINED pieces, match on the normalised text as SentencePiece does (the dummy
+    // prefix can be the first character of a match); the slower path costs one string copy.
+    const mark = t.escapeWhitespaces ? "\u2581" : " ";
+    const normalized =
+      (t.addDummyPrefix ? mark : "") + (t.escapeWhitespaces ? text.replaceAll(" ", mark) : text);
+    this.encodeNormalized(normalized, false, false, true);
+  }
+
+  /** Longest USER_DEFINED piece at text[i], as [length, id], or undefined. */
+  private matchUserPiece(text: string, i: number): [number, number] | undefined {
+    const list = this.userByFirst.get(text.charCodeAt(i));
+    if (list === undefined) return undefined;
+    for (const [piece, id] of list) if (text.startsWith(piece, i)) return [piece.length, id];
+    return undefined;
+  }
+
+  private encodeNormalized(
+    text: string,
+    addDummyPrefix: boolean,
+    mapSpaces: boolean,
+    matchUser: boolean,
+  ): void {
     const n = text.length;
-    if (n === 0) return;
     const charSymbol = this.charSymbol;
     const mergeable = this.mergeable;
     const spaceCode = this.spaceCode;
-    const splitBeforeSpace = t.splitBeforeSpace;
-    const escapeSpaces = t.escapeWhitespaces;
+    const splitBeforeSpace = this.tables.splitBeforeSpace;
     this.wordLen = 0;
     let prevSpace = false;
-    if (t.addDummyPrefix) {
+    if (addDummyPrefix) {
       const sym = this.spaceSymbol;
       if (sym >= 0 && mergeable[sym] === 1) {
         this.word[0] = sym;
@@ -298,7 +341,18 @@ export class BpeEngine {
     for (let i = 0; i < n; i++) {
       let c = text.charCodeAt(i);
       let sym: number;
-      if (c === 32 && escapeSpaces) c = SPACE_MARK;
+      if (matchUser) {
+        const hit = this.matchUserPiece(text, i);
+        if (hit !== undefined) {
+          // A frozen symbol: nothing merges across it, so it also ends the word.
+          this.flushWord();
+          this.out.push(hit[1]);
+          i += hit[0] - 1;
+          prevSpace = false;
+          continue;
+        }
+      }
+      if (c === 32 && mapSpaces) c = SPACE_MARK;
       if (c >= 0xd800 && c <= 0xdfff) {
         const lo = i + 1 < n ? text.charCodeAt(i + 1) : 0;
         if (c <= 0xdbff && lo >= 0xdc00 && lo <= 0xdfff) {

@@ -224,14 +224,22 @@ function buildModel(
   }
   for (let i = 0; i < types.length; i++) {
     const t = types[i]!;
-    if (t === PieceType.userDefined || t === PieceType.unused) {
-      unsupported(
-        `piece ${i} ${JSON.stringify(pieces[i])} has type ${t === 4 ? "USER_DEFINED" : "UNUSED"}`,
-      );
-    }
+    if (t === PieceType.unused)
+      unsupported(`piece ${i} ${JSON.stringify(pieces[i])} has type UNUSED`);
     if (t < 1 || t > 6)
       throw new Error(`${source}: not a valid SentencePiece model (piece ${i} has type ${t})`);
   }
+  // SentencePiece refuses to load a model that defines a piece twice; so do we.
+  const firstId = new Map<string, number>();
+  pieces.forEach((p, i) => {
+    const seen = firstId.get(p);
+    if (seen !== undefined) {
+      throw new Error(
+        `${source}: not a valid SentencePiece model (piece ${JSON.stringify(p)} is both id ${seen} and ${i})`,
+      );
+    }
+    firstId.set(p, i);
+  });
   const checkId = (name: string, id: number, allowed: number[]): void => {
     if (id < 0) return;
     if (id >= pieces.length || !allowed.includes(types[id]!)) {

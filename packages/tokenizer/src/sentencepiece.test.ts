@@ -2,9 +2,13 @@
  * Agreement with SentencePiece itself (the C++ library compiled to WebAssembly, npm
  * `sentencepiece-js`) on the fixture tokenizer.model: encoding and DecodeIds.
  */
+import { readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import spjs from "sentencepiece-js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { LlamaTokenizer } from "./index.js";
+import { pieceField } from "./testing/proto-writer.js";
 import { isWellFormed, rng, variedTexts } from "./testing/varied-text.js";
 
 const FIXTURE_MODEL = "/work/shared/fixtures/llama2-tokenizer.model";
@@ -47,5 +51,41 @@ describe("agreement with SentencePiece (sentencepiece-js)", () => {
       }
       expect(tok.decode(ids), JSON.stringify(ids)).toBe(sp.decodeIds(ids));
     }
+  });
+});
+
+describe("USER_DEFINED pieces (matched whole, never merged), against SentencePiece", () => {
+  it("encodes like SentencePiece on a model with user-defined pieces appended", async () => {
+    // Repeated fields may appear anywhere in a protobuf message: appending pieces adds ids 32000+.
+    const extra = [
+      ...pieceField("<PRE>", 4),
+      ...pieceField("\u2581<SUF>", 4),
+      ...pieceField("<P", 4),
+      ...pieceField("xyz\u2581\u2581abc", 4),
+      ...pieceField("\n\n", 4),
+    ];
+    const path = join(tmpdir(), `tokenizer-user-defined-${process.pid}.model`);
+    writeFileSync(path, Buffer.concat([readFileSync(FIXTURE_MODEL), Uint8Array.from(extra)]));
+    const ud = await LlamaTokenizer.load(path);
+    const ref = new spjs.SentencePieceProcessor();
+    await ref.load(path);
+    const texts = [
+      "<PRE> x <SUF>y",
+      "<SUF> a<PRE><P",
+      "xyz  abc!",
+      " <SUF>",
+      "<SUF>",
+      "a<PREb",
+      "def f():\n    return  1  <PRE>\n\n\n",
+      ...variedTexts({ seed: 11, count: 200, pieces: tok.model.pieces, maxLength: 5000 }).filter(
+        (t) => isWellFormed(t),
+      ),
+    ];
+    for (const text of texts) {
+      const ids = ud.encode(text, { bos: false });
+      expect(ids, JSON.stringify(text.slice(0, 60))).toEqual(ref.encodeIds(text));
+      expect(ud.decode(ids)).toBe(ref.decodeIds(ids));
+    }
+    expect(ud.encode("<PRE> x", { bos: false })).toEqual([29871, 32000, 921]);
   });
 });

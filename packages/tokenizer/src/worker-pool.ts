@@ -4,6 +4,7 @@
  * results are reassembled in input order. Workers share the engine tables (SharedArrayBuffer)
  * and are unref'd while idle, so an open pool never keeps the process alive.
  */
+import { rmSync } from "node:fs";
 import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -44,6 +45,7 @@ function workerUrl(): Promise<URL> {
     if (!import.meta.url.endsWith(".ts")) return new URL("./worker.js", import.meta.url);
     const ts = (await import("typescript")).default;
     const dir = await mkdtemp(join(tmpdir(), "tinyllama-tokenizer-worker-"));
+    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
     await writeFile(join(dir, "package.json"), '{"type":"module"}');
     for (const name of ["worker", "engine", "word-cache"]) {
       const src = await readFile(new URL(`./${name}.ts`, import.meta.url), "utf8");
