@@ -87,7 +87,10 @@ export function loadWeights(dirIn: string): WeightSource {
       return f;
     };
   } else {
-    throw new Error(`${dir}: has config.json but neither ${MODEL_FILE} nor ${INDEX_FILE}`);
+    const pickle = existsSync(join(dir, "pytorch_model.bin"))
+      ? " (pytorch_model.bin is a pickle: convert it to safetensors first)"
+      : "";
+    throw new Error(`${dir}: has config.json but neither ${MODEL_FILE} nor ${INDEX_FILE}${pickle}`);
   }
   const shapes = new Map(parameterSpecs(config).map((s) => [s.name, s.shape]));
   return {

@@ -65,14 +65,16 @@ export interface ActivationPlan {
   dAttFlat: Tensor | null;
 }
 
-export function planActivations(
-  k: Backend,
+export type ArenaSpec = { name: string; shape: number[]; dtype: DType };
+
+/** Every activation buffer of a (batch, seqLen) plan: what `planActivations` allocates. */
+export function activationSpecs(
   c: LlamaConfig,
   batch: number,
   seqLen: number,
   training: boolean,
   actDtype: DType,
-): ActivationPlan {
+): ArenaSpec[] {
   const N = batch * seqLen;
   const C = c.hiddenSize;
   const D = headDim(c);
@@ -118,7 +120,18 @@ export function planActivations(
     add("dGate", [N, I]);
     add("dUp", [N, I]);
   }
-  const arena = k.arena(specs);
+  return specs;
+}
+
+export function planActivations(
+  k: Backend,
+  c: LlamaConfig,
+  batch: number,
+  seqLen: number,
+  training: boolean,
+  actDtype: DType,
+): ActivationPlan {
+  const arena = k.arena(activationSpecs(c, batch, seqLen, training, actDtype));
   const g = (n: string) => arena.get(n);
   const layers: LayerActivations[] = [];
   const flats = new Map<string, Tensor>();

@@ -1,3 +1,7 @@
+import { planArena } from "@tinyllama/kernels";
+import { type LlamaConfig, parameterSpecs } from "../model/config.js";
+import { activationSpecs } from "../model/plan.js";
+
 /**
  * Turns a device allocation failure into advice: the activation plan grows with the
  * micro-batch, and a smaller micro-batch keeps the same global batch through more gradient
@@ -26,5 +30,61 @@ export function explainOutOfMemory(
   return new Error(
     `${where.device} out of memory for micro-batch ${where.microBatch} x ${where.seqLen} tokens${planned}; ${advice}. ` +
       `(${(e as Error).message})`,
+  );
+}
+
+/** Device bytes a training run plans: weights, gradients, AdamW moments, master copy, activations. */
+export function trainingBytes(
+  c: LlamaConfig,
+  microBatch: number,
+  seqLen: number,
+  onCpu: boolean,
+): { state: number; activations: number } {
+  const specs = parameterSpecs(c);
+  const f32 = specs.map((s) => ({ name: s.name, shape: s.shape, dtype: "f32" as const }));
+  const compute = specs.map((s) => ({
+    name: s.name,
+    shape: s.shape,
+    dtype: onCpu ? ("f32" as const) : ("bf16" as const),
+  }));
+  const f32Bytes = planArena(f32).bytes;
+  const state = planArena(compute).bytes + f32Bytes * (onCpu ? 3 : 4);
+  const activations = planArena(
+    activationSpecs(c, microBatch, seqLen, true, onCpu ? "f32" : "bf16"),
+  ).bytes;
+  return { state, activations };
+}
+
+/**
+ * Refuses a plan that cannot fit the device before allocating anything (CUDA reports its
+ * memory; the CPU reports 0 and is not checked), naming the largest micro-batch that fits.
+ */
+export function assertFitsDevice(
+  c: LlamaConfig,
+  microBatch: number,
+  seqLen: number,
+  device: { backend: string; name: string; totalMemory: number },
+  headroom = 0.92,
+): void {
+  if (!(device.totalMemory > 0)) return;
+  const budget = device.totalMemory * headroom;
+  const need = trainingBytes(c, microBatch, seqLen, device.backend === "cpu");
+  if (need.state + need.activations <= budget) return;
+  const gib = (b: number) => (b / 2 ** 30).toFixed(1);
+  let fit = microBatch;
+  while (fit > 1) {
+    fit = Math.floor(fit / 2);
+    const n = trainingBytes(c, fit, seqLen, device.backend === "cpu");
+    if (n.state + n.activations <= budget) break;
+  }
+  const fitNeed = trainingBytes(c, fit, seqLen, device.backend === "cpu");
+  const advice =
+    fitNeed.state + fitNeed.activations <= budget
+      ? `try --micro-batch ${fit} (about ${gib(fitNeed.state + fitNeed.activations)} GiB): the global batch stays the same, reached by more accumulation steps`
+      : "even micro-batch 1 does not fit: try a shorter --seq-len or a smaller --model";
+  throw new Error(
+    `${device.name} out of memory: ${c.name} with micro-batch ${microBatch} x ${seqLen} tokens needs about ` +
+      `${gib(need.state + need.activations)} GiB (weights, gradients and AdamW ${gib(need.state)}, activations ${gib(need.activations)}) ` +
+      `of the ${gib(device.totalMemory)} GiB on the device; ${advice}`,
   );
 }

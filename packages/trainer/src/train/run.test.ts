@@ -13,9 +13,10 @@ import { readSafetensorsHeader, readTensorF32 } from "../checkpoint/safetensors.
 import { readTrainerState } from "../checkpoint/trainer-checkpoint.js";
 import { trainCommand } from "../cli/train-command.js";
 import { readMetrics, type TrainRecord } from "../metrics/metrics.js";
+import { modelConfig } from "../model/config.js";
 import { LlamaModel } from "../model/llama.js";
 import { llama2Identity, writeTestShards } from "../test-util/shards.js";
-import { explainOutOfMemory } from "./errors.js";
+import { assertFitsDevice, explainOutOfMemory } from "./errors.js";
 import type { RunResult } from "./run.js";
 
 let root: string;
@@ -355,6 +356,16 @@ describe("bad inputs", () => {
     });
     expect(e.message).toMatch(
       /cuda out of memory for micro-batch 8 x 2048 tokens; try --micro-batch 4/,
+    );
+    // Checked before allocating, from the plan and the device's memory.
+    const big = modelConfig("tinyllama-1.1b");
+    const h100 = { backend: "cuda", name: "NVIDIA H100 80GB HBM3", totalMemory: 79.6 * 2 ** 30 };
+    expect(() => assertFitsDevice(big, 8, 2048, h100)).not.toThrow();
+    expect(() => assertFitsDevice(big, 32, 2048, h100)).toThrow(
+      /NVIDIA H100 80GB HBM3 out of memory: tinyllama-1.1b with micro-batch 32 x 2048 tokens needs about \d+\.\d GiB .* try --micro-batch (8|16) /,
+    );
+    expect(() => assertFitsDevice(big, 1, 2048, { ...h100, totalMemory: 8 * 2 ** 30 })).toThrow(
+      /even micro-batch 1 does not fit/,
     );
     const other = new Error("something else");
     expect(explainOutOfMemory(other, { device: "cuda", microBatch: 8, seqLen: 2048 })).toBe(other);

@@ -34,7 +34,7 @@ import {
   validateSchedule,
 } from "../optim/schedule.js";
 import { PAPER_SEQ_LEN, type StageName, stageSpec, type Variant } from "../stages/stages.js";
-import { explainOutOfMemory } from "./errors.js";
+import { assertFitsDevice, explainOutOfMemory } from "./errors.js";
 import { NonFiniteLossError, Trainer } from "./trainer.js";
 
 export interface RunOptions {
@@ -201,6 +201,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
   let model: LlamaModel | null = null;
   let trainer: Trainer | null = null;
   try {
+    assertFitsDevice(cfg, o.microBatch, o.seqLen, o.backend.device);
     try {
       model = new LlamaModel(o.backend, cfg);
       trainer = new Trainer(
@@ -324,16 +325,24 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
     };
 
     let interrupted: string | null = null;
+    let lastCheckpoint: string | null = resumeFrom;
     const onSignal = (sig: NodeJS.Signals) => {
-      if (!interrupted)
-        log(`received ${sig}: finishing this step, writing a checkpoint, then exiting`);
+      if (interrupted) {
+        // A second signal means "now": the newest checkpoint on disk stays the resume point.
+        log(
+          `received ${sig} again: exiting without a checkpoint (resume from ${lastCheckpoint ?? "scratch"})`,
+        );
+        process.exit(130);
+      }
+      log(
+        `received ${sig}: finishing this step, writing a checkpoint, then exiting (send it again to exit now)`,
+      );
       interrupted = sig;
     };
     if (o.handleSignals) {
       process.on("SIGINT", onSignal);
       process.on("SIGTERM", onSignal);
     }
-    let lastCheckpoint: string | null = resumeFrom;
     let firstLoss: number | null = null;
     let lastLoss: number | null = null;
     let stepsThisRun = 0;
