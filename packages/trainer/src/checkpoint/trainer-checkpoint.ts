@@ -122,3 +122,18 @@ export function loadOptimizerInto(trainer: Trainer, checkpointDir: string): void
     trainer.setMoment("v", s.name, readTensorF32(path, h, `${s.name}.exp_avg_sq`));
   }
 }
+
+/**
+ * Why a checkpoint directory cannot be resumed from (unreadable state, missing or truncated
+ * safetensors), or null when it looks complete. Reads only headers: O(1) in the model size.
+ */
+export function checkpointProblem(dir: string): string | null {
+  try {
+    readTrainerState(dir);
+    readSafetensorsHeader(join(dir, "model.safetensors"));
+    readSafetensorsHeader(join(dir, OPTIMIZER_FILE));
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}

@@ -3,7 +3,7 @@
  * LITPKDS shards with the tinyllama-test model (32000 vocabulary, 1 layer): the loss falls,
  * an interrupted run resumes to the identical result, stages chain, and bad inputs fail clearly.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TokenizerIdentity } from "@tinyllama/data";
@@ -179,6 +179,30 @@ describe("training on CPU", () => {
     // Running a complete stage again does nothing.
     const again = await train(args(out, 10));
     expect(again.steps).toBe(0);
+  });
+
+  it("after a crash, resumes from the newest undamaged checkpoint and rewrites the lost metrics", async () => {
+    const straight = await train(args(join(root, "crash-straight"), 8));
+    const out = join(root, "crash");
+    const first = await train(
+      args(out, 8, ["--max-steps", "5", "--keep", "5"]).map((x, i, all) =>
+        all[i - 1] === "--save-every" ? "2" : x,
+      ),
+    );
+    expect(first.steps).toBe(5);
+    const ckpts = join(out, "v1.0", "checkpoints");
+    // The crash: step 5's checkpoint never made it, step 4's optimizer file is truncated.
+    rmSync(join(ckpts, "step-000000000005"), { recursive: true });
+    const opt = join(ckpts, "step-000000000004", "optimizer.safetensors");
+    writeFileSync(opt, readFileSync(opt).subarray(0, 1000));
+    const lines: string[] = [];
+    const resumed = await train(args(out, 8), (l) => lines.push(l));
+    expect(lines.some((l) => /skipping damaged checkpoint .*step-000000000004/.test(l))).toBe(true);
+    expect(lines.some((l) => /resuming v1.0 from .*step-000000000002 at step 2/.test(l))).toBe(
+      true,
+    );
+    expect(resumed.steps).toBe(6);
+    expect(trainLosses(resumed.stageDir)).toEqual(trainLosses(straight.stageDir));
   });
 
   it("chains basic -> continual (math-code) -> cooldown, continuing steps, tokens and the lr curve", async () => {

@@ -8,9 +8,10 @@ import { existsSync, renameSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { TokenizerIdentity } from "@tinyllama/data";
 import { preset, scaleSchedule } from "@tinyllama/data/mixture";
-import { latestCheckpoint } from "../checkpoint/store.js";
+import { type CheckpointRef, latestCheckpoint, listCheckpoints } from "../checkpoint/store.js";
 import {
   assertSameModel,
+  checkpointProblem,
   loadOptimizerInto,
   loadWeightsInto,
   readTrainerState,
@@ -129,7 +130,17 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
   // Where does this stage start?
   let resumeFrom: string | null = null;
   let initFrom: { dir: string; state: TrainerState | null } | null = null;
-  const own = latestCheckpoint(stageDir);
+  // The newest usable checkpoint of this stage: a damaged one (e.g. a disk filled up) is
+  // reported and skipped for the one before it.
+  let own: CheckpointRef | null = null;
+  for (const c of listCheckpoints(stageDir).reverse()) {
+    const problem = checkpointProblem(c.path);
+    if (!problem) {
+      own = c;
+      break;
+    }
+    log(`warning: skipping damaged checkpoint ${c.path}: ${problem}`);
+  }
   if (own) {
     resumeFrom = own.path;
     if (o.from)
