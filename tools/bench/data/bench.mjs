@@ -247,10 +247,12 @@ const split = {
 const report = {
   date: new Date().toISOString(),
   machine: `${cpus()[0]?.model} x${cpus().length}, node ${process.version}`,
-  commit: spawnSync("git", ["rev-parse", "--short", "HEAD"], {
-    cwd: root,
-    encoding: "utf8",
-  }).stdout.trim(),
+  commit:
+    process.env.BENCH_COMMIT ??
+    spawnSync("git", ["rev-parse", "--short", "HEAD"], {
+      cwd: root,
+      encoding: "utf8",
+    }).stdout?.trim(),
   command: `node tools/bench/data/bench.mjs --mb ${targetMb} --workers ${workers} --repeat ${repeat}`,
   note: "best of --repeat runs for both the pipeline and the tokenizer-only pass, alternating, fresh processes",
   input: {
