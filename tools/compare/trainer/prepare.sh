@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
-# Dev machine: bundles the trainer's compare dump (packages/trainer/src/compare/dump.ts) into
-# .gpu/trainer-dump.mjs for the GPU machine (no node_modules there). Run tools/gpu/prepare.sh
-# first (it carries Node.js and the Node-API headers the kernels build needs).
+# Dev machine: puts into .gpu/ what run-gpu.sh needs beyond tools/gpu/prepare.sh (run that
+# first: it carries Node.js and the Node-API headers for the kernels build):
+#   .gpu/trainer-dump.mjs          the compare dump (packages/trainer/src/compare/dump.ts)
+#   .gpu/trainer/trainer-cli.mjs   the `pnpm train` CLI, bundled (zstd-napi stubbed: shards only)
+#   .gpu/vocab/llama2.tltk.gz      the tokenizer vocabulary the CLI's shard check loads
+#   .gpu/data/                     shards of the bundled sample (pnpm data:prepare)
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 cd "$root"
-mkdir -p .gpu
-tools/node_modules/.bin/esbuild packages/trainer/src/compare/dump.ts --bundle --platform=node \
-  --format=esm --target=node20 --conditions=@tinyllama/source --log-level=warning \
-  --outfile=.gpu/trainer-dump.mjs
-ls -la .gpu/trainer-dump.mjs
+mkdir -p .gpu/trainer .gpu/vocab
+esbuild=tools/node_modules/.bin/esbuild
+common=(--bundle --platform=node --format=esm --target=node20 --conditions=@tinyllama/source --log-level=warning)
+"$esbuild" packages/trainer/src/compare/dump.ts "${common[@]}" --outfile=.gpu/trainer-dump.mjs
+"$esbuild" packages/trainer/src/cli.ts "${common[@]}" \
+  --alias:zstd-napi=./tools/compare/trainer/gpu-stubs/zstd-napi.mjs --outfile=.gpu/trainer/trainer-cli.mjs
+cp packages/tokenizer/vocab/llama2.tltk.gz .gpu/vocab/
+if [ ! -f .gpu/data/slimpajama/manifest.json ]; then
+  npx -y pnpm@12.4.2 run data:prepare --output .gpu/data >/dev/null
+fi
+du -sh .gpu/trainer-dump.mjs .gpu/trainer .gpu/vocab .gpu/data

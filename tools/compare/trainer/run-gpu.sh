@@ -5,7 +5,8 @@
 # 1. fp32: our CPU backend (fp32) vs transformers fp32 on the GPU (TF32 off), tinyllama-18m;
 # 2. bf16: our CUDA backend (bf16, fp32 master weights) vs transformers with bf16 autocast,
 #    tinyllama-1.1b, 50 steps. Each compares step-0 logits, loss and all gradients, then the
-#    50-step loss curve; a table per run, results JSON in the out directory.
+#    50-step loss curve; a table per run, results JSON in the out directory;
+# 3. `pnpm train` itself (bundled) on CUDA: tinyllama-1.1b for 20 steps, tokens/s and MFU.
 set -uo pipefail
 cd "$(dirname "$0")/../../.."
 export PATH=/usr/local/cuda/bin:$PATH
@@ -36,5 +37,17 @@ run() { # name, dump flags...
 }
 run fp32-18m --model tinyllama-18m --device cpu --micro-batch 2 --seq-len 256 --steps 50
 run bf16-1.1b --model tinyllama-1.1b --device cuda --micro-batch 4 --seq-len 1024 --accum 2 --steps 50 --logit-rows 512
+
+# 3. The real CLI on the GPU: tinyllama-1.1b, v1.0 stage on the sample shards, 20 steps of
+#    16 x 2048 tokens (micro-batch 8, 2 accumulation steps): tokens/s, MFU and memory.
+echo "== train-1.1b ($(date +%T))"
+rm -rf "$out/train-1.1b"
+if timeout 400 node .gpu/trainer/trainer-cli.mjs --device cuda --model tinyllama-1.1b --data .gpu/data \
+  --out "$out/train-1.1b" --micro-batch 8 --global-batch 16 --scale "$(python3 -c 'print(20*16*2048/3e12)')" \
+  --eval-batches 2 --save-every 0 >"$out/train-1.1b.log" 2>&1; then
+  grep -E "step (1|10|20) \||validation|loss .* ->" "$out/train-1.1b.log"
+else
+  tail -20 "$out/train-1.1b.log"; echo "train-1.1b FAILED"; rc=1
+fi
 echo "results: $out"
 exit $rc
