@@ -11,6 +11,8 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { LlamaTokenizer, toHuggingFaceTokenizerJson } from "./index.js";
 import { isWellFormed, variedTexts } from "./testing/varied-text.js";
 
+const FIXTURE_MODEL = new URL("./testdata/llama2-tokenizer.model", import.meta.url).pathname;
+
 let tok: LlamaTokenizer;
 let fromModel: LlamaTokenizer;
 let reference: hf.Tokenizer;
@@ -37,7 +39,7 @@ function filesUnder(dir: string, exts: RegExp, limitBytes: number): string[] {
 
 beforeAll(async () => {
   tok = await LlamaTokenizer.load();
-  fromModel = await LlamaTokenizer.load("/work/shared/fixtures/llama2-tokenizer.model");
+  fromModel = await LlamaTokenizer.load(FIXTURE_MODEL);
   reference = hf.Tokenizer.fromString(toHuggingFaceTokenizerJson(tok.model));
   corpus = variedTexts({
     seed: 20240101,

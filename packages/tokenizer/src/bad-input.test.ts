@@ -9,7 +9,7 @@ import { LlamaTokenizer, toHuggingFaceTokenizerJson } from "./index.js";
 import { field, utf8, varint } from "./testing/proto-writer.js";
 import { rng } from "./testing/varied-text.js";
 
-const FIXTURE_MODEL = "/work/shared/fixtures/llama2-tokenizer.model";
+const FIXTURE_MODEL = new URL("./testdata/llama2-tokenizer.model", import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), "tokenizer-bad-input-"));
 let tok: LlamaTokenizer;
 

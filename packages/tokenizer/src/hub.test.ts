@@ -12,6 +12,8 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { LlamaTokenizer, toHuggingFaceTokenizerJson } from "./index.js";
 
+const FIXTURE_MODEL = new URL("./testdata/llama2-tokenizer.model", import.meta.url).pathname;
+
 const COMMIT = "0123456789abcdef0123456789abcdef01234567";
 const files = new Map<string, Buffer>();
 const requests: Array<{ method: string; url: string; auth: string | undefined }> = [];
@@ -30,10 +32,7 @@ const readBody = (req: IncomingMessage): Promise<string> =>
 
 beforeAll(async () => {
   const bundled = await LlamaTokenizer.load();
-  files.set(
-    "llama/with-model/tokenizer.model",
-    readFileSync("/work/shared/fixtures/llama2-tokenizer.model"),
-  );
+  files.set("llama/with-model/tokenizer.model", readFileSync(FIXTURE_MODEL));
   files.set(
     "llama/json-only/tokenizer.json",
     Buffer.from(toHuggingFaceTokenizerJson(bundled.model)),

@@ -11,7 +11,7 @@ import { LlamaTokenizer } from "./index.js";
 import { pieceField } from "./testing/proto-writer.js";
 import { isWellFormed, rng, variedTexts } from "./testing/varied-text.js";
 
-const FIXTURE_MODEL = "/work/shared/fixtures/llama2-tokenizer.model";
+const FIXTURE_MODEL = new URL("./testdata/llama2-tokenizer.model", import.meta.url).pathname;
 let tok: LlamaTokenizer;
 let sp: InstanceType<typeof spjs.SentencePieceProcessor>;
 

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LlamaTokenizer } from "./index.js";
 
-const FIXTURE_MODEL = "/work/shared/fixtures/llama2-tokenizer.model";
+const FIXTURE_MODEL = new URL("./testdata/llama2-tokenizer.model", import.meta.url).pathname;
 const reference = JSON.parse(
   readFileSync(new URL("./testdata/llama-tokenizer-js-cases.json", import.meta.url), "utf8"),
 ) as { cases: Array<{ text: string; ids: number[] }> };

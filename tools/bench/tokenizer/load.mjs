@@ -26,4 +26,4 @@ export async function loadPackages() {
   };
 }
 
-export const FIXTURE_MODEL = "/work/shared/fixtures/llama2-tokenizer.model";
+export const FIXTURE_MODEL = `${pkgDir}src/testdata/llama2-tokenizer.model`;
