@@ -134,7 +134,12 @@ export class TokenStream {
     return out;
   }
 
-  weightsNow(): Record<string, number> {
-    return this.sampler.weightsAt(this.sampler.tokens);
+  /** Blocks drawn per source in this stage against the schedule's expectation (for the log). */
+  report(): string {
+    const real = this.sampler.realisedBlocks();
+    const expected = this.sampler.expectedBlocks();
+    return Object.keys(real)
+      .map((n) => `${n} ${real[n]} (expected ${(expected[n] ?? 0).toFixed(1)})`)
+      .join(", ");
   }
 }

@@ -233,6 +233,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
     let stageTokens = 0;
     let skippedSteps = 0;
     let elapsed = 0;
+    let seed = o.seed;
     let stream: TokenStream;
     if (state && resumeFrom) {
       loadWeightsInto(trainer, resumeFrom);
@@ -241,9 +242,20 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
       trainer.adamStep = state.adamStep;
       trainer.consecutiveBad = state.consecutiveBad;
       elapsed = state.elapsedSeconds;
+      if (state.seed !== o.seed) {
+        log(
+          `note: this stage was started with --seed ${state.seed}; keeping it (the data order depends on it)`,
+        );
+      }
+      if (state.stage.scale !== o.scale) {
+        log(
+          `warning: this stage was started at --scale ${state.stage.scale}; continuing at ${o.scale} changes its token budget`,
+        );
+      }
+      seed = state.seed;
       stream = new TokenStream(
         sources,
-        { schedule: mixtureSchedule, seed: o.seed, seqLen: o.seqLen },
+        { schedule: mixtureSchedule, seed, seqLen: o.seqLen },
         state.stream,
       );
       truncateMetrics(join(stageDir, "metrics.jsonl"), step);
@@ -261,6 +273,12 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
           step = initFrom.state.step;
           tokensSeen = initFrom.state.tokensSeen;
           offsets = offsetsAfterStage(initFrom.state);
+          if (initFrom.state.seed !== o.seed) {
+            log(
+              `note: keeping the previous stage's --seed ${initFrom.state.seed} so each source's block order continues`,
+            );
+            seed = initFrom.state.seed;
+          }
           log(
             `starting ${spec.dirName} from ${used} (step ${step}, ${formatTokens(tokensSeen)} tokens seen; optimizer state carried over)`,
           );
@@ -275,7 +293,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
       }
       stream = new TokenStream(sources, {
         schedule: mixtureSchedule,
-        seed: o.seed,
+        seed,
         seqLen: o.seqLen,
         sourceOffsets: offsets,
       });
@@ -298,7 +316,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
       consecutiveBad: trainer!.consecutiveBad,
       skippedSteps,
       stream: stream.state(),
-      seed: o.seed,
+      seed,
       seqLen: o.seqLen,
       microBatch: o.microBatch,
       globalBatchSequences: globalSeqs,
@@ -444,6 +462,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
           `stage ${spec.dirName} complete: ${step} steps, ${formatTokens(tokensSeen)} tokens in the run, ${formatDuration(elapsed)} training time`,
         );
         log(`next stage continues from ${lastCheckpoint}`);
+        log(`blocks drawn per source: ${stream.report()}`);
       }
       if (interrupted)
         log(`stopped by ${interrupted}; rerun the same command to resume from ${lastCheckpoint}`);
