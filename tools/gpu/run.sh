@@ -16,9 +16,9 @@ declare -A status
 stage() { echo "== $1 ($(date +%T))"; }
 
 bash .gpu/setup.sh || { echo "node setup failed"; exit 1; }
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader | tee "$out/device.txt"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader | tee "$out/run-info.txt"
 # The device copy has no .git: pass the commit in, e.g. TK_COMMIT=$(git rev-parse --short HEAD).
-echo "commit: ${TK_COMMIT:-unknown}" | tee "$out/commit.txt"
+echo "commit: ${TK_COMMIT:-unknown}" | tee -a "$out/run-info.txt"
 
 stage build
 build=/tmp/tk-build
@@ -43,24 +43,25 @@ rc=$?
 status[check]="rc=$rc, $(tail -1 "$out/check.log")"
 grep -E "^FAIL|device:|threw|Error" "$out/check.log" | head -40
 
-if [ $bench = 1 ]; then
-  stage bench
-  timeout 150 node .gpu/kernels-bench.mjs --out "$out/kernels-bench.json" --dump /tmp/tk-cmp >"$out/bench.log" 2>&1
-  status[bench]="rc=$?"
-  tail -3 "$out/bench.log"
-  stage torch
-  PYTHONUNBUFFERED=1 timeout 180 python3 tools/bench/kernels/torch_bench.py --ours "$out/kernels-bench.json" \
-    --dump /tmp/tk-cmp --md "$out/kernels-bench.md" >"$out/torch.log" 2>&1
-  status[torch]="rc=$?, $(grep -E '^torch comparison' "$out/torch.log")"
-  grep -E "^FAIL|Error|error" "$out/torch.log" | head -20
-fi
-
 if [ $memcheck = 1 ]; then
   stage memcheck
   timeout 120 compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 \
     node .gpu/kernels-check.mjs --quick >"$out/memcheck.log" 2>&1
   status[memcheck]="rc=$?, $(grep -E 'ERROR SUMMARY' "$out/memcheck.log" | tail -1)"
 fi
+
+if [ $bench = 1 ]; then
+  stage bench
+  timeout 150 node .gpu/kernels-bench.mjs --out "$out/kernels-bench.json" --dump /tmp/tk-cmp >"$out/bench.log" 2>&1
+  status[bench]="rc=$?"
+  tail -3 "$out/bench.log"
+  stage torch
+  PYTHONUNBUFFERED=1 timeout 330 python3 tools/bench/kernels/torch_bench.py --ours "$out/kernels-bench.json" \
+    --dump /tmp/tk-cmp --md "$out/kernels-bench.md" >"$out/torch.log" 2>&1
+  status[torch]="rc=$?, $(grep -E '^torch comparison' "$out/torch.log")"
+  grep -E "^FAIL|Error|error" "$out/torch.log" | head -20
+fi
+
 
 echo
 echo "== summary"
