@@ -16,8 +16,11 @@
  * - Short words use an in-place scan (fastest for < ~32 symbols); long words (a 1 MB line
  *   without spaces) use a linked list plus a binary heap keyed by rank then position, so the
  *   work is O(n log n) instead of quadratic. Heap entries are validated lazily on pop.
- * - Frequent short words are cached (word text -> ids); the cache only stores results the
- *   algorithm computed, so it cannot change output.
+ * - Short words are cached by their symbol ids (word-cache.ts: typed arrays, no string per
+ *   word); the cache only stores results the algorithm computed from the same symbols, so it
+ *   cannot change output.
+ * - A model's USER_DEFINED pieces (none in Llama) are matched whole, longest first, before
+ *   merging, on the normalised text, and cut the text like inert characters.
  *
  * This module imports only word-cache.ts so worker threads load it alone. Tables are typed
  * arrays (SharedArrayBuffer-backed when built for workers) so workers share one copy.
