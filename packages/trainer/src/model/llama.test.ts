@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { TINYLLAMA_ADAMW } from "../optim/adamw.js";
 import { microConfig } from "../test-util/tiny.js";
 import { Trainer } from "../train/trainer.js";
-import { parameterSpecs } from "./config.js";
+import { modelConfig, parameterSpecs } from "./config.js";
 import { LlamaModel } from "./llama.js";
 
 function batch(B: number, T: number, V: number, seed: number) {
@@ -114,5 +114,35 @@ describe("LlamaModel on the CPU backend", () => {
     }
     // Every trainer was disposed: no tensor handle (weights, arenas, plan views) is left alive.
     expect(k.stats().liveTensors).toBe(liveBefore);
+  });
+
+  it("bf16 mixed precision (bf16 weights/activations, fp32 master) tracks fp32 within 0.02 per step", async () => {
+    const k = await loadBackend("cpu");
+    const cfg = { ...modelConfig("tinyllama-test") };
+    const fill = (ids: Int32Array, t: Int32Array) => {
+      for (let i = 0; i < ids.length; i++) {
+        ids[i] = 1000 + ((i * 7) % 50);
+        t[i] = 1000 + ((((i * 7) % 50) + 1) % 50);
+      }
+    };
+    const curve = (computeDtype: "f32" | "bf16") => {
+      const model = new LlamaModel(k, cfg, { computeDtype });
+      const tr = new Trainer(model, { microBatch: 2, seqLen: 32, accumSteps: 2 }, TINYLLAMA_ADAMW);
+      tr.initWeights(1);
+      const losses = Array.from({ length: 20 }, () => tr.step(3e-3, fill).loss);
+      // Checkpoints store the fp32 master weights, not the bf16 compute copy.
+      const master = tr.readWeight("lm_head.weight");
+      const compute = model.getParam("lm_head.weight");
+      tr.dispose();
+      return { losses, master, compute };
+    };
+    const f32 = curve("f32");
+    const bf16 = curve("bf16");
+    expect(f32.losses[19]!).toBeLessThan(f32.losses[0]! - 3);
+    for (let i = 0; i < 20; i++)
+      expect(Math.abs(bf16.losses[i]! - f32.losses[i]!)).toBeLessThan(0.02);
+    const bits = new Uint32Array(bf16.compute.buffer);
+    expect(bits.every((b) => (b & 0xffff) === 0)).toBe(true); // compute copy is bf16
+    expect(new Uint32Array(bf16.master.buffer).some((b) => (b & 0xffff) !== 0)).toBe(true); // master is fp32
   });
 });

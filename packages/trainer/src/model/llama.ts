@@ -85,13 +85,17 @@ export class LlamaModel {
   private plans = new Map<string, ActivationPlan>();
   private disposed = false;
 
-  constructor(backend: Backend, config: LlamaConfig) {
+  /**
+   * `computeDtype` defaults to f32 on CPU and bf16 on CUDA; bf16 on the CPU backend runs the
+   * mixed-precision path (bf16 weights and activations, fp32 master weights) where tests can see it.
+   */
+  constructor(backend: Backend, config: LlamaConfig, opts: { computeDtype?: "f32" | "bf16" } = {}) {
     validateConfig(config);
     this.config = config;
     this.backend = backend;
-    const onCpu = backend.name === "cpu";
-    this.paramDtype = onCpu ? "f32" : "bf16";
-    this.actDtype = onCpu ? "f32" : "bf16";
+    const dtype = opts.computeDtype ?? (backend.name === "cpu" ? "f32" : "bf16");
+    this.paramDtype = dtype;
+    this.actDtype = dtype;
     this.paramArena = backend.arena(
       parameterSpecs(config).map((s) => ({ name: s.name, shape: s.shape, dtype: this.paramDtype })),
     );

@@ -170,12 +170,21 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
   if (state) {
     assertSameModel(resumeFrom!, state.model, cfg);
     if (state.complete) {
-      log(`stage ${spec.dirName} is already complete (${resumeFrom}); nothing to do`);
+      log(
+        `stage ${spec.dirName} is already complete (${resumeFrom}); nothing to do ` +
+          "(use another --out, or delete the stage directory, to train it again)",
+      );
+      let plot: string | null = null;
+      try {
+        plot = plotRun(runDir);
+      } catch (e) {
+        log(`plot not written: ${(e as Error).message}`);
+      }
       return {
         stageDir,
         checkpoint: resumeFrom,
         metrics: join(stageDir, "metrics.jsonl"),
-        plot: null,
+        plot,
         steps: 0,
         firstLoss: null,
         lastLoss: null,
