@@ -8,7 +8,7 @@ import { join } from "node:path";
 import spjs from "sentencepiece-js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { LlamaTokenizer } from "./index.js";
-import { pieceField } from "./testing/proto-writer.js";
+import { bpeModel, pieceField } from "./testing/proto-writer.js";
 import { isWellFormed, rng, variedTexts } from "./testing/varied-text.js";
 
 const FIXTURE_MODEL = new URL("./testdata/llama2-tokenizer.model", import.meta.url).pathname;
@@ -88,4 +88,82 @@ describe("USER_DEFINED pieces (matched whole, never merged), against SentencePie
     }
     expect(ud.encode("<PRE> x", { bos: false })).toEqual([29871, 32000, 921]);
   });
+});
+
+describe("characters that are not pieces but occur inside pieces, against SentencePiece", () => {
+  it("merges them like SentencePiece ('a' is not a piece, 'ab' is) and falls back to bytes alone", async () => {
+    const path = join(tmpdir(), `tokenizer-tiny-${process.pid}.model`);
+    writeFileSync(
+      path,
+      bpeModel([
+        ["\u2581", -1],
+        ["b", -2],
+        ["ab", -3],
+        ["\u2581ab", -4],
+        ["c", -5],
+        ["abc", -6],
+        ["x", -7],
+        ["é", -8],
+        ["éx", -9],
+        ["🦙", -10],
+        ["🦙é", -3],
+      ]),
+    );
+    const tiny = await LlamaTokenizer.load(path);
+    expect(tiny.model.extraChars).toEqual([0x61]);
+    const ref = new spjs.SentencePieceProcessor();
+    await ref.load(path);
+    const texts = [
+      "ab",
+      "aab",
+      "abab",
+      " ab",
+      "abc",
+      "a",
+      "éx",
+      "ééx",
+      "🦙éx",
+      "a🦙é",
+      "zab",
+      "a b  c\n",
+    ];
+    for (const text of texts) {
+      expect(tiny.encode(text, { bos: false }), JSON.stringify(text)).toEqual(ref.encodeIds(text));
+    }
+    expect(tiny.encode("aab", { bos: false })).toEqual([259, 3 + 0x61, 261]);
+  });
+});
+
+describe("normaliser switches of a tokenizer.model, against SentencePiece", () => {
+  for (const spec of [
+    { addDummyPrefix: false },
+    { removeExtraWhitespaces: true },
+    { addDummyPrefix: false, removeExtraWhitespaces: true },
+  ]) {
+    it(JSON.stringify(spec), async () => {
+      const path = join(
+        tmpdir(),
+        `tokenizer-spec-${process.pid}-${JSON.stringify(spec).length}.model`,
+      );
+      const pieces: Array<[string, number]> = [
+        ["\u2581", -1],
+        ["\u2581\u2581", -1e9],
+        ["a", -2],
+        ["b", -3],
+        ["\u2581a", -4],
+        ["ab", -5],
+        ["\u2581ab", -6],
+      ];
+      writeFileSync(path, bpeModel(pieces, spec));
+      const t = await LlamaTokenizer.load(path);
+      const ref = new spjs.SentencePieceProcessor();
+      await ref.load(path);
+      for (const text of ["ab", " ab", "  ab  ab   ", "a\tb \n b", "   ", " ", "b  a b"]) {
+        expect(t.encode(text, { bos: false }), JSON.stringify(text)).toEqual(ref.encodeIds(text));
+        expect(t.decode(ref.encodeIds(text)), JSON.stringify(text)).toBe(
+          ref.decodeIds(ref.encodeIds(text)),
+        );
+      }
+    });
+  }
 });
