@@ -35,6 +35,7 @@ const USAGE = `usage: pnpm eval [options]
                           the empty context)
   --add-bos / --no-add-bos  override the BOS choice of --harness
   --device <cpu|cuda|auto>  (default auto)
+  --dtype <f32|bf16>      compute dtype (default f32 on CPU, bf16 on CUDA)
   --batch-size <n>        windows per forward (default 16)
   --max-batch-tokens <n>  cap on tokens per forward
   --max-length <n>        model context for truncation (default: the model's)
@@ -93,6 +94,7 @@ export async function main(argv: string[]): Promise<number> {
       "add-bos": { type: "boolean" },
       "no-add-bos": { type: "boolean" },
       device: { type: "string" },
+      dtype: { type: "string" },
       "batch-size": { type: "string" },
       "max-batch-tokens": { type: "string" },
       "max-length": { type: "string" },
@@ -129,6 +131,10 @@ export async function main(argv: string[]): Promise<number> {
   if (device !== "cpu" && device !== "cuda" && device !== "auto") {
     throw new Error(`--device must be cpu, cuda or auto, got "${device}"`);
   }
+  const dtype = values.dtype;
+  if (dtype !== undefined && dtype !== "f32" && dtype !== "bf16") {
+    throw new Error(`--dtype must be f32 or bf16, got "${dtype}"`);
+  }
   const limit = positiveInt("limit", values.limit);
   const batchSize = positiveInt("batch-size", values["batch-size"]) ?? 16;
   const maxBatchTokens = positiveInt("max-batch-tokens", values["max-batch-tokens"]);
@@ -163,6 +169,7 @@ export async function main(argv: string[]): Promise<number> {
   const startedAt = new Date();
   const loaded = await loadCheckpoint(checkpoint, {
     device,
+    dtype,
     tokenizer: values.tokenizer,
     maxLength,
   });

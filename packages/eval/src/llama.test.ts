@@ -8,7 +8,7 @@ import { LlamaTokenizer } from "@tinyllama/tokenizer";
 import { LlamaModel, MODEL_CONFIGS, parameterSpecs, writeHfModel } from "@tinyllama/trainer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "./cli.js";
-import { LlamaTokenScorer, type SequenceScoringModel } from "./llama.js";
+import { LlamaTokenScorer, loadCheckpoint, type SequenceScoringModel } from "./llama.js";
 import { requestWindow, scoreRequests } from "./score.js";
 
 let root: string;
@@ -236,11 +236,28 @@ describe("pnpm eval (cli main)", () => {
     ).rejects.toThrow(/tokenizer/i);
   });
 
+  it("loads with another compute dtype (bf16 on the CPU backend) and scores close to f32", async () => {
+    const f32 = await loadCheckpoint(ckpt, { device: "cpu" });
+    const bf16 = await loadCheckpoint(ckpt, { device: "cpu", dtype: "bf16" });
+    try {
+      expect(bf16.scorer.description).toContain("bf16");
+      const w = [{ tokens: Int32Array.from([1, 450, 4996, 17354, 1701]), scoreFrom: 2 }];
+      const [a] = await f32.scorer.scoreWindows(w);
+      const [b] = await bf16.scorer.scoreWindows(w);
+      for (const [j, lp] of a!.logprobs.entries())
+        expect(Math.abs(lp - b!.logprobs[j]!)).toBeLessThan(0.2);
+    } finally {
+      f32.dispose();
+      bf16.dispose();
+    }
+  });
+
   it("rejects bad flags before loading anything", async () => {
     await expect(main(["--tasks", "nope"])).rejects.toThrow(/unknown task "nope"/);
     await expect(main(["--limit", "0"])).rejects.toThrow(/--limit must be a positive integer/);
     await expect(main(["--harness", "0.5"])).rejects.toThrow(/--harness must be one of/);
     await expect(main(["--device", "tpu"])).rejects.toThrow(/--device must be cpu, cuda or auto/);
+    await expect(main(["--dtype", "f16"])).rejects.toThrow(/--dtype must be f32 or bf16/);
     await expect(main(["--bogus"])).rejects.toThrow(/Unknown option '--bogus'/);
     await expect(main(["--data-dir", join(root, "missing"), "--tasks", "piqa"])).rejects.toThrow(
       /piqa: no data under/,

@@ -173,19 +173,27 @@ export interface LoadedModel {
 /** Loads a checkpoint (this project's or a Hugging Face Llama directory) and its tokenizer. */
 export async function loadCheckpoint(
   dir: string,
-  options: { device?: "cpu" | "cuda" | "auto"; tokenizer?: string; maxLength?: number } = {},
+  options: {
+    device?: "cpu" | "cuda" | "auto";
+    /** Compute dtype; default the trainer's (f32 on CPU, bf16 on CUDA). */
+    dtype?: "f32" | "bf16";
+    tokenizer?: string;
+    maxLength?: number;
+  } = {},
 ): Promise<LoadedModel> {
-  const [{ LlamaModel }, { LlamaTokenizer }] = await Promise.all([
+  const [trainer, { LlamaTokenizer }] = await Promise.all([
     import("@tinyllama/trainer"),
     import("@tinyllama/tokenizer"),
   ]);
   const tokenizerSource = options.tokenizer ?? checkpointTokenizerPath(dir);
   const tokenizer = await LlamaTokenizer.load(tokenizerSource);
-  const model = await LlamaModel.load(dir, { device: options.device ?? "auto" });
+  const model = options.dtype
+    ? await loadWithDtype(trainer, dir, options.device ?? "auto", options.dtype)
+    : await trainer.LlamaModel.load(dir, { device: options.device ?? "auto" });
   const device = model.backend.name;
   const scorer = new LlamaTokenScorer(model, {
     maxLength: options.maxLength,
-    description: `${dir} (${model.config.name}, ${device})`,
+    description: `${dir} (${model.config.name}, ${device}, ${model.paramDtype})`,
   });
   return {
     scorer,
@@ -194,4 +202,28 @@ export async function loadCheckpoint(
     device,
     dispose: () => model.dispose(),
   };
+}
+
+/**
+ * `LlamaModel.load` with a compute dtype (its LoadOptions has none yet): float32 on CUDA is what
+ * the 1e-4 comparison with transformers needs.
+ */
+async function loadWithDtype(
+  trainer: typeof import("@tinyllama/trainer"),
+  dir: string,
+  device: "cpu" | "cuda" | "auto",
+  dtype: "f32" | "bf16",
+) {
+  const backend = await trainer.loadKernels(device);
+  const weights = trainer.loadWeights(dir);
+  const model = new trainer.LlamaModel(backend, weights.config, { computeDtype: dtype });
+  try {
+    for (const spec of trainer.parameterSpecs(weights.config)) {
+      model.setParam(spec.name, weights.read(spec.name));
+    }
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return model;
 }

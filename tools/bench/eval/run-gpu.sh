@@ -55,7 +55,19 @@ node -e 'for (const d of process.argv.slice(1)) { const r = require(d + "/result
   console.log(`${d}: ${r.requests} requests, ${r.forward_windows} windows, ${r.input_tokens} tokens, ${r.scoring_seconds.toFixed(2)} s, ${r.requests_per_second.toFixed(1)} req/s`); }' \
   "$out/ours" "$out/ours-no-greedy"
 
-stage transformers
+stage "ours in float32 (first 200 docs per task)"
+timeout 300 node .gpu/eval-cli.mjs --checkpoint "$model" --data-dir .gpu/eval-data --tasks "$tasks" \
+  --device cuda --dtype f32 --batch-size "$bs" --limit 200 --log-samples --output "$out/ours-f32" >"$out/ours-f32.log" 2>&1
+tail -1 "$out/ours-f32.log"
+
+stage "transformers float32"
+timeout 300 python3 tools/compare/eval/compare.py --checkpoint "$model" --runs "$out/ours-f32" \
+  --dtype float32 --tokenizer sp --batch-size "$bs" --out "$out" 2>&1 | grep -v "Loading weights" | tee "$out/compare-f32.log"
+f32rc=${PIPESTATUS[0]}
+
+stage "transformers bfloat16"
 timeout 300 python3 tools/compare/eval/compare.py --checkpoint "$model" --runs "$out/ours" \
   --dtype bfloat16 --fp32-reference --tokenizer sp --batch-size "$bs" --out "$out" 2>&1 | grep -v "Loading weights" | tee "$out/compare.log"
-exit "${PIPESTATUS[0]}"
+bf16rc=${PIPESTATUS[0]}
+echo "float32 comparison rc=$f32rc, bfloat16 comparison rc=$bf16rc"
+exit $((f32rc | bf16rc))
