@@ -68,8 +68,9 @@ __global__ void __launch_bounds__(THREADS) tcForwardKernel(bf16* out, float* lse
   FragA qf[4];
 #pragma unroll
   for (int kk = 0; kk < 4; ++kk) wmma::load_matrix_sync(qf[kk], Qs + warp * 16 * LDH + kk * 16, LDH);
-  int qRow = q0 + warp * 16 + r;
-  float m = -INFINITY, l = 0.0f;
+  int er = lane & 15, eh = lane >> 4;  // softmax mapping: row er, columns eh, eh + 2, ...
+  int eRow = q0 + warp * 16 + er;
+  float m = -INFINITY, l = 0.0f;  // running max (log2 units) and sum of row er
   float scale2 = d.scale * kLog2e;
   int kvEnd = d.causal ? min(d.T, q0 + TILE) : d.T;
   for (int kv0 = 0; kv0 < kvEnd; kv0 += TILE) {
@@ -92,25 +93,29 @@ __global__ void __launch_bounds__(THREADS) tcForwardKernel(bf16* out, float* lse
       wmma::store_matrix_sync(S + n * 16, sf, LDF, wmma::mem_row_major);
     }
     __syncwarp();
+    // Row er, columns 2j + eh: the two lanes of a row sit in different bank halves.
+    float sv[32];
     float mx = -INFINITY;
-    for (int c = 0; c < 32; ++c) {
-      int key = kv0 + c0 + c;
-      bool valid = key < d.T && (!d.causal || key <= qRow);
-      float s = valid ? S[r * LDF + c0 + c] * scale2 : -INFINITY;
-      S[r * LDF + c0 + c] = s;
-      mx = fmaxf(mx, s);
+#pragma unroll
+    for (int j = 0; j < 32; ++j) {
+      int col = 2 * j + eh, key = kv0 + col;
+      bool valid = key < d.T && (!d.causal || key <= eRow);
+      sv[j] = valid ? S[er * LDF + col] * scale2 : -INFINITY;
+      mx = fmaxf(mx, sv[j]);
     }
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 16));
     float mNew = fmaxf(m, mx);
     float corr = mNew == -INFINITY ? 1.0f : exp2f(m - mNew);
     float rowSum = 0.0f;
-    for (int c = 0; c < 32; ++c) {
-      float p = mNew == -INFINITY ? 0.0f : exp2f(S[r * LDF + c0 + c] - mNew);
+#pragma unroll
+    for (int j = 0; j < 32; ++j) {
+      int col = 2 * j + eh;
+      float p = mNew == -INFINITY ? 0.0f : exp2f(sv[j] - mNew);
       rowSum += p;
-      P[r * LDH + c0 + c] = __float2bfloat16_rn(p);
-      O[r * LDF + c0 + c] *= corr;
+      P[er * LDH + col] = __float2bfloat16_rn(p);
+      O[er * LDF + col] *= corr;
     }
-    rowSum += __shfl_xor_sync(0xffffffffu, rowSum, 1);
+    rowSum += __shfl_xor_sync(0xffffffffu, rowSum, 16);
     l = l * corr + rowSum;
     m = mNew;
     __syncwarp();
@@ -131,14 +136,17 @@ __global__ void __launch_bounds__(THREADS) tcForwardKernel(bf16* out, float* lse
     }
     __syncwarp();
   }
+  // write-out mapping: row r, 32 contiguous columns from c0; row r's m and l live in lane r
+  float rowL = __shfl_sync(0xffffffffu, l, r), rowM = __shfl_sync(0xffffffffu, m, r);
+  int qRow = q0 + warp * 16 + r;
   if (qRow >= d.T) return;
   bf16* op = out + ((static_cast<int64_t>(b) * d.T + qRow) * d.H + h) * D;
-  float inv = 1.0f / l;
+  float inv = 1.0f / rowL;
   for (int c = 0; c < 32; c += 2) {
     __nv_bfloat162 pair = __floats2bfloat162_rn(O[r * LDF + c0 + c] * inv, O[r * LDF + c0 + c + 1] * inv);
     *reinterpret_cast<__nv_bfloat162*>(op + c0 + c) = pair;
   }
-  if ((lane & 1) == 0) lse[(static_cast<int64_t>(b) * d.H + h) * d.T + qRow] = (m + log2f(l)) / kLog2e;
+  if ((lane & 1) == 0) lse[(static_cast<int64_t>(b) * d.H + h) * d.T + qRow] = (rowM + log2f(rowL)) / kLog2e;
 }
 
 // dK, dV for one 64-key tile of KV head g: warp w owns keys 16w..16w+15.
@@ -180,7 +188,9 @@ __global__ void __launch_bounds__(THREADS) tcDkvKernel(bf16* dk, bf16* dv, const
   bf16* P = Pw + warp * 16 * LDH;
   bf16* DS = DSw + warp * 16 * LDH;
   int r = lane >> 1, c0 = (lane & 1) * 32;
-  int key = k0 + warp * 16 + r;
+  int key = k0 + warp * 16 + r;                // write-out mapping
+  int er = lane & 15, eh = lane >> 4;          // elementwise mapping: row er, columns eh + 2j
+  int eKey = k0 + warp * 16 + er;
   int qStart = d.causal ? k0 : 0;
   for (int h = g * d.group; h < (g + 1) * d.group; ++h) {
     for (int q0 = qStart; q0 < d.T; q0 += TILE) {
@@ -211,13 +221,14 @@ __global__ void __launch_bounds__(THREADS) tcDkvKernel(bf16* dk, bf16* dv, const
         wmma::store_matrix_sync(DP + n * 16, pf, LDF, wmma::mem_row_major);
       }
       __syncwarp();
-      for (int c = 0; c < 32; ++c) {
-        int col = c0 + c, qi = q0 + col;
-        bool valid = key < d.T && qi < d.T && (!d.causal || qi >= key);
-        float p = valid ? __expf(S[r * LDF + col] * d.scale - Ls[col]) : 0.0f;
-        float ds = p * (DP[r * LDF + col] - Ds[col]) * d.scale;
-        P[r * LDH + col] = __float2bfloat16_rn(p);
-        DS[r * LDH + col] = __float2bfloat16_rn(ds);
+#pragma unroll 8
+      for (int j = 0; j < 32; ++j) {
+        int col = 2 * j + eh, qi = q0 + col;
+        bool valid = eKey < d.T && qi < d.T && (!d.causal || qi >= eKey);
+        float p = valid ? __expf(S[er * LDF + col] * d.scale - Ls[col]) : 0.0f;
+        float ds = p * (DP[er * LDF + col] - Ds[col]) * d.scale;
+        P[er * LDH + col] = __float2bfloat16_rn(p);
+        DS[er * LDH + col] = __float2bfloat16_rn(ds);
       }
       __syncwarp();
       FragA pa[4], dsa[4];
@@ -286,10 +297,13 @@ __global__ void __launch_bounds__(THREADS) tcDqKernel(bf16* dq, const bf16* dOut
   float* DP = DPw + warp * 16 * LDF;
   bf16* DS = DSw + warp * 16 * LDH;
   int r = lane >> 1, c0 = (lane & 1) * 32;
-  int qRow = q0 + warp * 16 + r;
+  int qRow = q0 + warp * 16 + r;  // write-out mapping
   bool rowOk = qRow < d.T;
-  int64_t li = (static_cast<int64_t>(b) * d.H + h) * d.T + qRow;
-  float L = rowOk ? lse[li] : INFINITY, Di = rowOk ? delta[li] : 0.0f;
+  int er = lane & 15, eh = lane >> 4;  // elementwise mapping: row er, columns eh + 2j
+  int eRow = q0 + warp * 16 + er;
+  bool eOk = eRow < d.T;
+  int64_t li = (static_cast<int64_t>(b) * d.H + h) * d.T + eRow;
+  float L = eOk ? lse[li] : INFINITY, Di = eOk ? delta[li] : 0.0f;
   int kvEnd = d.causal ? min(d.T, q0 + TILE) : d.T;
   for (int kv0 = 0; kv0 < kvEnd; kv0 += TILE) {
     __syncthreads();
@@ -313,11 +327,12 @@ __global__ void __launch_bounds__(THREADS) tcDqKernel(bf16* dq, const bf16* dOut
       wmma::store_matrix_sync(DP + n * 16, pf, LDF, wmma::mem_row_major);
     }
     __syncwarp();
-    for (int c = 0; c < 32; ++c) {
-      int col = c0 + c, key = kv0 + col;
-      bool valid = rowOk && key < d.T && (!d.causal || key <= qRow);
-      float p = valid ? __expf(S[r * LDF + col] * d.scale - L) : 0.0f;
-      DS[r * LDH + col] = __float2bfloat16_rn(p * (DP[r * LDF + col] - Di) * d.scale);
+#pragma unroll 8
+    for (int j = 0; j < 32; ++j) {
+      int col = 2 * j + eh, key = kv0 + col;
+      bool valid = eOk && key < d.T && (!d.causal || key <= eRow);
+      float p = valid ? __expf(S[er * LDF + col] * d.scale - L) : 0.0f;
+      DS[er * LDH + col] = __float2bfloat16_rn(p * (DP[er * LDF + col] - Di) * d.scale);
     }
     __syncwarp();
     FragA dsa[4];
