@@ -113,12 +113,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
   const accumSteps = globalSeqs / (o.microBatch * worldSize);
   const batchTokens = globalSeqs * o.seqLen;
   const stageBudget = spec.endTokens - spec.startTokens;
-  if (stageBudget < batchTokens) {
-    o.log(
-      `note: stage ${spec.dirName} at --scale ${o.scale} is ${formatTokens(stageBudget)} tokens, less than one ` +
-        `global batch of ${formatTokens(batchTokens)}: it trains one step`,
-    );
-  }
+
   const schedule: CosineSchedule = {
     maxLr: o.maxLr,
     minLr: o.minLr,
@@ -208,6 +203,12 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
     `batch: ${globalSeqs} sequences x ${o.seqLen} tokens = ${formatTokens(batchTokens)} tokens per step ` +
       `(micro-batch ${o.microBatch} x ${accumSteps} accumulation steps), about ${Math.ceil(stageBudget / batchTokens)} steps`,
   );
+  if (stageBudget < batchTokens) {
+    log(
+      `note: stage ${spec.dirName} at --scale ${o.scale} is ${formatTokens(stageBudget)} tokens, less than one ` +
+        `global batch of ${formatTokens(batchTokens)}: it trains one step`,
+    );
+  }
   log(
     describeSchedule(schedule, [
       { label: `${spec.dirName} start`, tokens: spec.startTokens },
