@@ -134,6 +134,31 @@ describe("encodeBatch", () => {
     await t.close();
   });
 
+  it("a worker that dies fails its batch with a clear error, and the pool recovers", async () => {
+    const t = await LlamaTokenizer.load(undefined, { threads: 1 });
+    await t.encodeBatch(["warm up"]);
+    // Test-only access to the pool, to kill its worker while it holds a chunk.
+    const pools = (
+      t as unknown as {
+        pools: Map<
+          number,
+          { slots: Array<{ worker: { terminate(): Promise<number> }; busy: unknown }> }
+        >;
+      }
+    ).pools;
+    const slot = pools.get(1)!.slots[0]!;
+    const pending = t.encodeBatch(
+      Array.from({ length: 40 }, (_, i) => `document ${i} `.repeat(30_000)),
+    );
+    while (slot.busy === undefined) await new Promise((r) => setImmediate(r));
+    await slot.worker.terminate();
+    await expect(pending).rejects.toThrow(
+      /encodeBatch failed in a worker thread: tokenizer worker exited/,
+    );
+    expect(await t.encodeBatch(["a b", "c"])).toEqual([t.encode("a b"), t.encode("c")]);
+    await t.close();
+  });
+
   it("keeps separate concurrent batches apart", async () => {
     const [a, b] = await Promise.all([
       fromModel.encodeBatch(texts.slice(0, 6), { threads: 2 }),

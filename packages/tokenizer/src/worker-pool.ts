@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { EngineTables } from "./engine.js";
-import type { ChunkReply, ChunkRequest, HeapReply } from "./worker.js";
+import type { ChunkReply, ChunkRequest } from "./worker.js";
 
 const CHUNK_CHARS = 256 * 1024;
 const CHUNK_MAX_TEXTS = 4096;
@@ -21,6 +21,7 @@ interface Job {
   chunks: Array<[start: number, end: number]>;
   next: number;
   done: number;
+  failed: boolean;
   results: Int32Array[];
   bosId: number;
   eosId: number;
@@ -31,6 +32,8 @@ interface Job {
 interface Slot {
   worker: Worker;
   busy: { job: Job; chunk: number } | undefined;
+  /** Set once the worker failed or exited: it gets no more work and is replaced. */
+  dead: boolean;
 }
 
 let workerUrlPromise: Promise<URL> | undefined;
@@ -83,19 +86,21 @@ export class WorkerPool {
 
   private spawn(url: URL): Slot {
     const worker = new Worker(url, { workerData: { tables: this.tables } });
-    const slot: Slot = { worker, busy: undefined };
+    const slot: Slot = { worker, busy: undefined, dead: false };
     worker.unref();
-    worker.on("message", (msg: ChunkReply | HeapReply) => {
-      if (msg.kind !== "encoded" || slot.busy === undefined) return;
+    worker.on("message", (msg: ChunkReply) => {
+      if (slot.busy === undefined) return;
       const { job, chunk } = slot.busy;
       slot.busy = undefined;
-      const [start] = job.chunks[chunk]!;
-      for (let i = 0; i + 1 < msg.offsets.length; i++) {
-        job.results[start + i] = msg.ids.subarray(msg.offsets[i]!, msg.offsets[i + 1]!);
-      }
-      if (++job.done === job.chunks.length) {
-        this.jobs.splice(this.jobs.indexOf(job), 1);
-        job.resolve(job.results);
+      if (!job.failed) {
+        const [start] = job.chunks[chunk]!;
+        for (let i = 0; i + 1 < msg.offsets.length; i++) {
+          job.results[start + i] = msg.ids.subarray(msg.offsets[i]!, msg.offsets[i + 1]!);
+        }
+        if (++job.done === job.chunks.length) {
+          this.removeJob(job);
+          job.resolve(job.results);
+        }
       }
       this.dispatch();
     });
@@ -108,28 +113,34 @@ export class WorkerPool {
 
   /** A worker died: fail the batch it was serving and replace the worker. */
   private fail(slot: Slot, err: Error): void {
+    if (slot.dead) return;
+    slot.dead = true;
     const busy = slot.busy;
     slot.busy = undefined;
-    const i = this.slots.indexOf(slot);
-    if (i < 0) return;
     void slot.worker.terminate();
-    if (busy !== undefined) {
-      const at = this.jobs.indexOf(busy.job);
-      if (at >= 0) this.jobs.splice(at, 1);
+    if (busy !== undefined && !busy.job.failed) {
+      busy.job.failed = true;
+      this.removeJob(busy.job);
       busy.job.reject(new Error(`encodeBatch failed in a worker thread: ${err.message}`));
     }
     if (this.closed) return;
     void workerUrl().then((url) => {
-      if (!this.closed) {
+      const i = this.slots.indexOf(slot);
+      if (!this.closed && i >= 0) {
         this.slots[i] = this.spawn(url);
         this.dispatch();
       }
     });
   }
 
+  private removeJob(job: Job): void {
+    const at = this.jobs.indexOf(job);
+    if (at >= 0) this.jobs.splice(at, 1);
+  }
+
   private dispatch(): void {
     for (const slot of this.slots) {
-      if (slot.busy !== undefined) continue;
+      if (slot.busy !== undefined || slot.dead) continue;
       const job = this.jobs.find((j) => j.next < j.chunks.length);
       if (job === undefined) {
         slot.worker.unref();
@@ -176,6 +187,7 @@ export class WorkerPool {
         chunks,
         next: 0,
         done: 0,
+        failed: false,
         results: new Array<Int32Array>(texts.length),
         bosId: opts.bos ? bosId : -1,
         eosId: opts.eos ? eosId : -1,
@@ -186,29 +198,9 @@ export class WorkerPool {
     });
   }
 
-  /** V8 heap in use by each worker (bytes), for memory reports. */
-  async workerHeapBytes(): Promise<number[]> {
-    await this.start();
-    return Promise.all(
-      this.slots.map(
-        (slot) =>
-          new Promise<number>((resolve) => {
-            const onMessage = (msg: ChunkReply | HeapReply): void => {
-              if (msg.kind !== "heap") return;
-              slot.worker.off("message", onMessage);
-              if (slot.busy === undefined) slot.worker.unref();
-              resolve(msg.usedHeapBytes);
-            };
-            slot.worker.ref();
-            slot.worker.on("message", onMessage);
-            slot.worker.postMessage({ kind: "heap" });
-          }),
-      ),
-    );
-  }
-
   async close(): Promise<void> {
     this.closed = true;
+    for (const slot of this.slots) slot.dead = true;
     for (const job of this.jobs.splice(0))
       job.reject(new Error("encodeBatch: the tokenizer was closed"));
     await Promise.all(this.slots.map((s) => s.worker.terminate()));

@@ -3,7 +3,6 @@
  * given (no copy, no rebuild) and answers chunks of texts with concatenated ids + offsets,
  * transferred back without copying.
  */
-import { getHeapStatistics } from "node:v8";
 import { parentPort, workerData } from "node:worker_threads";
 import { BpeEngine, type EngineTables } from "./engine.js";
 
@@ -22,26 +21,10 @@ export interface ChunkReply {
   offsets: Int32Array;
 }
 
-export interface HeapReply {
-  kind: "heap";
-  usedHeapBytes: number;
-  totalHeapBytes: number;
-}
-
 const engine = new BpeEngine((workerData as { tables: EngineTables }).tables);
 const port = parentPort!;
 
-port.on("message", (msg: ChunkRequest | { kind: "heap" }) => {
-  if (msg.kind === "heap") {
-    const h = getHeapStatistics();
-    const reply: HeapReply = {
-      kind: "heap",
-      usedHeapBytes: h.used_heap_size,
-      totalHeapBytes: h.total_heap_size,
-    };
-    port.postMessage(reply);
-    return;
-  }
+port.on("message", (msg: ChunkRequest) => {
   const out = engine.out;
   out.length = 0;
   const offsets = new Int32Array(msg.texts.length + 1);
