@@ -80,7 +80,7 @@ export function sampleConfig(output = "data"): PrepareConfig {
       { name: "skypile", local: `${root}/skypile` },
     ],
     // a few blocks per source for the trainer's validation loss
-    validationFraction: 0.04,
+    validationFraction: 0.06,
     // small chunks so the sample's few hundred blocks spread over several files
     chunkTokens: DEFAULT_BLOCK_SIZE * 64,
     filesPerTask: 1,
