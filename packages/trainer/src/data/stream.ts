@@ -35,6 +35,8 @@ export interface StreamOptions {
   rank?: number;
   worldSize?: number;
   sourceOffsets?: Record<string, number>;
+  /** Token ids must be below this (the model's vocabulary); checked per block read. */
+  vocabSize?: number;
 }
 
 export class TokenStream {
@@ -49,6 +51,7 @@ export class TokenStream {
   private readonly sourceOffsets: Record<string, number>;
   private readonly rank: number;
   private readonly worldSize: number;
+  private readonly vocabSize: number | null;
 
   constructor(sources: Map<string, SourceShards>, opts: StreamOptions, restore?: StreamState) {
     const T = opts.seqLen;
@@ -62,6 +65,7 @@ export class TokenStream {
     this.sources = sources;
     this.rank = opts.rank ?? 0;
     this.worldSize = opts.worldSize ?? 1;
+    this.vocabSize = opts.vocabSize ?? null;
     const rankOpts = { rank: this.rank, worldSize: this.worldSize };
     if (restore) {
       if (restore.seqLen !== T) {
@@ -98,6 +102,16 @@ export class TokenStream {
     const offset = this.sourceOffsets[pick.source] ?? 0;
     const ref = order.at(offset + pick.sourceBlock);
     this.sources.get(pick.source)!.train.readBlock(ref.fileIndex, ref.block, this.block);
+    if (this.vocabSize !== null) {
+      for (let i = 0; i < this.block.length; i++) {
+        if (this.block[i]! >= this.vocabSize) {
+          throw new Error(
+            `shard ${ref.file} of source "${pick.source}", block ${ref.block}, holds token id ${this.block[i]} ` +
+              `outside the model's vocabulary of ${this.vocabSize}: a corrupt shard or another tokenizer`,
+          );
+        }
+      }
+    }
   }
 
   /** Writes the next sequence's inputs and targets at `row` of [rows, seqLen] arrays. */

@@ -290,6 +290,29 @@ describe("bad inputs", () => {
     await expect(train(withData(renamed))).rejects.toThrow(/slimpajama.*vocabulary hash feedface/);
   });
 
+  it("a shard holding a token id outside the vocabulary", async () => {
+    const dir = join(root, "bad-ids");
+    await writeTestShards(dir, [
+      { name: "slimpajama", trainBlocks: 2, tokenizer: tok, blocksPerFile: 2 },
+      { name: "starcoder", trainBlocks: 2, tokenizer: tok, blocksPerFile: 2 },
+    ]);
+    for (const f of [
+      "slimpajama/train_slimpajama_0000000000.bin",
+      "starcoder/train_starcoder_0000000000.bin",
+    ]) {
+      const path = join(dir, f);
+      const bytes = readFileSync(path);
+      for (let i = 0; i < 2 * 2049; i += 97) bytes.writeUInt16LE(40000, 24 + 2 * i);
+      writeFileSync(path, bytes);
+    }
+    const argv = args(join(root, "bad-ids-run"), 2).map((x, i, all) =>
+      all[i - 1] === "--data" ? dir : x,
+    );
+    await expect(train(argv)).rejects.toThrow(
+      /shard train_\w+_0000000000\.bin of source "\w+", block \d, holds token id 40000 outside the model's vocabulary of 32000/,
+    );
+  });
+
   it("a checkpoint of another config, a missing previous stage, an impossible batch split", async () => {
     const src = await train(args(join(root, "src"), 2));
     await expect(

@@ -265,7 +265,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
       seed = state.seed;
       stream = new TokenStream(
         sources,
-        { schedule: mixtureSchedule, seed, seqLen: o.seqLen },
+        { schedule: mixtureSchedule, seed, seqLen: o.seqLen, vocabSize: cfg.vocabSize },
         state.stream,
       );
       truncateMetrics(join(stageDir, "metrics.jsonl"), step);
@@ -306,11 +306,18 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
         seed,
         seqLen: o.seqLen,
         sourceOffsets: offsets,
+        vocabSize: cfg.vocabSize,
       });
     }
 
     const metrics = new MetricsWriter(join(stageDir, "metrics.jsonl"));
-    const validation = validationBatches(sources, o.seqLen, o.microBatch, o.evalBatches);
+    const validation = validationBatches(
+      sources,
+      cfg.vocabSize,
+      o.seqLen,
+      o.microBatch,
+      o.evalBatches,
+    );
     if (!validation) log("no validation split in these shards: validation loss is not computed");
     const flopsPerToken = trainFlopsPerToken(cfg, o.seqLen);
 
@@ -524,6 +531,7 @@ function offsetsAfterStage(s: TrainerState): Record<string, number> {
  */
 function validationBatches(
   sources: Map<string, SourceShards>,
+  vocabSize: number,
   seqLen: number,
   microBatch: number,
   batches: number,
@@ -542,6 +550,12 @@ function validationBatches(
         const b = Math.floor(local / windows) % set.numBlocks;
         const w = local % windows;
         set.readGlobalBlock(b, block);
+        const bad = block.findIndex((id) => id >= vocabSize);
+        if (bad !== -1) {
+          throw new Error(
+            `validation block ${b} of ${set.dir} holds token id ${block[bad]} outside the model's vocabulary of ${vocabSize}`,
+          );
+        }
         for (let t = 0; t < seqLen; t++) {
           ids[row * seqLen + t] = block[w * seqLen + t]!;
           targets[row * seqLen + t] = block[w * seqLen + t + 1]!;
