@@ -11,7 +11,7 @@ export interface IdSink {
   grow(min: number): void;
 }
 
-const CACHE_SLOTS = 1 << 16;
+const CACHE_SLOTS = 1 << 17;
 const CACHE_MAX_ENTRIES = CACHE_SLOTS >> 1;
 const CACHE_POOL = 1 << 20;
 
