@@ -151,9 +151,33 @@ export async function loadConfigFile(path: string): Promise<PrepareConfig> {
   }
   let json: UserConfig;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(stripJsonComments(text));
   } catch (err) {
     throw new ConfigError(`${path}: config is not valid JSON: ${(err as Error).message}`);
   }
   return resolveConfig(json, dirname(resolve(path)), path);
+}
+
+/** Removes line and block comments outside strings, so configs can be JSONC (as in the README). */
+export function stripJsonComments(text: string): string {
+  let out = "";
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i] as string;
+    if (inString) {
+      out += c;
+      if (c === "\\") out += text[++i] ?? "";
+      else if (c === '"') inString = false;
+    } else if (c === '"') {
+      inString = true;
+      out += c;
+    } else if (c === "/" && text[i + 1] === "/") {
+      while (i < text.length && text[i] !== "\n") i++;
+      out += "\n";
+    } else if (c === "/" && text[i + 1] === "*") {
+      const end = text.indexOf("*/", i + 2);
+      i = end < 0 ? text.length : end + 1;
+    } else out += c;
+  }
+  return out;
 }

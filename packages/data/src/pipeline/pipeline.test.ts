@@ -105,6 +105,14 @@ describe("prepare on the bundled sample", () => {
   });
 });
 
+describe("config files", () => {
+  it("accept comments (JSONC) but not in strings", async () => {
+    const { stripJsonComments } = await import("./config.js");
+    const text = '{\n  // a comment\n  "output": "a//b", /* block */ "x": "/* kept */"\n}';
+    expect(JSON.parse(stripJsonComments(text))).toEqual({ output: "a//b", x: "/* kept */" });
+  });
+});
+
 describe("config errors", () => {
   it("names the problem", () => {
     expect(() => resolveConfig({ sources: [] }, "/")).toThrow(/sources must be a non-empty array/);
