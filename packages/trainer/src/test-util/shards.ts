@@ -6,11 +6,14 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import {
+  loadOrMakePlan,
   loadPipelineTokenizer,
   MANIFEST_FORMAT,
+  runLocal,
   type ShardManifest,
   ShardWriter,
   type SplitManifest,
+  sampleConfig,
   type TokenizerIdentity,
   writeManifest,
 } from "@tinyllama/data";
@@ -113,4 +116,13 @@ export async function writeTestShards(root: string, sources: SourceSpec[]): Prom
     };
     await writeManifest(dir, manifest);
   }
+}
+
+/**
+ * Shards of the bundled sample (SlimPajama, StarCoderData, Proof-Pile-2, SkyPile excerpts),
+ * made by @tinyllama/data's pipeline in this process: exactly what `pnpm data:prepare` writes.
+ */
+export async function prepareBundledSample(output: string): Promise<void> {
+  const { plan } = await loadOrMakePlan(sampleConfig(output));
+  await runLocal(plan, { inProcess: true });
 }
