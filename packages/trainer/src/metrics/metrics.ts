@@ -2,7 +2,14 @@
  * Run metrics: one JSON object per line in <stage>/metrics.jsonl (append-only, so a resumed run
  * continues the same file), and a progress line with rate and ETA for people watching.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname } from "node:path";
 import { formatTokens } from "../optim/schedule.js";
 
@@ -96,4 +103,13 @@ export function progressLine(p: {
     `lr ${p.lr.toExponential(2)} | grad norm ${p.gradNorm.toFixed(3)} | ` +
     `${formatTokens(p.tokensPerSec)} tok/s${mfu} | ETA ${formatDuration(eta)}`
   );
+}
+
+/** Drops metrics lines past a checkpoint's step (they belong to the lost continuation). */
+export function truncateMetrics(path: string, step: number): void {
+  if (!existsSync(path)) return;
+  const keep = readMetrics(path).filter((r) => r.step <= step);
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, keep.map((r) => `${JSON.stringify(r)}\n`).join(""));
+  renameSync(tmp, path);
 }

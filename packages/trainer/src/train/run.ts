@@ -4,7 +4,7 @@
  * and the schedule before the first step, train with periodic checkpoints and validation,
  * stop cleanly on SIGINT/SIGTERM (checkpoint, then return), and leave metrics and a plot.
  */
-import { existsSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { TokenizerIdentity } from "@tinyllama/data";
 import { preset, scaleSchedule } from "@tinyllama/data/mixture";
@@ -19,9 +19,15 @@ import {
   TRAINER_STATE_FORMAT,
   type TrainerState,
 } from "../checkpoint/trainer-checkpoint.js";
-import { closeSources, openSources, type SourceShards } from "../data/sources.js";
-import { TokenStream, TRAIN_TOKENS_PER_BLOCK } from "../data/stream.js";
-import { formatDuration, MetricsWriter, progressLine, readMetrics } from "../metrics/metrics.js";
+import { closeSources, openSources } from "../data/sources.js";
+import { TokenStream } from "../data/stream.js";
+import { validationBatches } from "../data/validation.js";
+import {
+  formatDuration,
+  MetricsWriter,
+  progressLine,
+  truncateMetrics,
+} from "../metrics/metrics.js";
 import { plotRun } from "../metrics/plot.js";
 import { type LlamaConfig, parameterCount, trainFlopsPerToken } from "../model/config.js";
 import type { Backend } from "../model/kernels.js";
@@ -523,53 +529,4 @@ function offsetsAfterStage(s: TrainerState): Record<string, number> {
   // A partly consumed block is not counted (the state is from before it): it may be read again.
   for (const [name, n] of Object.entries(s.stream.mixture.counts)) out[name] = (out[name] ?? 0) + n;
   return out;
-}
-
-/**
- * Validation micro-batches: windows of the first blocks of each source's validation split,
- * sources interleaved, cycling when a split is small (a one-block split still works).
- */
-function validationBatches(
-  sources: Map<string, SourceShards>,
-  vocabSize: number,
-  seqLen: number,
-  microBatch: number,
-  batches: number,
-): { batches: number; fill: (i: number, ids: Int32Array, targets: Int32Array) => void } | null {
-  const sets = [...sources.values()].flatMap((s) => (s.validation ? [s.validation] : []));
-  if (sets.length === 0 || batches <= 0) return null;
-  const windows = TRAIN_TOKENS_PER_BLOCK / seqLen;
-  const block = new Uint16Array(2049);
-  return {
-    batches,
-    fill(i, ids, targets) {
-      for (let row = 0; row < microBatch; row++) {
-        const seq = i * microBatch + row;
-        const set = sets[seq % sets.length]!;
-        const local = Math.floor(seq / sets.length);
-        const b = Math.floor(local / windows) % set.numBlocks;
-        const w = local % windows;
-        set.readGlobalBlock(b, block);
-        const bad = block.findIndex((id) => id >= vocabSize);
-        if (bad !== -1) {
-          throw new Error(
-            `validation block ${b} of ${set.dir} holds token id ${block[bad]} outside the model's vocabulary of ${vocabSize}`,
-          );
-        }
-        for (let t = 0; t < seqLen; t++) {
-          ids[row * seqLen + t] = block[w * seqLen + t]!;
-          targets[row * seqLen + t] = block[w * seqLen + t + 1]!;
-        }
-      }
-    },
-  };
-}
-
-/** Drops metrics lines past a checkpoint's step (they belong to the lost continuation). */
-function truncateMetrics(path: string, step: number): void {
-  if (!existsSync(path)) return;
-  const keep = readMetrics(path).filter((r) => r.step <= step);
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, keep.map((r) => `${JSON.stringify(r)}\n`).join(""));
-  renameSync(tmp, path);
 }
