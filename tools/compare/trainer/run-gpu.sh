@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU machine, from the repository root, after `bash tools/gpu/prepare.sh && bash
 # tools/compare/trainer/prepare.sh` on the dev machine:
-#   bash tools/compare/trainer/run-gpu.sh [outDir]
+#   bash tools/compare/trainer/run-gpu.sh [outDir] [fp32] [bf16] [train]   (default: all three)
 # 1. fp32: our CPU backend (fp32) vs transformers fp32 on the GPU (TF32 off), tinyllama-18m;
 # 2. bf16: our CUDA backend (bf16, fp32 master weights) vs transformers with bf16 autocast,
 #    tinyllama-1.1b, 50 steps. Each compares step-0 logits, loss and all gradients, then the
@@ -11,6 +11,9 @@ set -uo pipefail
 cd "$(dirname "$0")/../../.."
 export PATH=/usr/local/cuda/bin:$PATH
 out=${1:-${OUT:-/tmp/trainer-compare}}
+shift || true
+parts=${*:-fp32 bf16 train}
+want() { case " $parts " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 mkdir -p "$out"
 bash .gpu/setup.sh || { echo "node setup failed"; exit 1; }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/device.txt"
@@ -35,11 +38,12 @@ run() { # name, dump flags...
   python3 tools/compare/trainer/compare.py --dump "$out/$name" 2>&1 | tee "$out/$name-compare.log"
   [ "${PIPESTATUS[0]}" = 0 ] || rc=1
 }
-run fp32-18m --model tinyllama-18m --device cpu --micro-batch 2 --seq-len 256 --steps 50
-run bf16-1.1b --model tinyllama-1.1b --device cuda --micro-batch 4 --seq-len 1024 --accum 2 --steps 50 --logit-rows 512
+want fp32 && run fp32-18m --model tinyllama-18m --device cpu --micro-batch 2 --seq-len 256 --steps 50
+want bf16 && run bf16-1.1b --model tinyllama-1.1b --device cuda --micro-batch 4 --seq-len 1024 --accum 2 --steps 50 --logit-rows 512
 
 # 3. The real CLI on the GPU: tinyllama-1.1b, v1.0 stage on the sample shards, 20 steps of
 #    16 x 2048 tokens (micro-batch 8, 2 accumulation steps): tokens/s, MFU and memory.
+if want train; then
 echo "== train-1.1b ($(date +%T))"
 rm -rf "$out/train-1.1b"
 if timeout 400 node .gpu/trainer/trainer-cli.mjs --device cuda --model tinyllama-1.1b --data .gpu/data \
@@ -48,6 +52,7 @@ if timeout 400 node .gpu/trainer/trainer-cli.mjs --device cuda --model tinyllama
   grep -E "step (1|10|20) \||validation|loss .* ->" "$out/train-1.1b.log"
 else
   tail -20 "$out/train-1.1b.log"; echo "train-1.1b FAILED"; rc=1
+fi
 fi
 echo "results: $out"
 exit $rc
