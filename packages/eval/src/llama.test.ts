@@ -45,11 +45,23 @@ describe("LlamaTokenScorer", () => {
     };
     const scorer = new LlamaTokenScorer(fake);
     const [w] = await scorer.scoreWindows([
-      { tokens: Int32Array.from([1, 2, 3, 4, 5]), scoreFrom: 3 },
+      {
+        tokens: Int32Array.from([1, 2, 3, 4, 5]),
+        scoreFrom: 3,
+        greedyRanges: [
+          [3, 4],
+          [4, 5],
+          [3, 5],
+        ],
+      },
     ]);
-    // targets tokens[3], tokens[4] are predicted at t = 2, 3
+    // targets tokens[3], tokens[4] are predicted at t = 2, 3 (greedy flags 0 and 1 there)
     expect(Array.from(w!.logprobs)).toEqual([-3, -4]);
-    expect(Array.from(w!.greedy!)).toEqual([0, 1]);
+    expect(w!.greedy).toEqual([false, true, false]);
+    const [none] = await scorer.scoreWindows([
+      { tokens: Int32Array.from([1, 2, 3]), scoreFrom: 1 },
+    ]);
+    expect(none!.greedy).toBeNull();
     expect(() => new LlamaTokenScorer(fake, { maxLength: 9 })).toThrow(
       /exceeds the model's context/,
     );
@@ -60,27 +72,52 @@ describe("LlamaTokenScorer", () => {
     try {
       const fast = new LlamaTokenScorer(model);
       const slow = new LlamaTokenScorer(model, { fastPath: false });
+      const everyTarget = (from: number, to: number): [number, number][] => [
+        [from, to],
+        ...Array.from({ length: to - from }, (_, j): [number, number] => [from + j, from + j + 1]),
+      ];
       const windows = [
-        { tokens: Int32Array.from([1, 450, 4996, 17354, 1701, 29916, 975, 278]), scoreFrom: 5 },
-        { tokens: Int32Array.from([1, 15043, 3186]), scoreFrom: 1 },
-        { tokens: Int32Array.from([29871, 13, 13, 13, 13]), scoreFrom: 4 },
+        {
+          tokens: Int32Array.from([1, 450, 4996, 17354, 1701, 29916, 975, 278]),
+          scoreFrom: 5,
+          greedyRanges: everyTarget(5, 8),
+        },
+        {
+          tokens: Int32Array.from([1, 15043, 3186]),
+          scoreFrom: 1,
+          greedyRanges: everyTarget(1, 3),
+        },
+        {
+          tokens: Int32Array.from([29871, 13, 13, 13, 13]),
+          scoreFrom: 4,
+          greedyRanges: everyTarget(4, 5),
+        },
       ];
       const a = await fast.scoreWindows(windows);
       const b = await slow.scoreWindows(windows);
       expect(a.map((w) => w.logprobs.length)).toEqual([3, 2, 1]);
       a.forEach((w, i) => {
         for (const [j, lp] of w.logprobs.entries()) expect(lp).toBeCloseTo(b[i]!.logprobs[j]!, 4);
-        expect(Array.from(w.greedy!)).toEqual(Array.from(b[i]!.greedy!));
+        expect(w.greedy).toEqual(b[i]!.greedy);
+        expect(w.greedy).toHaveLength(windows[i]!.greedyRanges.length);
       });
       // A window whose last token is the model's argmax: greedy must be 1 there on both paths.
       const prefix = [1, 450, 4996];
       const logits = model.logits(Int32Array.from(prefix), 1, prefix.length);
       const last = logits.subarray(2 * 32000, 3 * 32000);
       const best = last.indexOf(Math.max(...last));
-      const greedyWindow = [{ tokens: Int32Array.from([...prefix, best]), scoreFrom: 3 }];
-      expect(Array.from((await fast.scoreWindows(greedyWindow))[0]!.greedy!)).toEqual([1]);
-      expect(Array.from((await slow.scoreWindows(greedyWindow))[0]!.greedy!)).toEqual([1]);
-      const noGreedy = await fast.scoreWindows(windows, { greedy: false });
+      const greedyWindow = [
+        {
+          tokens: Int32Array.from([...prefix, best]),
+          scoreFrom: 1,
+          greedyRanges: [[3, 4] as [number, number]],
+        },
+      ];
+      expect((await fast.scoreWindows(greedyWindow))[0]!.greedy).toEqual([true]);
+      expect((await slow.scoreWindows(greedyWindow))[0]!.greedy).toEqual([true]);
+      const noGreedy = await fast.scoreWindows(
+        windows.map(({ tokens, scoreFrom }) => ({ tokens, scoreFrom })),
+      );
       expect(noGreedy.map((w) => w.greedy)).toEqual([null, null, null]);
       expect(Array.from(noGreedy[0]!.logprobs)).toEqual(Array.from(a[0]!.logprobs));
       await expect(

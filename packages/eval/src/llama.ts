@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { LlamaTokenizer } from "@tinyllama/tokenizer";
 import type { LlamaModel } from "@tinyllama/trainer";
-import type { ScoreWindow, TokenScorer, WindowScores } from "./types.js";
+import { rangesFromFlags, type ScoreWindow, type TokenScorer, type WindowScores } from "./types.js";
 
 /** The part of @tinyllama/trainer's LlamaModel the eval uses. */
 export interface SequenceScoringModel {
@@ -29,9 +29,8 @@ function isPlanned(m: SequenceScoringModel | PlannedModel): m is PlannedModel {
 
 /**
  * Scores windows with the trainer's LlamaModel. Fast path: one forward with the cross-entropy
- * op, so only N per-token losses (log p = -loss) come back to the host, plus the logit rows of
- * the positions the caller scores for the greedy check; the full B x T x 32000 logits never
- * leave the device (`scoreSequences` copies them all and log-softmaxes every position in JS).
+ * op, so only N per-token losses (log p = -loss) come back to the host, plus single logit rows
+ * where an is_greedy range needs them; the full B x T x 32000 logits never leave the device (`scoreSequences` copies them all and log-softmaxes every position in JS).
  * Models without those methods go through `scoreSequences`.
  */
 export class LlamaTokenScorer implements TokenScorer {
@@ -55,13 +54,9 @@ export class LlamaTokenScorer implements TokenScorer {
 
   private readonly fastPath: boolean;
 
-  async scoreWindows(
-    windows: ScoreWindow[],
-    options: { greedy?: boolean } = {},
-  ): Promise<WindowScores[]> {
+  async scoreWindows(windows: ScoreWindow[]): Promise<WindowScores[]> {
     if (windows.length === 0) return [];
-    const greedy = options.greedy ?? true;
-    if (this.fastPath) return this.scoreWithLoss(this.model as PlannedModel, windows, greedy);
+    if (this.fastPath) return this.scoreWithLoss(this.model as PlannedModel, windows);
     const model = this.model as SequenceScoringModel;
     const scores = model.scoreSequences(
       windows.map((w) => w.tokens),
@@ -72,24 +67,19 @@ export class LlamaTokenScorer implements TokenScorer {
     }
     // scoreSequences: logProbs[t] = log p(ids[t+1] | ids[..t]); a window's target i is t = i - 1.
     return scores.map((s, i) => {
-      const from = windows[i]!.scoreFrom - 1;
+      const window = windows[i]!;
+      const from = window.scoreFrom - 1;
       return {
         logprobs: Float64Array.from(
           { length: s.logProbs.length - from },
           (_, j) => s.logProbs[from + j]!,
         ),
-        greedy: greedy
-          ? Uint8Array.from({ length: s.greedy.length - from }, (_, j) => s.greedy[from + j]!)
-          : null,
+        greedy: rangesFromFlags(window, (t) => s.greedy[t - 1] === 1),
       };
     });
   }
 
-  private scoreWithLoss(
-    model: PlannedModel,
-    windows: ScoreWindow[],
-    withGreedy: boolean,
-  ): WindowScores[] {
+  private scoreWithLoss(model: PlannedModel, windows: ScoreWindow[]): WindowScores[] {
     const V = model.config.vocabSize;
     const B = windows.length;
     let T = 0;
@@ -122,32 +112,43 @@ export class LlamaTokenScorer implements TokenScorer {
     model.loadIds(plan.targets, targets, B * Tp);
     model.forward(plan, true);
     const losses = plan.losses.toFloat32();
-    return windows.map(({ tokens, scoreFrom }, b) => {
+
+    // is_greedy of one target = its logit is the row's first maximum (torch.argmax). p > 1/2
+    // settles it without a copy; otherwise one row of logits comes to the host. Ranges stop at
+    // their first non-argmax target, so most requests cost at most one row.
+    const isArgmaxRow = (row: number): boolean => {
+      if (-losses[row]! > -Math.LN2) return true;
+      const view = plan.logits.view(row * V, [1, V]);
+      let x: Float32Array;
+      try {
+        x = view.toFloat32();
+      } finally {
+        view.dispose();
+      }
+      const target = targets[row]!;
+      const xt = x[target]!;
+      for (let v = 0; v < V; v++) {
+        const xv = x[v]!;
+        if (xv > xt || (xv === xt && v < target)) return false;
+      }
+      return true;
+    };
+    return windows.map((window, b) => {
+      const { tokens, scoreFrom } = window;
       const first = b * Tp + scoreFrom - 1;
       const n = tokens.length - scoreFrom;
       const logprobs = new Float64Array(n);
       for (let j = 0; j < n; j++) logprobs[j] = -losses[first + j]!;
-      if (!withGreedy) return { logprobs, greedy: null };
-      const rows = plan.logits.view(first * V, [n, V]);
-      let logits: Float32Array;
-      try {
-        logits = rows.toFloat32();
-      } finally {
-        rows.dispose();
-      }
-      const greedy = new Uint8Array(n);
-      for (let j = 0; j < n; j++) {
-        let arg = 0;
-        let max = Number.NEGATIVE_INFINITY;
-        for (let v = 0; v < V; v++) {
-          const x = logits[j * V + v]!;
-          if (x > max) {
-            max = x;
-            arg = v;
-          }
+      const cache = new Map<number, boolean>();
+      const greedy = rangesFromFlags(window, (t) => {
+        const row = b * Tp + t - 1;
+        let g = cache.get(row);
+        if (g === undefined) {
+          g = isArgmaxRow(row);
+          cache.set(row, g);
         }
-        greedy[j] = arg === targets[first + j] ? 1 : 0;
-      }
+        return g;
+      });
       return { logprobs, greedy };
     });
   }

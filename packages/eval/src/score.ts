@@ -129,19 +129,30 @@ export async function scoreRequests(
     hostOf[i] =
       next !== undefined && isPrefix(windows[i]!.tokens, windows[next]!.tokens) ? hostOf[next]! : i;
   }
-  const hosts: { index: number; scoreFrom: number }[] = [];
+  // One host per group; each member request reads its targets and (optionally) asks for the
+  // is_greedy flag of its own target range.
+  interface Host {
+    index: number;
+    scoreFrom: number;
+    ranges: [number, number][];
+    rangeOf: Map<number, number>;
+  }
+  const hosts: Host[] = [];
   const hostSlot = new Map<number, number>();
   for (let i = 0; i < windows.length; i++) {
     const h = hostOf[i]!;
+    const w = windows[i]!;
     let slot = hostSlot.get(h);
     if (slot === undefined) {
       slot = hosts.length;
       hostSlot.set(h, slot);
-      hosts.push({ index: h, scoreFrom: windows[i]!.firstTarget });
-    } else {
-      const host = hosts[slot]!;
-      host.scoreFrom = Math.min(host.scoreFrom, windows[i]!.firstTarget);
+      hosts.push({ index: h, scoreFrom: w.firstTarget, ranges: [], rangeOf: new Map() });
     }
+    const host = hosts[slot]!;
+    host.scoreFrom = Math.min(host.scoreFrom, w.firstTarget);
+    let r = host.ranges.findIndex(([a, b]) => a === w.firstTarget && b === w.tokens.length);
+    if (r < 0) r = host.ranges.push([w.firstTarget, w.tokens.length]) - 1;
+    host.rangeOf.set(i, r);
   }
   // Longest first, ties in token order, as the harness's collator sorts.
   hosts.sort((a, b) => {
@@ -151,15 +162,12 @@ export async function scoreRequests(
   });
 
   const greedy = options.greedy ?? true;
-  const scored: (
-    | { logprobs: Float64Array; greedy: Uint8Array | null; scoreFrom: number }
-    | undefined
-  )[] = new Array(windows.length);
+  const results: LogLikelihood[] = new Array(windows.length);
   let done = 0;
   let tokensDone = 0;
   let batches = 0;
   while (done < hosts.length) {
-    const batch: typeof hosts = [];
+    const batch: Host[] = [];
     let batchTokens = 0;
     while (done + batch.length < hosts.length && batch.length < batchSize) {
       const next = hosts[done + batch.length]!;
@@ -171,20 +179,32 @@ export async function scoreRequests(
     const input: ScoreWindow[] = batch.map((h) => ({
       tokens: windows[h.index]!.tokens,
       scoreFrom: h.scoreFrom,
+      ...(greedy ? { greedyRanges: h.ranges } : {}),
     }));
-    const out = await scorer.scoreWindows(input, { greedy });
+    const out = await scorer.scoreWindows(input);
     if (out.length !== input.length) {
       throw new Error(`model returned ${out.length} results for ${input.length} windows`);
     }
     out.forEach((s, j) => {
       const h = batch[j]!;
       const expected = windows[h.index]!.tokens.length - h.scoreFrom;
-      if (s.logprobs.length !== expected || (greedy && s.greedy?.length !== expected)) {
+      if (s.logprobs.length !== expected) {
         throw new Error(
           `model returned ${s.logprobs.length} log-probs for a window with ${expected} targets`,
         );
       }
-      scored[h.index] = { ...s, scoreFrom: h.scoreFrom };
+      if (greedy && s.greedy?.length !== h.ranges.length) {
+        throw new Error(
+          `model returned ${s.greedy?.length ?? "no"} greedy flags for ${h.ranges.length} ranges`,
+        );
+      }
+      for (const [member, r] of h.rangeOf) {
+        const w = windows[member]!;
+        let logprob = 0;
+        for (let t = w.firstTarget; t < w.tokens.length; t++)
+          logprob += s.logprobs[t - h.scoreFrom]!;
+        results[member] = { logprob, isGreedy: greedy ? s.greedy![r]! : null };
+      }
     });
     done += batch.length;
     tokensDone += batchTokens - batch.length;
@@ -198,17 +218,6 @@ export async function scoreRequests(
     });
   }
 
-  const results = windows.map((w, i): LogLikelihood => {
-    const host = scored[hostOf[i]!]!;
-    let logprob = 0;
-    let isGreedy: boolean | null = host.greedy ? true : null;
-    for (let t = w.firstTarget; t < w.tokens.length; t++) {
-      const j = t - host.scoreFrom;
-      logprob += host.logprobs[j]!;
-      if (host.greedy && host.greedy[j] !== 1) isGreedy = false;
-    }
-    return { logprob, isGreedy };
-  });
   return {
     results,
     stats: {

@@ -3,7 +3,13 @@
  * probabilities are known by hand, so expected log-likelihoods, acc and acc_norm can be
  * computed on paper.
  */
-import type { EvalTokenizer, ScoreWindow, TokenScorer, WindowScores } from "./types.js";
+import {
+  type EvalTokenizer,
+  rangesFromFlags,
+  type ScoreWindow,
+  type TokenScorer,
+  type WindowScores,
+} from "./types.js";
 
 /**
  * A word tokenizer that behaves like SentencePiece where it matters for pair encoding: a space
@@ -73,13 +79,11 @@ export class ToyScorer implements TokenScorer {
     this.description = description;
   }
 
-  async scoreWindows(
-    windows: ScoreWindow[],
-    options: { greedy?: boolean } = {},
-  ): Promise<WindowScores[]> {
+  async scoreWindows(windows: ScoreWindow[]): Promise<WindowScores[]> {
     this.calls++;
     this.batchSizes.push(windows.length);
-    return windows.map(({ tokens, scoreFrom }) => {
+    return windows.map((window) => {
+      const { tokens, scoreFrom } = window;
       if (tokens.length - 1 > this.maxLength) {
         throw new Error(
           `window of ${tokens.length - 1} inputs exceeds maxLength ${this.maxLength}`,
@@ -89,7 +93,7 @@ export class ToyScorer implements TokenScorer {
       this.forwardTokens += tokens.length - 1;
       const n = tokens.length - scoreFrom;
       const logprobs = new Float64Array(n);
-      const greedy = new Uint8Array(n);
+      const argmaxAt = new Uint8Array(tokens.length);
       for (let j = 0; j < n; j++) {
         const t = scoreFrom + j;
         const dist = this.distribution(tokens.subarray(0, t));
@@ -99,9 +103,9 @@ export class ToyScorer implements TokenScorer {
         logprobs[j] = lp;
         let best = 0;
         for (let v = 1; v < dist.length; v++) if (dist[v]! > dist[best]!) best = v;
-        greedy[j] = best === target ? 1 : 0;
+        argmaxAt[t] = best === target ? 1 : 0;
       }
-      return { logprobs, greedy: (options.greedy ?? true) ? greedy : null };
+      return { logprobs, greedy: rangesFromFlags(window, (t) => argmaxAt[t] === 1) };
     });
   }
 }

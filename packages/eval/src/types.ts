@@ -39,14 +39,21 @@ export interface ScoreWindow {
   tokens: Int32Array;
   /** Index into `tokens` of the first target the caller needs (>= 1); earlier targets may be skipped. */
   scoreFrom: number;
+  /**
+   * Target ranges `[start, end)` (indices into `tokens`, scoreFrom <= start < end <= length)
+   * whose "every target is the argmax" flag (the harness's is_greedy) is wanted; one per request
+   * the window answers. Absent: no greedy flags. A range can stop at its first non-argmax
+   * target, which is what keeps this cheap when the logits live on a GPU.
+   */
+  greedyRanges?: readonly (readonly [number, number])[];
 }
 
 /** Scores for `tokens[scoreFrom..n-1]` of one window. */
 export interface WindowScores {
   /** `logprobs[j]` = log p(tokens[scoreFrom + j] | tokens[0 .. scoreFrom + j - 1]), full-vocabulary log-softmax. */
   logprobs: Float64Array;
-  /** `greedy[j]` = 1 when tokens[scoreFrom + j] is the argmax of that distribution; null when not asked for. */
-  greedy: Uint8Array | null;
+  /** One flag per `greedyRanges` entry; null when the window asked for none. */
+  greedy: boolean[] | null;
 }
 
 /** A causal language model as the eval sees it. Implementations: the trainer's LlamaModel adapter, toy models. */
@@ -55,6 +62,18 @@ export interface TokenScorer {
   readonly maxLength: number;
   /** A short description recorded in the results (e.g. checkpoint path, dtype, device). */
   readonly description: string;
-  /** Scores a batch of windows; windows may differ in length. Greedy flags only when `greedy`. */
-  scoreWindows(windows: ScoreWindow[], options?: { greedy?: boolean }): Promise<WindowScores[]>;
+  /** Scores a batch of windows; windows may differ in length. */
+  scoreWindows(windows: ScoreWindow[]): Promise<WindowScores[]>;
+}
+
+/** Per-range "all argmax" from per-target flags (`flags[j]` for target scoreFrom + j). */
+export function rangesFromFlags(
+  window: ScoreWindow,
+  isArgmax: (target: number) => boolean,
+): boolean[] | null {
+  if (!window.greedyRanges) return null;
+  return window.greedyRanges.map(([start, end]) => {
+    for (let t = start; t < end; t++) if (!isArgmax(t)) return false;
+    return true;
+  });
 }
