@@ -35,15 +35,20 @@ const rand = () => {
   state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
   return state / 4294967296;
 };
+/** @param {number} k */
 const words = (k) =>
   Array.from({ length: k }, () => WORDS[Math.floor(rand() * WORDS.length)]).join(" ");
+/** @param {number} k */
 const around = (k) => Math.max(1, Math.round(k * (0.6 + 0.8 * rand())));
+/** @param {number} k */
 const sentence = (k) => {
   const s = words(around(k));
-  return `${s[0].toUpperCase()}${s.slice(1)}.`;
+  return `${s.charAt(0).toUpperCase()}${s.slice(1)}.`;
 };
+/** @param {number} m */
 const pick = (m) => Math.floor(rand() * m);
 
+/** @type {Record<string, (i: number) => object>} */
 const tasks = {
   hellaswag: (i) => ({
     ind: i,

@@ -34,8 +34,11 @@ const uniform = () => {
 };
 const normal = () => uniform() + uniform() + uniform() + uniform() - 2; // var 1/3
 const specs = trainer.parameterSpecs(config);
-trainer.writeHfModel(ckpt, config, (name) => {
-  const spec = specs.find((s) => s.name === name);
+/** @typedef {{ name: string, shape: number[] }} ParamSpec */
+trainer.writeHfModel(ckpt, config, (/** @type {string} */ name) => {
+  const spec = /** @type {ParamSpec} */ (
+    specs.find((/** @type {ParamSpec} */ s) => s.name === name)
+  );
   const n = spec.shape.reduce((a, b) => a * b, 1);
   if (name.endsWith("norm.weight"))
     return Float32Array.from({ length: n }, () => 1 + 0.1 * normal());
