@@ -62,6 +62,8 @@ export interface LoadOptions {
   device?: DeviceName;
   /** An already loaded backend (shared between models); overrides `device`. */
   backend?: Backend;
+  /** Weights and activations dtype: default f32 on CPU, bf16 on CUDA (f32 on CUDA for exact comparisons). */
+  computeDtype?: "f32" | "bf16";
 }
 
 /** Per-sequence scores from `scoreSequences`. */
@@ -111,7 +113,11 @@ export class LlamaModel {
     const { loadWeights } = await import("../checkpoint/hf.js");
     const backend = opts.backend ?? (await loadKernels(opts.device ?? "auto"));
     const weights = loadWeights(dir);
-    const model = new LlamaModel(backend, weights.config);
+    const model = new LlamaModel(
+      backend,
+      weights.config,
+      opts.computeDtype ? { computeDtype: opts.computeDtype } : {},
+    );
     try {
       for (const spec of parameterSpecs(weights.config)) {
         model.setParam(spec.name, weights.read(spec.name));

@@ -150,6 +150,15 @@ describe("training on CPU", () => {
     expect(() => model.scoreSequences([[5]])).toThrow(/at least 2/);
     expect(() => model.scoreSequences([[5, 40000]])).toThrow(/outside the vocabulary/);
     model.dispose();
+    const bf16 = await LlamaModel.load(resolveWeightsDir(out), {
+      device: "cpu",
+      computeDtype: "bf16",
+    });
+    expect(bf16.paramDtype).toBe("bf16");
+    const [b] = bf16.scoreSequences([seq]);
+    for (let t = 0; t < seq.length - 1; t++)
+      expect(Math.abs(b!.logProbs[t]! - alone!.logProbs[t]!)).toBeLessThan(0.1);
+    bf16.dispose();
   });
 
   it("SIGINT checkpoints and stops; --max-steps stops; resuming continues bit-identically", async () => {
