@@ -39,6 +39,8 @@ run() { # name, dump flags...
   [ "${PIPESTATUS[0]}" = 0 ] || rc=1
 }
 want fp32 && run fp32-18m --model tinyllama-18m --device cpu --micro-batch 2 --seq-len 256 --steps 50
+# Optional part "fp32-cuda": our CUDA backend in fp32 (if its kernels take f32) vs transformers fp32.
+want fp32-cuda && run fp32-cuda-18m --model tinyllama-18m --device cuda --compute-dtype f32 --micro-batch 2 --seq-len 256 --steps 50
 want bf16 && run bf16-1.1b --model tinyllama-1.1b --device cuda --micro-batch 4 --seq-len 1024 --accum 2 --steps 50 --logit-rows 512
 
 # 3. The real CLI on the GPU: tinyllama-1.1b, v1.0 stage on the sample shards, 20 steps of

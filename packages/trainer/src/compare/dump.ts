@@ -12,6 +12,7 @@
  * Imports nothing from @tinyllama/data, so it bundles into one file for the GPU machine.
  * Usage: node dump.js --out dir [--model tinyllama-1.1b] [--device cuda] [--micro-batch 2]
  *        [--seq-len 512] [--accum 1] [--steps 50] [--seed 3407] [--logit-rows 256]
+ *        [--compute-dtype f32|bf16]
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -39,6 +40,12 @@ const FLAGS: FlagSpec[] = [
   { name: "lr-max", type: "number", min: 0, help: "peak lr" },
   { name: "lr-min", type: "number", min: 0, help: "final lr" },
   { name: "warmup-steps", type: "int", min: 0, help: "warmup in optimizer steps" },
+  {
+    name: "compute-dtype",
+    type: "string",
+    choices: ["f32", "bf16"],
+    help: "default f32 on CPU, bf16 on CUDA",
+  },
 ];
 
 /** A learnable token stream: a random bigram chain over 2000 real-vocabulary ids. */
@@ -103,7 +110,8 @@ export async function dump(argv: string[], log: (l: string) => void = console.lo
     };
   };
 
-  const model = new LlamaModel(backend, cfg);
+  const computeDtype = f["compute-dtype"] as "f32" | "bf16" | undefined;
+  const model = new LlamaModel(backend, cfg, computeDtype ? { computeDtype } : {});
   const trainer = new Trainer(
     model,
     { microBatch: B, seqLen: T, accumSteps: accum },
@@ -157,7 +165,7 @@ export async function dump(argv: string[], log: (l: string) => void = console.lo
           model: cfg,
           backend: backend.name,
           device: backend.device.name,
-          precision: backend.name === "cpu" ? "fp32" : "bf16",
+          precision: model.paramDtype === "f32" ? "fp32" : "bf16",
           microBatch: B,
           seqLen: T,
           accum,
