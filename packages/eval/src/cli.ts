@@ -5,7 +5,7 @@
  * bundled fixtures (all tasks). Writes results.json (harness shape) and prints the table.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
-import { basename, join, resolve } from "node:path";
+import { basename, join, resolve, sep } from "node:path";
 import { parseArgs } from "node:util";
 import { hubOptionsFromEnv, ShardSet, tokenizerIdentity } from "@tinyllama/data";
 import { newestCheckpoint } from "./checkpoints.js";
@@ -222,14 +222,7 @@ export async function main(argv: string[]): Promise<number> {
         ...(perplexity ? { perplexity } : {}),
       },
     });
-    const outDir = resolve(
-      values.output ??
-        join(
-          "runs",
-          "eval",
-          `${basename(checkpoint)}-${startedAt.toISOString().replace(/[:.]/g, "-")}`,
-        ),
-    );
+    const outDir = resolve(values.output ?? defaultOutputDir(checkpoint, startedAt));
     mkdirSync(outDir, { recursive: true });
     writeFileSync(join(outDir, "results.json"), JSON.stringify(json, null, 2) + "\n");
     if (values["log-samples"]) {
@@ -253,6 +246,22 @@ export async function main(argv: string[]): Promise<number> {
   } finally {
     loaded.dispose();
   }
+}
+
+/**
+ * Where results go by default: beside the run that made the checkpoint
+ * (`runs/<run>/eval/<stage>-step-N-<time>/` for `runs/<run>/<stage>/checkpoints/step-N`), else
+ * `runs/eval/<checkpoint dir name>-<time>/`.
+ */
+export function defaultOutputDir(checkpoint: string, startedAt: Date): string {
+  const time = startedAt.toISOString().replace(/[:.]/g, "-");
+  const parts = resolve(checkpoint).split(sep);
+  const n = parts.length;
+  if (n >= 4 && parts[n - 2] === "checkpoints" && /^step-\d{12}$/.test(parts[n - 1]!)) {
+    const runDir = parts.slice(0, n - 3).join(sep) || sep;
+    return join(runDir, "eval", `${parts[n - 3]}-${parts[n - 1]}-${time}`);
+  }
+  return join("runs", "eval", `${basename(checkpoint)}-${time}`);
 }
 
 const isMain =

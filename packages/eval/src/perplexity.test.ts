@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { findCheckpoints, newestCheckpoint } from "./checkpoints.js";
+import { defaultOutputDir } from "./cli.js";
 import { type BlockSource, pickBlocks, shardPerplexity } from "./perplexity.js";
 import { unigramScorer } from "./toy.js";
 
@@ -46,6 +47,18 @@ describe("shardPerplexity", () => {
         readGlobalBlock: () => new Uint16Array(3),
       }),
     ).rejects.toThrow(/no blocks/);
+  });
+});
+
+describe("default output directory", () => {
+  it("goes beside the run that made the checkpoint, else under runs/eval", () => {
+    const t = new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 6));
+    expect(defaultOutputDir("/w/runs/main/v1.0/checkpoints/step-000000000150", t)).toBe(
+      "/w/runs/main/eval/v1.0-step-000000000150-2026-01-02T03-04-05-006Z",
+    );
+    expect(defaultOutputDir("/models/TinyLlama-1.1B", t)).toBe(
+      join("runs", "eval", "TinyLlama-1.1B-2026-01-02T03-04-05-006Z"),
+    );
   });
 });
 
