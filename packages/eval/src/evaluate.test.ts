@@ -137,4 +137,25 @@ describe("harness-shaped results", () => {
       /\|piqa\s*\|\s*1\|none\s*\|\s*0\|acc\s*\|↑\s*\|\d\.\d{4}\|±\s*\|\d\.\d{4}\|/,
     );
   });
+
+  it("reports N/A stderr for a single doc, as the harness does", async () => {
+    const out = await evaluate(
+      [await input("boolq")],
+      new ToyWordTokenizer(),
+      unigramScorer(Array(400).fill(1)),
+      {
+        limit: 1,
+      },
+    );
+    const json = toHarnessJson(out, {
+      model: "m",
+      modelDescription: "toy",
+      device: "cpu",
+      batchSize: 1,
+      limit: 1,
+      startedAt: new Date(0),
+    });
+    expect(json.results.boolq!["acc_stderr,none"]).toBe("N/A");
+    expect(formatTable(json)).toMatch(/\|±\| {3}N\/A\|/);
+  });
 });
