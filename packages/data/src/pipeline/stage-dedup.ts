@@ -1,0 +1,42 @@
+/**
+ * buckets[b]: k-way merge of band b over all tasks into duplicate pairs.
+ * cluster[0]: union-find over every band's pairs into per-task remove lists.
+ */
+import { mkdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { clusterPairs, mergeBand, writeRemoveList } from "../dedup/files.js";
+import type { Plan } from "./plan.js";
+import { bucketPath, newStats, removePath, sigPath, type TaskStats } from "./task-common.js";
+
+export async function bucketsTask(plan: Plan, band: number): Promise<TaskStats> {
+  const stats = newStats("buckets", band);
+  const t = performance.now();
+  const files = plan.tasks.map((task) => ({
+    task: task.index,
+    path: sigPath(plan.workDir, task.index, band),
+  }));
+  stats.extra.pairs = await mergeBand(files, bucketPath(plan.workDir, band));
+  stats.timings = { dedup: (performance.now() - t) / 1000 };
+  return stats;
+}
+
+export async function clusterTask(plan: Plan): Promise<TaskStats> {
+  const stats = newStats("cluster", 0);
+  const t = performance.now();
+  const bands = plan.config.dedup.minhash.bands;
+  const files = Array.from({ length: bands + 1 }, (_, b) => ({
+    path: bucketPath(plan.workDir, b),
+    exact: b === bands,
+  }));
+  const lists = clusterPairs(files);
+  await rm(join(plan.workDir, "remove"), { recursive: true, force: true });
+  await mkdir(join(plan.workDir, "remove"), { recursive: true });
+  for (const [task, list] of lists) {
+    await writeRemoveList(removePath(plan.workDir, task), list);
+    stats.extra.removed = (stats.extra.removed ?? 0) + list.length / 2;
+  }
+  stats.timings = { dedup: (performance.now() - t) / 1000 };
+  return stats;
+}
+
+/** Deterministic split assignment from the document id. */

@@ -1,0 +1,122 @@
+/**
+ * finalize[s]: pools the tails of source s into its last files (dropping and counting only the
+ * final partial block), writes manifest.json, and deletes the token spools.
+ */
+import { mkdir, readdir, readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  MANIFEST_FORMAT,
+  type ShardFileEntry,
+  type ShardManifest,
+  type SplitManifest,
+} from "../shards/manifest.js";
+import { ShardWriter, writeManifest } from "../shards/shard-writer.js";
+import type { Plan } from "./plan.js";
+import {
+  bump,
+  newStats,
+  type PackInfo,
+  packInfoPath,
+  statsPath,
+  type TaskStats,
+  tailPath,
+} from "./task-common.js";
+import { removeTokenSpool } from "./token-spool.js";
+import { loadPipelineTokenizer, type PipelineTokenizer } from "./tokenizer.js";
+
+export async function finalizeTask(
+  plan: Plan,
+  sourceIndex: number,
+  tokOverride?: PipelineTokenizer,
+): Promise<TaskStats> {
+  const cfg = plan.config;
+  const source = cfg.sources[sourceIndex]?.name;
+  if (!source) throw new Error(`finalize: no source #${sourceIndex}`);
+  const stats = newStats("finalize", sourceIndex, source);
+  const outDir = join(cfg.output, source);
+  await mkdir(outDir, { recursive: true });
+  const tasks = plan.tasks.filter((t) => t.source === source);
+  const infos: PackInfo[] = [];
+  for (const t of tasks)
+    infos.push(JSON.parse(await readFile(packInfoPath(plan.workDir, t.index), "utf8")) as PackInfo);
+  const splits: Record<string, SplitManifest> = {};
+  for (const split of ["train", "validation"]) {
+    const pool = new ShardWriter({
+      dir: outDir,
+      prefix: `${split}_${source}_pool`,
+      blockSize: cfg.blockSize,
+      chunkTokens: cfg.chunkTokens,
+    });
+    const files: ShardFileEntry[] = [];
+    let documents = 0;
+    for (const info of infos) {
+      const s = info.splits[split];
+      if (!s) continue;
+      files.push(...s.files);
+      documents += s.documents;
+      const tail = await readFile(tailPath(plan.workDir, info.task, split));
+      await pool.add(new Uint16Array(tail.buffer, tail.byteOffset, tail.byteLength / 2));
+    }
+    const r = await pool.finish();
+    files.push(...r.files);
+    const tokens = files.reduce((a, f) => a + f.tokens, 0);
+    splits[split] = {
+      files,
+      documents,
+      tokens,
+      blocks: tokens / cfg.blockSize,
+      droppedTailTokens: r.droppedTailTokens,
+    };
+  }
+  // Merge the per-task stats of this source into the manifest's totals.
+  const removed: Record<string, number> = {};
+  let documentsRead = 0;
+  let bytesRead = 0;
+  let badRecords = 0;
+  for (const t of tasks) {
+    const s = JSON.parse(
+      await readFile(statsPath(plan.workDir, "pack", t.index), "utf8"),
+    ) as TaskStats;
+    documentsRead += s.documentsRead;
+    bytesRead += s.bytesRead;
+    badRecords += s.badRecords;
+    for (const [k, v] of Object.entries(s.removed)) bump(removed, k, v);
+  }
+  const removedCount = Object.values(removed).reduce((a, b) => a + b, 0);
+  const tok = tokOverride ?? (await loadPipelineTokenizer(cfg.tokenizer));
+  const manifest: ShardManifest = {
+    format: MANIFEST_FORMAT,
+    source,
+    blockSize: cfg.blockSize,
+    chunkTokens: cfg.chunkTokens,
+    dtype: "uint16",
+    tokenizer: tok.identity,
+    eosAppended: true,
+    splits,
+    stats: {
+      documentsRead,
+      bytesRead,
+      removed,
+      badRecords,
+      documentsKept: documentsRead - removedCount,
+    },
+    config: { ...cfg, sources: cfg.sources.filter((s) => s.name === source) },
+    createdAt: new Date().toISOString(),
+  };
+  const listed = new Set(Object.values(splits).flatMap((s) => s.files.map((f) => f.name)));
+  const stale = (await readdir(outDir)).filter((n) => n.endsWith(".bin") && !listed.has(n));
+  stats.extra = {
+    staleFiles: stale.length,
+    trainBlocks: splits.train?.blocks ?? 0,
+    validationBlocks: splits.validation?.blocks ?? 0,
+  };
+  for (const name of stale) await rm(join(outDir, name), { force: true }); // leftovers of an earlier run with other settings
+  await writeManifest(outDir, manifest);
+  // the token spools were only needed by pack; the shards now hold their tokens
+  for (const t of tasks) await removeTokenSpool(plan.workDir, t.index);
+  stats.documentsRead = documentsRead;
+  stats.bytesRead = bytesRead;
+  stats.removed = removed;
+  stats.badRecords = badRecords;
+  return stats;
+}
