@@ -7,7 +7,7 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { TokenizerIdentity } from "@tinyllama/data";
-import { preset, scaleSchedule } from "@tinyllama/data/mixture";
+import { MixtureSampler, preset, scaleSchedule } from "@tinyllama/data/mixture";
 import { type CheckpointRef, latestCheckpoint, listCheckpoints } from "../checkpoint/store.js";
 import {
   assertSameModel,
@@ -526,7 +526,12 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
 /** Per-source block offsets after the stage a checkpoint belongs to. */
 function offsetsAfterStage(s: TrainerState): Record<string, number> {
   const out = { ...s.stream.sourceOffsets };
-  // A partly consumed block is not counted (the state is from before it): it may be read again.
   for (const [name, n] of Object.entries(s.stream.mixture.counts)) out[name] = (out[name] ?? 0) + n;
+  // A block the stage was part-way through (its state is from before that block) counts as read:
+  // the next stage starts after it rather than reading its first windows again.
+  if (s.stream.window > 0) {
+    const current = MixtureSampler.restore(s.stream.mixture).nextBlock();
+    out[current.source] = (out[current.source] ?? 0) + 1;
+  }
   return out;
 }
