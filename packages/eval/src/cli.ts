@@ -14,9 +14,9 @@ import type { PairEncodingOptions } from "./encode.js";
 import { evaluate, type TaskInput } from "./evaluate.js";
 import { loadCheckpoint } from "./llama.js";
 import { shardPerplexity } from "./perplexity.js";
-import { formatTable, toHarnessJson } from "./results.js";
+import { formatPaperView, formatTable, paperView, toHarnessJson } from "./results.js";
 import type { ScoreProgress } from "./score.js";
-import { resolveTasks } from "./tasks/index.js";
+import { resolveTasks, TASK_GROUPS } from "./tasks/index.js";
 
 const USAGE = `usage: pnpm eval [options]
 
@@ -222,6 +222,8 @@ export async function main(argv: string[]): Promise<number> {
         ...(perplexity ? { perplexity } : {}),
       },
     });
+    const view = paperView(json, TASK_GROUPS);
+    if (view.length > 0) (json.tinyllama_ts as Record<string, unknown>).paper_view = view;
     const outDir = resolve(values.output ?? defaultOutputDir(checkpoint, startedAt));
     mkdirSync(outDir, { recursive: true });
     writeFileSync(join(outDir, "results.json"), JSON.stringify(json, null, 2) + "\n");
@@ -232,6 +234,7 @@ export async function main(argv: string[]): Promise<number> {
       }
     }
     if (tasks.length > 0) console.log(formatTable(json));
+    if (view.length > 0) console.log(`\n${formatPaperView(view)}`);
     if (perplexity) {
       const p = perplexity as { loss: number; perplexity: number; blocks: number; tokens: number };
       console.log(

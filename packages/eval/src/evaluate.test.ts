@@ -3,8 +3,8 @@
 import { describe, expect, it } from "vitest";
 import { fixturePath, readTaskRecords } from "./docs.js";
 import { evaluate } from "./evaluate.js";
-import { formatTable, toHarnessJson } from "./results.js";
-import { TASKS } from "./tasks/index.js";
+import { formatPaperView, formatTable, paperView, toHarnessJson } from "./results.js";
+import { TASK_GROUPS, TASKS } from "./tasks/index.js";
 import { logNormalize, ToyScorer, ToyWordTokenizer, unigramScorer } from "./toy.js";
 
 async function input(name: string) {
@@ -157,5 +157,31 @@ describe("harness-shaped results", () => {
     });
     expect(json.results.boolq!["acc_stderr,none"]).toBe("N/A");
     expect(formatTable(json)).toMatch(/\|±\| {3}N\/A\|/);
+  });
+
+  it("gives the paper's view: acc_norm where reported, else acc, averaged per table", () => {
+    const json = {
+      results: {
+        a: { "acc,none": 0.5, "acc_norm,none": 0.6 },
+        b: { "acc,none": 0.25 },
+        c: { "acc,none": 0.9 },
+      },
+      versions: {},
+    };
+    const view = paperView(json, { first: ["a", "b"], missing: ["a", "z"] });
+    expect(view).toEqual([{ group: "first", tasks: { a: 60, b: 25 }, average: 42.5 }]);
+    const text = formatPaperView(
+      paperView(
+        {
+          results: Object.fromEntries(TASK_GROUPS.chinese!.map((t) => [t, { "acc,none": 0.5 }])),
+          versions: {},
+        },
+        TASK_GROUPS,
+      ),
+    );
+    // Table 5 averages from the paper: v1.0 53.37, v1.1 47.46 (rounded as printed there).
+    expect(text).toMatch(/TinyLlama v1\.0 \(paper\)\t68\.45\t54\.53\t33\.69\t56\.80\t53\.37/);
+    expect(text).toMatch(/TinyLlama v1\.1 \(paper\).*\t47\.46$/m);
+    expect(text).toMatch(/this run\t50\.00\t50\.00\t50\.00\t50\.00\t50\.00/);
   });
 });

@@ -32,7 +32,15 @@ export {
   pickBlocks,
   shardPerplexity,
 } from "./perplexity.js";
-export { formatTable, type HarnessResults, type RunInfo, toHarnessJson } from "./results.js";
+export {
+  formatPaperView,
+  formatTable,
+  type HarnessResults,
+  PAPER_REFERENCE,
+  paperView,
+  type RunInfo,
+  toHarnessJson,
+} from "./results.js";
 export {
   requestWindow,
   type ScoreOptions,

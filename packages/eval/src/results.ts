@@ -149,3 +149,74 @@ export function formatTable(json: HarnessResults): string {
   const rule = `|${widths.map((w, c) => (right.has(c) ? "-".repeat(w - 1) + ":" : "-".repeat(w))).join("|")}|`;
   return [line(header), rule, ...rows.map(line)].join("\n");
 }
+
+/** The paper's Tables 3 and 5 (TinyLlama v1.1 rows, %), for context next to a run's numbers. */
+export const PAPER_REFERENCE: Readonly<Record<string, Readonly<Record<string, number>>>> = {
+  "TinyLlama v1.0": {
+    hellaswag: 59.2,
+    openbookqa: 36.0,
+    winogrande: 59.12,
+    arc_challenge: 30.12,
+    arc_easy: 55.25,
+    boolq: 57.83,
+    piqa: 73.29,
+    xwinograd_zh: 68.45,
+    xstorycloze_zh: 54.53,
+    xnli_zh: 33.69,
+    xcopa_zh: 56.8,
+  },
+  "TinyLlama v1.1": {
+    hellaswag: 61.47,
+    openbookqa: 36.8,
+    winogrande: 59.43,
+    arc_challenge: 32.68,
+    arc_easy: 55.47,
+    boolq: 55.99,
+    piqa: 73.56,
+    xwinograd_zh: 55.75,
+    xstorycloze_zh: 47.98,
+    xnli_zh: 34.7,
+    xcopa_zh: 51.4,
+  },
+};
+
+/**
+ * The paper's view of a run: one number per task in %, acc_norm where the task reports it and
+ * acc otherwise, and the average over each table's tasks when all of them were run.
+ */
+export function paperView(
+  json: HarnessResults,
+  groups: Readonly<Record<string, readonly string[]>>,
+): { group: string; tasks: Record<string, number>; average: number }[] {
+  const out: { group: string; tasks: Record<string, number>; average: number }[] = [];
+  for (const [group, names] of Object.entries(groups)) {
+    const tasks: Record<string, number> = {};
+    for (const name of names) {
+      const entry = json.results[name];
+      const v = entry?.["acc_norm,none"] ?? entry?.["acc,none"];
+      if (typeof v === "number") tasks[name] = 100 * v;
+    }
+    if (Object.keys(tasks).length !== names.length) continue;
+    const values = Object.values(tasks);
+    out.push({ group, tasks, average: values.reduce((a, b) => a + b, 0) / values.length });
+  }
+  return out;
+}
+
+export function formatPaperView(view: ReturnType<typeof paperView>): string {
+  const lines: string[] = [];
+  for (const { group, tasks, average } of view) {
+    const names = Object.keys(tasks);
+    lines.push(`${group} (acc_norm where reported, else acc; %):`);
+    lines.push(["", ...names, "Avg"].join("\t"));
+    lines.push(
+      ["this run", ...names.map((n) => tasks[n]!.toFixed(2)), average.toFixed(2)].join("\t"),
+    );
+    for (const [model, ref] of Object.entries(PAPER_REFERENCE)) {
+      const vals = names.map((n) => ref[n]!);
+      const avg = vals.reduce((a, b) => a + b, 0) / vals.length;
+      lines.push([`${model} (paper)`, ...vals.map((v) => v.toFixed(2)), avg.toFixed(2)].join("\t"));
+    }
+  }
+  return lines.join("\n");
+}
