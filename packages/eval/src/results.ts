@@ -180,6 +180,12 @@ export const PAPER_REFERENCE: Readonly<Record<string, Readonly<Record<string, nu
   },
 };
 
+/** The averages as the paper prints them (its v1.0 Table 3 average is 52.99, not the 52.97 its cells give). */
+const PAPER_AVERAGES: Readonly<Record<string, Readonly<Record<string, number>>>> = {
+  commonsense: { "TinyLlama v1.0": 52.99, "TinyLlama v1.1": 53.63 },
+  chinese: { "TinyLlama v1.0": 53.37, "TinyLlama v1.1": 47.46 },
+};
+
 /**
  * The paper's view of a run: one number per task in %, acc_norm where the task reports it and
  * acc otherwise, and the average over each table's tasks when all of them were run.
@@ -214,7 +220,7 @@ export function formatPaperView(view: ReturnType<typeof paperView>): string {
     );
     for (const [model, ref] of Object.entries(PAPER_REFERENCE)) {
       const vals = names.map((n) => ref[n]!);
-      const avg = vals.reduce((a, b) => a + b, 0) / vals.length;
+      const avg = PAPER_AVERAGES[group]?.[model] ?? vals.reduce((a, b) => a + b, 0) / vals.length;
       lines.push([`${model} (paper)`, ...vals.map((v) => v.toFixed(2)), avg.toFixed(2)].join("\t"));
     }
   }
