@@ -17,7 +17,8 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const outArg = process.argv.indexOf("--out");
-const out = outArg > 0 ? process.argv[outArg + 1] : join(root, "packages/data/sample");
+const out =
+  (outArg > 0 ? process.argv[outArg + 1] : undefined) ?? join(root, "packages/data/sample");
 // zstd-napi and hyparquet-writer are dependencies of @tinyllama/data: resolve them from there.
 const requireData = createRequire(join(root, "packages/data/package.json"));
 const { compress } = requireData("zstd-napi");
@@ -44,6 +45,7 @@ if (!pyLib) {
   console.error("missing Python standard library sources (/usr/lib/python3.x)");
   process.exit(1);
 }
+/** @param {string} pkg */
 const version = (pkg) => {
   try {
     return execFileSync("dpkg-query", ["-W", `-f=\${Version}`, pkg], { encoding: "utf8" });
@@ -61,17 +63,20 @@ const rand = () => {
   t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
   return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
 };
+/** @param {number} n */
 const pick = (n) => Math.floor(rand() * n);
+/** @type {Record<string, string>} */
 const entities = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'", nbsp: " ", "#160": " " };
+/** @param {string} html */
 function htmlToText(html) {
   return html
     .replace(/<(script|style|head)[\s\S]*?<\/\1>/gi, "")
     .replace(/<\/(p|div|h[1-6]|li|pre|tr|table|dt|dd|title)>/gi, "\n\n")
     .replace(/<br\s*\/?>/gi, "\n")
     .replace(/<[^>]+>/g, "")
-    .replace(/&(#?\w+);/g, (m, e) =>
+    .replace(/&(#?\w+);/g, (/** @type {string} */ m, /** @type {string} */ e) =>
       e in entities
-        ? entities[e]
+        ? (entities[e] ?? m)
         : e.startsWith("#x")
           ? String.fromCodePoint(parseInt(e.slice(2), 16))
           : e.startsWith("#")
@@ -84,6 +89,7 @@ function htmlToText(html) {
     .trim();
 }
 /** Splits text into documents of roughly `size` characters at paragraph boundaries. */
+/** @param {string} text @param {number} size */
 function chunkParagraphs(text, size) {
   const paras = text.split(/\n\n+/).filter((p) => p.trim().length > 0);
   const docs = [];
@@ -102,6 +108,7 @@ function chunkParagraphs(text, size) {
   return docs;
 }
 /** Near duplicate: a few edits of the kinds real corpora have (Jaccard stays high). */
+/** @param {string} doc @param {number} kind */
 function nearDuplicate(doc, kind) {
   const paras = doc.split("\n\n");
   switch (kind % 4) {
@@ -117,35 +124,46 @@ function nearDuplicate(doc, kind) {
       // swapped paragraphs
       if (paras.length < 3) return `${doc} `;
       const i = 1 + pick(paras.length - 2);
-      [paras[i], paras[i - 1]] = [paras[i - 1], paras[i]];
+      [paras[i], paras[i - 1]] = [paras[i - 1] ?? "", paras[i] ?? ""];
       return paras.join("\n\n");
     }
     default: // shared header + small typo fixes
       return `Share this article:\n\n${doc.replace(/ the /, " teh ").replace(/ a /, " an ")}`;
   }
 }
+/** @param {object[]} records */
 const zst = (records) =>
   compress(Buffer.from(`${records.map((r) => JSON.stringify(r)).join("\n")}\n`), {
     compressionLevel: 19,
   });
+/** @param {string} rel @param {Uint8Array} bytes */
 const write = (rel, bytes) => {
   const p = join(out, rel);
   mkdirSync(dirname(p), { recursive: true });
   writeFileSync(p, bytes);
   console.log(`${rel.padEnd(62)} ${(bytes.length / 1024).toFixed(0).padStart(6)} KiB`);
 };
+/** @param {string} dir @param {string} ext */
 const walk = (dir, ext) =>
   readdirSync(dir, { recursive: true, withFileTypes: true })
     .filter((e) => e.isFile() && e.name.endsWith(ext))
     .map((e) => join(e.parentPath ?? e.path, e.name))
     .sort();
 
-rmSync(out, { recursive: true, force: true, filter: undefined });
+// replace the corpora, keep README.md (provenance, written by hand)
+for (const d of ["slimpajama", "starcoderdata", "proofpile2", "skypile"])
+  rmSync(join(out, d), { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 const counts = {};
 const planted = { exact: 0, near: 0 };
+/**
+ * @template T
+ * @param {T[]} docs @param {number} every
+ * @param {(d: T, i: number, kind: "exact" | "near") => T} mk
+ */
 const plant = (docs, every, mk) => {
   // append exact and near duplicates of every `every`-th document (deterministic)
+  /** @type {T[]} */
   const extra = [];
   docs.forEach((d, i) => {
     if (i % every === 0) extra.push(mk(d, i, "exact"));
@@ -189,9 +207,10 @@ const plant = (docs, every, mk) => {
   }));
   const all = [...docs, ...github, ...dups];
   // interleave deterministically so duplicates land in other files than their originals
+  /** @type {(typeof all)[]} */
   const files = [[], [], []];
   all.forEach((d, i) => {
-    files[i % 3].push(d);
+    files[i % 3]?.push(d);
   });
   files.forEach((f, i) => {
     write(`slimpajama/train/chunk1/example_train_${i}.jsonl.zst`, zst(f));
@@ -205,6 +224,7 @@ const plant = (docs, every, mk) => {
 
 // --- StarCoderData: python/, jupyter-scripts-dedup-filtered/, c/ -----------------------------
 {
+  /** @param {{ path: string, content: string }[]} rows @param {string} repo */
   const repoCols = (rows, repo) => [
     { name: "max_stars_repo_path", data: rows.map((r) => r.path), type: "STRING" },
     { name: "max_stars_repo_name", data: rows.map(() => repo), type: "STRING" },
@@ -303,7 +323,7 @@ const plant = (docs, every, mk) => {
   const web = [];
   for (const p of walk("/usr/lib/ocaml/coq/theories", ".v")) {
     const comments = [...readFileSync(p, "utf8").matchAll(/\(\*\*([\s\S]*?)\*\)/g)]
-      .map((m) => m[1].trim())
+      .map((m) => (m[1] ?? "").trim())
       .filter((c) => c.length > 80);
     if (comments.join("\n\n").length > 600)
       web.push({
@@ -335,7 +355,7 @@ const plant = (docs, every, mk) => {
       docs.push({ text });
   }
   const esc = String.fromCharCode(27);
-  const strip = (s) => s.replace(new RegExp(`${esc}\\[[0-9;]*m`, "g"), "");
+  const strip = (/** @type {string} */ s) => s.replace(new RegExp(`${esc}\\[[0-9;]*m`, "g"), "");
   for (const f of ["tang300.u8", "song100.u8"]) {
     const poems = strip(readFileSync(`/usr/share/games/fortunes/${f}`, "utf8"))
       .split(/\n%\n/)

@@ -45,6 +45,7 @@ const prepareJs = process.env.BENCH_PREPARE ?? join(root, "packages/data/dist/cl
 const tokenizerJs = process.env.BENCH_TOKENIZER ?? join(root, "packages/tokenizer/dist/index.js");
 const { compress, DecompressStream } = req("zstd-napi");
 
+/** @param {string} dir @param {string} ext */
 const walk = (dir, ext) =>
   readdirSync(dir, { recursive: true, withFileTypes: true })
     .filter((e) => e.isFile() && e.name.endsWith(ext))
@@ -55,6 +56,7 @@ const walk = (dir, ext) =>
 // --reuse <dir>: a corpus kept by an earlier --keep run (dir holds corpus/ and texts.json)
 const work = values.reuse ?? join(tmpdir(), `tinyllama-data-bench-${process.pid}`);
 const corpus = join(work, "corpus");
+/** @type {string[]} */
 let texts;
 if (values.reuse) {
   texts = JSON.parse(readFileSync(join(work, "texts.json"), "utf8"));
@@ -65,7 +67,7 @@ if (values.reuse) {
     console.error(`missing ${handbook}: apt-get install debian-handbook`);
     process.exit(1);
   }
-  const htmlToText = (h) =>
+  const htmlToText = (/** @type {string} */ h) =>
     h
       .replace(/<(script|style|head)[\s\S]*?<\/\1>/gi, "")
       .replace(/<\/(p|div|h[1-6]|li|pre|tr|dt|dd)>/gi, "\n\n")
@@ -163,6 +165,11 @@ for (let i = 0; i < texts.length; i += 512) await tok.encodeBatchToInt32Arrays(t
 console.log((performance.now() - t) / 1000);`,
 );
 const repeat = Number(values.repeat ?? 2);
+/**
+ * @typedef {{ stage: string, seconds: number, bytesRead: number, documentsRead: number, extra: Record<string, number> }} TaskStat
+ * @typedef {{ timings: Record<string, number>, tasks: TaskStat[] }} RunStats
+ */
+/** @type {{ stats: RunStats, cpu: number } | undefined} */
 let best;
 let tokSeconds = Number.POSITIVE_INFINITY;
 let wall = 0;
@@ -183,6 +190,7 @@ for (let rep = 0; rep < repeat; rep++) {
     console.error(r.stdout, r.stderr);
     process.exit(1);
   }
+  /** @type {RunStats} */
   const run = JSON.parse(readFileSync(join(work, "out", "stats.json"), "utf8"));
   const cpu = run.tasks.reduce((a, s) => a + s.seconds, 0);
   if (!best || cpu < best.cpu) {
@@ -190,8 +198,10 @@ for (let rep = 0; rep < repeat; rep++) {
     wall = (performance.now() - t0) / 1000;
   }
 }
+if (!best) throw new Error("no pipeline run");
 const stats = best.stats;
 const t = stats.timings;
+/** @param {string} prefix */
 const sum = (prefix) =>
   Object.entries(t)
     .filter(([k]) => k.startsWith(prefix))
@@ -230,7 +240,9 @@ const keptText =
     .reduce((a, s) => a + (s.extra.trainDocuments ?? 0) + (s.extra.validationDocuments ?? 0), 0) /
     stats.tasks.filter((s) => s.stage === "pack").reduce((a, s) => a + s.documentsRead, 0));
 const bytesPerToken = keptText / tokens;
+/** @param {number} tokensTotal */
 const coreHours = (tokensTotal) => (tokensTotal * bytesPerToken) / 1e6 / (mb / taskSeconds) / 3600;
+/** @param {string} suffix */
 const byKey = (suffix) =>
   Object.entries(t)
     .filter(([k]) => k.endsWith(suffix))

@@ -17,18 +17,19 @@ const { values } = parseArgs({
     rows: { type: "string" },
     json: { type: "string" },
     pairs: { type: "string" },
+    scheme: { type: "string" },
   },
 });
 
 // --- real documents from the sample ---------------------------------------------------------
 const docs = [];
 const sample = data.sampleDir();
-for (const [src, rel] of [
+for (const [src, rel] of /** @type {[string, string][]} */ ([
   ["slimpajama", "slimpajama/train/chunk1/example_train_0.jsonl.zst"],
   ["slimpajama", "slimpajama/train/chunk1/example_train_1.jsonl.zst"],
   ["skypile", "skypile/data/2023-14_zh_head_0000.jsonl"],
   ["proofpile2", "proofpile2/open-web-math/train/shard-0000.jsonl.zst"],
-]) {
+])) {
   const path = join(sample, rel);
   for await (const r of data.readRecords(path, data.formatOf(path), new data.BadRecordLog())) {
     const t = r.value.text;
@@ -41,8 +42,11 @@ for (const [src, rel] of [
   }
 }
 // drop documents that are already near each other (the sample plants duplicates on purpose)
+/** @type {{ src: string, text: string }[]} */
 const base = [];
+/** @type {Uint32Array[]} */
 const seenSets = [];
+/** @param {string} t @returns {Uint32Array} */
 const shingles = (t) => data.shingleHashes(data.wordHashes(t), 5);
 for (const d of docs) {
   const s = shingles(d.text);
@@ -59,12 +63,17 @@ const rand = () => {
   t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
   return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
 };
-const pick = (a) => a[Math.floor(rand() * a.length)];
+/** @template T @param {T[]} a @returns {T} */
+const pick = (a) => /** @type {T} */ (a[Math.floor(rand() * a.length)]);
+/** @param {string} t */
 const cjk = (t) => /[\u4e00-\u9fff]/.test(t);
+/** @param {string} t */
 const units = (t) => (cjk(t) ? [...t] : t.split(" "));
+/** @param {string} t @param {string[]} u */
 const join_ = (t, u) => (cjk(t) ? u.join("") : u.join(" "));
 
 const edits = {
+  /** @param {string} t @param {number} frac */
   insertion(t, frac) {
     const u = units(t);
     const other = units(pick(base).text);
@@ -73,22 +82,25 @@ const edits = {
     const start = Math.floor(rand() * Math.max(1, other.length - n));
     return join_(t, [...u.slice(0, at), ...other.slice(start, start + n), ...u.slice(at)]);
   },
+  /** @param {string} t @param {number} frac */
   deletion(t, frac) {
     const u = units(t);
     const n = Math.floor(u.length * frac);
     const at = Math.floor(rand() * (u.length - n));
     return join_(t, [...u.slice(0, at), ...u.slice(at + n)]);
   },
+  /** @param {string} t @param {number} frac */
   swap(t, frac) {
     const p = t.split("\n\n");
     const swaps = Math.max(1, Math.round(p.length * frac));
     for (let i = 0; i < swaps && p.length > 1; i++) {
       const a = Math.floor(rand() * p.length);
       const b = Math.floor(rand() * p.length);
-      [p[a], p[b]] = [p[b], p[a]];
+      [p[a], p[b]] = [p[b] ?? "", p[a] ?? ""];
     }
     return p.join("\n\n");
   },
+  /** @param {string} t @param {number} frac */
   scattered(t, frac) {
     // word substitutions spread over the document (typos, rewording)
     const u = units(t);
@@ -99,20 +111,21 @@ const edits = {
 const boilerplate =
   "Cookie notice: we use cookies to improve your experience. By continuing to browse you agree to our use of cookies. Subscribe to our newsletter for weekly updates. All rights reserved. Terms of service. Privacy policy. Contact us. Follow us on social media.";
 
+/** @type {{ kind: string, a: string, b: string }[]} */
 const pairs = [];
 const n = Number(values.pairs ?? 2000);
 for (let i = 0; i < n; i++) {
   const a = pick(base).text;
   const r = rand();
   if (r < 0.7) {
-    const kind = pick(Object.keys(edits));
+    const kind = pick(/** @type {(keyof typeof edits)[]} */ (Object.keys(edits)));
     const frac = pick([0.01, 0.03, 0.05, 0.08, 0.12, 0.2, 0.3, 0.45]);
     pairs.push({ kind, a, b: edits[kind](a, frac) });
   } else if (r < 0.85) {
     // shared boilerplate on two different documents: must NOT be flagged
     let b = pick(base).text;
     if (b === a) b = pick(base).text;
-    const cut = (t) => join_(t, units(t).slice(0, 150));
+    const cut = (/** @type {string} */ t) => join_(t, units(t).slice(0, 150));
     pairs.push({
       kind: "boilerplate-unrelated",
       a: `${boilerplate}\n\n${cut(a)}\n\n${boilerplate}`,
@@ -144,7 +157,7 @@ const settings = values.bands
     ];
 const exact = pairs.map((p) => data.jaccard(shingles(p.a), shingles(p.b)));
 const hist = [0, 0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 1.01].slice(0, -1).map((lo, i, arr) => {
-  const hi = [0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 1.01][i];
+  const hi = [0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 1.01][i] ?? 1.01;
   return {
     range: `[${lo}, ${hi === 1.01 ? "1]" : `${hi})`}`,
     pairs: exact.filter((j) => j >= lo && j < hi).length,
@@ -172,11 +185,13 @@ for (const s of settings) {
   const pos85 = exact.map((j) => j >= 0.85);
   const recall85 = flagged.filter((f, i) => f && pos85[i]).length / pos85.filter(Boolean).length;
   const nFlag = flagged.filter(Boolean).length;
-  const prec = (t) => flagged.filter((f, i) => f && exact[i] >= t).length / Math.max(1, nFlag);
+  const prec = (/** @type {number} */ t) =>
+    flagged.filter((f, i) => f && exact[i] >= t).length / Math.max(1, nFlag);
   const boiler = pairs
     .map((p, i) => p.kind === "boilerplate-unrelated" && flagged[i])
     .filter(Boolean).length;
   const threshold = (1 / s.bands) ** (1 / s.rows);
+  /** @param {number} lo @param {number} hi */
   const bucketRecall = (lo, hi) => {
     const idx = exact.map((j, i) => (j >= lo && j < hi ? i : -1)).filter((i) => i >= 0);
     return idx.length

@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 const { ShardSet } = await import(
   new URL("../../../../packages/data/dist/index.js", import.meta.url).href
 );
+/** @type {Record<string, { blocks: number, sha256: string, files: string[] }>} */
 const out = {};
 for (const src of ["slimpajama", "starcoderdata", "proofpile2", "skypile"]) {
   const set = await ShardSet.open(`data/${src}`);
@@ -13,7 +14,7 @@ for (const src of ["slimpajama", "starcoderdata", "proofpile2", "skypile"]) {
   out[src] = {
     blocks: set.numBlocks,
     sha256: h.digest("hex"),
-    files: set.files.map((f) => f.name),
+    files: set.files.map((/** @type {{ name: string }} */ f) => f.name),
   };
 }
 console.log(JSON.stringify(out));
