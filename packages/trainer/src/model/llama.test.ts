@@ -129,7 +129,7 @@ describe("LlamaModel on the CPU backend", () => {
       const model = new LlamaModel(k, cfg, { computeDtype });
       const tr = new Trainer(model, { microBatch: 2, seqLen: 32, accumSteps: 2 }, TINYLLAMA_ADAMW);
       tr.initWeights(1);
-      const losses = Array.from({ length: 20 }, () => tr.step(3e-3, fill).loss);
+      const losses = Array.from({ length: 10 }, () => tr.step(3e-3, fill).loss);
       // Checkpoints store the fp32 master weights, not the bf16 compute copy.
       const master = tr.readWeight("lm_head.weight");
       const compute = model.getParam("lm_head.weight");
@@ -138,8 +138,8 @@ describe("LlamaModel on the CPU backend", () => {
     };
     const f32 = curve("f32");
     const bf16 = curve("bf16");
-    expect(f32.losses[19]!).toBeLessThan(f32.losses[0]! - 3);
-    for (let i = 0; i < 20; i++)
+    expect(f32.losses[9]!).toBeLessThan(f32.losses[0]! - 2);
+    for (let i = 0; i < 10; i++)
       expect(Math.abs(bf16.losses[i]! - f32.losses[i]!)).toBeLessThan(0.02);
     const bits = new Uint32Array(bf16.compute.buffer);
     expect(bits.every((b) => (b & 0xffff) === 0)).toBe(true); // compute copy is bf16
