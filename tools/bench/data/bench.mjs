@@ -275,6 +275,7 @@ const report = {
   wallSeconds: +wall.toFixed(2),
   cpuSecondsInTasks: +taskSeconds.toFixed(2),
   "pipeline MB/s per core (text MB / task CPU-seconds)": +(mb / taskSeconds).toFixed(3),
+  "pipeline compressed-input MB/s per core": +(compressedBytes / 1e6 / taskSeconds).toFixed(3),
   "tokenizer-only MB/s (1 thread, same docs, fresh process)": +(
     tokBytes /
     1e6 /
