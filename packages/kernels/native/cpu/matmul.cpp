@@ -65,26 +65,41 @@ void gemm(const TensorDesc& out, const T* a, const T* b, int64_t M, int64_t N, i
       for (int64_t p0 = 0; p0 < K; p0 += KC) {
         int64_t kc = std::min(KC, K - p0);
         // Pack op(a)[i0:i0+mc, p0:p0+kc] into MR-row panels, zero-padded.
+        // The loop that walks op(a)'s contiguous dimension is innermost, so packing streams
+        // through memory for both layouts (k for a plain a, rows for a transposed a).
         for (int64_t ir = 0; ir < mc; ir += MR) {
           float* ap = Ap.data() + (ir / MR) * kc * MR;
-          for (int64_t k = 0; k < kc; ++k)
+          if (o.transA) {
+            for (int64_t k = 0; k < kc; ++k)
+              for (int64_t r = 0; r < MR; ++r)
+                ap[k * MR + r] = (ir + r < mc) ? cpu::ld(a, (p0 + k) * M + i0 + ir + r) : 0.0f;
+          } else {
             for (int64_t r = 0; r < MR; ++r) {
-              int64_t i = i0 + ir + r, kk = p0 + k;
-              ap[k * MR + r] = (ir + r < mc)
-                                   ? cpu::ld(a, o.transA ? kk * M + i : i * K + kk)
-                                   : 0.0f;
+              if (ir + r >= mc) {
+                for (int64_t k = 0; k < kc; ++k) ap[k * MR + r] = 0.0f;
+                continue;
+              }
+              int64_t row = (i0 + ir + r) * K + p0;
+              for (int64_t k = 0; k < kc; ++k) ap[k * MR + r] = cpu::ld(a, row + k);
             }
+          }
         }
         // Pack op(b)[p0:p0+kc, j0:j0+nc] into NR-column panels, zero-padded.
         for (int64_t jr = 0; jr < nc; jr += NR) {
           float* bp = Bp.data() + (jr / NR) * kc * NR;
-          for (int64_t k = 0; k < kc; ++k) {
-            int64_t kk = p0 + k;
+          if (o.transB) {
             for (int64_t j = 0; j < NR; ++j) {
-              int64_t jj = j0 + jr + j;
-              bp[k * NR + j] =
-                  (jr + j < nc) ? cpu::ld(b, o.transB ? jj * K + kk : kk * N + jj) : 0.0f;
+              if (jr + j >= nc) {
+                for (int64_t k = 0; k < kc; ++k) bp[k * NR + j] = 0.0f;
+                continue;
+              }
+              int64_t col = (j0 + jr + j) * K + p0;
+              for (int64_t k = 0; k < kc; ++k) bp[k * NR + j] = cpu::ld(b, col + k);
             }
+          } else {
+            for (int64_t k = 0; k < kc; ++k)
+              for (int64_t j = 0; j < NR; ++j)
+                bp[k * NR + j] = (jr + j < nc) ? cpu::ld(b, (p0 + k) * N + j0 + jr + j) : 0.0f;
           }
         }
         computeBlock(mc, nc, kc, Ap.data(), Bp.data(), acc.data(), NC);
