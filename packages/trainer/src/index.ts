@@ -11,6 +11,19 @@ export {
 } from "./checkpoint/safetensors.js";
 export { checkpointName, latestCheckpoint, listCheckpoints } from "./checkpoint/store.js";
 export {
+  type FinishReason,
+  type GenerateOptions,
+  type Generation,
+  type GenerationEvent,
+  generate,
+  generateEvents,
+  generateStream,
+  streamSeed,
+  type TokenEvent,
+} from "./generate/generate.js";
+export { type DecoderOptions, KvDecoder, type Segment } from "./generate/kv-decoder.js";
+export { argmax, type SamplingOptions, TokenSampler } from "./generate/sampling.js";
+export {
   fromHfConfig,
   headDim,
   type LlamaConfig,

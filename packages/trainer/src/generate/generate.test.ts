@@ -1,0 +1,175 @@
+import { type Backend, loadBackend } from "@tinyllama/kernels";
+import { beforeAll, describe, expect, it } from "vitest";
+import { parameterSpecs } from "../model/config.js";
+import { LlamaModel } from "../model/llama.js";
+import { Rng } from "../model/rng.js";
+import { microConfig } from "../test-util/tiny.js";
+import { generate, generateEvents, generateStream } from "./generate.js";
+import { KvDecoder } from "./kv-decoder.js";
+import { argmax } from "./sampling.js";
+
+let k: Backend;
+let model: LlamaModel;
+
+/** Random weights large enough that the logits are far apart (no greedy ties). */
+function randomModel(backend: Backend, seed: number): LlamaModel {
+  const cfg = microConfig({ maxSeqLen: 96 });
+  const m = new LlamaModel(backend, cfg);
+  const rng = new Rng(seed);
+  for (const s of parameterSpecs(cfg)) {
+    const data = new Float32Array(s.shape.reduce((a, b) => a * b, 1));
+    if (s.initOnes) data.fill(1);
+    else rng.fillNormal(data, 0.3);
+    m.setParam(s.name, data);
+  }
+  return m;
+}
+
+/** One letter per token id: lets stop sequences be tested without a real tokenizer. */
+const letters = (ids: number[]) => ids.map((i) => String.fromCharCode(97 + (i % 26))).join("");
+
+const prompts = [
+  [1, 5, 9],
+  [1, 40, 3, 3, 17, 22, 8],
+  [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+];
+
+beforeAll(async () => {
+  k = await loadBackend("cpu");
+  model = randomModel(k, 7);
+});
+
+describe("KvDecoder", () => {
+  it("gives the same logits and greedy tokens as recomputing the whole sequence", () => {
+    const V = model.config.vocabSize;
+    const dec = new KvDecoder(model, { slots: 1, maxLen: 40 });
+    const ids = [1, 30, 12, 7, 7];
+    let logits = dec.step([{ slot: 0, tokens: ids, pos: 0 }]);
+    for (let step = 0; step < 24; step++) {
+      const full = model.logits(Int32Array.from(ids), 1, ids.length);
+      const lastRow = full.subarray((ids.length - 1) * V, ids.length * V);
+      let maxDiff = 0;
+      for (let j = 0; j < V; j++) maxDiff = Math.max(maxDiff, Math.abs(lastRow[j]! - logits[j]!));
+      expect(maxDiff).toBeLessThan(1e-4);
+      const next = argmax(logits);
+      expect(next).toBe(argmax(lastRow));
+      ids.push(next);
+      logits = dec.step([{ slot: 0, tokens: [next], pos: ids.length - 1 }]);
+    }
+    dec.dispose();
+  });
+
+  it("rejects bad segments with clear errors", () => {
+    const dec = new KvDecoder(model, { slots: 2, maxLen: 8, maxRows: 4 });
+    expect(() => dec.step([{ slot: 2, tokens: [1], pos: 0 }])).toThrow(/slot 2 is outside/);
+    expect(() => dec.step([{ slot: 0, tokens: [1, 2], pos: 7 }])).toThrow(/past maxLen 8/);
+    expect(() => dec.step([{ slot: 0, tokens: [1, 2, 3, 4, 5], pos: 0 }])).toThrow(
+      /exceed maxRows 4/,
+    );
+    expect(() => dec.step([{ slot: 0, tokens: [64], pos: 0 }])).toThrow(/outside the vocabulary/);
+    expect(() =>
+      dec.step([
+        { slot: 1, tokens: [1], pos: 0 },
+        { slot: 1, tokens: [1], pos: 1 },
+      ]),
+    ).toThrow(/appears twice/);
+    dec.dispose();
+    expect(() => dec.step([{ slot: 0, tokens: [1], pos: 0 }])).toThrow(/after dispose/);
+    expect(() => new KvDecoder(model, { slots: 1, maxLen: 97 })).toThrow(
+      /exceeds the model's context 96/,
+    );
+  });
+});
+
+describe("generate", () => {
+  it("decodes each prompt the same alone, batched, and with chunked prefill", () => {
+    const before = k.stats().liveTensors;
+    const alone = prompts.map(
+      (p) => generate(model, [p], { maxNewTokens: 12, eosTokenId: null })[0]!,
+    );
+    const batched = generate(model, prompts, { maxNewTokens: 12, eosTokenId: null });
+    const chunked = generate(model, prompts, {
+      maxNewTokens: 12,
+      eosTokenId: null,
+      batchSize: 2,
+      maxRows: 4,
+    });
+    for (let i = 0; i < prompts.length; i++) {
+      expect(alone[i]!.tokens).toHaveLength(12);
+      expect(batched[i]!.tokens).toEqual(alone[i]!.tokens);
+      expect(chunked[i]!.tokens).toEqual(alone[i]!.tokens);
+      expect(batched[i]!.finishReason).toBe("length");
+    }
+    expect(k.stats().liveTensors).toBe(before);
+  });
+
+  it("samples deterministically by seed, per prompt wherever it is batched", () => {
+    const o = { maxNewTokens: 16, eosTokenId: null, temperature: 1.5, topK: 20, topP: 0.95 };
+    const a = generate(model, prompts, { ...o, seed: 3 });
+    const b = generate(model, prompts, { ...o, seed: 3, batchSize: 1 });
+    const c = generate(model, prompts, { ...o, seed: 4 });
+    expect(b.map((g) => g.tokens)).toEqual(a.map((g) => g.tokens));
+    expect(c.map((g) => g.tokens)).not.toEqual(a.map((g) => g.tokens));
+    const greedy = generate(model, prompts, { maxNewTokens: 16, eosTokenId: null });
+    expect(a.map((g) => g.tokens)).not.toEqual(greedy.map((g) => g.tokens));
+    // top-k 1 is greedy whatever the temperature.
+    const k1 = generate(model, prompts, { ...o, topK: 1, seed: 9 });
+    expect(k1.map((g) => g.tokens)).toEqual(greedy.map((g) => g.tokens));
+  });
+
+  it("ends at a stop string (text cut before it) and at EOS", () => {
+    const free = generate(model, [prompts[1]!], {
+      maxNewTokens: 20,
+      eosTokenId: null,
+      decode: letters,
+    })[0]!;
+    const text = free.text!;
+    expect(text).toHaveLength(20);
+    const stop = text.slice(5, 8);
+    const cut = text.indexOf(stop);
+    const events: string[] = [];
+    const stopped = generate(model, [prompts[1]!], {
+      maxNewTokens: 20,
+      eosTokenId: null,
+      decode: letters,
+      stop: ["zzzzzzzz", stop],
+      onToken: (e) => events.push(e.text),
+    })[0]!;
+    expect(stopped.finishReason).toBe("stop");
+    expect(stopped.stoppedBy).toBe(stop);
+    expect(stopped.text).toBe(text.slice(0, cut));
+    expect(stopped.tokens).toEqual(free.tokens.slice(0, cut + stop.length));
+    expect(events.join("")).toBe(stopped.text);
+    expect(events).toHaveLength(stopped.tokens.length);
+
+    const eos = free.tokens[4]!;
+    const first = free.tokens.indexOf(eos);
+    const ended = generate(model, [prompts[1]!], {
+      maxNewTokens: 20,
+      eosTokenId: eos,
+      decode: letters,
+    })[0]!;
+    expect(ended.finishReason).toBe("eos");
+    expect(ended.tokens).toEqual(free.tokens.slice(0, first + 1));
+    expect(ended.text).toBe(text.slice(0, first));
+  });
+
+  it("streams the same tokens as an async iterator", async () => {
+    const sync = [...generateEvents(model, prompts, { maxNewTokens: 5, eosTokenId: null })];
+    const streamed = [];
+    for await (const e of generateStream(model, prompts, { maxNewTokens: 5, eosTokenId: null }))
+      streamed.push(e);
+    expect(streamed).toEqual(sync);
+    expect(sync.filter((e) => e.kind === "token")).toHaveLength(15);
+    expect(sync.filter((e) => e.kind === "done")).toHaveLength(3);
+  });
+
+  it("rejects bad requests with clear errors", () => {
+    expect(() => generate(model, [[]])).toThrow(/prompt 0 is empty/);
+    expect(() => generate(model, [new Array(96).fill(1)])).toThrow(/leaving no room/);
+    expect(() => generate(model, [[1]], { stop: ["x"] })).toThrow(/pass decode/);
+    expect(() => generate(model, [[1]], { temperature: -1 })).toThrow(/temperature/);
+    expect(() => generate(model, [[1]], { topP: 0 })).toThrow(/topP/);
+    expect(() => generate(model, [[1]], { maxNewTokens: 0 })).toThrow(/maxNewTokens/);
+  });
+});

@@ -1,0 +1,57 @@
+import { describe, expect, it } from "vitest";
+import { argmax, TokenSampler } from "./sampling.js";
+
+const logitsOf = (probs: number[]) => Float32Array.from(probs.map((p) => Math.log(p)));
+
+function counts(s: TokenSampler, logits: Float32Array, draws: number): number[] {
+  const c: number[] = new Array<number>(logits.length).fill(0);
+  for (let i = 0; i < draws; i++) {
+    const t = s.next(logits, 0, logits.length);
+    c[t] = (c[t] ?? 0) + 1;
+  }
+  return c;
+}
+
+describe("TokenSampler", () => {
+  it("argmax takes the first index on ties and ignores NaN", () => {
+    expect(argmax([1, 3, 3, 2])).toBe(1);
+    expect(argmax([Number.NaN, 0, 1])).toBe(2);
+    expect(argmax(Float32Array.from([9, 1, 5, 5]), 1, 4)).toBe(1);
+  });
+
+  it("samples the softmax at temperature 1", () => {
+    const c = counts(new TokenSampler({ temperature: 1 }, 1), logitsOf([0.5, 0.3, 0.2]), 4000);
+    expect(c[0]! / 4000).toBeCloseTo(0.5, 1);
+    expect(c[1]! / 4000).toBeCloseTo(0.3, 1);
+    expect(c[2]! / 4000).toBeCloseTo(0.2, 1);
+  });
+
+  it("top-p keeps the smallest set reaching p; top-k the k best", () => {
+    const l = logitsOf([0.2, 0.5, 0.05, 0.25]);
+    const p = counts(new TokenSampler({ temperature: 1, topP: 0.7 }, 2), l, 2000);
+    expect(p[0]).toBe(0); // 0.5 + 0.25 >= 0.7: tokens 1 and 3 only
+    expect(p[2]).toBe(0);
+    expect(p[1]! / 2000).toBeCloseTo(0.5 / 0.75, 1);
+    const k = counts(new TokenSampler({ temperature: 1, topK: 2 }, 2), l, 2000);
+    expect(k[0]! + k[2]!).toBe(0);
+    // A low temperature sharpens towards the argmax.
+    const cold = counts(new TokenSampler({ temperature: 0.05 }, 3), l, 500);
+    expect(cold[1]).toBe(500);
+  });
+
+  it("is reproducible by seed", () => {
+    const l = logitsOf([0.25, 0.25, 0.25, 0.25]);
+    const a = new TokenSampler({ temperature: 1 }, 11);
+    const b = new TokenSampler({ temperature: 1 }, 11);
+    const seqA = Array.from({ length: 50 }, () => a.next(l, 0, 4));
+    const seqB = Array.from({ length: 50 }, () => b.next(l, 0, 4));
+    expect(seqA).toEqual(seqB);
+    expect(new Set(seqA).size).toBe(4);
+  });
+
+  it("refuses bad options", () => {
+    expect(() => new TokenSampler({ temperature: Number.NaN }, 0)).toThrow(/temperature/);
+    expect(() => new TokenSampler({ topK: 1.5 }, 0)).toThrow(/topK/);
+    expect(() => new TokenSampler({ topP: 1.2 }, 0)).toThrow(/topP/);
+  });
+});

@@ -1,0 +1,96 @@
+/**
+ * Choosing the next token from one row of logits, in the order transformers applies its logits
+ * warpers: temperature, then top-k, then top-p (nucleus: the smallest set of most probable
+ * tokens whose probability reaches p, always at least one). Temperature 0 is greedy (argmax,
+ * first index on ties, as torch.argmax). Sampling draws from a seeded host RNG, so the same
+ * seed gives the same tokens on every backend that produces the same logits.
+ */
+import { Rng } from "../model/rng.js";
+
+export interface SamplingOptions {
+  /** 0 = greedy (default). */
+  temperature?: number;
+  /** Keep the k most likely tokens (0 = all). */
+  topK?: number;
+  /** Keep the smallest set of tokens with cumulative probability >= topP (1 = all). */
+  topP?: number;
+}
+
+export function validateSampling(o: SamplingOptions): void {
+  const t = o.temperature ?? 0;
+  if (!(t >= 0) || !Number.isFinite(t))
+    throw new Error(`temperature must be >= 0, got ${o.temperature}`);
+  const k = o.topK ?? 0;
+  if (!Number.isInteger(k) || k < 0) throw new Error(`topK must be an integer >= 0, got ${o.topK}`);
+  const p = o.topP ?? 1;
+  if (!(p > 0 && p <= 1)) throw new Error(`topP must be in (0, 1], got ${o.topP}`);
+}
+
+/** Index of the largest value; first on ties; NaN never wins. */
+export function argmax(row: ArrayLike<number>, start = 0, end = row.length): number {
+  let best = start;
+  let max = Number.NEGATIVE_INFINITY;
+  for (let j = start; j < end; j++) {
+    const x = row[j]!;
+    if (x > max) {
+      max = x;
+      best = j;
+    }
+  }
+  return best - start;
+}
+
+export class TokenSampler {
+  private readonly rng: Rng;
+  private readonly opts: Required<SamplingOptions>;
+
+  constructor(opts: SamplingOptions, seed: number) {
+    validateSampling(opts);
+    this.opts = { temperature: opts.temperature ?? 0, topK: opts.topK ?? 0, topP: opts.topP ?? 1 };
+    this.rng = new Rng(seed);
+  }
+
+  get greedy(): boolean {
+    return this.opts.temperature === 0;
+  }
+
+  /** Picks a token from logits[offset .. offset + vocab). */
+  next(logits: Float32Array, offset: number, vocab: number): number {
+    if (this.greedy) return argmax(logits, offset, offset + vocab);
+    const { temperature, topK, topP } = this.opts;
+    const idx: number[] = [];
+    for (let j = 0; j < vocab; j++) if (!Number.isNaN(logits[offset + j]!)) idx.push(j);
+    if (idx.length === 0) throw new Error("sampling: every logit is NaN");
+    // Sort by logit descending, index ascending on ties: deterministic order.
+    idx.sort((a, b) => logits[offset + b]! - logits[offset + a]! || a - b);
+    let n = topK > 0 ? Math.min(topK, idx.length) : idx.length;
+    const max = logits[offset + idx[0]!]! / temperature;
+    const probs = new Float64Array(n);
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      const p = Math.exp(logits[offset + idx[i]!]! / temperature - max);
+      probs[i] = p;
+      sum += p;
+    }
+    if (topP < 1) {
+      let cum = 0;
+      let keep = n;
+      for (let i = 0; i < n; i++) {
+        cum += probs[i]! / sum;
+        if (cum >= topP) {
+          keep = i + 1;
+          break;
+        }
+      }
+      n = keep;
+      sum = 0;
+      for (let i = 0; i < n; i++) sum += probs[i]!;
+    }
+    let u = this.rng.uniform() * sum;
+    for (let i = 0; i < n; i++) {
+      u -= probs[i]!;
+      if (u <= 0) return idx[i]!;
+    }
+    return idx[n - 1]!;
+  }
+}
