@@ -204,7 +204,7 @@ console.log("| sampler | max abs deviation (blocks) | StarCoder share | ns per b
 console.log("| --- | ---: | ---: | ---: |");
 for (const d of discrepancy) {
   console.log(
-    `| ${d.sampler} | ${d.maxAbsDeviation.toFixed(3)} | ${(d.finalShare * 100).toFixed(4)}% | ${d.nsPerBlock.toFixed(0)} |`,
+    `| ${d.sampler} | ${mix.formatDeviation(d.maxAbsDeviation)} | ${(d.finalShare * 100).toFixed(4)}% | ${d.nsPerBlock.toFixed(0)} |`,
   );
 }
 metrics.discrepancy = discrepancy;
@@ -257,7 +257,7 @@ if (args.has("--full")) {
       );
       report.sources.forEach((/** @type {string} */ source, /** @type {number} */ s) => {
         console.log(
-          `| ${name} | ${mode} | ${report.blocks.toLocaleString("en-US")} | ${source} | ${(report.realisedShare[s] * 100).toFixed(5)}% | ${(report.expectedShare[s] * 100).toFixed(5)}% | ${(steadyShare[s] * 100).toFixed(5)}% | ${((mix.PAPER_SHARES[name][source] ?? 0) * 100).toFixed(3)}% | ${report.maxAbsDeviation[s].toFixed(3)} | ${report.seconds.toFixed(0)} |`,
+          `| ${name} | ${mode} | ${report.blocks.toLocaleString("en-US")} | ${source} | ${(report.realisedShare[s] * 100).toFixed(5)}% | ${(report.expectedShare[s] * 100).toFixed(5)}% | ${(steadyShare[s] * 100).toFixed(5)}% | ${((mix.PAPER_SHARES[name][source] ?? 0) * 100).toFixed(3)}% | ${mix.formatDeviation(report.maxAbsDeviation[s])} | ${report.seconds.toFixed(0)} |`,
         );
       });
       stages.push({ ...report, windows: undefined, steadyShare, steadyBlocks });

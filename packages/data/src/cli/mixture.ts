@@ -16,6 +16,7 @@ import {
   checkSchedule,
   DEFAULT_BLOCK_TOKENS,
   describeSchedule,
+  formatDeviation,
   formatTokens,
   isPresetName,
   MIXTURE_MODES,
@@ -183,7 +184,7 @@ export function runMixtureCli(argv: string[], io: CliIo): number {
         `${(report.expectedShare[s]! * 100).toFixed(4)}%`,
         `${(report.realisedShare[s]! * 100).toFixed(4)}%`,
         `${((report.realisedShare[s]! - report.expectedShare[s]!) * 100).toFixed(4)} pp`,
-        report.maxAbsDeviation[s]!.toPrecision(4),
+        formatDeviation(report.maxAbsDeviation[s]!),
         ...(paper ? [`${((paper[source] ?? 0) * 100).toFixed(4)}%`] : []),
       ]);
     });

@@ -26,6 +26,7 @@ export {
 } from "./presets.js";
 export {
   describeSchedule,
+  formatDeviation,
   formatTokens,
   type ReportWindow,
   type StageReport,

@@ -3,7 +3,7 @@
  * scheduled share (line) and realised share per window (dots) over the stage; bottom panel,
  * realised minus expected block count (cumulative) at the end of each window.
  */
-import { formatTokens, type StageReport } from "./report.js";
+import { formatDeviation, formatTokens, type StageReport } from "./report.js";
 
 const PALETTE = [
   "#1f77b4",
@@ -40,10 +40,6 @@ function ticks(lo: number, hi: number, count: number): number[] {
   return out;
 }
 
-function formatBlocks(v: number): string {
-  return v < 10 ? v.toFixed(3) : Math.round(v).toLocaleString("en-US");
-}
-
 function num(v: number): string {
   return (Math.round(v * 100) / 100).toString();
 }
@@ -63,7 +59,8 @@ export function renderReportSvg(report: StageReport): string {
   const yDev = (v: number) => devTop + DEV_HEIGHT / 2 - (v / devLimit) * (DEV_HEIGHT / 2);
   const parts: string[] = [];
   parts.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="sans-serif" font-size="12">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="sans-serif" font-size="12" role="img">`,
+    `<title>${escapeXml(`${report.name}: scheduled vs realised shares (${report.mode})`)}</title>`,
     `<rect width="${WIDTH}" height="${HEIGHT}" fill="white"/>`,
     `<text x="${LEFT}" y="22" font-size="15" font-weight="bold">${escapeXml(
       `${report.name}: scheduled vs realised shares`,
@@ -151,7 +148,7 @@ export function renderReportSvg(report: StageReport): string {
       `<circle cx="${lx + 10}" cy="${ly + 14}" r="2.5" fill="${color}"/>`,
       `<text x="${lx + 26}" y="${ly + 4}">${escapeXml(source)} scheduled</text>`,
       `<text x="${lx + 26}" y="${ly + 18}">realised ${(report.realisedShare[s]! * 100).toFixed(3)}%</text>`,
-      `<text x="${lx + 26}" y="${ly + 32}" fill="#555">max |dev| ${formatBlocks(report.maxAbsDeviation[s]!)} blocks</text>`,
+      `<text x="${lx + 26}" y="${ly + 32}" fill="#555">max |dev| ${formatDeviation(report.maxAbsDeviation[s]!)} blocks</text>`,
     );
   });
   parts.push("</svg>");

@@ -157,6 +157,15 @@ function windowBoundaries(
   return [...ends].filter((e) => e >= 1 && e <= blocks).sort((x, y) => x - y);
 }
 
+/**
+ * A block deviation for display: below 10, truncated (not rounded) to 4 decimals, so a value
+ * under the 1-block bound never prints as "1.000"; above, a whole number with separators.
+ */
+export function formatDeviation(blocks: number): string {
+  if (blocks < 10) return (Math.floor(blocks * 1e4) / 1e4).toFixed(4);
+  return Math.round(blocks).toLocaleString("en-US");
+}
+
 /** "3T", "350B", "6B", "1.5M": token counts the way the paper writes them. */
 export function formatTokens(tokens: number): string {
   const units: [number, string][] = [
