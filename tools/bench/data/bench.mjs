@@ -143,7 +143,7 @@ const config = {
   output: join(work, "out"),
   sources: [
     { name: "slimpajama", local: join(corpus, "slimpajama") },
-    { name: "starcoderdata", local: join(corpus, "starcoderdata"), subsets: ["python"] },
+    { name: "starcoder", local: join(corpus, "starcoderdata"), subsets: ["python"] },
   ],
   filesPerTask: 1,
   validationFraction: 0.001,

@@ -34,7 +34,7 @@ async function writeConfig(name: string): Promise<string> {
     output: `out-${name}`,
     tokenizer: "bytes",
     sources: [
-      { name: "proofpile2", local: `${s}/proofpile2` },
+      { name: "proof-pile-2", local: `${s}/proofpile2` },
       { name: "skypile", local: `${s}/skypile` },
     ],
     dedup: { minhash: { bands: 6, rows: 4 } },
@@ -50,7 +50,7 @@ async function writeConfig(name: string): Promise<string> {
 /** sha256 of every shard + the manifests without their timestamps. */
 async function fingerprint(out: string): Promise<Record<string, string>> {
   const fp: Record<string, string> = {};
-  for (const src of ["proofpile2", "skypile"]) {
+  for (const src of ["proof-pile-2", "skypile"]) {
     for (const f of (await readdir(join(out, src))).sort()) {
       const bytes = await readFile(join(out, src, f));
       if (f === "manifest.json") {

@@ -10,7 +10,7 @@ import { DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_TOKENS } from "../shards/litpkds.js";
 import { SOURCES } from "../sources/index.js";
 
 export interface SourceInput {
-  /** A registered source name (slimpajama, starcoderdata, proofpile2, skypile). */
+  /** A registered source name (slimpajama, starcoder, proof-pile-2, skypile): the mixture presets' names, and the output directory under data/. */
   name: string;
   /** Local dataset root laid out like the hub repo. Exactly one of local/hub. */
   local?: string;
@@ -75,8 +75,8 @@ export function sampleConfig(output = "data"): PrepareConfig {
     output,
     sources: [
       { name: "slimpajama", local: `${root}/slimpajama`, subsets: ["train"] },
-      { name: "starcoderdata", local: `${root}/starcoderdata`, subsets: ["all"] },
-      { name: "proofpile2", local: `${root}/proofpile2` },
+      { name: "starcoder", local: `${root}/starcoderdata`, subsets: ["all"] },
+      { name: "proof-pile-2", local: `${root}/proofpile2` },
       { name: "skypile", local: `${root}/skypile` },
     ],
     // a few blocks per source for the trainer's validation loss

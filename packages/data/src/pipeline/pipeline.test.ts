@@ -18,7 +18,7 @@ const quiet = new ProgressPrinter({
   write: () => true,
   isTTY: false,
 } as unknown as NodeJS.WriteStream);
-const sources = ["slimpajama", "starcoderdata", "proofpile2", "skypile"];
+const sources = ["slimpajama", "starcoder", "proof-pile-2", "skypile"];
 
 beforeAll(async () => {
   out = await mkdtemp(join(tmpdir(), "pipeline-"));
@@ -85,7 +85,7 @@ describe("prepare on the bundled sample", () => {
   });
 
   it("a rerun finds every task done and changes nothing", async () => {
-    const before = (await ShardSet.open(join(out, "data", "proofpile2"))).manifest;
+    const before = (await ShardSet.open(join(out, "data", "proof-pile-2"))).manifest;
     const { plan, resumed } = await loadOrMakePlan(config);
     expect(resumed).toBe(true);
     const reports = await runLocal(plan, {
@@ -94,7 +94,7 @@ describe("prepare on the bundled sample", () => {
       printer: quiet,
     });
     expect(reports.every((r) => r.ran === 0)).toBe(true);
-    const after = (await ShardSet.open(join(out, "data", "proofpile2"))).manifest;
+    const after = (await ShardSet.open(join(out, "data", "proof-pile-2"))).manifest;
     expect(after.splits).toEqual(before.splits);
   });
 
@@ -123,10 +123,7 @@ describe("config errors", () => {
       /exactly one of "local" or "hub"/,
     );
     expect(() =>
-      resolveConfig(
-        { sources: [{ name: "starcoderdata", local: "x", subsets: ["klingon"] }] },
-        "/",
-      ),
+      resolveConfig({ sources: [{ name: "starcoder", local: "x", subsets: ["klingon"] }] }, "/"),
     ).toThrow(/unknown subset "klingon"/);
     expect(() =>
       resolveConfig({ sources: [{ name: "skypile", local: "x" }], chunkTokens: 100 }, "/"),

@@ -7,13 +7,13 @@ import { starcoderdata } from "./starcoderdata.js";
 export type { SourceDefinition } from "./source.js";
 export { proofpile2, skypile, slimpajama, starcoderdata };
 
-/** Registered corpora by name. */
-export const SOURCES: Record<string, SourceDefinition> = {
-  slimpajama,
-  starcoderdata,
-  proofpile2,
-  skypile,
-};
+/**
+ * Registered corpora by name. The names are the mixture presets' source names and the output
+ * directories under data/, so the trainer finds data/<source>/ for every source of a stage.
+ */
+export const SOURCES: Record<string, SourceDefinition> = Object.fromEntries(
+  [slimpajama, starcoderdata, proofpile2, skypile].map((s) => [s.name, s]),
+);
 
 export function getSource(name: string): SourceDefinition {
   const s = SOURCES[name];

@@ -2,7 +2,7 @@ import type { SourceDefinition } from "./source.js";
 
 /** EleutherAI/proof-pile-2: jsonl.zst, `text`, optional `meta`; subsets are top folders. */
 export const proofpile2: SourceDefinition = {
-  name: "proofpile2",
+  name: "proof-pile-2",
   hubRepo: "EleutherAI/proof-pile-2",
   gated: false,
   format: "jsonl.zst",

@@ -38,7 +38,7 @@ const languages = [
 ];
 
 export const starcoderdata: SourceDefinition = {
-  name: "starcoderdata",
+  name: "starcoder",
   hubRepo: "bigcode/starcoderdata",
   gated: true,
   format: "parquet",

@@ -10,22 +10,9 @@ import { ShardSet, type TokenizerIdentity } from "@tinyllama/data";
 
 export const BLOCK_SIZE = 2049;
 
-/**
- * Mixture presets name sources "starcoder" and "proof-pile-2"; `pnpm data:prepare` writes
- * them as data/starcoderdata/ and data/proofpile2/ (the datasets' own names). Either name is
- * accepted, the mixture's first.
- */
-const DIR_ALIASES: Record<string, string[]> = {
-  starcoder: ["starcoder", "starcoderdata"],
-  "proof-pile-2": ["proof-pile-2", "proofpile2"],
-};
-
+/** A source's shards live in data/<source>/, named as in the mixture presets. */
 export function sourceDir(root: string, source: string): string {
-  const names = DIR_ALIASES[source] ?? [source];
-  for (const n of names) {
-    if (existsSync(join(root, n, "manifest.json"))) return join(root, n);
-  }
-  return join(root, names[0]!);
+  return join(root, source);
 }
 
 export interface SourceShards {
