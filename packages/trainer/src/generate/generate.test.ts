@@ -4,7 +4,7 @@ import { parameterSpecs } from "../model/config.js";
 import { LlamaModel } from "../model/llama.js";
 import { Rng } from "../model/rng.js";
 import { microConfig } from "../test-util/tiny.js";
-import { generate, generateEvents, generateStream } from "./generate.js";
+import { decodeContinuation, generate, generateEvents, generateStream } from "./generate.js";
 import { KvDecoder } from "./kv-decoder.js";
 import { argmax } from "./sampling.js";
 
@@ -171,5 +171,20 @@ describe("generate", () => {
     expect(() => generate(model, [[1]], { temperature: -1 })).toThrow(/temperature/);
     expect(() => generate(model, [[1]], { topP: 0 })).toThrow(/topP/);
     expect(() => generate(model, [[1]], { maxNewTokens: 0 })).toThrow(/maxNewTokens/);
+  });
+});
+
+describe("decodeContinuation", () => {
+  it("keeps the space SentencePiece drops at the start of a decode", () => {
+    // A decoder that, like SentencePiece, strips the leading space of the whole text.
+    const pieces = ["<s>", " Hello", " world", "!", " again"];
+    const decode = (ids: number[]) =>
+      ids
+        .map((i) => (i === 0 ? "" : pieces[i]!))
+        .join("")
+        .replace(/^ /, "");
+    expect(decodeContinuation(decode, [0, 1], [2, 3])).toBe(" world!");
+    expect(decodeContinuation(decode, [0], [1, 2])).toBe("Hello world");
+    expect(decodeContinuation(decode, [0, 1], [])).toBe("");
   });
 });

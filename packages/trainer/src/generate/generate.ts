@@ -98,6 +98,23 @@ function checkOptions(
   return maxNew;
 }
 
+/**
+ * The text the generated tokens add after the prompt. SentencePiece drops the leading space of
+ * the first piece it decodes, so decoding the new tokens alone would lose the space between the
+ * prompt and " word": decode them after the prompt's last tokens and take what they add.
+ */
+export function decodeContinuation(
+  decode: (ids: number[]) => string,
+  prompt: readonly number[],
+  tokens: readonly number[],
+): string {
+  if (tokens.length === 0) return "";
+  const anchor = prompt.slice(-4);
+  const head = decode(anchor);
+  const whole = decode([...anchor, ...tokens]);
+  return whole.startsWith(head) ? whole.slice(head.length) : decode([...tokens]);
+}
+
 /** Text safe to stream: no trailing replacement char (partial UTF-8), no possible stop prefix. */
 function streamable(text: string, stops: readonly string[]): string {
   let end = text.length;
@@ -187,7 +204,7 @@ export function* generateEvents(
         let delta = "";
         if (opts.decode) {
           const body = token === eos ? st.tokens.slice(0, -1) : st.tokens;
-          text = opts.decode(body);
+          text = decodeContinuation(opts.decode, st.prompt, body);
           let cut = -1;
           for (const stop of stops) {
             const at = text.indexOf(stop);

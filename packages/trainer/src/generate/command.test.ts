@@ -1,0 +1,121 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { LlamaTokenizer } from "@tinyllama/tokenizer";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { writeHfModel } from "../checkpoint/hf.js";
+import { modelConfig, parameterSpecs } from "../model/config.js";
+import { Rng } from "../model/rng.js";
+import { generateCommand, parseStops, readPrompts } from "./command.js";
+
+let dir: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "generate-cli-"));
+  const cfg = { ...modelConfig("tinyllama-test"), maxSeqLen: 128 };
+  const rng = new Rng(1);
+  writeHfModel(dir, cfg, (name) => {
+    const s = parameterSpecs(cfg).find((p) => p.name === name)!;
+    const data = new Float32Array(s.shape.reduce((a, b) => a * b, 1));
+    if (s.initOnes) data.fill(1);
+    else rng.fillNormal(data, 0.2);
+    return data;
+  });
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function run(argv: string[]) {
+  let out = "";
+  const err: string[] = [];
+  await generateCommand(argv, { out: (t) => (out += t), err: (l) => err.push(l) });
+  return { out, err };
+}
+
+describe("generate command", () => {
+  it("streams one prompt's continuation after the prompt", async () => {
+    const { out, err } = await run([
+      "--checkpoint",
+      dir,
+      "--prompt",
+      "Once upon a time",
+      "--max-new-tokens",
+      "6",
+      "--device",
+      "cpu",
+      "--ignore-eos",
+    ]);
+    expect(out.startsWith("Once upon a time")).toBe(true);
+    expect(out.endsWith("\n")).toBe(true);
+    expect(err.at(-1)).toMatch(/^generate: 6 tokens in .* tokens\/s$/);
+    // The printed continuation is the decoded greedy tokens.
+    const tok = await LlamaTokenizer.load();
+    const json = await run([
+      "--checkpoint",
+      dir,
+      "--prompt",
+      "Once upon a time",
+      "--max-new-tokens",
+      "6",
+      "--device",
+      "cpu",
+      "--ignore-eos",
+      "--json",
+    ]);
+    const rec = JSON.parse(json.out.trim()) as {
+      completion: string;
+      tokens: number[];
+      finish_reason: string;
+    };
+    expect(rec.tokens).toHaveLength(6);
+    expect(rec.finish_reason).toBe("length");
+    expect(tok.decode([...tok.encode("Once upon a time"), ...rec.tokens])).toBe(
+      `Once upon a time${rec.completion}`,
+    );
+    expect(out).toBe(`Once upon a time${rec.completion}\n`);
+  });
+
+  it("reads prompts from text and JSON lines files", async () => {
+    const txt = join(dir, "p.txt");
+    writeFileSync(txt, "alpha\n\nbeta gamma\n");
+    expect(readPrompts(txt)).toEqual(["alpha", "beta gamma"]);
+    const jl = join(dir, "p.jsonl");
+    writeFileSync(jl, '{"prompt": "x\\ny"}\n"plain"\n');
+    expect(readPrompts(jl)).toEqual(["x\ny", "plain"]);
+    writeFileSync(jl, '{"text": 1}\n');
+    expect(() => readPrompts(jl)).toThrow(/p.jsonl:1: expected a string/);
+    const { out } = await run([
+      "--checkpoint",
+      dir,
+      "--prompts",
+      txt,
+      "--max-new-tokens",
+      "3",
+      "--device",
+      "cpu",
+      "--json",
+      "--ignore-eos",
+    ]);
+    const lines = out
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { index: number; prompt: string });
+    expect(lines.map((l) => l.prompt).sort()).toEqual(["alpha", "beta gamma"]);
+  });
+
+  it("parses stop strings and rejects bad flags", async () => {
+    expect(parseStops("\\n\\nQ:")).toEqual(["\n\nQ:"]);
+    expect(parseStops('["a", "\\n"]')).toEqual(["a", "\n"]);
+    expect(() => parseStops("[1]")).toThrow(/non-empty strings/);
+    await expect(run(["--prompt", "x"])).rejects.toThrow(/--checkpoint <dir> is required/);
+    await expect(run(["--checkpoint", dir])).rejects.toThrow(/exactly one of --prompt/);
+    await expect(run(["--checkpoint", dir, "--prompt", "x", "--top-p", "0"])).rejects.toThrow(
+      /--top-p/,
+    );
+    await expect(
+      run(["--checkpoint", join(dir, "nope"), "--prompt", "x", "--device", "cpu"]),
+    ).rejects.toThrow(/does not exist/);
+    await expect(run(["--checkpoint", dir, "--prompt", "x", "--temprature", "1"])).rejects.toThrow(
+      /did you mean --temperature/,
+    );
+  });
+});
