@@ -43,53 +43,75 @@ function measure(fn) {
   });
 }
 
-/** One measurement in this (child) process; prints a JSON line. */
-/** @param {string} kind @param {number} threads */
+/**
+ * One measurement in this (child) process; prints a JSON line. The warm-up pass (JIT, worker
+ * start) runs on one tokenizer instance and the timed pass on a fresh one, so no word cache
+ * (ours, or the one in `tokenizers`) starts the timed pass already holding these documents.
+ * @param {string} kind
+ * @param {number} threads
+ */
 async function child(kind, threads) {
   const P = await loadPackages();
   /** @type {string[]} */
   const texts = JSON.parse(readFileSync(String(values.corpus), "utf8"));
   const bytes = texts.reduce((s, t) => s + Buffer.byteLength(t), 0);
   const rss0 = process.memoryUsage().rss;
-  /** @type {() => number | Promise<number>} */
-  let run;
-  let close = async () => {};
-  if (kind.startsWith("ours")) {
-    const tok = await P.LlamaTokenizer.load();
-    close = () => tok.close();
-    if (kind === "ours-encode") {
-      run = () => texts.reduce((n, t) => n + tok.encodeToInt32Array(t).length, 0);
-    } else {
-      run = async () =>
+  const bundled = await P.LlamaTokenizer.load();
+  const json = P.toHuggingFaceTokenizerJson(bundled.model);
+  const warmText = P.variedTexts({
+    seed: 999,
+    count: 1500,
+    pieces: bundled.model.pieces,
+    maxLength: 20_000,
+  });
+  /** @returns {Promise<{ run: () => number | Promise<number>, close: () => Promise<void> }>} */
+  const instance = async () => {
+    if (kind.startsWith("ours")) {
+      const tok = await P.LlamaTokenizer.load();
+      const close = () => tok.close();
+      if (kind === "ours-encode") {
+        return {
+          run: () => texts.reduce((n, t) => n + tok.encodeToInt32Array(t).length, 0),
+          close,
+        };
+      }
+      // Start the workers and warm their JIT before the clock starts, on generated text that is
+      // not the corpus (each worker is a fresh V8 isolate).
+      await tok.encodeBatchToInt32Arrays(warmText, { threads });
+      const run = async () =>
         (await tok.encodeBatchToInt32Arrays(texts, { threads })).reduce(
           (/** @type {number} */ n, /** @type {Int32Array} */ ids) => n + ids.length,
           0,
         );
+      return { run, close };
     }
-  } else {
-    const bundled = await P.LlamaTokenizer.load();
-    const ref = P.hf.Tokenizer.fromString(P.toHuggingFaceTokenizerJson(bundled.model));
+    const ref = P.hf.Tokenizer.fromString(json);
+    const close = async () => {};
     if (kind === "hf-encode") {
-      run = async () => {
+      const run = async () => {
         let n = 0;
         for (const t of texts) n += (await ref.encode(t)).getIds().length;
         return n;
       };
-    } else {
-      run = async () => {
-        let n = 0;
-        for (let i = 0; i < texts.length; i += 512) {
-          for (const e of await ref.encodeBatch(texts.slice(i, i + 512))) n += e.getIds().length;
-        }
-        return n;
-      };
+      return { run, close };
     }
-  }
+    const run = async () => {
+      let n = 0;
+      for (let i = 0; i < texts.length; i += 512) {
+        for (const e of await ref.encodeBatch(texts.slice(i, i + 512))) n += e.getIds().length;
+      }
+      return n;
+    };
+    return { run, close };
+  };
+  const warm = await instance();
+  await warm.run();
+  await warm.close();
+  const timed = await instance();
   const rssLoaded = process.memoryUsage().rss;
-  await run(); // warm-up: JIT, worker start, caches
-  const m = await measure(run);
+  const m = await measure(timed.run);
   const rss1 = process.memoryUsage().rss;
-  await close();
+  await timed.close();
   console.log(
     JSON.stringify({
       kind,
@@ -151,24 +173,36 @@ async function longLines() {
   await tok.close();
 }
 
-/** Resident memory added per worker: idle after start, and after encoding the corpus. */
+/**
+ * Resident memory added per worker: idle after start, and after encoding the corpus. Run with
+ * --expose-gc so garbage is collected before each reading; one fresh tokenizer per count.
+ */
 async function memory() {
   const P = await loadPackages();
   /** @type {string[]} */
   const texts = JSON.parse(readFileSync(String(values.corpus), "utf8"));
+  const gc = /** @type {{ gc?: () => void }} */ (globalThis).gc ?? (() => {});
+  const rss = () => {
+    gc();
+    return process.memoryUsage().rss;
+  };
   const rows = [];
   for (const threads of [1, 2, 4]) {
     const tok = await P.LlamaTokenizer.load();
-    const rss0 = process.memoryUsage().rss;
+    const rss0 = rss();
     await tok.encodeBatch(["warm up"], { threads });
-    const rss1 = process.memoryUsage().rss;
-    await tok.encodeBatchToInt32Arrays(texts, { threads });
-    const rss2 = process.memoryUsage().rss;
+    const rss1 = rss();
+    const ids = await tok.encodeBatchToInt32Arrays(texts, { threads });
+    const rss2 = rss();
     await tok.close();
     rows.push({
       threads,
       "idle MB/worker": +((rss1 - rss0) / 1e6 / threads).toFixed(1),
-      "after corpus MB/worker (incl. results)": +((rss2 - rss0) / 1e6 / threads).toFixed(1),
+      "after corpus MB/worker": +((rss2 - rss0) / 1e6 / threads).toFixed(1),
+      "ids held MB": +(
+        ids.reduce((/** @type {number} */ s, /** @type {Int32Array} */ a) => s + a.byteLength, 0) /
+        1e6
+      ).toFixed(1),
     });
   }
   console.log(JSON.stringify({ kind: "memory", rows }));
@@ -239,9 +273,13 @@ const long = JSON.parse(
 );
 console.table(long.rows);
 const mem = JSON.parse(
-  execFileSync(process.execPath, [script, "--child", "memory", "--corpus", CORPUS_FILE], {
-    encoding: "utf8",
-  })
+  execFileSync(
+    process.execPath,
+    ["--expose-gc", script, "--child", "memory", "--corpus", CORPUS_FILE],
+    {
+      encoding: "utf8",
+    },
+  )
     .trim()
     .split("\n")
     .pop() ?? "{}",
