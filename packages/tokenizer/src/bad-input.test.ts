@@ -133,6 +133,26 @@ describe("API misuse", () => {
     await expect(tok.encodeBatch(["a"], { threads: -1 })).rejects.toThrow(RangeError);
   });
 
+  it("load of a directory takes its tokenizer.model, else its tokenizer.json, else says so", async () => {
+    const { mkdirSync, copyFileSync } = await import("node:fs");
+    const withModel = join(dir, "ckpt-model");
+    mkdirSync(withModel);
+    copyFileSync(FIXTURE_MODEL, join(withModel, "tokenizer.model"));
+    writeFileSync(join(withModel, "tokenizer.json"), "not json");
+    expect((await LlamaTokenizer.load(withModel)).model.source).toMatch(/tokenizer\.model$/);
+    const withJson = join(dir, "ckpt-json");
+    mkdirSync(withJson);
+    writeFileSync(join(withJson, "tokenizer.json"), toHuggingFaceTokenizerJson(tok.model));
+    expect((await LlamaTokenizer.load(withJson)).encode("Hello world!")).toEqual([
+      1, 15043, 3186, 29991,
+    ]);
+    const empty = join(dir, "ckpt-empty");
+    mkdirSync(empty);
+    await expect(LlamaTokenizer.load(empty)).rejects.toThrow(
+      /ckpt-empty has no tokenizer\.model or tokenizer\.json/,
+    );
+  });
+
   it("load of a missing file names the file", async () => {
     await expect(LlamaTokenizer.load(join(dir, "nope.model"))).rejects.toThrow(
       /nope\.model.*ENOENT/,

@@ -44,7 +44,12 @@ export function parseBundled(gz: Uint8Array, source: string): TokenizerModel {
   if (bytes.readUInt32LE(4) !== 1) fail(`unsupported version ${bytes.readUInt32LE(4)}`);
   const headerLen = bytes.readUInt32LE(8);
   let off = 12;
-  const header = JSON.parse(bytes.toString("utf8", off, off + headerLen)) as BundledHeader;
+  let header: BundledHeader;
+  try {
+    header = JSON.parse(bytes.toString("utf8", off, off + headerLen)) as BundledHeader;
+  } catch {
+    return fail("unreadable header");
+  }
   off += headerLen;
   const n = header.vocabSize;
   const need = off + n * 3 + header.mergeCount * 4;

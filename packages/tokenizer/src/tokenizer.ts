@@ -3,8 +3,10 @@
  * SentencePiece `tokenizer.model`, a Hugging Face `tokenizer.json`, or `hf://<repo>`),
  * encodes on the calling thread or across worker threads, and decodes.
  */
-import { readFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { readFile, stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
+import { join } from "node:path";
 import { loadBundledModel } from "./bundled.js";
 import { compileModel } from "./compile.js";
 import { decodeIds } from "./decode.js";
@@ -63,7 +65,8 @@ export class LlamaTokenizer {
 
   /**
    * Loads a tokenizer. `source`: omitted for the bundled Llama 2 vocabulary (offline), a path
-   * to a SentencePiece `tokenizer.model` or a Hugging Face `tokenizer.json`, or `hf://<repo>`
+   * to a SentencePiece `tokenizer.model` or a Hugging Face `tokenizer.json` (or to a directory
+   * holding one, `tokenizer.model` first), or `hf://<repo>`
    * (downloaded with @huggingface/hub, honouring HF_TOKEN and HF_ENDPOINT, and cached).
    */
   static async load(source?: string, options: LoadOptions = {}): Promise<LlamaTokenizer> {
@@ -185,14 +188,28 @@ async function loadModel(
     const file = await downloadFromHub(source.slice("hf://".length), options);
     return parseFile(file.path, file.bytes);
   }
+  let path = source;
+  // A model directory (a checkpoint, a hub snapshot): take its tokenizer.model, else its
+  // tokenizer.json, like hf:// does.
+  if ((await stat(source).catch(() => undefined))?.isDirectory()) {
+    const found = [join(source, "tokenizer.model"), join(source, "tokenizer.json")].find((p) =>
+      existsSync(p),
+    );
+    if (found === undefined) {
+      throw new Error(
+        `LlamaTokenizer.load: directory ${source} has no tokenizer.model or tokenizer.json`,
+      );
+    }
+    path = found;
+  }
   let bytes: Buffer;
   try {
-    bytes = await readFile(source);
+    bytes = await readFile(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(`LlamaTokenizer.load: cannot read ${source} (${code ?? String(e)})`);
+    throw new Error(`LlamaTokenizer.load: cannot read ${path} (${code ?? String(e)})`);
   }
-  return parseFile(source, bytes);
+  return parseFile(path, bytes);
 }
 
 function parseFile(path: string, bytes: Uint8Array): TokenizerModel {
