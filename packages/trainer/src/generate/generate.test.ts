@@ -154,6 +154,35 @@ describe("generate", () => {
     expect(ended.text).toBe(text.slice(0, first));
   });
 
+  it("stops when stopWhen says so, and runs past the context only with extendContext", () => {
+    const free = generate(model, [prompts[0]!], {
+      maxNewTokens: 10,
+      eosTokenId: null,
+      decode: letters,
+    })[0]!;
+    const early = generate(model, [prompts[0]!], {
+      maxNewTokens: 10,
+      eosTokenId: null,
+      decode: letters,
+      stopWhen: (i, text) => i === 0 && text.length >= 4,
+    })[0]!;
+    expect(early.finishReason).toBe("stop");
+    expect(early.tokens).toEqual(free.tokens.slice(0, 4));
+    const long = new Array(94).fill(3);
+    expect(generate(model, [long], { maxNewTokens: 5, eosTokenId: null })[0]!.tokens).toHaveLength(
+      2,
+    );
+    const past = generate(model, [long], {
+      maxNewTokens: 5,
+      eosTokenId: null,
+      extendContext: true,
+    })[0]!;
+    expect(past.tokens).toHaveLength(5);
+    expect(past.tokens.slice(0, 2)).toEqual(
+      generate(model, [long], { maxNewTokens: 2, eosTokenId: null })[0]!.tokens,
+    );
+  });
+
   it("streams the same tokens as an async iterator", async () => {
     const sync = [...generateEvents(model, prompts, { maxNewTokens: 5, eosTokenId: null })];
     const streamed = [];

@@ -31,6 +31,16 @@ export interface GenerateOptions extends SamplingOptions {
   maxRows?: number;
   /** Token ids to text; required for stop sequences and for `text`. */
   decode?: (ids: number[]) => string;
+  /**
+   * Ends prompt `index`'s generation early when it returns true for the text so far (the
+   * continuation as `decode` gives it); for callers whose answer is settled before the limit.
+   */
+  stopWhen?: (index: number, text: string) => boolean;
+  /**
+   * Let prompt + new tokens run past the model's context (RoPE positions beyond it), as
+   * transformers' generate does. Default false: generation ends at the context ("length").
+   */
+  extendContext?: boolean;
   /** Called for every generated token, in generation order. */
   onToken?: (event: TokenEvent) => void;
 }
@@ -82,14 +92,14 @@ function checkOptions(
   if (!Number.isInteger(maxNew) || maxNew < 1) {
     throw new Error(`maxNewTokens must be a positive integer, got ${o.maxNewTokens}`);
   }
-  if (o.stop && o.stop.length > 0 && !o.decode) {
+  if (((o.stop && o.stop.length > 0) || o.stopWhen) && !o.decode) {
     throw new Error("stop sequences are matched on text: pass decode (token ids -> string)");
   }
   if (o.stop?.some((s) => s.length === 0)) throw new Error("a stop sequence is empty");
   const ctx = model.config.maxSeqLen;
   for (const [i, p] of prompts.entries()) {
     if (p.length < 1) throw new Error(`prompt ${i} is empty (at least one token, e.g. BOS)`);
-    if (p.length >= ctx) {
+    if (!o.extendContext && p.length >= ctx) {
       throw new Error(
         `prompt ${i} has ${p.length} tokens; the model's context is ${ctx}, leaving no room to generate`,
       );
@@ -148,9 +158,16 @@ export function* generateEvents(
   const slots = Math.min(prompts.length, opts.batchSize ?? 32);
   let longest = 0;
   for (const p of prompts) longest = Math.max(longest, p.length);
-  const maxLen = Math.min(model.config.maxSeqLen, longest + maxNew);
+  const maxLen = opts.extendContext
+    ? longest + maxNew
+    : Math.min(model.config.maxSeqLen, longest + maxNew);
   const maxRows = Math.max(opts.maxRows ?? 512, slots);
-  const decoder = new KvDecoder(model, { slots, maxLen, maxRows });
+  const decoder = new KvDecoder(model, {
+    slots,
+    maxLen,
+    maxRows,
+    extendContext: !!opts.extendContext,
+  });
   const V = model.config.vocabSize;
   const state: (SlotState | null)[] = new Array(slots).fill(null);
   let nextPrompt = 0;
@@ -224,6 +241,7 @@ export function* generateEvents(
           }
         }
         if (!finish && token === eos) finish = "eos";
+        if (!finish && text !== null && opts.stopWhen?.(st.index, text)) finish = "stop";
         if (
           !finish &&
           (st.tokens.length >= maxNew || st.prompt.length + st.tokens.length >= maxLen)

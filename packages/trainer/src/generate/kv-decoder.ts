@@ -31,6 +31,8 @@ export interface DecoderOptions {
   maxLen: number;
   /** Most new tokens in one step across all segments (prefill chunk size). Default 512. */
   maxRows?: number;
+  /** Allow maxLen beyond the model's context (positions past what it was trained on). */
+  extendContext?: boolean;
 }
 
 /** New tokens of one sequence: `tokens` go at positions pos, pos+1, ... of cache slot `slot`. */
@@ -60,7 +62,7 @@ export class KvDecoder {
       if (!Number.isInteger(v) || v < 1)
         throw new Error(`KvDecoder: ${name} must be a positive integer, got ${v}`);
     }
-    if (opts.maxLen > c.maxSeqLen) {
+    if (opts.maxLen > c.maxSeqLen && !opts.extendContext) {
       throw new Error(
         `KvDecoder: maxLen ${opts.maxLen} exceeds the model's context ${c.maxSeqLen}`,
       );
