@@ -89,14 +89,14 @@ describe("text edge cases", () => {
       .encode(`\n${para}`, { bos: false })
       .slice(tok.encode("\n", { bos: false }).length);
     expect(ids.length).toBe(one.length + rest.length * (doc.length / para.length - 1));
-    if (process.env.TOKENIZER_HEAVY_TESTS !== "1") {
+    if (process.env.TINYLLAMA_TOKENIZER_HEAVY !== "1") {
       console.log(
-        "bad-input.test: the 100 MB document case is opt-in: TOKENIZER_HEAVY_TESTS=1 (not run)",
+        "bad-input.test: the 100 MB document case is opt-in: TINYLLAMA_TOKENIZER_HEAVY=1 (not run)",
       );
     }
   });
 
-  it.runIf(process.env.TOKENIZER_HEAVY_TESTS === "1")(
+  it.runIf(process.env.TINYLLAMA_TOKENIZER_HEAVY === "1")(
     "100 MB documents: with spaces, and without any",
     () => {
       const para = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. ";

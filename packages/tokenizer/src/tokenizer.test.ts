@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LlamaTokenizer } from "./index.js";
+import { workerExecArgv } from "./worker-pool.js";
 
 const FIXTURE_MODEL = new URL("./testdata/llama2-tokenizer.model", import.meta.url).pathname;
 const reference = JSON.parse(
@@ -157,6 +158,23 @@ describe("encodeBatch", () => {
     );
     expect(await t.encodeBatch(["a b", "c"])).toEqual([t.encode("a b"), t.encode("c")]);
     await t.close();
+  });
+
+  it("workers keep the parent's Node options except its entry point (-e, -p, --input-type)", () => {
+    expect(
+      workerExecArgv([
+        "--expose-gc",
+        "--input-type=module",
+        "-e",
+        "code",
+        "--max-old-space-size=4096",
+      ]),
+    ).toEqual(["--expose-gc", "--max-old-space-size=4096"]);
+    expect(workerExecArgv(["-p", "1+1"])).toEqual([]);
+    expect(workerExecArgv(["--eval=x", "--print=y", "--import", "tsx"])).toEqual([
+      "--import",
+      "tsx",
+    ]);
   });
 
   it("keeps separate concurrent batches apart", async () => {

@@ -62,6 +62,26 @@ function workerUrl(): Promise<URL> {
   return workerUrlPromise;
 }
 
+/**
+ * The parent's Node options minus the ones that describe the parent's own entry point
+ * (`-e/--eval`, `-p/--print` and their script, `--input-type`), which make a worker fail to
+ * start; everything else (memory limits, --expose-gc, loaders) is kept.
+ */
+export function workerExecArgv(argv: readonly string[] = process.execArgv): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "-e" || arg === "--eval" || arg === "-p" || arg === "--print") {
+      i++;
+      continue;
+    }
+    if (arg.startsWith("--input-type") || arg.startsWith("--eval=") || arg.startsWith("--print="))
+      continue;
+    kept.push(arg);
+  }
+  return kept;
+}
+
 export class WorkerPool {
   readonly size: number;
   private slots: Slot[] = [];
@@ -85,7 +105,10 @@ export class WorkerPool {
   }
 
   private spawn(url: URL): Slot {
-    const worker = new Worker(url, { workerData: { tables: this.tables } });
+    const worker = new Worker(url, {
+      workerData: { tables: this.tables },
+      execArgv: workerExecArgv(),
+    });
     const slot: Slot = { worker, busy: undefined, dead: false };
     worker.unref();
     worker.on("message", (msg: ChunkReply) => {

@@ -1,0 +1,46 @@
+/**
+ * The built package as it ships: dist/index.js in a plain Node process (no vitest, no
+ * TypeScript), with encodeBatch on real worker threads started from dist/worker.js. CI builds
+ * before testing; a missing or stale dist is reported, not silently skipped.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+
+const pkg = new URL("../", import.meta.url).pathname;
+const dist = `${pkg}dist/index.js`;
+
+function staleReason(): string | undefined {
+  if (!existsSync(dist)) return "dist/ is missing (run the build first)";
+  const newestSource = Math.max(
+    ...readdirSync(`${pkg}src`)
+      .filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts"))
+      .map((f) => statSync(`${pkg}src/${f}`).mtimeMs),
+  );
+  if (statSync(dist).mtimeMs < newestSource) return "dist/ is older than src/ (rebuild)";
+  return undefined;
+}
+
+const reason = staleReason();
+if (reason) console.log(`dist.test: not run: ${reason}`);
+
+describe.runIf(reason === undefined)("built package", () => {
+  it("loads, encodes and runs encodeBatch on worker threads from dist/", () => {
+    const script = `
+      const { LlamaTokenizer } = await import(${JSON.stringify(dist)});
+      const tok = await LlamaTokenizer.load(undefined, { threads: 2 });
+      const texts = ["Hello world!", "           grabbed", "🦙 東京", "", "x".repeat(100000)];
+      const batch = await tok.encodeBatch(texts, { eos: true });
+      const single = texts.map((t) => tok.encode(t, { eos: true }));
+      console.log(JSON.stringify({ same: JSON.stringify(batch) === JSON.stringify(single), first: batch[0] }));
+      await tok.close();
+    `;
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], {
+      encoding: "utf8",
+    });
+    expect(JSON.parse(out.trim().split("\n").pop() ?? "{}")).toEqual({
+      same: true,
+      first: [1, 15043, 3186, 29991, 2],
+    });
+  });
+});
