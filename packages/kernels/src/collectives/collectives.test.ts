@@ -1,0 +1,292 @@
+/**
+ * The TCP transport with every rank in this process (real sockets over 127.0.0.1): results
+ * against a float64/f32 reference in the documented ring order (bitwise for f32), in-place
+ * forms, bf16 on the wire, splits, host reductions, bad arguments, and failures: a peer that
+ * closes, a rank that never joins a collective, mismatched collectives, rendezvous errors.
+ */
+import { createServer } from "node:net";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { loadBackend } from "../loader.js";
+import type { Backend } from "../types.js";
+import { rendezvous } from "./rendezvous.js";
+import { TcpWorld } from "./tcp.js";
+import { CollectiveError } from "./types.js";
+
+let k: Backend;
+beforeAll(async () => {
+  k = await loadBackend("cpu");
+});
+
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+const open: TcpWorld[] = [];
+afterEach(() => {
+  for (const w of open.splice(0)) w.close();
+});
+
+async function worlds(
+  n: number,
+  opts: { timeoutMs?: number; hostIds?: string[] } = {},
+): Promise<TcpWorld[]> {
+  const port = await freePort();
+  const ws = await Promise.all(
+    Array.from({ length: n }, (_, rank) =>
+      TcpWorld.connect({
+        rank,
+        worldSize: n,
+        masterAddr: "127.0.0.1",
+        masterPort: port,
+        timeoutMs: opts.timeoutMs ?? 10_000,
+        ...(opts.hostIds ? { hostId: opts.hostIds[rank]! } : {}),
+      }),
+    ),
+  );
+  open.push(...ws);
+  return ws;
+}
+
+function data(rank: number, n: number): Float32Array {
+  const x = new Float32Array(n);
+  for (let i = 0; i < n; i++)
+    x[i] = Math.fround(Math.sin(rank * 7.1 + i * 0.37) * (1 + rank) * 1e-2 + i * 1e-5);
+  return x;
+}
+
+/** The documented order: chunk c sums x[c+1] + x[c+2] + ... + x[c], rounded to f32 each step. */
+function ringSum(inputs: Float32Array[], bounds: number[]): Float32Array {
+  const n = inputs.length;
+  const out = new Float32Array(inputs[0]!.length);
+  for (let c = 0; c < n; c++) {
+    for (let i = bounds[c]!; i < bounds[c + 1]!; i++) {
+      let acc = inputs[(c + 1) % n]![i]!;
+      for (let s = 2; s <= n; s++) acc = Math.fround(inputs[(c + s) % n]![i]! + acc);
+      out[i] = acc;
+    }
+  }
+  return out;
+}
+
+describe("tcp collectives", () => {
+  it("all-reduce (sum, avg), reduce-scatter and all-gather in place, broadcast: 3 ranks, f32 bitwise", async () => {
+    const ws = await worlds(3);
+    const comms = ws.map((w) => w.communicator());
+    const n = 1000;
+    const inputs = [0, 1, 2].map((r) => data(r, n));
+    const ts = inputs.map((x) => k.fromHost(x, [n], "f32"));
+    await Promise.all(comms.map((c, r) => c.allReduce(ts[r]!)));
+    const bounds = [0, 333, 666, 1000];
+    const want = ringSum(inputs, bounds);
+    for (const t of ts) expect(t.toFloat32()).toEqual(want);
+    // Reduce-scatter in place: out is the rank's slice of the input.
+    const rs = inputs.map((x) => k.fromHost(x.subarray(0, 999), [999], "f32"));
+    const outs = rs.map((t, r) => t.view(r * 333, [333]));
+    await Promise.all(comms.map((c, r) => c.reduceScatter(outs[r]!, rs[r]!)));
+    const wantRs = ringSum(
+      inputs.map((x) => x.subarray(0, 999)),
+      [0, 333, 666, 999],
+    );
+    for (let r = 0; r < 3; r++)
+      expect(outs[r]!.toFloat32()).toEqual(wantRs.subarray(r * 333, (r + 1) * 333));
+    // All-gather in place puts every rank's slice everywhere.
+    await Promise.all(comms.map((c, r) => c.allGather(rs[r]!, outs[r]!)));
+    for (const t of rs) expect(t.toFloat32()).toEqual(wantRs);
+    // avg: each input pre-multiplied by 1/3 in f32, then the same ring sum.
+    const av = inputs.map((x) => k.fromHost(x, [n], "f32"));
+    await Promise.all(comms.map((c, r) => c.allReduce(av[r]!, "avg")));
+    const third = Math.fround(1 / 3);
+    const scaled = inputs.map((x) => x.map((v) => Math.fround(v * third)));
+    expect(av[1]!.toFloat32()).toEqual(ringSum(scaled, bounds));
+    // Broadcast from rank 2.
+    await Promise.all(comms.map((c, r) => c.broadcast(ts[r]!, 2)));
+    const b = ts[2]!.toFloat32();
+    for (const t of ts) expect(t.toFloat32()).toEqual(b);
+    for (const t of [...ts, ...rs, ...outs, ...av]) t.dispose();
+  });
+
+  it("bf16: partial sums rounded to bf16 at every hop, within bf16 rounding of the exact sum", async () => {
+    const ws = await worlds(2);
+    const comms = ws.map((w) => w.communicator());
+    const inputs = [0, 1].map((r) => data(r, 64));
+    const ts = inputs.map((x) => k.fromHost(x, [64], "bf16"));
+    const rounded = ts.map((t) => t.toFloat32());
+    await Promise.all(comms.map((c, r) => c.allReduce(ts[r]!)));
+    const got0 = ts[0]!.toFloat32();
+    expect(ts[1]!.toFloat32()).toEqual(got0);
+    for (let i = 0; i < 64; i++) {
+      const exact = rounded[0]![i]! + rounded[1]![i]!;
+      expect(Math.abs(got0[i]! - exact)).toBeLessThanOrEqual(Math.abs(exact) * 2 ** -8 + 1e-30);
+    }
+    for (const t of ts) t.dispose();
+  });
+
+  it("host reductions are identical on every rank; split makes node and replica groups", async () => {
+    const ws = await worlds(4);
+    const comms = ws.map((w) => w.communicator());
+    const sums = await Promise.all(comms.map((c, r) => c.allReduceHost([0.1 * r, r], "sum")));
+    for (const s of sums) expect([...s]).toEqual([...sums[0]!]);
+    expect(sums[0]![1]).toBe(6);
+    const maxes = await Promise.all(comms.map((c, r) => c.allReduceHost([r === 2 ? 1 : 0], "max")));
+    for (const m of maxes) expect(m[0]).toBe(1);
+    // Two "nodes" of 2: shard groups {0,1} {2,3}, replica groups {0,2} {1,3}.
+    const nodes = await Promise.all(comms.map((c, r) => c.split(Math.floor(r / 2), r)));
+    const replicas = await Promise.all(comms.map((c, r) => c.split(r % 2, r)));
+    expect(nodes.map((g) => g.members)).toEqual([
+      [0, 1],
+      [0, 1],
+      [2, 3],
+      [2, 3],
+    ]);
+    expect(replicas.map((g) => g.members)).toEqual([
+      [0, 2],
+      [1, 3],
+      [0, 2],
+      [1, 3],
+    ]);
+    const ts = [0, 1, 2, 3].map((r) => k.fromHost(new Float32Array([r, 10 * r]), [2], "f32"));
+    await Promise.all(nodes.map((g, r) => g.allReduce(ts[r]!)));
+    expect(ts[3]!.toFloat32()).toEqual(new Float32Array([5, 50]));
+    await Promise.all(replicas.map((g, r) => g.allReduce(ts[r]!)));
+    expect(ts[0]!.toFloat32()).toEqual(new Float32Array([6, 60]));
+    for (const t of ts) t.dispose();
+  });
+
+  it("bad arguments fail clearly before any data moves", async () => {
+    const ws = await worlds(2);
+    const c = ws[0]!.communicator();
+    const a = k.zeros([10], "f32");
+    const b = k.zeros([4], "f32");
+    const i = k.zeros([4], "i32");
+    expect(() => c.reduceScatter(b, a)).toThrow(
+      /input has 10 elements, expected size x out = 2 x 4/,
+    );
+    expect(() => c.allGather(a, b)).toThrow(/out has 10 elements, expected size x input = 2 x 4/);
+    expect(() => c.allReduce(i)).toThrow(/must be f32 or bf16, got i32/);
+    expect(() => c.broadcast(b, 5)).toThrow(/root 5 is outside the group of 2/);
+    await expect(c.split(-1)).rejects.toThrow(/color must be a non-negative integer/);
+    b.dispose();
+    expect(() => c.allReduce(b)).toThrow(/was disposed/);
+    for (const t of [a, i]) t.dispose();
+  });
+});
+
+describe("tcp failures", () => {
+  it("a peer that goes away fails the pending collective at once, naming the rank", async () => {
+    const ws = await worlds(3);
+    const t = k.zeros([100], "f32");
+    const pending = ws[0]!.communicator().allReduce(t);
+    const t0 = Date.now();
+    ws[2]!.close();
+    const err = await pending.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CollectiveError);
+    expect((err as Error).message).toMatch(/rank 2 closed its connection/);
+    expect((err as CollectiveError).ranks).toContain(2);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    t.dispose();
+  });
+
+  it("a rank that never joins: the collective times out naming where each rank is", async () => {
+    const ws = await worlds(3, { timeoutMs: 400 });
+    const ts = [0, 1].map(() => k.zeros([8], "f32"));
+    const errs = await Promise.all(
+      [0, 1].map((r) =>
+        ws[r]!.communicator()
+          .allReduce(ts[r]!)
+          .catch((e: unknown) => e as Error),
+      ),
+    );
+    const msg = errs.map((e) => (e as Error).message).join("\n");
+    expect(msg).toMatch(/allReduce #1 of group \[0,1,2\] timed out after 0.4s/);
+    expect(msg).toMatch(/rank 2 between collectives/);
+    for (const t of ts) t.dispose();
+  });
+
+  it("ranks issuing different collectives get a mismatch error", async () => {
+    const ws = await worlds(2);
+    const a = k.zeros([4], "f32");
+    const b = k.zeros([8], "f32");
+    const [e0, e1] = await Promise.all([
+      ws[0]!
+        .communicator()
+        .allReduce(a)
+        .catch((e: unknown) => e as Error),
+      ws[1]!
+        .communicator()
+        .allGather(b, a.view(0, [4]))
+        .catch((e: unknown) => e as Error),
+    ]);
+    expect(`${(e0 as Error | undefined)?.message} ${(e1 as Error | undefined)?.message}`).toMatch(
+      /collective mismatch/,
+    );
+    for (const t of [a, b]) t.dispose();
+  });
+
+  it("rendezvous: rank 0 missing, a rank missing, bad rank, port in use", async () => {
+    const port = await freePort();
+    await expect(
+      rendezvous({
+        rank: 1,
+        worldSize: 2,
+        masterAddr: "127.0.0.1",
+        masterPort: port,
+        info: {},
+        timeoutMs: 300,
+      }),
+    ).rejects.toThrow(/rank 0 at 127.0.0.1:\d+ did not answer rank 1/);
+    await expect(
+      rendezvous({
+        rank: 0,
+        worldSize: 3,
+        masterAddr: "127.0.0.1",
+        masterPort: port,
+        info: {},
+        timeoutMs: 300,
+      }),
+    ).rejects.toThrow(/rank\(s\) 1, 2 of 3 never connected/);
+    await expect(
+      rendezvous({
+        rank: 3,
+        worldSize: 2,
+        masterAddr: "127.0.0.1",
+        masterPort: port,
+        info: {},
+        timeoutMs: 300,
+      }),
+    ).rejects.toThrow(/rank 3 is outside \[0, 2\)/);
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(port, () => r()));
+    await expect(
+      rendezvous({
+        rank: 0,
+        worldSize: 2,
+        masterAddr: "127.0.0.1",
+        masterPort: port,
+        info: {},
+        timeoutMs: 300,
+      }),
+    ).rejects.toThrow(/port \d+ is in use/);
+    blocker.close();
+  });
+
+  it("two processes claiming one rank are refused", async () => {
+    const port = await freePort();
+    const o = {
+      worldSize: 3,
+      masterAddr: "127.0.0.1",
+      masterPort: port,
+      info: {},
+      timeoutMs: 3000,
+    };
+    const rs = await Promise.all([
+      rendezvous({ ...o, rank: 0 }).catch((e: unknown) => e as Error),
+      rendezvous({ ...o, rank: 1 }).catch((e: unknown) => e as Error),
+      rendezvous({ ...o, rank: 1 }).catch((e: unknown) => e as Error),
+    ]);
+    expect(String(rs[0])).toMatch(/two processes claim rank 1/);
+  });
+});

@@ -1,0 +1,20 @@
+/**
+ * Collectives between processes: the Communicator interface, the TCP transport (any backend,
+ * CPU tests and CPU clusters) and the NCCL transport of the CUDA backend, with the TCP
+ * rendezvous both use. See README.md, "Collectives".
+ */
+export { type NcclAvailability, NcclWorld, ncclAvailability } from "./nccl.js";
+export {
+  type RendezvousEntry,
+  RendezvousError,
+  type RendezvousResult,
+  rendezvous,
+} from "./rendezvous.js";
+export { TcpCommunicator, TcpWorld, type TcpWorldOptions, type WorldInfo } from "./tcp.js";
+export {
+  CollectiveError,
+  type Communicator,
+  defaultCollectiveTimeoutMs,
+  type ReduceOp,
+  type TransportName,
+} from "./types.js";

@@ -1,0 +1,82 @@
+/**
+ * The collectives interface shared by both transports: a TCP one between processes on one host
+ * or several (any backend; tensors are staged through host memory) and NCCL on the CUDA backend.
+ * Semantics are the same on both (NCCL's): in/out tensors of one float dtype, sum or avg, the
+ * in-place forms NCCL allows, ranks numbered inside a group. Every call returns a promise; on
+ * NCCL it resolves once the work is enqueued on the communication stream (ordered before later
+ * compute by a stream event), on TCP once the data has arrived. `flush()` waits for everything
+ * issued so far, with the collective timeout, and is the only host synchronisation needed.
+ */
+import type { Tensor } from "../tensor.js";
+
+export type ReduceOp = "sum" | "avg";
+
+export type TransportName = "tcp" | "nccl";
+
+export interface Communicator {
+  readonly transport: TransportName;
+  /** This process's rank inside the group, 0..size-1. */
+  readonly rank: number;
+  readonly size: number;
+  /** Global ranks of the group's members, in group-rank order. */
+  readonly members: readonly number[];
+  /**
+   * In place: every rank ends with the reduction over ranks of `t`. f32 or bf16. Deterministic
+   * for a given group size (TCP: ring order; each partial sum rounded to the dtype).
+   * avg = each input pre-multiplied by 1/size (rounded to the dtype), then summed, as NCCL does.
+   */
+  allReduce(t: Tensor, op?: ReduceOp): Promise<void>;
+  /**
+   * out = chunk `rank` of the reduction of `input` (input.numel = size * out.numel). `out` may be
+   * the view of `input` at offset rank * out.numel (in place).
+   */
+  reduceScatter(out: Tensor, input: Tensor, op?: ReduceOp): Promise<void>;
+  /**
+   * out = the inputs of all ranks, concatenated in rank order (out.numel = size * input.numel).
+   * `input` may be the view of `out` at offset rank * input.numel (in place).
+   */
+  allGather(out: Tensor, input: Tensor): Promise<void>;
+  /** t on every rank = t on group rank `root`. */
+  broadcast(t: Tensor, root: number): Promise<void>;
+  /**
+   * Reduces a few host numbers (losses, norms, flags) in float64, in group-rank order: the same
+   * bits on every rank. `op` "max" helps with flags ("any rank asked to stop").
+   */
+  allReduceHost(values: Float64Array | number[], op?: "sum" | "max"): Promise<Float64Array>;
+  /** Waits for all issued collectives (NCCL: the communication stream) within the timeout. */
+  flush(): Promise<void>;
+  barrier(): Promise<void>;
+  /**
+   * Splits this communicator (a collective: every rank calls it, in the same order as its other
+   * collectives): ranks giving the same `color` form one group, ordered by `key` then rank, as
+   * `ncclCommSplit`. Hybrid sharding uses it twice: color = node (shard group) and color =
+   * index inside the node (replica group).
+   */
+  split(color: number, key?: number): Promise<Communicator>;
+  /** Closes connections (the whole world when called on the world communicator). */
+  close(): void;
+}
+
+/** A collective failed: a peer died, hung past the timeout, or called another collective. */
+export class CollectiveError extends Error {
+  override name = "CollectiveError";
+  /** Global ranks blamed (dead, silent or mismatched), when known. */
+  readonly ranks: number[];
+  constructor(message: string, ranks: number[] = []) {
+    super(message);
+    this.ranks = ranks;
+  }
+}
+
+/** Collective timeout in ms: TINYLLAMA_DIST_TIMEOUT (seconds), default 300 s. */
+export function defaultCollectiveTimeoutMs(): number {
+  const env = process.env.TINYLLAMA_DIST_TIMEOUT;
+  if (env !== undefined && env !== "") {
+    const s = Number(env);
+    if (!Number.isFinite(s) || s <= 0) {
+      throw new Error(`TINYLLAMA_DIST_TIMEOUT must be a positive number of seconds, got "${env}"`);
+    }
+    return s * 1000;
+  }
+  return 300_000;
+}
