@@ -44,10 +44,16 @@ export async function readTaskRecords(path: string): Promise<unknown[]> {
   return rows;
 }
 
+/** What locating a dataset split needs: a name (for the flat layouts) and the hub coordinates. */
+export type SplitRef = {
+  name: string;
+  dataset: Pick<Task<never>["dataset"], "path" | "name" | "split">;
+};
+
 const DATA_FILE = /\.(parquet|jsonl|jsonl\.zst|json)$/;
 
 /** Finds a task's split in a local hub mirror; returns its files in name order. */
-export function hubLayoutFiles(dataDir: string, task: Task<never>): string[] {
+export function hubLayoutFiles(dataDir: string, task: SplitRef): string[] {
   const { path, name, split } = task.dataset;
   const candidates = [join(dataDir, path, name ?? "default", split), join(dataDir, task.name)];
   for (const dir of candidates) {
@@ -69,7 +75,7 @@ export function hubLayoutFiles(dataDir: string, task: Task<never>): string[] {
 export const PARQUET_REVISION = "refs/convert/parquet";
 
 /** Downloads (or reuses from the cache) the parquet files of a task's split. */
-export async function hubTaskFiles(task: Task<never>, hub: HubOptions = {}): Promise<string[]> {
+export async function hubTaskFiles(task: SplitRef, hub: HubOptions = {}): Promise<string[]> {
   const { path: repo, name, split } = task.dataset;
   const config = name ?? "default";
   const options = { ...hub, revision: hub.revision ?? PARQUET_REVISION };

@@ -33,6 +33,30 @@ export {
   shardPerplexity,
 } from "./perplexity.js";
 export {
+  BBH_CONFIGS,
+  BENCHMARK_NAMES,
+  BENCHMARKS,
+  type BenchmarkName,
+  type GenItem,
+} from "./problem-solving/benchmarks.js";
+export { loadBenchmark } from "./problem-solving/data.js";
+export { dropMetrics, dropScore, normalizeDropAnswer } from "./problem-solving/drop-metrics.js";
+export { LlamaTextGenerator } from "./problem-solving/llama-generator.js";
+export { PyRandom } from "./problem-solving/pyrandom.js";
+export { formatTable4, PAPER_TABLE4, toProblemSolvingJson } from "./problem-solving/results.js";
+export {
+  type BenchmarkInput,
+  type BenchmarkResult,
+  runBenchmark,
+  type TextGenerator,
+} from "./problem-solving/runner.js";
+export {
+  type ExecResult,
+  runPrograms,
+  runPython,
+  sandboxDescription,
+} from "./problem-solving/sandbox.js";
+export {
   formatPaperView,
   formatTable,
   type HarnessResults,

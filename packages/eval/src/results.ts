@@ -133,7 +133,7 @@ export function formatTable(json: HarnessResults): string {
         i === 0 ? task : "",
         i === 0 ? String(json.versions[task] ?? "N/A") : "",
         "none",
-        "0",
+        String((json["n-shot"] as Record<string, number> | undefined)?.[task] ?? 0),
         m,
         "↑",
         fmt(entry[`${m},none`]),

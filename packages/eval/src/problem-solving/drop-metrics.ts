@@ -12,7 +12,8 @@ import { isPySpace } from "../pytext.js";
 
 const PUNCTUATION = new Set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~");
 const ARTICLES = /(?<![\p{L}\p{N}_])(a|an|the)(?![\p{L}\p{N}_])/gu;
-const PY_FLOAT = /^[+-]?((\d(_?\d)*)?\.?\d(_?\d)*([eE][+-]?\d(_?\d)*)?|\d(_?\d)*\.([eE][+-]?\d(_?\d)*)?|inf(inity)?|nan)$/i;
+const PY_FLOAT =
+  /^[+-]?((\d(_?\d)*)?\.?\d(_?\d)*([eE][+-]?\d(_?\d)*)?|\d(_?\d)*\.([eE][+-]?\d(_?\d)*)?|inf(inity)?|nan)$/i;
 
 /** Python `s.split()`: runs of whitespace separate, none at the ends. */
 function pySplit(s: string): string[] {
@@ -127,19 +128,30 @@ function alignBags(pred: Set<string>[], gold: Set<string>[]): number[] {
 }
 
 /** drop_eval's get_metrics for one predicted answer (spans) against one gold answer (spans). */
-export function dropMetrics(predicted: readonly string[], gold: readonly string[]): { em: number; f1: number } {
+export function dropMetrics(
+  predicted: readonly string[],
+  gold: readonly string[],
+): { em: number; f1: number } {
   const p = bags(predicted);
   const g = bags(gold);
   const setP = new Set(p.normalized);
   const setG = new Set(g.normalized);
-  const em = setP.size === setG.size && [...setP].every((s) => setG.has(s)) && p.normalized.length === g.normalized.length ? 1 : 0;
+  const em =
+    setP.size === setG.size &&
+    [...setP].every((s) => setG.has(s)) &&
+    p.normalized.length === g.normalized.length
+      ? 1
+      : 0;
   const perBag = alignBags(p.bags, g.bags);
   const f1 = Math.round((perBag.reduce((a, b) => a + b, 0) / perBag.length) * 100) / 100;
   return { em, f1 };
 }
 
 /** The maximum EM and F1 of a prediction over every gold answer. */
-export function dropScore(predicted: readonly string[], golds: readonly (readonly string[])[]): { em: number; f1: number } {
+export function dropScore(
+  predicted: readonly string[],
+  golds: readonly (readonly string[])[],
+): { em: number; f1: number } {
   let em = 0;
   let f1 = 0;
   for (const g of golds) {

@@ -6,7 +6,9 @@ describe("PyRandom matches CPython's random", () => {
   // Expected values printed by CPython 3.11: random.seed(s); random.getrandbits(32) / random.sample(...).
   it("seeds MT19937 like random.seed(int)", () => {
     const r = new PyRandom(0);
-    expect([r.getrandbits(32), r.getrandbits(32), r.getrandbits(32)]).toEqual([3626764237, 1654615998, 3255389356]);
+    expect([r.getrandbits(32), r.getrandbits(32), r.getrandbits(32)]).toEqual([
+      3626764237, 1654615998, 3255389356,
+    ]);
   });
 
   it("samples like random.sample (set and pool algorithms)", () => {
@@ -14,7 +16,9 @@ describe("PyRandom matches CPython's random", () => {
     expect(new PyRandom(0).sample(range(9536), 3)).toEqual([6311, 6890, 663]);
     expect(new PyRandom(0).sample(range(10), 3)).toEqual([6, 9, 0]);
     expect(new PyRandom(0).sample(range(30), 6)).toEqual([27, 12, 24, 13, 1, 8]);
-    expect(new PyRandom(12345678901).sample(range(100), 8)).toEqual([76, 41, 49, 45, 68, 90, 14, 98]);
+    expect(new PyRandom(12345678901).sample(range(100), 8)).toEqual([
+      76, 41, 49, 45, 68, 90, 14, 98,
+    ]);
     expect(() => new PyRandom(0).sample([1, 2], 3)).toThrow(/larger than population/);
   });
 });

