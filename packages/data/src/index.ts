@@ -40,7 +40,6 @@ export { runTask, type TaskStats } from "./pipeline/stages.js";
 export { summarize } from "./pipeline/summary.js";
 export {
   bytesTokenizer,
-  type LlamaTokenizerLike,
   loadPipelineTokenizer,
   type PipelineTokenizer,
   tokenizerIdentity,

@@ -5,6 +5,7 @@
  * cost, and is refused by any trainer expecting Llama 2 ids.
  */
 import { createHash } from "node:crypto";
+import { LlamaTokenizer } from "@tinyllama/tokenizer";
 import type { TokenizerIdentity } from "../shards/manifest.js";
 
 export interface PipelineTokenizer {
@@ -30,42 +31,21 @@ export function bytesTokenizer(): PipelineTokenizer {
   };
 }
 
-/** The parts of @tinyllama/tokenizer's LlamaTokenizer the pipeline uses. */
-export interface LlamaTokenizerLike {
-  eosId: number;
-  vocabSize: number;
-  model: {
-    pieces: string[];
-    types: Uint8Array;
-    mergeRank?: Int32Array;
-    unkId: number;
-    bosId: number;
-    eosId: number;
-  };
-  encodeBatchToInt32Arrays(
-    texts: readonly string[],
-    opts: { bos: boolean; eos: boolean; threads?: number },
-  ): Promise<Int32Array[]>;
-  /** If the tokenizer package provides an identity, it wins over the one computed here. */
-  identity?: TokenizerIdentity;
-}
-
 /**
- * The identity recorded in manifests and checked by the trainer: sha256 over the piece strings,
- * piece types, merge ranks and special ids. Two tokenizers with the same identity produce the
- * same ids. The trainer computes it with this same function from its own tokenizer.
+ * The identity recorded in manifests and checked by the trainer and eval: sha256 over what gives
+ * token ids their meaning, the vocabulary (piece strings in id order, piece types, special ids).
+ * Merge priorities are left out on purpose: the same Llama 2 vocabulary loaded from the bundled
+ * default (Hugging Face merge list) or from a `tokenizer.model` (scores) encodes identically but
+ * stores its merge order differently, and shards made by either are interchangeable for a model.
  */
 export function tokenizerIdentity(
-  tok: Pick<LlamaTokenizerLike, "model" | "vocabSize" | "eosId" | "identity">,
+  tok: Pick<LlamaTokenizer, "model" | "vocabSize" | "eosId">,
 ): TokenizerIdentity {
-  if (tok.identity && typeof tok.identity.hash === "string") return tok.identity;
   const m = tok.model;
   const h = createHash("sha256");
   h.update(`pieces:${m.pieces.length}\0`);
   for (const p of m.pieces) h.update(`${p}\0`);
   h.update(m.types);
-  if (m.mergeRank)
-    h.update(new Uint8Array(m.mergeRank.buffer, m.mergeRank.byteOffset, m.mergeRank.byteLength));
   h.update(`unk:${m.unkId} bos:${m.bosId} eos:${m.eosId}`);
   return {
     name: "llama2-sentencepiece",
@@ -76,18 +56,12 @@ export function tokenizerIdentity(
 }
 
 /** Wraps a loaded LlamaTokenizer. Encodes on the calling thread: executors parallelise tasks. */
-export function wrapLlamaTokenizer(tok: LlamaTokenizerLike, threads = 0): PipelineTokenizer {
-  const identity = tokenizerIdentity(tok);
+export function wrapLlamaTokenizer(tok: LlamaTokenizer, threads = 0): PipelineTokenizer {
   return {
-    identity,
+    identity: tokenizerIdentity(tok),
     eosId: tok.eosId,
-    async encodeBatch(texts) {
-      return (await tok.encodeBatchToInt32Arrays(texts, {
-        bos: false,
-        eos: false,
-        threads,
-      })) as unknown as number[][];
-    },
+    encodeBatch: (texts) =>
+      tok.encodeBatchToInt32Arrays(texts, { bos: false, eos: false, threads }),
   };
 }
 
@@ -100,28 +74,12 @@ const loaded = new Map<string, Promise<PipelineTokenizer>>();
 export function loadPipelineTokenizer(kind: "llama2" | "bytes"): Promise<PipelineTokenizer> {
   let p = loaded.get(kind);
   if (!p) {
-    p = loadUncached(kind);
+    p =
+      kind === "bytes"
+        ? Promise.resolve(bytesTokenizer())
+        : LlamaTokenizer.load().then((tok) => wrapLlamaTokenizer(tok));
     p.catch(() => loaded.delete(kind));
     loaded.set(kind, p);
   }
   return p;
-}
-
-async function loadUncached(kind: "llama2" | "bytes"): Promise<PipelineTokenizer> {
-  if (kind === "bytes") return bytesTokenizer();
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import("@tinyllama/tokenizer")) as Record<string, unknown>;
-  } catch (err) {
-    throw new Error(
-      `cannot load @tinyllama/tokenizer (is it built? run \`pnpm build\`): ${(err as Error).message}`,
-    );
-  }
-  const cls = mod.LlamaTokenizer as { load(): Promise<LlamaTokenizerLike> } | undefined;
-  if (!cls || typeof cls.load !== "function") {
-    throw new Error(
-      '@tinyllama/tokenizer does not export LlamaTokenizer.load(); use "tokenizer": "bytes" to run the pipeline without it',
-    );
-  }
-  return wrapLlamaTokenizer(await cls.load());
 }
