@@ -181,6 +181,26 @@ describe("runBenchmark", () => {
     expect(formatTable4([r, rb])).toMatch(/this run\t25.00\t50.00/);
   });
 
+  it("MMLU loglik mode picks the letter with the highest logit", async () => {
+    const mmlu = await loadBenchmark("mmlu");
+    const gen = new TableGenerator(() => "unused");
+    const withChoices = Object.assign(gen, {
+      // Always prefers B, then A.
+      choiceLogits: async (ps: readonly string[], conts: readonly string[]) => {
+        expect(conts).toEqual([" A", " B", " C", " D"]);
+        return ps.map(() => [1, 2, 0, -1]);
+      },
+    });
+    const r = await runBenchmark(mmlu, withChoices, { mmluMode: "loglik" });
+    expect(gen.calls).toHaveLength(0);
+    expect(r.samples.map((s) => s.completion)).toEqual([" B", " B", " B", " B"]);
+    // Labels D, A, B, B -> 2 of 4.
+    expect(r.metrics.acc).toBe(0.5);
+    await expect(
+      runBenchmark(mmlu, new TableGenerator(() => ""), { mmluMode: "loglik" }),
+    ).rejects.toThrow(/cannot score choices/);
+  });
+
   it("scores HumanEval by running the completions", async () => {
     const he = await loadBenchmark("humaneval");
     const gen = new TableGenerator((p) =>

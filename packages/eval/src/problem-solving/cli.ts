@@ -34,6 +34,8 @@ const USAGE = `usage: pnpm eval:problem-solving [options]
   --dtype <f32|bf16>        compute dtype (default f32 on CPU, bf16 on CUDA)
   --batch-size <n>          sequences decoded together (default 32)
   --tokenizer <path>        tokenizer.model / tokenizer.json (default: the checkpoint's, else bundled)
+  --mmlu-mode <generate|loglik>  generate: InstructEval (2 greedy tokens start with the letter; default);
+                            loglik: the letter whose token scores highest after the prompt
   --no-early-stop           generate every prompt to max_new_tokens even when its verdict is settled
   --humaneval-temperature <t>  0 = greedy (default); InstructEval itself samples at 0.1
   --humaneval-seed <n>      sampling seed (default 0)
@@ -91,6 +93,7 @@ async function main(argv: string[]): Promise<number> {
       "batch-size": { type: "string" },
       tokenizer: { type: "string" },
       "no-early-stop": { type: "boolean" },
+      "mmlu-mode": { type: "string" },
       "humaneval-temperature": { type: "string" },
       "humaneval-seed": { type: "string" },
       "humaneval-timeout": { type: "string" },
@@ -114,6 +117,9 @@ async function main(argv: string[]): Promise<number> {
   const network = (values["humaneval-network"] ?? "auto") as "auto" | "require" | "off";
   if (!["auto", "require", "off"].includes(network))
     throw new Error(`--humaneval-network must be auto, require or off`);
+  const mmluMode = (values["mmlu-mode"] ?? "generate") as "generate" | "loglik";
+  if (!["generate", "loglik"].includes(mmluMode))
+    throw new Error(`--mmlu-mode must be generate or loglik, got "${mmluMode}"`);
   const limit = num("limit", values.limit, 1, true);
   const batchSize = num("batch-size", values["batch-size"], 1, true) ?? 32;
   const heTemperature =
@@ -172,6 +178,7 @@ async function main(argv: string[]): Promise<number> {
       const r = await runBenchmark(input, generator, {
         ...(limit !== undefined ? { limit } : {}),
         earlyStop: !values["no-early-stop"],
+        mmluMode,
         sandbox,
         progress: (line) => console.error(`[problem-solving] ${line}`),
       });
@@ -189,6 +196,7 @@ async function main(argv: string[]): Promise<number> {
         humaneval_temperature: heTemperature,
         humaneval_seed: heSeed,
         early_stop: !values["no-early-stop"],
+        mmlu_mode: mmluMode,
         bos: true,
         max_new_tokens: Object.fromEntries(
           runs.map((r) => [

@@ -53,6 +53,25 @@ describe("LlamaTextGenerator", () => {
     model.dispose();
   });
 
+  it("scores choices by the next-token logits of their first token (MMLU loglik mode)", async () => {
+    const model = await trainer.LlamaModel.load(root, { device: "cpu" });
+    const tok = await LlamaTokenizer.load();
+    const gen = new LlamaTextGenerator(trainer, model, tok, { batchSize: 2 });
+    const prompts = ["Q: 1+1?\nAnswer:", "Pick one.\nAnswer:"];
+    const rows = await gen.choiceLogits(prompts, [" A", " B"]);
+    const V = model.config.vocabSize;
+    for (const [i, p] of prompts.entries()) {
+      const ctx = tok.encode(p, { bos: true, eos: false });
+      const full = model.logits(Int32Array.from(ctx), 1, ctx.length).subarray((ctx.length - 1) * V);
+      const a = tok.encode(`${p} A`, { bos: true, eos: false })[ctx.length]!;
+      const b = tok.encode(`${p} B`, { bos: true, eos: false })[ctx.length]!;
+      expect(tok.idToPiece(a)).toBe("\u2581A");
+      expect(rows[i]![0]).toBeCloseTo(full[a]!, 4);
+      expect(rows[i]![1]).toBeCloseTo(full[b]!, 4);
+    }
+    model.dispose();
+  });
+
   it("runs the CLI on the fixtures and writes results in the eval JSON shape", async () => {
     const outDir = join(root, "out");
     const log = console.log;

@@ -7,6 +7,7 @@
  */
 import type { LlamaTokenizer } from "@tinyllama/tokenizer";
 import type { LlamaModel } from "@tinyllama/trainer";
+import { encodePair } from "../encode.js";
 import type { TextGenerator } from "./runner.js";
 
 export interface LlamaGeneratorOptions {
@@ -58,6 +59,36 @@ export class LlamaTextGenerator implements TextGenerator {
       o.onDone?.(e.index, e.tokens.length);
       // Let progress lines and signals through between prompts.
       await new Promise<void>((r) => setImmediate(r));
+    }
+    return out;
+  }
+
+  async choiceLogits(
+    prompts: readonly string[],
+    continuations: readonly string[],
+  ): Promise<number[][]> {
+    const tok = this.tokenizer;
+    const encoding = { addBos: true, emptyContextToken: "bos" as const };
+    const ids: number[][] = [];
+    const candidates: number[][] = [];
+    for (const p of prompts) {
+      const pairs = continuations.map((c) =>
+        encodePair(tok, { context: p, continuation: c }, encoding),
+      );
+      ids.push(pairs[0]!.contextTokens);
+      candidates.push(pairs.map((q) => q.continuationTokens[0]!));
+    }
+    const out: number[][] = new Array(prompts.length);
+    for (const e of this.trainer.generateEvents(this.model, ids, {
+      maxNewTokens: 1,
+      eosTokenId: null,
+      batchSize: this.opts.batchSize ?? 32,
+      extendContext: true,
+      onLogits: (i, _step, logits, offset) => {
+        out[i] = candidates[i]!.map((t) => logits[offset + t]!);
+      },
+    })) {
+      if (e.kind === "done") await new Promise<void>((r) => setImmediate(r));
     }
     return out;
   }

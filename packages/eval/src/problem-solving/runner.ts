@@ -27,6 +27,11 @@ export interface TextGenerator {
       onDone?: (index: number, tokens: number) => void;
     },
   ): Promise<string[]>;
+  /**
+   * For each prompt, the next-token logit of the first token of each continuation (e.g. " A"),
+   * encoded as a pair with the prompt: MMLU's log-likelihood mode.
+   */
+  choiceLogits?(prompts: readonly string[], continuations: readonly string[]): Promise<number[][]>;
 }
 
 export interface BenchmarkInput {
@@ -74,6 +79,12 @@ export interface RunOptions {
   earlyStop?: boolean;
   sandbox?: SandboxOptions & { workers?: number };
   progress?: (line: string) => void;
+  /**
+   * MMLU: "generate" (InstructEval: greedy 2 tokens, startswith the letter; default) or "loglik"
+   * (the letter whose token the model scores highest after the prompt, as Hendrycks' original
+   * evaluation and InstructEval's get_choice).
+   */
+  mmluMode?: "generate" | "loglik";
 }
 
 function limitPerGroup(items: GenItem[], limit: number | undefined): GenItem[] {
@@ -107,6 +118,9 @@ export async function runBenchmark(
     if (spec.maxInputTokens !== null && n > spec.maxInputTokens) overLimit++;
     return { prompt: it.prompts[k]!, shots: k, tokens: n };
   });
+  if (input.name === "mmlu" && opts.mmluMode === "loglik") {
+    return scoreMmluByLogits(input, items, chosen, generator, t0, shotsDropped, overLimit);
+  }
   let done = 0;
   let generated = 0;
   let lastReport = performance.now();
@@ -150,6 +164,53 @@ export async function runBenchmark(
       samples[i]!.metrics = { "pass@1": r.status === "passed" ? 1 : 0 };
     });
   }
+  return aggregate(input, items, samples, { t0, shotsDropped, overLimit, generated });
+}
+
+const MMLU_LETTERS = ["A", "B", "C", "D"];
+
+async function scoreMmluByLogits(
+  input: BenchmarkInput,
+  items: GenItem[],
+  chosen: { prompt: string; shots: number; tokens: number }[],
+  generator: TextGenerator,
+  t0: number,
+  shotsDropped: number,
+  overLimit: number,
+): Promise<BenchmarkResult> {
+  if (!generator.choiceLogits)
+    throw new Error("mmlu loglik mode: this generator cannot score choices");
+  const logits = await generator.choiceLogits(
+    chosen.map((c) => c.prompt),
+    MMLU_LETTERS.map((l) => ` ${l}`),
+  );
+  const samples: ProblemSample[] = items.map((it, i) => {
+    const row = logits[i]!;
+    let best = 0;
+    for (let j = 1; j < row.length; j++) if (row[j]! > row[best]!) best = j;
+    const pred = MMLU_LETTERS[best]!;
+    return {
+      id: it.id,
+      group: it.group,
+      shots: chosen[i]!.shots,
+      prompt_tokens: chosen[i]!.tokens,
+      prompt: chosen[i]!.prompt,
+      completion: ` ${pred}`,
+      label: it.label,
+      metrics: { acc: pred === it.label ? 1 : 0 },
+    };
+  });
+  return aggregate(input, items, samples, { t0, shotsDropped, overLimit, generated: 0 });
+}
+
+function aggregate(
+  input: BenchmarkInput,
+  items: GenItem[],
+  samples: ProblemSample[],
+  run: { t0: number; shotsDropped: number; overLimit: number; generated: number },
+): BenchmarkResult {
+  const spec = BENCHMARKS[input.name];
+  const { t0, shotsDropped, overLimit, generated } = run;
   const groups: BenchmarkResult["groups"] = {};
   const byGroup = new Map<string, ProblemSample[]>();
   for (const s of samples) {

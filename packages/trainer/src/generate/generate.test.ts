@@ -183,6 +183,21 @@ describe("generate", () => {
     );
   });
 
+  it("shows each step's logits to onLogits before choosing", () => {
+    const seen: number[][] = [];
+    const g = generate(model, [prompts[2]!], {
+      maxNewTokens: 3,
+      eosTokenId: null,
+      onLogits: (i, step, logits, offset) => {
+        expect(i).toBe(0);
+        expect(step).toBe(seen.length);
+        seen.push(Array.from(logits.subarray(offset, offset + model.config.vocabSize)));
+      },
+    })[0]!;
+    expect(seen).toHaveLength(3);
+    expect(seen.map((l) => argmax(l))).toEqual(g.tokens);
+  });
+
   it("streams the same tokens as an async iterator", async () => {
     const sync = [...generateEvents(model, prompts, { maxNewTokens: 5, eosTokenId: null })];
     const streamed = [];

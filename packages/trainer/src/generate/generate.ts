@@ -41,6 +41,11 @@ export interface GenerateOptions extends SamplingOptions {
    * transformers' generate does. Default false: generation ends at the context ("length").
    */
   extendContext?: boolean;
+  /**
+   * Sees the next-token logits of prompt `index` before its token number `step` (0-based) is
+   * chosen: logits[offset .. offset + vocab). For scoring choices without generating text.
+   */
+  onLogits?: (index: number, step: number, logits: Float32Array, offset: number) => void;
   /** Called for every generated token, in generation order. */
   onToken?: (event: TokenEvent) => void;
 }
@@ -213,6 +218,7 @@ export function* generateEvents(
       const logits = decoder.step(segments);
       for (const [i, st] of owners.entries()) {
         if (st.filled < st.prompt.length) continue; // mid-prompt chunk: no token yet
+        opts.onLogits?.(st.index, st.tokens.length, logits, i * V);
         const token = st.sampler.next(logits, i * V, V);
         st.tokens.push(token);
         let finish: FinishReason | null = null;
