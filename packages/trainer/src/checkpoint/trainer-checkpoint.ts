@@ -10,7 +10,6 @@ import type { StreamState } from "../data/stream.js";
 import { type LlamaConfig, parameterSpecs, sameArchitecture } from "../model/config.js";
 import type { AdamWConfig } from "../optim/adamw.js";
 import type { CosineSchedule } from "../optim/schedule.js";
-import type { Trainer } from "../train/trainer.js";
 import { loadWeights, writeHfModel } from "./hf.js";
 import { readSafetensorsHeader, readTensorF32, writeSafetensors } from "./safetensors.js";
 import { type CheckpointRef, commitCheckpoint } from "./store.js";
@@ -47,9 +46,24 @@ export interface TrainerState {
   createdAt: string;
 }
 
+/** What a checkpoint is written from: a Trainer, or host copies gathered from sharded ranks. */
+export interface CheckpointSource {
+  readonly config: LlamaConfig;
+  /** fp32 (master) weights of one parameter. */
+  readWeight(name: string): Float32Array;
+  readMoment(which: "m" | "v", name: string): Float32Array;
+}
+
+/** What a checkpoint is loaded into: a Trainer, or one rank's shards (it keeps its slice). */
+export interface CheckpointTarget {
+  readonly config: LlamaConfig;
+  setWeight(name: string, data: Float32Array): void;
+  setMoment(which: "m" | "v", name: string, data: Float32Array): void;
+}
+
 export function saveTrainingCheckpoint(
   stageDir: string,
-  trainer: Trainer,
+  trainer: CheckpointSource,
   state: TrainerState,
   keep: number,
 ): CheckpointRef {
@@ -106,7 +120,7 @@ export function assertSameModel(dir: string, have: LlamaConfig, want: LlamaConfi
 }
 
 /** Loads weights (this project's or any HF Llama dir) into the trainer; returns the dir used. */
-export function loadWeightsInto(trainer: Trainer, dir: string): string {
+export function loadWeightsInto(trainer: CheckpointTarget, dir: string): string {
   const w = loadWeights(dir);
   assertSameModel(w.dir, w.config, trainer.config);
   for (const s of parameterSpecs(trainer.config)) trainer.setWeight(s.name, w.read(s.name));
@@ -114,7 +128,7 @@ export function loadWeightsInto(trainer: Trainer, dir: string): string {
 }
 
 /** Loads AdamW moments saved by `saveTrainingCheckpoint`. */
-export function loadOptimizerInto(trainer: Trainer, checkpointDir: string): void {
+export function loadOptimizerInto(trainer: CheckpointTarget, checkpointDir: string): void {
   const path = join(checkpointDir, OPTIMIZER_FILE);
   const h = readSafetensorsHeader(path);
   for (const s of parameterSpecs(trainer.config)) {

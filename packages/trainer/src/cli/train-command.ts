@@ -6,6 +6,10 @@
  */
 import { resolve } from "node:path";
 import { loadPipelineTokenizer, type TokenizerIdentity } from "@tinyllama/data";
+import { detectDistEnv } from "../distributed/env.js";
+import { LAUNCHER_FLAGS, launchLocalRanks, stripLauncherFlags } from "../distributed/launcher.js";
+import type { ShardingMode } from "../distributed/sharded.js";
+import { type DistributedJob, joinDistributed } from "../distributed/world.js";
 import { MODEL_CONFIGS, modelConfig, parameterCount } from "../model/config.js";
 import { type Backend, type DeviceName, loadKernels } from "../model/kernels.js";
 import { formatTokens } from "../optim/schedule.js";
@@ -179,6 +183,47 @@ export const TRAIN_FLAGS: FlagSpec[] = [
     help: "device peak bf16 TFLOP/s for MFU",
     defaultText: "989 (H100 SXM) on CUDA",
   },
+  {
+    name: "nproc-per-node",
+    type: "int",
+    min: 1,
+    help: "start this many ranks on this node (one per GPU) and train with sharded data parallelism",
+  },
+  {
+    name: "nnodes",
+    type: "int",
+    min: 1,
+    help: "nodes in the job (with --nproc-per-node)",
+    defaultText: "1",
+  },
+  {
+    name: "node-rank",
+    type: "int",
+    min: 0,
+    help: "this node's index (with --nproc-per-node)",
+    defaultText: "0",
+  },
+  {
+    name: "master-addr",
+    type: "string",
+    metavar: "host",
+    help: "rendezvous host: rank 0's node (with --nproc-per-node)",
+    defaultText: "127.0.0.1",
+  },
+  {
+    name: "master-port",
+    type: "int",
+    min: 1,
+    help: "rendezvous port (with --nproc-per-node)",
+    defaultText: "a free port on one node, 29500 across nodes",
+  },
+  {
+    name: "sharding",
+    type: "string",
+    choices: ["full", "hybrid"],
+    help: "optimizer-state sharding across all ranks (v1.0) or within each node, replicated across nodes (v1.1)",
+    defaultText: "full",
+  },
   { name: "help", type: "boolean", help: "show this help" },
 ];
 
@@ -191,6 +236,8 @@ export const TRAIN_INTRO = [
   "-> continual (350B, --variant base|math-code|chinese) -> cooldown (150B, batch x4). One cosine",
   "LR schedule spans the recipe; a stage starts from the previous stage's last checkpoint in --out.",
   "Rerunning a command resumes its stage from the newest checkpoint. SIGINT/SIGTERM checkpoint, then exit.",
+  "Several GPUs: --nproc-per-node N (several nodes: add --nnodes, --node-rank, --master-addr, or run one",
+  "process per GPU under torchrun, srun or mpirun: RANK/WORLD_SIZE, SLURM_* and OMPI_* are read).",
   `Without a GPU it trains a small model on CPU with budgets scaled by ${CPU_DEFAULTS.scale}.`,
   "",
   "Also: node packages/trainer/dist/cli.js plot <run dir> [--out file.svg]",
@@ -220,6 +267,10 @@ async function llama2Identity(): Promise<TokenizerIdentity> {
 
 export interface TrainCommandDeps {
   log: (line: string) => void;
+  /** What the launcher's ranks run (node arguments before the flags); default this process's script. */
+  entry?: readonly string[];
+  /** A distributed failure (peer died, timeout): default prints it naming this rank and exits 1. */
+  onDistributedFailure?: (rank: number, e: Error) => void;
   /** Overrides backend loading (tests). */
   loadBackend?: (device: DeviceName) => Promise<Backend>;
   handleSignals?: boolean;
@@ -234,6 +285,39 @@ export async function trainCommand(
     deps.log(formatHelp(TRAIN_USAGE, TRAIN_INTRO, TRAIN_FLAGS));
     return null;
   }
+  const nproc = f["nproc-per-node"] as number | undefined;
+  if (nproc !== undefined && !process.env.TINYLLAMA_LAUNCHED) {
+    if (detectDistEnv()) {
+      throw new UsageError(
+        "--nproc-per-node starts the ranks itself: do not combine it with a launcher that already did (RANK/WORLD_SIZE, srun, mpirun)",
+      );
+    }
+    const r = await launchLocalRanks({
+      nprocPerNode: nproc,
+      nnodes: (f.nnodes as number | undefined) ?? 1,
+      nodeRank: (f["node-rank"] as number | undefined) ?? 0,
+      masterAddr: (f["master-addr"] as string | undefined) ?? "127.0.0.1",
+      masterPort: (f["master-port"] as number | undefined) ?? null,
+      command: [
+        ...(deps.entry ?? [...process.execArgv, process.argv[1]!]),
+        ...stripLauncherFlags(argv),
+      ],
+      log: deps.log,
+    });
+    if (r.failed) {
+      throw new Error(
+        `rank ${r.failed.rank} ${r.failed.how}; all ranks stopped. Rerun the same command to resume from the last checkpoint`,
+      );
+    }
+    return null;
+  }
+  for (const flag of LAUNCHER_FLAGS) {
+    if (flag !== "nproc-per-node" && f[flag] !== undefined && !process.env.TINYLLAMA_LAUNCHED) {
+      throw new UsageError(`--${flag} goes with --nproc-per-node`);
+    }
+  }
+  const distEnv = detectDistEnv();
+  const sharding = ((f.sharding as string | undefined) ?? "full") as ShardingMode;
   const stage = parseStage((f.stage as string | undefined) ?? "v1.0");
   const variantFlag = f.variant as string | undefined;
   if (variantFlag !== undefined && (stage === "v1.0" || stage === "basic")) {
@@ -249,6 +333,10 @@ export async function trainCommand(
     throw new UsageError(explainBigModelOnCpu(modelName));
 
   let backend: Backend;
+  // One GPU per local rank, unless the launcher or the user chose.
+  if (distEnv && process.env.TINYLLAMA_CUDA_DEVICE === undefined) {
+    process.env.TINYLLAMA_CUDA_DEVICE = String(distEnv.localRank);
+  }
   try {
     backend = await (deps.loadBackend ?? loadKernels)(device);
   } catch (e) {
@@ -312,7 +400,33 @@ export async function trainCommand(
     handleSignals: deps.handleSignals ?? true,
     log: deps.log,
   };
-  const r = await runStage(opts);
+  let job: DistributedJob | null = null;
+  if (distEnv) {
+    const rank = distEnv.rank;
+    if (rank !== 0) opts.log = () => {};
+    job = await joinDistributed(backend, distEnv, sharding);
+    const onFailure =
+      deps.onDistributedFailure ??
+      ((r: number, e: Error) => {
+        console.error(`train: rank ${r}: ${e.message}`);
+        process.exit(1);
+      });
+    job.onFailure((e) => onFailure(rank, e));
+    opts.distributed = job;
+  } else if (f.sharding !== undefined) {
+    deps.log(
+      "note: --sharding applies to distributed runs (--nproc-per-node, torchrun, srun, mpirun); training on one process",
+    );
+  }
+  let r: RunResult;
+  try {
+    r = await runStage(opts);
+  } catch (e) {
+    job?.close();
+    throw e;
+  }
+  await job?.shutdown();
+  if (distEnv && distEnv.rank !== 0) return r;
   deps.log("");
   deps.log(`stage directory: ${r.stageDir}`);
   deps.log(`checkpoint:      ${r.checkpoint ?? "none"}`);

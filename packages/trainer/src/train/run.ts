@@ -22,6 +22,8 @@ import {
 import { closeSources, openSources } from "../data/sources.js";
 import { TokenStream } from "../data/stream.js";
 import { validationBatches } from "../data/validation.js";
+import { ShardedTrainer } from "../distributed/sharded.js";
+import type { DistributedJob } from "../distributed/world.js";
 import {
   formatDuration,
   MetricsWriter,
@@ -42,7 +44,7 @@ import {
 } from "../optim/schedule.js";
 import { PAPER_SEQ_LEN, type StageName, stageSpec, type Variant } from "../stages/stages.js";
 import { assertFitsDevice, explainOutOfMemory } from "./errors.js";
-import { NonFiniteLossError, Trainer } from "./trainer.js";
+import { NonFiniteLossError, type StepResult, Trainer } from "./trainer.js";
 
 export interface RunOptions {
   stage: StageName;
@@ -75,6 +77,8 @@ export interface RunOptions {
   /** Whether to handle SIGINT/SIGTERM (checkpoint, then stop). */
   handleSignals: boolean;
   log: (line: string) => void;
+  /** Sharded data parallelism over these ranks (null: this process trains alone). */
+  distributed?: DistributedJob | null;
 }
 
 export interface RunResult {
@@ -109,7 +113,9 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
   // Batch arithmetic, checked before anything heavy happens.
   const baseSeqs = o.globalBatch ?? Math.round((spec.batchSequences * PAPER_SEQ_LEN) / o.seqLen);
   const globalSeqs = baseSeqs * spec.batchMultiplier;
-  const worldSize = 1;
+  const dist = o.distributed ?? null;
+  const worldSize = dist?.world.size ?? 1;
+  const isRoot = !dist || dist.world.rank === 0;
   if (globalSeqs % (o.microBatch * worldSize) !== 0) {
     throw new Error(
       `impossible batch split: a global batch of ${globalSeqs} sequences is not a multiple of ` +
@@ -117,6 +123,16 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
     );
   }
   const accumSteps = globalSeqs / (o.microBatch * worldSize);
+  const windowsPerBlock = PAPER_SEQ_LEN / o.seqLen;
+  if (worldSize > 1 && (globalSeqs / worldSize) % windowsPerBlock !== 0) {
+    // Ranks read whole 2049-token blocks of one global stream in lockstep; a step must end on a
+    // block boundary on every rank for the global batch to be the same as on one process.
+    throw new Error(
+      `with ${worldSize} ranks each rank trains ${globalSeqs / worldSize} sequences per step, which must be a multiple of ` +
+        `${windowsPerBlock} (the sequences of ${o.seqLen} tokens in one 2048-token block): use --global-batch ` +
+        `${worldSize * windowsPerBlock * Math.max(1, Math.ceil(globalSeqs / (worldSize * windowsPerBlock)))} or a longer --seq-len`,
+    );
+  }
   const batchTokens = globalSeqs * o.seqLen;
   const stageBudget = spec.endTokens - spec.startTokens;
 
@@ -227,6 +243,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
   const sources = await openSources(o.dataDir, sourceNames, cfg.vocabSize, o.tokenizer);
   let model: LlamaModel | null = null;
   let trainer: Trainer | null = null;
+  let sharded: ShardedTrainer | null = null;
   try {
     assertFitsDevice(cfg, o.microBatch, o.seqLen, o.backend.device);
     try {
@@ -235,8 +252,12 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
         model,
         { microBatch: o.microBatch, seqLen: o.seqLen, accumSteps },
         TINYLLAMA_ADAMW,
-        { maxBadSteps: o.maxBadSteps },
+        {
+          maxBadSteps: o.maxBadSteps,
+          ...(dist ? { dataParallel: { size: worldSize, shardGroupSize: dist.shard.size } } : {}),
+        },
       );
+      if (dist) sharded = new ShardedTrainer(trainer, dist);
     } catch (e) {
       throw explainOutOfMemory(e, {
         device: o.backend.name,
@@ -251,9 +272,11 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
     let elapsed = 0;
     let seed = o.seed;
     let stream: TokenStream;
+    const target = sharded ?? trainer;
+    const rankOpts = dist ? { rank: dist.world.rank, worldSize } : {};
     if (state && resumeFrom) {
-      loadWeightsInto(trainer, resumeFrom);
-      loadOptimizerInto(trainer, resumeFrom);
+      loadWeightsInto(target, resumeFrom);
+      loadOptimizerInto(target, resumeFrom);
       ({ step, tokensSeen, stageTokens, skippedSteps } = state);
       trainer.adamStep = state.adamStep;
       trainer.consecutiveBad = state.consecutiveBad;
@@ -271,20 +294,26 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
       seed = state.seed;
       stream = new TokenStream(
         sources,
-        { schedule: mixtureSchedule, seed, seqLen: o.seqLen, vocabSize: cfg.vocabSize },
+        {
+          schedule: mixtureSchedule,
+          seed,
+          seqLen: o.seqLen,
+          vocabSize: cfg.vocabSize,
+          ...rankOpts,
+        },
         state.stream,
       );
-      truncateMetrics(join(stageDir, "metrics.jsonl"), step);
+      if (isRoot) truncateMetrics(join(stageDir, "metrics.jsonl"), step);
       log(
         `resuming ${spec.dirName} from ${resumeFrom} at step ${step} (${formatTokens(stageTokens)} stage tokens)`,
       );
     } else {
       let offsets: Record<string, number> = {};
       if (initFrom) {
-        const used = loadWeightsInto(trainer, initFrom.dir);
+        const used = loadWeightsInto(target, initFrom.dir);
         if (initFrom.state) {
           assertSameModel(initFrom.dir, initFrom.state.model, cfg);
-          loadOptimizerInto(trainer, initFrom.dir);
+          loadOptimizerInto(target, initFrom.dir);
           trainer.adamStep = initFrom.state.adamStep;
           step = initFrom.state.step;
           tokensSeen = initFrom.state.tokensSeen;
@@ -304,7 +333,8 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
           );
         }
       } else {
-        trainer.initWeights(o.seed);
+        if (sharded) sharded.initWeights(o.seed);
+        else trainer.initWeights(o.seed);
         log(`starting ${spec.dirName} from the reference initialisation (seed ${o.seed})`);
       }
       stream = new TokenStream(sources, {
@@ -313,10 +343,28 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
         seqLen: o.seqLen,
         sourceOffsets: offsets,
         vocabSize: cfg.vocabSize,
+        ...rankOpts,
       });
     }
+    if (dist) {
+      // Every rank must start from the same step (checkpoints on a filesystem all nodes see).
+      const [hi, negLo] = await dist.world.allReduceHost([step, -step], "max");
+      if (hi !== step || -negLo! !== step) {
+        throw new Error(
+          `ranks start from different steps (this rank ${dist.world.rank}: step ${step}, others up to ${hi}): ` +
+            `--out must be on a filesystem every node sees, with the same path`,
+        );
+      }
+      log(
+        `distributed: ${worldSize} ranks over ${dist.transport} (${dist.nodes} node(s) x ${dist.ranksPerNode}), ` +
+          `${dist.mode} sharding: optimizer state in shards of ${dist.shard.size} rank(s)` +
+          (dist.replica ? `, replicated on ${dist.replica.size} nodes` : "") +
+          `; each rank trains ${globalSeqs / worldSize} of the ${globalSeqs} sequences per step`,
+      );
+    }
 
-    const metrics = new MetricsWriter(join(stageDir, "metrics.jsonl"));
+    const metricsPath = join(stageDir, "metrics.jsonl");
+    const metrics = isRoot ? new MetricsWriter(metricsPath) : null;
     const validation = validationBatches(
       sources,
       cfg.vocabSize,
@@ -349,20 +397,26 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
       complete,
       createdAt: new Date().toISOString(),
     });
-    const save = (complete: boolean) => {
+    const save = async (complete: boolean): Promise<string> => {
       const t0 = performance.now();
-      const ref = saveTrainingCheckpoint(stageDir, trainer!, snapshot(complete), o.keep);
-      log(`checkpoint ${ref.path} (${((performance.now() - t0) / 1000).toFixed(1)}s)`);
-      return ref.path;
+      let path = "(written by rank 0)";
+      if (sharded && dist) {
+        const source = await sharded.gatherState();
+        if (source)
+          path = saveTrainingCheckpoint(stageDir, source, snapshot(complete), o.keep).path;
+        await dist.world.barrier();
+      } else path = saveTrainingCheckpoint(stageDir, trainer!, snapshot(complete), o.keep).path;
+      log(`checkpoint ${path} (${((performance.now() - t0) / 1000).toFixed(1)}s)`);
+      return path;
     };
     const runValidation = () => {
-      if (!validation) return;
+      if (!validation || !isRoot) return;
       const t0 = performance.now();
       let i = 0;
       const loss = trainer!.evaluate(validation.batches, (ids, targets) => {
         validation.fill(i++, ids, targets);
       });
-      metrics.write({
+      metrics?.write({
         kind: "val",
         stage: spec.dirName,
         step,
@@ -400,15 +454,31 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
     let stepsThisRun = 0;
     let lastLog = 0;
     let stepSecondsSum = 0;
+    // Distributed ranks stop together: a signal on any rank is agreed on in the step's reduction.
+    let agreedStop = false;
+    const fillBatch = (ids: Int32Array, targets: Int32Array) => {
+      for (let row = 0; row < o.microBatch; row++) stream.next(ids, targets, row);
+    };
+    const takeStep = async (lr: number): Promise<StepResult> => {
+      if (!sharded) return trainer!.step(lr, fillBatch);
+      const r = await sharded.step(lr, trainer!.adamStep + 1, fillBatch, interrupted !== null);
+      if (r.applied) {
+        trainer!.adamStep++;
+        trainer!.consecutiveBad = 0;
+      } else trainer!.consecutiveBad++;
+      if (r.stop) {
+        agreedStop = true;
+        interrupted ??= "a signal on another rank";
+      }
+      return r;
+    };
     try {
       if (!resumeFrom && stageTokens === 0) runValidation();
-      while (stageTokens < stageBudget && !interrupted) {
+      while (stageTokens < stageBudget && !(dist ? agreedStop : interrupted)) {
         if (o.maxSteps !== null && stepsThisRun >= o.maxSteps) break;
         const lr = learningRate(schedule, tokensSeen);
         const t0 = performance.now();
-        const r = trainer.step(lr, (ids, targets) => {
-          for (let row = 0; row < o.microBatch; row++) stream.next(ids, targets, row);
-        });
+        const r = await takeStep(lr);
         o.backend.synchronize();
         const dt = (performance.now() - t0) / 1000;
         elapsed += dt;
@@ -424,7 +494,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
         }
         const tokensPerSec = batchTokens / dt;
         const mfu = o.peakFlops ? (tokensPerSec * flopsPerToken) / o.peakFlops : null;
-        metrics.write({
+        metrics?.write({
           kind: "train",
           stage: spec.dirName,
           step,
@@ -435,7 +505,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
           tokensPerSec,
           stepSeconds: dt,
           mfu,
-          memoryBytes: trainer.memoryBytes(),
+          memoryBytes: sharded ? sharded.memoryBytes() : trainer.memoryBytes(),
           skipped: r.skipped,
           time: new Date().toISOString(),
         });
@@ -473,13 +543,14 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
           );
         }
         if (o.evalEvery > 0 && step % o.evalEvery === 0 && !done) runValidation();
-        if (o.saveEvery > 0 && step % o.saveEvery === 0 && !done) lastCheckpoint = save(false);
+        if (o.saveEvery > 0 && step % o.saveEvery === 0 && !done)
+          lastCheckpoint = await save(false);
         // Let signal handlers run between steps (the step itself is synchronous).
         await new Promise((r) => setImmediate(r));
       }
       const complete = stageTokens >= stageBudget;
       if (complete) runValidation();
-      if (stepsThisRun > 0 || !lastCheckpoint) lastCheckpoint = save(complete);
+      if (stepsThisRun > 0 || !lastCheckpoint) lastCheckpoint = await save(complete);
       if (complete) {
         log(
           `stage ${spec.dirName} complete: ${step} steps, ${formatTokens(tokensSeen)} tokens in the run, ${formatDuration(elapsed)} training time`,
@@ -491,14 +562,14 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
         log(`stopped by ${interrupted}; rerun the same command to resume from ${lastCheckpoint}`);
       let plot: string | null = null;
       try {
-        plot = plotRun(runDir);
+        if (isRoot) plot = plotRun(runDir);
       } catch (e) {
         log(`plot not written: ${(e as Error).message}`);
       }
       return {
         stageDir,
         checkpoint: lastCheckpoint,
-        metrics: metrics.path,
+        metrics: metricsPath,
         plot,
         steps: stepsThisRun,
         firstLoss,
@@ -517,6 +588,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
       }
     }
   } finally {
+    sharded?.dispose();
     if (trainer) trainer.dispose();
     else model?.dispose();
     closeSources(sources);

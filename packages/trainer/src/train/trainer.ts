@@ -6,6 +6,8 @@
  * arenas laid out like the parameters, allocated once; a step allocates no device memory beyond
  * the two small token uploads.
  */
+
+import { planArena } from "@tinyllama/kernels";
 import { type LlamaConfig, parameterSpecs } from "../model/config.js";
 import type { Arena, Backend, Tensor } from "../model/kernels.js";
 import { bindParams, type LlamaModel, type LlamaParams } from "../model/llama.js";
@@ -31,6 +33,18 @@ export interface TrainerShape {
   accumSteps: number;
 }
 
+/**
+ * Data parallelism as the Trainer sees it (distributed/sharded.ts does the rest): each of
+ * `size` ranks computes the gradient of its 1/size of the global batch (the loss scale includes
+ * 1/size, so summing over ranks gives the global mean), into one flat f32 buffer padded to a
+ * multiple of `shardGroupSize` for reduce-scatter; AdamW moments and master weights are not
+ * allocated here (each rank keeps only its shard of them).
+ */
+export interface DataParallelShape {
+  size: number;
+  shardGroupSize: number;
+}
+
 export class Trainer {
   readonly model: LlamaModel;
   readonly backend: Backend;
@@ -39,8 +53,11 @@ export class Trainer {
   readonly adamw: AdamWConfig;
   readonly grads: LlamaParams;
   private readonly gradArena: Arena;
-  private readonly mArena: Arena;
-  private readonly vArena: Arena;
+  /** Sharded mode: every gradient as one flat f32 buffer (entries, alignment gaps, padding). */
+  readonly gradFlat: Tensor | null;
+  readonly dataParallel: DataParallelShape | null;
+  private readonly mArena: Arena | null;
+  private readonly vArena: Arena | null;
   /** fp32 master weights when the model computes in bf16; null on f32 backends. */
   private readonly masterArena: Arena | null;
   private readonly names: string[];
@@ -57,7 +74,7 @@ export class Trainer {
     model: LlamaModel,
     shape: TrainerShape,
     adamw: AdamWConfig,
-    opts: { maxBadSteps?: number } = {},
+    opts: { maxBadSteps?: number; dataParallel?: DataParallelShape } = {},
   ) {
     this.model = model;
     this.backend = model.backend;
@@ -69,27 +86,56 @@ export class Trainer {
     this.names = specs.map((s) => s.name);
     const f32 = specs.map((s) => ({ name: s.name, shape: s.shape, dtype: "f32" as const }));
     const k = this.backend;
-    this.gradArena = k.arena(f32);
-    this.mArena = k.arena(f32);
-    this.vArena = k.arena(f32);
-    this.masterArena = model.paramDtype === "f32" ? null : k.arena(f32);
+    const dp = opts.dataParallel ?? null;
+    this.dataParallel = dp;
+    if (dp) {
+      if (
+        !Number.isInteger(dp.size) ||
+        dp.size < 1 ||
+        !Number.isInteger(dp.shardGroupSize) ||
+        dp.shardGroupSize < 1
+      ) {
+        throw new Error(
+          `data parallel size and shard group size must be positive integers, got ${dp.size} / ${dp.shardGroupSize}`,
+        );
+      }
+      const used = planArena(f32).bytes / 4;
+      const padded = Math.ceil(used / dp.shardGroupSize) * dp.shardGroupSize;
+      this.gradArena = k.arena([
+        ...f32,
+        { name: "shard-padding", shape: [Math.max(1, padded - used)], dtype: "f32" as const },
+      ]);
+      this.gradFlat = this.gradArena.whole.viewBytes(0, [padded], "f32");
+      this.mArena = null;
+      this.vArena = null;
+      this.masterArena = null;
+    } else {
+      this.gradArena = k.arena(f32);
+      this.gradFlat = null;
+      this.mArena = k.arena(f32);
+      this.vArena = k.arena(f32);
+      this.masterArena = model.paramDtype === "f32" ? null : k.arena(f32);
+    }
     this.grads = bindParams(this.config, this.gradArena);
     this.gradList = this.names.map((n) => this.gradArena.get(n));
-    for (const a of [this.gradArena, this.mArena, this.vArena]) k.fill(a.whole, 0);
+    for (const a of [this.gradArena, this.mArena, this.vArena]) if (a) k.fill(a.whole, 0);
     this.plan = model.plan(shape.microBatch, shape.seqLen, true);
     this.hostIds = new Int32Array(shape.microBatch * shape.seqLen);
     this.hostTargets = new Int32Array(shape.microBatch * shape.seqLen);
   }
 
   /** The reference initialisation, deterministic in `seed` on every backend. */
-  initWeights(seed: number): void {
+  initWeights(
+    seed: number,
+    set: (name: string, data: Float32Array) => void = (n, d) => this.setWeight(n, d),
+  ): void {
     const rng = new Rng(seed);
     for (const s of parameterSpecs(this.config)) {
       const n = s.shape.reduce((a, b) => a * b, 1);
       const data = new Float32Array(n);
       if (s.initOnes) data.fill(1);
       else rng.fillNormal(data, s.initStd);
-      this.setWeight(s.name, data);
+      set(s.name, data);
     }
   }
 
@@ -106,11 +152,18 @@ export class Trainer {
   }
 
   readMoment(which: "m" | "v", name: string): Float32Array {
-    return (which === "m" ? this.mArena : this.vArena).get(name).toFloat32();
+    return this.moments(which).get(name).toFloat32();
   }
 
   setMoment(which: "m" | "v", name: string, data: Float32Array): void {
-    this.upload((which === "m" ? this.mArena : this.vArena).get(name), data);
+    this.upload(this.moments(which).get(name), data);
+  }
+
+  private moments(which: "m" | "v"): Arena {
+    const a = which === "m" ? this.mArena : this.vArena;
+    if (!a)
+      throw new Error("this Trainer is sharded: AdamW moments live in the ShardedTrainer's shards");
+    return a;
   }
 
   private upload(dst: Tensor, data: Float32Array): void {
@@ -144,10 +197,21 @@ export class Trainer {
     loss: number;
     gradNorm: number;
   } {
+    const loss = this.accumulateGradients(fill);
+    const gradNorm = Math.sqrt(this.backend.sumSquares(this.gradList));
+    return { loss, gradNorm };
+  }
+
+  /**
+   * Forward + backward over this rank's `accumSteps` micro-batches into zeroed gradients;
+   * returns this rank's mean loss. With data parallelism the gradients are already divided by
+   * the number of ranks (sum them over ranks for the global mean).
+   */
+  accumulateGradients(fill: (ids: Int32Array, targets: Int32Array) => void): number {
     const k = this.backend;
     const { microBatch, seqLen, accumSteps } = this.shape;
     const rows = microBatch * seqLen;
-    const dlossScale = 1 / (rows * accumSteps);
+    const dlossScale = 1 / (rows * accumSteps * (this.dataParallel?.size ?? 1));
     k.fill(this.gradArena.whole, 0);
     let lossSum = 0;
     for (let micro = 0; micro < accumSteps; micro++) {
@@ -158,14 +222,14 @@ export class Trainer {
       lossSum += k.sum(this.plan.losses) / rows;
       this.model.backward(this.plan, this.grads);
     }
-    const loss = lossSum / accumSteps;
-    const gradNorm = Math.sqrt(k.sumSquares(this.gradList));
-    return { loss, gradNorm };
+    return lossSum / accumSteps;
   }
 
   /** One AdamW update from the gradients in place, clipped to the configured global norm. */
   applyUpdate(lr: number, gradNorm: number): void {
     const k = this.backend;
+    if (!this.mArena || !this.vArena)
+      throw new Error("this Trainer is sharded: ShardedTrainer applies the update");
     this.adamStep++;
     const gradScale = clipScale(gradNorm, this.adamw.gradClip);
     const a = this.adamw;
@@ -216,17 +280,18 @@ export class Trainer {
     return (
       this.model.paramArena.bytes +
       this.gradArena.bytes +
-      this.mArena.bytes +
-      this.vArena.bytes +
+      (this.mArena?.bytes ?? 0) +
+      (this.vArena?.bytes ?? 0) +
       (this.masterArena?.bytes ?? 0) +
       this.plan.arena.bytes
     );
   }
 
   dispose(): void {
+    this.gradFlat?.dispose();
     this.gradArena.dispose();
-    this.mArena.dispose();
-    this.vArena.dispose();
+    this.mArena?.dispose();
+    this.vArena?.dispose();
     this.masterArena?.dispose();
     this.model.dispose();
   }

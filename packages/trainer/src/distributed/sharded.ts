@@ -1,0 +1,257 @@
+/**
+ * Sharded data parallelism (ZeRO / FSDP style) over a Trainer in data-parallel mode.
+ *
+ * The flat f32 gradient buffer (every parameter at its arena offset, padded to a multiple of
+ * the shard group size S) is cut into S contiguous shards; group rank i owns shard i: its slice
+ * of the fp32 master weights and of both AdamW moments. A step:
+ *   1. each rank runs forward/backward over its part of the global batch (loss pre-scaled by
+ *      1/world size);
+ *   2. reduce-scatter of the gradients in the shard group (in place: the rank's shard of the
+ *      flat buffer ends up holding the sum); hybrid sharding then all-reduces that shard across
+ *      the replica group (same position on the other nodes), so every replica holds the global
+ *      sum;
+ *   3. one host reduction over the world: mean loss, squared gradient norm (shards of one
+ *      replica only), and a stop flag, so every rank takes the same decisions (skip a
+ *      non-finite step, stop on a signal);
+ *   4. AdamW on the shard (the clip factor folded in), writing the compute-dtype parameter
+ *      shard into a flat gather buffer; all-gather of that buffer in the shard group; copies
+ *      into the model's parameter arena.
+ * Memory per rank: compute-dtype parameters (twice: arena + gather buffer), the full f32
+ * gradient buffer, and 1/S of the master weights and moments: full sharding (S = world) is
+ * ZeRO-2 with parameters replicated for compute; hybrid (S = ranks per node) keeps inter-node
+ * traffic to one all-reduce of 1/S of the gradients.
+ *
+ * Checkpoints stay in the single-process format (HF weights + optimizer.safetensors): rank 0
+ * gathers the shards (through the free gradient buffer) and writes them, so a checkpoint
+ * resumes on any number of ranks, or none: each rank keeps the slice of each tensor it owns.
+ */
+import { planArena } from "@tinyllama/kernels";
+import type { Communicator } from "@tinyllama/kernels/collectives";
+import type { CheckpointSource, CheckpointTarget } from "../checkpoint/trainer-checkpoint.js";
+import { type LlamaConfig, parameterSpecs } from "../model/config.js";
+import type { Backend, Tensor } from "../model/kernels.js";
+import { clipScale } from "../optim/adamw.js";
+import type { StepResult, Trainer } from "../train/trainer.js";
+
+export type ShardingMode = "full" | "hybrid";
+
+export interface ShardGroups {
+  world: Communicator;
+  /** Ranks sharing one copy of the optimizer state: the world (full) or this node (hybrid). */
+  shard: Communicator;
+  /** Hybrid with several nodes: this rank's counterparts on the other nodes; else null. */
+  replica: Communicator | null;
+  mode: ShardingMode;
+}
+
+interface Slot {
+  name: string;
+  offset: number;
+  numel: number;
+  shape: readonly number[];
+}
+
+export interface ShardedStepResult extends StepResult {
+  /** Some rank asked to stop (a signal): every rank stops after this step. */
+  stop: boolean;
+}
+
+export class ShardedTrainer implements CheckpointTarget {
+  readonly trainer: Trainer;
+  readonly groups: ShardGroups;
+  readonly config: LlamaConfig;
+  private readonly k: Backend;
+  private readonly slots: Slot[];
+  /** Elements per shard and this rank's first element in the flat layout. */
+  readonly shardLength: number;
+  readonly shardStart: number;
+  private readonly gradFlat: Tensor;
+  private readonly gradShard: Tensor;
+  /** Compute-dtype parameters in the flat layout (all-gather target). */
+  private readonly gather: Tensor;
+  private readonly paramShard: Tensor;
+  /** fp32 master shard when parameters are bf16; for f32 parameters the shard of `gather` is the master. */
+  private readonly masterShard: Tensor | null;
+  private readonly mShard: Tensor;
+  private readonly vShard: Tensor;
+  private readonly viewsToDispose: Tensor[] = [];
+
+  constructor(trainer: Trainer, groups: ShardGroups) {
+    const dp = trainer.dataParallel;
+    if (!dp || !trainer.gradFlat)
+      throw new Error("ShardedTrainer needs a Trainer built with dataParallel");
+    if (dp.size !== groups.world.size || dp.shardGroupSize !== groups.shard.size) {
+      throw new Error(
+        `Trainer planned for ${dp.size} ranks in shard groups of ${dp.shardGroupSize}, groups are ${groups.world.size} / ${groups.shard.size}`,
+      );
+    }
+    this.trainer = trainer;
+    this.groups = groups;
+    this.config = trainer.config;
+    this.k = trainer.backend;
+    const specs = parameterSpecs(this.config).map((s) => ({
+      name: s.name,
+      shape: s.shape,
+      dtype: "f32" as const,
+    }));
+    const layout = planArena(specs);
+    this.slots = specs.map((s) => ({
+      name: s.name,
+      offset: layout.offsets.get(s.name)! / 4,
+      numel: s.shape.reduce((a, b) => a * b, 1),
+      shape: s.shape,
+    }));
+    this.gradFlat = trainer.gradFlat;
+    const S = groups.shard.size;
+    this.shardLength = this.gradFlat.numel / S;
+    this.shardStart = groups.shard.rank * this.shardLength;
+    const k = this.k;
+    const view = (t: Tensor, off: number, n: number) => {
+      const v = t.view(off, [n]);
+      this.viewsToDispose.push(v);
+      return v;
+    };
+    this.gradShard = view(this.gradFlat, this.shardStart, this.shardLength);
+    const dtype = trainer.model.paramDtype;
+    this.gather = k.zeros([this.gradFlat.numel], dtype);
+    this.paramShard = view(this.gather, this.shardStart, this.shardLength);
+    this.masterShard = dtype === "f32" ? null : k.zeros([this.shardLength], "f32");
+    this.mShard = k.zeros([this.shardLength], "f32");
+    this.vShard = k.zeros([this.shardLength], "f32");
+  }
+
+  /** The part of parameter `slot` inside this rank's shard: [from, to) within the parameter. */
+  private overlap(slot: Slot): { from: number; to: number; at: number } | null {
+    const lo = Math.max(slot.offset, this.shardStart);
+    const hi = Math.min(slot.offset + slot.numel, this.shardStart + this.shardLength);
+    if (hi <= lo) return null;
+    return { from: lo - slot.offset, to: hi - slot.offset, at: lo - this.shardStart };
+  }
+
+  private slot(name: string): Slot {
+    const s = this.slots.find((x) => x.name === name);
+    if (!s) throw new Error(`no parameter named ${name}`);
+    return s;
+  }
+
+  private uploadSlice(dst: Tensor, name: string, data: Float32Array): void {
+    const s = this.slot(name);
+    if (data.length !== s.numel)
+      throw new Error(`parameter ${name}: expected ${s.numel} values, got ${data.length}`);
+    const o = this.overlap(s);
+    if (!o) return;
+    const v = dst.view(o.at, [o.to - o.from]);
+    v.copyFromHost(data.subarray(o.from, o.to));
+    v.dispose();
+  }
+
+  /** Full fp32 weights of a parameter: the compute copy, and this rank's slice of the master. */
+  setWeight(name: string, data: Float32Array): void {
+    this.trainer.model.setParam(name, data);
+    this.uploadSlice(this.masterShard ?? this.paramShard, name, data);
+  }
+
+  setMoment(which: "m" | "v", name: string, data: Float32Array): void {
+    this.uploadSlice(which === "m" ? this.mShard : this.vShard, name, data);
+  }
+
+  initWeights(seed: number): void {
+    this.trainer.initWeights(seed, (n, d) => this.setWeight(n, d));
+  }
+
+  /** One optimizer step over the global batch; every rank returns the same numbers. */
+  async step(
+    lr: number,
+    adamStep: number,
+    fill: (ids: Int32Array, targets: Int32Array) => void,
+    stopRequested: boolean,
+  ): Promise<ShardedStepResult & { applied: boolean }> {
+    const { world, shard, replica } = this.groups;
+    const k = this.k;
+    const localLoss = this.trainer.accumulateGradients(fill);
+    await shard.reduceScatter(this.gradShard, this.gradFlat, "sum");
+    if (replica) await replica.allReduce(this.gradShard, "sum");
+    // Norm: one replica's shards cover the gradient once.
+    const countsNorm = !replica || replica.rank === 0;
+    const sq = countsNorm ? k.sumSquares([this.gradShard]) : 0;
+    const [lossSum, sqSum, stops] = await world.allReduceHost([
+      localLoss,
+      sq,
+      stopRequested ? 1 : 0,
+    ]);
+    const loss = lossSum! / world.size;
+    const gradNorm = Math.sqrt(sqSum!);
+    const stop = stops! > 0;
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+      return { loss, gradNorm, lr, skipped: true, stop, applied: false };
+    }
+    const a = this.trainer.adamw;
+    k.adamw(this.paramShard, this.masterShard, this.gradShard, this.mShard, this.vShard, {
+      lr,
+      beta1: a.beta1,
+      beta2: a.beta2,
+      eps: a.eps,
+      weightDecay: a.weightDecay,
+      step: adamStep,
+      gradScale: clipScale(gradNorm, a.gradClip),
+    });
+    await shard.allGather(this.gather, this.paramShard);
+    this.copyOutParams();
+    await shard.flush();
+    return { loss, gradNorm, lr, skipped: false, stop, applied: true };
+  }
+
+  private copyOutParams(): void {
+    const arena = this.trainer.model.paramArena;
+    for (const s of this.slots) {
+      const src = this.gather.view(s.offset, s.shape);
+      this.k.copy(arena.get(s.name), src);
+      src.dispose();
+    }
+  }
+
+  /**
+   * Gathers master weights and moments to rank 0's host memory (a collective: every rank calls
+   * it). Returns a CheckpointSource on world rank 0, null elsewhere. Uses the gradient buffer
+   * as staging, so call it between steps.
+   */
+  async gatherState(): Promise<CheckpointSource | null> {
+    const { world, shard } = this.groups;
+    const isRoot = world.rank === 0;
+    const pull = async (src: Tensor): Promise<Float32Array | null> => {
+      await shard.allGather(this.gradFlat, src);
+      await shard.flush();
+      return isRoot ? this.gradFlat.toFloat32() : null;
+    };
+    // f32 parameters: the rank's shard of the gather buffer is the master copy.
+    const master = await pull(this.masterShard ?? this.paramShard);
+    const m = await pull(this.mShard);
+    const v = await pull(this.vShard);
+    this.k.fill(this.gradFlat, 0);
+    if (!isRoot) return null;
+    const slice = (a: Float32Array, name: string) => {
+      const s = this.slot(name);
+      return a.slice(s.offset, s.offset + s.numel);
+    };
+    return {
+      config: this.config,
+      readWeight: (n) => slice(master!, n),
+      readMoment: (which, n) => slice(which === "m" ? m! : v!, n),
+    };
+  }
+
+  /** Device bytes this rank holds for training (weights, gradients, shards, activations). */
+  memoryBytes(): number {
+    const t = this.trainer;
+    const shardBytes = this.shardLength * 4 * (this.masterShard ? 3 : 2);
+    return t.memoryBytes() + this.gather.bytes + shardBytes;
+  }
+
+  dispose(): void {
+    for (const v of this.viewsToDispose) v.dispose();
+    this.gather.dispose();
+    this.masterShard?.dispose();
+    this.mShard.dispose();
+    this.vShard.dispose();
+  }
+}
