@@ -98,6 +98,9 @@ describe("benchmark items", () => {
     // Test questions exclude the examples' passages (p3, p4): p1's two and p2's remaining one.
     expect(d.items.map((i) => i.id)).toEqual(["fixture-q0", "fixture-q1", "fixture-q3"]);
     expect(input.items.map((i) => i.id)).toEqual(d.items.map((i) => i.id));
+    // Early stop waits for the answer's first line to end (EM/F1 read it).
+    expect(d.items[1]!.settled(" 12 ya")).toBe(false);
+    expect(d.items[1]!.settled(" 12 yards\n")).toBe(true);
     expect(d.items[1]!.score(" 12 yards\nPassage")).toEqual({ score: 1, em: 0, f1: 0.67 });
   });
 

@@ -4,7 +4,7 @@
  * evaluated, and each evaluated item's prompts (one per shot count, so the runner can drop shots
  * that do not fit) and check.
  */
-import { pyStrip } from "../pytext.js";
+import { pyLstrip, pyStrip } from "../pytext.js";
 import { fields } from "../tasks/task.js";
 import { dropScore } from "./drop-metrics.js";
 import {
@@ -250,7 +250,8 @@ export function dropItems(
       group: "drop",
       id: s.query_id,
       prompts: Array.from({ length: shots + 1 }, (_, k) => dropPrompt(train, s, k)),
-      settled: (text: string) => labelSettled(text, label),
+      // The verdict and the first line (EM/F1) must both be final.
+      settled: (text: string) => labelSettled(text, label) && pyLstrip(text).includes("\n"),
       score: (completion: string) => {
         // Official EM/F1 on the answer's first line (the generation runs on into the next example).
         const answer = pyStrip(completion).split("\n")[0] ?? "";
