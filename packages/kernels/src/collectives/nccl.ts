@@ -140,6 +140,14 @@ export class NcclWorld {
     return new NcclWorld(tcp, comm);
   }
 
+  /** A clean exit: waits for the NCCL work and every rank, then destroys the communicators. */
+  async shutdown(): Promise<void> {
+    await this.comm.flush();
+    this.tcp.beginShutdown();
+    await this.comm.host.barrier();
+    this.close();
+  }
+
   close(): void {
     this.comm.close();
     this.tcp.close();

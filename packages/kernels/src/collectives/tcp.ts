@@ -113,6 +113,8 @@ export class TcpWorld {
   private readonly statusWaiters = new Map<number, (s: string) => void>();
   active: ActiveCollective | null = null;
   private closed = false;
+  /** Set by beginShutdown: peers leaving is expected and no longer a failure of the job. */
+  private closing = false;
 
   private constructor(info: WorldInfo, timeoutMs: number, links: (PeerLink | null)[]) {
     this.rank = info.rank;
@@ -194,6 +196,8 @@ export class TcpWorld {
 
   fail(e: CollectiveError, tellPeers: boolean): void {
     if (this.failure || this.closed) return;
+    // During shutdown a peer that finished first closes its sockets: only waits on that peer fail.
+    if (this.closing && !tellPeers) return;
     this.failure = e;
     for (const l of this.links) {
       if (!l || l.failure) continue;
@@ -265,6 +269,14 @@ export class TcpWorld {
       silent: peers.filter((p) => !answers.has(p)),
       states: [...answers.entries()].sort((a, b) => a[0] - b[0]).map(([p, s]) => `rank ${p} ${s}`),
     };
+  }
+
+  /**
+   * Starts a clean exit: from now on peers closing their connections is expected (the ranks
+   * that finish a final barrier first leave first). Call before that barrier, then close().
+   */
+  beginShutdown(): void {
+    this.closing = true;
   }
 
   /** The communicator over all ranks. */

@@ -91,6 +91,7 @@ export async function launchLocalRanks(o: LaunchOptions): Promise<LaunchResult> 
         stdio: ["ignore", "pipe", "pipe"],
       });
       children.push(child);
+      o.log(`launcher: rank ${rank} is pid ${child.pid}`);
       createInterface({ input: child.stdout! }).on("line", (l) =>
         out(rank === 0 ? l : `[rank ${rank}] ${l}`),
       );

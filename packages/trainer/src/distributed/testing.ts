@@ -58,8 +58,15 @@ function chainTokens(n: number, salt: number): Uint16Array {
   return out;
 }
 
-/** data/<source>/ for the v1.0 mixture (slimpajama, starcoder), `blocks` train blocks each. */
-export async function writeMicroShards(root: string, blocks: number): Promise<void> {
+/**
+ * data/<source>/ for the v1.0 mixture (slimpajama, starcoder), `blocks` train blocks each. The
+ * ids (3..252) are valid in any vocabulary; pass the Llama 2 identity to train the CLI's models.
+ */
+export async function writeMicroShards(
+  root: string,
+  blocks: number,
+  tokenizer: TokenizerIdentity = IDENTITY,
+): Promise<void> {
   for (const [i, name] of ["slimpajama", "starcoder"].entries()) {
     const dir = join(root, name);
     mkdirSync(dir, { recursive: true });
@@ -77,7 +84,7 @@ export async function writeMicroShards(root: string, blocks: number): Promise<vo
       blockSize: 2049,
       chunkTokens: 2049 * 4,
       dtype: "uint16",
-      tokenizer: IDENTITY,
+      tokenizer,
       eosAppended: true,
       splits: {
         train: {

@@ -83,18 +83,26 @@ export async function joinDistributed(
   let info: WorldInfo;
   let world: ShardGroups["world"];
   let close: () => void;
+  let shutdown: () => Promise<void>;
   let onFailure: (l: (e: Error) => void) => void;
   if (transport === "nccl") {
     const w = await NcclWorld.connect(backend, worldOpts);
     info = w.tcp.info;
     world = w.comm;
     close = () => w.close();
+    shutdown = () => w.shutdown();
     onFailure = (l) => w.tcp.onFailure(l);
   } else {
     const w = await TcpWorld.connect(worldOpts);
     info = w.info;
     world = w.communicator();
     close = () => w.close();
+    shutdown = async () => {
+      await world.flush();
+      w.beginShutdown();
+      await world.barrier();
+      w.close();
+    };
     onFailure = (l) => w.onFailure(l);
   }
   const layout = nodeLayout(info.hostIds);
@@ -115,10 +123,6 @@ export async function joinDistributed(
     ranksPerNode: layout.perNode,
     onFailure,
     close,
-    async shutdown() {
-      await world.flush();
-      await world.barrier();
-      close();
-    },
+    shutdown,
   };
 }

@@ -1,0 +1,165 @@
+/**
+ * Distributed training as users start it, in real processes: two "nodes" on this host (two
+ * `--nproc-per-node 2 --nnodes 2` launchers with different NCCL_HOSTID, rendezvous on
+ * 127.0.0.1, hybrid sharding), and a killed rank in a torchrun-style job (one process per rank,
+ * no common launcher): the others must exit on their own, naming the dead rank, within seconds.
+ * Children run the TypeScript sources through src/test-util/ts-register.mjs.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readMetrics, type TrainRecord } from "../metrics/metrics.js";
+import { llama2Identity } from "../test-util/shards.js";
+import { freePort, writeMicroShards } from "./testing.js";
+
+const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
+const REGISTER = fileURLToPath(new URL("../test-util/ts-register.mjs", import.meta.url));
+const NODE_ARGS = ["--conditions=@tinyllama/source", "--import", REGISTER, CLI];
+
+let root: string;
+let data: string;
+beforeAll(async () => {
+  root = mkdtempSync(join(tmpdir(), "trainer-procs-"));
+  data = join(root, "data");
+  await writeMicroShards(data, 24, await llama2Identity());
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/** tinyllama-test on 2048-token sequences: one block per rank per step. */
+function trainArgs(
+  out: string,
+  globalBatch: number,
+  steps: number,
+  extra: string[] = [],
+): string[] {
+  return [
+    "--device",
+    "cpu",
+    "--model",
+    "tinyllama-test",
+    "--data",
+    data,
+    "--out",
+    out,
+    "--seq-len",
+    "2048",
+    "--micro-batch",
+    "1",
+    "--global-batch",
+    String(globalBatch),
+    "--scale",
+    String((steps * globalBatch * 2048) / 3e12),
+    "--eval-batches",
+    "0",
+    "--save-every",
+    "0",
+    ...extra,
+  ];
+}
+
+interface Run {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+}
+
+function start(args: string[], env: NodeJS.ProcessEnv = {}): Run {
+  const child = spawn(process.execPath, [...NODE_ARGS, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let text = "";
+  child.stdout!.on("data", (d) => {
+    text += d;
+  });
+  child.stderr!.on("data", (d) => {
+    text += d;
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>(
+    (r) => child.on("exit", (code, signal) => r({ code, signal, at: Date.now() })),
+  );
+  return { child, output: () => text, exited };
+}
+
+async function waitFor(run: Run, re: RegExp, ms: number): Promise<void> {
+  const t0 = Date.now();
+  while (!re.test(run.output())) {
+    if (Date.now() - t0 > ms)
+      throw new Error(`timed out waiting for ${re}; output:\n${run.output()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe("distributed processes", () => {
+  it("two nodes on one host (NCCL_HOSTID), rendezvous on 127.0.0.1, hybrid sharding", async () => {
+    const out = join(root, "two-nodes");
+    const port = await freePort();
+    const node = (i: number) =>
+      start(
+        [
+          ...trainArgs(out, 4, 1),
+          "--nproc-per-node",
+          "2",
+          "--nnodes",
+          "2",
+          "--node-rank",
+          String(i),
+          "--master-addr",
+          "127.0.0.1",
+          "--master-port",
+          String(port),
+          "--sharding",
+          "hybrid",
+        ],
+        { NCCL_HOSTID: `node-${i}` },
+      );
+    const runs = [node(0), node(1)];
+    const timer = setTimeout(() => {
+      for (const r of runs) r.child.kill("SIGTERM");
+    }, 100_000);
+    const ends = await Promise.all(runs.map((r) => r.exited));
+    clearTimeout(timer);
+    const text = runs.map((r) => r.output()).join("\n");
+    expect(
+      ends.map((e) => e.code),
+      text,
+    ).toEqual([0, 0]);
+    expect(text).toMatch(
+      /distributed: 4 ranks over tcp \(2 node\(s\) x 2\), hybrid sharding: optimizer state in shards of 2 rank\(s\), replicated on 2 nodes/,
+    );
+    const train = readMetrics(join(out, "v1.0", "metrics.jsonl")).filter(
+      (r): r is TrainRecord => r.kind === "train",
+    );
+    expect(train.map((r) => r.step)).toEqual([1]);
+    for (const r of train) expect(Number.isFinite(r.loss)).toBe(true);
+  }, 120_000);
+
+  it("a killed rank: the others exit by themselves within seconds, naming it", async () => {
+    const out = join(root, "killed");
+    const port = await freePort();
+    const ranks = [0, 1, 2].map((rank) =>
+      start(trainArgs(out, 3, 1000), {
+        RANK: String(rank),
+        WORLD_SIZE: "3",
+        LOCAL_RANK: String(rank),
+        LOCAL_WORLD_SIZE: "3",
+        MASTER_ADDR: "127.0.0.1",
+        MASTER_PORT: String(port),
+      }),
+    );
+    await waitFor(ranks[0]!, /step 1\b/, 45_000);
+    const killedAt = Date.now();
+    ranks[2]!.child.kill("SIGKILL");
+    const [e0, e1] = await Promise.all([ranks[0]!.exited, ranks[1]!.exited]);
+    const slowest = Math.max(e0.at, e1.at) - killedAt;
+    console.log(`killed rank 2: ranks 0 and 1 exited ${slowest} ms later`);
+    expect(e0.code).toBe(1);
+    expect(e1.code).toBe(1);
+    expect(ranks[0]!.output()).toMatch(/train: rank 0: .*rank 2 closed its connection/);
+    expect(ranks[1]!.output()).toMatch(/train: rank 1: .*rank 2/);
+    expect(slowest).toBeLessThan(10_000);
+  }, 120_000);
+});
