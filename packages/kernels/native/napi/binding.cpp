@@ -529,6 +529,10 @@ Napi::Value op(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+#ifdef TK_WITH_NCCL
+void registerNccl(Napi::Env env, Napi::Object exports);
+#endif
+
 Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   data->tensorCtor = Napi::Persistent(TensorHandle::Define(env));
@@ -557,6 +561,9 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("fill", Napi::Function::New(env, op<Fill>));
   exports.Set("copy", Napi::Function::New(env, op<Copy>));
   exports.Set("scale", Napi::Function::New(env, op<Scale>));
+#ifdef TK_WITH_NCCL
+  registerNccl(env, exports);  // cuda/comm_nccl.cu: NCCL collectives
+#endif
   return exports;
 }
 
