@@ -37,6 +37,52 @@ describe("MinHash", () => {
     expect(c.exact).not.toEqual(a.exact);
   });
 
+  it("the one-pass signature equals words -> shingles -> minhashes, on every kind of text", () => {
+    // deterministic pseudo-random texts: Latin words, digits, punctuation, Han, kana, emoji
+    // (surrogates), combining marks, runs of separators, 0-6 words (fewer than the n-gram)
+    let seed = 7;
+    const rand = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return (seed >>> 8) % n;
+    };
+    const pieces = [
+      "Word",
+      "wörd",
+      "ÉTÉ",
+      "x1",
+      "2024",
+      "你",
+      "好世界",
+      "カナ",
+      "😀",
+      "e\u0301",
+      ", ",
+      "  ",
+      "\n",
+      "-",
+      "ß",
+      "İ",
+    ];
+    const texts = ["", " ", "!!", "one", "one two", "a b c d", "a b c d e", "你好世界", "😀😀"];
+    for (let t = 0; t < 300; t++) {
+      const n = rand(4) === 0 ? rand(7) : 20 + rand(300);
+      let s = "";
+      for (let i = 0; i < n; i++) s += pieces[rand(pieces.length)] + (rand(3) ? " " : "");
+      texts.push(s);
+    }
+    for (const ngram of [1, 3, 5]) {
+      const h = new MinHasher({ ...DEFAULT_MINHASH, ngram });
+      for (const s of texts) {
+        const fused = h.signature(s);
+        const reference = h.signatureOfWords(wordHashes(s));
+        expect({ ...fused, bandKeys: [...fused.bandKeys] }, JSON.stringify(s)).toEqual({
+          ...reference,
+          bandKeys: [...reference.bandKeys],
+        });
+      }
+    }
+  });
+
   it("signature agreement estimates Jaccard", () => {
     const h = new MinHasher({ ...DEFAULT_MINHASH, bands: 32, rows: 8 });
     const words = text.split(" ");

@@ -75,6 +75,25 @@ function tables(): [Uint8Array, Uint16Array] {
   return [charClass, lowerOf];
 }
 
+/**
+ * Both tables in one lookup for the fused signature pass: the lowercased (digit-folded) unit of
+ * a word character (never 0), 0 for a separator, -1 for a unit that is a word by itself.
+ */
+let norm: Int32Array | undefined;
+function normTable(): Int32Array {
+  if (!norm) {
+    const [cls, lower] = tables();
+    norm = new Int32Array(65536);
+    for (let c = 0; c < 65536; c++) {
+      const k = cls[c] as number;
+      norm[c] = k === 1 ? (lower[c] as number) : k === 2 ? -1 : 0;
+      if (k === 1 && norm[c] === 0)
+        throw new Error(`normalisation table: U+${c.toString(16)} lowers to 0`);
+    }
+  }
+  return norm;
+}
+
 /** 32-bit FNV-1a of each normalised word (lowercased, digits folded to 0). */
 export function wordHashes(text: string): Uint32Array {
   const [cls, lower] = tables();
@@ -164,6 +183,15 @@ export class MinHasher {
   private readonly mins: Uint32Array;
   private readonly filled: Uint8Array;
   private readonly scratch: Uint32Array;
+  private readonly binSeed: number;
+  private readonly valSeed: number;
+  /** The last `ngram` word hashes (ring buffer) of the fused one-pass signature. */
+  private readonly recent: Uint32Array;
+  // state of the fused pass over one document
+  private words = 0;
+  private slot = 0;
+  private e1 = 0;
+  private e2 = 0;
 
   constructor(params: MinHashParams = DEFAULT_MINHASH) {
     for (const k of ["ngram", "bands", "rows"] as const) {
@@ -182,6 +210,9 @@ export class MinHasher {
     this.mins = new Uint32Array(n);
     this.filled = new Uint8Array(n);
     this.scratch = new Uint32Array(n);
+    this.binSeed = this.a[0] as number;
+    this.valSeed = this.b[0] as number;
+    this.recent = new Uint32Array(params.ngram);
   }
 
   /** The bands*rows minima of the shingle set (all 0xffffffff for an empty set). */
@@ -192,23 +223,30 @@ export class MinHasher {
   }
 
   private ophMins(shingles: Uint32Array): Uint32Array {
-    const { mins } = this;
-    const n = mins.length;
+    const { mins, filled } = this;
     mins.fill(0xffffffff);
-    const filled = this.filled;
     filled.fill(0);
-    const binSeed = this.a[0] as number;
-    const valSeed = this.b[0] as number;
-    for (let s = 0; s < shingles.length; s++) {
-      const x = shingles[s] as number;
-      const bin = Math.floor((mix32(x ^ binSeed) * n) / 4294967296);
-      const v = mix32(x ^ valSeed);
-      if (v < (mins[bin] as number)) mins[bin] = v;
-      filled[bin] = 1;
-    }
-    if (shingles.length === 0) return mins;
-    // optimal densification: an empty bin copies the bin chosen by a hash of (bin, attempt),
-    // the same choice in every document, so equal bins stay equal with probability J
+    for (let s = 0; s < shingles.length; s++) this.ophAdd(shingles[s] as number);
+    if (shingles.length > 0) this.densify();
+    return mins;
+  }
+
+  /** Puts one shingle hash into its one-permutation bin. */
+  private ophAdd(x: number): void {
+    const n = this.mins.length;
+    const bin = Math.floor((mix32(x ^ this.binSeed) * n) / 4294967296);
+    const v = mix32(x ^ this.valSeed);
+    if (v < (this.mins[bin] as number)) this.mins[bin] = v;
+    this.filled[bin] = 1;
+  }
+
+  /**
+   * Optimal densification: an empty bin copies the bin chosen by a hash of (bin, attempt), the
+   * same choice in every document, so equal bins stay equal with probability J.
+   */
+  private densify(): void {
+    const { mins, filled, binSeed } = this;
+    const n = mins.length;
     const src = this.scratch;
     src.set(mins);
     for (let j = 0; j < n; j++) {
@@ -224,7 +262,6 @@ export class MinHasher {
         }
       }
     }
-    return mins;
   }
 
   private permutationMins(shingles: Uint32Array): Uint32Array {
@@ -242,10 +279,103 @@ export class MinHasher {
     return mins;
   }
 
+  /**
+   * The signature of one document. With one-permutation hashing this is a single pass over the
+   * text's UTF-16 units: words are hashed as they end, each completed n-gram goes straight
+   * into its bin and the exact-text hash is folded in, with no per-document arrays of words
+   * or shingles. It computes exactly what `wordHashes` -> `shingleHashes` -> `minhashes` do
+   * (the tests compare both paths).
+   */
   signature(text: string): DocumentSignature {
-    const words = wordHashes(text);
+    if (this.params.scheme === "permutations") return this.signatureOfWords(wordHashes(text));
+    const norm = normTable();
+    this.mins.fill(0xffffffff);
+    this.filled.fill(0);
+    this.words = 0;
+    this.slot = 0;
+    this.e1 = 0x2545f491;
+    this.e2 = 0x6c8e9cf5;
+    let h = 0;
+    let inWord = false;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      const v = norm[c] as number;
+      if (v > 0) {
+        if (!inWord) {
+          h = 0x811c9dc5;
+          inWord = true;
+        }
+        h = Math.imul(h ^ v, 0x01000193);
+      } else {
+        if (inWord) {
+          this.addWord(h >>> 0);
+          inWord = false;
+        }
+        if (v < 0) this.addWord(Math.imul(0x811c9dc5 ^ c, 0x01000193) >>> 0);
+      }
+    }
+    if (inWord) this.addWord(h >>> 0);
+    const { words, recent } = this;
+    const ngram = this.params.ngram;
+    if (words > 0 && words < ngram) {
+      // fewer words than n: one shingle of all of them
+      let s = 0x9747b28c;
+      for (let j = 0; j < words; j++)
+        s = (Math.imul(s ^ (recent[j] as number), 0x9e3779b1) + j) | 0;
+      this.ophAdd(mix32(s));
+    }
+    const shingles = words === 0 ? 0 : Math.max(1, words - ngram + 1);
+    if (shingles > 0) this.densify();
+    return {
+      exact: [mix32(this.e1 ^ words), this.e2],
+      bandKeys: this.bandKeys(this.mins),
+      shingles,
+      words,
+    };
+  }
+
+  /** One more word of the fused pass: exact hash, ring buffer, and the n-gram it completes. */
+  private addWord(w: number): void {
+    this.e1 = mix32(this.e1 ^ w);
+    this.e2 = mix32((this.e2 + w) ^ 0x27d4eb2d);
+    const recent = this.recent;
+    const ngram = recent.length;
+    let slot = this.slot;
+    recent[slot] = w;
+    slot = slot + 1 === ngram ? 0 : slot + 1;
+    this.slot = slot;
+    if (++this.words < ngram) return;
+    let s = 0x9747b28c;
+    for (let j = 0; j < ngram; j++) {
+      // from the oldest of the last n words (at `slot`) to the newest
+      s = (Math.imul(s ^ (recent[slot] as number), 0x9e3779b1) + j) | 0;
+      slot = slot + 1 === ngram ? 0 : slot + 1;
+    }
+    this.ophAdd(mix32(s));
+  }
+
+  /** The signature from a document's word hashes (the reference path: arrays in between). */
+  signatureOfWords(words: Uint32Array): DocumentSignature {
     const shingles = shingleHashes(words, this.params.ngram);
     const mins = this.minhashes(shingles);
+    let e1 = 0x2545f491;
+    let e2 = 0x6c8e9cf5;
+    for (let i = 0; i < words.length; i++) {
+      const w = words[i] as number;
+      e1 = mix32(e1 ^ w);
+      e2 = mix32((e2 + w) ^ 0x27d4eb2d);
+    }
+    e1 = mix32(e1 ^ words.length);
+    return {
+      exact: [e1, e2],
+      bandKeys: this.bandKeys(mins),
+      shingles: shingles.length,
+      words: words.length,
+    };
+  }
+
+  /** A band's `rows` minima folded into one 64-bit key (two words). */
+  private bandKeys(mins: Uint32Array): Uint32Array {
     const { bands, rows } = this.params;
     const bandKeys = new Uint32Array(bands * 2);
     for (let band = 0; band < bands; band++) {
@@ -259,15 +389,7 @@ export class MinHasher {
       bandKeys[band * 2] = h1;
       bandKeys[band * 2 + 1] = h2;
     }
-    let e1 = 0x2545f491;
-    let e2 = 0x6c8e9cf5;
-    for (let i = 0; i < words.length; i++) {
-      const w = words[i] as number;
-      e1 = mix32(e1 ^ w);
-      e2 = mix32((e2 + w) ^ 0x27d4eb2d);
-    }
-    e1 = mix32(e1 ^ words.length);
-    return { exact: [e1, e2], bandKeys, shingles: shingles.length, words: words.length };
+    return bandKeys;
   }
 }
 
