@@ -8,6 +8,7 @@ import { createServer } from "node:net";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { loadBackend } from "../loader.js";
 import type { Backend } from "../types.js";
+import { NcclWorld, ncclAvailability } from "./nccl.js";
 import { rendezvous } from "./rendezvous.js";
 import { TcpWorld } from "./tcp.js";
 import { CollectiveError } from "./types.js";
@@ -288,5 +289,24 @@ describe("tcp failures", () => {
       rendezvous({ ...o, rank: 1 }).catch((e: unknown) => e as Error),
     ]);
     expect(String(rs[0])).toMatch(/two processes claim rank 1/);
+  });
+});
+
+describe("nccl availability", () => {
+  it("reports why NCCL is missing, and refuses the cpu backend with a clear error", async () => {
+    const a = ncclAvailability();
+    if (a.available) {
+      console.log(
+        `NCCL ${a.version} is built: the GPU suite (tools/gpu/run-distributed.sh) checks it`,
+      );
+      return;
+    }
+    console.log(
+      `NCCL not built here (${a.reason}): NCCL collectives are not run; the GPU suite runs them`,
+    );
+    expect(a.reason).toMatch(/CUDA backend|NCCL|nccl/);
+    await expect(
+      NcclWorld.connect(k, { rank: 0, worldSize: 1, masterAddr: "127.0.0.1", masterPort: 1 }),
+    ).rejects.toThrow(/NCCL needs the cuda backend, got cpu/);
   });
 });

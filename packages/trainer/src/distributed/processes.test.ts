@@ -17,7 +17,9 @@ import { freePort, writeMicroShards } from "./testing.js";
 
 const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
 const REGISTER = fileURLToPath(new URL("../test-util/ts-register.mjs", import.meta.url));
-const NODE_ARGS = ["--conditions=@tinyllama/source", "--import", REGISTER, CLI];
+const LOOP = fileURLToPath(new URL("./fixtures/collective-loop.ts", import.meta.url));
+const LOADER = ["--conditions=@tinyllama/source", "--import", REGISTER];
+const NODE_ARGS = [...LOADER, CLI];
 
 let root: string;
 let data: string;
@@ -66,8 +68,8 @@ interface Run {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
 }
 
-function start(args: string[], env: NodeJS.ProcessEnv = {}): Run {
-  const child = spawn(process.execPath, [...NODE_ARGS, ...args], {
+function start(args: string[], env: NodeJS.ProcessEnv = {}, script: string[] = NODE_ARGS): Run {
+  const child = spawn(process.execPath, [...script, ...args], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -161,5 +163,37 @@ describe("distributed processes", () => {
     expect(ranks[0]!.output()).toMatch(/train: rank 0: .*rank 2 closed its connection/);
     expect(ranks[1]!.output()).toMatch(/train: rank 1: .*rank 2/);
     expect(slowest).toBeLessThan(10_000);
+  }, 120_000);
+
+  it("a hung rank (SIGSTOP): the others time out, name it, and exit", async () => {
+    const port = await freePort();
+    const ranks = [0, 1, 2].map((rank) =>
+      start(
+        [],
+        {
+          RANK: String(rank),
+          WORLD_SIZE: "3",
+          MASTER_ADDR: "127.0.0.1",
+          MASTER_PORT: String(port),
+          TINYLLAMA_DIST_TIMEOUT: "2",
+        },
+        [...LOADER, LOOP],
+      ),
+    );
+    try {
+      await waitFor(ranks[0]!, /iteration 20\b/, 45_000);
+      const stoppedAt = Date.now();
+      ranks[1]!.child.kill("SIGSTOP");
+      const [e0, e2] = await Promise.all([ranks[0]!.exited, ranks[2]!.exited]);
+      const slowest = Math.max(e0.at, e2.at) - stoppedAt;
+      console.log(`hung rank 1 (timeout 2 s): ranks 0 and 2 exited ${slowest} ms later`);
+      expect(e0.code).toBe(1);
+      expect(e2.code).toBe(1);
+      for (const r of [ranks[0]!, ranks[2]!])
+        expect(r.output()).toMatch(/rank\(s\) 1 did not answer/);
+      expect(slowest).toBeLessThan(8_000);
+    } finally {
+      ranks[1]!.child.kill("SIGKILL");
+    }
   }, 120_000);
 });
