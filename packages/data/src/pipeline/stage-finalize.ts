@@ -9,6 +9,7 @@ import {
   type ShardFileEntry,
   type ShardManifest,
   type SplitManifest,
+  type TokenizerIdentity,
 } from "../shards/manifest.js";
 import { ShardWriter, writeManifest } from "../shards/shard-writer.js";
 import type { Plan } from "./plan.js";
@@ -73,24 +74,34 @@ export async function finalizeTask(
   let documentsRead = 0;
   let bytesRead = 0;
   let badRecords = 0;
+  let identity: TokenizerIdentity | undefined;
   for (const t of tasks) {
     const s = JSON.parse(
       await readFile(statsPath(plan.workDir, "pack", t.index), "utf8"),
     ) as TaskStats;
+    if (s.tokenizer && identity && JSON.stringify(s.tokenizer) !== JSON.stringify(identity))
+      throw new Error(
+        `finalize ${source}: task ${t.index} was tokenized by ${s.tokenizer.name} ${s.tokenizer.hash}, ` +
+          `another task by ${identity.name} ${identity.hash}; delete ${plan.workDir} and run again`,
+      );
+    identity ??= s.tokenizer;
     documentsRead += s.documentsRead;
     bytesRead += s.bytesRead;
     badRecords += s.badRecords;
     for (const [k, v] of Object.entries(s.removed)) bump(removed, k, v);
   }
   const removedCount = Object.values(removed).reduce((a, b) => a + b, 0);
-  const tok = tokOverride ?? (await loadPipelineTokenizer(cfg.tokenizer));
+  // the tasks recorded the tokenizer that made their tokens; loading it here again (a fresh
+  // process) only to hash its vocabulary cost more than the rest of finalize
+  const tokenizer =
+    identity ?? (tokOverride ?? (await loadPipelineTokenizer(cfg.tokenizer))).identity;
   const manifest: ShardManifest = {
     format: MANIFEST_FORMAT,
     source,
     blockSize: cfg.blockSize,
     chunkTokens: cfg.chunkTokens,
     dtype: "uint16",
-    tokenizer: tok.identity,
+    tokenizer,
     eosAppended: true,
     splits,
     stats: {

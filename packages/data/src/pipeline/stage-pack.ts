@@ -95,6 +95,7 @@ export async function packTask(
     stats.documentsRead = sig.documentsRead;
     stats.bytesRead = sig.bytesRead;
     stats.removed = { ...sig.removed };
+    if (sig.tokenizer) stats.tokenizer = sig.tokenizer;
     bad.count = sig.badRecords;
     bad.entries.push(...sig.badRecordList);
     let seen = 0;
@@ -111,6 +112,7 @@ export async function packTask(
     }
     timings.write += (performance.now() - t) / 1000;
   } else {
+    if (tok) stats.tokenizer = tok.identity;
     for await (const { doc, bytes, dropReason } of readTaskDocuments(plan, task, bad, progress)) {
       stats.documentsRead++;
       stats.bytesRead += bytes;

@@ -31,6 +31,7 @@ export async function signaturesTask(
   const tLoad = performance.now();
   const tok = tokOverride ?? (await loadPipelineTokenizer(cfg.tokenizer));
   const loadSeconds = (performance.now() - tLoad) / 1000;
+  stats.tokenizer = tok.identity;
   const spool = await TokenSpoolWriter.open(plan.workDir, task.index);
   let batch: { docIndex: number; text: string; split: number }[] = [];
   let batchChars = 0;

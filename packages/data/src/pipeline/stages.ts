@@ -39,6 +39,7 @@ export async function runTask(
   const work = plan.workDir;
   if (await isDone(work, stage, rank)) return false;
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   let stats: TaskStats;
   switch (stage) {
     case "signatures":
@@ -60,6 +61,8 @@ export async function runTask(
       throw new Error(`unknown stage ${stage as string}`);
   }
   stats.seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  stats.cpuSeconds = (cpu.user + cpu.system) / 1e6;
   await writeAtomic(statsPath(work, stage, rank), JSON.stringify(stats));
   await writeAtomic(markerPath(work, stage, rank), "");
   return true;

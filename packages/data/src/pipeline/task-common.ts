@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { BadRecord } from "../document.js";
-import type { ShardFileEntry } from "../shards/manifest.js";
+import type { ShardFileEntry, TokenizerIdentity } from "../shards/manifest.js";
 import type { StageName } from "./plan.js";
 
 export interface Progress {
@@ -19,6 +19,11 @@ export interface TaskStats {
   rank: number;
   source?: string;
   seconds: number;
+  /**
+   * CPU seconds of the worker process during the task (all its threads: zstd and file I/O run
+   * on libuv's pool), the per-core cost on a busy machine where wall time includes waiting.
+   */
+  cpuSeconds?: number;
   documentsRead: number;
   bytesRead: number;
   removed: Record<string, number>;
@@ -27,6 +32,11 @@ export interface TaskStats {
   /** Time split for the benchmark: decompress+parse (read), dedup, tokenize, write. */
   timings: Record<string, number>;
   extra: Record<string, number>;
+  /**
+   * The tokenizer that made the task's tokens (signatures and pack tasks), so finalize can
+   * write it into the manifest without loading the tokenizer again in its own process.
+   */
+  tokenizer?: TokenizerIdentity;
 }
 
 export const markerPath = (work: string, stage: string, rank: number) =>
