@@ -13,7 +13,8 @@ mkdir -p .gpu/headers/node-api-headers .gpu/headers/node-addon-api
 cp "$kernels"/node_modules/node-api-headers/include/*.h .gpu/headers/node-api-headers/
 cp "$kernels"/node_modules/node-addon-api/*.h .gpu/headers/node-addon-api/
 esbuild=tools/node_modules/.bin/esbuild
-for entry in tools/gpu/kernels-check.ts:kernels-check tools/bench/kernels/bench.ts:kernels-bench; do
+for entry in tools/gpu/kernels-check.ts:kernels-check tools/bench/kernels/bench.ts:kernels-bench \
+  tools/gpu/distributed-check.ts:distributed-check; do
   "$esbuild" "${entry%%:*}" --bundle --platform=node --format=esm --target=node20 \
     --log-level=warning --outfile=".gpu/${entry##*:}.mjs"
 done

@@ -10,9 +10,10 @@ import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const kernels = join(here, "..", "..", "..", "packages", "kernels", "dist");
+/** @param {string} name @param {string} def */
 const arg = (name, def) => {
   const i = process.argv.indexOf(`--${name}`);
-  return i === -1 ? def : process.argv[i + 1];
+  return i === -1 ? def : (process.argv[i + 1] ?? def);
 };
 
 if (process.env.BENCH_RANK !== undefined) {
@@ -30,7 +31,7 @@ if (process.env.BENCH_RANK !== undefined) {
   const comm = world.communicator();
   const reps = Number(process.env.BENCH_REPS);
   const rows = [];
-  for (const mib of process.env.BENCH_MIB.split(",").map(Number)) {
+  for (const mib of (process.env.BENCH_MIB ?? "1").split(",").map(Number)) {
     for (const dtype of ["f32", "bf16"]) {
       const bytesPer = dtype === "f32" ? 4 : 2;
       const n = Math.floor((mib * 2 ** 20) / bytesPer / W) * W;
@@ -51,7 +52,7 @@ if (process.env.BENCH_RANK !== undefined) {
           times.push((performance.now() - t0) / 1000);
         }
         times.sort((a, b) => a - b);
-        const t = times[Math.floor(times.length / 2)];
+        const t = times[Math.floor(times.length / 2)] ?? Number.NaN;
         const bytes = n * bytesPer;
         const factor = op === "allReduce" ? (2 * (W - 1)) / W : (W - 1) / W;
         rows.push({
@@ -96,7 +97,7 @@ for (const W of ranksList) {
     }),
   );
   let out = "";
-  children[0].stdout.on("data", (d) => {
+  children[0]?.stdout.on("data", (d) => {
     out += d;
   });
   await Promise.all(children.map((c) => new Promise((r) => c.on("exit", r))));
