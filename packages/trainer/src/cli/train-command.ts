@@ -335,7 +335,9 @@ export async function trainCommand(
   let backend: Backend;
   // One GPU per local rank, unless the launcher or the user chose.
   if (distEnv && process.env.TINYLLAMA_CUDA_DEVICE === undefined) {
-    process.env.TINYLLAMA_CUDA_DEVICE = String(distEnv.localRank);
+    // A launcher that already gave each task one GPU (CUDA_VISIBLE_DEVICES=<one id>) leaves device 0.
+    const visible = (process.env.CUDA_VISIBLE_DEVICES ?? "").split(",").filter((d) => d !== "");
+    process.env.TINYLLAMA_CUDA_DEVICE = visible.length === 1 ? "0" : String(distEnv.localRank);
   }
   try {
     backend = await (deps.loadBackend ?? loadKernels)(device);

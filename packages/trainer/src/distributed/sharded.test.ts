@@ -111,4 +111,26 @@ describe("sharded data parallel on CPU ranks", () => {
     const d = expectClose(all, full);
     console.log(`2 -> 1 -> 3 ranks: max |diff| vs uninterrupted ${d.toExponential(2)}`);
   });
+
+  it("a global batch that does not split into whole blocks per rank is refused, with a batch that works", async () => {
+    const jobs = await joinInProcess(k, ["h", "h"], "full");
+    try {
+      const shape2 = { steps: 1, globalBatch: 32, microBatch: 16 };
+      const errs = await Promise.all(
+        jobs.map((job) =>
+          runStage({
+            ...microRunOptions(k, data, join(root, "bad"), shape2),
+            distributed: job,
+          }).catch((e: unknown) => e as Error),
+        ),
+      );
+      for (const e of errs) {
+        expect(String(e)).toMatch(
+          /each rank trains 16 sequences per step, which must be a multiple of 32 .*--global-batch 64/,
+        );
+      }
+    } finally {
+      for (const j of jobs) j.close();
+    }
+  });
 });
