@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readMetrics, type TrainRecord } from "../metrics/metrics.js";
 import { llama2Identity } from "../test-util/shards.js";
+import { launchLocalRanks } from "./launcher.js";
 import { freePort, writeMicroShards } from "./testing.js";
 
 const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
@@ -196,4 +197,46 @@ describe("distributed processes", () => {
       ranks[1]!.child.kill("SIGKILL");
     }
   }, 120_000);
+
+  it("--nproc-per-node: SIGINT to the launcher stops every rank at the same step with a checkpoint", async () => {
+    const out = join(root, "sigint");
+    const run = start([...trainArgs(out, 2, 1000), "--nproc-per-node", "2"]);
+    await waitFor(run, /step 1\b/, 60_000);
+    run.child.kill("SIGINT");
+    const end = await run.exited;
+    expect(end.code, run.output()).toBe(0);
+    expect(run.output()).toMatch(/launcher: SIGINT -> all ranks/);
+    expect(run.output()).toMatch(/checkpoint .*step-0000000000\d\d/);
+    expect(run.output()).toMatch(/stopped by SIGINT; rerun the same command to resume/);
+  }, 120_000);
+
+  it("the launcher names a child that dies and stops the others", async () => {
+    const lines: string[] = [];
+    let killed = false;
+    const result = await launchLocalRanks({
+      nprocPerNode: 3,
+      nnodes: 1,
+      nodeRank: 0,
+      masterAddr: "127.0.0.1",
+      masterPort: null,
+      command: [...LOADER, LOOP],
+      graceMs: 2000,
+      log: (l) => lines.push(l),
+      out: (l) => {
+        const pid = /^\[rank 1\] iteration 10$/.test(l)
+          ? lines.find((x) => /rank 1 is pid/.test(x))
+          : undefined;
+        if (pid && !killed) {
+          killed = true;
+          process.kill(Number(/pid (\d+)/.exec(pid)![1]), "SIGKILL");
+        }
+      },
+      err: () => {},
+    });
+    expect(result.exitCode).toBe(1);
+    expect(result.failed).toEqual({ rank: 1, how: "was killed by SIGKILL" });
+    expect(lines.join("\n")).toMatch(
+      /launcher: rank 1 \(pid \d+\) was killed by SIGKILL; stopping the other ranks/,
+    );
+  }, 60_000);
 });

@@ -432,7 +432,11 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
 
     let interrupted: string | null = null;
     let lastCheckpoint: string | null = resumeFrom;
+    let interruptedAt = 0;
     const onSignal = (sig: NodeJS.Signals) => {
+      // Under `--nproc-per-node`, Ctrl-C reaches a rank twice (the terminal signals the process
+      // group, the launcher forwards): one signal within a second is the same request.
+      if (interrupted && dist && Date.now() - interruptedAt < 1000) return;
       if (interrupted) {
         // A second signal means "now": the newest checkpoint on disk stays the resume point.
         log(
@@ -444,6 +448,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
         `received ${sig}: finishing this step, writing a checkpoint, then exiting (send it again to exit now)`,
       );
       interrupted = sig;
+      interruptedAt = Date.now();
     };
     if (o.handleSignals) {
       process.on("SIGINT", onSignal);
