@@ -5,9 +5,19 @@
 import { open } from "node:fs/promises";
 import type { AsyncBuffer, FileMetaData } from "hyparquet";
 import { parquetMetadataAsync, parquetReadObjects } from "hyparquet";
-import { compressors } from "hyparquet-compressors";
+import { compressors as allCompressors } from "hyparquet-compressors";
 import type { BadRecordLog } from "../document.js";
 import type { RawRecord } from "./records.js";
+
+/**
+ * The page codecs, except hyparquet-compressors' SNAPPY (hysnappy, WebAssembly): growing its
+ * wasm memory detaches the old ArrayBuffer, which makes V8 drop its "no ArrayBuffer was ever
+ * detached" assumption for the whole process: every optimised function touching typed arrays
+ * (the tokenizer's merge loops, MinHash, the spool) is deoptimised at once and recompiled
+ * with a detach check on each access, for the rest of the worker's life. Without an entry
+ * hyparquet uses its own JavaScript snappy decoder.
+ */
+const { SNAPPY: _wasmSnappy, ...compressors } = allCompressors;
 
 export async function* readParquetRows(
   path: string,

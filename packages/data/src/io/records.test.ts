@@ -1,10 +1,14 @@
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { compress } from "zstd-napi";
 import { BadRecordError, BadRecordLog } from "../document.js";
+import { sampleDir } from "../pipeline/config.js";
 import { globToRegExp } from "./glob.js";
 import { formatOf, type RawRecord, readRecords } from "./records.js";
 
@@ -162,5 +166,42 @@ describe("glob", () => {
     ).toBe(true);
     expect(globToRegExp("python/*.parquet").test("python/sub/a.parquet")).toBe(false);
     expect(() => formatOf("a.txt")).toThrow(/unknown input format/);
+  });
+});
+
+describe("parquet reading and V8", () => {
+  it("never detaches an ArrayBuffer (that would deoptimise the tokenizer for the whole worker)", () => {
+    // hysnappy's wasm memory.grow() detached its old buffer; V8 then drops its process-wide
+    // "no detached buffers" protector and recompiles all typed-array code with extra checks
+    const reader = fileURLToPath(new URL("../../dist/io/parquet.js", import.meta.url));
+    if (!existsSync(reader))
+      throw new Error(`${reader} missing: run \`npx tsc -p tsconfig.build.json\` in packages/data`);
+    const files = ["python", "c", "jupyter-scripts-dedup-filtered"].map((l) =>
+      join(sampleDir(), "starcoderdata", l, "train-00000-of-00001.parquet"),
+    );
+    const script = `
+      const { readParquetRows } = await import(${JSON.stringify(pathToFileURL(reader).href)});
+      const { parquetMetadata } = await import("hyparquet");
+      const { readFileSync } = await import("node:fs");
+      const files = ${JSON.stringify(files)};
+      let rows = 0;
+      const codecs = new Set();
+      for (const f of files) {
+        const b = readFileSync(f);
+        const meta = parquetMetadata(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
+        for (const g of meta.row_groups) for (const c of g.columns) codecs.add(c.meta_data.codec);
+        for await (const _ of readParquetRows(f, { report() { throw new Error("bad record"); } })) rows++;
+      }
+      console.log(JSON.stringify({ rows, codecs: [...codecs] }));`;
+    const r = spawnSync(
+      process.execPath,
+      ["--trace-protector-invalidation", "--input-type=module", "-e", script],
+      { encoding: "utf8", cwd: fileURLToPath(new URL("../..", import.meta.url)) },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}");
+    expect(result.codecs).toContain("SNAPPY");
+    expect(result.rows).toBeGreaterThan(10);
+    expect(r.stdout + r.stderr).not.toMatch(/ArrayBufferDetaching/);
   });
 });
