@@ -50,10 +50,12 @@ export class TokenSpoolWriter {
       await this.flushTokens();
       if (n > this.tokens.length) this.tokens = new Uint16Array(n);
     }
+    const tokens = this.tokens;
+    const at = this.fill;
     for (let i = 0; i < ids.length; i++) {
       const t = ids[i] as number;
       if (!(t >= 0 && t <= 0xffff)) throw new RangeError(`token id ${t} does not fit uint16`);
-      this.tokens[this.fill + i] = t;
+      tokens[at + i] = t;
     }
     this.tokens[this.fill + ids.length] = eos;
     this.fill += n;

@@ -68,8 +68,17 @@ export class ShardWriter {
   async add(tokens: ArrayLike<number>): Promise<void> {
     if (this.finished) throw new Error("ShardWriter: add() after finish()");
     let i = 0;
+    // uint16 input (the token spool) fits by construction: copy whole runs natively
+    const checked = !(tokens instanceof Uint16Array);
     while (i < tokens.length) {
       const n = Math.min(tokens.length - i, this.chunkTokens - this.fill);
+      if (!checked) {
+        this.buffer.set((tokens as Uint16Array).subarray(i, i + n), this.fill);
+        this.fill += n;
+        i += n;
+        if (this.fill === this.chunkTokens) await this.flush(this.chunkTokens);
+        continue;
+      }
       for (let k = 0; k < n; k++) {
         const t = tokens[i + k] as number;
         if (!(t >= 0 && t <= 0xffff && Number.isInteger(t))) {

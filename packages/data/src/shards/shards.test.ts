@@ -92,6 +92,21 @@ describe("ShardWriter + ShardSet", () => {
     expect(bytes.readUInt16LE(LITPKDS_HEADER_BYTES + 2 * 3)).toBe(3);
   });
 
+  it("writes the same files from Uint16Array runs (the spool's fast copy) as from plain arrays", async () => {
+    const all = Array.from({ length: 5 * 9 + 3 }, (_, i) => (i * 7919) % 65536);
+    const sums: string[][] = [];
+    for (const typed of [false, true]) {
+      const w = new ShardWriter({ dir, prefix: `typed_${typed}`, blockSize, chunkTokens: 20 });
+      for (let i = 0; i < all.length; i += 7) {
+        const run = all.slice(i, i + 7);
+        await w.add(typed ? Uint16Array.from(run) : run);
+      }
+      sums.push((await w.finish()).files.map((f) => f.sha256));
+    }
+    expect(sums[1]).toEqual(sums[0]);
+    expect(sums[0]?.length).toBe(3);
+  });
+
   it("reads back every block in order, by file and by global index", async () => {
     const { all } = await writeSet(5 * 9 + 3);
     const set = await ShardSet.open(dir, { tokenizer: tok });
