@@ -15,7 +15,7 @@
  * answer (hung outside collectives) and where the others are. A rank that fails tells its peers
  * why (ABORT), so their errors carry the original cause instead of "rank k closed".
  */
-import { connect, createServer, type Server, type Socket } from "node:net";
+import { connect, createServer, type Socket } from "node:net";
 import { hostname } from "node:os";
 import type { Tensor } from "../tensor.js";
 import { rendezvous } from "./rendezvous.js";
@@ -128,7 +128,18 @@ export class TcpWorld {
     const timeoutMs = o.timeoutMs ?? defaultCollectiveTimeoutMs();
     const connectTimeoutMs = o.connectTimeoutMs ?? 120_000;
     const hostId = o.hostId ?? hostname();
-    const server = createServer();
+    // Peers may dial this listener as soon as they leave the rendezvous, possibly before this
+    // rank has read its own reply: connections are queued until the mesh set-up takes them.
+    const early: Socket[] = [];
+    let onSocket: ((s: Socket) => void) | null = null;
+    const server = createServer((socket) => {
+      if (onSocket) onSocket(socket);
+      else early.push(socket);
+    });
+    const takeConnections = (handler: (s: Socket) => void) => {
+      onSocket = handler;
+      for (const s of early.splice(0)) handler(s);
+    };
     await new Promise<void>((res, rej) => {
       server.once("error", rej);
       server.listen(0, () => res());
@@ -166,7 +177,7 @@ export class TcpWorld {
       await buildMesh(
         o.rank,
         o.worldSize,
-        server,
+        takeConnections,
         rv.entries,
         root.token,
         links,
@@ -298,7 +309,7 @@ export class TcpWorld {
 async function buildMesh(
   rank: number,
   worldSize: number,
-  server: Server,
+  takeConnections: (handler: (s: Socket) => void) => void,
   entries: { rank: number; addr: string; info: Record<string, unknown> }[],
   token: string,
   links: (PeerLink | null)[],
@@ -314,7 +325,7 @@ async function buildMesh(
   };
   const accepted = new Promise<void>((resolve, reject) => {
     if (expectedIncoming === 0) resolve();
-    server.on("connection", (socket: Socket) => {
+    takeConnections((socket: Socket) => {
       let buf = Buffer.alloc(0);
       const onData = (d: Buffer) => {
         buf = Buffer.concat([buf, d]);

@@ -12,13 +12,13 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readMetrics, type TrainRecord } from "../metrics/metrics.js";
+import { freePort, writeMicroShards } from "../test-util/distributed.js";
 import { llama2Identity } from "../test-util/shards.js";
 import { launchLocalRanks } from "./launcher.js";
-import { freePort, writeMicroShards } from "./testing.js";
 
 const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
 const REGISTER = fileURLToPath(new URL("../test-util/ts-register.mjs", import.meta.url));
-const LOOP = fileURLToPath(new URL("./fixtures/collective-loop.ts", import.meta.url));
+const LOOP = fileURLToPath(new URL("../test-util/collective-loop.ts", import.meta.url));
 const LOADER = ["--conditions=@tinyllama/source", "--import", REGISTER];
 const NODE_ARGS = [...LOADER, CLI];
 
@@ -231,9 +231,9 @@ describe("distributed processes", () => {
           process.kill(Number(/pid (\d+)/.exec(pid)![1]), "SIGKILL");
         }
       },
-      err: () => {},
+      err: (l) => lines.push(l),
     });
-    expect(result.exitCode).toBe(1);
+    expect(result.exitCode, lines.join("\n")).toBe(1);
     expect(result.failed).toEqual({ rank: 1, how: "was killed by SIGKILL" });
     expect(lines.join("\n")).toMatch(
       /launcher: rank 1 \(pid \d+\) was killed by SIGKILL; stopping the other ranks/,

@@ -12,8 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readMetrics, type TrainRecord } from "../metrics/metrics.js";
 import type { Backend } from "../model/kernels.js";
 import { loadKernels } from "../model/kernels.js";
+import { joinInProcess, microRunOptions, writeMicroShards } from "../test-util/distributed.js";
 import { runStage } from "../train/run.js";
-import { joinInProcess, microRunOptions, writeMicroShards } from "./testing.js";
 
 let k: Backend;
 let root: string;

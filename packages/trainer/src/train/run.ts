@@ -43,7 +43,7 @@ import {
   validateSchedule,
 } from "../optim/schedule.js";
 import { PAPER_SEQ_LEN, type StageName, stageSpec, type Variant } from "../stages/stages.js";
-import { assertFitsDevice, explainOutOfMemory } from "./errors.js";
+import { assertFitsDevice, explainOutOfMemory, trainingBytes } from "./errors.js";
 import { NonFiniteLossError, type StepResult, Trainer } from "./trainer.js";
 
 export interface RunOptions {
@@ -347,6 +347,8 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
       });
     }
     if (dist) {
+      const unsharded = trainingBytes(cfg, o.microBatch, o.seqLen, o.backend.name === "cpu");
+      const gib = (b: number) => (b / 2 ** 30).toFixed(2);
       // Every rank must start from the same step (checkpoints on a filesystem all nodes see).
       const [hi, negLo] = await dist.world.allReduceHost([step, -step], "max");
       if (hi !== step || -negLo! !== step) {
@@ -359,7 +361,8 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
         `distributed: ${worldSize} ranks over ${dist.transport} (${dist.nodes} node(s) x ${dist.ranksPerNode}), ` +
           `${dist.mode} sharding: optimizer state in shards of ${dist.shard.size} rank(s)` +
           (dist.replica ? `, replicated on ${dist.replica.size} nodes` : "") +
-          `; each rank trains ${globalSeqs / worldSize} of the ${globalSeqs} sequences per step`,
+          `; each rank trains ${globalSeqs / worldSize} of the ${globalSeqs} sequences per step; ` +
+          `${gib(sharded!.memoryBytes())} GiB planned per rank (one process: ${gib(unsharded.state + unsharded.activations)} GiB)`,
       );
     }
 

@@ -14,13 +14,13 @@ import {
   type TokenizerIdentity,
   writeManifest,
 } from "@tinyllama/data";
+import type { DistEnv } from "../distributed/env.js";
+import type { ShardingMode } from "../distributed/sharded.js";
+import { type DistributedJob, joinDistributed } from "../distributed/world.js";
 import type { LlamaConfig } from "../model/config.js";
 import { modelConfig } from "../model/config.js";
 import type { Backend } from "../model/kernels.js";
 import type { RunOptions } from "../train/run.js";
-import type { DistEnv } from "./env.js";
-import type { ShardingMode } from "./sharded.js";
-import { type DistributedJob, joinDistributed } from "./world.js";
 
 export const MICRO_VOCAB = 256;
 
