@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { LlamaTokenizer } from "@tinyllama/tokenizer";
 import { afterAll, describe, expect, it } from "vitest";
-import { bytesTokenizer, tokenizerIdentity, wrapLlamaTokenizer } from "./tokenizer.js";
+import { tokenizerIdentity, wrapLlamaTokenizer } from "./tokenizer.js";
 
 const modelFile = fileURLToPath(
   new URL("../../../tokenizer/src/testdata/llama2-tokenizer.model", import.meta.url),
