@@ -8,7 +8,10 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { preset } from "@tinyllama/data/mixture";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { closeSources, openSources } from "../data/sources.js";
+import { TokenStream } from "../data/stream.js";
 import { readMetrics, type TrainRecord } from "../metrics/metrics.js";
 import type { Backend } from "../model/kernels.js";
 import { loadKernels } from "../model/kernels.js";
@@ -131,6 +134,32 @@ describe("sharded data parallel on CPU ranks", () => {
       }
     } finally {
       for (const j of jobs) j.close();
+    }
+  });
+
+  it("ranks read disjoint shares of the one global stream: their union is the single-process stream", async () => {
+    const sources = await openSources(data, ["slimpajama", "starcoder"], 256);
+    try {
+      const opts = { schedule: preset("v1.0"), seed: 3407, seqLen: 64, vocabSize: 256 };
+      const read = (rank: number, worldSize: number, sequences: number): string[] => {
+        const stream = new TokenStream(sources, { ...opts, rank, worldSize });
+        const ids = new Int32Array(64);
+        const targets = new Int32Array(64);
+        const out: string[] = [];
+        for (let i = 0; i < sequences; i++) {
+          stream.next(ids, targets, 0);
+          out.push(ids.join(","));
+        }
+        return out;
+      };
+      // 12 blocks of 32 windows: 4 per rank with 3 ranks.
+      const single = read(0, 1, 12 * 32);
+      const ranks = [0, 1, 2].map((r) => read(r, 3, 4 * 32));
+      const union = ranks.flat();
+      expect(new Set(union).size).toBe(union.length); // no window read twice
+      expect([...union].sort()).toEqual([...single].sort()); // nothing skipped
+    } finally {
+      closeSources(sources);
     }
   });
 });
