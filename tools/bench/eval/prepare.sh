@@ -13,10 +13,10 @@ bash "$carry" >/dev/null
 mkdir -p .gpu/headers/node-api-headers .gpu/headers/node-addon-api
 cp packages/kernels/node_modules/node-api-headers/include/*.h .gpu/headers/node-api-headers/
 cp packages/kernels/node_modules/node-addon-api/*.h .gpu/headers/node-addon-api/
-# zstd-napi is native and absent there; eval never reads .zst on the GPU machine.
+# zstd-napi (native, absent there) stays external: the data package loads it only on a .zst read.
 tools/node_modules/.bin/esbuild packages/eval/dist/cli.js --bundle --platform=node --format=esm \
   --target=node20 --log-level=warning --outfile=.gpu/eval-cli.mjs \
-  --alias:zstd-napi=./tools/bench/eval/zstd-unavailable.mjs \
+  --external:zstd-napi \
   --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
 tok=/work/shared/fixtures/llama2-tokenizer.model
 [ -f "$tok" ] || tok="$root/../shared/fixtures/llama2-tokenizer.model"

@@ -6,9 +6,17 @@
  */
 import { isUtf8 } from "node:buffer";
 import { createReadStream } from "node:fs";
-import { DecompressStream } from "zstd-napi";
+import type { DecompressStream } from "zstd-napi";
 import type { BadRecordLog } from "../document.js";
 import { readParquetRows } from "./parquet.js";
+
+// zstd-napi is native: it is loaded on the first .zst read, so code that only reads shards or
+// jsonl/parquet (the trainer and eval bundles on the GPU machines) never needs its binary.
+let zstdModule: Promise<typeof import("zstd-napi")> | undefined;
+function zstd(): Promise<typeof import("zstd-napi")> {
+  zstdModule ??= import("zstd-napi");
+  return zstdModule;
+}
 
 export type InputFormat = "jsonl" | "jsonl.zst" | "parquet";
 
@@ -52,7 +60,7 @@ export async function* readRecords(
   let stream: AsyncIterable<Buffer> = file;
   let decompressor: DecompressStream | undefined;
   if (format === "jsonl.zst") {
-    decompressor = new DecompressStream();
+    decompressor = new (await zstd()).DecompressStream();
     file.on("error", (e) => decompressor?.destroy(e));
     stream = file.pipe(decompressor);
   }
