@@ -188,9 +188,10 @@ export async function loadCheckpoint(
   ]);
   const tokenizerSource = options.tokenizer ?? checkpointTokenizerPath(dir);
   const tokenizer = await LlamaTokenizer.load(tokenizerSource);
-  const model = options.dtype
-    ? await loadWithDtype(trainer, dir, options.device ?? "auto", options.dtype)
-    : await trainer.LlamaModel.load(dir, { device: options.device ?? "auto" });
+  const model = await trainer.LlamaModel.load(dir, {
+    device: options.device ?? "auto",
+    ...(options.dtype ? { computeDtype: options.dtype } : {}),
+  });
   const device = model.backend.name;
   const scorer = new LlamaTokenScorer(model, {
     maxLength: options.maxLength,
@@ -203,28 +204,4 @@ export async function loadCheckpoint(
     device,
     dispose: () => model.dispose(),
   };
-}
-
-/**
- * `LlamaModel.load` with a compute dtype (its LoadOptions has none yet): float32 on CUDA is what
- * the 1e-4 comparison with transformers needs.
- */
-async function loadWithDtype(
-  trainer: typeof import("@tinyllama/trainer"),
-  dir: string,
-  device: "cpu" | "cuda" | "auto",
-  dtype: "f32" | "bf16",
-) {
-  const backend = await trainer.loadKernels(device);
-  const weights = trainer.loadWeights(dir);
-  const model = new trainer.LlamaModel(backend, weights.config, { computeDtype: dtype });
-  try {
-    for (const spec of trainer.parameterSpecs(weights.config)) {
-      model.setParam(spec.name, weights.read(spec.name));
-    }
-  } catch (e) {
-    model.dispose();
-    throw e;
-  }
-  return model;
 }
