@@ -43,4 +43,21 @@ describe.runIf(reason === undefined)("built package", () => {
       first: [1, 15043, 3186, 29991, 2],
     });
   });
+
+  it("encodeBatch detaches no ArrayBuffer (which would deoptimise the workers' typed-array code)", () => {
+    // V8 flags are process-wide; set at run time because workers refuse them in execArgv.
+    const script = `
+      (await import("node:v8")).setFlagsFromString("--trace-protector-invalidation");
+      const { LlamaTokenizer } = await import(${JSON.stringify(dist)});
+      const tok = await LlamaTokenizer.load(undefined, { threads: 1 });
+      for (let i = 0; i < 3; i++) await tok.encodeBatch(["Hello world!", "🦙 東京 ".repeat(1000)]);
+      await tok.close();
+      console.log("done");
+    `;
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], {
+      encoding: "utf8",
+    });
+    expect(out).toContain("done");
+    expect(out).not.toContain("ArrayBufferDetaching");
+  });
 });

@@ -1,7 +1,12 @@
 /**
  * Worker thread for encodeBatch: builds a BpeEngine over the SharedArrayBuffer tables it is
- * given (no copy, no rebuild) and answers chunks of texts with concatenated ids + offsets,
- * transferred back without copying.
+ * given (no copy, no rebuild) and answers chunks of texts with concatenated ids + offsets.
+ *
+ * Replies are copied (structured clone), not transferred: transferring detaches the
+ * worker's ArrayBuffer, which invalidates V8's ArrayBufferDetaching protector in this
+ * isolate and deoptimises every optimised typed-array function here (mergeSmall, findPair,
+ * the word cache...) for the rest of the worker's life. The copy costs less than that
+ * (tools/bench/tokenizer/detach.mjs, RESULTS.md).
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { BpeEngine, type EngineTables } from "./engine.js";
@@ -37,5 +42,5 @@ port.on("message", (msg: ChunkRequest) => {
   const ids = out.ids.slice(0, out.length);
   if (out.ids.length > 1 << 22) out.ids = new Int32Array(1024);
   const reply: ChunkReply = { kind: "encoded", chunk: msg.chunk, ids, offsets };
-  port.postMessage(reply, [ids.buffer, offsets.buffer]);
+  port.postMessage(reply);
 });
