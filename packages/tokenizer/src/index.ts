@@ -13,4 +13,5 @@ export {
   type EncodeOptions,
   LlamaTokenizer,
   type LoadOptions,
+  maxEncodedLength,
 } from "./tokenizer.js";

@@ -10,12 +10,25 @@ import { join } from "node:path";
 import { loadBundledModel } from "./bundled.js";
 import { compileModel } from "./compile.js";
 import { decodeIds } from "./decode.js";
-import { BpeEngine } from "./engine.js";
+import { BpeEngine, type IdBuffer } from "./engine.js";
 import { parseHfTokenizerJson } from "./hf-json.js";
 import { downloadFromHub } from "./hub.js";
 import { PieceType, type TokenizerModel } from "./model.js";
 import { parseSentencePieceModel } from "./sentencepiece-model.js";
 import { WorkerPool } from "./worker-pool.js";
+
+/**
+ * The most ids `encode` can return for a text of `textLength` UTF-16 code units, with BOS
+ * and EOS: each code unit yields at most 3 UTF-8 bytes (a surrogate pair 4 bytes for 2
+ * units), each byte at most one id, plus the dummy-prefix `▁` (3 bytes if a model lacks that
+ * piece). `encodeInto` never overflows a buffer with this much room.
+ */
+export function maxEncodedLength(textLength: number): number {
+  if (!Number.isInteger(textLength) || textLength < 0) {
+    throw new RangeError(`maxEncodedLength: expected a length >= 0, got ${textLength}`);
+  }
+  return 3 * textLength + 5;
+}
 
 export interface EncodeOptions {
   /** Prepend the BOS id (default true). */
@@ -85,18 +98,69 @@ export class LlamaTokenizer {
 
   /** Like {@link encode} but returns a fresh Int32Array (cheaper for large texts). */
   encodeToInt32Array(text: string, options: EncodeOptions = {}): Int32Array {
+    const out = this.encodeToScratch(text, options, "encode");
+    const ids = out.ids.slice(0, out.length);
+    this.releaseScratch();
+    return ids;
+  }
+
+  /**
+   * Writes the ids of `text` (same as {@link encode}) into `out` from index `offset` and
+   * returns how many were written: no array per document, for packing token streams. When
+   * they do not fit (`offset + count > out.length`) it throws a RangeError naming the count
+   * and writes nothing. `maxEncodedLength(text.length)` bounds the count, so a buffer with
+   * that much room never overflows. A Uint16Array needs a vocabulary of at most 65536 ids.
+   */
+  encodeInto(
+    text: string,
+    out: Int32Array | Uint32Array | Uint16Array,
+    offset = 0,
+    options: EncodeOptions = {},
+  ): number {
+    if (!(out instanceof Int32Array || out instanceof Uint32Array || out instanceof Uint16Array)) {
+      throw new TypeError("encodeInto: out must be an Int32Array, Uint32Array or Uint16Array");
+    }
+    if (out instanceof Uint16Array && this.vocabSize > 0x10000) {
+      throw new RangeError(
+        `encodeInto: a Uint16Array cannot hold ids of a ${this.vocabSize}-piece vocabulary`,
+      );
+    }
+    if (!Number.isInteger(offset) || offset < 0 || offset > out.length) {
+      throw new RangeError(
+        `encodeInto: offset must be an integer in [0, ${out.length}], got ${offset}`,
+      );
+    }
+    const ids = this.encodeToScratch(text, options, "encodeInto");
+    const count = ids.length;
+    if (count > out.length - offset) {
+      this.releaseScratch();
+      throw new RangeError(
+        `encodeInto: ${count} ids do not fit at offset ${offset} of a buffer of length ${out.length} (room for ${out.length - offset}); nothing was written`,
+      );
+    }
+    out.set(ids.ids.subarray(0, count), offset);
+    this.releaseScratch();
+    return count;
+  }
+
+  /** Encodes into the engine's scratch buffer (valid until the next encode). */
+  private encodeToScratch(text: string, options: EncodeOptions, caller: string): IdBuffer {
     if (typeof text !== "string") {
-      throw new TypeError(`encode: expected a string, got ${text === null ? "null" : typeof text}`);
+      throw new TypeError(
+        `${caller}: expected a string, got ${text === null ? "null" : typeof text}`,
+      );
     }
     const out = this.engine.out;
     out.length = 0;
     if ((options.bos ?? true) && this.bosId >= 0) out.push(this.bosId);
     this.engine.encodeInto(text);
     if ((options.eos ?? false) && this.eosId >= 0) out.push(this.eosId);
-    const ids = out.ids.slice(0, out.length);
-    // Don't keep a huge buffer alive after one giant document.
-    if (out.ids.length > 1 << 22) out.ids = new Int32Array(1024);
-    return ids;
+    return out;
+  }
+
+  /** Don't keep a huge scratch buffer alive after one giant document. */
+  private releaseScratch(): void {
+    if (this.engine.out.ids.length > 1 << 22) this.engine.out.ids = new Int32Array(1024);
   }
 
   /**
