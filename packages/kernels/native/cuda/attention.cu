@@ -8,7 +8,9 @@
 // computes dk/dv (thread per key row, looping over the group's query heads and query tiles),
 // so every gradient element is written by exactly one thread: deterministic, no atomics.
 // These fp32 CUDA-core kernels serve f32 inputs, D = 128 and unaligned views; bf16 with
-// D = 64 goes to the tensor-core kernels of attention_tc.cu.
+// D = 64 goes to the tensor-core kernels of attention_tc.cu (WMMA, the verified default) or,
+// with TINYLLAMA_ATTENTION=mma, to attention_mma.cu (mma.sync/ldmatrix/cp.async; not yet
+// verified on a GPU).
 #include <cstdlib>
 #include <initializer_list>
 
@@ -24,17 +26,44 @@ void tcAttentionBackward(const TensorDesc& dq, const TensorDesc& dk, const Tenso
                          const TensorDesc& dOut, const TensorDesc& q, const TensorDesc& k,
                          const TensorDesc& v, const TensorDesc& lse, const float* delta,
                          const AttentionOptions& o);
+// mma.sync path (attention_mma.cu): bf16, D = 64, 16-byte aligned.
+bool mmaAttentionSupported(std::initializer_list<const TensorDesc*> ts);
+void mmaAttentionForward(const TensorDesc& out, const TensorDesc& lse, const TensorDesc& q,
+                         const TensorDesc& k, const TensorDesc& v, const AttentionOptions& o);
+void mmaAttentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorDesc& dv,
+                          const TensorDesc& dOut, const TensorDesc& q, const TensorDesc& k,
+                          const TensorDesc& v, const TensorDesc& lse, const float* delta,
+                          const AttentionOptions& o);
 
 namespace {
 
-// TINYLLAMA_ATTENTION=fp32 forces the CUDA-core kernels (for comparisons).
-bool forceFp32Kernels() {
-  static const bool force = [] {
+// TINYLLAMA_ATTENTION picks the bf16/D=64 kernels: wmma (default, verified), mma (faster
+// design, unverified until a GPU session checks it) or fp32 (the CUDA-core kernels, for
+// comparisons). Read once per process; an unknown value is an error, not a silent default.
+enum class AttnKernel { Wmma, Mma, Fp32, Invalid };
+const std::string& attentionEnv() {
+  static const std::string value = [] {
     const char* e = std::getenv("TINYLLAMA_ATTENTION");
-    return e && std::string(e) == "fp32";
+    return std::string(e ? e : "");
   }();
-  return force;
+  return value;
 }
+AttnKernel attentionKernelChoice() {
+  static const AttnKernel choice = [] {
+    const std::string& v = attentionEnv();
+    if (v.empty() || v == "wmma") return AttnKernel::Wmma;
+    if (v == "mma") return AttnKernel::Mma;
+    if (v == "fp32") return AttnKernel::Fp32;
+    return AttnKernel::Invalid;
+  }();
+  return choice;
+}
+void checkAttentionEnv() {
+  if (attentionKernelChoice() == AttnKernel::Invalid)
+    throw Error("TINYLLAMA_ATTENTION must be wmma (default), mma or fp32, got \"" + attentionEnv() + "\"");
+}
+bool forceFp32Kernels() { return attentionKernelChoice() == AttnKernel::Fp32; }
+bool useMma() { return attentionKernelChoice() == AttnKernel::Mma; }
 
 constexpr int BR = 64;  // query rows per block
 constexpr int BC = 64;  // key rows per tile
@@ -374,6 +403,11 @@ void attentionForward(const TensorDesc& out, const TensorDesc& lse, const Tensor
                       const TensorDesc& k, const TensorDesc& v, const AttentionOptions& o) {
   if (q.numel == 0) return;
   checkSupported(q);
+  checkAttentionEnv();
+  if (useMma() && mmaAttentionSupported({&q, &k, &v, &out})) {
+    mmaAttentionForward(out, lse, q, k, v, o);
+    return;
+  }
   if (!forceFp32Kernels() && tcAttentionSupported({&q, &k, &v, &out})) {
     tcAttentionForward(out, lse, q, k, v, o);
     return;
@@ -392,14 +426,17 @@ void attentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorD
                        const AttentionOptions& o) {
   if (q.numel == 0) return;
   checkSupported(q);
+  checkAttentionEnv();
   Dims d = dimsOf(q, k, o);
-  if (!forceFp32Kernels() && tcAttentionSupported({&q, &k, &v, &out, &dOut, &dq, &dk, &dv})) {
+  bool mma = useMma() && mmaAttentionSupported({&q, &k, &v, &out, &dOut, &dq, &dk, &dv});
+  if (mma || (!forceFp32Kernels() && tcAttentionSupported({&q, &k, &v, &out, &dOut, &dq, &dk, &dv}))) {
     int64_t rows = static_cast<int64_t>(d.B) * d.T * d.H;
     auto* delta = static_cast<float*>(scratch(static_cast<size_t>(rows) * sizeof(float)));
     attnDeltaKernel<bf16><<<static_cast<unsigned>((rows + 7) / 8), dim3(32, 8), 0, stream()>>>(
         delta, dOut.as<bf16>(), out.as<bf16>(), d, 64);
     TK_LAUNCH_CHECK("attentionBackward delta");
-    tcAttentionBackward(dq, dk, dv, dOut, q, k, v, lse, delta, o);
+    if (mma) mmaAttentionBackward(dq, dk, dv, dOut, q, k, v, lse, delta, o);
+    else tcAttentionBackward(dq, dk, dv, dOut, q, k, v, lse, delta, o);
     return;
   }
   dispatchFloat(q.dtype, [&](auto tag) {
