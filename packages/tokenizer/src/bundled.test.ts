@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { BUNDLED_VOCAB_URL, parseBundled } from "./bundled.js";
+import { mergesFromPairList } from "./model.js";
 
 describe("bundled vocabulary", () => {
   it("is reproduced byte for byte by the generator from the installed llama-tokenizer-js", () => {
@@ -19,6 +20,19 @@ describe("bundled vocabulary", () => {
     expect(model.source).toMatch(/llama-tokenizer-js@1\.2\.2, sha256 34a7b9f7/);
     expect(model.pieces).toHaveLength(32000);
     expect(model.mergeLeft).toHaveLength(61249);
+  });
+
+  it("reads merges from id pairs exactly as the string merge-list reader builds them", () => {
+    const model = parseBundled(readFileSync(BUNDLED_VOCAB_URL), "vocab");
+    const pairs = Array.from(model.mergeLeft, (a, i): [string, string] => [
+      model.pieces[a]!,
+      model.pieces[model.mergeRight[i]!]!,
+    ]);
+    const fromStrings = mergesFromPairList(model.pieces, pairs, "vocab");
+    expect(model.mergeResult).toEqual(fromStrings.mergeResult);
+    expect(model.mergeLeft).toEqual(fromStrings.mergeLeft);
+    expect(model.mergeRight).toEqual(fromStrings.mergeRight);
+    expect(model.mergeRank).toEqual(fromStrings.mergeRank);
   });
 
   it("refuses a damaged file", () => {

@@ -5,7 +5,6 @@
  * tries tokenizer.model, then tokenizer.json.
  */
 import { readFile } from "node:fs/promises";
-import { downloadFileToCacheDir } from "@huggingface/hub";
 
 export interface HubOptions {
   cacheDir?: string;
@@ -30,6 +29,9 @@ export async function downloadFromHub(
   for (const path of files) {
     let local: string;
     try {
+      // Imported here, not at the top: the hub client costs ~30 ms of module loading that
+      // every process loading a local or bundled tokenizer would pay.
+      const { downloadFileToCacheDir } = await import("@huggingface/hub");
       local = await downloadFileToCacheDir({
         repo,
         path,
