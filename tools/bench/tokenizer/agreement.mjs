@@ -51,6 +51,8 @@ let lastReport = started;
 let tokens = 0;
 let roundTrips = 0;
 const CHUNK = 256;
+let spool = new Uint16Array(1 << 22);
+let spoolUsed = 0;
 for (let start = 0; start < docs.length; start += CHUNK) {
   const chunk = docs.slice(start, start + CHUNK);
   const texts = chunk.map((d) => d.text);
@@ -72,6 +74,14 @@ for (let start = 0; start < docs.length; start += CHUNK) {
       );
     }
     if (!same(batch[i], single)) fail("encodeBatch-vs-encode", d, "worker result differs");
+    // encodeInto packs into one shared spool (Uint16Array) at a moving offset.
+    const room = P.maxEncodedLength(d.text.length);
+    if (room > spool.length) spool = new Uint16Array(room);
+    if (spoolUsed + room > spool.length) spoolUsed = 0;
+    const n = tok.encodeInto(d.text, spool, spoolUsed, { bos: false });
+    if (!same(spool.subarray(spoolUsed, spoolUsed + n), single))
+      fail("encodeInto-vs-encode", d, "packed ids differ");
+    spoolUsed += n;
     if (!same(fromModel.encodeToInt32Array(d.text, { bos: false }), single))
       fail("model-vs-bundled", d, "");
     if (P.isWellFormed(d.text) && !d.text.includes("\u2581")) {
