@@ -9,7 +9,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { builtBackends, defaultBuildDir, loadBackend } from "../../packages/kernels/src/loader.js";
 import type { NativeAddon } from "../../packages/kernels/src/native.js";
-import { crossCases } from "../../packages/kernels/src/testing/cross-backend.js";
+import { crossCases, SMALL } from "../../packages/kernels/src/testing/cross-backend.js";
 import { fuzzNative, fuzzPool } from "../../packages/kernels/src/testing/fuzz.js";
 import type { Backend, DType } from "../../packages/kernels/src/types.js";
 
@@ -31,10 +31,20 @@ console.log(
   `device: ${cuda.device.name} (cc ${cuda.device.computeCapability}), ${cuda.device.detail}`,
 );
 
-const cases = crossCases();
+// Attention once more at a length that spans several 128-row query tiles and ends mid-tile
+// (the suite's T = 67 fits one tile). TINYLLAMA_ATTENTION (wmma | mma | fp32) picks the kernel.
+const attention = crossCases({ ...SMALL, B: 1, T: 300 }).filter((c) =>
+  c.name.startsWith("attention"),
+);
+const cases = [...crossCases(), ...attention.map((c) => ({ ...c, name: `${c.name} T=300` }))];
+console.log(
+  `attention kernel: TINYLLAMA_ATTENTION=${process.env.TINYLLAMA_ATTENTION ?? "(unset: wmma)"}`,
+);
 const dtypes: DType[] = quick || target === "cpu" ? ["bf16"] : ["f32", "bf16"];
 for (const dtype of dtypes) {
-  for (const c of quick ? cases.filter((_, i) => i % 2 === 0 || i === 4) : cases) {
+  for (const c of quick
+    ? cases.filter((c, i) => i % 2 === 0 || c.name.startsWith("attention"))
+    : cases) {
     const before = cuda.stats().liveTensors;
     try {
       for (const ch of c.run(cuda, cpu, dtype, 1234))

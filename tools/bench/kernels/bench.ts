@@ -92,7 +92,9 @@ function bench(op: string, fn: () => void, work: { flops?: number; bytes?: numbe
   console.log(`${op.padEnd(34)} ${ms.toFixed(3).padStart(9)} ms  ${rate}`);
 }
 
-console.log(`device: ${k.device.name}; ${k.device.detail}`);
+// TINYLLAMA_ATTENTION (wmma | mma | fp32) picks the CUDA attention kernel; recorded in the JSON.
+const attentionKernel = process.env.TINYLLAMA_ATTENTION || "wmma";
+console.log(`device: ${k.device.name}; ${k.device.detail}; attention kernel: ${attentionKernel}`);
 
 // ---- copy bandwidth (the ceiling for memory-bound ops)
 {
@@ -285,7 +287,7 @@ const overhead: Record<string, number> = {};
 writeFileSync(
   outFile,
   JSON.stringify(
-    { device: k.device, shapes: { B, T, C, I, H, Hkv, D, V }, rows, overhead },
+    { device: k.device, attentionKernel, shapes: { B, T, C, I, H, Hkv, D, V }, rows, overhead },
     null,
     2,
   ),

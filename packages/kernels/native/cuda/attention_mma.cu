@@ -86,6 +86,13 @@ __device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint3
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// 2^x on the special-function unit (ex2.approx.ftz: ~2 ulp, 2^-inf = 0), as FlashAttention does.
+__device__ __forceinline__ float exp2Fast(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 __device__ __forceinline__ uint32_t packBf16(float lo, float hi) {
   __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x (lower column) in the low half
   return *reinterpret_cast<uint32_t*>(&v);
@@ -197,8 +204,8 @@ __global__ void __launch_bounds__(FWD_THREADS, 2) mmaForwardKernel(bf16* out, fl
   bf16* Ks = Qs + FWD_BM * LDS;                 // [2][BN][LDS]
   bf16* Vs = Ks + 2 * BN * LDS;                 // [2][BN][LDS]
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g8 = lane >> 2, t4 = lane & 3;
-  int q0 = (gridDim.x - 1 - blockIdx.x) * FWD_BM;  // longest causal rows first
-  int bh = blockIdx.y, b = bh / d.H, h = bh % d.H, g = h / d.group;
+  int q0 = (gridDim.y - 1 - blockIdx.y) * FWD_BM;  // longest causal rows first, over all heads
+  int bh = blockIdx.x, b = bh / d.H, h = bh % d.H, g = h / d.group;
   int64_t qStride = static_cast<int64_t>(d.H) * D, kvStride = static_cast<int64_t>(d.Hkv) * D;
   const bf16* kB = k + (static_cast<int64_t>(b) * d.T * d.Hkv + g) * D;
   const bf16* vB = v + (static_cast<int64_t>(b) * d.T * d.Hkv + g) * D;
@@ -271,16 +278,16 @@ __global__ void __launch_bounds__(FWD_THREADS, 2) mmaForwardKernel(bf16* out, fl
       mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
       float n0 = fmaxf(m0, mx0), n1 = fmaxf(m1, mx1);
       float base0 = n0 == -INFINITY ? 0.0f : n0, base1 = n1 == -INFINITY ? 0.0f : n1;
-      float corr0 = exp2f(m0 - base0), corr1 = exp2f(m1 - base1);
+      float corr0 = exp2Fast(m0 - base0), corr1 = exp2Fast(m1 - base1);
       m0 = n0;
       m1 = n1;
       float sum0 = 0.0f, sum1 = 0.0f;
 #pragma unroll
       for (int n = 0; n < 8; ++n) {
-        s[n][0] = exp2f(s[n][0] - base0);
-        s[n][1] = exp2f(s[n][1] - base0);
-        s[n][2] = exp2f(s[n][2] - base1);
-        s[n][3] = exp2f(s[n][3] - base1);
+        s[n][0] = exp2Fast(s[n][0] - base0);
+        s[n][1] = exp2Fast(s[n][1] - base0);
+        s[n][2] = exp2Fast(s[n][2] - base1);
+        s[n][3] = exp2Fast(s[n][3] - base1);
         sum0 += s[n][0] + s[n][1];
         sum1 += s[n][2] + s[n][3];
         o[n][0] *= corr0;
@@ -323,8 +330,8 @@ __global__ void __launch_bounds__(KV_THREADS) mmaDkvKernel(bf16* dk, bf16* dv, c
   float* Ls = reinterpret_cast<float*>(Gs + 2 * KV_BM * LDS);   // [2][KV_BM]
   float* Ds = Ls + 2 * KV_BM;                                    // [2][KV_BM]
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g8 = lane >> 2, t4 = lane & 3;
-  int k0 = blockIdx.x * KV_BN;
-  int b = blockIdx.y / d.Hkv, g = blockIdx.y % d.Hkv;
+  int k0 = blockIdx.y * KV_BN;  // causal: key tile 0 sees every query tile: longest first
+  int b = blockIdx.x / d.Hkv, g = blockIdx.x % d.Hkv;
   int64_t qStride = static_cast<int64_t>(d.H) * D, kvStride = static_cast<int64_t>(d.Hkv) * D;
   int64_t kvOff = ((static_cast<int64_t>(b) * d.T + k0) * d.Hkv + g) * D;
   loadTileAsync<KV_BN, KV_THREADS>(Ks, k + kvOff, kvStride, d.T - k0);
@@ -380,7 +387,7 @@ __global__ void __launch_bounds__(KV_THREADS) mmaDkvKernel(bf16* dk, bf16* dv, c
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
             int c = n * 8 + 2 * t4 + (e & 1);
-            float x = exp2f(fmaf(s[n][e], scale2, -Lt[c] * kLog2e));
+            float x = exp2Fast(fmaf(s[n][e], scale2, -Lt[c] * kLog2e));
             if (mask) {
               int qi = qi0 + c, key = e < 2 ? key0 : key1;
               if (qi >= d.T || (d.causal && qi < key)) x = 0.0f;
@@ -432,8 +439,8 @@ __global__ void __launch_bounds__(DQ_THREADS) mmaDqKernel(bf16* dq, const bf16* 
   bf16* Ks = Gs + DQ_BM * LDS;                  // [2][BN][LDS]
   bf16* Vs = Ks + 2 * BN * LDS;                 // [2][BN][LDS]
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g8 = lane >> 2, t4 = lane & 3;
-  int q0 = (gridDim.x - 1 - blockIdx.x) * DQ_BM;
-  int bh = blockIdx.y, b = bh / d.H, h = bh % d.H, g = h / d.group;
+  int q0 = (gridDim.y - 1 - blockIdx.y) * DQ_BM;  // longest causal rows first
+  int bh = blockIdx.x, b = bh / d.H, h = bh % d.H, g = h / d.group;
   int64_t qStride = static_cast<int64_t>(d.H) * D, kvStride = static_cast<int64_t>(d.Hkv) * D;
   const bf16* kB = k + (static_cast<int64_t>(b) * d.T * d.Hkv + g) * D;
   const bf16* vB = v + (static_cast<int64_t>(b) * d.T * d.Hkv + g) * D;
@@ -481,7 +488,7 @@ __global__ void __launch_bounds__(DQ_THREADS) mmaDqKernel(bf16* dq, const bf16* 
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           bool hi = e >= 2;
-          float pr = exp2f(fmaf(s[n][e], scale2, -(hi ? lse1 : lse0)));
+          float pr = exp2Fast(fmaf(s[n][e], scale2, -(hi ? lse1 : lse0)));
           // round P to bf16 as the dK/dV kernel does, so both kernels use the same dS
           pr = __bfloat162float(__float2bfloat16_rn(pr));
           if (mask) {
@@ -524,14 +531,15 @@ bool mmaAttentionSupported(std::initializer_list<const TensorDesc*> ts) {
     if (t->dtype != DType::BF16 || (reinterpret_cast<uintptr_t>(t->data) & 15) != 0) return false;
   if (ts.size() == 0) return false;
   const TensorDesc& q = **ts.begin();
-  return q.shape[3] == D && q.shape[0] * q.shape[2] <= 65535;
+  // grid: x = batch * heads (< 2^31), y = 128-row tiles (<= 65535)
+  return q.shape[3] == D && q.shape[1] <= int64_t{65535} * 128;
 }
 
 void mmaAttentionForward(const TensorDesc& out, const TensorDesc& lse, const TensorDesc& q, const TensorDesc& k,
                          const TensorDesc& v, const AttentionOptions& o) {
   MmaDims d = mmaDims(q, k, o);
   TK_CUDA(cudaFuncSetAttribute(mmaForwardKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kFwdSmem)));
-  dim3 grid((d.T + FWD_BM - 1) / FWD_BM, static_cast<unsigned>(q.shape[0] * d.H));
+  dim3 grid(static_cast<unsigned>(q.shape[0] * d.H), (d.T + FWD_BM - 1) / FWD_BM);
   mmaForwardKernel<<<grid, FWD_THREADS, kFwdSmem, stream()>>>(out.as<bf16>(), lse.as<float>(), q.as<bf16>(),
                                                                k.as<bf16>(), v.as<bf16>(), d);
   TK_LAUNCH_CHECK("attentionForward (mma)");
@@ -543,12 +551,12 @@ void mmaAttentionBackward(const TensorDesc& dq, const TensorDesc& dk, const Tens
   MmaDims d = mmaDims(q, k, o);
   TK_CUDA(cudaFuncSetAttribute(mmaDkvKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kDkvSmem)));
   TK_CUDA(cudaFuncSetAttribute(mmaDqKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kDqSmem)));
-  dim3 gridKv((d.T + KV_BN - 1) / KV_BN, static_cast<unsigned>(q.shape[0] * d.Hkv));
+  dim3 gridKv(static_cast<unsigned>(q.shape[0] * d.Hkv), (d.T + KV_BN - 1) / KV_BN);
   mmaDkvKernel<<<gridKv, KV_THREADS, kDkvSmem, stream()>>>(dk.as<bf16>(), dv.as<bf16>(), dOut.as<bf16>(),
                                                             q.as<bf16>(), k.as<bf16>(), v.as<bf16>(),
                                                             lse.as<float>(), delta, d);
   TK_LAUNCH_CHECK("attentionBackward dk/dv (mma)");
-  dim3 gridQ((d.T + DQ_BM - 1) / DQ_BM, static_cast<unsigned>(q.shape[0] * d.H));
+  dim3 gridQ(static_cast<unsigned>(q.shape[0] * d.H), (d.T + DQ_BM - 1) / DQ_BM);
   mmaDqKernel<<<gridQ, DQ_THREADS, kDqSmem, stream()>>>(dq.as<bf16>(), dOut.as<bf16>(), q.as<bf16>(), k.as<bf16>(),
                                                          v.as<bf16>(), lse.as<float>(), delta, d);
   TK_LAUNCH_CHECK("attentionBackward dq (mma)");
