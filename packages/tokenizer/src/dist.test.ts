@@ -60,4 +60,19 @@ describe.runIf(reason === undefined)("built package", () => {
     expect(out).toContain("done");
     expect(out).not.toContain("ArrayBufferDetaching");
   });
+
+  it("encodeBatch works when the process runs with V8 flags (--expose-gc, --max-old-space-size)", () => {
+    const script = `
+      const { LlamaTokenizer } = await import(${JSON.stringify(dist)});
+      const tok = await LlamaTokenizer.load(undefined, { threads: 1 });
+      console.log(JSON.stringify(await tok.encodeBatch(["Hello world!"])));
+      await tok.close();
+    `;
+    const out = execFileSync(
+      process.execPath,
+      ["--expose-gc", "--max-old-space-size=2048", "--input-type=module", "-e", script],
+      { encoding: "utf8" },
+    );
+    expect(out.trim()).toBe("[[1,15043,3186,29991]]");
+  });
 });

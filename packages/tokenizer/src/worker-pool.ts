@@ -82,6 +82,26 @@ export function workerExecArgv(argv: readonly string[] = process.execArgv): stri
   return kept;
 }
 
+/**
+ * A Worker with the parent's options (workerExecArgv). Node refuses V8 flags and
+ * process-wide options in a worker's execArgv (ERR_WORKER_INVALID_EXEC_ARGV, e.g. for
+ * `--expose-gc` or `--max-old-space-size`), and names them in the error; V8 flags apply to the
+ * whole process anyway, so the worker is started again without the ones it named.
+ */
+function startWorker(url: URL, workerData: unknown): Worker {
+  const execArgv = workerExecArgv();
+  try {
+    return new Worker(url, { workerData, execArgv });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ERR_WORKER_INVALID_EXEC_ARGV") throw e;
+    const listed = (e as Error).message.split("flags: ")[1] ?? "";
+    const refused = new Set(listed.split(", ").map((f) => f.split("=")[0]));
+    const kept = execArgv.filter((a) => !refused.has(a.split("=")[0]));
+    if (kept.length === execArgv.length) throw e;
+    return new Worker(url, { workerData, execArgv: kept });
+  }
+}
+
 export class WorkerPool {
   readonly size: number;
   private slots: Slot[] = [];
@@ -105,10 +125,7 @@ export class WorkerPool {
   }
 
   private spawn(url: URL): Slot {
-    const worker = new Worker(url, {
-      workerData: { tables: this.tables },
-      execArgv: workerExecArgv(),
-    });
+    const worker = startWorker(url, { tables: this.tables });
     const slot: Slot = { worker, busy: undefined, dead: false };
     worker.unref();
     worker.on("message", (msg: ChunkReply) => {
