@@ -3,9 +3,9 @@
 # PyTorch comparison, and compute-sanitizer memcheck, then prints a short table. Full logs go
 # to $OUT (or /tmp/kernels-gpu). Prepare on the dev machine first: bash tools/gpu/prepare.sh
 # Usage: bash tools/gpu/run.sh [--no-bench] [--no-memcheck] [--mma]
-# --mma: also runs the check, memcheck and attention benchmark with TINYLLAMA_ATTENTION=mma (the
-# mma.sync attention kernel, attention_mma.cu), appended to the same logs; the table gets
-# "[mma]" attention rows beside the default kernel's and SDPA's.
+# --mma: instead of the full suite, the attention kernels only (one call): the check and
+# memcheck with TINYLLAMA_ATTENTION=mma (attention_mma.cu, not yet verified), its batch-1 dump
+# against fp32 PyTorch and SDPA, and the attention benchmark of wmma and mma beside SDPA.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export PATH=/usr/local/cuda/bin:$PATH
@@ -40,30 +40,44 @@ else
 fi
 export TINYLLAMA_KERNELS_BUILD_DIR=$build
 
+if [ $mma = 1 ]; then
+  stage "check (TINYLLAMA_ATTENTION=mma)"
+  TINYLLAMA_ATTENTION=mma timeout 150 node .gpu/kernels-check.mjs >"$out/check.log" 2>&1
+  echo "check: rc=$?, $(tail -1 "$out/check.log")"
+  grep -E "^FAIL|attention kernel|threw|Error" "$out/check.log" | head -40
+  if [ $memcheck = 1 ]; then
+    stage "memcheck (mma)"
+    TINYLLAMA_ATTENTION=mma timeout 120 compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 \
+      node .gpu/kernels-check.mjs --quick >"$out/memcheck.log" 2>&1
+    echo "memcheck: rc=$?, $(grep -E 'ERROR SUMMARY' "$out/memcheck.log" | tail -1)"
+  fi
+  stage "attention bench: wmma, then mma (with the batch-1 dump), then SDPA"
+  for kern in wmma mma; do
+    dump=()
+    [ $kern = mma ] && dump=(--dump /tmp/tk-cmp-mma)
+    TINYLLAMA_ATTENTION=$kern timeout 120 node .gpu/kernels-bench.mjs --only attention \
+      --out "$out/kernels-bench-$kern.json" "${dump[@]}" >>"$out/bench.log" 2>&1 || echo "bench $kern: rc=$?"
+  done
+  PYTHONUNBUFFERED=1 timeout 120 python3 tools/bench/kernels/torch_bench.py --ours "$out/kernels-bench-mma.json" \
+    --dump /tmp/tk-cmp-mma --compare-only >"$out/torch.log" 2>&1
+  echo "torch comparison (mma dump): rc=$?, $(grep -E '^torch comparison' "$out/torch.log")"
+  grep -E "^(PASS|FAIL) +attention" "$out/torch.log"
+  PYTHONUNBUFFERED=1 timeout 120 python3 tools/bench/kernels/attention_table.py --wmma "$out/kernels-bench-wmma.json" \
+    --mma "$out/kernels-bench-mma.json" 2>&1 | tee -a "$out/torch.log"
+  exit 0
+fi
+
 stage check
 timeout 150 node .gpu/kernels-check.mjs >"$out/check.log" 2>&1
 rc=$?
 status[check]="rc=$rc, $(tail -1 "$out/check.log")"
 grep -E "^FAIL|device:|threw|Error" "$out/check.log" | head -40
-if [ $mma = 1 ]; then
-  stage check-mma
-  TINYLLAMA_ATTENTION=mma timeout 150 node .gpu/kernels-check.mjs >/tmp/check-mma.log 2>&1
-  status[check-mma]="rc=$?, $(tail -1 /tmp/check-mma.log)"
-  grep -E "^FAIL|threw|Error" /tmp/check-mma.log | head -40
-  { echo; echo "== TINYLLAMA_ATTENTION=mma"; cat /tmp/check-mma.log; } >>"$out/check.log"
-fi
 
 if [ $memcheck = 1 ]; then
   stage memcheck
   timeout 120 compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 \
     node .gpu/kernels-check.mjs --quick >"$out/memcheck.log" 2>&1
   status[memcheck]="rc=$?, $(grep -E 'ERROR SUMMARY' "$out/memcheck.log" | tail -1)"
-  if [ $mma = 1 ]; then
-    echo "== TINYLLAMA_ATTENTION=mma" >>"$out/memcheck.log"
-    TINYLLAMA_ATTENTION=mma timeout 120 compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 \
-      node .gpu/kernels-check.mjs --quick >>"$out/memcheck.log" 2>&1
-    status[memcheck-mma]="rc=$?, $(grep -E 'ERROR SUMMARY' "$out/memcheck.log" | tail -1)"
-  fi
 fi
 
 if [ $bench = 1 ]; then
@@ -71,31 +85,16 @@ if [ $bench = 1 ]; then
   timeout 150 node .gpu/kernels-bench.mjs --out "$out/kernels-bench.json" --dump /tmp/tk-cmp >"$out/bench.log" 2>&1
   status[bench]="rc=$?"
   tail -3 "$out/bench.log"
-  mmaArgs=()
-  if [ $mma = 1 ]; then
-    TINYLLAMA_ATTENTION=mma timeout 120 node .gpu/kernels-bench.mjs --only attention --out /tmp/kernels-bench-mma.json \
-      --dump /tmp/tk-cmp-mma >/tmp/bench-mma.log 2>&1
-    status[bench-mma]="rc=$?"
-    { echo; echo "== TINYLLAMA_ATTENTION=mma"; cat /tmp/bench-mma.log; } >>"$out/bench.log"
-    grep -E "^attention" /tmp/bench-mma.log
-    [ -f /tmp/kernels-bench-mma.json ] && mmaArgs=(--ours-mma /tmp/kernels-bench-mma.json)
-  fi
   stage torch
   PYTHONUNBUFFERED=1 timeout 330 python3 tools/bench/kernels/torch_bench.py --ours "$out/kernels-bench.json" \
-    --dump /tmp/tk-cmp --md "$out/kernels-bench.md" "${mmaArgs[@]}" >"$out/torch.log" 2>&1
+    --dump /tmp/tk-cmp --md "$out/kernels-bench.md" >"$out/torch.log" 2>&1
   status[torch]="rc=$?, $(grep -E '^torch comparison' "$out/torch.log")"
   grep -E "^FAIL|Error|error" "$out/torch.log" | head -20
-  if [ ${#mmaArgs[@]} -gt 0 ]; then # the mma kernel's batch-1 dump against fp32 PyTorch and SDPA
-    PYTHONUNBUFFERED=1 timeout 120 python3 tools/bench/kernels/torch_bench.py --ours /tmp/kernels-bench-mma.json \
-      --dump /tmp/tk-cmp-mma --compare-only >/tmp/torch-mma.log 2>&1
-    status[torch-mma]="rc=$?, $(grep -E '^torch comparison' /tmp/torch-mma.log)"
-    { echo; echo "== TINYLLAMA_ATTENTION=mma (compare only)"; cat /tmp/torch-mma.log; } >>"$out/torch.log"
-  fi
 fi
 
 
 echo
 echo "== summary"
-for k in build check check-mma bench bench-mma torch torch-mma memcheck memcheck-mma; do [ -n "${status[$k]:-}" ] && echo "$k: ${status[$k]}"; done
+for k in build check bench torch memcheck; do [ -n "${status[$k]:-}" ] && echo "$k: ${status[$k]}"; done
 [ -f "$out/kernels-bench.md" ] && cat "$out/kernels-bench.md"
-[ -f "$out/torch.log" ] && grep -E "^(PASS|FAIL)|^== TINYLLAMA" "$out/torch.log"
+[ -f "$out/torch.log" ] && grep -E "^(PASS|FAIL)" "$out/torch.log"

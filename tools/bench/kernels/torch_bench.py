@@ -8,10 +8,8 @@
    (median of repeats after warm-up), then prints the joined table with ratio = torch / ours
    (> 1: ours is faster) and writes it as markdown.
 
-Usage: python3 torch_bench.py --ours kernels-bench.json --dump DIR --md out.md
-  [--ours-mma kernels-bench-mma.json]  adds that run's attention rows as "... [mma]" (the same
-                                       SDPA times are the reference), side by side with ours
-  [--compare-only]                     stops after the correctness comparison (no timing)
+Usage: python3 torch_bench.py --ours kernels-bench.json --dump DIR --md out.md [--compare-only]
+(--compare-only: stop after the correctness comparison; exit 1 on any failure)
 """
 import argparse
 import json
@@ -25,7 +23,6 @@ p = argparse.ArgumentParser()
 p.add_argument("--ours", required=True)
 p.add_argument("--dump")
 p.add_argument("--md", default="kernels-bench.md")
-p.add_argument("--ours-mma")
 p.add_argument("--compare-only", action="store_true")
 args = p.parse_args()
 dev = "cuda"
@@ -196,10 +193,6 @@ if args.compare_only:
 
 # ------------------------------------------------------------------ speed
 ours = json.load(open(args.ours))
-ATTN = ("attention fwd (causal GQA)", "attention bwd")
-alt_rows = []  # another attention kernel's run (TINYLLAMA_ATTENTION=mma), same SDPA reference
-if args.ours_mma:
-    alt_rows = [dict(r, op=r["op"] + " [mma]") for r in json.load(open(args.ours_mma))["rows"] if r["op"] in ATTN]
 sh = ours["shapes"]
 B, T, C, I, H, Hkv, D, V = (sh[k] for k in "B T C I H Hkv D V".split())
 N = B * T
@@ -358,22 +351,19 @@ lines = [
     "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
 ]
 copy_gbps = None
-for row in ours["rows"] + alt_rows:
+for row in ours["rows"]:
     op, ms = row["op"], row["ms"]
     rate = f"{row['tflops']:.1f} TFLOP/s" if row.get("tflops") else (f"{row['gbps']:.0f} GB/s" if row.get("gbps") else "")
     if op.startswith("copy"):
         copy_gbps = row.get("gbps")
-    t = theirs.get(op.removesuffix(" [mma]"))
-    tc = compiled.get(op.removesuffix(" [mma]"))
+    t = theirs.get(op)
+    tc = compiled.get(op)
     eager = f"{t:.3f} | {t / ms:.2f}" if t else "- | -"
     comp = f"{tc:.3f} | {tc / ms:.2f}" if tc else "- | -"
     lines.append(f"| {op} | {ms:.3f} | {rate} | {eager} | {comp} |")
-fb_flops = 3.5 * (4 * B * H * T * T * D) / 2  # causal: forward + 2.5x forward
-for label, rs, names in (("", ours["rows"], ATTN), (" [mma]", alt_rows, tuple(a + " [mma]" for a in ATTN))):
-    ours_fb = sum(r["ms"] for r in rs if r["op"] in names)
-    if "attention fwd+bwd" in theirs and ours_fb > 0:
-        fb = theirs["attention fwd+bwd"]
-        lines.append(f"| attention fwd+bwd{label} (torch: SDPA) | {ours_fb:.3f} | {fb_flops / ours_fb / 1e9:.1f} TFLOP/s | {fb:.3f} | {fb / ours_fb:.2f} | - | - |")
+if "attention fwd+bwd" in theirs:
+    ours_fb = sum(r["ms"] for r in ours["rows"] if r["op"] in ("attention fwd (causal GQA)", "attention bwd"))
+    lines.append(f"| attention fwd+bwd (torch: SDPA) | {ours_fb:.3f} | | {theirs['attention fwd+bwd']:.3f} | {theirs['attention fwd+bwd'] / ours_fb:.2f} | - | - |")
 lines.append("")
 if copy_gbps:
     lines.append(f"Measured copy bandwidth (ceiling for memory-bound ops): {copy_gbps:.0f} GB/s.")

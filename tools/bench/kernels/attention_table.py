@@ -1,0 +1,73 @@
+"""Attention kernels side by side with PyTorch's SDPA on the same card (GPU machine only).
+
+Reads the bench.ts JSON of each kernel (`--only attention`, run with TINYLLAMA_ATTENTION=wmma
+and =mma), times F.scaled_dot_product_attention (causal, GQA, bf16; flash backend where torch
+picks it) forward and forward+backward at the same shapes with CUDA events (median of 3
+repeats after warm-up), and prints a markdown table: ms, TFLOP/s, SDPA / ours (> 1: ours is
+faster). Causal FLOPs: forward 2*B*H*T*T*D, backward 2.5x forward.
+Usage: python3 attention_table.py --wmma kernels-bench-wmma.json --mma kernels-bench-mma.json
+"""
+import argparse
+import json
+import statistics
+
+import torch
+import torch.nn.functional as F
+
+p = argparse.ArgumentParser()
+p.add_argument("--wmma", required=True)
+p.add_argument("--mma", required=True)
+args = p.parse_args()
+
+FWD, BWD = "attention fwd (causal GQA)", "attention bwd"
+runs = {}
+for name, path in (("wmma", args.wmma), ("mma", args.mma)):
+    try:
+        runs[name] = {r["op"]: r["ms"] for r in json.load(open(path))["rows"]}
+    except (OSError, ValueError, KeyError) as err:
+        print(f"{name}: no results ({err})")
+first = json.load(open(args.mma if "mma" in runs else args.wmma))
+sh = first["shapes"]
+B, T, H, Hkv, D = sh["B"], sh["T"], sh["H"], sh["Hkv"], sh["D"]
+
+
+def timed(fn, iters=10, reps=3):
+    fn()
+    torch.cuda.synchronize()
+    samples = []
+    for _ in range(reps):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        for _ in range(iters):
+            fn()
+        e.record()
+        torch.cuda.synchronize()
+        samples.append(s.elapsed_time(e) / iters)
+    return statistics.median(samples)
+
+
+def rnd(*shape):
+    return torch.randn(*shape, device="cuda").bfloat16()
+
+
+q, k, v = rnd(B, H, T, D), rnd(B, Hkv, T, D), rnd(B, Hkv, T, D)
+with torch.no_grad():
+    sdpa_fwd = timed(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True))
+q.requires_grad_(), k.requires_grad_(), v.requires_grad_()
+dO = rnd(B, H, T, D)
+sdpa_fb = timed(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True).backward(dO), iters=3)
+sdpa = {FWD: sdpa_fwd, BWD: sdpa_fb - sdpa_fwd, "fwd+bwd": sdpa_fb}
+
+fwd_flops = 4 * B * H * T * T * D / 2
+flops = {FWD: fwd_flops, BWD: 2.5 * fwd_flops, "fwd+bwd": 3.5 * fwd_flops}
+print(f"\n== Attention, {torch.cuda.get_device_name()}, torch {torch.__version__}: B={B} T={T} H={H}/{Hkv} D={D}, causal, bf16")
+print("| pass | kernel | ms | TFLOP/s | SDPA ms | SDPA TFLOP/s | SDPA / ours |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+for op in (FWD, BWD, "fwd+bwd"):
+    for name, rows in runs.items():
+        ms = rows[FWD] + rows[BWD] if op == "fwd+bwd" and FWD in rows and BWD in rows else rows.get(op)
+        if not ms:
+            continue
+        t = sdpa[op]
+        print(f"| {op} | {name} | {ms:.3f} | {flops[op] / ms / 1e9:.1f} | {t:.3f} | {flops[op] / t / 1e9:.1f} | {t / ms:.2f} |")
+print("SDPA backward = time(fwd+bwd) - time(fwd), autograd.")
