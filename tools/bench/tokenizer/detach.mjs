@@ -41,6 +41,7 @@ function mainPass() {
   for (const d of docs) n += t.encodeToInt32Array(d).length;
   return { mbps: mb / ((performance.now() - t0) / 1000), n };
 }
+/** @type {{ mb: number, before: number[], batches: number[], after: number[] }} */
 const result = { mb, before: [], batches: [], after: [] };
 for (let i = 0; i < 3; i++) result.before.push(mainPass().mbps);
 for (let b = 0; b < Number(values.batches); b++) {
@@ -50,6 +51,7 @@ for (let b = 0; b < Number(values.batches); b++) {
 }
 for (let i = 0; i < 3; i++) result.after.push(mainPass().mbps);
 await tok.close();
+/** @param {number[]} xs */
 const f = (xs) => xs.map((x) => x.toFixed(1)).join(" ");
 console.log(
   `${mb.toFixed(2)} MB  main before: ${f(result.before)}  batches(worker): ${f(result.batches)}  main after: ${f(result.after)} MB/s`,

@@ -22,17 +22,21 @@ const child = `
   const t3 = performance.now();
   console.log(JSON.stringify({ importMs: t1 - t0, loadMs: t2 - t1, firstEncodeMs: t3 - t2, totalMs: t3 - t0 }));
 `;
+/** @typedef {{ importMs: number, loadMs: number, firstEncodeMs: number, totalMs: number }} Sample */
+/** @type {Map<string, Sample[]>} */
 const samples = new Map(values.dist.map((d) => [d, []]));
 for (let r = 0; r < Number(values.runs); r++) {
   for (const dir of values.dist) {
     const out = execFileSync(process.execPath, ["--input-type=module", "-e", child, dir], {
       encoding: "utf8",
     });
-    samples.get(dir).push(JSON.parse(out));
+    samples.get(dir)?.push(JSON.parse(out));
   }
 }
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+/** @param {number[]} xs @returns {number} */
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
 for (const [dir, xs] of samples) {
+  /** @param {keyof Sample} k */
   const f = (k) =>
     `${median(xs.map((x) => x[k])).toFixed(1)} (${Math.min(...xs.map((x) => x[k])).toFixed(1)}-${Math.max(...xs.map((x) => x[k])).toFixed(1)})`;
   console.log(

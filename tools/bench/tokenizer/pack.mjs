@@ -18,6 +18,8 @@ const texts = buildCorpus({ scale: Number(values.scale), ...P, pieces: base.mode
 const mb = texts.reduce((s, t) => s + Buffer.byteLength(t), 0) / 1e6;
 const spool = new Uint16Array(1 << 20);
 
+/** @typedef {{ eosId: number, encodeToInt32Array(t: string, o: object): Int32Array, encodeInto(t: string, out: Uint16Array, at: number, o: object): number }} Tok */
+/** @type {Record<string, (tok: Tok) => number>} */
 const variants = {
   /** The data package's way today: an Int32Array per document, checked and copied in. */
   copy(tok) {
@@ -27,7 +29,7 @@ const variants = {
       const ids = tok.encodeToInt32Array(t, { bos: false });
       if (fill + ids.length + 1 > spool.length) fill = 0;
       for (let i = 0; i < ids.length; i++) {
-        const id = ids[i];
+        const id = ids[i] ?? -1;
         if (!(id >= 0 && id <= 0xffff)) throw new RangeError(`${id}`);
         spool[fill + i] = id;
       }
@@ -49,13 +51,14 @@ const variants = {
     return total;
   },
 };
+/** @type {Record<string, number[]>} */
 const rates = { copy: [], encodeInto: [] };
 for (let r = 0; r < Number(values.rounds); r++) {
   for (const [name, run] of Object.entries(variants)) {
     const tok = P.LlamaTokenizer.fromModel(base.model);
     const t0 = performance.now();
     const n = run(tok);
-    rates[name].push(mb / ((performance.now() - t0) / 1000));
+    rates[name]?.push(mb / ((performance.now() - t0) / 1000));
     if (r === 0) console.log(`${name}: ${n} tokens`);
   }
 }
