@@ -33,24 +33,8 @@ export async function signaturesTask(
   const loadSeconds = (performance.now() - tLoad) / 1000;
   stats.tokenizer = tok.identity;
   const spool = await TokenSpoolWriter.open(plan.workDir, task.index);
-  let batch: { docIndex: number; text: string; split: number }[] = [];
-  let batchChars = 0;
-  let tTokenize = 0;
-  let tSpool = 0;
-  const flush = async () => {
-    if (batch.length === 0) return;
-    let t = performance.now();
-    const ids = await tok.encodeBatch(batch.map((b) => b.text));
-    tTokenize += performance.now() - t;
-    t = performance.now();
-    for (let i = 0; i < batch.length; i++) {
-      const b = batch[i] as { docIndex: number; split: number };
-      await spool.append(b.docIndex, b.split, ids[i] as ArrayLike<number>, tok.eosId);
-    }
-    tSpool += performance.now() - t;
-    batch = [];
-    batchChars = 0;
-  };
+  // Each document is tokenized straight into the spool's buffer (no id array per document).
+  let tAppend = 0;
   const bad = new BadRecordLog({ strict: cfg.strict });
   const hasher = new MinHasher(cfg.dedup.minhash);
   const bands = cfg.dedup.minhash.bands;
@@ -71,14 +55,15 @@ export async function signaturesTask(
       bump(stats.removed, reason); // dropped docs never make others duplicates
       continue;
     }
-    batch.push({
+    let t = performance.now();
+    await spool.appendText(
       docIndex,
-      text: doc.text,
-      split: isValidation(doc.id, cfg.validationFraction) ? 1 : 0,
-    });
-    batchChars += doc.text.length;
-    if (batchChars >= 1 << 20 || batch.length >= 512) await flush();
-    const t = performance.now();
+      isValidation(doc.id, cfg.validationFraction) ? 1 : 0,
+      doc.text,
+      tok,
+    );
+    tAppend += performance.now() - t;
+    t = performance.now();
     const sig = hasher.signature(doc.text);
     keys[bands]?.push(sig.exact[0], sig.exact[1], docIndex);
     if (sig.words > 0 && sig.words >= cfg.dedup.minWords) {
@@ -93,10 +78,12 @@ export async function signaturesTask(
         inputBytesDone: progress.inputBytesDone,
       });
   }
-  await flush();
+  // appendText's time is tokenizing except the spool's buffer flushes, which it counts
+  const tFlushed = spool.writeSeconds * 1000;
+  const tTokenize = tAppend - tFlushed;
   let tw = performance.now();
   await spool.close();
-  tSpool += performance.now() - tw;
+  const tSpool = tFlushed + performance.now() - tw;
   tw = performance.now();
   for (let b = 0; b <= bands; b++)
     await writeSortedKeys(sigPath(plan.workDir, task.index, b), Uint32Array.from(keys[b] ?? []));

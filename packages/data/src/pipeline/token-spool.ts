@@ -9,7 +9,9 @@
  */
 import { type FileHandle, mkdir, open, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { maxEncodedLength } from "@tinyllama/tokenizer";
 import { RecordReader } from "../dedup/files.js";
+import type { PipelineTokenizer } from "./tokenizer.js";
 
 export const spoolPaths = (work: string, task: number) => {
   const base = join(work, "tokens", `task-${String(task).padStart(5, "0")}`);
@@ -38,26 +40,31 @@ export class TokenSpoolWriter {
     );
   }
 
-  /** Appends one document: its ids, then `eos`. */
-  async append(
+  /** Seconds spent writing buffers to disk (the rest of appendText is tokenizing). */
+  writeSeconds = 0;
+
+  /**
+   * Tokenizes one document straight into the buffer: its ids, then EOS. Flushes first when
+   * the worst case (`maxEncodedLength`) might not fit; a text whose worst case exceeds the
+   * whole buffer gets a larger buffer.
+   */
+  async appendText(
     docIndex: number,
     split: number,
-    ids: ArrayLike<number>,
-    eos: number,
+    text: string,
+    tok: Pick<PipelineTokenizer, "encodeInto" | "identity">,
   ): Promise<void> {
-    const n = ids.length + 1;
-    if (this.fill + n > this.tokens.length) {
+    // a Uint16Array would silently wrap larger ids
+    if (tok.identity.vocabSize > 0x10000)
+      throw new RangeError(
+        `token spool: ${tok.identity.name} has ${tok.identity.vocabSize} ids; the spool (and LITPKDS dtype 8) holds uint16`,
+      );
+    const bound = maxEncodedLength(text.length);
+    if (this.fill + bound > this.tokens.length) {
       await this.flushTokens();
-      if (n > this.tokens.length) this.tokens = new Uint16Array(n);
+      if (bound > this.tokens.length) this.tokens = new Uint16Array(bound);
     }
-    const tokens = this.tokens;
-    const at = this.fill;
-    for (let i = 0; i < ids.length; i++) {
-      const t = ids[i] as number;
-      if (!(t >= 0 && t <= 0xffff)) throw new RangeError(`token id ${t} does not fit uint16`);
-      tokens[at + i] = t;
-    }
-    this.tokens[this.fill + ids.length] = eos;
+    const n = tok.encodeInto(text, this.tokens, this.fill);
     this.fill += n;
     if (this.indexFill + 3 > this.index.length) await this.flushIndex();
     this.index[this.indexFill++] = docIndex;
@@ -67,14 +74,18 @@ export class TokenSpoolWriter {
 
   private async flushTokens(): Promise<void> {
     if (this.fill === 0) return;
+    const t = performance.now();
     await this.tokFh.write(new Uint8Array(this.tokens.buffer, 0, this.fill * 2));
     this.fill = 0;
+    this.writeSeconds += (performance.now() - t) / 1000;
   }
 
   private async flushIndex(): Promise<void> {
     if (this.indexFill === 0) return;
+    const t = performance.now();
     await this.idxFh.write(new Uint8Array(this.index.buffer, 0, this.indexFill * 4));
     this.indexFill = 0;
+    this.writeSeconds += (performance.now() - t) / 1000;
   }
 
   async close(): Promise<void> {

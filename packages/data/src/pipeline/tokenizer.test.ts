@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { LlamaTokenizer } from "@tinyllama/tokenizer";
 import { afterAll, describe, expect, it } from "vitest";
-import { tokenizerIdentity, wrapLlamaTokenizer } from "./tokenizer.js";
+import { bytesTokenizer, tokenizerIdentity, wrapLlamaTokenizer } from "./tokenizer.js";
 
 const modelFile = fileURLToPath(
   new URL("../../../tokenizer/src/testdata/llama2-tokenizer.model", import.meta.url),
@@ -37,5 +37,36 @@ describe("tokenizer identity recorded in manifests", () => {
     loaded.push(tok);
     const ids = await wrapLlamaTokenizer(tok).encodeBatch(["Hello world!"]);
     expect(Array.from(ids[0]!)).toEqual([15043, 3186, 29991]);
+  });
+
+  it("encodeInto writes the ids of encodeBatch plus EOS at an offset, for Llama 2 and bytes", async () => {
+    const llama = await LlamaTokenizer.load();
+    loaded.push(llama);
+    const texts = ["Hello world!", "naïve 中文 \u{1F600} \ud800 lone surrogate", "x"];
+    for (const tok of [wrapLlamaTokenizer(llama), bytesTokenizer()]) {
+      const expected = (await tok.encodeBatch(texts)).flatMap((ids) => [
+        ...Array.from(ids),
+        tok.eosId,
+      ]);
+      const out = new Uint16Array(3 + expected.length + 2).fill(7);
+      let at = 3;
+      for (const t of texts) at += tok.encodeInto(t, out, at);
+      expect(at).toBe(3 + expected.length);
+      expect(Array.from(out.subarray(3, at))).toEqual(expected);
+      expect(Array.from(out.subarray(0, 3))).toEqual([7, 7, 7]); // before the offset: untouched
+      expect(Array.from(out.subarray(at))).toEqual([7, 7]);
+    }
+  });
+
+  it("encodeInto refuses, writing nothing, when the ids do not fit or the offset is bad", async () => {
+    const llama = await LlamaTokenizer.load();
+    loaded.push(llama);
+    for (const tok of [wrapLlamaTokenizer(llama), bytesTokenizer()]) {
+      const out = new Uint16Array(4).fill(9);
+      expect(() => tok.encodeInto("Hello world!", out, 1)).toThrow(RangeError);
+      expect(Array.from(out)).toEqual([9, 9, 9, 9]);
+      expect(() => tok.encodeInto("x", out, 5)).toThrow(RangeError);
+      expect(() => tok.encodeInto("x", out, -1)).toThrow(RangeError);
+    }
   });
 });

@@ -1,6 +1,7 @@
 /**
- * The tokenizer as the pipeline sees it: batches of texts in, token ids out, plus the identity
- * recorded in manifests. "llama2" is @tinyllama/tokenizer's bundled Llama 2 model; "bytes"
+ * The tokenizer as the pipeline sees it: texts in, token ids out (written straight into the
+ * token spool's buffer, or per batch for pack without dedup), plus the identity recorded in
+ * manifests. "llama2" is @tinyllama/tokenizer's bundled Llama 2 model; "bytes"
  * (UTF-8 bytes + 3, EOS 2) exists for tests and for measuring the pipeline without tokenizer
  * cost, and is refused by any trainer expecting Llama 2 ids.
  */
@@ -13,10 +14,20 @@ export interface PipelineTokenizer {
   eosId: number;
   /** Token ids per text (arrays or typed arrays), no BOS, no EOS. */
   encodeBatch(texts: string[]): Promise<ArrayLike<number>[]>;
+  /**
+   * Writes the ids of `text` followed by `eosId` (no BOS) into `out` from `offset` and returns
+   * their count: no array per document. At most `maxEncodedLength(text.length)` (from
+   * @tinyllama/tokenizer) ids; when they do not fit it throws a RangeError and writes nothing.
+   */
+  encodeInto(text: string, out: EncodeTarget, offset: number): number;
 }
+
+export type EncodeTarget = Uint16Array | Int32Array | Uint32Array;
 
 export function bytesTokenizer(): PipelineTokenizer {
   const enc = new TextEncoder();
+  // UTF-8 of a UTF-16 unit is at most 3 bytes (a lone surrogate becomes U+FFFD, 3 bytes)
+  let scratch = new Uint8Array(1 << 16);
   return {
     identity: {
       name: "utf8-bytes+3",
@@ -27,6 +38,22 @@ export function bytesTokenizer(): PipelineTokenizer {
     eosId: 2,
     async encodeBatch(texts) {
       return texts.map((t) => Array.from(enc.encode(t), (b) => b + 3));
+    },
+    encodeInto(text, out, offset) {
+      if (!Number.isInteger(offset) || offset < 0 || offset > out.length)
+        throw new RangeError(
+          `encodeInto: offset must be an integer in [0, ${out.length}], got ${offset}`,
+        );
+      if (scratch.length < 3 * text.length) scratch = new Uint8Array(3 * text.length);
+      const { written } = enc.encodeInto(text, scratch);
+      const count = written + 1;
+      if (count > out.length - offset)
+        throw new RangeError(
+          `encodeInto: ${count} ids do not fit at offset ${offset} of a buffer of length ${out.length} (room for ${out.length - offset}); nothing was written`,
+        );
+      for (let i = 0; i < written; i++) out[offset + i] = (scratch[i] as number) + 3;
+      out[offset + written] = 2;
+      return count;
     },
   };
 }
@@ -62,6 +89,8 @@ export function wrapLlamaTokenizer(tok: LlamaTokenizer, threads = 0): PipelineTo
     eosId: tok.eosId,
     encodeBatch: (texts) =>
       tok.encodeBatchToInt32Arrays(texts, { bos: false, eos: false, threads }),
+    // eos: true appends exactly tok.eosId after the ids, what the spool stores per document
+    encodeInto: (text, out, offset) => tok.encodeInto(text, out, offset, { bos: false, eos: true }),
   };
 }
 
