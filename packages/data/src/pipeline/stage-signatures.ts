@@ -33,8 +33,20 @@ export async function signaturesTask(
   const loadSeconds = (performance.now() - tLoad) / 1000;
   stats.tokenizer = tok.identity;
   const spool = await TokenSpoolWriter.open(plan.workDir, task.index);
-  // Each document is tokenized straight into the spool's buffer (no id array per document).
+  // Each document is tokenized straight into the spool's buffer (no id array per document),
+  // but in runs of up to 1 MB of text rather than between parsing and MinHash of each
+  // document, which measured slower (likely the tokenizer's tables leaving cache; bench --mb 30:
+  // signatures 2.47 CPU-s interleaved per document vs 2.12 in runs; tools/bench/data/RESULTS.md).
+  let pending: { docIndex: number; split: number; text: string }[] = [];
+  let pendingChars = 0;
   let tAppend = 0;
+  const appendPending = async () => {
+    const t = performance.now();
+    for (const p of pending) await spool.appendText(p.docIndex, p.split, p.text, tok);
+    tAppend += performance.now() - t;
+    pending = [];
+    pendingChars = 0;
+  };
   const bad = new BadRecordLog({ strict: cfg.strict });
   const hasher = new MinHasher(cfg.dedup.minhash);
   const bands = cfg.dedup.minhash.bands;
@@ -55,15 +67,14 @@ export async function signaturesTask(
       bump(stats.removed, reason); // dropped docs never make others duplicates
       continue;
     }
-    let t = performance.now();
-    await spool.appendText(
+    pending.push({
       docIndex,
-      isValidation(doc.id, cfg.validationFraction) ? 1 : 0,
-      doc.text,
-      tok,
-    );
-    tAppend += performance.now() - t;
-    t = performance.now();
+      split: isValidation(doc.id, cfg.validationFraction) ? 1 : 0,
+      text: doc.text,
+    });
+    pendingChars += doc.text.length;
+    if (pendingChars >= 1 << 20 || pending.length >= 512) await appendPending();
+    const t = performance.now();
     const sig = hasher.signature(doc.text);
     keys[bands]?.push(sig.exact[0], sig.exact[1], docIndex);
     if (sig.words > 0 && sig.words >= cfg.dedup.minWords) {
@@ -78,6 +89,7 @@ export async function signaturesTask(
         inputBytesDone: progress.inputBytesDone,
       });
   }
+  await appendPending();
   // appendText's time is tokenizing except the spool's buffer flushes, which it counts
   const tFlushed = spool.writeSeconds * 1000;
   const tTokenize = tAppend - tFlushed;
