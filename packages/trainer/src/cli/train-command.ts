@@ -240,7 +240,7 @@ export const TRAIN_INTRO = [
   "process per GPU under torchrun, srun or mpirun: RANK/WORLD_SIZE, SLURM_* and OMPI_* are read).",
   `Without a GPU it trains a small model on CPU with budgets scaled by ${CPU_DEFAULTS.scale}.`,
   "",
-  "Also: node packages/trainer/dist/cli.js plot <run dir> [--out file.svg]",
+  "Also: pnpm train:plot <run dir> [--out file.svg]   (loss / lr / throughput SVG)",
 ].join("\n");
 
 /** A CPU step for tinyllama-1.1b: why it is refused, in numbers. */
