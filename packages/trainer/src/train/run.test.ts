@@ -31,8 +31,8 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-/** 128 tokens per step: 2 sequences of 64. v1.0 at scale s trains 3e12 * s tokens. */
-function args(out: string, steps: number, extra: string[] = []): string[] {
+/** A tiny CPU run: tinyllama-test, 2 sequences of 64 tokens per step, no saves or evals between. */
+function tinyRunArgs(out: string, scale: number, evalBatches: number): string[] {
   return [
     "--device",
     "cpu",
@@ -49,15 +49,19 @@ function args(out: string, steps: number, extra: string[] = []): string[] {
     "--global-batch",
     "2",
     "--scale",
-    String((steps * 128) / 3e12),
+    String(scale),
     "--eval-batches",
-    "2",
+    String(evalBatches),
     "--eval-every",
     "0",
     "--save-every",
     "0",
-    ...extra,
   ];
+}
+
+/** 128 tokens per step: 2 sequences of 64. v1.0 at scale s trains 3e12 * s tokens. */
+function args(out: string, steps: number, extra: string[] = []): string[] {
+  return [...tinyRunArgs(out, (steps * 128) / 3e12, 2), ...extra];
 }
 
 async function train(argv: string[], onLog?: (line: string) => void): Promise<RunResult> {
@@ -220,30 +224,7 @@ describe("training on CPU", () => {
     // basic 1280 tokens (10 steps of 128), continual ~299 (3 steps), cooldown 128: less than
     // one 4 x 128 cooldown batch, so it trains one step.
     const s = 1280 / 1.5e12;
-    const common = [
-      "--device",
-      "cpu",
-      "--model",
-      "tinyllama-test",
-      "--data",
-      data,
-      "--out",
-      out,
-      "--seq-len",
-      "64",
-      "--micro-batch",
-      "2",
-      "--global-batch",
-      "2",
-      "--scale",
-      String(s),
-      "--eval-batches",
-      "1",
-      "--eval-every",
-      "0",
-      "--save-every",
-      "0",
-    ];
+    const common = tinyRunArgs(out, s, 1);
     const basic = await train([...common, "--stage", "basic"]);
     const cont = await train([...common, "--stage", "continual", "--variant", "math-code"]);
     const cool = await train([...common, "--stage", "cooldown", "--variant", "math-code"]);
