@@ -9,6 +9,7 @@ import { basename, join, resolve, sep } from "node:path";
 import { parseArgs } from "node:util";
 import { hubOptionsFromEnv, ShardSet, tokenizerIdentity } from "@tinyllama/data";
 import { newestCheckpoint } from "./checkpoints.js";
+import { parseDevice, parseDtype } from "./cli-options.js";
 import { loadTaskDocs } from "./docs.js";
 import type { PairEncodingOptions } from "./encode.js";
 import { evaluate, type TaskInput } from "./evaluate.js";
@@ -127,14 +128,8 @@ export async function main(argv: string[]): Promise<number> {
     ...(values["add-bos"] ? { addBos: true } : {}),
     ...(values["no-add-bos"] ? { addBos: false } : {}),
   };
-  const device = values.device ?? "auto";
-  if (device !== "cpu" && device !== "cuda" && device !== "auto") {
-    throw new Error(`--device must be cpu, cuda or auto, got "${device}"`);
-  }
-  const dtype = values.dtype;
-  if (dtype !== undefined && dtype !== "f32" && dtype !== "bf16") {
-    throw new Error(`--dtype must be f32 or bf16, got "${dtype}"`);
-  }
+  const device = parseDevice(values.device);
+  const dtype = parseDtype(values.dtype);
   const limit = positiveInt("limit", values.limit);
   const batchSize = positiveInt("batch-size", values["batch-size"]) ?? 16;
   const maxBatchTokens = positiveInt("max-batch-tokens", values["max-batch-tokens"]);

@@ -11,6 +11,7 @@ import { parseArgs } from "node:util";
 import { hubOptionsFromEnv } from "@tinyllama/data";
 import { newestCheckpoint } from "../checkpoints.js";
 import { defaultOutputDir } from "../cli.js";
+import { parseDevice, parseDtype } from "../cli-options.js";
 import { checkpointTokenizerPath } from "../llama.js";
 import { formatTable } from "../results.js";
 import { BENCHMARK_NAMES, type BenchmarkName } from "./benchmarks.js";
@@ -109,11 +110,8 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const device = (values.device ?? "auto") as "cpu" | "cuda" | "auto";
-  if (!["cpu", "cuda", "auto"].includes(device))
-    throw new Error(`--device must be cpu, cuda or auto, got "${device}"`);
-  if (values.dtype && !["f32", "bf16"].includes(values.dtype))
-    throw new Error(`--dtype must be f32 or bf16, got "${values.dtype}"`);
+  const device = parseDevice(values.device);
+  const dtype = parseDtype(values.dtype);
   const network = (values["humaneval-network"] ?? "auto") as "auto" | "require" | "off";
   if (!["auto", "require", "off"].includes(network))
     throw new Error(`--humaneval-network must be auto, require or off`);
@@ -162,7 +160,7 @@ async function main(argv: string[]): Promise<number> {
   const startedAt = new Date();
   const model = await trainer.LlamaModel.load(checkpoint, {
     device,
-    ...(values.dtype ? { computeDtype: values.dtype as "f32" | "bf16" } : {}),
+    ...(dtype ? { computeDtype: dtype } : {}),
   });
   try {
     const tokenizer = await LlamaTokenizer.load(
