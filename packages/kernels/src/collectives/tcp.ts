@@ -171,7 +171,9 @@ export class TcpWorld {
     };
     const links: (PeerLink | null)[] = new Array(o.worldSize).fill(null);
     let world: TcpWorld | null = null;
-    const onFailure = (e: CollectiveError) => world?.fail(e, false);
+    // A dead peer is news for every other rank too: pass it on, so each of them names the rank
+    // that died rather than whichever of its peers happened to exit first because of it.
+    const onFailure = (e: CollectiveError) => world?.fail(e, true, true);
     const onControl = (peer: number, f: Frame) => world?.onControl(peer, f);
     try {
       await buildMesh(
@@ -205,10 +207,14 @@ export class TcpWorld {
     return l;
   }
 
-  fail(e: CollectiveError, tellPeers: boolean): void {
+  /**
+   * `fromPeer`: the failure was seen on a peer's connection or announced by a peer (as opposed to
+   * a timeout or mismatch found here); `tellPeers`: send an ABORT carrying `e` to the others.
+   */
+  fail(e: CollectiveError, tellPeers: boolean, fromPeer = !tellPeers): void {
     if (this.failure || this.closed) return;
     // During shutdown a peer that finished first closes its sockets: only waits on that peer fail.
-    if (this.closing && !tellPeers) return;
+    if (this.closing && fromPeer) return;
     this.failure = e;
     for (const l of this.links) {
       if (!l || l.failure) continue;

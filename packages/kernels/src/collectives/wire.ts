@@ -9,6 +9,8 @@ import type { Socket } from "node:net";
 import { CollectiveError } from "./types.js";
 
 export const HEADER_BYTES = 16;
+/** How long a broken connection waits for in-flight frames before it fails its receives. */
+const FAILURE_GRACE_MS = 100;
 /** Group id of control messages (status, abort), handled on arrival rather than queued. */
 export const CONTROL_GROUP = 0xffffffff;
 
@@ -60,8 +62,26 @@ export class PeerLink {
       this.waiters.clear();
       onFailure(this.failure);
     };
-    socket.on("error", (e) => fail(`connection error: ${e.message}`));
-    socket.on("close", () => fail("closed its connection"));
+    // The failure is declared a moment later, not at the socket event: a peer that aborts sends
+    // an ABORT naming the rank that really died and then exits, and writing to it can raise
+    // EPIPE here before that frame has been read. The grace lets the frame (or another peer's
+    // own death) arrive first, so errors name the root cause rather than a bystander.
+    let declared = false;
+    const failSoon = (why: string) => {
+      if (declared) return;
+      declared = true;
+      setTimeout(() => fail(why), FAILURE_GRACE_MS);
+    };
+    // EPIPE / ECONNRESET are the peer's process going away, seen from a write: the same news as
+    // a close, so the same words, whichever the kernel happened to report first.
+    socket.on("error", (e: NodeJS.ErrnoException) =>
+      failSoon(
+        e.code === "EPIPE" || e.code === "ECONNRESET"
+          ? "closed its connection"
+          : `connection error: ${e.message}`,
+      ),
+    );
+    socket.on("close", () => failSoon("closed its connection"));
     if (leftover.length > 0) this.onData(leftover);
   }
 
