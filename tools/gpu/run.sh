@@ -25,9 +25,12 @@ echo "commit: ${TK_COMMIT:-unknown}" | tee -a "$out/run-info.txt"
 
 stage build
 build=/tmp/tk-build
-rm -rf "$build" # always from scratch: a warm machine keeps /tmp, and carried files can look older than objects
 t0=$SECONDS
-if cmake -S packages/kernels/native -B "$build" -DCMAKE_BUILD_TYPE=Release \
+if [ -n "${TINYLLAMA_KERNELS_BUILD_DIR:-}" ] && [ -f "$TINYLLAMA_KERNELS_BUILD_DIR/backends.json" ]; then
+  build=$TINYLLAMA_KERNELS_BUILD_DIR # built by the caller (tools/gpu/session.sh) in this call
+  status[build]="prebuilt ($build)"
+elif rm -rf "$build" && # always from scratch: a warm machine keeps /tmp, and carried files can look older than objects
+  cmake -S packages/kernels/native -B "$build" -DCMAKE_BUILD_TYPE=Release \
   -DNODE_API_HEADERS_DIR="$PWD/.gpu/headers/node-api-headers" \
   -DNODE_ADDON_API_DIR="$PWD/.gpu/headers/node-addon-api" -DTINYLLAMA_CUDA=ON >"$out/build.log" 2>&1 &&
   timeout 240 cmake --build "$build" -j "$(nproc)" >>"$out/build.log" 2>&1; then

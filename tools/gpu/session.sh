@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# GPU machine: one device call that builds the CUDA addon once and runs a list of parts
+# (each an existing GPU script) under one deadline, so a 10-minute call is spent on work, not on
+# rebuilding. The device tool brings back at most 8 files from $OUT, so every part's logs go to
+# $logs and are packed into $OUT/logs.tgz after each part (a call cut off at its limit still
+# returns what finished). Prepare on the dev machine:
+#   bash tools/gpu/prepare.sh && bash tools/compare/trainer/prepare.sh && bash tools/compare/generate/prepare.sh
+# Usage: TK_COMMIT=$(git rev-parse --short HEAD) bash tools/gpu/session.sh PART... 
+#   parts: trainer-bf16 trainer-fp32 train gen-fp32 gen-bf16 gen-speed mma kernels bench-train
+#   TK_DEADLINE (seconds, default 560): parts that would start after it are skipped, not cut.
+#   TK_ARCH (default 90): CUDA architectures of this build (the product builds 80 and 90).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+export PATH=/usr/local/cuda/bin:$PATH
+out=${OUT:-/tmp/session-out}
+logs=/tmp/session-logs
+rm -rf "$logs" && mkdir -p "$out" "$logs"
+deadline=${TK_DEADLINE:-560}
+declare -a summary
+note() { summary+=("$1"); echo "-- $1"; }
+# Dumps (checkpoints, gradients: gigabytes) stay behind; logs, JSON and small files come back.
+pack() { (cd "$logs" && find . -type f -size -4M ! -name '*.safetensors' | tar -czf "$out/logs.tgz" -T -) 2>/dev/null; }
+left() { echo $((deadline - SECONDS)); }
+
+bash .gpu/setup.sh || { echo "node setup failed"; exit 1; }
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
+  python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'
+  echo "commit: ${TK_COMMIT:-unknown}, arch ${TK_ARCH:-90}, date $(date -u +%FT%TZ)"
+} 2>&1 | tee "$logs/run-info.txt"
+
+build=/tmp/tk-build
+t0=$SECONDS
+if [ -f "$build/backends.json" ] && [ "${TK_REBUILD:-1}" = 0 ]; then
+  note "build: reused $build"
+else
+  rm -rf "$build"
+  if cmake -S packages/kernels/native -B "$build" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_CUDA_ARCHITECTURES="${TK_ARCH:-90}" \
+    -DNODE_API_HEADERS_DIR="$PWD/.gpu/headers/node-api-headers" \
+    -DNODE_ADDON_API_DIR="$PWD/.gpu/headers/node-addon-api" -DTINYLLAMA_CUDA=ON >"$logs/build.log" 2>&1 &&
+    timeout 240 cmake --build "$build" -j "$(nproc)" >>"$logs/build.log" 2>&1; then
+    note "build: ok ($((SECONDS - t0)) s)"
+  else
+    grep -E "error" "$logs/build.log" | head -30
+    pack
+    echo "build FAILED"
+    exit 1
+  fi
+fi
+export TINYLLAMA_KERNELS_BUILD_DIR=$build
+pack
+
+# part name, seconds it needs at least, command...
+part() {
+  local name=$1 need=$2
+  shift 2
+  if [ "$(left)" -lt "$need" ]; then
+    note "$name: skipped ($(left) s left, needs $need)"
+    return
+  fi
+  echo "== $name ($(date +%T), $(left) s left)"
+  local t=$SECONDS
+  timeout "$(left)" "$@" >"$logs/$name.log" 2>&1
+  local rc=$?
+  note "$name: rc=$rc in $((SECONDS - t)) s"
+  grep -E "^(PASS|FAIL)|FAILED|Error|step +(1|10|20) |tokens/s|MFU|summary" "$logs/$name.log" | head -30
+  pack
+}
+
+for p in "$@"; do
+  case $p in
+    trainer-bf16) part "$p" 120 bash tools/compare/trainer/run-gpu.sh "$logs/trainer" bf16 ;;
+    trainer-fp32) part "$p" 120 bash tools/compare/trainer/run-gpu.sh "$logs/trainer" fp32 ;;
+    train) part "$p" 90 bash tools/compare/trainer/run-gpu.sh "$logs/trainer" train ;;
+    gen-fp32) part "$p" 90 bash tools/compare/generate/run-gpu.sh "$logs/generate" fp32 ;;
+    gen-bf16) part "$p" 90 bash tools/compare/generate/run-gpu.sh "$logs/generate" bf16 ;;
+    gen-speed) part "$p" 90 bash tools/compare/generate/run-gpu.sh "$logs/generate" speed ;;
+    mma) part "$p" 120 env OUT="$logs/mma" bash tools/gpu/run.sh --mma ;;
+    kernels) part "$p" 240 env OUT="$logs/kernels" bash tools/gpu/run.sh ;;
+    bench-train) part "$p" 200 env OUT="$logs/bench-train" bash tools/bench/train/run-gpu.sh ;;
+    *) note "$p: unknown part" ;;
+  esac
+done
+find "$logs" -name '*.safetensors' -delete
+pack
+echo
+echo "== summary"
+printf '%s\n' "${summary[@]}"
