@@ -38,7 +38,7 @@ const attention = crossCases({ ...SMALL, B: 1, T: 300 }).filter((c) =>
 );
 const cases = [...crossCases(), ...attention.map((c) => ({ ...c, name: `${c.name} T=300` }))];
 console.log(
-  `attention kernel: TINYLLAMA_ATTENTION=${process.env.TINYLLAMA_ATTENTION ?? "(unset: wmma)"}`,
+  `attention kernel: TINYLLAMA_ATTENTION=${process.env.TINYLLAMA_ATTENTION ?? "(unset: mma)"}`,
 );
 const dtypes: DType[] = quick || target === "cpu" ? ["bf16"] : ["f32", "bf16"];
 for (const dtype of dtypes) {

@@ -81,7 +81,7 @@ a, b = l('1gpu'), l('$1')
 d = max(abs(x - y) for x, y in zip(a, b)) if len(a) == len(b) else float('inf')
 print(('PASS' if d < 0.02 else 'FAIL') + ' $1 vs 1 GPU: %d steps, max |loss diff| %.2e' % (len(b), d))"; }
 
-if want equality || want hybrid; then
+if { want equality || want hybrid; } && [ ! -s "$out/1gpu/v1.0/metrics.jsonl" ]; then
   stage "1 GPU, $model, $steps steps"
   train 1gpu; status[1gpu]="rc=$?: $(losses 1gpu)"
 fi

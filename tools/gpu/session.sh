@@ -7,6 +7,7 @@
 #   bash tools/gpu/prepare.sh && bash tools/compare/trainer/prepare.sh && bash tools/compare/generate/prepare.sh
 # Usage: TK_COMMIT=$(git rev-parse --short HEAD) bash tools/gpu/session.sh PART... 
 #   parts: trainer-bf16 trainer-fp32 train gen-fp32 gen-bf16 gen-speed mma kernels bench-train
+#          dist-collectives dist-kill dist-equality dist-hybrid dist-scaling (TK_NCCL=1)
 #   TK_DEADLINE (seconds, default 560): parts that would start after it are skipped, not cut.
 #   TK_ARCH (default 90): CUDA architectures of this build (the product builds 80 and 90).
 set -uo pipefail
@@ -14,7 +15,9 @@ cd "$(dirname "$0")/../.."
 export PATH=/usr/local/cuda/bin:$PATH
 out=${OUT:-/tmp/session-out}
 logs=/tmp/session-logs
-rm -rf "$logs" && mkdir -p "$out" "$logs"
+# TK_KEEP_LOGS=1: a follow-up call on the same warm machine keeps the earlier call's runs.
+[ "${TK_KEEP_LOGS:-0}" = 1 ] || rm -rf "$logs"
+mkdir -p "$out" "$logs"
 deadline=${TK_DEADLINE:-560}
 declare -a summary
 note() { summary+=("$1"); echo "-- $1"; }
@@ -34,12 +37,21 @@ t0=$SECONDS
 if [ -f "$build/backends.json" ] && [ "${TK_REBUILD:-1}" = 0 ]; then
   note "build: reused $build"
 else
-  rm -rf "$build"
-  if cmake -S packages/kernels/native -B "$build" -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_CUDA_ARCHITECTURES="${TK_ARCH:-90}" \
-    -DNODE_API_HEADERS_DIR="$PWD/.gpu/headers/node-api-headers" \
-    -DNODE_ADDON_API_DIR="$PWD/.gpu/headers/node-addon-api" -DTINYLLAMA_CUDA=ON >"$logs/build.log" 2>&1 &&
-    timeout 240 cmake --build "$build" -j "$(nproc)" >>"$logs/build.log" 2>&1; then
+  configure() { # extra cmake flags...
+    rm -rf "$build"
+    cmake -S packages/kernels/native -B "$build" -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_CUDA_ARCHITECTURES="${TK_ARCH:-90}" \
+      -DNODE_API_HEADERS_DIR="$PWD/.gpu/headers/node-api-headers" \
+      -DNODE_ADDON_API_DIR="$PWD/.gpu/headers/node-addon-api" -DTINYLLAMA_CUDA=ON "$@" >>"$logs/build.log" 2>&1 &&
+      timeout 240 cmake --build "$build" -j "$(nproc)" >>"$logs/build.log" 2>&1
+  }
+  # TK_NCCL=1 (multi-GPU parts): with NCCL; if that fails to build, without it, so the
+  # single-GPU parts of the call still run.
+  if [ "${TK_NCCL:-0}" = 1 ] && configure -DTINYLLAMA_NCCL=ON; then
+    note "build: ok with NCCL ($((SECONDS - t0)) s): $(cat "$build/backends.json")"
+  elif [ "${TK_NCCL:-0}" = 1 ] && { grep -E "error" "$logs/build.log" | head -20; configure -DTINYLLAMA_NCCL=OFF; }; then
+    note "build: NCCL build FAILED, built without it ($((SECONDS - t0)) s)"
+  elif [ "${TK_NCCL:-0}" != 1 ] && configure; then
     note "build: ok ($((SECONDS - t0)) s)"
   else
     grep -E "error" "$logs/build.log" | head -30
@@ -79,6 +91,7 @@ for p in "$@"; do
     mma) part "$p" 120 env OUT="$logs/mma" bash tools/gpu/run.sh --mma ;;
     kernels) part "$p" 240 env OUT="$logs/kernels" bash tools/gpu/run.sh ;;
     bench-train) part "$p" 200 env OUT="$logs/bench-train" bash tools/bench/train/run-gpu.sh ;;
+    dist-*) part "$p" 60 env OUT="$logs/dist" bash tools/gpu/run-distributed.sh "${p#dist-}" ;;
     *) note "$p: unknown part" ;;
   esac
 done

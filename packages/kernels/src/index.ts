@@ -5,6 +5,7 @@
  */
 export { ARENA_ALIGNMENT, Arena, type ArenaEntry, planArena } from "./arena.js";
 export { builtBackends, type LoadOptions, loadBackend, MIN_COMPUTE_CAPABILITY } from "./loader.js";
+export { formatProfile, type OpTiming, type ProfiledBackend, profiled } from "./profile.js";
 export { dtypeBytes, numelOf, Tensor } from "./tensor.js";
 export type {
   AdamWOptions,

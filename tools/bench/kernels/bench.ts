@@ -93,7 +93,7 @@ function bench(op: string, fn: () => void, work: { flops?: number; bytes?: numbe
 }
 
 // TINYLLAMA_ATTENTION (wmma | mma | fp32) picks the CUDA attention kernel; recorded in the JSON.
-const attentionKernel = process.env.TINYLLAMA_ATTENTION || "wmma";
+const attentionKernel = process.env.TINYLLAMA_ATTENTION || "mma";
 console.log(`device: ${k.device.name}; ${k.device.detail}; attention kernel: ${attentionKernel}`);
 
 // ---- copy bandwidth (the ceiling for memory-bound ops)

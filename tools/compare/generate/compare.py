@@ -11,8 +11,9 @@ LlamaForCausalLM.from_pretrained in the dump's dtype (fp32 with TF32 off, or bf1
    two logits are within the tie tolerance (fp32 1e-3, bf16 0.125: one bf16 step at |logit| ~ 16)
    and our token is one of them: from there on the sequences are different texts, so later steps
    are not compared;
-2. checks our KV-cache tokens equal our full-recomputation tokens (dump's --full-check prompts)
-   and prints the largest logit difference between the two paths;
+2. checks our KV-cache path against full recomputation on the same context step by step (dump's
+   --full-check prompts): the argmax agrees at every step (bf16: except at near-ties), and prints
+   the largest logit difference between the two paths;
 3. with --speed: transformers generate at batch 1 and 32 with the same prompt length and new
    tokens as speed.json, and prints both side by side (decode tokens/s = tokens after the first
    / time after the first token, measured with a streamer-free two-call method: time(n tokens) -
@@ -71,10 +72,21 @@ def main():
         print(f"{i} | {len(mine)} | no | step {d} | {gap:.2e} (ours {ours_gap:.2e} below top) | {'PASS (tie)' if tie else 'FAIL'}")
 
     print("== KV cache vs full recomputation (ours)")
+    # The decisive check runs both paths on the same context, step by step (dump.ts): every
+    # argmax must agree, except (bf16) where the full path's top two are within the tie tolerance.
+    # The batched KV run of all prompts is also compared with the single-prompt full run: in bf16
+    # a different batch changes rounding, so there it is informational.
     for i, full in enumerate(ours["full_tokens"]):
         same = full == ours["kv_tokens"][i][: len(full)]
-        ok = ok and same
-        print(f"prompt {i}: {'identical' if same else 'DIFFERENT'} over {len(full)} tokens")
+        if meta["dtype"] == "f32":
+            ok = ok and same
+        print(f"prompt {i} (batched KV run vs single full run): {'identical' if same else 'different'} over {len(full)} tokens")
+    mism = ours.get("kv_vs_full_argmax_mismatches", [])
+    bad = [m for m in mism if meta["dtype"] == "f32" or m["margin"] > tie_tol]
+    ok = ok and not bad
+    print(f"same context, step by step: {len(mism)} argmax disagreements, {len(bad)} outside the tie tolerance {tie_tol}")
+    for m in mism[:10]:
+        print(f"  prompt {m['prompt']} step {m['step']}: full-path margin {m['margin']:.3e}")
     print(f"max |logit(KV) - logit(full)| = {ours['kv_vs_full_max_logit_diff']:.3e}")
 
     if args.speed:

@@ -105,6 +105,7 @@ log(
 // Full recomputation: the whole sequence through LlamaModel.logits each step, next token by argmax.
 const full: number[][] = [];
 let maxLogitDiff = 0;
+const argmaxMismatches: { prompt: number; step: number; margin: number }[] = [];
 for (let p = 0; p < Math.min(int("full-check"), prompts.length); p++) {
   const ids = [...prompts[p]!];
   const dec = new KvDecoder(model, { slots: 1, maxLen: ids.length + newTokens });
@@ -116,6 +117,12 @@ for (let p = 0; p < Math.min(int("full-check"), prompts.length); p++) {
     for (let j = 0; j < V; j++)
       maxLogitDiff = Math.max(maxLogitDiff, Math.abs(last[j]! - kvLogits[j]!));
     const next = argmax(last);
+    // Same context on both paths (teacher-forced on the full path's tokens): a different argmax
+    // is a real disagreement, recorded with the full path's margin there (a near-tie in bf16).
+    const kvNext = argmax(kvLogits);
+    if (kvNext !== next) {
+      argmaxMismatches.push({ prompt: p, step: s, margin: last[next]! - last[kvNext]! });
+    }
     toks.push(next);
     ids.push(next);
     kvLogits = dec.step([{ slot: 0, tokens: [next], pos: ids.length - 1 }]);
@@ -130,6 +137,7 @@ writeFileSync(
     kv_tokens: kv.map((g) => g.tokens),
     full_tokens: full,
     kv_vs_full_max_logit_diff: maxLogitDiff,
+    kv_vs_full_argmax_mismatches: argmaxMismatches,
   }),
 );
 log(`KV vs full recomputation: max |logit diff| ${maxLogitDiff.toExponential(2)}`);

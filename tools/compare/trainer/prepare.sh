@@ -15,7 +15,7 @@ common=(--bundle --platform=node --format=esm --target=node20 --conditions=@tiny
 "$esbuild" packages/trainer/src/cli.ts "${common[@]}" \
   --external:zstd-napi --outfile=.gpu/trainer/trainer-cli.mjs
 cp packages/tokenizer/vocab/llama2.tltk.gz .gpu/vocab/
-if [ ! -f .gpu/data/slimpajama/manifest.json ]; then
+if [ ! -f .gpu/data/slimpajama/manifest.json ] || [ ! -f .gpu/data/starcoder/manifest.json ]; then
   npx -y pnpm@12.4.2 run data:prepare --output .gpu/data >/dev/null
 fi
 du -sh .gpu/trainer-dump.mjs .gpu/trainer .gpu/vocab .gpu/data

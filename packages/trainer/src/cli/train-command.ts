@@ -127,6 +127,12 @@ export const TRAIN_FLAGS: FlagSpec[] = [
     help: "stop after this many optimizer steps in this invocation (checkpointed; rerun to continue)",
   },
   {
+    name: "profile-step",
+    type: "int",
+    min: 1,
+    help: "time every op of this step of this invocation (synchronized per op, so that step runs slower) and write profile.md in the run directory",
+  },
+  {
     name: "seed",
     type: "int",
     min: 0,
@@ -399,6 +405,7 @@ export async function trainCommand(
     maxBadSteps: (f["max-bad-steps"] as number | undefined) ?? 5,
     logSeconds: onCpu ? 5 : 10,
     peakFlops: onCpu ? null : ((f["peak-tflops"] as number | undefined) ?? 989) * 1e12,
+    profileStep: (f["profile-step"] as number | undefined) ?? null,
     handleSignals: deps.handleSignals ?? true,
     log: deps.log,
   };

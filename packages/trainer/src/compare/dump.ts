@@ -41,6 +41,12 @@ const FLAGS: FlagSpec[] = [
   { name: "lr-min", type: "number", min: 0, help: "final lr" },
   { name: "warmup-steps", type: "int", min: 0, help: "warmup in optimizer steps" },
   {
+    name: "decay-steps",
+    type: "int",
+    min: 1,
+    help: "optimizer steps to the end of the cosine (default --steps; the recipe's 2000-step warmup needs more)",
+  },
+  {
     name: "compute-dtype",
     type: "string",
     choices: ["f32", "bf16"],
@@ -81,7 +87,7 @@ export async function dump(argv: string[], log: (l: string) => void = console.lo
     maxLr: (f["lr-max"] as number | undefined) ?? 4e-4,
     minLr: (f["lr-min"] as number | undefined) ?? 4e-5,
     warmupTokens: warmupSteps * batchTokens,
-    decayTokens: steps * batchTokens,
+    decayTokens: ((f["decay-steps"] as number | undefined) ?? steps) * batchTokens,
   };
   validateSchedule(schedule);
   mkdirSync(join(out, "init"), { recursive: true });

@@ -4,7 +4,7 @@
  * and the schedule before the first step, train with periodic checkpoints and validation,
  * stop cleanly on SIGINT/SIGTERM (checkpoint, then return), and leave metrics and a plot.
  */
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { TokenizerIdentity } from "@tinyllama/data";
 import { MixtureSampler, preset, scaleSchedule } from "@tinyllama/data/mixture";
@@ -32,7 +32,7 @@ import {
 } from "../metrics/metrics.js";
 import { plotRun } from "../metrics/plot.js";
 import { type LlamaConfig, parameterCount, trainFlopsPerToken } from "../model/config.js";
-import type { Backend } from "../model/kernels.js";
+import { type Backend, formatProfile, type OpTiming, profiled } from "../model/kernels.js";
 import { LlamaModel } from "../model/llama.js";
 import { TINYLLAMA_ADAMW } from "../optim/adamw.js";
 import {
@@ -74,6 +74,8 @@ export interface RunOptions {
   logSeconds: number;
   /** Peak FLOP/s of the device for MFU; null when unknown (CPU). */
   peakFlops: number | null;
+  /** Time every op of this step of this invocation (1-based; null: no profiling). */
+  profileStep?: number | null;
   /** Whether to handle SIGINT/SIGTERM (checkpoint, then stop). */
   handleSignals: boolean;
   log: (line: string) => void;
@@ -244,10 +246,22 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
   let model: LlamaModel | null = null;
   let trainer: Trainer | null = null;
   let sharded: ShardedTrainer | null = null;
+  // --profile-step: the model runs on a forwarding backend that can time each op of one step.
+  const profiler = o.profileStep ? profiled(o.backend) : null;
+  const writeProfile = (rows: OpTiming[], seconds: number, atStep: number) => {
+    const md =
+      `# Op profile: ${cfg.name}, step ${atStep}, micro-batch ${o.microBatch} x ${o.seqLen}, ` +
+      `${accumSteps} accumulation step(s), ${o.backend.device.name}\n\n` +
+      `Each op synchronized before and after (this step ran slower than the others: ${(seconds * 1000).toFixed(1)} ms).\n\n` +
+      `${formatProfile(rows, seconds * 1000)}\n`;
+    writeFileSync(join(stageDir, "profile.md"), md);
+    writeFileSync(join(stageDir, "profile.json"), JSON.stringify({ step: atStep, seconds, rows }));
+    log(`profile of step ${atStep} written to ${join(stageDir, "profile.md")}`);
+  };
   try {
     assertFitsDevice(cfg, o.microBatch, o.seqLen, o.backend.device);
     try {
-      model = new LlamaModel(o.backend, cfg);
+      model = new LlamaModel(profiler?.backend ?? o.backend, cfg);
       trainer = new Trainer(
         model,
         { microBatch: o.microBatch, seqLen: o.seqLen, accumSteps },
@@ -485,10 +499,13 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
       while (stageTokens < stageBudget && !(dist ? agreedStop : interrupted)) {
         if (o.maxSteps !== null && stepsThisRun >= o.maxSteps) break;
         const lr = learningRate(schedule, tokensSeen);
+        const profiling = profiler !== null && stepsThisRun + 1 === o.profileStep;
+        if (profiling) profiler.start();
         const t0 = performance.now();
         const r = await takeStep(lr);
         o.backend.synchronize();
         const dt = (performance.now() - t0) / 1000;
+        if (profiling) writeProfile(profiler.stop(), dt, step + 1);
         elapsed += dt;
         stepSecondsSum += dt;
         step++;

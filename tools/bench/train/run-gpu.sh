@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# GPU machine: the training-throughput table for TinyLlama 1.1B, ours and PyTorch in one run.
+# Prepare on the dev machine: bash tools/gpu/prepare.sh && bash tools/compare/trainer/prepare.sh
+# Usage (repository root): OUT=dir bash tools/bench/train/run-gpu.sh   (or as a part of
+# tools/gpu/session.sh: bench-train). TK_MICRO="8 16" micro-batches, TK_STEPS steps each.
+# 1. ours: the bundled `pnpm train` CLI, tinyllama-1.1b on the sample shards, global batch 16 x
+#    2048, micro-batch 8 (and 16 when it fits), TK_STEPS steps; metrics.jsonl per run, plus one
+#    --profile run (per-op GPU time of one step);
+# 2. PyTorch: torch_train.py, transformers eager and torch.compile, same shapes;
+# 3. table.py prints one table (median step of each run after the first two).
+set -uo pipefail
+cd "$(dirname "$0")/../../.."
+out=${OUT:-/tmp/bench-train}
+mkdir -p "$out"
+micro=${TK_MICRO:-8 16}
+steps=${TK_STEPS:-12}
+if [ -z "${TINYLLAMA_KERNELS_BUILD_DIR:-}" ]; then
+  echo "set TINYLLAMA_KERNELS_BUILD_DIR (tools/gpu/session.sh builds it)"
+  exit 1
+fi
+for m in $micro; do
+  echo "== ours micro-batch $m ($(date +%T))"
+  rm -rf "$out/ours-mb$m"
+  timeout 200 node .gpu/trainer/trainer-cli.mjs --device cuda --model tinyllama-1.1b --data .gpu/data \
+    --out "$out/ours-mb$m" --micro-batch "$m" --global-batch 16 --max-steps "$steps" \
+    --scale "$(python3 -c "print(($steps + 2) * 16 * 2048 / 3e12)")" \
+    --eval-batches 1 --save-every 0 --profile-step 4 >"$out/ours-mb$m.log" 2>&1
+  echo "rc=$? $(grep -E 'step +[0-9]+ ' "$out/ours-mb$m.log" | tail -1)"
+  tail -3 "$out/ours-mb$m.log"
+done
+echo "== torch ($(date +%T))"
+# eager at every micro-batch; torch.compile (a minute of compiling per shape) at the first only.
+PYTHONUNBUFFERED=1 timeout 150 python3 tools/bench/train/torch_train.py --out "$out/torch-eager.json" \
+  --modes eager --micro-batch $micro --steps "${TK_TORCH_STEPS:-6}" >"$out/torch.log" 2>&1
+echo "eager rc=$?"
+PYTHONUNBUFFERED=1 timeout 200 python3 tools/bench/train/torch_train.py --out "$out/torch-compile.json" \
+  --modes compile --micro-batch ${micro%% *} --steps "${TK_TORCH_STEPS:-6}" >>"$out/torch.log" 2>&1
+echo "compile rc=$?"
+tail -8 "$out/torch.log"
+python3 tools/bench/train/table.py "$out" | tee "$out/table.md"
