@@ -62,12 +62,16 @@ if want kill; then
 fi
 
 # Training runs: same global batch on 1, 2 and 4 GPUs (seq 2048, micro-batch 4, global 16).
+# lr 4e-5: the scaled recipe reaches 4e-4 within the first step, where a random init spikes
+# (loss 10.6 -> 11.3) and reduction-order rounding grows past any bound by step 5 (seen on
+# H200: 2 GPUs matched 1 GPU to 1e-4 for 4 steps, then 0.1); a stable lr tests the sharding.
 train() { # name, extra flags...
   local name=$1; shift
   rm -rf "$out/$name"
   timeout 500 node .gpu/trainer/trainer-cli.mjs --device cuda --model "$model" --data .gpu/data \
     --out "$out/$name" --seq-len 2048 --micro-batch 4 --global-batch 16 \
-    --scale "$(python3 -c "print($steps*16*2048/3e12)")" --eval-batches 0 --save-every 0 "$@" \
+    --scale "$(python3 -c "print($steps*16*2048/3e12)")" --eval-batches 0 --save-every 0 \
+    --lr-max 4e-5 --lr-min 4e-6 "$@" \
     >"$out/$name.log" 2>&1
 }
 losses() { python3 -c "
@@ -102,7 +106,7 @@ if want hybrid && [ "$gpus" -ge 4 ]; then
   # The second "node" writes its (empty) logs elsewhere: rank 0 writes the run directory.
   (NCCL_HOSTID=node-b CUDA_VISIBLE_DEVICES=2,3 timeout 500 node .gpu/trainer/trainer-cli.mjs --device cuda \
     --model "$model" --data .gpu/data --out "$out/4gpu-hybrid" --seq-len 2048 --micro-batch 4 --global-batch 16 \
-    --scale "$(python3 -c "print($steps*16*2048/3e12)")" --eval-batches 0 --save-every 0 "${common[@]}" \
+    --scale "$(python3 -c "print($steps*16*2048/3e12)")" --eval-batches 0 --save-every 0 --lr-max 4e-5 --lr-min 4e-6 "${common[@]}" \
     --node-rank 1 >"$out/4gpu-hybrid-node1.log" 2>&1)
   second=$?
   wait $first

@@ -272,7 +272,13 @@ Napi::Value State(const Napi::CallbackInfo& info) {
   {
     std::lock_guard<std::mutex> lock(c->mu);
     if (c->aborted) return Napi::String::New(env, "aborted: " + c->reason);
-    ncclCommGetAsyncError(c->comm, &st);
+    // Non-blocking init/split (NCCL 2.28 seen on H200s): the handle is written by NCCL's own
+    // thread when the communicator is ready, so a null handle means "not yet", never "ready"
+    // (asking NCCL about a null handle fails without touching st, which read as ready and sent
+    // the first collective a null communicator).
+    if (__atomic_load_n(&c->comm, __ATOMIC_ACQUIRE) == nullptr) return Napi::String::New(env, "pending");
+    ncclResult_t q = ncclCommGetAsyncError(c->comm, &st);
+    if (q != ncclSuccess) st = q;
     if (st == ncclSuccess && c->size == 0) {
       // Split communicators learn their rank and size once initialised.
       ncclCommUserRank(c->comm, &c->rank);
