@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# GPU machine (2 or 4 GPUs): multi-GPU training over NCCL, end to end. NOT RUN YET: written
-# without device time; the first session with the 2/4-GPU machines runs it and records results.
+# GPU machine (2 or 4 GPUs): multi-GPU training over NCCL, end to end. First run 2026-11-28 on
+# 4 x H200 (collectives, kill, 2-GPU equality): tools/gpu/DISTRIBUTED-RESULTS.md.
 # Prepare on the dev machine: bash tools/gpu/prepare.sh && bash tools/compare/trainer/prepare.sh
 # Usage: TK_COMMIT=$(git rev-parse --short HEAD) bash tools/gpu/run-distributed.sh [parts...]
 #   parts (default all): build collectives kill equality hybrid scaling
