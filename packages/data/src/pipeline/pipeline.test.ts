@@ -1,6 +1,7 @@
 // End-to-end pipeline on the bundled sample, in this process, with the bytes tokenizer (ids are
 // UTF-8 bytes + 3, so blocks can be decoded back to text and checked).
-import { mkdtemp, rm } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -95,6 +96,20 @@ describe("prepare on the bundled sample", () => {
     });
     expect(reports.every((r) => r.ran === 0)).toBe(true);
     const after = (await ShardSet.open(join(out, "data", "proof-pile-2"))).manifest;
+    expect(after.splits).toEqual(before.splits);
+  });
+
+  it("a rerun of finalize removes temp files that killed writers left in the output", async () => {
+    const dir = join(out, "data", "proof-pile-2");
+    const before = (await ShardSet.open(dir)).manifest;
+    const planted = join(dir, `${before.splits.train!.files[0]!.name}.tmp-424242`);
+    await writeFile(planted, "half a shard");
+    const { plan } = await loadOrMakePlan(config);
+    await rm(join(plan.workDir, "done", "finalize"), { recursive: true, force: true });
+    await runLocal(plan, { inProcess: true, tokenizer: bytesTokenizer(), printer: quiet });
+    expect(existsSync(planted)).toBe(false);
+    expect((await readdir(dir)).filter((n) => n.includes(".tmp-"))).toEqual([]);
+    const after = (await ShardSet.open(dir)).manifest;
     expect(after.splits).toEqual(before.splits);
   });
 

@@ -115,13 +115,18 @@ export async function finalizeTask(
     createdAt: new Date().toISOString(),
   };
   const listed = new Set(Object.values(splits).flatMap((s) => s.files.map((f) => f.name)));
-  const stale = (await readdir(outDir)).filter((n) => n.endsWith(".bin") && !listed.has(n));
+  // Shards of an earlier run with other settings, and temp files of writers killed mid-write
+  // (pack tasks of this source are all done, so no live writer owns one).
+  const names = await readdir(outDir);
+  const stale = names.filter((n) => n.endsWith(".bin") && !listed.has(n));
+  const temps = names.filter((n) => /\.tmp-\d+$/.test(n));
   stats.extra = {
     staleFiles: stale.length,
+    staleTempFiles: temps.length,
     trainBlocks: splits.train?.blocks ?? 0,
     validationBlocks: splits.validation?.blocks ?? 0,
   };
-  for (const name of stale) await rm(join(outDir, name), { force: true }); // leftovers of an earlier run with other settings
+  for (const name of [...stale, ...temps]) await rm(join(outDir, name), { force: true });
   await writeManifest(outDir, manifest);
   // the token spools were only needed by pack; the shards now hold their tokens
   for (const t of tasks) await removeTokenSpool(plan.workDir, t.index);
