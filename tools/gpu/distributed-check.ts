@@ -167,6 +167,18 @@ async function correctness(c: Communicator, label: string): Promise<void> {
     check(`${label} allGather ${dtype}`, err(gathered.toFloat32(), sum), tol);
     await c.allGather(t, slice);
     check(`${label} allGather in place ${dtype}`, err(t.toFloat32(), sum), tol);
+    // Reduce each chunk to its owner, with overlap (compute not ordered after it) then join:
+    // the owner's chunk must equal the reduce-scatter result.
+    t.copyFromHost(mine);
+    const pieces = Array.from({ length: c.size }, (_, r) => t.view(r * chunk, [chunk]));
+    for (let r = c.size - 1; r >= 0; r--) await c.reduce(pieces[r]!, r, "sum", { overlap: true });
+    await c.join();
+    check(
+      `${label} reduce to owners (overlap + join) ${dtype}`,
+      err(pieces[c.rank]!.toFloat32(), want, c.rank * chunk),
+      tol,
+    );
+    for (const p of pieces) p.dispose();
     t.copyFromHost(mine);
     await c.broadcast(t, c.size - 1);
     check(`${label} broadcast ${dtype}`, err(t.toFloat32(), Float64Array.from(xs[c.size - 1]!)), 0);

@@ -95,6 +95,9 @@ if want equality; then
     stage "$n GPUs, full sharding"
     train "${n}gpu-full" --nproc-per-node "$n" --sharding full
     status[${n}gpu-full]="rc=$?: $(compare "${n}gpu-full")"
+    stage "$n GPUs, full sharding, --comm-overlap on"
+    train "${n}gpu-overlap" --nproc-per-node "$n" --sharding full --comm-overlap on
+    status[${n}gpu-overlap]="rc=$?: $(compare "${n}gpu-overlap")"
   done
 fi
 if want hybrid && [ "$gpus" -ge 4 ]; then
@@ -117,11 +120,13 @@ fi
 if want scaling; then
   # tokens/s per GPU at 1, 2, 4 GPUs with real accumulation (global batch 64 x 2048 tokens,
   # micro-batch 8): the issue asks for >= 90% of the 1-GPU figure per GPU at 4 GPUs.
-  for n in 1 2 4; do
-    [ "$gpus" -ge "$n" ] || continue
+  for n in 1 2 4 2o 4o; do
+    g=${n%o}
+    [ "$gpus" -ge "$g" ] || continue
     stage "scaling: $n GPU(s)"
     rm -rf "$out/scale-$n"
-    launch=(); [ "$n" -gt 1 ] && launch=(--nproc-per-node "$n")
+    launch=(); [ "$g" -gt 1 ] && launch=(--nproc-per-node "$g")
+    [ "$n" != "$g" ] && launch+=(--comm-overlap on)
     timeout 500 node .gpu/trainer/trainer-cli.mjs --device cuda --model tinyllama-1.1b --data .gpu/data \
       --out "$out/scale-$n" --seq-len 2048 --micro-batch 8 --global-batch 64 \
       --scale "$(python3 -c 'print(8*64*2048/3e12)')" --eval-batches 0 --save-every 0 "${launch[@]}" \
@@ -134,21 +139,23 @@ out = sys.argv[1]
 print("| GPUs | tokens/s (all) | tokens/s per GPU | vs 1 GPU | memory per GPU (GiB, planned) |")
 print("| --- | --- | --- | --- | --- |")
 base = None
-for n in (1, 2, 4):
-    p = f"{out}/scale-{n}/v1.0/metrics.jsonl"
+for name in ("1", "2", "4", "2o", "4o"):
+    n = int(name.rstrip("o"))
+    p = f"{out}/scale-{name}/v1.0/metrics.jsonl"
     if not os.path.exists(p): continue
     rs = [r for r in map(json.loads, open(p)) if r["kind"] == "train"][2:]
     if not rs: continue
     tps = statistics.median(r["tokensPerSec"] for r in rs)
     per = tps / n
     base = base or per
-    print(f"| {n} | {tps:,.0f} | {per:,.0f} | {per / base:.1%} | {rs[-1]['memoryBytes'] / 2**30:.1f} |")
+    label = f"{n} (--comm-overlap on)" if name.endswith("o") else str(n)
+    print(f"| {label} | {tps:,.0f} | {per:,.0f} | {per / base:.1%} | {rs[-1]['memoryBytes'] / 2**30:.1f} |")
 PY
 fi
 
 echo
 echo "== summary"
-for k in build collectives-2 collectives-4 kill 1gpu 2gpu-full 4gpu-full 4gpu-hybrid scale-1 scale-2 scale-4; do
+for k in build collectives-2 collectives-4 kill 1gpu 2gpu-full 2gpu-overlap 4gpu-full 4gpu-overlap 4gpu-hybrid scale-1 scale-2 scale-4 scale-2o scale-4o; do
   [ -n "${status[$k]:-}" ] && echo "$k: ${status[$k]}"
 done
 [ -f "$out/scaling.md" ] && cat "$out/scaling.md"

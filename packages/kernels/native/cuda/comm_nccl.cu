@@ -172,8 +172,12 @@ ncclRedOp_t redOp(const Napi::CallbackInfo& info, size_t i, const Args& a) {
   a.fail("op must be \"sum\" or \"avg\", got \"" + op + "\"");
 }
 
+// Every collective starts after the compute work issued before it (event on the compute stream,
+// waited on by the communication stream). By default later compute also waits for it; with
+// `deferWait` it does not, so the collective overlaps whatever compute is issued next (the
+// backward of earlier layers) and the caller orders compute after it with ncclJoin.
 template <typename F>
-void enqueue(const Napi::CallbackInfo& info, Comm* c, const char* op, F&& call) {
+void enqueue(const Napi::CallbackInfo& info, Comm* c, const char* op, F&& call, bool deferWait = false) {
   try {
     std::lock_guard<std::mutex> lock(c->mu);
     if (c->aborted) throw Error(c->reason);
@@ -188,7 +192,7 @@ void enqueue(const Napi::CallbackInfo& info, Comm* c, const char* op, F&& call) 
     }
     if (r != ncclSuccess) throw Error(resultText(r, c->comm));
     TK_CUDA(cudaEventRecord(c->done, c->commStream));
-    TK_CUDA(cudaStreamWaitEvent(stream(), c->done, 0));
+    if (!deferWait) TK_CUDA(cudaStreamWaitEvent(stream(), c->done, 0));
     c->pendingSince = nowMs();
     c->pending = true;
   } catch (const Napi::Error&) {
@@ -360,6 +364,44 @@ Napi::Value Broadcast(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value Reduce(const Napi::CallbackInfo& info) {
+  Comm* c = unwrap(info, "ncclReduce");
+  Args a(info, "ncclReduce", 6);
+  auto send = a.tensor(1, "send"), recv = a.tensor(2, "recv");
+  ncclDataType_t t = ncclType(a, send, "send");
+  a.sameDtype(send, "send", recv, "recv");
+  if (send.numel != recv.numel) a.fail("send and recv must have the same number of elements");
+  a.exactOrNoOverlap(send, "send", recv, "recv");
+  ncclRedOp_t op = redOp(info, 3, a);
+  int root = static_cast<int>(a.integer(4, "root", 0, c->size - 1));
+  if (!info[5].IsBoolean()) a.fail("deferWait must be a boolean");
+  bool deferWait = info[5].As<Napi::Boolean>().Value();
+  enqueue(
+      info, c, "ncclReduce",
+      [&] {
+        return ncclReduce(send.data, recv.data, static_cast<size_t>(send.numel), t, op, root, c->comm,
+                          c->commStream);
+      },
+      deferWait);
+  return info.Env().Undefined();
+}
+
+// Orders compute issued from now on after every collective enqueued on this communicator
+// (the last `done` event marks the end of the communication stream's queue).
+Napi::Value Join(const Napi::CallbackInfo& info) {
+  Comm* c = unwrap(info, "ncclJoin");
+  try {
+    std::lock_guard<std::mutex> lock(c->mu);
+    if (c->aborted) throw Error(c->reason);
+    TK_CUDA(cudaStreamWaitEvent(stream(), c->done, 0));
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), std::string("ncclJoin: ") + e.what());
+  }
+  return info.Env().Undefined();
+}
+
 Napi::Value Abort(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsExternal()) return info.Env().Undefined();
   Comm* c = info[0].As<Napi::External<Comm>>().Data();
@@ -389,6 +431,8 @@ void registerNccl(Napi::Env env, Napi::Object exports) {
   exports.Set("ncclReduceScatter", Napi::Function::New(env, ReduceScatter));
   exports.Set("ncclAllGather", Napi::Function::New(env, AllGather));
   exports.Set("ncclBroadcast", Napi::Function::New(env, Broadcast));
+  exports.Set("ncclReduce", Napi::Function::New(env, Reduce));
+  exports.Set("ncclJoin", Napi::Function::New(env, Join));
   exports.Set("ncclAbort", Napi::Function::New(env, Abort));
   exports.Set("ncclDestroy", Napi::Function::New(env, Destroy));
 }

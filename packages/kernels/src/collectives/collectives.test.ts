@@ -110,6 +110,46 @@ describe("tcp collectives", () => {
     for (const t of [...ts, ...rs, ...outs, ...av]) t.dispose();
   });
 
+  it("reduce to each piece's owner gives the bits of one reduce-scatter (3 ranks, f32; avg; non-roots untouched)", async () => {
+    const ws = await worlds(3);
+    const comms = ws.map((w) => w.communicator());
+    const n = 999;
+    const inputs = [0, 1, 2].map((r) => data(r, n));
+    const bounds = [0, 333, 666, 999];
+    const want = ringSum(inputs, bounds);
+    const ts = inputs.map((x) => k.fromHost(x, [n], "f32"));
+    // Pieces issued back to front, as backward finishes them; a piece may cross no owner boundary.
+    const pieces = [
+      [700, 999, 2],
+      [666, 700, 2],
+      [400, 666, 1],
+      [333, 400, 1],
+      [0, 333, 0],
+    ] as const;
+    const views = ts.map((t) => pieces.map(([lo, hi]) => t.view(lo, [hi - lo])));
+    await Promise.all(
+      comms.flatMap((c, r) =>
+        pieces.map(([, , root], p) => c.reduce(views[r]![p]!, root, "sum", { overlap: true })),
+      ),
+    );
+    await Promise.all(comms.map((c) => c.join()));
+    for (let r = 0; r < 3; r++) {
+      const got = ts[r]!.toFloat32();
+      const own = [bounds[r]!, bounds[r + 1]!] as const;
+      expect(got.subarray(...own)).toEqual(want.subarray(...own));
+      // Outside its own chunk a rank's data is as it was, except where it relayed nothing.
+      for (const [lo, hi, root] of pieces) {
+        if (root !== r) expect(got.subarray(lo, hi)).toEqual(inputs[r]!.subarray(lo, hi));
+      }
+    }
+    const av = inputs.map((x) => k.fromHost(x.subarray(0, 333), [333], "f32"));
+    await Promise.all(comms.map((c, r) => c.reduce(av[r]!, 0, "avg")));
+    const third = Math.fround(1 / 3);
+    const scaled = inputs.map((x) => x.subarray(0, 333).map((v) => Math.fround(v * third)));
+    expect(av[0]!.toFloat32()).toEqual(ringSum(scaled, [0, 333, 333, 333]).subarray(0, 333));
+    for (const t of [...ts, ...views.flat(), ...av]) t.dispose();
+  });
+
   it("bf16: partial sums rounded to bf16 at every hop, within bf16 rounding of the exact sum", async () => {
     const ws = await worlds(2);
     const comms = ws.map((w) => w.communicator());
@@ -169,6 +209,8 @@ describe("tcp collectives", () => {
     expect(() => c.allGather(a, b)).toThrow(/out has 10 elements, expected size x input = 2 x 4/);
     expect(() => c.allReduce(i)).toThrow(/must be f32 or bf16, got i32/);
     expect(() => c.broadcast(b, 5)).toThrow(/root 5 is outside the group of 2/);
+    expect(() => c.reduce(b, -1)).toThrow(/reduce: root -1 is outside the group of 2/);
+    expect(() => c.reduce(i, 0)).toThrow(/reduce: t must be f32 or bf16, got i32/);
     await expect(c.split(-1)).rejects.toThrow(/color must be a non-negative integer/);
     b.dispose();
     expect(() => c.allReduce(b)).toThrow(/was disposed/);

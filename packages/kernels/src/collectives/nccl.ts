@@ -37,6 +37,15 @@ interface NcclAddon {
   ncclReduceScatter(comm: object, send: NativeTensor, recv: NativeTensor, op: string): void;
   ncclAllGather(comm: object, send: NativeTensor, recv: NativeTensor): void;
   ncclBroadcast(comm: object, send: NativeTensor, recv: NativeTensor, root: number): void;
+  ncclReduce(
+    comm: object,
+    send: NativeTensor,
+    recv: NativeTensor,
+    op: string,
+    root: number,
+    deferWait: boolean,
+  ): void;
+  ncclJoin(comm: object): void;
   ncclAbort(comm: object, reason: string): void;
   ncclDestroy(comm: object): void;
 }
@@ -204,6 +213,23 @@ export class NcclCommunicator implements Communicator {
   broadcast(t: Tensor, root: number): Promise<void> {
     this.check();
     this.addon.ncclBroadcast(this.handle, t.native, t.native, root);
+    return Promise.resolve();
+  }
+
+  reduce(
+    t: Tensor,
+    root: number,
+    op: ReduceOp = "sum",
+    opts?: { overlap?: boolean },
+  ): Promise<void> {
+    this.check();
+    this.addon.ncclReduce(this.handle, t.native, t.native, op, root, opts?.overlap === true);
+    return Promise.resolve();
+  }
+
+  join(): Promise<void> {
+    this.check();
+    this.addon.ncclJoin(this.handle);
     return Promise.resolve();
   }
 

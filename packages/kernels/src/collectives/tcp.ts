@@ -5,7 +5,8 @@
  * Determinism: reduce-scatter runs the ring so that chunk c is summed in the fixed order
  * x[c+1] + x[c+2] + ... + x[c] (ranks mod size), each partial rounded to the tensor's dtype
  * (bf16 travels as 2-byte bf16, as on NCCL), so a given group size gives the same bits on every
- * run. all-reduce = reduce-scatter + all-gather; broadcast is a chain from the root; host
+ * run. all-reduce = reduce-scatter + all-gather; broadcast is a chain from the root; reduce is
+ * a chain to the root (root+1 first: the order reduce-scatter gives the root's chunk); host
  * reductions gather to group rank 0, add in rank order and broadcast.
  *
  * Failure: a peer whose socket closes fails every pending collective at once with its rank named
@@ -34,6 +35,7 @@ const OP = {
   broadcast: 4,
   hostReduce: 5,
   barrier: 6,
+  reduce: 7,
 } as const;
 const OP_NAME = Object.fromEntries(Object.entries(OP).map(([k, v]) => [v, k])) as Record<
   number,
@@ -683,6 +685,45 @@ export class TcpCommunicator implements Communicator {
       if (pos < n - 1)
         this.send((this.rank + 1) % n, seq, OP.broadcast, this.encode(data, t.dtype));
     });
+  }
+
+  reduce(
+    t: Tensor,
+    root: number,
+    op: ReduceOp = "sum",
+    _opts?: { overlap?: boolean },
+  ): Promise<void> {
+    this.checkFloat(t, "reduce", "t");
+    if (!Number.isInteger(root) || root < 0 || root >= this.size) {
+      throw new RangeError(`reduce: root ${root} is outside the group of ${this.size}`);
+    }
+    // Host-staged: the data is read when the queue reaches this call and the promise resolves
+    // once the root has the sum, so there is nothing to overlap or join.
+    return this.run(OP.reduce, async (seq) => {
+      const n = this.size;
+      const data = t.toFloat32();
+      this.premultiply(data, t.dtype, op);
+      if (n === 1) {
+        if (op !== "sum") t.copyFromHost(data);
+        return;
+      }
+      const pos = (this.rank - root - 1 + n) % n; // 0 = first in the chain (root + 1), n-1 = root
+      if (pos > 0) {
+        const got = this.decode(
+          await this.recv((this.rank - 1 + n) % n, seq, OP.reduce),
+          t.dtype,
+          data.length,
+        );
+        for (let i = 0; i < data.length; i++) data[i] = got[i]! + data[i]!;
+        if (t.dtype === "bf16") roundToBf16(data);
+      }
+      if (pos < n - 1) this.send((this.rank + 1) % n, seq, OP.reduce, this.encode(data, t.dtype));
+      else t.copyFromHost(data);
+    });
+  }
+
+  join(): Promise<void> {
+    return Promise.resolve();
   }
 
   allReduceHost(values: Float64Array | number[], op: "sum" | "max" = "sum"): Promise<Float64Array> {

@@ -39,6 +39,16 @@ export interface Communicator {
   /** t on every rank = t on group rank `root`. */
   broadcast(t: Tensor, root: number): Promise<void>;
   /**
+   * In place: group rank `root` ends with the reduction over ranks of `t`; the others' `t` is
+   * left as it was. Sums in the order reduce-scatter uses for the chunk `root` owns (TCP:
+   * t[root+1] + t[root+2] + ... + t[root]), so reducing the pieces of a buffer to their owners
+   * gives the bits one reduce-scatter would. With `overlap`, NCCL does not order later compute
+   * after this collective (it runs beside it); call `join()` before compute reads the result.
+   */
+  reduce(t: Tensor, root: number, op?: ReduceOp, opts?: { overlap?: boolean }): Promise<void>;
+  /** Orders compute issued from now on after every collective issued so far (see `reduce`). */
+  join(): Promise<void>;
+  /**
    * Reduces a few host numbers (losses, norms, flags) in float64, in group-rank order: the same
    * bits on every rank. `op` "max" helps with flags ("any rank asked to stop").
    */

@@ -97,7 +97,7 @@ async function waitFor(run: Run, re: RegExp, ms: number): Promise<void> {
 }
 
 describe("distributed processes", () => {
-  it("two nodes on one host (NCCL_HOSTID), rendezvous on 127.0.0.1, hybrid sharding", async () => {
+  it("two nodes on one host (NCCL_HOSTID), rendezvous on 127.0.0.1, hybrid sharding, --comm-overlap on", async () => {
     const out = join(root, "two-nodes");
     const port = await freePort();
     const node = (i: number) =>
@@ -116,6 +116,8 @@ describe("distributed processes", () => {
           String(port),
           "--sharding",
           "hybrid",
+          "--comm-overlap",
+          "on",
         ],
         { NCCL_HOSTID: `node-${i}` },
       );
@@ -131,7 +133,7 @@ describe("distributed processes", () => {
       text,
     ).toEqual([0, 0]);
     expect(text).toMatch(
-      /distributed: 4 ranks over tcp \(2 node\(s\) x 2\), hybrid sharding: optimizer state in shards of 2 rank\(s\), replicated on 2 nodes/,
+      /distributed: 4 ranks over tcp \(2 node\(s\) x 2\), hybrid sharding: optimizer state in shards of 2 rank\(s\), replicated on 2 nodes; gradients reduced during backward/,
     );
     const train = readMetrics(join(out, "v1.0", "metrics.jsonl")).filter(
       (r): r is TrainRecord => r.kind === "train",

@@ -51,6 +51,16 @@ interface Slot {
   shape: readonly number[];
 }
 
+export interface ShardedOptions {
+  /**
+   * Reduce gradients while backward runs: as each layer's gradients are final, their part of the
+   * flat buffer is reduced to the rank(s) that own it (one `reduce` per owner), on the
+   * communication stream beside the rest of backward; the step joins before the optimizer.
+   * Same results as one reduce-scatter after backward (the same sums; bitwise on TCP).
+   */
+  overlapComm?: boolean;
+}
+
 export interface ShardedStepResult extends StepResult {
   /** Some rank asked to stop (a signal): every rank stops after this step. */
   stop: boolean;
@@ -75,8 +85,12 @@ export class ShardedTrainer implements CheckpointTarget {
   private readonly mShard: Tensor;
   private readonly vShard: Tensor;
   private readonly viewsToDispose: Tensor[] = [];
+  readonly overlapComm: boolean;
+  /** Gradient tensors in flat-buffer order, and each one's index there (overlap bookkeeping). */
+  private readonly gradOrder: { offset: number }[];
+  private readonly gradIndex = new Map<Tensor, number>();
 
-  constructor(trainer: Trainer, groups: ShardGroups) {
+  constructor(trainer: Trainer, groups: ShardGroups, opts: ShardedOptions = {}) {
     const dp = trainer.dataParallel;
     if (!dp || !trainer.gradFlat)
       throw new Error("ShardedTrainer needs a Trainer built with dataParallel");
@@ -102,6 +116,10 @@ export class ShardedTrainer implements CheckpointTarget {
       shape: s.shape,
     }));
     this.gradFlat = trainer.gradFlat;
+    this.overlapComm = opts.overlapComm ?? false;
+    const byOffset = [...this.slots].sort((a, b) => a.offset - b.offset);
+    this.gradOrder = byOffset.map((s) => ({ offset: s.offset }));
+    for (const [i, s] of byOffset.entries()) this.gradIndex.set(trainer.gradTensor(s.name), i);
     const S = groups.shard.size;
     this.shardLength = this.gradFlat.numel / S;
     this.shardStart = groups.shard.rank * this.shardLength;
@@ -168,8 +186,15 @@ export class ShardedTrainer implements CheckpointTarget {
   ): Promise<ShardedStepResult & { applied: boolean }> {
     const { world, shard, replica } = this.groups;
     const k = this.k;
-    const localLoss = this.trainer.accumulateGradients(fill);
-    await shard.reduceScatter(this.gradShard, this.gradFlat, "sum");
+    let localLoss: number;
+    if (this.overlapComm) {
+      const pending = this.overlappedReduction();
+      localLoss = this.trainer.accumulateGradients(fill, pending.onGradsReady);
+      await pending.finish();
+    } else {
+      localLoss = this.trainer.accumulateGradients(fill);
+      await shard.reduceScatter(this.gradShard, this.gradFlat, "sum");
+    }
     if (replica) await replica.allReduce(this.gradShard, "sum");
     // Norm: one replica's shards cover the gradient once.
     const countsNorm = !replica || replica.rank === 0;
@@ -199,6 +224,58 @@ export class ShardedTrainer implements CheckpointTarget {
     this.copyOutParams();
     await shard.flush();
     return { loss, gradNorm, lr, skipped: false, stop, applied: true };
+  }
+
+  /**
+   * Backward finishes gradients from the end of the flat buffer to its start (LM head, layers
+   * last to first, embedding). Each time the finished part grows into a longer suffix, the new
+   * stretch [lo, frontier) is reduced, cut at shard boundaries, each piece to its owner: the
+   * pieces of one step tile the buffer exactly once, so the owners end with what one
+   * reduce-scatter gives. Every rank runs the same backward, so all issue the same sequence.
+   */
+  private overlappedReduction(): {
+    onGradsReady: (done: readonly Tensor[]) => void;
+    finish: () => Promise<void>;
+  } {
+    const shard = this.groups.shard;
+    const L = this.shardLength;
+    const done = new Uint8Array(this.gradOrder.length);
+    let next = this.gradOrder.length; // gradOrder[next..] are reduced
+    let frontier = this.gradFlat.numel;
+    const issued: Promise<void>[] = [];
+    const views: Tensor[] = [];
+    const reduceRange = (lo: number, hi: number) => {
+      for (let r = Math.floor(lo / L); r * L < hi; r++) {
+        const a = Math.max(lo, r * L);
+        const b = Math.min(hi, (r + 1) * L);
+        const v = this.gradFlat.view(a, [b - a]);
+        views.push(v);
+        issued.push(shard.reduce(v, r, "sum", { overlap: true }));
+      }
+      frontier = lo;
+    };
+    return {
+      onGradsReady: (ts) => {
+        for (const t of ts) {
+          const i = this.gradIndex.get(t);
+          if (i === undefined)
+            throw new Error("overlapped reduction: a gradient outside the flat buffer");
+          done[i] = 1;
+        }
+        const before = next;
+        while (next > 0 && done[next - 1]) next--;
+        if (next < before) reduceRange(next === 0 ? 0 : this.gradOrder[next]!.offset, frontier);
+      },
+      finish: async () => {
+        try {
+          if (frontier > 0) reduceRange(0, frontier); // a gradient backward never reported
+          await Promise.all(issued);
+          await shard.join();
+        } finally {
+          for (const v of views) v.dispose();
+        }
+      },
+    };
   }
 
   private copyOutParams(): void {

@@ -231,8 +231,15 @@ export class LlamaModel {
    * Backward pass after `forward(plan, true, true, scale)`: accumulates every parameter's
    * gradient into `grads` (same layout as `params`, f32). Gradients are added, never
    * overwritten, so micro-batches accumulate; zero them once per optimizer step.
+   * `onGradsReady` is told, as soon as they are issued, which gradients no later op of this
+   * backward touches (head and final norm, each layer, the embedding): data parallelism starts
+   * reducing them while the earlier layers' backward runs.
    */
-  backward(plan: ActivationPlan, grads: LlamaParams): void {
+  backward(
+    plan: ActivationPlan,
+    grads: LlamaParams,
+    onGradsReady?: (done: readonly Tensor[]) => void,
+  ): void {
     if (!plan.training) throw new Error("backward needs a training activation plan");
     const k = this.backend;
     const c = this.config;
@@ -253,6 +260,7 @@ export class LlamaModel {
     k.matmul(dLn, dlogits, P.lmHead);
     k.fill(dResid, 0);
     k.rmsnormBackward(dResid, grads.finalNorm, dLn, plan.residFinal, P.finalNorm, plan.rstdf);
+    onGradsReady?.([grads.lmHead, grads.finalNorm]);
     for (let l = c.numLayers - 1; l >= 0; l--) {
       const a = plan.layers[l]!;
       const w = P.layers[l]!;
@@ -279,8 +287,10 @@ export class LlamaModel {
       k.matmul(dLn, plan.dkFlat!, w.wk, { accumulate: true });
       k.matmul(dLn, plan.dvFlat!, w.wv, { accumulate: true });
       k.rmsnormBackward(dResid, g.inNorm, dLn, a.resid, w.inNorm, a.rstd1);
+      onGradsReady?.([g.wq, g.wk, g.wv, g.wo, g.wGate, g.wUp, g.wDown, g.inNorm, g.postNorm]);
     }
     k.embeddingBackward(grads.embed, dResid, plan.ids);
+    onGradsReady?.([grads.embed]);
   }
 
   /**

@@ -74,6 +74,8 @@ export interface RunOptions {
   logSeconds: number;
   /** Peak FLOP/s of the device for MFU; null when unknown (CPU). */
   peakFlops: number | null;
+  /** Distributed: reduce gradients while backward runs (ShardedOptions.overlapComm). */
+  overlapComm?: boolean;
   /** Time every op of this step of this invocation (1-based; null: no profiling). */
   profileStep?: number | null;
   /** Whether to handle SIGINT/SIGTERM (checkpoint, then stop). */
@@ -271,7 +273,8 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
           ...(dist ? { dataParallel: { size: worldSize, shardGroupSize: dist.shard.size } } : {}),
         },
       );
-      if (dist) sharded = new ShardedTrainer(trainer, dist);
+      if (dist)
+        sharded = new ShardedTrainer(trainer, dist, { overlapComm: o.overlapComm ?? false });
     } catch (e) {
       throw explainOutOfMemory(e, {
         device: o.backend.name,
@@ -375,6 +378,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
         `distributed: ${worldSize} ranks over ${dist.transport} (${dist.nodes} node(s) x ${dist.ranksPerNode}), ` +
           `${dist.mode} sharding: optimizer state in shards of ${dist.shard.size} rank(s)` +
           (dist.replica ? `, replicated on ${dist.replica.size} nodes` : "") +
+          (sharded!.overlapComm ? "; gradients reduced during backward" : "") +
           `; each rank trains ${globalSeqs / worldSize} of the ${globalSeqs} sequences per step; ` +
           `${gib(sharded!.memoryBytes())} GiB planned per rank (one process: ${gib(unsharded.state + unsharded.activations)} GiB)`,
       );

@@ -205,9 +205,13 @@ export class Trainer {
   /**
    * Forward + backward over this rank's `accumSteps` micro-batches into zeroed gradients;
    * returns this rank's mean loss. With data parallelism the gradients are already divided by
-   * the number of ranks (sum them over ranks for the global mean).
+   * the number of ranks (sum them over ranks for the global mean). `onGradsReady` is passed to
+   * the last micro-batch's backward (see LlamaModel.backward).
    */
-  accumulateGradients(fill: (ids: Int32Array, targets: Int32Array) => void): number {
+  accumulateGradients(
+    fill: (ids: Int32Array, targets: Int32Array) => void,
+    onGradsReady?: (done: readonly Tensor[]) => void,
+  ): number {
     const k = this.backend;
     const { microBatch, seqLen, accumSteps } = this.shape;
     const rows = microBatch * seqLen;
@@ -220,7 +224,12 @@ export class Trainer {
       this.model.loadIds(this.plan.targets, this.hostTargets, rows);
       this.model.forward(this.plan, true, true, dlossScale);
       lossSum += k.sum(this.plan.losses) / rows;
-      this.model.backward(this.plan, this.grads);
+      // Only the last micro-batch's gradients are final sums.
+      this.model.backward(
+        this.plan,
+        this.grads,
+        micro === accumSteps - 1 ? onGradsReady : undefined,
+      );
     }
     return lossSum / accumSteps;
   }
@@ -253,6 +262,11 @@ export class Trainer {
         },
       );
     }
+  }
+
+  /** The gradient tensor of a parameter (a view into the gradient arena). */
+  gradTensor(name: string): Tensor {
+    return this.gradArena.get(name);
   }
 
   /** One parameter's gradient (f32) after computeGradients or step. */
