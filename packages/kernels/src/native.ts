@@ -41,6 +41,17 @@ export interface NativeAddon {
   ): void;
   rope(out: T, x: T, base: number, positionOffset: number, inverse: boolean): void;
   attentionForward(out: T, lse: T, q: T, k: T, v: T, causal: boolean, scale: number): void;
+  decodeAttention(
+    out: T,
+    q: T,
+    kNew: T,
+    vNew: T,
+    kCache: T,
+    vCache: T,
+    meta: T,
+    ropeBase: number,
+    scale: number,
+  ): void;
   attentionBackward(
     dq: T,
     dk: T,

@@ -157,6 +157,25 @@ export interface Backend {
     options: AttentionOptions,
   ): void;
 
+  /**
+   * One decoding step over a KV cache, S sequences with one new token each: q [S,H,D] and
+   * kNew/vNew [S,Hkv,D] (projections, not yet rotated); kCache/vCache [slots,maxLen,Hkv,D];
+   * meta i32 [2,S]: each row's cache slot, then its position. Rotates q and kNew by RoPE at the
+   * position (as ropeForward), writes kNew/vNew into the cache at (slot, position), and writes
+   * out[s] = attention of q over the slot's keys 0..position. Slots must differ between rows;
+   * a slot or position outside the cache throws (CPU) or is reported by synchronize (CUDA).
+   */
+  decodeAttention(
+    out: Tensor,
+    q: Tensor,
+    kNew: Tensor,
+    vNew: Tensor,
+    kCache: Tensor,
+    vCache: Tensor,
+    meta: Tensor,
+    options: { ropeBase: number; scale?: number },
+  ): void;
+
   /** out = silu(gate) * up; out may be gate or up. */
   swigluForward(out: Tensor, gate: Tensor, up: Tensor): void;
   /** Writes dGate and dUp; either may alias an input (it is read first). */

@@ -76,6 +76,14 @@ void attentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorD
                        const TensorDesc& dOut, const TensorDesc& q, const TensorDesc& k,
                        const TensorDesc& v, const TensorDesc& out, const TensorDesc& lse,
                        const AttentionOptions& opt);
+// One decoding step over a KV cache for S sequences with one new token each. q [S,H,D],
+// kNew/vNew [S,Hkv,D]; caches [slots,maxLen,Hkv,D]; meta i32 [2,S]: cache slot, then position,
+// of each row. Rotates q and kNew by RoPE at the row's position (as rope()), writes kNew/vNew to
+// the cache at (slot, position), then out[s] = softmax(scale q k^T) v over that slot's keys
+// 0..position. q, kNew and vNew are not modified.
+void decodeAttention(const TensorDesc& out, const TensorDesc& q, const TensorDesc& kNew,
+                     const TensorDesc& vNew, const TensorDesc& kCache, const TensorDesc& vCache,
+                     const TensorDesc& meta, float ropeBase, float scale);
 void swigluForward(const TensorDesc& out, const TensorDesc& gate, const TensorDesc& up);
 void swigluBackward(const TensorDesc& dGate, const TensorDesc& dUp, const TensorDesc& dOut,
                     const TensorDesc& gate, const TensorDesc& up);

@@ -113,4 +113,82 @@ void attentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorD
   });
 }
 
+// Decoding step: per row s, rotate q and kNew at the row's position exactly as rope() does,
+// append k/v to the cache, then attend over the slot's keys 0..pos with the loop of
+// attentionForward (same operations in the same order, so a decode step gives the bits of the
+// last row of full causal attention over the same cache).
+void decodeAttention(const TensorDesc& out, const TensorDesc& q, const TensorDesc& kNew,
+                     const TensorDesc& vNew, const TensorDesc& kCache, const TensorDesc& vCache,
+                     const TensorDesc& meta, float ropeBase, float scale) {
+  int64_t S = q.shape[0], H = q.shape[1], D = q.shape[2], Hkv = kNew.shape[1];
+  int64_t slots = kCache.shape[0], maxLen = kCache.shape[1], half = D / 2, group = H / Hkv;
+  const int32_t* slotOf = meta.as<int32_t>();
+  const int32_t* posOf = slotOf + S;
+  for (int64_t r = 0; r < S; ++r) {
+    if (slotOf[r] < 0 || slotOf[r] >= slots)
+      throw Error("meta slot[" + std::to_string(r) + "] = " + std::to_string(slotOf[r]) +
+                  " is outside [0, " + std::to_string(slots) + ")");
+    if (posOf[r] < 0 || posOf[r] >= maxLen)
+      throw Error("meta position[" + std::to_string(r) + "] = " + std::to_string(posOf[r]) +
+                  " is outside [0, " + std::to_string(maxLen) + ")");
+    for (int64_t o = 0; o < r; ++o)
+      if (slotOf[o] == slotOf[r]) throw Error("meta: slot " + std::to_string(slotOf[r]) + " appears twice");
+  }
+  std::vector<float> invFreq(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i)
+    invFreq[i] = 1.0f / std::pow(ropeBase, static_cast<float>(2 * i) / static_cast<float>(D));
+  cpu::dispatchFloat(q.dtype, [&](auto tag) {
+    using E = decltype(tag);
+    // RoPE of one head row, rounded to E as rope() stores it.
+    auto rotate = [&](const E* x, E* dst, int64_t pos) {
+      for (int64_t i = 0; i < half; ++i) {
+        float angle = static_cast<float>(pos) * invFreq[i];
+        float c = std::cos(angle), sn = std::sin(angle);
+        float x1 = ld(x, i), x2 = ld(x, i + half);
+        st(dst, i, x1 * c - x2 * sn);
+        st(dst, i + half, x2 * c + x1 * sn);
+      }
+    };
+    for (int64_t r = 0; r < S; ++r) {
+      int64_t base = (static_cast<int64_t>(slotOf[r]) * maxLen + posOf[r]) * Hkv * D;
+      for (int64_t g = 0; g < Hkv; ++g) {
+        rotate(kNew.as<E>() + (r * Hkv + g) * D, kCache.as<E>() + base + g * D, posOf[r]);
+        const E* vr = vNew.as<E>() + (r * Hkv + g) * D;
+        E* vc = vCache.as<E>() + base + g * D;
+        for (int64_t d = 0; d < D; ++d) vc[d] = vr[d];
+      }
+    }
+    cpu::parallelFor(S * H, 1, [&](int64_t b0, int64_t e0) {
+      std::vector<E> qe(static_cast<size_t>(D));
+      std::vector<float> qv(static_cast<size_t>(D)), acc(static_cast<size_t>(D)), s;
+      for (int64_t sh = b0; sh < e0; ++sh) {
+        int64_t r = sh / H, h = sh % H, g = h / group, pos = posOf[r];
+        rotate(q.as<E>() + (r * H + h) * D, qe.data(), pos);
+        for (int64_t d = 0; d < D; ++d) qv[d] = ld(qe.data(), d);
+        const E* kb = kCache.as<E>() + static_cast<int64_t>(slotOf[r]) * maxLen * Hkv * D;
+        const E* vb = vCache.as<E>() + static_cast<int64_t>(slotOf[r]) * maxLen * Hkv * D;
+        s.resize(static_cast<size_t>(pos + 1));
+        float mx = -INFINITY;
+        for (int64_t j = 0; j <= pos; ++j) {
+          const E* kr = kb + (j * Hkv + g) * D;
+          float dot = 0;
+          for (int64_t d = 0; d < D; ++d) dot += qv[d] * ld(kr, d);
+          s[j] = dot * scale;
+          mx = std::max(mx, s[j]);
+        }
+        float l = 0;
+        std::fill(acc.begin(), acc.end(), 0.0f);
+        for (int64_t j = 0; j <= pos; ++j) {
+          float p = std::exp(s[j] - mx);
+          l += p;
+          const E* vr = vb + (j * Hkv + g) * D;
+          for (int64_t d = 0; d < D; ++d) acc[d] += p * ld(vr, d);
+        }
+        E* orow = out.as<E>() + (r * H + h) * D;
+        for (int64_t d = 0; d < D; ++d) st(orow, d, acc[d] / l);
+      }
+    });
+  });
+}
+
 }  // namespace tk::backend

@@ -36,7 +36,7 @@ void* scratch(size_t bytes);
 void* scratch2(size_t bytes);
 int* errorFlag();
 
-enum ErrorCode : int { kNoError = 0, kBadTokenId = 1, kBadTarget = 2 };
+enum ErrorCode : int { kNoError = 0, kBadTokenId = 1, kBadTarget = 2, kBadDecodeMeta = 3 };
 
 using bf16 = __nv_bfloat16;
 

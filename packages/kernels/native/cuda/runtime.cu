@@ -136,6 +136,8 @@ void synchronize() {
     TK_CUDA(cudaStreamSynchronize(stream()));
     if (flag == kBadTokenId)
       throw Error("an embedding id was outside [0, V) (its rows were written as zeros / skipped)");
+    if (flag == kBadDecodeMeta)
+      throw Error("decodeAttention: a slot or position in meta was outside the cache (its rows were skipped)");
     throw Error("a cross-entropy target was >= V (its loss and gradient row were set to 0)");
   }
 }

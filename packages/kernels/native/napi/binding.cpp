@@ -302,6 +302,50 @@ Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value DecodeAttention(const Napi::CallbackInfo& info) {
+  Args a(info, "decodeAttention", 9);
+  auto out = a.tensor(0, "out"), q = a.tensor(1, "q"), kNew = a.tensor(2, "kNew"),
+       vNew = a.tensor(3, "vNew"), kCache = a.tensor(4, "kCache"), vCache = a.tensor(5, "vCache"),
+       meta = a.tensor(6, "meta");
+  double base = a.number(7, "ropeBase");
+  double s = a.number(8, "scale");
+  if (!(base > 1)) a.failRange("ropeBase must be > 1");
+  if (s < 0) a.failRange("scale must be >= 0 (0 selects 1/sqrt(D))");
+  a.dtypeIn(q, "q", kFloat);
+  a.ndimIs(q, "q", 3);
+  a.ndimIs(kNew, "kNew", 3);
+  a.ndimIs(kCache, "kCache", 4);
+  for (auto [t, n] : {std::pair{out, "out"}, {kNew, "kNew"}, {vNew, "vNew"}, {kCache, "kCache"},
+                      {vCache, "vCache"}})
+    a.sameDtype(t, n, q, "q");
+  a.sameShape(out, "out", q, "q");
+  a.sameShape(vNew, "vNew", kNew, "kNew");
+  a.sameShape(vCache, "vCache", kCache, "kCache");
+  int64_t S = q.shape[0], H = q.shape[1], D = q.shape[2], Hkv = kNew.shape[1];
+  if (kNew.shape[0] != S || kNew.shape[2] != D)
+    a.fail("kNew " + shapeString(kNew) + " must be [S,Hkv,D] matching q " + shapeString(q));
+  if (Hkv == 0 || H % Hkv != 0)
+    a.fail("query heads (" + std::to_string(H) + ") must be a multiple of KV heads (" + std::to_string(Hkv) + ")");
+  if (D % 2 != 0) a.fail("head dim D must be even, got " + std::to_string(D));
+  if (kCache.shape[2] != Hkv || kCache.shape[3] != D)
+    a.fail("kCache " + shapeString(kCache) + " must be [slots,maxLen,Hkv,D] matching kNew " + shapeString(kNew));
+  a.dtypeIn(meta, "meta", {DType::I32});
+  a.shapeIs(meta, "meta", {2, S});
+  for (auto [t, n] : {std::pair{q, "q"}, {kNew, "kNew"}, {vNew, "vNew"}, {kCache, "kCache"},
+                      {vCache, "vCache"}, {meta, "meta"}})
+    a.noOverlap(out, "out", t, n);
+  for (auto [t, n] : {std::pair{kNew, "kNew"}, {vNew, "vNew"}, {q, "q"}, {meta, "meta"}}) {
+    a.noOverlap(kCache, "kCache", t, n);
+    a.noOverlap(vCache, "vCache", t, n);
+  }
+  a.noOverlap(kCache, "kCache", vCache, "vCache");
+  float scale = s == 0 ? 1.0f / std::sqrt(static_cast<float>(D)) : static_cast<float>(s);
+  return guarded(info, a.op(), [&]() -> Napi::Value {
+    backend::decodeAttention(out, q, kNew, vNew, kCache, vCache, meta, static_cast<float>(base), scale);
+    return info.Env().Undefined();
+  });
+}
+
 Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   Args a(info, "attentionBackward", 11);
   auto dq = a.tensor(0, "dq"), dk = a.tensor(1, "dk"), dv = a.tensor(2, "dv"),
@@ -549,6 +593,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("rmsnormBackward", Napi::Function::New(env, op<RmsnormBackward>));
   exports.Set("matmul", Napi::Function::New(env, op<Matmul>));
   exports.Set("rope", Napi::Function::New(env, op<Rope>));
+  exports.Set("decodeAttention", Napi::Function::New(env, op<DecodeAttention>));
   exports.Set("attentionForward", Napi::Function::New(env, op<AttentionForward>));
   exports.Set("attentionBackward", Napi::Function::New(env, op<AttentionBackward>));
   exports.Set("swigluForward", Napi::Function::New(env, op<SwigluForward>));

@@ -1,4 +1,5 @@
-// Causal grouped-query attention (fused; the T x T matrix is never stored).
+// Causal grouped-query attention (fused; the T x T matrix is never stored), and the decoding
+// step over a KV cache (one new token per sequence).
 import type { NativeAddon } from "../native.js";
 import type { Tensor } from "../tensor.js";
 import type { AttentionOptions } from "../types.js";
@@ -20,6 +21,28 @@ export function attentionOps(n: NativeAddon) {
         k?.native,
         v?.native,
         options?.causal,
+        options?.scale ?? 0,
+      );
+    },
+    decodeAttention(
+      out: Tensor,
+      q: Tensor,
+      kNew: Tensor,
+      vNew: Tensor,
+      kCache: Tensor,
+      vCache: Tensor,
+      meta: Tensor,
+      options: { ropeBase: number; scale?: number },
+    ): void {
+      n.decodeAttention(
+        out?.native,
+        q?.native,
+        kNew?.native,
+        vNew?.native,
+        kCache?.native,
+        vCache?.native,
+        meta?.native,
+        options?.ropeBase,
         options?.scale ?? 0,
       );
     },

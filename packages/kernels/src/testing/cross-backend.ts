@@ -261,6 +261,28 @@ export function crossCases(sh: SuiteShapes = SMALL): CrossCase[] {
         }),
     },
     {
+      name: "decode attention over a KV cache (RoPE, cache write, GQA)",
+      run: (x, ref, dtype, seed) =>
+        withPair(x, ref, dtype, (p) => {
+          const r = rng(seed);
+          const slots = 3;
+          const S = 2;
+          const cs = [slots, T, Hkv, D];
+          const [kc, kcr] = p.both(randn(r, slots * T * Hkv * D), cs);
+          const [vc, vcr] = p.both(randn(r, slots * T * Hkv * D), cs);
+          const [q, qr] = p.both(randn(r, S * H * D), [S, H, D]);
+          const [kn, knr] = p.both(randn(r, S * Hkv * D), [S, Hkv, D]);
+          const [vn, vnr] = p.both(randn(r, S * Hkv * D), [S, Hkv, D]);
+          // Rows: slot 2 at the last position, slot 0 at position 5.
+          const [meta, metar] = p.ints(Int32Array.from([2, 0, T - 1, 5]), [2, S]);
+          const [o, or] = p.out([S, H, D]);
+          const opt = { ropeBase: 10000 };
+          x.decodeAttention(o, q, kn, vn, kc, vc, meta, opt);
+          ref.decodeAttention(or, qr, knr, vnr, kcr, vcr, metar, opt);
+          return [p.check("out", o, or), p.check("kCache", kc, kcr), p.check("vCache", vc, vcr)];
+        }),
+    },
+    {
       name: "swiglu forward/backward",
       run: (x, ref, dtype, seed) =>
         withPair(x, ref, dtype, (p) => {

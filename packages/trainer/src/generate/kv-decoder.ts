@@ -10,13 +10,16 @@
  * segment with that sequence's own positions. No sequence is ever padded, so batching cannot
  * change a sequence's result, and prompts of different lengths need no attention mask.
  *
- * The kernels' attention takes queries and keys of the same length. Decoding attention is built
- * from it exactly: the segment's queries are written into a [1, maxLen, H, D] scratch at their
+ * Decoding steps (every segment one token: the generation loop after the prompt) take one
+ * `decodeAttention` call per layer for all sequences: RoPE at each row's position, the cache
+ * write and attention over that slot's keys in two kernel launches, whatever the batch. On the
+ * CPU backend it gives the bits of the general path below (kernels' tests check this).
+ *
+ * Other steps (prompts, chunks) use the kernels' attention, which takes queries and keys of the
+ * same length: the segment's queries are written into a [1, maxLen, H, D] scratch at their
  * positions and causal attention runs over the first pos+n rows; with a causal mask, row i only
  * reads query i and keys 0..i, so the rows before the segment (stale scratch) do not affect the
- * rows we keep. The price is attention work for pos+n query rows instead of n per step (small
- * next to the matmuls for prompts of a few hundred tokens); a dedicated decode-attention op
- * (queries shorter than keys) would remove it and is the kernels' follow-up.
+ * rows we keep. The price is attention work for pos+n query rows instead of n, once per prompt.
  *
  * Only the last row of each segment goes through the LM head: logits come back as [S, vocab].
  */
@@ -99,6 +102,7 @@ export class KvDecoder {
       { name: "proj", shape: [R, C], dtype: dt },
       { name: "gate", shape: [R, I], dtype: dt },
       { name: "up", shape: [R, I], dtype: dt },
+      { name: "meta", shape: [2, opts.slots], dtype: "i32" },
       { name: "qFull", shape: [1, opts.maxLen, H, D], dtype: dt },
       { name: "outFull", shape: [1, opts.maxLen, H, D], dtype: dt },
       { name: "lse", shape: [1, H, opts.maxLen], dtype: "f32" },
@@ -206,7 +210,7 @@ export class KvDecoder {
     // Per-segment views that do not depend on the layer.
     const segViews = [];
     let r0 = 0;
-    for (const s of segments) {
+    for (const s of n === S ? [] : segments) {
       const m = s.tokens.length;
       const L = s.pos + m;
       segViews.push({
@@ -225,6 +229,22 @@ export class KvDecoder {
       r0 += m;
     }
     const rope = { base: c.ropeTheta };
+    // Decoding step: one token per segment, one fused call per layer (see the file comment).
+    const decoding = n === S;
+    let meta: Tensor | null = null;
+    if (decoding) {
+      const m = new Int32Array(2 * S);
+      for (const [i, seg] of segments.entries()) {
+        m[i] = seg.slot;
+        m[S + i] = seg.pos;
+      }
+      meta = view(g("meta"), 0, [2, S]);
+      meta.copyFromHost(m);
+    }
+    const qRows = decoding ? view(g("q"), 0, [S, H, D]) : null;
+    const kRows = decoding ? view(g("k"), 0, [S, Hkv, D]) : null;
+    const vRows = decoding ? view(g("v"), 0, [S, Hkv, D]) : null;
+    const attRows = decoding ? view(g("att"), 0, [S, H, D]) : null;
     k.embeddingForward(resid[0]!, P.embed, idsT);
     k.rmsnormForward(ln, rstd, resid[0]!, P.layers[0]!.inNorm, eps);
     for (let l = 0; l < c.numLayers; l++) {
@@ -236,7 +256,12 @@ export class KvDecoder {
       k.matmul(vNew, ln, w.wv, { transB: true });
       const kc = this.cache.get(`k.${l}`);
       const vc = this.cache.get(`v.${l}`);
-      for (const sv of segViews) {
+      if (meta) {
+        k.decodeAttention(attRows!, qRows!, kRows!, vRows!, kc, vc, meta, {
+          ropeBase: c.ropeTheta,
+        });
+      }
+      for (const sv of meta ? [] : segViews) {
         const { s } = sv;
         const m = s.tokens.length;
         const L = s.pos + m;
@@ -266,12 +291,13 @@ export class KvDecoder {
       k.residualRmsnormForward(residOut, ln, rstd, residMid, proj, nextNorm, eps);
     }
     // `ln` now holds the final norm's output; only each segment's last row needs logits.
+    // (decoding: the S rows are already each segment's last row)
     const last = g("last");
     for (const [i, sv] of segViews.entries()) {
       k.copy(view(last, i * C, [1, C]), view(g("ln"), sv.lastRow * C, [1, C]));
     }
     const logits = view(g("logits"), 0, [S, c.vocabSize]);
-    k.matmul(logits, view(last, 0, [S, C]), P.lmHead, { transB: true });
+    k.matmul(logits, view(meta ? g("ln") : last, 0, [S, C]), P.lmHead, { transB: true });
     return logits.toFloat32();
   }
 
