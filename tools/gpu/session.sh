@@ -87,7 +87,7 @@ for p in "$@"; do
     train) part "$p" 90 bash tools/compare/trainer/run-gpu.sh "$logs/trainer" train ;;
     gen-fp32) part "$p" 90 bash tools/compare/generate/run-gpu.sh "$logs/generate" fp32 ;;
     gen-bf16) part "$p" 90 bash tools/compare/generate/run-gpu.sh "$logs/generate" bf16 ;;
-    gen-speed) part "$p" 90 bash tools/compare/generate/run-gpu.sh "$logs/generate" speed ;;
+    gen-speed) part "$p" 90 bash tools/compare/generate/run-gpu.sh "$logs/generate" speed speed-general ;;
     mma) part "$p" 120 env OUT="$logs/mma" bash tools/gpu/run.sh --mma ;;
     kernels) part "$p" 240 env OUT="$logs/kernels" bash tools/gpu/run.sh ;;
     bench-train) part "$p" 200 env OUT="$logs/bench-train" bash tools/bench/train/run-gpu.sh ;;

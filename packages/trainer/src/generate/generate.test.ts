@@ -5,7 +5,7 @@ import { LlamaModel } from "../model/llama.js";
 import { Rng } from "../model/rng.js";
 import { microConfig } from "../test-util/tiny.js";
 import { decodeContinuation, generate, generateEvents, generateStream } from "./generate.js";
-import { KvDecoder } from "./kv-decoder.js";
+import { KvDecoder, useDecodeKernel } from "./kv-decoder.js";
 import { argmax } from "./sampling.js";
 
 let k: Backend;
@@ -57,6 +57,43 @@ describe("KvDecoder", () => {
       logits = dec.step([{ slot: 0, tokens: [next], pos: ids.length - 1 }]);
     }
     dec.dispose();
+  });
+
+  it("the decode kernel and the general path give the same bits; TINYLLAMA_DECODE_ATTENTION is checked", () => {
+    const run = (mode: string | undefined) => {
+      const saved = process.env.TINYLLAMA_DECODE_ATTENTION;
+      if (mode === undefined) delete process.env.TINYLLAMA_DECODE_ATTENTION;
+      else process.env.TINYLLAMA_DECODE_ATTENTION = mode;
+      try {
+        const dec = new KvDecoder(model, { slots: 2, maxLen: 24 });
+        const out: number[][] = [];
+        let logits = dec.step([
+          { slot: 0, tokens: [1, 30, 12], pos: 0 },
+          { slot: 1, tokens: [1, 9], pos: 0 },
+        ]);
+        const pos = [3, 2];
+        for (let step = 0; step < 6; step++) {
+          out.push(Array.from(logits));
+          const V = model.config.vocabSize;
+          logits = dec.step(
+            [0, 1].map((slot) => ({
+              slot,
+              tokens: [argmax(logits.subarray(slot * V, (slot + 1) * V))],
+              pos: pos[slot]!++,
+            })),
+          );
+        }
+        dec.dispose();
+        return out;
+      } finally {
+        if (saved === undefined) delete process.env.TINYLLAMA_DECODE_ATTENTION;
+        else process.env.TINYLLAMA_DECODE_ATTENTION = saved;
+      }
+    };
+    expect(useDecodeKernel("cpu")).toBe(true);
+    expect(useDecodeKernel("cuda")).toBe(false);
+    expect(run("off")).toEqual(run(undefined));
+    expect(() => run("yes")).toThrow(/TINYLLAMA_DECODE_ATTENTION must be "on" or "off", got "yes"/);
   });
 
   it("rejects bad segments with clear errors", () => {

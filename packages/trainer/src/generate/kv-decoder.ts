@@ -13,7 +13,8 @@
  * Decoding steps (every segment one token: the generation loop after the prompt) take one
  * `decodeAttention` call per layer for all sequences: RoPE at each row's position, the cache
  * write and attention over that slot's keys in two kernel launches, whatever the batch. On the
- * CPU backend it gives the bits of the general path below (kernels' tests check this).
+ * CPU backend it gives the bits of the general path below (kernels' tests check this); on CUDA
+ * it waits for a GPU check (see useDecodeKernel).
  *
  * Other steps (prompts, chunks) use the kernels' attention, which takes queries and keys of the
  * same length: the segment's queries are written into a [1, maxLen, H, D] scratch at their
@@ -26,6 +27,20 @@
 import { headDim } from "../model/config.js";
 import type { Arena, Tensor } from "../model/kernels.js";
 import type { LlamaModel } from "../model/llama.js";
+
+/**
+ * Whether one-token steps use the kernels' decodeAttention: on the CPU backend (verified against
+ * the general path bit for bit); on CUDA only with TINYLLAMA_DECODE_ATTENTION=on until a GPU run
+ * has checked its kernel (tools/compare/generate does, with the variable set); `off` disables it.
+ */
+export function useDecodeKernel(backend: string): boolean {
+  const v = process.env.TINYLLAMA_DECODE_ATTENTION;
+  if (v !== undefined && v !== "" && v !== "on" && v !== "off") {
+    throw new Error(`TINYLLAMA_DECODE_ATTENTION must be "on" or "off", got "${v}"`);
+  }
+  if (v === "off") return false;
+  return v === "on" || backend === "cpu";
+}
 
 export interface DecoderOptions {
   /** Sequences decoded together (cache slots). */
@@ -208,9 +223,11 @@ export class KvDecoder {
     const outFull = g("outFull");
     const lse = g("lse");
     // Per-segment views that do not depend on the layer.
+    // Decoding step: one token per segment, one fused call per layer (see the file comment).
+    const decoding = n === S && useDecodeKernel(k.name);
     const segViews = [];
     let r0 = 0;
-    for (const s of n === S ? [] : segments) {
+    for (const s of decoding ? [] : segments) {
       const m = s.tokens.length;
       const L = s.pos + m;
       segViews.push({
@@ -229,8 +246,6 @@ export class KvDecoder {
       r0 += m;
     }
     const rope = { base: c.ropeTheta };
-    // Decoding step: one token per segment, one fused call per layer (see the file comment).
-    const decoding = n === S;
     let meta: Tensor | null = null;
     if (decoding) {
       const m = new Int32Array(2 * S);
