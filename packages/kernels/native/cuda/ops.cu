@@ -221,20 +221,34 @@ __global__ void rmsnormBackwardDxVecKernel(D* dx, const G* dOut, const T* x, con
 }
 
 // ---------------------------------------------------------------- rope
+// The cos/sin of each (position, frequency) are computed once per call into a [T, D/2] table
+// (powf + sincosf per entry, the same expressions as before, so the same bits) instead of once
+// per element: the rotation itself then reads x and a table that stays in L2, and is
+// memory-bound rather than bound by the transcendental functions (B * H times fewer of them).
+__global__ void ropeTableKernel(float2* table, int64_t T_, int64_t half, int64_t D, float base,
+                                int64_t offset) {
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < T_ * half;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    int64_t t = idx / half, i = idx % half;
+    float invFreq = 1.0f / powf(base, static_cast<float>(2 * i) / static_cast<float>(D));
+    float angle = static_cast<float>(t + offset) * invFreq;
+    float s, c;
+    sincosf(angle, &s, &c);
+    table[idx] = make_float2(c, s);
+  }
+}
+
 template <typename T>
-__global__ void ropeKernel(T* out, const T* x, int64_t rows, int64_t T_, int64_t H, int64_t D,
-                           float base, int64_t offset, float sign) {
+__global__ void ropeKernel(T* out, const T* x, const float2* table, int64_t rows, int64_t T_,
+                           int64_t H, int64_t D, float sign) {
   int64_t half = D / 2;
   int64_t total = rows * half;
   for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
        idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     int64_t row = idx / half, i = idx % half;
     int64_t t = (row / H) % T_;
-    float invFreq = 1.0f / powf(base, static_cast<float>(2 * i) / static_cast<float>(D));
-    float angle = static_cast<float>(t + offset) * invFreq;
-    float s, c;
-    sincosf(angle, &s, &c);
-    s *= sign;
+    float2 cs = table[t * half + i];
+    float c = cs.x, s = cs.y * sign;
     float x1 = ld(x, row * D + i), x2 = ld(x, row * D + i + half);
     st(out, row * D + i, x1 * c - x2 * s);
     st(out, row * D + i + half, x2 * c + x1 * s);
@@ -550,10 +564,14 @@ void rope(const TensorDesc& out, const TensorDesc& x, float base, int64_t positi
   int64_t T_ = x.shape[1], H = x.shape[2], D = x.shape[3];
   int64_t rows = x.numel / D;
   if (rows == 0) return;
+  int64_t half = D / 2;
+  auto* table = static_cast<float2*>(scratch(sizeof(float2) * static_cast<size_t>(T_ * half)));
+  ropeTableKernel<<<gridFor(T_ * half), 256, 0, stream()>>>(table, T_, half, D, base, positionOffset);
+  TK_LAUNCH_CHECK("rope (table)");
   dispatchFloat(x.dtype, [&](auto tag) {
     using E = decltype(tag);
-    ropeKernel<E><<<gridFor(rows * D / 2), 256, 0, stream()>>>(out.as<E>(), x.as<E>(), rows, T_, H, D,
-                                                              base, positionOffset, inverse ? -1.0f : 1.0f);
+    ropeKernel<E><<<gridFor(rows * half), 256, 0, stream()>>>(out.as<E>(), x.as<E>(), table, rows, T_, H,
+                                                             D, inverse ? -1.0f : 1.0f);
   });
   TK_LAUNCH_CHECK("rope");
 }
