@@ -3,7 +3,9 @@
 // denominator, scaled scores). Per query row the scores live in a T-long scratch vector, never
 // a T x T matrix. Backward recomputes probabilities from lse (as FlashAttention does) and is
 // parallel over (batch, KV head) so each task owns its dk/dv slice: deterministic.
+#include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "../common/backend.h"
@@ -13,6 +15,34 @@
 namespace tk::backend {
 using cpu::ld;
 using cpu::st;
+
+namespace {
+// One query row against keys/values 0..last (row j at k0/v0 + j * stride): scores, softmax and
+// the weighted sum of V into acc (not yet divided by the sum), in the one order every CPU
+// attention path uses, so full attention and a decoding step give the same bits. Returns
+// {max score, sum of exp}.
+template <typename E>
+std::pair<float, float> attendRow(const float* qv, const E* k0, const E* v0, int64_t stride,
+                                  int64_t last, int64_t D, float scale, float* s, float* acc) {
+  float mx = -INFINITY;
+  for (int64_t j = 0; j <= last; ++j) {
+    const E* kr = k0 + j * stride;
+    float dot = 0;
+    for (int64_t d = 0; d < D; ++d) dot += qv[d] * ld(kr, d);
+    s[j] = dot * scale;
+    mx = std::max(mx, s[j]);
+  }
+  float l = 0;
+  std::fill(acc, acc + D, 0.0f);
+  for (int64_t j = 0; j <= last; ++j) {
+    float p = std::exp(s[j] - mx);
+    l += p;
+    const E* vr = v0 + j * stride;
+    for (int64_t d = 0; d < D; ++d) acc[d] += p * ld(vr, d);
+  }
+  return {mx, l};
+}
+}  // namespace
 
 void attentionForward(const TensorDesc& out, const TensorDesc& lse, const TensorDesc& q,
                       const TensorDesc& k, const TensorDesc& v, const AttentionOptions& o) {
@@ -29,22 +59,9 @@ void attentionForward(const TensorDesc& out, const TensorDesc& lse, const Tensor
           const E* qr = q.as<E>() + ((b * T + t) * H + h) * D;
           for (int64_t d = 0; d < D; ++d) qv[d] = ld(qr, d);
           int64_t last = o.causal ? t : T - 1;
-          float mx = -INFINITY;
-          for (int64_t j = 0; j <= last; ++j) {
-            const E* kr = k.as<E>() + ((b * T + j) * Hkv + g) * D;
-            float dot = 0;
-            for (int64_t d = 0; d < D; ++d) dot += qv[d] * ld(kr, d);
-            s[j] = dot * o.scale;
-            mx = std::max(mx, s[j]);
-          }
-          float l = 0;
-          std::fill(acc.begin(), acc.end(), 0.0f);
-          for (int64_t j = 0; j <= last; ++j) {
-            float p = std::exp(s[j] - mx);
-            l += p;
-            const E* vr = v.as<E>() + ((b * T + j) * Hkv + g) * D;
-            for (int64_t d = 0; d < D; ++d) acc[d] += p * ld(vr, d);
-          }
+          int64_t at = (b * T * Hkv + g) * D;
+          auto [mx, l] = attendRow(qv.data(), k.as<E>() + at, v.as<E>() + at, Hkv * D, last, D,
+                                   o.scale, s.data(), acc.data());
           E* orow = out.as<E>() + ((b * T + t) * H + h) * D;
           for (int64_t d = 0; d < D; ++d) st(orow, d, acc[d] / l);
           lse.as<float>()[(b * H + h) * T + t] = mx + std::log(l);
@@ -168,22 +185,9 @@ void decodeAttention(const TensorDesc& out, const TensorDesc& q, const TensorDes
         const E* kb = kCache.as<E>() + static_cast<int64_t>(slotOf[r]) * maxLen * Hkv * D;
         const E* vb = vCache.as<E>() + static_cast<int64_t>(slotOf[r]) * maxLen * Hkv * D;
         s.resize(static_cast<size_t>(pos + 1));
-        float mx = -INFINITY;
-        for (int64_t j = 0; j <= pos; ++j) {
-          const E* kr = kb + (j * Hkv + g) * D;
-          float dot = 0;
-          for (int64_t d = 0; d < D; ++d) dot += qv[d] * ld(kr, d);
-          s[j] = dot * scale;
-          mx = std::max(mx, s[j]);
-        }
-        float l = 0;
-        std::fill(acc.begin(), acc.end(), 0.0f);
-        for (int64_t j = 0; j <= pos; ++j) {
-          float p = std::exp(s[j] - mx);
-          l += p;
-          const E* vr = vb + (j * Hkv + g) * D;
-          for (int64_t d = 0; d < D; ++d) acc[d] += p * ld(vr, d);
-        }
+        float l = attendRow(qv.data(), kb + g * D, vb + g * D, Hkv * D, pos, D, scale, s.data(),
+                            acc.data())
+                      .second;
         E* orow = out.as<E>() + (r * H + h) * D;
         for (int64_t d = 0; d < D; ++d) st(orow, d, acc[d] / l);
       }
