@@ -2,6 +2,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <string>
 #include <thread>
 
 #include "../common/backend.h"
@@ -16,7 +17,9 @@ DeviceInfo deviceInfo() {
   d.backend = "cpu";
   d.name = "host CPU";
   d.threads = cpu::threadCount();
-  d.detail = "f32 compute, " + std::to_string(d.threads) + " threads (TINYLLAMA_CPU_THREADS)";
+  const char* mm = cpu::matmulKernel();
+  d.detail = "f32 compute, " + std::to_string(d.threads) + " threads (TINYLLAMA_CPU_THREADS), " +
+             (*mm ? std::string(mm) : std::string("bad TINYLLAMA_CPU_KERNELS")) + " matmul";
   return d;
 }
 

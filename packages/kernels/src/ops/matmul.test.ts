@@ -1,3 +1,5 @@
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { loadBackend } from "../loader.js";
 import { matmulRef, roundBf16 } from "../reference.js";
@@ -91,5 +93,56 @@ describe("cpu matmul", () => {
       k.matmul(s.zeros([4, 5], "f32"), a, s.zeros([5, 3], "bf16"), { transB: true }),
     ).toThrow(/same dtype/);
     expect(() => k.matmul(a, a, s.zeros([3, 3], "f32"))).toThrow(/must not overlap/);
+  });
+});
+
+describe("cpu matmul micro-kernels", () => {
+  // The AVX2+FMA kernel (used where the CPU has it) and the portable one must agree; the
+  // portable one is forced in a child process, since the choice is made once per process.
+  const dist = fileURLToPath(new URL("../../dist/index.js", import.meta.url));
+  const inChild = (env: Record<string, string>, body: string): string =>
+    execFileSync(
+      process.execPath,
+      ["--input-type=module", "-e", `const m = await import(${JSON.stringify(dist)}); ${body}`],
+      { encoding: "utf8", env: { ...process.env, ...env } },
+    );
+  const cases = [
+    [37, 29, 300, false, true],
+    [100, 130, 17, true, false],
+    [7, 5, 3, true, true],
+  ] as const;
+
+  it("TINYLLAMA_CPU_KERNELS=generic gives what the default kernel gives (within f32 rounding)", () => {
+    const script = `const k = await m.loadBackend("cpu");
+      const out = [k.device.detail];
+      for (const [M, N, K, tA, tB] of ${JSON.stringify(cases)}) {
+        let x = 1; const rnd = (n) => Float32Array.from({ length: n }, () => ((x = (x * 48271) % 2147483647) / 2147483647) - 0.5);
+        const a = k.fromHost(rnd(M * K), tA ? [K, M] : [M, K], "f32");
+        const b = k.fromHost(rnd(K * N), tB ? [N, K] : [K, N], "f32");
+        const o = k.empty([M, N], "f32");
+        k.matmul(o, a, b, { transA: tA, transB: tB });
+        out.push(Array.from(o.toHost()));
+      }
+      console.log(JSON.stringify(out));`;
+    const [genericDetail, ...generic] = JSON.parse(
+      inChild({ TINYLLAMA_CPU_KERNELS: "generic" }, script),
+    );
+    const [defaultDetail, ...auto] = JSON.parse(inChild({}, script));
+    expect(genericDetail).toMatch(/generic matmul/);
+    expect(defaultDetail).toMatch(/(avx2\+fma|generic) matmul/);
+    for (const [i, g] of (generic as number[][]).entries()) {
+      expect(relErr(Float32Array.from(auto[i] as number[]), Float64Array.from(g))).toBeLessThan(
+        1e-6,
+      );
+    }
+  });
+
+  it("a bad TINYLLAMA_CPU_KERNELS fails matmul with an error naming it", () => {
+    const out = inChild(
+      { TINYLLAMA_CPU_KERNELS: "sse9" },
+      `const k = await m.loadBackend("cpu"); const a = k.zeros([2, 2], "f32");
+       try { k.matmul(k.empty([2, 2], "f32"), a, a); console.log("no error"); } catch (e) { console.log(e.message); }`,
+    );
+    expect(out).toMatch(/TINYLLAMA_CPU_KERNELS must be auto or generic, got "sse9"/);
   });
 });
