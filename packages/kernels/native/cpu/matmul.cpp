@@ -135,7 +135,7 @@ template <typename T>
 void gemm(const TensorDesc& out, const T* a, const T* b, int64_t M, int64_t N, int64_t K,
           const MatmulOptions& o) {
   int64_t mTiles = (M + MC - 1) / MC, nTiles = (N + NC - 1) / NC;
-  const bool avx2 = std::strcmp(cpu::matmulKernel(), "avx2+fma") == 0;
+  const bool avx2 = std::strcmp(cpu::simdKernels(), "avx2+fma") == 0;
   cpu::parallelFor(mTiles * nTiles, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> Ap(static_cast<size_t>(MC * KC)), Bp(static_cast<size_t>(KC * NC)),
         acc(static_cast<size_t>(MC * NC));
@@ -208,7 +208,7 @@ void gemm(const TensorDesc& out, const T* a, const T* b, int64_t M, int64_t N, i
 
 void matmul(const TensorDesc& out, const TensorDesc& a, const TensorDesc& b, int64_t M, int64_t N,
             int64_t K, const MatmulOptions& o) {
-  if (!*cpu::matmulKernel())
+  if (!*cpu::simdKernels())
     throw Error(std::string("TINYLLAMA_CPU_KERNELS must be auto or generic, got \"") +
                 std::getenv("TINYLLAMA_CPU_KERNELS") + "\"");
   if (M == 0 || N == 0) return;
@@ -221,7 +221,7 @@ void matmul(const TensorDesc& out, const TensorDesc& a, const TensorDesc& b, int
 }  // namespace tk::backend
 
 namespace tk::cpu {
-const char* matmulKernel() {
+const char* simdKernels() {
   static const char* kernel = backend::pickMatmulKernel();
   return kernel;
 }

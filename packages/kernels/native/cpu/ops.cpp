@@ -5,11 +5,13 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../common/backend.h"
 #include "access.h"
 #include "parallel.h"
+#include "vexp.h"
 
 namespace tk::backend {
 using cpu::bf16_t;
@@ -209,9 +211,13 @@ void crossEntropy(const TensorDesc& losses, const TensorDesc& logits, const Tens
     if (tg[n] >= V)
       throw Error("targets[" + std::to_string(n) + "] = " + std::to_string(tg[n]) +
                   " is outside [0, " + std::to_string(V) + ") (negative targets are ignored)");
+  // One exp per logit: exp(x - max) is kept in a row buffer for the gradient p = e / sum
+  // (cpu/vexp.h: AVX2 where available).
   cpu::dispatchFloat(logits.dtype, [&](auto tag) {
     using T = decltype(tag);
     cpu::parallelFor(N, rowGrain(V), [&](int64_t b, int64_t e) {
+      std::vector<float> xf(std::is_same_v<T, float> ? 0 : static_cast<size_t>(V)),
+          ex(static_cast<size_t>(V));
       for (int64_t n = b; n < e; ++n) {
         T* row = logits.as<T>() + n * V;
         int32_t target = tg[n];
@@ -221,17 +227,21 @@ void crossEntropy(const TensorDesc& losses, const TensorDesc& logits, const Tens
             for (int64_t j = 0; j < V; ++j) st(row, j, 0.0f);
           continue;
         }
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < V; ++j) mx = std::max(mx, ld(row, j));
-        float s = 0;
-        for (int64_t j = 0; j < V; ++j) s += std::exp(ld(row, j) - mx);
-        float lse = mx + std::log(s);
-        losses.as<float>()[n] = lse - ld(row, target);
-        if (computeGrad)
-          for (int64_t j = 0; j < V; ++j) {
-            float p = std::exp(ld(row, j) - lse);
-            st(row, j, (p - (j == target ? 1.0f : 0.0f)) * dlossScale);
-          }
+        const float* x;
+        if constexpr (std::is_same_v<T, float>) {
+          x = row;
+        } else {
+          for (int64_t j = 0; j < V; ++j) xf[j] = ld(row, j);
+          x = xf.data();
+        }
+        float mx = cpu::rowMax(x, V);
+        float s = cpu::expShiftedSum(x, V, mx, ex.data());
+        losses.as<float>()[n] = mx + std::log(s) - x[target];
+        if (computeGrad) {
+          float scale = dlossScale / s;
+          for (int64_t j = 0; j < V; ++j) st(row, j, ex[j] * scale);
+          st(row, target, (ex[target] / s - 1.0f) * dlossScale);
+        }
       }
     });
   });

@@ -8,9 +8,10 @@
 namespace tk::cpu {
 
 int threadCount();
-// The matmul micro-kernel in use: "avx2+fma" or "generic" (TINYLLAMA_CPU_KERNELS=generic forces
-// the portable one; any value other than generic/auto is an error). Read once.
-const char* matmulKernel();
+// The SIMD kernels in use (matmul micro-kernel, softmax exp): "avx2+fma" or "generic"
+// (TINYLLAMA_CPU_KERNELS=generic forces the portable ones; a value other than generic/auto
+// gives "", which matmul reports as an error). Read once.
+const char* simdKernels();
 // Calls fn(begin, end) for consecutive chunks of at most `grain` items, on all threads.
 void parallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 

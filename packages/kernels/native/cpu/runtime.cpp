@@ -17,9 +17,9 @@ DeviceInfo deviceInfo() {
   d.backend = "cpu";
   d.name = "host CPU";
   d.threads = cpu::threadCount();
-  const char* mm = cpu::matmulKernel();
+  const char* mm = cpu::simdKernels();
   d.detail = "f32 compute, " + std::to_string(d.threads) + " threads (TINYLLAMA_CPU_THREADS), " +
-             (*mm ? std::string(mm) : std::string("bad TINYLLAMA_CPU_KERNELS")) + " matmul";
+             (*mm ? std::string(mm) : std::string("bad TINYLLAMA_CPU_KERNELS")) + " kernels";
   return d;
 }
 

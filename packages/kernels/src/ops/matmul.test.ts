@@ -112,7 +112,7 @@ describe("cpu matmul micro-kernels", () => {
     [7, 5, 3, true, true],
   ] as const;
 
-  it("TINYLLAMA_CPU_KERNELS=generic gives what the default kernel gives (within f32 rounding)", () => {
+  it("TINYLLAMA_CPU_KERNELS=generic gives what the default kernels give (matmul, cross-entropy)", () => {
     const script = `const k = await m.loadBackend("cpu");
       const out = [k.device.detail];
       for (const [M, N, K, tA, tB] of ${JSON.stringify(cases)}) {
@@ -123,13 +123,19 @@ describe("cpu matmul micro-kernels", () => {
         k.matmul(o, a, b, { transA: tA, transB: tB });
         out.push(Array.from(o.toHost()));
       }
+      // Cross-entropy (softmax exp kernel): losses and the gradient written in place.
+      let y = 7; const r2 = (n) => Float32Array.from({ length: n }, () => ((y = (y * 48271) % 2147483647) / 2147483647) * 8 - 4);
+      const logits = k.fromHost(r2(5 * 1003), [5, 1003], "f32");
+      const losses = k.empty([5], "f32");
+      k.crossEntropy(losses, logits, k.fromHost(Int32Array.from([0, 17, 1002, 500, 3]), [5], "i32"), { computeGrad: true, dlossScale: 0.2 });
+      out.push(Array.from(losses.toHost()), Array.from(logits.toHost()));
       console.log(JSON.stringify(out));`;
     const [genericDetail, ...generic] = JSON.parse(
       inChild({ TINYLLAMA_CPU_KERNELS: "generic" }, script),
     );
     const [defaultDetail, ...auto] = JSON.parse(inChild({}, script));
-    expect(genericDetail).toMatch(/generic matmul/);
-    expect(defaultDetail).toMatch(/(avx2\+fma|generic) matmul/);
+    expect(genericDetail).toMatch(/generic kernels/);
+    expect(defaultDetail).toMatch(/(avx2\+fma|generic) kernels/);
     for (const [i, g] of (generic as number[][]).entries()) {
       expect(relErr(Float32Array.from(auto[i] as number[]), Float64Array.from(g))).toBeLessThan(
         1e-6,
