@@ -101,20 +101,24 @@ if want equality; then
   done
 fi
 if want hybrid && [ "$gpus" -ge 4 ]; then
-  stage "two nodes on one host: 2 x 2 GPUs, NCCL_HOSTID, rendezvous 127.0.0.1, hybrid"
-  port=$((29500 + RANDOM % 1000))
-  common=(--nproc-per-node 2 --nnodes 2 --master-addr 127.0.0.1 --master-port "$port" --sharding hybrid)
-  NCCL_HOSTID=node-a CUDA_VISIBLE_DEVICES=0,1 train 4gpu-hybrid "${common[@]}" --node-rank 0 &
-  first=$!
-  # The second "node" writes its (empty) logs elsewhere: rank 0 writes the run directory.
-  (NCCL_HOSTID=node-b CUDA_VISIBLE_DEVICES=2,3 timeout 500 node .gpu/trainer/trainer-cli.mjs --device cuda \
-    --model "$model" --data .gpu/data --out "$out/4gpu-hybrid" --seq-len 2048 --micro-batch 4 --global-batch 16 \
-    --scale "$(python3 -c "print($steps*16*2048/3e12)")" --eval-batches 0 --save-every 0 --lr-max 4e-5 --lr-min 4e-6 "${common[@]}" \
-    --node-rank 1 >"$out/4gpu-hybrid-node1.log" 2>&1)
-  second=$?
-  wait $first
-  status[4gpu-hybrid]="rc=$?/$second: $(compare 4gpu-hybrid)"
-  grep -E "distributed:" "$out/4gpu-hybrid.log"
+  for variant in plain overlap; do
+    name=4gpu-hybrid; extra=()
+    [ $variant = overlap ] && name=4gpu-hybrid-overlap && extra=(--comm-overlap on)
+    stage "two nodes on one host: 2 x 2 GPUs, NCCL_HOSTID, rendezvous 127.0.0.1, hybrid ($variant)"
+    port=$((29500 + RANDOM % 1000))
+    common=(--nproc-per-node 2 --nnodes 2 --master-addr 127.0.0.1 --master-port "$port" --sharding hybrid "${extra[@]}")
+    NCCL_HOSTID=node-a CUDA_VISIBLE_DEVICES=0,1 train "$name" "${common[@]}" --node-rank 0 &
+    first=$!
+    # The second "node" writes its (empty) logs elsewhere: rank 0 writes the run directory.
+    (NCCL_HOSTID=node-b CUDA_VISIBLE_DEVICES=2,3 timeout 500 node .gpu/trainer/trainer-cli.mjs --device cuda \
+      --model "$model" --data .gpu/data --out "$out/$name" --seq-len 2048 --micro-batch 4 --global-batch 16 \
+      --scale "$(python3 -c "print($steps*16*2048/3e12)")" --eval-batches 0 --save-every 0 --lr-max 4e-5 --lr-min 4e-6 "${common[@]}" \
+      --node-rank 1 >"$out/$name-node1.log" 2>&1)
+    second=$?
+    wait $first
+    status[$name]="rc=$?/$second: $(compare "$name")"
+    grep -E "distributed:" "$out/$name.log"
+  done
 fi
 
 if want scaling; then
@@ -155,7 +159,7 @@ fi
 
 echo
 echo "== summary"
-for k in build collectives-2 collectives-4 kill 1gpu 2gpu-full 2gpu-overlap 4gpu-full 4gpu-overlap 4gpu-hybrid scale-1 scale-2 scale-4 scale-2o scale-4o; do
+for k in build collectives-2 collectives-4 kill 1gpu 2gpu-full 2gpu-overlap 4gpu-full 4gpu-overlap 4gpu-hybrid 4gpu-hybrid-overlap scale-1 scale-2 scale-4 scale-2o scale-4o; do
   [ -n "${status[$k]:-}" ] && echo "$k: ${status[$k]}"
 done
 [ -f "$out/scaling.md" ] && cat "$out/scaling.md"

@@ -176,13 +176,21 @@ ncclRedOp_t redOp(const Napi::CallbackInfo& info, size_t i, const Args& a) {
 // waited on by the communication stream). By default later compute also waits for it; with
 // `deferWait` it does not, so the collective overlaps whatever compute is issued next (the
 // backward of earlier layers) and the caller orders compute after it with ncclJoin.
+// With `after` (another communicator), the collective starts after the collectives issued so
+// far on `after` instead of after the compute issued so far: a data dependency between two
+// groups (hybrid sharding's replica all-reduce of a piece the shard group just reduced).
 template <typename F>
-void enqueue(const Napi::CallbackInfo& info, Comm* c, const char* op, F&& call, bool deferWait = false) {
+void enqueue(const Napi::CallbackInfo& info, Comm* c, const char* op, F&& call, bool deferWait = false,
+             Comm* after = nullptr) {
   try {
     std::lock_guard<std::mutex> lock(c->mu);
     if (c->aborted) throw Error(c->reason);
-    TK_CUDA(cudaEventRecord(c->ready, stream()));
-    TK_CUDA(cudaStreamWaitEvent(c->commStream, c->ready, 0));
+    if (after) {
+      TK_CUDA(cudaStreamWaitEvent(c->commStream, after->done, 0));
+    } else {
+      TK_CUDA(cudaEventRecord(c->ready, stream()));
+      TK_CUDA(cudaStreamWaitEvent(c->commStream, c->ready, 0));
+    }
     ncclResult_t r = call();
     int64_t deadline = nowMs() + c->timeoutMs;
     while (r == ncclInProgress) {
@@ -307,9 +315,26 @@ Napi::Value AllReduce(const Napi::CallbackInfo& info) {
   if (send.numel != recv.numel) a.fail("send and recv must have the same number of elements");
   a.exactOrNoOverlap(send, "send", recv, "recv");
   ncclRedOp_t op = redOp(info, 3, a);
-  enqueue(info, c, "ncclAllReduce", [&] {
-    return ncclAllReduce(send.data, recv.data, static_cast<size_t>(send.numel), t, op, c->comm, c->commStream);
-  });
+  // Optional: deferWait (see enqueue), after (a communicator handle or undefined).
+  bool deferWait = false;
+  if (info.Length() > 4 && !info[4].IsUndefined()) {
+    if (!info[4].IsBoolean()) a.fail("deferWait must be a boolean");
+    deferWait = info[4].As<Napi::Boolean>().Value();
+  }
+  Comm* after = nullptr;
+  if (info.Length() > 5 && !info[5].IsUndefined()) {
+    if (!info[5].IsExternal()) a.fail("after must be an NCCL communicator handle");
+    after = info[5].As<Napi::External<Comm>>().Data();
+    if (after == c) a.fail("after must be another communicator");
+    if (after->destroyed) a.fail("after: the communicator was closed");
+  }
+  enqueue(
+      info, c, "ncclAllReduce",
+      [&] {
+        return ncclAllReduce(send.data, recv.data, static_cast<size_t>(send.numel), t, op, c->comm,
+                             c->commStream);
+      },
+      deferWait, after);
   return info.Env().Undefined();
 }
 

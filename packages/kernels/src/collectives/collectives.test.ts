@@ -150,6 +150,36 @@ describe("tcp collectives", () => {
     for (const t of [...ts, ...views.flat(), ...av]) t.dispose();
   });
 
+  it("all-reduce `after` another group waits for that group's collectives (hybrid: node, then replica)", async () => {
+    const ws = await worlds(4);
+    const world = ws.map((w) => w.communicator());
+    const nodes = await Promise.all(world.map((c, r) => c.split(Math.floor(r / 2), r)));
+    const replicas = await Promise.all(world.map((c, r) => c.split(r % 2, r)));
+    const n = 64;
+    const inputs = [0, 1, 2, 3].map((r) => data(r, n));
+    const ts = inputs.map((x) => k.fromHost(x, [n], "f32"));
+    // Every rank issues both without awaiting (as backward does); the node roots (ranks 0, 2)
+    // then sum across nodes. Without the dependency the replica step reads unreduced data.
+    const pending = [0, 1, 2, 3].flatMap((r) => {
+      const p = [nodes[r]!.reduce(ts[r]!, 0, "sum", { overlap: true })];
+      if (nodes[r]!.rank === 0)
+        p.push(replicas[r]!.allReduce(ts[r]!, "sum", { overlap: true, after: nodes[r]! }));
+      return p;
+    });
+    await Promise.all(pending);
+    for (const r of [0, 2]) {
+      const got = ts[r]!.toFloat32();
+      for (let i = 0; i < n; i++) {
+        const exact = inputs[0]![i]! + inputs[1]![i]! + inputs[2]![i]! + inputs[3]![i]!;
+        expect(Math.abs(got[i]! - exact)).toBeLessThan(1e-6);
+      }
+    }
+    expect(() => world[0]!.allReduce(ts[0]!, "sum", { after: world[0]! })).toThrow(
+      /after must be another communicator/,
+    );
+    for (const t of ts) t.dispose();
+  });
+
   it("bf16: partial sums rounded to bf16 at every hop, within bf16 rounding of the exact sum", async () => {
     const ws = await worlds(2);
     const comms = ws.map((w) => w.communicator());

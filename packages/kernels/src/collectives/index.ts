@@ -12,6 +12,7 @@ export {
 } from "./rendezvous.js";
 export { TcpCommunicator, TcpWorld, type TcpWorldOptions, type WorldInfo } from "./tcp.js";
 export {
+  type AllReduceOptions,
   CollectiveError,
   type Communicator,
   defaultCollectiveTimeoutMs,

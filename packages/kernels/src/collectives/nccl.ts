@@ -18,6 +18,7 @@ import type { Tensor } from "../tensor.js";
 import type { Backend } from "../types.js";
 import { type TcpCommunicator, TcpWorld, type TcpWorldOptions } from "./tcp.js";
 import {
+  type AllReduceOptions,
   CollectiveError,
   type Communicator,
   defaultCollectiveTimeoutMs,
@@ -33,7 +34,14 @@ interface NcclAddon {
   ncclCommSplit(comm: object, color: number, key: number): object;
   /** "ready" | "pending" | an error message. */
   ncclState(comm: object): string;
-  ncclAllReduce(comm: object, send: NativeTensor, recv: NativeTensor, op: string): void;
+  ncclAllReduce(
+    comm: object,
+    send: NativeTensor,
+    recv: NativeTensor,
+    op: string,
+    deferWait?: boolean,
+    after?: object,
+  ): void;
   ncclReduceScatter(comm: object, send: NativeTensor, recv: NativeTensor, op: string): void;
   ncclAllGather(comm: object, send: NativeTensor, recv: NativeTensor): void;
   ncclBroadcast(comm: object, send: NativeTensor, recv: NativeTensor, root: number): void;
@@ -192,9 +200,15 @@ export class NcclCommunicator implements Communicator {
     if (s !== "ready" && s !== "pending") throw new CollectiveError(`NCCL: ${s}`);
   }
 
-  allReduce(t: Tensor, op: ReduceOp = "sum"): Promise<void> {
+  allReduce(t: Tensor, op: ReduceOp = "sum", opts?: AllReduceOptions): Promise<void> {
     this.check();
-    this.addon.ncclAllReduce(this.handle, t.native, t.native, op);
+    let after: object | undefined;
+    if (opts?.after) {
+      if (!(opts.after instanceof NcclCommunicator))
+        throw new TypeError("allReduce: after must be an NCCL communicator");
+      after = opts.after.handle;
+    }
+    this.addon.ncclAllReduce(this.handle, t.native, t.native, op, opts?.overlap === true, after);
     return Promise.resolve();
   }
 

@@ -21,6 +21,7 @@ import { hostname } from "node:os";
 import type { Tensor } from "../tensor.js";
 import { rendezvous } from "./rendezvous.js";
 import {
+  type AllReduceOptions,
   CollectiveError,
   type Communicator,
   defaultCollectiveTimeoutMs,
@@ -611,9 +612,17 @@ export class TcpCommunicator implements Communicator {
     if (dtype === "bf16") roundToBf16(x);
   }
 
-  allReduce(t: Tensor, op: ReduceOp = "sum"): Promise<void> {
+  allReduce(t: Tensor, op: ReduceOp = "sum", opts?: AllReduceOptions): Promise<void> {
     this.checkFloat(t, "allReduce", "t");
+    let dep: Promise<unknown> = Promise.resolve();
+    if (opts?.after) {
+      if (!(opts.after instanceof TcpCommunicator))
+        throw new TypeError("allReduce: after must be a TCP communicator");
+      if (opts.after === this) throw new TypeError("allReduce: after must be another communicator");
+      dep = opts.after.chain; // what is queued on `after` now, not what comes later
+    }
     return this.run(OP.allReduce, async (seq) => {
+      await dep;
       if (this.size === 1 && op === "sum") return;
       const data = t.toFloat32();
       this.premultiply(data, t.dtype, op);

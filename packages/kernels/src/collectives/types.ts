@@ -13,6 +13,17 @@ export type ReduceOp = "sum" | "avg";
 
 export type TransportName = "tcp" | "nccl";
 
+export interface AllReduceOptions {
+  /** As for `reduce`: later compute is not ordered after it (NCCL); `join()` before reading. */
+  overlap?: boolean;
+  /**
+   * Another communicator of the same transport: the all-reduce starts once the collectives
+   * issued so far on `after` are done (instead of after the compute issued so far), e.g. the
+   * replica all-reduce of a piece the shard group has just reduced.
+   */
+  after?: Communicator;
+}
+
 export interface Communicator {
   readonly transport: TransportName;
   /** This process's rank inside the group, 0..size-1. */
@@ -25,7 +36,7 @@ export interface Communicator {
    * for a given group size (TCP: ring order; each partial sum rounded to the dtype).
    * avg = each input pre-multiplied by 1/size (rounded to the dtype), then summed, as NCCL does.
    */
-  allReduce(t: Tensor, op?: ReduceOp): Promise<void>;
+  allReduce(t: Tensor, op?: ReduceOp, opts?: AllReduceOptions): Promise<void>;
   /**
    * out = chunk `rank` of the reduction of `input` (input.numel = size * out.numel). `out` may be
    * the view of `input` at offset rank * out.numel (in place).

@@ -56,7 +56,9 @@ export interface ShardedOptions {
    * Reduce gradients while backward runs: as each layer's gradients are final, their part of the
    * flat buffer is reduced to the rank(s) that own it (one `reduce` per owner), on the
    * communication stream beside the rest of backward; the step joins before the optimizer.
-   * Same results as one reduce-scatter after backward (the same sums; bitwise on TCP).
+   * Same results as one reduce-scatter after backward (the same sums; bitwise on TCP). Hybrid
+   * sharding also sums each owned piece across nodes during backward (`allReduce` ordered
+   * after the shard group's reduce of it).
    */
   overlapComm?: boolean;
 }
@@ -188,14 +190,15 @@ export class ShardedTrainer implements CheckpointTarget {
     const k = this.k;
     let localLoss: number;
     if (this.overlapComm) {
+      // Shard reduction and (hybrid) the replica all-reduce of each owned piece, during backward.
       const pending = this.overlappedReduction();
       localLoss = this.trainer.accumulateGradients(fill, pending.onGradsReady);
       await pending.finish();
     } else {
       localLoss = this.trainer.accumulateGradients(fill);
       await shard.reduceScatter(this.gradShard, this.gradFlat, "sum");
+      if (replica) await replica.allReduce(this.gradShard, "sum");
     }
-    if (replica) await replica.allReduce(this.gradShard, "sum");
     // Norm: one replica's shards cover the gradient once.
     const countsNorm = !replica || replica.rank === 0;
     const sq = countsNorm ? k.sumSquares([this.gradShard]) : 0;
@@ -237,7 +240,7 @@ export class ShardedTrainer implements CheckpointTarget {
     onGradsReady: (done: readonly Tensor[]) => void;
     finish: () => Promise<void>;
   } {
-    const shard = this.groups.shard;
+    const { shard, replica } = this.groups;
     const L = this.shardLength;
     const done = new Uint8Array(this.gradOrder.length);
     let next = this.gradOrder.length; // gradOrder[next..] are reduced
@@ -251,6 +254,11 @@ export class ShardedTrainer implements CheckpointTarget {
         const v = this.gradFlat.view(a, [b - a]);
         views.push(v);
         issued.push(shard.reduce(v, r, "sum", { overlap: true }));
+        // Hybrid: the owner's counterparts on the other nodes own the same piece; they sum it
+        // across nodes as soon as each node's shard group has reduced it.
+        if (replica && r === shard.rank) {
+          issued.push(replica.allReduce(v, "sum", { overlap: true, after: shard }));
+        }
       }
       frontier = lo;
     };
@@ -271,6 +279,7 @@ export class ShardedTrainer implements CheckpointTarget {
           if (frontier > 0) reduceRange(0, frontier); // a gradient backward never reported
           await Promise.all(issued);
           await shard.join();
+          if (replica) await replica.join();
         } finally {
           for (const v of views) v.dispose();
         }
