@@ -222,9 +222,9 @@ export class KvDecoder {
     const qFull = g("qFull");
     const outFull = g("outFull");
     const lse = g("lse");
-    // Per-segment views that do not depend on the layer.
     // Decoding step: one token per segment, one fused call per layer (see the file comment).
     const decoding = n === S && useDecodeKernel(k.name);
+    // Per-segment views that do not depend on the layer (general path only).
     const segViews = [];
     let r0 = 0;
     for (const s of decoding ? [] : segments) {
@@ -276,7 +276,7 @@ export class KvDecoder {
           ropeBase: c.ropeTheta,
         });
       }
-      for (const sv of meta ? [] : segViews) {
+      for (const sv of segViews) {
         const { s } = sv;
         const m = s.tokens.length;
         const L = s.pos + m;
