@@ -234,7 +234,7 @@ export const TRAIN_FLAGS: FlagSpec[] = [
     name: "comm-overlap",
     type: "string",
     choices: ["on", "off"],
-    help: "reduce each layer's gradients while backward runs on (distributed runs; verified on CPU ranks, not yet measured on GPUs)",
+    help: "on: reduce each layer's gradients while backward runs (distributed runs; verified on CPU ranks, not yet measured on GPUs)",
     defaultText: "off",
   },
   { name: "help", type: "boolean", help: "show this help" },
