@@ -6,7 +6,7 @@
 # returns what finished). Prepare on the dev machine:
 #   bash tools/gpu/prepare.sh && bash tools/compare/trainer/prepare.sh && bash tools/compare/generate/prepare.sh
 # Usage: TK_COMMIT=$(git rev-parse --short HEAD) bash tools/gpu/session.sh PART... 
-#   parts: trainer-bf16 trainer-fp32 train gen-fp32 gen-bf16 gen-speed mma kernels bench-train
+#   parts: trainer-bf16 trainer-fp32 trainer-fp32-cuda train gen-fp32 gen-bf16 gen-speed mma kernels bench-train
 #          dist-collectives dist-kill dist-equality dist-hybrid dist-scaling (TK_NCCL=1)
 #   TK_DEADLINE (seconds, default 560): parts that would start after it are skipped, not cut.
 #   TK_ARCH (default 90): CUDA architectures of this build (the product builds 80 and 90).
@@ -84,6 +84,7 @@ for p in "$@"; do
   case $p in
     trainer-bf16) part "$p" 120 bash tools/compare/trainer/run-gpu.sh "$logs/trainer" bf16 ;;
     trainer-fp32) part "$p" 120 bash tools/compare/trainer/run-gpu.sh "$logs/trainer" fp32 ;;
+    trainer-fp32-cuda) part "$p" 120 bash tools/compare/trainer/run-gpu.sh "$logs/trainer" fp32-cuda ;;
     train) part "$p" 90 bash tools/compare/trainer/run-gpu.sh "$logs/trainer" train ;;
     gen-fp32) part "$p" 90 bash tools/compare/generate/run-gpu.sh "$logs/generate" fp32 ;;
     gen-bf16) part "$p" 90 bash tools/compare/generate/run-gpu.sh "$logs/generate" bf16 ;;
