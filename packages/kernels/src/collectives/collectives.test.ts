@@ -249,6 +249,35 @@ describe("tcp collectives", () => {
 });
 
 describe("tcp failures", () => {
+  it("a failing rank's ABORT leaves before its listeners run, even behind a payload a busy peer has not read", async () => {
+    const ws = await worlds(2);
+    // Rank 1 stops reading (as a peer busy in a long compute step does); rank 0 queues a 32 MB
+    // payload to it, then fails. Its listener (the trainer exits there) must wait for the ABORT.
+    const toRank0 = (ws[1] as unknown as { links: { socket: { pause(): void; resume(): void } }[] })
+      .links[0]!.socket;
+    toRank0.pause();
+    const big = k.zeros([8 << 20], "f32");
+    void ws[0]!
+      .communicator()
+      .allReduce(big)
+      .catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 100));
+    let listenedAt = 0;
+    ws[0]!.onFailure(() => {
+      listenedAt = Date.now();
+    });
+    const seen = new Promise<Error>((resolve) => ws[1]!.onFailure(resolve));
+    const failedAt = Date.now();
+    ws[0]!.fail(new CollectiveError("rank 0: boom"), true);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(listenedAt).toBe(0); // still flushing
+    toRank0.resume();
+    expect((await seen).message).toMatch(/rank 0 aborted: rank 0: boom/);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(listenedAt - failedAt).toBeGreaterThanOrEqual(300);
+    big.dispose();
+  });
+
   it("a peer that goes away fails the pending collective at once, naming the rank", async () => {
     const ws = await worlds(3);
     const t = k.zeros([100], "f32");

@@ -43,6 +43,8 @@ const OP_NAME = Object.fromEntries(Object.entries(OP).map(([k, v]) => [v, k])) a
   string
 >;
 const CTRL = { hello: 1, statusRequest: 2, status: 3, abort: 4 } as const;
+/** Longest wait for an ABORT to leave this process before failing waits and telling listeners. */
+const ABORT_FLUSH_MS = 2000;
 
 export interface TcpWorldOptions {
   rank: number;
@@ -219,23 +221,43 @@ export class TcpWorld {
     // During shutdown a peer that finished first closes its sockets: only waits on that peer fail.
     if (this.closing && fromPeer) return;
     this.failure = e;
+    const told: PeerLink[] = [];
     for (const l of this.links) {
-      if (!l || l.failure) continue;
-      if (tellPeers) {
-        try {
-          l.send(
-            CONTROL_GROUP,
-            0,
-            CTRL.abort,
-            Buffer.from(JSON.stringify({ message: e.message, ranks: e.ranks })),
-          );
-        } catch {
-          // The peer is gone too.
-        }
+      if (!l || l.failure || !tellPeers) continue;
+      try {
+        l.send(
+          CONTROL_GROUP,
+          0,
+          CTRL.abort,
+          Buffer.from(JSON.stringify({ message: e.message, ranks: e.ranks })),
+        );
+        told.push(l);
+      } catch {
+        // The peer is gone too.
       }
-      l.abort(e);
     }
-    for (const f of this.failureListeners) f(e);
+    const finish = () => {
+      for (const l of this.links) if (l && !l.failure) l.abort(e);
+      for (const f of this.failureListeners) f(e);
+    };
+    if (told.length === 0) {
+      finish();
+      return;
+    }
+    // The ABORT may sit behind megabytes of a collective's payload that a busy peer has not read
+    // yet; a listener that exits the process at once would drop it, and the peer would blame us
+    // instead of the rank that died (seen under CI load). Pending waits and listeners are held
+    // until the ABORTs have left this process, for at most ABORT_FLUSH_MS.
+    let timer: NodeJS.Timeout | undefined;
+    void Promise.race([
+      Promise.all(told.map((l) => l.drained())),
+      new Promise<void>((r) => {
+        timer = setTimeout(r, ABORT_FLUSH_MS);
+      }),
+    ]).then(() => {
+      clearTimeout(timer);
+      finish();
+    });
   }
 
   private onControl(peer: number, f: Frame): void {

@@ -158,6 +158,21 @@ export class PeerLink {
     });
   }
 
+  /** Resolves once everything written so far has left this process (or the socket closed). */
+  drained(): Promise<void> {
+    const s = this.socket;
+    if (s.destroyed || s.writableLength === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        s.off("drain", done);
+        s.off("close", done);
+        resolve();
+      };
+      s.on("drain", done);
+      s.on("close", done);
+    });
+  }
+
   /** Fails pending receives (used when another peer failed: the collective cannot finish). */
   abort(e: Error): void {
     for (const ws of this.waiters.values()) for (const w of ws) w.reject(e);
