@@ -15,7 +15,8 @@ LlamaForCausalLM.from_pretrained in the dump's dtype (fp32 with TF32 off, or bf1
    --full-check prompts): the argmax agrees at every step (bf16: except at near-ties), and prints
    the largest logit difference between the two paths;
 3. with --speed: transformers generate at batch 1 and 32 with the same prompt length and new
-   tokens as speed.json, and prints both side by side (decode tokens/s = tokens after the first
+   tokens as speed.json (default dynamic cache; with --hf-static also a static cache, and with
+   --hf-compile also its forward under torch.compile), and prints both side by side (decode tokens/s = tokens after the first
    / time after the first token, measured with a streamer-free two-call method: time(n tokens) -
    time(1 token)).
 Exit status 1 when a check fails.
@@ -34,6 +35,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dump", required=True)
     ap.add_argument("--speed", action="store_true")
+    ap.add_argument("--hf-static", action="store_true",
+                    help="also time transformers with a static KV cache, and with --hf-compile its forward under torch.compile")
+    ap.add_argument("--hf-compile", action="store_true")
     args = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -95,27 +99,48 @@ def main():
         print(f"== decode speed ({meta['dtype']}, {name})")
         print("batch | prompt | new | ours decode tok/s | HF decode tok/s | ours total tok/s | HF total tok/s")
         out_rows = []
-        for row in speed["rows"]:
-            b, pl, nt = row["batch"], row["prompt_len"], row["new_tokens"]
-            g = torch.Generator().manual_seed(0)
-            ids = torch.randint(3, model.config.vocab_size, (b, pl), generator=g).to(dev)
-            ids[:, 0] = 1
+
+        def hf_speed(ids, nt, **gen):
+            """decode and total tokens/s of transformers generate: time(n) - time(1) method."""
+            b = ids.shape[0]
 
             def timed(n):
                 sync()
                 t = time.perf_counter()
                 with torch.no_grad():
-                    model.generate(ids, do_sample=False, max_new_tokens=n, min_new_tokens=n, pad_token_id=0)
+                    model.generate(ids, do_sample=False, max_new_tokens=n, min_new_tokens=n, pad_token_id=0, **gen)
                 sync()
                 return time.perf_counter() - t
 
-            timed(4)  # warm-up
+            timed(4)  # warm-up (and, under torch.compile, compilation)
             t1 = min(timed(1) for _ in range(2))
             tn = timed(nt)
-            hf_decode = b * (nt - 1) / (tn - t1)
-            hf_total = b * nt / tn
+            return b * (nt - 1) / (tn - t1), b * nt / tn
+
+        def prompts(row):
+            g = torch.Generator().manual_seed(0)
+            ids = torch.randint(3, model.config.vocab_size, (row["batch"], row["prompt_len"]), generator=g).to(dev)
+            ids[:, 0] = 1
+            return ids
+
+        for row in speed["rows"]:
+            b, pl, nt = row["batch"], row["prompt_len"], row["new_tokens"]
+            hf_decode, hf_total = hf_speed(prompts(row), nt)
             print(f"{b} | {pl} | {nt} | {row['decode_tokens_per_s']:.1f} | {hf_decode:.1f} | {row['total_tokens_per_s']:.1f} | {hf_total:.1f}")
             out_rows.append({**row, "hf_decode_tokens_per_s": hf_decode, "hf_total_tokens_per_s": hf_total})
+        # transformers' faster settings: a static cache (no per-step cache growth), then the
+        # forward under torch.compile (CUDA graphs with mode="reduce-overhead" on a GPU).
+        variants = [("static cache", False)] + ([("static cache + torch.compile", True)] if args.hf_compile else [])
+        for label, compiled in variants if args.hf_static else []:
+            if compiled:
+                model.forward = torch.compile(model.forward, mode="reduce-overhead" if dev == "cuda" else "default")
+            print(f"== transformers generate, {label}")
+            print("batch | HF decode tok/s | HF total tok/s")
+            for r in out_rows:
+                d, t = hf_speed(prompts(r), r["new_tokens"], cache_implementation="static")
+                key = "hf_compiled" if compiled else "hf_static"
+                r[f"{key}_decode_tokens_per_s"], r[f"{key}_total_tokens_per_s"] = d, t
+                print(f"{r['batch']} | {d:.1f} | {t:.1f}")
         json.dump({"device": name, "rows": out_rows}, open(os.path.join(args.dump, "speed-compare.json"), "w"), indent=2)
     print("RESULT:", "PASS" if ok else "FAIL")
     sys.exit(0 if ok else 1)

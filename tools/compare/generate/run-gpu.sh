@@ -46,8 +46,10 @@ run() { # name, compare flags, dump flags...
 export TINYLLAMA_DECODE_ATTENTION=${TINYLLAMA_DECODE_ATTENTION:-on}
 want fp32 && run fp32-1.1b "" --model tinyllama-1.1b --device cuda --dtype f32 --prompts 8 --prompt-len 64 --new-tokens 64 --full-check 2
 want bf16 && run bf16-1.1b "" --model tinyllama-1.1b --device cuda --dtype bf16 --prompts 8 --prompt-len 64 --new-tokens 64 --full-check 2
-want speed && run speed-1.1b "--speed" --model tinyllama-1.1b --device cuda --dtype bf16 --prompts 2 --prompt-len 16 --new-tokens 8 --full-check 0 --speed
-want speed-general && TINYLLAMA_DECODE_ATTENTION=off run speed-general-1.1b "--speed" --model tinyllama-1.1b --device cuda --dtype bf16 --prompts 2 --prompt-len 16 --new-tokens 8 --full-check 0 --speed
+# transformers' static cache too; TK_HF_COMPILE=1 adds its torch.compile setting (minutes of compiling).
+hf_speed="--speed --hf-static${TK_HF_COMPILE:+ --hf-compile}"
+want speed && run speed-1.1b "$hf_speed" --model tinyllama-1.1b --device cuda --dtype bf16 --prompts 2 --prompt-len 16 --new-tokens 8 --full-check 0 --speed
+want speed-general && TINYLLAMA_DECODE_ATTENTION=off run speed-general-1.1b "" --model tinyllama-1.1b --device cuda --dtype bf16 --prompts 2 --prompt-len 16 --new-tokens 8 --full-check 0 --speed
 # The checkpoint dumps hold 4.4 GB of weights each: keep only the logs and JSON.
 find "$out" -name '*.safetensors' -delete
 echo "results: $out"
