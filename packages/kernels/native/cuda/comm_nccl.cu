@@ -306,21 +306,35 @@ Napi::Value State(const Napi::CallbackInfo& info) {
   return Napi::String::New(env, "ready");
 }
 
+// send and recv of one dtype and size (all-reduce, broadcast, reduce): in place or disjoint.
+struct SameSize {
+  TensorDesc send, recv;
+  ncclDataType_t type;
+  size_t count() const { return static_cast<size_t>(send.numel); }
+};
+SameSize sameSizeArgs(const Args& a) {
+  SameSize r{a.tensor(1, "send"), a.tensor(2, "recv"), ncclFloat32};
+  r.type = ncclType(a, r.send, "send");
+  a.sameDtype(r.send, "send", r.recv, "recv");
+  if (r.send.numel != r.recv.numel) a.fail("send and recv must have the same number of elements");
+  a.exactOrNoOverlap(r.send, "send", r.recv, "recv");
+  return r;
+}
+
+// An optional boolean argument (absent or undefined: false).
+bool optionalFlag(const Napi::CallbackInfo& info, size_t i, const Args& a, const char* name) {
+  if (info.Length() <= i || info[i].IsUndefined()) return false;
+  if (!info[i].IsBoolean()) a.fail(std::string(name) + " must be a boolean");
+  return info[i].As<Napi::Boolean>().Value();
+}
+
 Napi::Value AllReduce(const Napi::CallbackInfo& info) {
   Comm* c = unwrap(info, "ncclAllReduce");
   Args a(info, "ncclAllReduce", 4);
-  auto send = a.tensor(1, "send"), recv = a.tensor(2, "recv");
-  ncclDataType_t t = ncclType(a, send, "send");
-  a.sameDtype(send, "send", recv, "recv");
-  if (send.numel != recv.numel) a.fail("send and recv must have the same number of elements");
-  a.exactOrNoOverlap(send, "send", recv, "recv");
+  auto x = sameSizeArgs(a);
   ncclRedOp_t op = redOp(info, 3, a);
   // Optional: deferWait (see enqueue), after (a communicator handle or undefined).
-  bool deferWait = false;
-  if (info.Length() > 4 && !info[4].IsUndefined()) {
-    if (!info[4].IsBoolean()) a.fail("deferWait must be a boolean");
-    deferWait = info[4].As<Napi::Boolean>().Value();
-  }
+  bool deferWait = optionalFlag(info, 4, a, "deferWait");
   Comm* after = nullptr;
   if (info.Length() > 5 && !info[5].IsUndefined()) {
     if (!info[5].IsExternal()) a.fail("after must be an NCCL communicator handle");
@@ -331,8 +345,7 @@ Napi::Value AllReduce(const Napi::CallbackInfo& info) {
   enqueue(
       info, c, "ncclAllReduce",
       [&] {
-        return ncclAllReduce(send.data, recv.data, static_cast<size_t>(send.numel), t, op, c->comm,
-                             c->commStream);
+        return ncclAllReduce(x.send.data, x.recv.data, x.count(), x.type, op, c->comm, c->commStream);
       },
       deferWait, after);
   return info.Env().Undefined();
@@ -377,14 +390,10 @@ Napi::Value AllGather(const Napi::CallbackInfo& info) {
 Napi::Value Broadcast(const Napi::CallbackInfo& info) {
   Comm* c = unwrap(info, "ncclBroadcast");
   Args a(info, "ncclBroadcast", 4);
-  auto send = a.tensor(1, "send"), recv = a.tensor(2, "recv");
-  ncclDataType_t t = ncclType(a, send, "send");
-  a.sameDtype(send, "send", recv, "recv");
-  if (send.numel != recv.numel) a.fail("send and recv must have the same number of elements");
-  a.exactOrNoOverlap(send, "send", recv, "recv");
+  auto x = sameSizeArgs(a);
   int root = static_cast<int>(a.integer(3, "root", 0, c->size - 1));
   enqueue(info, c, "ncclBroadcast", [&] {
-    return ncclBroadcast(send.data, recv.data, static_cast<size_t>(send.numel), t, root, c->comm, c->commStream);
+    return ncclBroadcast(x.send.data, x.recv.data, x.count(), x.type, root, c->comm, c->commStream);
   });
   return info.Env().Undefined();
 }
@@ -392,21 +401,13 @@ Napi::Value Broadcast(const Napi::CallbackInfo& info) {
 Napi::Value Reduce(const Napi::CallbackInfo& info) {
   Comm* c = unwrap(info, "ncclReduce");
   Args a(info, "ncclReduce", 6);
-  auto send = a.tensor(1, "send"), recv = a.tensor(2, "recv");
-  ncclDataType_t t = ncclType(a, send, "send");
-  a.sameDtype(send, "send", recv, "recv");
-  if (send.numel != recv.numel) a.fail("send and recv must have the same number of elements");
-  a.exactOrNoOverlap(send, "send", recv, "recv");
+  auto x = sameSizeArgs(a);
   ncclRedOp_t op = redOp(info, 3, a);
   int root = static_cast<int>(a.integer(4, "root", 0, c->size - 1));
-  if (!info[5].IsBoolean()) a.fail("deferWait must be a boolean");
-  bool deferWait = info[5].As<Napi::Boolean>().Value();
+  bool deferWait = optionalFlag(info, 5, a, "deferWait");
   enqueue(
       info, c, "ncclReduce",
-      [&] {
-        return ncclReduce(send.data, recv.data, static_cast<size_t>(send.numel), t, op, root, c->comm,
-                          c->commStream);
-      },
+      [&] { return ncclReduce(x.send.data, x.recv.data, x.count(), x.type, op, root, c->comm, c->commStream); },
       deferWait);
   return info.Env().Undefined();
 }
