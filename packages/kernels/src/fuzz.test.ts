@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadBackend } from "./loader.js";
 import type { NativeAddon, NativeTensor } from "./native.js";
 import type { Tensor } from "./tensor.js";
-import { fuzzNative, fuzzPool } from "./testing/fuzz.js";
+import { fuzzNative, fuzzPool, NATIVE_OPS } from "./testing/fuzz.js";
 import { rng } from "./testing/util.js";
 import type { Backend } from "./types.js";
 
@@ -47,6 +47,16 @@ afterAll(() => {
 });
 
 describe("native boundary fuzz", () => {
+  it("covers every function the addon exports (a new binding must join the fuzz list)", () => {
+    const exported = Object.keys(addon).filter(
+      (n) => typeof (addon as unknown as Record<string, unknown>)[n] === "function",
+    );
+    // Not ops: the tensor class, initialisation and counters.
+    const notOps = new Set(["NativeTensor", "init", "stats"]);
+    const fuzzed = new Set(NATIVE_OPS.map(([n]) => n as string));
+    expect(exported.filter((n) => !notOps.has(n) && !fuzzed.has(n))).toEqual([]);
+  });
+
   it("throws Errors, never crashes, on 6000 random calls", () => {
     const res = fuzzNative(addon, pool, 6000);
     expect(res.badThrows).toEqual([]);

@@ -16,6 +16,7 @@ export const NATIVE_OPS: ReadonlyArray<readonly [keyof NativeAddon, number]> = [
   ["rope", 5],
   ["attentionForward", 7],
   ["attentionBackward", 11],
+  ["decodeAttention", 9],
   ["swigluForward", 3],
   ["swigluBackward", 5],
   ["crossEntropy", 5],
