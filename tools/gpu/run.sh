@@ -4,7 +4,7 @@
 # to $OUT (or /tmp/kernels-gpu). Prepare on the dev machine first: bash tools/gpu/prepare.sh
 # Usage: bash tools/gpu/run.sh [--no-bench] [--no-memcheck] [--mma]
 # --mma: instead of the full suite, the attention kernels only (one call): the check and
-# memcheck with TINYLLAMA_ATTENTION=mma (attention_mma.cu, not yet verified), its batch-1 dump
+# memcheck with TINYLLAMA_ATTENTION=mma (attention_mma.cu, the default since it passed), its batch-1 dump
 # against fp32 PyTorch and SDPA, and the attention benchmark of wmma and mma beside SDPA.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
