@@ -10,6 +10,7 @@
 // loop, itself cloned for AVX2 by the compiler). 2-2.9x the portable loop on the development
 // machine (tools/bench/kernels/RESULTS.md).
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -92,6 +93,116 @@ __attribute__((target("avx2,fma"))) void computeBlockAvx2(int64_t mc, int64_t nc
   }
 }
 
+
+// Decoding path (M <= 4 rows against W^T, W [N,K] row-major: every linear layer of a decode
+// step). The blocked path packs all of W into panels for one row of output, which held M = 1 to
+// about 4 GB/s of weights. Here 8 rows of W are loaded as they lie, transposed 8 x 8 in registers,
+// and each k's column of 8 weights meets a broadcast of a[m][k]: one FMA chain per output
+// element in k order, restarted at every KC block and the blocks summed in order, exactly as the
+// micro-kernel above does, so a row computes to the same bits whichever path M selects (KV-cache
+// decoding stays bit-identical to recomputing the sequence).
+constexpr int64_t GEMV_MAX_M = 4;
+
+__attribute__((target("avx2,fma"))) inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+__attribute__((target("avx2,fma"))) inline __m256 load8(const uint16_t* p) {
+  __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+// r[i] (row i, 8 consecutive k) -> r[j] = column j: {row0[j], ..., row7[j]}.
+__attribute__((target("avx2,fma"))) inline void transpose8(__m256* r) {
+  __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+  __m256 u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+  __m256 u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+  __m256 u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+  __m256 u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+  r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+  r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+  r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+  r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+// total[m][0..8) = a[m] . W[n0 + j] for 8 rows of W starting at w (row stride K); a is f32 [M,K].
+template <typename T>
+__attribute__((target("avx2,fma"))) void gemvRows8(const T* w, int64_t K, const float* a, int64_t M,
+                                                   float* total) {
+  __m256 tot[GEMV_MAX_M];
+  for (int64_t m = 0; m < M; ++m) tot[m] = _mm256_setzero_ps();
+  for (int64_t p0 = 0; p0 < K; p0 += KC) {
+    int64_t kc = std::min(KC, K - p0);
+    __m256 c[GEMV_MAX_M];
+    for (int64_t m = 0; m < M; ++m) c[m] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 8 <= kc; k += 8) {
+      __m256 r[8];
+      for (int i = 0; i < 8; ++i) r[i] = load8(w + i * K + p0 + k);
+      transpose8(r);
+      for (int kk = 0; kk < 8; ++kk)
+        for (int64_t m = 0; m < M; ++m)
+          c[m] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + m * K + p0 + k + kk), r[kk], c[m]);
+    }
+    for (; k < kc; ++k) {
+      alignas(32) float col[8];
+      for (int i = 0; i < 8; ++i) col[i] = cpu::ld(w, i * K + p0 + k);
+      __m256 cv = _mm256_load_ps(col);
+      for (int64_t m = 0; m < M; ++m)
+        c[m] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + m * K + p0 + k), cv, c[m]);
+    }
+    for (int64_t m = 0; m < M; ++m) tot[m] = _mm256_add_ps(tot[m], c[m]);
+  }
+  for (int64_t m = 0; m < M; ++m) _mm256_storeu_ps(total + m * 8, tot[m]);
+}
+
+template <typename T>
+void gemvTransB(const TensorDesc& out, const T* a, const T* w, int64_t M, int64_t N, int64_t K,
+                const MatmulOptions& o) {
+  std::vector<float> af(static_cast<size_t>(M * K));
+  for (int64_t i = 0; i < M * K; ++i) af[i] = cpu::ld(a, i);
+  cpu::parallelFor((N + 7) / 8, 32, [&](int64_t b0, int64_t e0) {
+    float total[GEMV_MAX_M * 8];
+    for (int64_t blk = b0; blk < e0; ++blk) {
+      int64_t n0 = blk * 8, nn = std::min<int64_t>(8, N - n0);
+      if (nn == 8) {
+        gemvRows8(w + n0 * K, K, af.data(), M, total);
+      } else {
+        // Tail rows: the same chains in scalar fmaf.
+        for (int64_t j = 0; j < nn; ++j)
+          for (int64_t m = 0; m < M; ++m) {
+            float t = 0.0f;
+            for (int64_t p0 = 0; p0 < K; p0 += KC) {
+              float c = 0.0f;
+              for (int64_t k = p0; k < std::min(K, p0 + KC); ++k)
+                c = std::fma(af[m * K + k], cpu::ld(w, (n0 + j) * K + k), c);
+              t += c;
+            }
+            total[m * 8 + j] = t;
+          }
+      }
+      cpu::dispatchFloat(out.dtype, [&](auto tag) {
+        using O = decltype(tag);
+        O* c = out.as<O>();
+        for (int64_t m = 0; m < M; ++m)
+          for (int64_t j = 0; j < nn; ++j) {
+            int64_t idx = m * N + n0 + j;
+            float v = o.alpha * total[m * 8 + j];
+            if (o.accumulate) v += cpu::ld(c, idx);
+            cpu::st(c, idx, v);
+          }
+      });
+    }
+  });
+}
 #endif
 
 // "generic" when asked for or when the CPU lacks AVX2/FMA; "" for a bad TINYLLAMA_CPU_KERNELS.
@@ -214,6 +325,13 @@ void matmul(const TensorDesc& out, const TensorDesc& a, const TensorDesc& b, int
   if (M == 0 || N == 0) return;
   cpu::dispatchFloat(a.dtype, [&](auto tag) {
     using T = decltype(tag);
+#ifdef TK_X86_AVX2
+    if (M <= GEMV_MAX_M && o.transB && !o.transA && K > 0 &&
+        std::strcmp(cpu::simdKernels(), "avx2+fma") == 0) {
+      gemvTransB<T>(out, a.as<T>(), b.as<T>(), M, N, K, o);
+      return;
+    }
+#endif
     gemm<T>(out, a.as<T>(), b.as<T>(), M, N, K, o);
   });
 }

@@ -110,6 +110,7 @@ describe("cpu matmul micro-kernels", () => {
     [37, 29, 300, false, true],
     [100, 130, 17, true, false],
     [7, 5, 3, true, true],
+    [2, 29, 300, false, true], // the decoding path where AVX2 is present
   ] as const;
 
   it("TINYLLAMA_CPU_KERNELS=generic gives what the default kernels give (matmul, cross-entropy)", () => {
@@ -140,6 +141,38 @@ describe("cpu matmul micro-kernels", () => {
       expect(relErr(Float32Array.from(auto[i] as number[]), Float64Array.from(g))).toBeLessThan(
         1e-6,
       );
+    }
+  });
+
+  it("decoding shapes (1-4 rows x W^T) give the bits of the same rows in a larger matmul", () => {
+    // M <= 4 with transB takes the register-transposing decode path where AVX2 is present; it
+    // must keep the blocked path's per-element order, so KV-cache decoding stays bit-identical.
+    const r = rng(11);
+    for (const dtype of ["f32", "bf16"] as const) {
+      for (const [N, K] of [
+        [37, 300],
+        [13, 7],
+        [130, 520],
+        [8, 8],
+      ] as const) {
+        const A = randn(r, 7 * K);
+        const w = s.from(randn(r, N * K), [N, K], dtype);
+        const big = s.poisoned([7, N], "f32");
+        k.matmul(big, s.from(A, [7, K], dtype), w, { transB: true });
+        const want = big.toFloat32();
+        for (const M of [1, 2, 3, 4]) {
+          const out = s.from(randn(r, M * N), [M, N], "f32");
+          const before = out.toFloat32();
+          k.matmul(out, s.from(A.subarray(0, M * K), [M, K], dtype), w, {
+            transB: true,
+            accumulate: true,
+            alpha: 0.5,
+          });
+          const got = out.toFloat32();
+          for (let i = 0; i < M * N; i++)
+            expect(got[i]).toBe(Math.fround(Math.fround(0.5 * want[i]!) + before[i]!));
+        }
+      }
     }
   });
 
