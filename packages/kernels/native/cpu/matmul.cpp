@@ -20,6 +20,11 @@
 #include "access.h"
 #include "parallel.h"
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define TK_X86_AVX2 1
+#include <immintrin.h>
+#endif
+
 namespace tk::backend {
 namespace {
 
@@ -31,9 +36,7 @@ constexpr int64_t MR = 6, NR = 16, MC = 96, NC = 128, KC = 256;
 #define TK_CLONES
 #endif
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define TK_X86_AVX2 1
-#include <immintrin.h>
+#ifdef TK_X86_AVX2
 
 // The 6 x 16 micro-kernel in AVX2 + FMA: 12 accumulators (6 rows x 2 vectors of 8) stay in
 // registers for the whole k loop; one broadcast of a and two loads of b feed 12 FMAs. The
