@@ -249,7 +249,7 @@ template <typename T>
 void gemm(const TensorDesc& out, const T* a, const T* b, int64_t M, int64_t N, int64_t K,
           const MatmulOptions& o) {
   int64_t mTiles = (M + MC - 1) / MC, nTiles = (N + NC - 1) / NC;
-  const bool avx2 = std::strcmp(cpu::simdKernels(), "avx2+fma") == 0;
+  [[maybe_unused]] const bool avx2 = std::strcmp(cpu::simdKernels(), "avx2+fma") == 0;
   cpu::parallelFor(mTiles * nTiles, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> Ap(static_cast<size_t>(MC * KC)), Bp(static_cast<size_t>(KC * NC)),
         acc(static_cast<size_t>(MC * NC));
