@@ -249,7 +249,7 @@ template <typename T>
 void gemm(const TensorDesc& out, const T* a, const T* b, int64_t M, int64_t N, int64_t K,
           const MatmulOptions& o) {
   int64_t mTiles = (M + MC - 1) / MC, nTiles = (N + NC - 1) / NC;
-  [[maybe_unused]] const bool avx2 = std::strcmp(cpu::simdKernels(), "avx2+fma") == 0;
+  [[maybe_unused]] const bool avx2 = cpu::avx2Kernels();
   cpu::parallelFor(mTiles * nTiles, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> Ap(static_cast<size_t>(MC * KC)), Bp(static_cast<size_t>(KC * NC)),
         acc(static_cast<size_t>(MC * NC));
@@ -329,8 +329,7 @@ void matmul(const TensorDesc& out, const TensorDesc& a, const TensorDesc& b, int
   cpu::dispatchFloat(a.dtype, [&](auto tag) {
     using T = decltype(tag);
 #ifdef TK_X86_AVX2
-    if (M <= GEMV_MAX_M && o.transB && !o.transA && K > 0 &&
-        std::strcmp(cpu::simdKernels(), "avx2+fma") == 0) {
+    if (M <= GEMV_MAX_M && o.transB && !o.transA && K > 0 && cpu::avx2Kernels()) {
       gemvTransB<T>(out, a.as<T>(), b.as<T>(), M, N, K, o);
       return;
     }
@@ -345,5 +344,9 @@ namespace tk::cpu {
 const char* simdKernels() {
   static const char* kernel = backend::pickMatmulKernel();
   return kernel;
+}
+bool avx2Kernels() {
+  static const bool on = std::strcmp(simdKernels(), "avx2+fma") == 0;
+  return on;
 }
 }  // namespace tk::cpu

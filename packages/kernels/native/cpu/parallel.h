@@ -12,6 +12,8 @@ int threadCount();
 // (TINYLLAMA_CPU_KERNELS=generic forces the portable ones; a value other than generic/auto
 // gives "", which matmul reports as an error). Read once.
 const char* simdKernels();
+// simdKernels() == "avx2+fma", decided once.
+bool avx2Kernels();
 // Calls fn(begin, end) for consecutive chunks of at most `grain` items, on all threads.
 void parallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 

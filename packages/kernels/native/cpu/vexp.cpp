@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 
 #include "parallel.h"
 
@@ -15,11 +14,6 @@
 
 namespace tk::cpu {
 namespace {
-
-bool avx2() {
-  static const bool on = std::strcmp(simdKernels(), "avx2+fma") == 0;
-  return on;
-}
 
 #ifdef TK_X86_AVX2
 __attribute__((target("avx2,fma"))) inline __m256 exp256(__m256 x) {
@@ -76,7 +70,7 @@ __attribute__((target("avx2,fma"))) float expShiftedSumAvx2(const float* x, int6
 
 float rowMax(const float* x, int64_t n) {
 #ifdef TK_X86_AVX2
-  if (avx2()) return rowMaxAvx2(x, n);
+  if (avx2Kernels()) return rowMaxAvx2(x, n);
 #endif
   float mx = -INFINITY;
   for (int64_t j = 0; j < n; ++j) mx = std::max(mx, x[j]);
@@ -85,7 +79,7 @@ float rowMax(const float* x, int64_t n) {
 
 float expShiftedSum(const float* x, int64_t n, float shift, float* out) {
 #ifdef TK_X86_AVX2
-  if (avx2()) return expShiftedSumAvx2(x, n, shift, out);
+  if (avx2Kernels()) return expShiftedSumAvx2(x, n, shift, out);
 #endif
   float s = 0;
   for (int64_t j = 0; j < n; ++j) s += (out[j] = std::exp(x[j] - shift));
