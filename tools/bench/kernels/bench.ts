@@ -221,6 +221,26 @@ for (const [name, inF, outF] of linears) {
   bench("embedding bwd (deterministic)", () => k.embeddingBackward(dTable, dOut, ids), {
     bytes: N * C * (2 + 8),
   });
+  // Token frequencies of real text are Zipf-like (the most frequent id ~9% of positions at
+  // V = 32000): long runs of one id in the sorted order, which uniform ids never produce.
+  const zipf = new Int32Array(N);
+  const cdf = new Float64Array(V);
+  for (let i = 0, acc = 0; i < V; i++) cdf[i] = acc += 1 / (i + 1);
+  for (let n = 0; n < N; n++) {
+    const u = r() * (cdf[V - 1] ?? 1);
+    let lo = 0;
+    let hi = V - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((cdf[mid] ?? 0) < u) lo = mid + 1;
+      else hi = mid;
+    }
+    zipf[n] = lo;
+  }
+  ids.copyFromHost(zipf);
+  bench("embedding bwd (Zipf ids, as in text)", () => k.embeddingBackward(dTable, dOut, ids), {
+    bytes: N * C * (2 + 8),
+  });
   freeAll();
 }
 

@@ -134,10 +134,18 @@ export function crossCases(sh: SuiteShapes = SMALL): CrossCase[] {
         withPair(x, ref, dtype, (p) => {
           const r = rng(seed);
           const checks: Check[] = [];
-          // C: the vectorised CUDA path; 100: rows not a multiple of 16 bytes (scalar path)
-          for (const C of [sh.C, 100]) {
+          // C: the vectorised CUDA path; 100: rows not a multiple of 16 bytes (scalar path);
+          // skewed: one id holds ~70% of the positions, as a frequent token does in real text
+          // (a segment longer than a warp's 32-position scan and than the 8 warps of a block)
+          for (const [C, skewed] of [
+            [sh.C, false],
+            [100, false],
+            [sh.C, true],
+          ] as const) {
             const [table, tr] = p.both(randn(r, V * C), [V, C]);
-            const [ids, ir] = p.ints(randInts(r, N, 17), [N]);
+            const idv = randInts(r, N, 17);
+            if (skewed) for (let i = 0; i < N; i++) if (r() < 0.7) idv[i] = 3;
+            const [ids, ir] = p.ints(idv, [N]);
             const [o, or] = p.out([N, C]);
             x.embeddingForward(o, table, ids);
             ref.embeddingForward(or, tr, ir);
@@ -150,10 +158,11 @@ export function crossCases(sh: SuiteShapes = SMALL): CrossCase[] {
             dt.copyFromHost(d0);
             x.embeddingBackward(dt, dOut, ids);
             const same = Buffer.from(first.buffer).equals(Buffer.from(dt.toFloat32().buffer));
+            const tag = `C=${C}${skewed ? " skewed ids" : ""}`;
             checks.push(
-              p.check(`forward C=${C}`, o, or, 0),
-              p.check(`backward C=${C}`, dt, dtr, 1e-5),
-              { name: `backward bitwise repeatable C=${C}`, err: same ? 0 : 1, tol: 0 },
+              p.check(`forward ${tag}`, o, or, 0),
+              p.check(`backward ${tag}`, dt, dtr, 1e-5),
+              { name: `backward bitwise repeatable ${tag}`, err: same ? 0 : 1, tol: 0 },
             );
           }
           return checks;
@@ -166,8 +175,13 @@ export function crossCases(sh: SuiteShapes = SMALL): CrossCase[] {
           const r = rng(seed);
           const eps = 1e-5;
           const checks: Check[] = [];
-          // C: the vectorised CUDA path (C % 256 == 0); C - 56: the scalar path
-          for (const C of [sh.C, sh.C - 56]) {
+          // C: the vectorised CUDA path (C % 256 == 0), rows: N (whole 32-row chunks of the
+          // dWeight sums) and N - 5 (a partial last chunk); C - 56: the scalar path
+          for (const [C, N] of [
+            [sh.C, sh.N],
+            [sh.C, sh.N - 5],
+            [sh.C - 56, sh.N],
+          ] as const) {
             const [xt, xr] = p.both(randn(r, N * C), [N, C]);
             const [res, rr] = p.both(randn(r, N * C), [N, C]);
             const [w, wr] = p.both(
@@ -210,16 +224,21 @@ export function crossCases(sh: SuiteShapes = SMALL): CrossCase[] {
       run: (x, ref, dtype, seed) =>
         withPair(x, ref, dtype, (p) => {
           const r = rng(seed);
-          const shape = [B, T, H, D];
-          const [xt, xr] = p.both(randn(r, B * T * H * D), shape);
-          const [o, or] = p.out(shape);
-          const opt = { base: 10000, positionOffset: 7 };
-          x.ropeForward(o, xt, opt);
-          ref.ropeForward(or, xr, opt);
-          const [dx, dxr] = p.out(shape);
-          x.ropeBackward(dx, xt, opt);
-          ref.ropeBackward(dxr, xr, opt);
-          return [p.check("forward", o, or), p.check("backward", dx, dxr)];
+          const checks: Check[] = [];
+          // D: the vectorised CUDA path (D / 2 % 8 == 0); 12: the scalar path
+          for (const d of [D, 12]) {
+            const shape = [B, T, H, d];
+            const [xt, xr] = p.both(randn(r, B * T * H * d), shape);
+            const [o, or] = p.out(shape);
+            const opt = { base: 10000, positionOffset: 7 };
+            x.ropeForward(o, xt, opt);
+            ref.ropeForward(or, xr, opt);
+            const [dx, dxr] = p.out(shape);
+            x.ropeBackward(dx, xt, opt);
+            ref.ropeBackward(dxr, xr, opt);
+            checks.push(p.check(`forward D=${d}`, o, or), p.check(`backward D=${d}`, dx, dxr));
+          }
+          return checks;
         }),
     },
     {
@@ -287,17 +306,31 @@ export function crossCases(sh: SuiteShapes = SMALL): CrossCase[] {
       run: (x, ref, dtype, seed) =>
         withPair(x, ref, dtype, (p) => {
           const r = rng(seed);
-          const [g, gr] = p.both(randn(r, N * I, 2), [N, I]);
-          const [u, ur] = p.both(randn(r, N * I), [N, I]);
-          const [o, or] = p.out([N, I]);
-          x.swigluForward(o, g, u);
-          ref.swigluForward(or, gr, ur);
-          const [dO, dOr] = p.both(randn(r, N * I), [N, I]);
-          const [dg, dgr] = p.out([N, I]);
-          const [du, dur] = p.out([N, I]);
-          x.swigluBackward(dg, du, dO, g, u);
-          ref.swigluBackward(dgr, dur, dOr, gr, ur);
-          return [p.check("forward", o, or), p.check("dGate", dg, dgr), p.check("dUp", du, dur)];
+          const checks: Check[] = [];
+          // [N, I]: the vectorised CUDA path (8 elements a thread); [7, 13]: the scalar path
+          for (const [rows, cols] of [
+            [N, I],
+            [7, 13],
+          ] as const) {
+            const n = rows * cols;
+            const [g, gr] = p.both(randn(r, n, 2), [rows, cols]);
+            const [u, ur] = p.both(randn(r, n), [rows, cols]);
+            const [o, or] = p.out([rows, cols]);
+            x.swigluForward(o, g, u);
+            ref.swigluForward(or, gr, ur);
+            const [dO, dOr] = p.both(randn(r, n), [rows, cols]);
+            const [dg, dgr] = p.out([rows, cols]);
+            const [du, dur] = p.out([rows, cols]);
+            x.swigluBackward(dg, du, dO, g, u);
+            ref.swigluBackward(dgr, dur, dOr, gr, ur);
+            const tag = `${rows}x${cols}`;
+            checks.push(
+              p.check(`forward ${tag}`, o, or),
+              p.check(`dGate ${tag}`, dg, dgr),
+              p.check(`dUp ${tag}`, du, dur),
+            );
+          }
+          return checks;
         }),
     },
     {
@@ -305,18 +338,23 @@ export function crossCases(sh: SuiteShapes = SMALL): CrossCase[] {
       run: (x, ref, dtype, seed) =>
         withPair(x, ref, dtype, (p) => {
           const r = rng(seed);
-          const [lg, lgr] = p.both(randn(r, N * V, 3), [N, V]);
-          const tg = randInts(r, N, V);
-          tg[3] = -1;
-          const [t, tr] = p.ints(tg, [N]);
-          const [ls, lsr] = p.out([N], "f32");
-          const opt = { computeGrad: true, dlossScale: 1 / N };
-          x.crossEntropy(ls, lg, t, opt);
-          ref.crossEntropy(lsr, lgr, tr, opt);
-          return [
-            p.check("losses", ls, lsr, tolFor(dtype, 1e-5, 1e-3)),
-            p.check("dlogits", lg, lgr),
-          ];
+          const checks: Check[] = [];
+          // V: the vectorised CUDA path (V % 8 == 0); V + 4: the scalar path
+          for (const v of [V, V + 4]) {
+            const [lg, lgr] = p.both(randn(r, N * v, 3), [N, v]);
+            const tg = randInts(r, N, v);
+            tg[3] = -1;
+            const [t, tr] = p.ints(tg, [N]);
+            const [ls, lsr] = p.out([N], "f32");
+            const opt = { computeGrad: true, dlossScale: 1 / N };
+            x.crossEntropy(ls, lg, t, opt);
+            ref.crossEntropy(lsr, lgr, tr, opt);
+            checks.push(
+              p.check(`losses V=${v}`, ls, lsr, tolFor(dtype, 1e-5, 1e-3)),
+              p.check(`dlogits V=${v}`, lg, lgr),
+            );
+          }
+          return checks;
         }),
     },
     {
