@@ -41,8 +41,8 @@ run() { # name, compare flags, dump flags...
   python3 tools/compare/generate/compare.py --dump "$out/$name" $cflags 2>&1 | tee "$out/$name-compare.log"
   [ "${PIPESTATUS[0]}" = 0 ] || rc=1
 }
-# The decode kernel (kernels' decodeAttention) is what these checks verify on CUDA, where the
-# decoder uses it only when asked; speed-general times the general path for comparison.
+# The decoder's default, the decode kernel (kernels' decodeAttention), is what these checks
+# verify; speed-general times the general path (TINYLLAMA_DECODE_ATTENTION=off) for comparison.
 export TINYLLAMA_DECODE_ATTENTION=${TINYLLAMA_DECODE_ATTENTION:-on}
 want fp32 && run fp32-1.1b "" --model tinyllama-1.1b --device cuda --dtype f32 --prompts 8 --prompt-len 64 --new-tokens 64 --full-check 2
 want bf16 && run bf16-1.1b "" --model tinyllama-1.1b --device cuda --dtype bf16 --prompts 8 --prompt-len 64 --new-tokens 64 --full-check 2

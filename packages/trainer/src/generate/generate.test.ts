@@ -91,7 +91,7 @@ describe("KvDecoder", () => {
       }
     };
     expect(useDecodeKernel("cpu")).toBe(true);
-    expect(useDecodeKernel("cuda")).toBe(false);
+    expect(useDecodeKernel("cuda")).toBe(true);
     expect(run("off")).toEqual(run(undefined));
     expect(() => run("yes")).toThrow(/TINYLLAMA_DECODE_ATTENTION must be "on" or "off", got "yes"/);
   });

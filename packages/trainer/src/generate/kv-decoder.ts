@@ -14,7 +14,9 @@
  * `decodeAttention` call per layer for all sequences: RoPE at each row's position, the cache
  * write and attention over that slot's keys in two kernel launches, whatever the batch. On the
  * CPU backend it gives the bits of the general path below (kernels' tests check this); on CUDA
- * it waits for a GPU check (see useDecodeKernel).
+ * it was checked on an H200 against the CPU backend (kernels' cross-backend suite) and against
+ * transformers (tools/compare/generate: bf16 greedy tokens equal up to ties), and decodes a batch
+ * of 32 at 4,554 tokens/s against 675 on the general path.
  *
  * Other steps (prompts, chunks) use the kernels' attention, which takes queries and keys of the
  * same length: the segment's queries are written into a [1, maxLen, H, D] scratch at their
@@ -29,17 +31,16 @@ import type { Arena, Tensor } from "../model/kernels.js";
 import type { LlamaModel } from "../model/llama.js";
 
 /**
- * Whether one-token steps use the kernels' decodeAttention: on the CPU backend (verified against
- * the general path bit for bit); on CUDA only with TINYLLAMA_DECODE_ATTENTION=on until a GPU run
- * has checked its kernel (tools/compare/generate does, with the variable set); `off` disables it.
+ * Whether one-token steps use the kernels' decodeAttention: yes on every backend (CPU: the
+ * general path's bits; CUDA: checked on an H200, see the file comment) unless
+ * TINYLLAMA_DECODE_ATTENTION=off, which keeps the general path (for comparisons and debugging).
  */
-export function useDecodeKernel(backend: string): boolean {
+export function useDecodeKernel(_backend: string): boolean {
   const v = process.env.TINYLLAMA_DECODE_ATTENTION;
   if (v !== undefined && v !== "" && v !== "on" && v !== "off") {
     throw new Error(`TINYLLAMA_DECODE_ATTENTION must be "on" or "off", got "${v}"`);
   }
-  if (v === "off") return false;
-  return v === "on" || backend === "cpu";
+  return v !== "off";
 }
 
 export interface DecoderOptions {
