@@ -4,8 +4,9 @@
 # to $OUT (or /tmp/kernels-gpu). Prepare on the dev machine first: bash tools/gpu/prepare.sh
 # Usage: bash tools/gpu/run.sh [--no-bench] [--no-memcheck] [--mma]
 # --mma: instead of the full suite, the attention kernels only (one call): the check and
-# memcheck with TINYLLAMA_ATTENTION=mma (attention_mma.cu, the default since it passed), its batch-1 dump
-# against fp32 PyTorch and SDPA, and the attention benchmark of wmma and mma beside SDPA.
+# memcheck with TINYLLAMA_ATTENTION=mma (attention_mma.cu, the default since it passed) and =mma2
+# (its two-tiles-per-warp forward), their batch-1 dumps against fp32 PyTorch and SDPA, and the
+# attention benchmark of wmma, mma and mma2 beside SDPA.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export PATH=/usr/local/cuda/bin:$PATH
@@ -48,25 +49,34 @@ if [ $mma = 1 ]; then
   TINYLLAMA_ATTENTION=mma timeout 150 node .gpu/kernels-check.mjs >"$out/check.log" 2>&1
   echo "check: rc=$?, $(tail -1 "$out/check.log")"
   grep -E "^FAIL|attention kernel|threw|Error" "$out/check.log" | head -40
+  # mma2: the forward with two row tiles per warp (attention_mma.cu), not yet the default.
+  stage "check (TINYLLAMA_ATTENTION=mma2)"
+  TINYLLAMA_ATTENTION=mma2 timeout 150 node .gpu/kernels-check.mjs >"$out/check-mma2.log" 2>&1
+  echo "check mma2: rc=$?, $(tail -1 "$out/check-mma2.log")"
+  grep -E "^FAIL|threw|Error" "$out/check-mma2.log" | head -20
   if [ $memcheck = 1 ]; then
-    stage "memcheck (mma)"
-    TINYLLAMA_ATTENTION=mma timeout 120 compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 \
-      node .gpu/kernels-check.mjs --quick >"$out/memcheck.log" 2>&1
-    echo "memcheck: rc=$?, $(grep -E 'ERROR SUMMARY' "$out/memcheck.log" | tail -1)"
+    for kern in mma mma2; do
+      stage "memcheck ($kern)"
+      TINYLLAMA_ATTENTION=$kern timeout 120 compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 \
+        node .gpu/kernels-check.mjs --quick >"$out/memcheck-$kern.log" 2>&1
+      echo "memcheck $kern: rc=$?, $(grep -E 'ERROR SUMMARY' "$out/memcheck-$kern.log" | tail -1)"
+    done
   fi
-  stage "attention bench: wmma, then mma (with the batch-1 dump), then SDPA"
-  for kern in wmma mma; do
+  stage "attention bench: wmma, mma, mma2 (each with its batch-1 dump but wmma), then SDPA"
+  for kern in wmma mma mma2; do
     dump=()
-    [ $kern = mma ] && dump=(--dump /tmp/tk-cmp-mma)
+    [ $kern != wmma ] && dump=(--dump /tmp/tk-cmp-$kern)
     TINYLLAMA_ATTENTION=$kern timeout 120 node .gpu/kernels-bench.mjs --only attention \
       --out "$out/kernels-bench-$kern.json" "${dump[@]}" >>"$out/bench.log" 2>&1 || echo "bench $kern: rc=$?"
   done
-  PYTHONUNBUFFERED=1 timeout 120 python3 tools/bench/kernels/torch_bench.py --ours "$out/kernels-bench-mma.json" \
-    --dump /tmp/tk-cmp-mma --compare-only >"$out/torch.log" 2>&1
-  echo "torch comparison (mma dump): rc=$?, $(grep -E '^torch comparison' "$out/torch.log")"
+  for kern in mma mma2; do
+    PYTHONUNBUFFERED=1 timeout 120 python3 tools/bench/kernels/torch_bench.py --ours "$out/kernels-bench-$kern.json" \
+      --dump /tmp/tk-cmp-$kern --compare-only >>"$out/torch.log" 2>&1
+    echo "torch comparison ($kern dump): rc=$?, $(grep -E '^torch comparison' "$out/torch.log" | tail -1)"
+  done
   grep -E "^(PASS|FAIL) +attention" "$out/torch.log"
   PYTHONUNBUFFERED=1 timeout 120 python3 tools/bench/kernels/attention_table.py --wmma "$out/kernels-bench-wmma.json" \
-    --mma "$out/kernels-bench-mma.json" 2>&1 | tee -a "$out/torch.log"
+    --mma "$out/kernels-bench-mma.json" --mma2 "$out/kernels-bench-mma2.json" 2>&1 | tee -a "$out/torch.log"
   exit 0
 fi
 

@@ -28,18 +28,19 @@ void tcAttentionBackward(const TensorDesc& dq, const TensorDesc& dk, const Tenso
 // mma.sync path (attention_mma.cu): bf16, D = 64, 16-byte aligned.
 bool mmaAttentionSupported(std::initializer_list<const TensorDesc*> ts);
 void mmaAttentionForward(const TensorDesc& out, const TensorDesc& lse, const TensorDesc& q,
-                         const TensorDesc& k, const TensorDesc& v, const AttentionOptions& o);
+                         const TensorDesc& k, const TensorDesc& v, const AttentionOptions& o, bool twoTilesPerWarp);
 void mmaAttentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorDesc& dv,
                           const TensorDesc& dOut, const TensorDesc& q, const TensorDesc& k,
                           const TensorDesc& v, const TensorDesc& lse, const float* delta,
-                          const AttentionOptions& o);
+                          const AttentionOptions& o, bool twoTilesPerWarp);
 
 namespace {
 
 // TINYLLAMA_ATTENTION picks the bf16/D=64 kernels: mma (default: mma.sync/ldmatrix, 3.2x the
 // WMMA kernels on an H200, checked against PyTorch and memcheck-clean), wmma (the first
 // tensor-core version, kept for comparisons) or fp32 (the CUDA-core kernels). Read once per process; an unknown value is an error, not a silent default.
-enum class AttnKernel { Wmma, Mma, Fp32, Invalid };
+// mma2 (not yet run on a GPU): the mma kernels with the two-tiles-per-warp forward and dQ.
+enum class AttnKernel { Wmma, Mma, Mma2, Fp32, Invalid };
 const std::string& attentionEnv() {
   static const std::string value = [] {
     const char* e = std::getenv("TINYLLAMA_ATTENTION");
@@ -51,6 +52,7 @@ AttnKernel attentionKernelChoice() {
   static const AttnKernel choice = [] {
     const std::string& v = attentionEnv();
     if (v.empty() || v == "mma") return AttnKernel::Mma;
+    if (v == "mma2") return AttnKernel::Mma2;
     if (v == "wmma") return AttnKernel::Wmma;
     if (v == "fp32") return AttnKernel::Fp32;
     return AttnKernel::Invalid;
@@ -59,10 +61,11 @@ AttnKernel attentionKernelChoice() {
 }
 void checkAttentionEnv() {
   if (attentionKernelChoice() == AttnKernel::Invalid)
-    throw Error("TINYLLAMA_ATTENTION must be mma (default), wmma or fp32, got \"" + attentionEnv() + "\"");
+    throw Error("TINYLLAMA_ATTENTION must be mma (default), mma2, wmma or fp32, got \"" + attentionEnv() + "\"");
 }
 bool forceFp32Kernels() { return attentionKernelChoice() == AttnKernel::Fp32; }
-bool useMma() { return attentionKernelChoice() == AttnKernel::Mma; }
+bool useMma() { return attentionKernelChoice() == AttnKernel::Mma || attentionKernelChoice() == AttnKernel::Mma2; }
+bool useMma2() { return attentionKernelChoice() == AttnKernel::Mma2; }
 
 constexpr int BR = 64;  // query rows per block
 constexpr int BC = 64;  // key rows per tile
@@ -404,7 +407,7 @@ void attentionForward(const TensorDesc& out, const TensorDesc& lse, const Tensor
   checkSupported(q);
   checkAttentionEnv();
   if (useMma() && mmaAttentionSupported({&q, &k, &v, &out})) {
-    mmaAttentionForward(out, lse, q, k, v, o);
+    mmaAttentionForward(out, lse, q, k, v, o, useMma2());
     return;
   }
   if (!forceFp32Kernels() && tcAttentionSupported({&q, &k, &v, &out})) {
@@ -434,7 +437,7 @@ void attentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorD
     attnDeltaKernel<bf16><<<static_cast<unsigned>((rows + 7) / 8), dim3(32, 8), 0, stream()>>>(
         delta, dOut.as<bf16>(), out.as<bf16>(), d, 64);
     TK_LAUNCH_CHECK("attentionBackward delta");
-    if (mma) mmaAttentionBackward(dq, dk, dv, dOut, q, k, v, lse, delta, o);
+    if (mma) mmaAttentionBackward(dq, dk, dv, dOut, q, k, v, lse, delta, o, useMma2());
     else tcAttentionBackward(dq, dk, dv, dOut, q, k, v, lse, delta, o);
     return;
   }

@@ -29,6 +29,8 @@
 // forward, recomputing S and dP, and accumulates dQ += dS K in registers. The scale of dK and dQ
 // is applied once at the end. The recomputation costs 7 tile matmuls instead of FA2's 5 (which
 // needs atomics for dQ): the price of determinism.
+// Variants with two row tiles per warp (mmaForward2Kernel, mmaDq2Kernel; TINYLLAMA_ATTENTION=mma2)
+// follow the same algorithm; see their comments. They are not yet run on a GPU.
 #include <cstdint>
 #include <initializer_list>
 
@@ -318,6 +320,167 @@ __global__ void __launch_bounds__(FWD_THREADS, 2) mmaForwardKernel(bf16* out, fl
   }
 }
 
+// Forward with two m16 row tiles per warp (TINYLLAMA_ATTENTION=mma2; written 2026-11-28, not yet
+// run on a GPU). Same algorithm and masking as mmaForwardKernel, but a block of 4 warps owns the
+// 128 query rows and each warp owns 32 of them: every K/V fragment read from shared memory by
+// ldmatrix feeds two mma.sync instead of one, halving shared-memory traffic per FLOP (the
+// FlashAttention-2 layout for head dim 64: 4 warps, 32+ rows each), at about 64 more registers
+// per thread (both tiles' S and O accumulators live in registers; Q fragments stay resident).
+constexpr int FWD2_WARPS = 4, FWD2_THREADS = FWD2_WARPS * 32;
+
+__global__ void __launch_bounds__(FWD2_THREADS, 2) mmaForward2Kernel(bf16* out, float* lse, const bf16* q,
+                                                                   const bf16* k, const bf16* v, MmaDims d) {
+  extern __shared__ __align__(128) unsigned char smemRaw[];
+  bf16* Qs = reinterpret_cast<bf16*>(smemRaw);  // [FWD_BM][LDS]
+  bf16* Ks = Qs + FWD_BM * LDS;                 // [2][BN][LDS]
+  bf16* Vs = Ks + 2 * BN * LDS;                 // [2][BN][LDS]
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g8 = lane >> 2, t4 = lane & 3;
+  int q0 = (gridDim.y - 1 - blockIdx.y) * FWD_BM;  // longest causal rows first
+  int bh = blockIdx.x, b = bh / d.H, h = bh % d.H, g = h / d.group;
+  int64_t qStride = static_cast<int64_t>(d.H) * D, kvStride = static_cast<int64_t>(d.Hkv) * D;
+  const bf16* kB = k + (static_cast<int64_t>(b) * d.T * d.Hkv + g) * D;
+  const bf16* vB = v + (static_cast<int64_t>(b) * d.T * d.Hkv + g) * D;
+  int kvEnd = d.causal ? min(d.T, q0 + FWD_BM) : d.T;
+  int nTiles = (kvEnd + BN - 1) / BN;
+
+  loadTileAsync<FWD_BM, FWD2_THREADS>(Qs, q + ((static_cast<int64_t>(b) * d.T + q0) * d.H + h) * D, qStride,
+                                      d.T - q0);
+  cpAsyncCommit();
+  loadTileAsync<BN, FWD2_THREADS>(Ks, kB, kvStride, d.T);
+  loadTileAsync<BN, FWD2_THREADS>(Vs, vB, kvStride, d.T);
+  cpAsyncCommit();
+  cpAsyncWait<1>();
+  __syncthreads();
+  uint32_t qf[2][4][4];
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) ldsm4(qf[mt][kk], aAddr(Qs, warp * 32 + mt * 16, kk * 16, lane));
+
+  int wr0 = q0 + warp * 32;  // the warp's rows: wr0 .. wr0 + 31; tile mt rows wr0 + 16 mt + g8 (+ 8)
+  float m[2][2], l[2][2];    // [tile][upper/lower row of the lane]: max (scaled log2 units), per-lane sum
+  float o[2][8][4];
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt) {
+    m[mt][0] = m[mt][1] = -INFINITY;
+    l[mt][0] = l[mt][1] = 0.0f;
+    zero(o[mt]);
+  }
+  const float scale2 = d.scale * kLog2e;
+  for (int j = 0; j < nTiles; ++j) {
+    int kv0 = j * BN;
+    if (j + 1 < nTiles) {
+      int nb = (j + 1) & 1;
+      loadTileAsync<BN, FWD2_THREADS>(Ks + nb * BN * LDS, kB + (kv0 + BN) * kvStride, kvStride, d.T - kv0 - BN);
+      loadTileAsync<BN, FWD2_THREADS>(Vs + nb * BN * LDS, vB + (kv0 + BN) * kvStride, kvStride, d.T - kv0 - BN);
+      cpAsyncCommit();
+      cpAsyncWait<1>();
+    } else {
+      cpAsyncWait<0>();
+    }
+    __syncthreads();
+    const bf16* Kt = Ks + (j & 1) * BN * LDS;
+    const bf16* Vt = Vs + (j & 1) * BN * LDS;
+    if (!d.causal || kv0 <= wr0 + 31) {  // warp-uniform: some key of the tile is visible to the warp
+      float s[2][8][4];
+      zero(s[0]);
+      zero(s[1]);
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+#pragma unroll
+        for (int np = 0; np < 4; ++np) {
+          uint32_t bk[4];
+          ldsm4(bk, bAddrNK(Kt, np * 16, kk * 16, lane));
+#pragma unroll
+          for (int mt = 0; mt < 2; ++mt) {
+            mma(s[mt][2 * np], qf[mt][kk], bk[0], bk[1]);
+            mma(s[mt][2 * np + 1], qf[mt][kk], bk[2], bk[3]);
+          }
+        }
+      }
+      bool mask = (d.causal && kv0 + BN - 1 > wr0) || kv0 + BN > d.T;
+      uint32_t p[2][4][4];
+#pragma unroll
+      for (int mt = 0; mt < 2; ++mt) {
+        int row0 = wr0 + mt * 16 + g8, row1 = row0 + 8;
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < 8; ++n) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            float x = s[mt][n][e] * scale2;
+            if (mask) {
+              int key = kv0 + n * 8 + 2 * t4 + (e & 1);
+              int row = e < 2 ? row0 : row1;
+              if (key >= d.T || (d.causal && key > row)) x = -INFINITY;
+            }
+            s[mt][n][e] = x;
+          }
+          mx0 = fmaxf(mx0, fmaxf(s[mt][n][0], s[mt][n][1]));
+          mx1 = fmaxf(mx1, fmaxf(s[mt][n][2], s[mt][n][3]));
+        }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        float n0 = fmaxf(m[mt][0], mx0), n1 = fmaxf(m[mt][1], mx1);
+        float base0 = n0 == -INFINITY ? 0.0f : n0, base1 = n1 == -INFINITY ? 0.0f : n1;
+        float corr0 = exp2Fast(m[mt][0] - base0), corr1 = exp2Fast(m[mt][1] - base1);
+        m[mt][0] = n0;
+        m[mt][1] = n1;
+        float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+        for (int n = 0; n < 8; ++n) {
+          s[mt][n][0] = exp2Fast(s[mt][n][0] - base0);
+          s[mt][n][1] = exp2Fast(s[mt][n][1] - base0);
+          s[mt][n][2] = exp2Fast(s[mt][n][2] - base1);
+          s[mt][n][3] = exp2Fast(s[mt][n][3] - base1);
+          sum0 += s[mt][n][0] + s[mt][n][1];
+          sum1 += s[mt][n][2] + s[mt][n][3];
+          o[mt][n][0] *= corr0;
+          o[mt][n][1] *= corr0;
+          o[mt][n][2] *= corr1;
+          o[mt][n][3] *= corr1;
+        }
+        l[mt][0] = l[mt][0] * corr0 + sum0;
+        l[mt][1] = l[mt][1] * corr1 + sum1;
+        toA(p[mt], s[mt]);
+      }
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {  // O += P V, each V fragment feeding both tiles
+#pragma unroll
+        for (int np = 0; np < 4; ++np) {
+          uint32_t bv[4];
+          ldsm4t(bv, bAddrKN(Vt, kk * 16, np * 16, lane));
+#pragma unroll
+          for (int mt = 0; mt < 2; ++mt) {
+            mma(o[mt][2 * np], p[mt][kk], bv[0], bv[1]);
+            mma(o[mt][2 * np + 1], p[mt][kk], bv[2], bv[3]);
+          }
+        }
+      }
+    }
+    __syncthreads();  // buffer j & 1 is refilled at iteration j + 1
+  }
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt) {
+    float l0 = l[mt][0], l1 = l[mt][1];
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    int tr0 = wr0 + mt * 16, row0 = tr0 + g8, row1 = row0 + 8;
+    // the warp's own Q rows in shared memory are free: stage the output there
+    storeRows(out + ((static_cast<int64_t>(b) * d.T + tr0) * d.H + h) * D, qStride, d.T - tr0,
+              Qs + (warp * 32 + mt * 16) * LDS, o[mt], 1.0f / l0, 1.0f / l1, lane);
+    if (t4 == 0) {
+      float* lr = lse + static_cast<int64_t>(bh) * d.T;
+      if (row0 < d.T) lr[row0] = (m[mt][0] + log2f(l0)) / kLog2e;
+      if (row1 < d.T) lr[row1] = (m[mt][1] + log2f(l1)) / kLog2e;
+    }
+  }
+}
+
 constexpr int KV_BN = 128, KV_BM = 64, KV_THREADS = KV_BN / 16 * 32;
 
 __global__ void __launch_bounds__(KV_THREADS) mmaDkvKernel(bf16* dk, bf16* dv, const bf16* dOut, const bf16* q,
@@ -510,6 +673,172 @@ __global__ void __launch_bounds__(DQ_THREADS) mmaDqKernel(bf16* dq, const bf16* 
             dqAcc, d.scale, d.scale, lane);
 }
 
+// dQ with two m16 row tiles per warp (TINYLLAMA_ATTENTION=mma2; written 2026-11-28, not yet run on
+// a GPU): mmaDqKernel's algorithm with 4 warps of 32 query rows, so each K/V fragment read from
+// shared memory feeds both tiles. Q and dO A-fragments are re-read from shared memory per key
+// tile (they are reused across the 8 n-tiles, so that costs a quarter of the B traffic) to keep
+// the S, dP and dQ accumulators of both tiles in registers.
+constexpr int DQ2_WARPS = 4, DQ2_THREADS = DQ2_WARPS * 32;
+
+__global__ void __launch_bounds__(DQ2_THREADS, 2) mmaDq2Kernel(bf16* dq, const bf16* dOut, const bf16* q,
+                                                             const bf16* k, const bf16* v, const float* lse,
+                                                             const float* delta, MmaDims d) {
+  extern __shared__ __align__(128) unsigned char smemRaw[];
+  bf16* Qs = reinterpret_cast<bf16*>(smemRaw);  // [DQ_BM][LDS]
+  bf16* Gs = Qs + DQ_BM * LDS;                  // [DQ_BM][LDS] dO
+  bf16* Ks = Gs + DQ_BM * LDS;                  // [2][BN][LDS]
+  bf16* Vs = Ks + 2 * BN * LDS;                 // [2][BN][LDS]
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g8 = lane >> 2, t4 = lane & 3;
+  int q0 = (gridDim.y - 1 - blockIdx.y) * DQ_BM;  // longest causal rows first
+  int bh = blockIdx.x, b = bh / d.H, h = bh % d.H, g = h / d.group;
+  int64_t qStride = static_cast<int64_t>(d.H) * D, kvStride = static_cast<int64_t>(d.Hkv) * D;
+  const bf16* kB = k + (static_cast<int64_t>(b) * d.T * d.Hkv + g) * D;
+  const bf16* vB = v + (static_cast<int64_t>(b) * d.T * d.Hkv + g) * D;
+  int kvEnd = d.causal ? min(d.T, q0 + DQ_BM) : d.T;
+  int nTiles = (kvEnd + BN - 1) / BN;
+  int64_t qOff = ((static_cast<int64_t>(b) * d.T + q0) * d.H + h) * D;
+  loadTileAsync<DQ_BM, DQ2_THREADS>(Qs, q + qOff, qStride, d.T - q0);
+  loadTileAsync<DQ_BM, DQ2_THREADS>(Gs, dOut + qOff, qStride, d.T - q0);
+  loadTileAsync<BN, DQ2_THREADS>(Ks, kB, kvStride, d.T);
+  loadTileAsync<BN, DQ2_THREADS>(Vs, vB, kvStride, d.T);
+  cpAsyncCommit();
+
+  int wr0 = q0 + warp * 32;  // tile mt: rows wr0 + 16 mt + g8 and + 8
+  const float* lr = lse + static_cast<int64_t>(bh) * d.T;
+  const float* dr = delta + static_cast<int64_t>(bh) * d.T;
+  float lseR[2][2], delR[2][2];  // [tile][upper/lower row of the lane]
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt) {
+#pragma unroll
+    for (int hi = 0; hi < 2; ++hi) {
+      int row = wr0 + mt * 16 + g8 + hi * 8;
+      lseR[mt][hi] = row < d.T ? lr[row] * kLog2e : 0.0f;
+      delR[mt][hi] = row < d.T ? dr[row] : 0.0f;
+    }
+  }
+  float dqAcc[2][8][4];
+  zero(dqAcc[0]);
+  zero(dqAcc[1]);
+  const float scale2 = d.scale * kLog2e;
+  for (int j = 0; j < nTiles; ++j) {
+    int kv0 = j * BN;
+    if (j + 1 < nTiles) {
+      int nb = (j + 1) & 1;
+      loadTileAsync<BN, DQ2_THREADS>(Ks + nb * BN * LDS, kB + (kv0 + BN) * kvStride, kvStride, d.T - kv0 - BN);
+      loadTileAsync<BN, DQ2_THREADS>(Vs + nb * BN * LDS, vB + (kv0 + BN) * kvStride, kvStride, d.T - kv0 - BN);
+      cpAsyncCommit();
+      cpAsyncWait<1>();
+    } else {
+      cpAsyncWait<0>();
+    }
+    __syncthreads();
+    const bf16* Kt = Ks + (j & 1) * BN * LDS;
+    const bf16* Vt = Vs + (j & 1) * BN * LDS;
+    if (!d.causal || kv0 <= wr0 + 31) {
+      bool mask = (d.causal && kv0 + BN - 1 > wr0) || kv0 + BN > d.T;
+      // P = exp(S - lse), rounded to bf16 as the dK/dV kernel rounds it (so both kernels use the
+      // same dS) and kept packed (32 registers for both tiles instead of 64) while dP is computed.
+      uint32_t pk[2][4][4];
+      {
+        float s[2][8][4];
+        zero(s[0]);
+        zero(s[1]);
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {  // S = Q K^T, each K fragment feeding both tiles
+          uint32_t aq[2][4];
+#pragma unroll
+          for (int mt = 0; mt < 2; ++mt) ldsm4(aq[mt], aAddr(Qs, warp * 32 + mt * 16, kk * 16, lane));
+#pragma unroll
+          for (int np = 0; np < 4; ++np) {
+            uint32_t bk[4];
+            ldsm4(bk, bAddrNK(Kt, np * 16, kk * 16, lane));
+#pragma unroll
+            for (int mt = 0; mt < 2; ++mt) {
+              mma(s[mt][2 * np], aq[mt], bk[0], bk[1]);
+              mma(s[mt][2 * np + 1], aq[mt], bk[2], bk[3]);
+            }
+          }
+        }
+#pragma unroll
+        for (int mt = 0; mt < 2; ++mt) {
+          int row0 = wr0 + mt * 16 + g8, row1 = row0 + 8;
+#pragma unroll
+          for (int n = 0; n < 8; ++n) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+              int hi = e >> 1;
+              float pr = exp2Fast(fmaf(s[mt][n][e], scale2, -lseR[mt][hi]));
+              if (mask) {
+                int key = kv0 + n * 8 + 2 * t4 + (e & 1);
+                if (key >= d.T || (d.causal && key > (hi ? row1 : row0))) pr = 0.0f;
+              }
+              s[mt][n][e] = pr;
+            }
+          }
+          toA(pk[mt], s[mt]);  // bf16 rounding here (round to nearest, as __float2bfloat16_rn)
+        }
+      }
+      float dp[2][8][4];
+      zero(dp[0]);
+      zero(dp[1]);
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {  // dP = dO V^T
+        uint32_t ag[2][4];
+#pragma unroll
+        for (int mt = 0; mt < 2; ++mt) ldsm4(ag[mt], aAddr(Gs, warp * 32 + mt * 16, kk * 16, lane));
+#pragma unroll
+        for (int np = 0; np < 4; ++np) {
+          uint32_t bv[4];
+          ldsm4(bv, bAddrNK(Vt, np * 16, kk * 16, lane));
+#pragma unroll
+          for (int mt = 0; mt < 2; ++mt) {
+            mma(dp[mt][2 * np], ag[mt], bv[0], bv[1]);
+            mma(dp[mt][2 * np + 1], ag[mt], bv[2], bv[3]);
+          }
+        }
+      }
+      uint32_t ds[2][4][4];
+#pragma unroll
+      for (int mt = 0; mt < 2; ++mt) {  // dS = P (dP - delta), P read back from its bf16 pairs
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {
+#pragma unroll
+          for (int hlf = 0; hlf < 2; ++hlf) {
+            int n = 2 * kk + hlf;
+            __nv_bfloat162 lo = *reinterpret_cast<const __nv_bfloat162*>(&pk[mt][kk][2 * hlf]);
+            __nv_bfloat162 hi = *reinterpret_cast<const __nv_bfloat162*>(&pk[mt][kk][2 * hlf + 1]);
+            dp[mt][n][0] = __low2float(lo) * (dp[mt][n][0] - delR[mt][0]);
+            dp[mt][n][1] = __high2float(lo) * (dp[mt][n][1] - delR[mt][0]);
+            dp[mt][n][2] = __low2float(hi) * (dp[mt][n][2] - delR[mt][1]);
+            dp[mt][n][3] = __high2float(hi) * (dp[mt][n][3] - delR[mt][1]);
+          }
+        }
+        toA(ds[mt], dp[mt]);
+      }
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {  // dQ += dS K
+#pragma unroll
+        for (int np = 0; np < 4; ++np) {
+          uint32_t bk[4];
+          ldsm4t(bk, bAddrKN(Kt, kk * 16, np * 16, lane));
+#pragma unroll
+          for (int mt = 0; mt < 2; ++mt) {
+            mma(dqAcc[mt][2 * np], ds[mt][kk], bk[0], bk[1]);
+            mma(dqAcc[mt][2 * np + 1], ds[mt][kk], bk[2], bk[3]);
+          }
+        }
+      }
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt) {  // the warp's own Q rows in shared memory stage the output
+    int tr0 = wr0 + mt * 16;
+    storeRows(dq + ((static_cast<int64_t>(b) * d.T + tr0) * d.H + h) * D, qStride, d.T - tr0,
+              Qs + (warp * 32 + mt * 16) * LDS, dqAcc[mt], d.scale, d.scale, lane);
+  }
+}
+
 constexpr size_t kFwdSmem = (FWD_BM + 4 * BN) * LDS * sizeof(bf16);
 constexpr size_t kDkvSmem = (2 * KV_BN + 4 * KV_BM) * LDS * sizeof(bf16) + 4 * KV_BM * sizeof(float);
 constexpr size_t kDqSmem = (2 * DQ_BM + 4 * BN) * LDS * sizeof(bf16);
@@ -537,8 +866,17 @@ bool mmaAttentionSupported(std::initializer_list<const TensorDesc*> ts) {
 }
 
 void mmaAttentionForward(const TensorDesc& out, const TensorDesc& lse, const TensorDesc& q, const TensorDesc& k,
-                         const TensorDesc& v, const AttentionOptions& o) {
+                         const TensorDesc& v, const AttentionOptions& o, bool twoTilesPerWarp) {
   MmaDims d = mmaDims(q, k, o);
+  if (twoTilesPerWarp) {
+    TK_CUDA(cudaFuncSetAttribute(mmaForward2Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 static_cast<int>(kFwdSmem)));
+    dim3 grid(static_cast<unsigned>(q.shape[0] * d.H), (d.T + FWD_BM - 1) / FWD_BM);
+    mmaForward2Kernel<<<grid, FWD2_THREADS, kFwdSmem, stream()>>>(out.as<bf16>(), lse.as<float>(), q.as<bf16>(),
+                                                                  k.as<bf16>(), v.as<bf16>(), d);
+    TK_LAUNCH_CHECK("attentionForward (mma2)");
+    return;
+  }
   TK_CUDA(cudaFuncSetAttribute(mmaForwardKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kFwdSmem)));
   dim3 grid(static_cast<unsigned>(q.shape[0] * d.H), (d.T + FWD_BM - 1) / FWD_BM);
   mmaForwardKernel<<<grid, FWD_THREADS, kFwdSmem, stream()>>>(out.as<bf16>(), lse.as<float>(), q.as<bf16>(),
@@ -548,7 +886,7 @@ void mmaAttentionForward(const TensorDesc& out, const TensorDesc& lse, const Ten
 
 void mmaAttentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorDesc& dv, const TensorDesc& dOut,
                           const TensorDesc& q, const TensorDesc& k, const TensorDesc& v, const TensorDesc& lse,
-                          const float* delta, const AttentionOptions& o) {
+                          const float* delta, const AttentionOptions& o, bool twoTilesPerWarp) {
   MmaDims d = mmaDims(q, k, o);
   TK_CUDA(cudaFuncSetAttribute(mmaDkvKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kDkvSmem)));
   TK_CUDA(cudaFuncSetAttribute(mmaDqKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kDqSmem)));
@@ -558,6 +896,13 @@ void mmaAttentionBackward(const TensorDesc& dq, const TensorDesc& dk, const Tens
                                                             lse.as<float>(), delta, d);
   TK_LAUNCH_CHECK("attentionBackward dk/dv (mma)");
   dim3 gridQ(static_cast<unsigned>(q.shape[0] * d.H), (d.T + DQ_BM - 1) / DQ_BM);
+  if (twoTilesPerWarp) {
+    TK_CUDA(cudaFuncSetAttribute(mmaDq2Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kDqSmem)));
+    mmaDq2Kernel<<<gridQ, DQ2_THREADS, kDqSmem, stream()>>>(dq.as<bf16>(), dOut.as<bf16>(), q.as<bf16>(),
+                                                             k.as<bf16>(), v.as<bf16>(), lse.as<float>(), delta, d);
+    TK_LAUNCH_CHECK("attentionBackward dq (mma2)");
+    return;
+  }
   mmaDqKernel<<<gridQ, DQ_THREADS, kDqSmem, stream()>>>(dq.as<bf16>(), dOut.as<bf16>(), q.as<bf16>(), k.as<bf16>(),
                                                          v.as<bf16>(), lse.as<float>(), delta, d);
   TK_LAUNCH_CHECK("attentionBackward dq (mma)");
