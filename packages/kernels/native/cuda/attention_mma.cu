@@ -29,8 +29,9 @@
 // forward, recomputing S and dP, and accumulates dQ += dS K in registers. The scale of dK and dQ
 // is applied once at the end. The recomputation costs 7 tile matmuls instead of FA2's 5 (which
 // needs atomics for dQ): the price of determinism.
-// Variants with two row tiles per warp (mmaForward2Kernel, mmaDq2Kernel; TINYLLAMA_ATTENTION=mma2)
-// follow the same algorithm; see their comments. They are not yet run on a GPU.
+// Variants with two row tiles per warp (mmaForward2Kernel, mmaDq2Kernel: TINYLLAMA_ATTENTION=mma2;
+// plus mmaDkv2Kernel: =mma2kv) follow the same algorithm; see their comments. They are not yet
+// run on a GPU.
 #include <cstdint>
 #include <initializer_list>
 
@@ -592,6 +593,194 @@ __global__ void __launch_bounds__(KV_THREADS) mmaDkvKernel(bf16* dk, bf16* dv, c
   storeRows(dv + outOff, kvStride, d.T - wk0, Vs + warp * 16 * LDS, dvAcc, 1.0f, 1.0f, lane);
 }
 
+// dK/dV with two m16 key tiles per warp (TINYLLAMA_ATTENTION=mma2kv; written 2026-11-28, not yet
+// run on a GPU): mmaDkvKernel's algorithm with 4 warps of 32 keys per 128-key block, so each Q or dO
+// fragment read from shared memory feeds both tiles. P^T and dS^T are kept as packed bf16 (the
+// A operands of dV += P^T dO and dK += dS^T Q are bf16 anyway) so both tiles' dK and dV
+// accumulators fit in registers beside one tile pair of fp32 scores. Even so ptxas (nvcc 13.0)
+// spills 148 bytes on sm_90 at 255 registers, hence a separate setting from mma2 (whose
+// forward and dQ kernels do not spill): the GPU run decides whether it pays.
+constexpr int KV2_WARPS = 4, KV2_THREADS = KV2_WARPS * 32;
+
+__global__ void __launch_bounds__(KV2_THREADS, 2) mmaDkv2Kernel(bf16* dk, bf16* dv, const bf16* dOut, const bf16* q,
+                                                              const bf16* k, const bf16* v, const float* lse,
+                                                              const float* delta, MmaDims d) {
+  extern __shared__ __align__(128) unsigned char smemRaw[];
+  bf16* Ks = reinterpret_cast<bf16*>(smemRaw);                 // [KV_BN][LDS]
+  bf16* Vs = Ks + KV_BN * LDS;                                  // [KV_BN][LDS]
+  bf16* Qs = Vs + KV_BN * LDS;                                  // [2][KV_BM][LDS]
+  bf16* Gs = Qs + 2 * KV_BM * LDS;                              // [2][KV_BM][LDS] dO
+  float* Ls = reinterpret_cast<float*>(Gs + 2 * KV_BM * LDS);  // [2][KV_BM]
+  float* Ds = Ls + 2 * KV_BM;                                   // [2][KV_BM]
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g8 = lane >> 2, t4 = lane & 3;
+  int k0 = blockIdx.y * KV_BN;
+  int b = blockIdx.x / d.Hkv, g = blockIdx.x % d.Hkv;
+  int64_t qStride = static_cast<int64_t>(d.H) * D, kvStride = static_cast<int64_t>(d.Hkv) * D;
+  int64_t kvOff = ((static_cast<int64_t>(b) * d.T + k0) * d.Hkv + g) * D;
+  loadTileAsync<KV_BN, KV2_THREADS>(Ks, k + kvOff, kvStride, d.T - k0);
+  loadTileAsync<KV_BN, KV2_THREADS>(Vs, v + kvOff, kvStride, d.T - k0);
+  cpAsyncCommit();
+  int qStart = d.causal ? k0 : 0;
+  int nQ = (d.T - qStart + KV_BM - 1) / KV_BM;
+  int total = d.group * nQ;
+  auto issue = [&](int it, int buf) {
+    int h = g * d.group + it / nQ, qi0 = qStart + (it % nQ) * KV_BM;
+    int64_t off = ((static_cast<int64_t>(b) * d.T + qi0) * d.H + h) * D;
+    loadTileAsync<KV_BM, KV2_THREADS>(Qs + buf * KV_BM * LDS, q + off, qStride, d.T - qi0);
+    loadTileAsync<KV_BM, KV2_THREADS>(Gs + buf * KV_BM * LDS, dOut + off, qStride, d.T - qi0);
+    for (int i = threadIdx.x; i < 2 * KV_BM; i += KV2_THREADS) {
+      const float* src = (i < KV_BM ? lse : delta) + (static_cast<int64_t>(b) * d.H + h) * d.T;
+      int c = i % KV_BM;
+      bool ok = qi0 + c < d.T;
+      cpAsync4((i < KV_BM ? Ls : Ds) + buf * KV_BM + c, ok ? src + qi0 + c : src, ok);
+    }
+  };
+  if (total > 0) issue(0, 0);
+  cpAsyncCommit();
+
+  int wk0 = k0 + warp * 32;  // tile mt: keys wk0 + 16 mt + g8 and + 8
+  float dkAcc[2][8][4], dvAcc[2][8][4];
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt) {
+    zero(dkAcc[mt]);
+    zero(dvAcc[mt]);
+  }
+  const float scale2 = d.scale * kLog2e;
+  for (int it = 0; it < total; ++it) {
+    int qi0 = qStart + (it % nQ) * KV_BM;
+    if (it + 1 < total) {
+      issue(it + 1, (it + 1) & 1);
+      cpAsyncCommit();
+      cpAsyncWait<1>();
+    } else {
+      cpAsyncWait<0>();
+    }
+    __syncthreads();
+    const bf16* Qt = Qs + (it & 1) * KV_BM * LDS;
+    const bf16* Gt = Gs + (it & 1) * KV_BM * LDS;
+    const float* Lt = Ls + (it & 1) * KV_BM;
+    const float* Dt = Ds + (it & 1) * KV_BM;
+    if (!d.causal || qi0 + KV_BM - 1 >= wk0) {  // warp-uniform: some query sees some key of the warp
+      bool mask = (d.causal && qi0 < wk0 + 31) || qi0 + KV_BM > d.T;
+      uint32_t pk[2][4][4];  // P^T, bf16
+      {
+        float s[2][8][4];  // S^T: rows = keys, cols = the tile's 64 queries
+        zero(s[0]);
+        zero(s[1]);
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {
+          uint32_t a[2][4];
+#pragma unroll
+          for (int mt = 0; mt < 2; ++mt) ldsm4(a[mt], aAddr(Ks, warp * 32 + mt * 16, kk * 16, lane));
+#pragma unroll
+          for (int np = 0; np < 4; ++np) {
+            uint32_t bq[4];
+            ldsm4(bq, bAddrNK(Qt, np * 16, kk * 16, lane));
+#pragma unroll
+            for (int mt = 0; mt < 2; ++mt) {
+              mma(s[mt][2 * np], a[mt], bq[0], bq[1]);
+              mma(s[mt][2 * np + 1], a[mt], bq[2], bq[3]);
+            }
+          }
+        }
+#pragma unroll
+        for (int mt = 0; mt < 2; ++mt) {
+          int key0 = wk0 + mt * 16 + g8, key1 = key0 + 8;
+#pragma unroll
+          for (int n = 0; n < 8; ++n) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+              int c = n * 8 + 2 * t4 + (e & 1);
+              float x = exp2Fast(fmaf(s[mt][n][e], scale2, -Lt[c] * kLog2e));
+              if (mask) {
+                int qi = qi0 + c, key = e < 2 ? key0 : key1;
+                if (qi >= d.T || (d.causal && qi < key)) x = 0.0f;
+              }
+              s[mt][n][e] = x;
+            }
+          }
+          toA(pk[mt], s[mt]);
+        }
+      }
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {  // dV += P^T dO, each dO fragment feeding both tiles
+#pragma unroll
+        for (int np = 0; np < 4; ++np) {
+          uint32_t bg[4];
+          ldsm4t(bg, bAddrKN(Gt, kk * 16, np * 16, lane));
+#pragma unroll
+          for (int mt = 0; mt < 2; ++mt) {
+            mma(dvAcc[mt][2 * np], pk[mt][kk], bg[0], bg[1]);
+            mma(dvAcc[mt][2 * np + 1], pk[mt][kk], bg[2], bg[3]);
+          }
+        }
+      }
+      uint32_t ds[2][4][4];  // dS^T, bf16
+      {
+        float dp[2][8][4];  // dP^T = V dO^T
+        zero(dp[0]);
+        zero(dp[1]);
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {
+          uint32_t a[2][4];
+#pragma unroll
+          for (int mt = 0; mt < 2; ++mt) ldsm4(a[mt], aAddr(Vs, warp * 32 + mt * 16, kk * 16, lane));
+#pragma unroll
+          for (int np = 0; np < 4; ++np) {
+            uint32_t bg[4];
+            ldsm4(bg, bAddrNK(Gt, np * 16, kk * 16, lane));
+#pragma unroll
+            for (int mt = 0; mt < 2; ++mt) {
+              mma(dp[mt][2 * np], a[mt], bg[0], bg[1]);
+              mma(dp[mt][2 * np + 1], a[mt], bg[2], bg[3]);
+            }
+          }
+        }
+#pragma unroll
+        for (int mt = 0; mt < 2; ++mt) {  // dS^T = P^T (dP^T - delta), from the bf16 P^T
+#pragma unroll
+          for (int kk = 0; kk < 4; ++kk) {
+#pragma unroll
+            for (int hlf = 0; hlf < 2; ++hlf) {
+              int n = 2 * kk + hlf;
+              int c = n * 8 + 2 * t4;
+              float d0 = Dt[c], d1 = Dt[c + 1];
+              __nv_bfloat162 lo = *reinterpret_cast<const __nv_bfloat162*>(&pk[mt][kk][2 * hlf]);
+              __nv_bfloat162 hi = *reinterpret_cast<const __nv_bfloat162*>(&pk[mt][kk][2 * hlf + 1]);
+              dp[mt][n][0] = __low2float(lo) * (dp[mt][n][0] - d0);
+              dp[mt][n][1] = __high2float(lo) * (dp[mt][n][1] - d1);
+              dp[mt][n][2] = __low2float(hi) * (dp[mt][n][2] - d0);
+              dp[mt][n][3] = __high2float(hi) * (dp[mt][n][3] - d1);
+            }
+          }
+          toA(ds[mt], dp[mt]);
+        }
+      }
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {  // dK += dS^T Q
+#pragma unroll
+        for (int np = 0; np < 4; ++np) {
+          uint32_t bq[4];
+          ldsm4t(bq, bAddrKN(Qt, kk * 16, np * 16, lane));
+#pragma unroll
+          for (int mt = 0; mt < 2; ++mt) {
+            mma(dkAcc[mt][2 * np], ds[mt][kk], bq[0], bq[1]);
+            mma(dkAcc[mt][2 * np + 1], ds[mt][kk], bq[2], bq[3]);
+          }
+        }
+      }
+    }
+    __syncthreads();  // buffer it & 1 is refilled at iteration it + 1
+  }
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt) {  // the warp's own K/V rows in shared memory stage the outputs
+    int tk0 = wk0 + mt * 16;
+    int64_t outOff = ((static_cast<int64_t>(b) * d.T + tk0) * d.Hkv + g) * D;
+    storeRows(dk + outOff, kvStride, d.T - tk0, Ks + (warp * 32 + mt * 16) * LDS, dkAcc[mt], d.scale, d.scale, lane);
+    storeRows(dv + outOff, kvStride, d.T - tk0, Vs + (warp * 32 + mt * 16) * LDS, dvAcc[mt], 1.0f, 1.0f, lane);
+  }
+}
+
 constexpr int DQ_BM = 128, DQ_THREADS = DQ_BM / 16 * 32;
 
 __global__ void __launch_bounds__(DQ_THREADS) mmaDqKernel(bf16* dq, const bf16* dOut, const bf16* q, const bf16* k,
@@ -886,17 +1075,25 @@ void mmaAttentionForward(const TensorDesc& out, const TensorDesc& lse, const Ten
 
 void mmaAttentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorDesc& dv, const TensorDesc& dOut,
                           const TensorDesc& q, const TensorDesc& k, const TensorDesc& v, const TensorDesc& lse,
-                          const float* delta, const AttentionOptions& o, bool twoTilesPerWarp) {
+                          const float* delta, const AttentionOptions& o, bool twoTilesDq, bool twoTilesDkv) {
   MmaDims d = mmaDims(q, k, o);
   TK_CUDA(cudaFuncSetAttribute(mmaDkvKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kDkvSmem)));
   TK_CUDA(cudaFuncSetAttribute(mmaDqKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kDqSmem)));
   dim3 gridKv(static_cast<unsigned>(q.shape[0] * d.Hkv), (d.T + KV_BN - 1) / KV_BN);
-  mmaDkvKernel<<<gridKv, KV_THREADS, kDkvSmem, stream()>>>(dk.as<bf16>(), dv.as<bf16>(), dOut.as<bf16>(),
-                                                            q.as<bf16>(), k.as<bf16>(), v.as<bf16>(),
-                                                            lse.as<float>(), delta, d);
-  TK_LAUNCH_CHECK("attentionBackward dk/dv (mma)");
+  if (twoTilesDkv) {
+    TK_CUDA(cudaFuncSetAttribute(mmaDkv2Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kDkvSmem)));
+    mmaDkv2Kernel<<<gridKv, KV2_THREADS, kDkvSmem, stream()>>>(dk.as<bf16>(), dv.as<bf16>(), dOut.as<bf16>(),
+                                                                q.as<bf16>(), k.as<bf16>(), v.as<bf16>(),
+                                                                lse.as<float>(), delta, d);
+    TK_LAUNCH_CHECK("attentionBackward dk/dv (mma2)");
+  } else {
+    mmaDkvKernel<<<gridKv, KV_THREADS, kDkvSmem, stream()>>>(dk.as<bf16>(), dv.as<bf16>(), dOut.as<bf16>(),
+                                                              q.as<bf16>(), k.as<bf16>(), v.as<bf16>(),
+                                                              lse.as<float>(), delta, d);
+    TK_LAUNCH_CHECK("attentionBackward dk/dv (mma)");
+  }
   dim3 gridQ(static_cast<unsigned>(q.shape[0] * d.H), (d.T + DQ_BM - 1) / DQ_BM);
-  if (twoTilesPerWarp) {
+  if (twoTilesDq) {
     TK_CUDA(cudaFuncSetAttribute(mmaDq2Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kDqSmem)));
     mmaDq2Kernel<<<gridQ, DQ2_THREADS, kDqSmem, stream()>>>(dq.as<bf16>(), dOut.as<bf16>(), q.as<bf16>(),
                                                              k.as<bf16>(), v.as<bf16>(), lse.as<float>(), delta, d);
