@@ -65,14 +65,19 @@ fi
 # lr 4e-5: the scaled recipe reaches 4e-4 within the first step, where a random init spikes
 # (loss 10.6 -> 11.3) and reduction-order rounding grows past any bound by step 5 (seen on
 # H200: 2 GPUs matched 1 GPU to 1e-4 for 4 steps, then 0.1); a stable lr tests the sharding.
+source tools/gpu/fast-out.sh # run_dir / keep_run: checkpoints in memory where there is room
 train() { # name, extra flags...
   local name=$1; shift
-  rm -rf "$out/$name"
+  rm -rf "$out/$name" "$(run_dir "$name")"
   timeout 500 node .gpu/trainer/trainer-cli.mjs --device cuda --model "$model" --data .gpu/data \
-    --out "$out/$name" --seq-len 2048 --micro-batch 4 --global-batch 16 \
+    --out "$(run_dir "$name")" --seq-len 2048 --micro-batch 4 --global-batch 16 \
     --scale "$(python3 -c "print($steps*16*2048/3e12)")" --eval-batches 0 --save-every 0 \
     --lr-max 4e-5 --lr-min 4e-6 "$@" \
     >"$out/$name.log" 2>&1
+  local rc=$?
+  # TK_NO_KEEP=1: the caller frees the directory itself (a run shared with another process).
+  [ "${TK_NO_KEEP:-0}" = 1 ] || keep_run "$name"
+  return $rc
 }
 losses() { python3 -c "
 import json,sys
@@ -113,16 +118,18 @@ if want hybrid && [ "$gpus" -ge 4 ]; then
     stage "two nodes on one host: 2 x 2 GPUs, NCCL_HOSTID, rendezvous 127.0.0.1, hybrid ($variant)"
     port=$((29500 + RANDOM % 1000))
     common=(--nproc-per-node 2 --nnodes 2 --master-addr 127.0.0.1 --master-port "$port" --sharding hybrid "${extra[@]}")
-    NCCL_HOSTID=node-a CUDA_VISIBLE_DEVICES=0,1 train "$name" "${common[@]}" --node-rank 0 &
+    TK_NO_KEEP=1 NCCL_HOSTID=node-a CUDA_VISIBLE_DEVICES=0,1 train "$name" "${common[@]}" --node-rank 0 &
     first=$!
     # The second "node" writes its (empty) logs elsewhere: rank 0 writes the run directory.
     (NCCL_HOSTID=node-b CUDA_VISIBLE_DEVICES=2,3 timeout 500 node .gpu/trainer/trainer-cli.mjs --device cuda \
-      --model "$model" --data .gpu/data --out "$out/$name" --seq-len 2048 --micro-batch 4 --global-batch 16 \
+      --model "$model" --data .gpu/data --out "$(run_dir "$name")" --seq-len 2048 --micro-batch 4 --global-batch 16 \
       --scale "$(python3 -c "print($steps*16*2048/3e12)")" --eval-batches 0 --save-every 0 --lr-max 4e-5 --lr-min 4e-6 "${common[@]}" \
       --node-rank 1 >"$out/$name-node1.log" 2>&1)
     second=$?
     wait $first
-    status[$name]="rc=$?/$second: $(compare "$name")"
+    first=$?
+    keep_run "$name"
+    status[$name]="rc=$first/$second: $(compare "$name")"
     grep -E "distributed:" "$out/$name.log"
   done
 fi
@@ -135,14 +142,15 @@ if want scaling; then
     g=${n%o}
     [ "$gpus" -ge "$g" ] || continue
     stage "scaling: $n GPU(s)"
-    rm -rf "$out/scale-$n"
+    rm -rf "$out/scale-$n" "$(run_dir "scale-$n")"
     launch=(); [ "$g" -gt 1 ] && launch=(--nproc-per-node "$g")
     [ "$n" != "$g" ] && launch+=(--comm-overlap on)
     timeout 500 node .gpu/trainer/trainer-cli.mjs --device cuda --model tinyllama-1.1b --data .gpu/data \
-      --out "$out/scale-$n" --seq-len 2048 --micro-batch 8 --global-batch 64 \
+      --out "$(run_dir "scale-$n")" --seq-len 2048 --micro-batch 8 --global-batch 64 \
       --scale "$(python3 -c 'print(8*64*2048/3e12)')" --eval-batches 0 --save-every 0 "${launch[@]}" \
       >"$out/scale-$n.log" 2>&1
     status[scale-$n]="rc=$?"
+    keep_run "scale-$n"
   done
   python3 - "$out" <<'PY' | tee "$out/scaling.md"
 import json, statistics, sys, os

@@ -18,14 +18,16 @@ if [ -z "${TINYLLAMA_KERNELS_BUILD_DIR:-}" ]; then
   echo "set TINYLLAMA_KERNELS_BUILD_DIR (tools/gpu/session.sh builds it)"
   exit 1
 fi
+source tools/gpu/fast-out.sh # run_dir / keep_run: checkpoints in memory where there is room
 for m in $micro; do
   echo "== ours micro-batch $m ($(date +%T))"
-  rm -rf "$out/ours-mb$m"
+  rm -rf "$out/ours-mb$m" "$(run_dir "ours-mb$m")"
   timeout 200 node .gpu/trainer/trainer-cli.mjs --device cuda --model tinyllama-1.1b --data .gpu/data \
-    --out "$out/ours-mb$m" --micro-batch "$m" --global-batch 16 --max-steps "$steps" \
+    --out "$(run_dir "ours-mb$m")" --micro-batch "$m" --global-batch 16 --max-steps "$steps" \
     --scale "$(python3 -c "print(($steps + 2) * 16 * 2048 / 3e12)")" \
     --eval-batches 1 --save-every 0 --profile-step 4 >"$out/ours-mb$m.log" 2>&1
   echo "rc=$? $(grep -E 'step +[0-9]+ ' "$out/ours-mb$m.log" | tail -1)"
+  keep_run "ours-mb$m"
   tail -3 "$out/ours-mb$m.log"
 done
 echo "== torch ($(date +%T))"
