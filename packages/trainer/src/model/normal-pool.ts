@@ -67,7 +67,14 @@ export class NormalPool {
     for (let index = 0; index < count; index++) {
       new Worker(WORKER_SOURCE, {
         eval: true,
-        workerData: { ctrl: this.ctrl, scale: this.scale, u32: this.u32, out: this.out, index, count },
+        workerData: {
+          ctrl: this.ctrl,
+          scale: this.scale,
+          u32: this.u32,
+          out: this.out,
+          index,
+          count,
+        },
       }).unref();
     }
   }
