@@ -26,7 +26,7 @@ if (values.child) {
   let values = 0;
   let hash = 0x811c9dc5;
   for (const s of parameterSpecs(modelConfig(model))) {
-    const n = s.shape.reduce((a, b) => a * b, 1);
+    const n = s.shape.reduce((/** @type {number} */ a, /** @type {number} */ b) => a * b, 1);
     const data = new Float32Array(n);
     if (s.initOnes) data.fill(1);
     else rng.fillNormal(data, s.initStd);
@@ -35,13 +35,14 @@ if (values.child) {
     // (packages/trainer/src/model/rng.test.ts checks every bit).
     const words = new Uint32Array(data.buffer);
     for (let i = 0; i < words.length; i += 1021)
-      hash = Math.imul(hash ^ words[i], 0x01000193) >>> 0;
+      hash = Math.imul(hash ^ (words[i] ?? 0), 0x01000193) >>> 0;
   }
   const seconds = (performance.now() - t0) / 1000;
   console.log(JSON.stringify({ values, seconds, hash }));
   process.exit(0);
 }
 
+/** @param {number | undefined} threads @returns {{ values: number, seconds: number, hash: number }} */
 const run = (threads) => {
   const env = { ...process.env };
   if (threads) env.TINYLLAMA_INIT_THREADS = String(threads);
@@ -55,7 +56,7 @@ const run = (threads) => {
     },
   );
   if (r.status !== 0) throw new Error(`init child failed: ${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split("\n").pop());
+  return JSON.parse(r.stdout.trim().split("\n").pop() ?? "");
 };
 const pooled = run(undefined);
 const single = run(1);
