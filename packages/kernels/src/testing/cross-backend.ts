@@ -207,14 +207,27 @@ export function crossCases(sh: SuiteShapes = SMALL): CrossCase[] {
             ref.rmsnormForward(o2r, rs2r, x2r, wr, eps);
             checks.push(p.check(`plain forward C=${C}`, o2, o2r));
             const [dOut, dOutR] = p.both(randn(r, N * C), [N, C]);
-            const [dx, dxr] = p.both(randn(r, N * C), [N, C], "f32");
-            const [dw, dwr] = p.both(randn(r, C), [C], "f32");
-            x.rmsnormBackward(dx, dw, dOut, x2, w, rs2);
+            const dx0 = randn(r, N * C);
+            const dw0 = randn(r, C);
+            const [dxr] = p.both(dx0, [N, C], "f32");
+            const [dwr] = p.both(dw0, [C], "f32");
             ref.rmsnormBackward(dxr, dwr, dOutR, x2r, wr, rs2r);
-            checks.push(
-              p.check(`dx (accumulated) C=${C}`, dx, dxr),
-              p.check(`dWeight C=${C}`, dw, dwr),
-            );
+            // Both CUDA backward kernels: the default and TINYLLAMA_RMSNORM_BWD=regs (bf16 rows
+            // kept in registers; the variable means nothing to the CPU backend).
+            for (const variant of ["fused", "regs"]) {
+              const [dx] = p.both(dx0, [N, C], "f32");
+              const [dw] = p.both(dw0, [C], "f32");
+              process.env.TINYLLAMA_RMSNORM_BWD = variant;
+              try {
+                x.rmsnormBackward(dx, dw, dOut, x2, w, rs2);
+              } finally {
+                delete process.env.TINYLLAMA_RMSNORM_BWD;
+              }
+              checks.push(
+                p.check(`dx (accumulated) C=${C} ${variant}`, dx, dxr),
+                p.check(`dWeight C=${C} ${variant}`, dw, dwr),
+              );
+            }
           }
           return checks;
         }),
