@@ -3,7 +3,7 @@
  * CPU backend (always built) and a CUDA backend (built where CUDA + cuBLASLt are found).
  * See README.md for the API with examples.
  */
-export { ARENA_ALIGNMENT, Arena, type ArenaEntry, planArena } from "./arena.js";
+export { ARENA_ALIGNMENT, Arena, type ArenaEntry, type ArenaLayout, planArena } from "./arena.js";
 export { builtBackends, type LoadOptions, loadBackend, MIN_COMPUTE_CAPABILITY } from "./loader.js";
 export { formatProfile, type OpTiming, type ProfiledBackend, profiled } from "./profile.js";
 export { dtypeBytes, numelOf, Tensor } from "./tensor.js";

@@ -16,7 +16,8 @@
  *   4. AdamW on the shard (the clip factor folded in), writing the compute-dtype parameter
  *      shard into a flat gather buffer; all-gather of that buffer in the shard group; copies
  *      into the model's parameter arena.
- * Memory per rank: compute-dtype parameters (twice: arena + gather buffer), the full f32
+ * Memory per rank: compute-dtype parameters (once where the model's arena, padded to the shard
+ * group, is the gather buffer itself, as for every TinyLlama size; else twice), the full f32
  * gradient buffer, and 1/S of the master weights and moments: full sharding (S = world) is
  * ZeRO-2 with parameters replicated for compute; hybrid (S = ranks per node) keeps inter-node
  * traffic to one all-reduce of 1/S of the gradients.
@@ -81,6 +82,12 @@ export class ShardedTrainer implements CheckpointTarget {
   private readonly gradShard: Tensor;
   /** Compute-dtype parameters in the flat layout (all-gather target). */
   private readonly gather: Tensor;
+  /**
+   * Whether `gather` is the model's parameter arena itself (built with `shardGroupSize`, and
+   * with the flat layout: see flatParamPadding), so no separate copy of the weights exists and
+   * nothing is copied after the all-gather.
+   */
+  readonly gathersIntoParams: boolean;
   private readonly paramShard: Tensor;
   /** fp32 master shard when parameters are bf16; for f32 parameters the shard of `gather` is the master. */
   private readonly masterShard: Tensor | null;
@@ -133,7 +140,19 @@ export class ShardedTrainer implements CheckpointTarget {
     };
     this.gradShard = view(this.gradFlat, this.shardStart, this.shardLength);
     const dtype = trainer.model.paramDtype;
-    this.gather = k.zeros([this.gradFlat.numel], dtype);
+    const model = trainer.model;
+    const bytes = dtype === "f32" ? 4 : 2;
+    // TINYLLAMA_SHARDED_GATHER=separate keeps a separate buffer (for comparisons).
+    this.gathersIntoParams =
+      process.env.TINYLLAMA_SHARDED_GATHER !== "separate" &&
+      model.paramArena.bytes >= this.gradFlat.numel * bytes &&
+      this.slots.every((s) => model.paramLayout.offsets.get(s.name) === s.offset * bytes);
+    if (this.gathersIntoParams) {
+      this.gather = model.paramArena.whole.viewBytes(0, [this.gradFlat.numel], dtype);
+      this.viewsToDispose.push(this.gather);
+    } else {
+      this.gather = k.zeros([this.gradFlat.numel], dtype);
+    }
     this.paramShard = view(this.gather, this.shardStart, this.shardLength);
     this.masterShard = dtype === "f32" ? null : k.zeros([this.shardLength], "f32");
     this.mShard = k.zeros([this.shardLength], "f32");
@@ -224,7 +243,7 @@ export class ShardedTrainer implements CheckpointTarget {
       gradScale: clipScale(gradNorm, a.gradClip),
     });
     await shard.allGather(this.gather, this.paramShard);
-    this.copyOutParams();
+    if (!this.gathersIntoParams) this.copyOutParams();
     await shard.flush();
     return { loss, gradNorm, lr, skipped: false, stop, applied: true };
   }
@@ -330,12 +349,12 @@ export class ShardedTrainer implements CheckpointTarget {
   memoryBytes(): number {
     const t = this.trainer;
     const shardBytes = this.shardLength * 4 * (this.masterShard ? 3 : 2);
-    return t.memoryBytes() + this.gather.bytes + shardBytes;
+    return t.memoryBytes() + (this.gathersIntoParams ? 0 : this.gather.bytes) + shardBytes;
   }
 
   dispose(): void {
     for (const v of this.viewsToDispose) v.dispose();
-    this.gather.dispose();
+    if (!this.gathersIntoParams) this.gather.dispose();
     this.masterShard?.dispose();
     this.mShard.dispose();
     this.vShard.dispose();

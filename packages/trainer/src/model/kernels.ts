@@ -4,8 +4,8 @@
  */
 import { type Arena, type Backend, loadBackend, type Tensor } from "@tinyllama/kernels";
 
-export type { DType, OpTiming } from "@tinyllama/kernels";
-export { formatProfile, profiled } from "@tinyllama/kernels";
+export type { ArenaEntry, ArenaLayout, DType, OpTiming } from "@tinyllama/kernels";
+export { formatProfile, planArena, profiled } from "@tinyllama/kernels";
 export type { Arena, Backend, Tensor };
 
 export type DeviceName = "cpu" | "cuda" | "auto";

@@ -10,8 +10,16 @@
  *   act = silu(ln2 Wg^T) * (ln2 Wu^T); next resid = residMid + act Wd^T (fused with next norm)
  */
 import { headDim, type LlamaConfig, parameterSpecs, validateConfig } from "./config.js";
-import type { Arena, Backend, DeviceName, DType, Tensor } from "./kernels.js";
-import { loadKernels } from "./kernels.js";
+import type {
+  Arena,
+  ArenaEntry,
+  ArenaLayout,
+  Backend,
+  DeviceName,
+  DType,
+  Tensor,
+} from "./kernels.js";
+import { loadKernels, planArena } from "./kernels.js";
 import { type ActivationPlan, planActivations } from "./plan.js";
 
 export interface LlamaParams {
@@ -76,11 +84,45 @@ export interface SequenceScores {
 
 export type TokenSequence = ArrayLike<number>;
 
+/** Name of the trailing entry that pads the parameter arena to the shard group (see below). */
+export const PARAM_PADDING = "shard-padding";
+
+/**
+ * Sharded training keeps the parameters, in the compute dtype, in the flat layout of the f32
+ * gradient arena (each tensor at its f32 arena offset, padded to a multiple of the shard group)
+ * so one all-gather fills them. Where the parameter arena already has that layout (every tensor's
+ * element offset the same in both arenas: no alignment gaps, as when every tensor is a multiple
+ * of 128 values, e.g. every TinyLlama size), appending this many elements makes the arena that
+ * buffer itself. Null where the layouts differ (a separate gather buffer is then needed); 0 when
+ * no padding is needed.
+ */
+export function flatParamPadding(
+  config: LlamaConfig,
+  dtype: DType,
+  shardGroupSize: number,
+): number | null {
+  const specs = parameterSpecs(config);
+  const bytes = dtype === "f32" ? 4 : 2;
+  const f32 = planArena(
+    specs.map((s) => ({ name: s.name, shape: s.shape, dtype: "f32" as const })),
+  );
+  const own = planArena(specs.map((s) => ({ name: s.name, shape: s.shape, dtype })));
+  for (const s of specs) {
+    if ((own.offsets.get(s.name) ?? -1) / bytes !== (f32.offsets.get(s.name) ?? -2) / 4)
+      return null;
+  }
+  const used = f32.bytes / 4;
+  if (own.bytes / bytes !== used) return null;
+  return Math.ceil(used / shardGroupSize) * shardGroupSize - used;
+}
+
 export class LlamaModel {
   readonly config: LlamaConfig;
   readonly backend: Backend;
   /** Parameters in the compute dtype (f32 on CPU, bf16 on CUDA). */
   readonly paramArena: Arena;
+  /** Byte offsets of the parameter arena's entries (the arena's own plan). */
+  readonly paramLayout: ArenaLayout;
   readonly params: LlamaParams;
   readonly paramDtype: DType;
   readonly actDtype: DType;
@@ -91,16 +133,31 @@ export class LlamaModel {
    * `computeDtype` defaults to f32 on CPU and bf16 on CUDA; bf16 on the CPU backend runs the
    * mixed-precision path (bf16 weights and activations, fp32 master weights) where tests can see it.
    */
-  constructor(backend: Backend, config: LlamaConfig, opts: { computeDtype?: "f32" | "bf16" } = {}) {
+  constructor(
+    backend: Backend,
+    config: LlamaConfig,
+    opts: { computeDtype?: "f32" | "bf16"; shardGroupSize?: number } = {},
+  ) {
     validateConfig(config);
     this.config = config;
     this.backend = backend;
     const dtype = opts.computeDtype ?? (backend.name === "cpu" ? "f32" : "bf16");
     this.paramDtype = dtype;
     this.actDtype = dtype;
-    this.paramArena = backend.arena(
-      parameterSpecs(config).map((s) => ({ name: s.name, shape: s.shape, dtype: this.paramDtype })),
-    );
+    const entries: ArenaEntry[] = parameterSpecs(config).map((s) => ({
+      name: s.name,
+      shape: s.shape,
+      dtype: this.paramDtype,
+    }));
+    // Sharded training: where the arena can be the all-gather buffer itself, pad it to the
+    // shard group (see flatParamPadding) so ShardedTrainer needs no second copy of the weights.
+    const padding = opts.shardGroupSize
+      ? flatParamPadding(config, dtype, opts.shardGroupSize)
+      : null;
+    if (padding) entries.push({ name: PARAM_PADDING, shape: [padding], dtype });
+    this.paramLayout = planArena(entries);
+    this.paramArena = backend.arena(entries);
+    if (padding) backend.fill(this.paramArena.get(PARAM_PADDING), 0);
     this.params = bindParams(config, this.paramArena);
   }
 

@@ -116,14 +116,20 @@ export function microRunOptions(
   backend: Backend,
   dataDir: string,
   outDir: string,
-  o: { steps: number; globalBatch: number; microBatch: number; maxSteps?: number },
+  o: {
+    steps: number;
+    globalBatch: number;
+    microBatch: number;
+    maxSteps?: number;
+    model?: LlamaConfig;
+  },
 ): RunOptions {
   const tokensPerStep = o.globalBatch * 64;
   return {
     stage: "v1.0",
     variant: null,
     scale: (o.steps * tokensPerStep) / 3e12,
-    model: microModel(),
+    model: o.model ?? microModel(),
     backend,
     dataDir,
     tokenizer: null,

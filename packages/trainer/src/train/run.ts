@@ -263,7 +263,13 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
   try {
     assertFitsDevice(cfg, o.microBatch, o.seqLen, o.backend.device);
     try {
-      model = new LlamaModel(profiler?.backend ?? o.backend, cfg);
+      // Sharded runs: the parameter arena padded to the shard group doubles as the all-gather
+      // buffer where the layouts allow (ShardedTrainer.gathersIntoParams).
+      model = new LlamaModel(
+        profiler?.backend ?? o.backend,
+        cfg,
+        dist ? { shardGroupSize: dist.shard.size } : {},
+      );
       trainer = new Trainer(
         model,
         { microBatch: o.microBatch, seqLen: o.seqLen, accumSteps },
