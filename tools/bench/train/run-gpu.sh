@@ -30,13 +30,16 @@ for m in $micro; do
   keep_run "ours-mb$m"
   tail -3 "$out/ours-mb$m.log"
 done
-echo "== torch ($(date +%T))"
-# eager at every micro-batch; torch.compile (a minute of compiling per shape) at the first only.
-PYTHONUNBUFFERED=1 timeout 150 python3 tools/bench/train/torch_train.py --out "$out/torch-eager.json" \
-  --modes eager --micro-batch $micro --steps "${TK_TORCH_STEPS:-6}" >"$out/torch.log" 2>&1
-echo "eager rc=$?"
-PYTHONUNBUFFERED=1 timeout 200 python3 tools/bench/train/torch_train.py --out "$out/torch-compile.json" \
-  --modes compile --micro-batch ${micro%% *} --steps "${TK_TORCH_STEPS:-6}" >>"$out/torch.log" 2>&1
-echo "compile rc=$?"
-tail -8 "$out/torch.log"
+# TK_TORCH=0: ours only (a second variant of ours timed after a full run in the same call).
+if [ "${TK_TORCH:-1}" != 0 ]; then
+  echo "== torch ($(date +%T))"
+  # eager at every micro-batch; torch.compile (a minute of compiling per shape) at the first only.
+  PYTHONUNBUFFERED=1 timeout 150 python3 tools/bench/train/torch_train.py --out "$out/torch-eager.json" \
+    --modes eager --micro-batch $micro --steps "${TK_TORCH_STEPS:-6}" >"$out/torch.log" 2>&1
+  echo "eager rc=$?"
+  PYTHONUNBUFFERED=1 timeout 200 python3 tools/bench/train/torch_train.py --out "$out/torch-compile.json" \
+    --modes compile --micro-batch ${micro%% *} --steps "${TK_TORCH_STEPS:-6}" >>"$out/torch.log" 2>&1
+  echo "compile rc=$?"
+  tail -8 "$out/torch.log"
+fi
 python3 tools/bench/train/table.py "$out" | tee "$out/table.md"
