@@ -286,8 +286,11 @@ export class LlamaModel {
 
   /**
    * Backward pass after `forward(plan, true, true, scale)`: accumulates every parameter's
-   * gradient into `grads` (same layout as `params`, f32). Gradients are added, never
-   * overwritten, so micro-batches accumulate; zero them once per optimizer step.
+   * gradient into `grads` (same layout as `params`, f32). Gradients are added, so micro-batches
+   * accumulate: zero them once per optimizer step, or pass `overwrite` for the first
+   * micro-batch, which makes every Linear weight's gradient be written instead of added (each
+   * gets exactly one matmul per backward); the norms' and the embedding's gradients are still
+   * added (their ops accumulate), so only those need zeroing (`accumulatedGrads`).
    * `onGradsReady` is told, as soon as they are issued, which gradients no later op of this
    * backward touches (head and final norm, each layer, the embedding): data parallelism starts
    * reducing them while the earlier layers' backward runs.
@@ -296,6 +299,7 @@ export class LlamaModel {
     plan: ActivationPlan,
     grads: LlamaParams,
     onGradsReady?: (done: readonly Tensor[]) => void,
+    opts: { overwrite?: boolean } = {},
   ): void {
     if (!plan.training) throw new Error("backward needs a training activation plan");
     const k = this.backend;
@@ -311,7 +315,7 @@ export class LlamaModel {
     const dAct = plan.dAct!;
     const dGate = plan.dGate!;
     const dUp = plan.dUp!;
-    const acc = { transA: true, accumulate: true };
+    const acc = { transA: true, accumulate: !opts.overwrite };
     const dlogits = plan.logits;
     k.matmul(grads.lmHead, dlogits, plan.lnf, acc);
     k.matmul(dLn, dlogits, P.lmHead);
@@ -348,6 +352,11 @@ export class LlamaModel {
     }
     k.embeddingBackward(grads.embed, dResid, plan.ids);
     onGradsReady?.([grads.embed]);
+  }
+
+  /** The gradients `backward` adds into even with `overwrite`: the norms' and the embedding's. */
+  static accumulatedGrads(grads: LlamaParams): Tensor[] {
+    return [grads.embed, grads.finalNorm, ...grads.layers.flatMap((g) => [g.inNorm, g.postNorm])];
   }
 
   /**

@@ -67,6 +67,41 @@ describe("Trainer update", () => {
     trainer.dispose();
   });
 
+  it("starts every step from fresh gradients without zeroing the whole arena", async () => {
+    // The first micro-batch overwrites the Linear gradients and only the norms' and the
+    // embedding's are zeroed: a second computeGradients on the same batch must give the same
+    // bits as the first (nothing left over from it), with and without accumulation.
+    const k = await loadBackend("cpu");
+    const cfg = microConfig();
+    const fill = (ids: Int32Array, t: Int32Array) => {
+      for (let i = 0; i < ids.length; i++) {
+        ids[i] = (i * 7 + 1) % cfg.vocabSize;
+        t[i] = (i * 3 + 2) % cfg.vocabSize;
+      }
+    };
+    for (const accumSteps of [1, 3]) {
+      const trainer = new Trainer(
+        new LlamaModel(k, cfg),
+        { microBatch: 2, seqLen: 8, accumSteps },
+        TINYLLAMA_ADAMW,
+      );
+      trainer.initWeights(5);
+      const names = parameterSpecs(cfg).map((s) => s.name);
+      const first = trainer.computeGradients(fill);
+      const g1 = names.map((n) => trainer.readGrad(n));
+      const second = trainer.computeGradients(fill);
+      const g2 = names.map((n) => trainer.readGrad(n));
+      expect(second).toEqual(first);
+      g1.forEach((g, i) => {
+        expect(
+          Buffer.from(g2[i]!.buffer).equals(Buffer.from(g.buffer)),
+          `${names[i]} (accum ${accumSteps})`,
+        ).toBe(true);
+      });
+      trainer.dispose();
+    }
+  });
+
   it("updates the whole model in one AdamW call where the arenas line up, with the per-tensor bits", async () => {
     const k = await loadBackend("cpu");
     // Every tensor a multiple of 128 values: no alignment gaps in f32 or bf16 arenas.
