@@ -297,7 +297,7 @@ export class Trainer {
       return null;
     const pd = this.model.paramDtype;
     const pBytes = pd === "f32" ? 4 : 2;
-    const paramLayout = planArena(specs.map((s) => ({ name: s.name, shape: s.shape, dtype: pd })));
+    const paramLayout = this.model.paramLayout;
     const f32Layout = planArena(
       specs.map((s) => ({ name: s.name, shape: s.shape, dtype: "f32" as const })),
     );
