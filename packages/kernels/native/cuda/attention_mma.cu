@@ -179,6 +179,49 @@ __device__ __forceinline__ void toA(uint32_t (&p)[4][4], const float (&s)[8][4])
   }
 }
 
+// Two-tile forms for the mma2 kernels: each B fragment read from shared memory feeds both of
+// a warp's 16-row tiles. Per accumulator element the order of the mma steps is the one-tile
+// helpers' (k-chunks in order), so results match them bit for bit.
+// acc[mt] (16 x 64) += A (the 16 rows of `aBase` at aRow0 + 16 mt, 64 cols) * B^T, B = 64 rows
+// of `bBase` ([n][k]).
+__device__ __forceinline__ void mmaABt2(float (&acc)[2][8][4], const bf16* aBase, int aRow0, const bf16* bBase,
+                                        int lane) {
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    uint32_t a[2][4];
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt) ldsm4(a[mt], aAddr(aBase, aRow0 + mt * 16, kk * 16, lane));
+#pragma unroll
+    for (int np = 0; np < 4; ++np) {
+      uint32_t b[4];
+      ldsm4(b, bAddrNK(bBase, np * 16, kk * 16, lane));
+#pragma unroll
+      for (int mt = 0; mt < 2; ++mt) {
+        mma(acc[mt][2 * np], a[mt], b[0], b[1]);
+        mma(acc[mt][2 * np + 1], a[mt], b[2], b[3]);
+      }
+    }
+  }
+}
+
+// acc[mt] (16 x 64) += P[mt] (16 x 64 A-fragments) * B, B = 64 rows of `bBase` ([k][n]).
+__device__ __forceinline__ void mmaPB2(float (&acc)[2][8][4], const uint32_t (&p)[2][4][4], const bf16* bBase,
+                                       int lane) {
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+#pragma unroll
+    for (int np = 0; np < 4; ++np) {
+      uint32_t b[4];
+      ldsm4t(b, bAddrKN(bBase, kk * 16, np * 16, lane));
+#pragma unroll
+      for (int mt = 0; mt < 2; ++mt) {
+        mma(acc[mt][2 * np], p[mt][kk], b[0], b[1]);
+        mma(acc[mt][2 * np + 1], p[mt][kk], b[2], b[3]);
+      }
+    }
+  }
+}
+
 // Writes a warp's 16 x 64 fp32 accumulator * mul as bf16 through `stage` (the warp's own 16
 // rows of a shared tile) to global rows row0.. (stride `stride`), rows >= rowsValid skipped.
 __device__ __forceinline__ void storeRows(bf16* dst, int64_t stride, int rowsValid, bf16* stage,
@@ -447,19 +490,7 @@ __global__ void __launch_bounds__(FWD2_THREADS, 2) mmaForward2Kernel(bf16* out, 
         l[mt][1] = l[mt][1] * corr1 + sum1;
         toA(p[mt], s[mt]);
       }
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {  // O += P V, each V fragment feeding both tiles
-#pragma unroll
-        for (int np = 0; np < 4; ++np) {
-          uint32_t bv[4];
-          ldsm4t(bv, bAddrKN(Vt, kk * 16, np * 16, lane));
-#pragma unroll
-          for (int mt = 0; mt < 2; ++mt) {
-            mma(o[mt][2 * np], p[mt][kk], bv[0], bv[1]);
-            mma(o[mt][2 * np + 1], p[mt][kk], bv[2], bv[3]);
-          }
-        }
-      }
+      mmaPB2(o, p, Vt, lane);  // O += P V
     }
     __syncthreads();  // buffer j & 1 is refilled at iteration j + 1
   }
@@ -667,22 +698,7 @@ __global__ void __launch_bounds__(KV2_THREADS, 2) mmaDkv2Kernel(bf16* dk, bf16* 
         float s[2][8][4];  // S^T: rows = keys, cols = the tile's 64 queries
         zero(s[0]);
         zero(s[1]);
-#pragma unroll
-        for (int kk = 0; kk < 4; ++kk) {
-          uint32_t a[2][4];
-#pragma unroll
-          for (int mt = 0; mt < 2; ++mt) ldsm4(a[mt], aAddr(Ks, warp * 32 + mt * 16, kk * 16, lane));
-#pragma unroll
-          for (int np = 0; np < 4; ++np) {
-            uint32_t bq[4];
-            ldsm4(bq, bAddrNK(Qt, np * 16, kk * 16, lane));
-#pragma unroll
-            for (int mt = 0; mt < 2; ++mt) {
-              mma(s[mt][2 * np], a[mt], bq[0], bq[1]);
-              mma(s[mt][2 * np + 1], a[mt], bq[2], bq[3]);
-            }
-          }
-        }
+        mmaABt2(s, Ks, warp * 32, Qt, lane);  // S^T = K Q^T
 #pragma unroll
         for (int mt = 0; mt < 2; ++mt) {
           int key0 = wk0 + mt * 16 + g8, key1 = key0 + 8;
@@ -702,40 +718,13 @@ __global__ void __launch_bounds__(KV2_THREADS, 2) mmaDkv2Kernel(bf16* dk, bf16* 
           toA(pk[mt], s[mt]);
         }
       }
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {  // dV += P^T dO, each dO fragment feeding both tiles
-#pragma unroll
-        for (int np = 0; np < 4; ++np) {
-          uint32_t bg[4];
-          ldsm4t(bg, bAddrKN(Gt, kk * 16, np * 16, lane));
-#pragma unroll
-          for (int mt = 0; mt < 2; ++mt) {
-            mma(dvAcc[mt][2 * np], pk[mt][kk], bg[0], bg[1]);
-            mma(dvAcc[mt][2 * np + 1], pk[mt][kk], bg[2], bg[3]);
-          }
-        }
-      }
+      mmaPB2(dvAcc, pk, Gt, lane);  // dV += P^T dO
       uint32_t ds[2][4][4];  // dS^T, bf16
       {
         float dp[2][8][4];  // dP^T = V dO^T
         zero(dp[0]);
         zero(dp[1]);
-#pragma unroll
-        for (int kk = 0; kk < 4; ++kk) {
-          uint32_t a[2][4];
-#pragma unroll
-          for (int mt = 0; mt < 2; ++mt) ldsm4(a[mt], aAddr(Vs, warp * 32 + mt * 16, kk * 16, lane));
-#pragma unroll
-          for (int np = 0; np < 4; ++np) {
-            uint32_t bg[4];
-            ldsm4(bg, bAddrNK(Gt, np * 16, kk * 16, lane));
-#pragma unroll
-            for (int mt = 0; mt < 2; ++mt) {
-              mma(dp[mt][2 * np], a[mt], bg[0], bg[1]);
-              mma(dp[mt][2 * np + 1], a[mt], bg[2], bg[3]);
-            }
-          }
-        }
+        mmaABt2(dp, Vs, warp * 32, Gt, lane);  // dP^T = V dO^T
 #pragma unroll
         for (int mt = 0; mt < 2; ++mt) {  // dS^T = P^T (dP^T - delta), from the bf16 P^T
 #pragma unroll
@@ -756,19 +745,7 @@ __global__ void __launch_bounds__(KV2_THREADS, 2) mmaDkv2Kernel(bf16* dk, bf16* 
           toA(ds[mt], dp[mt]);
         }
       }
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {  // dK += dS^T Q
-#pragma unroll
-        for (int np = 0; np < 4; ++np) {
-          uint32_t bq[4];
-          ldsm4t(bq, bAddrKN(Qt, kk * 16, np * 16, lane));
-#pragma unroll
-          for (int mt = 0; mt < 2; ++mt) {
-            mma(dkAcc[mt][2 * np], ds[mt][kk], bq[0], bq[1]);
-            mma(dkAcc[mt][2 * np + 1], ds[mt][kk], bq[2], bq[3]);
-          }
-        }
-      }
+      mmaPB2(dkAcc, ds, Qt, lane);  // dK += dS^T Q
     }
     __syncthreads();  // buffer it & 1 is refilled at iteration it + 1
   }
@@ -932,22 +909,7 @@ __global__ void __launch_bounds__(DQ2_THREADS, 2) mmaDq2Kernel(bf16* dq, const b
         float s[2][8][4];
         zero(s[0]);
         zero(s[1]);
-#pragma unroll
-        for (int kk = 0; kk < 4; ++kk) {  // S = Q K^T, each K fragment feeding both tiles
-          uint32_t aq[2][4];
-#pragma unroll
-          for (int mt = 0; mt < 2; ++mt) ldsm4(aq[mt], aAddr(Qs, warp * 32 + mt * 16, kk * 16, lane));
-#pragma unroll
-          for (int np = 0; np < 4; ++np) {
-            uint32_t bk[4];
-            ldsm4(bk, bAddrNK(Kt, np * 16, kk * 16, lane));
-#pragma unroll
-            for (int mt = 0; mt < 2; ++mt) {
-              mma(s[mt][2 * np], aq[mt], bk[0], bk[1]);
-              mma(s[mt][2 * np + 1], aq[mt], bk[2], bk[3]);
-            }
-          }
-        }
+        mmaABt2(s, Qs, warp * 32, Kt, lane);  // S = Q K^T
 #pragma unroll
         for (int mt = 0; mt < 2; ++mt) {
           int row0 = wr0 + mt * 16 + g8, row1 = row0 + 8;
@@ -970,22 +932,7 @@ __global__ void __launch_bounds__(DQ2_THREADS, 2) mmaDq2Kernel(bf16* dq, const b
       float dp[2][8][4];
       zero(dp[0]);
       zero(dp[1]);
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {  // dP = dO V^T
-        uint32_t ag[2][4];
-#pragma unroll
-        for (int mt = 0; mt < 2; ++mt) ldsm4(ag[mt], aAddr(Gs, warp * 32 + mt * 16, kk * 16, lane));
-#pragma unroll
-        for (int np = 0; np < 4; ++np) {
-          uint32_t bv[4];
-          ldsm4(bv, bAddrNK(Vt, np * 16, kk * 16, lane));
-#pragma unroll
-          for (int mt = 0; mt < 2; ++mt) {
-            mma(dp[mt][2 * np], ag[mt], bv[0], bv[1]);
-            mma(dp[mt][2 * np + 1], ag[mt], bv[2], bv[3]);
-          }
-        }
-      }
+      mmaABt2(dp, Gs, warp * 32, Vt, lane);  // dP = dO V^T
       uint32_t ds[2][4][4];
 #pragma unroll
       for (int mt = 0; mt < 2; ++mt) {  // dS = P (dP - delta), P read back from its bf16 pairs
@@ -1004,19 +951,7 @@ __global__ void __launch_bounds__(DQ2_THREADS, 2) mmaDq2Kernel(bf16* dq, const b
         }
         toA(ds[mt], dp[mt]);
       }
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {  // dQ += dS K
-#pragma unroll
-        for (int np = 0; np < 4; ++np) {
-          uint32_t bk[4];
-          ldsm4t(bk, bAddrKN(Kt, kk * 16, np * 16, lane));
-#pragma unroll
-          for (int mt = 0; mt < 2; ++mt) {
-            mma(dqAcc[mt][2 * np], ds[mt][kk], bk[0], bk[1]);
-            mma(dqAcc[mt][2 * np + 1], ds[mt][kk], bk[2], bk[3]);
-          }
-        }
-      }
+      mmaPB2(dqAcc, ds, Kt, lane);  // dQ += dS K
     }
     __syncthreads();
   }
