@@ -3,10 +3,9 @@
 # PyTorch comparison, and compute-sanitizer memcheck, then prints a short table. Full logs go
 # to $OUT (or /tmp/kernels-gpu). Prepare on the dev machine first: bash tools/gpu/prepare.sh
 # Usage: bash tools/gpu/run.sh [--no-bench] [--no-memcheck] [--mma]
-# --mma: instead of the full suite, the attention kernels only (one call): the check and
-# memcheck with TINYLLAMA_ATTENTION=mma (attention_mma.cu, the default since it passed), =mma2 and
-# =mma2kv (two row tiles per warp), their batch-1 dumps against fp32 PyTorch and SDPA, and the
-# attention benchmark of wmma, mma, mma2 and mma2kv beside SDPA.
+# --mma: a quick loop for attention work instead of the full suite: the check and memcheck with
+# the default attention kernels (attention_mma.cu), their batch-1 dump against fp32 PyTorch, and
+# the attention benchmark of mma and wmma beside SDPA.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export PATH=/usr/local/cuda/bin:$PATH
@@ -49,46 +48,25 @@ if [ $mma = 1 ]; then
   TINYLLAMA_ATTENTION=mma timeout 150 node .gpu/kernels-check.mjs >"$out/check.log" 2>&1
   echo "check: rc=$?, $(tail -1 "$out/check.log")"
   grep -E "^FAIL|attention kernel|threw|Error" "$out/check.log" | head -40
-  # mma2 / mma2kv: two row tiles per warp in the forward and dQ kernels / and in dK/dV
-  # (attention_mma.cu), not yet the default.
-  for kern in mma2 mma2kv; do
-    stage "check (TINYLLAMA_ATTENTION=$kern)"
-    TINYLLAMA_ATTENTION=$kern timeout 150 node .gpu/kernels-check.mjs >"$out/check-$kern.log" 2>&1
-    echo "check $kern: rc=$?, $(tail -1 "$out/check-$kern.log")"
-    grep -E "^FAIL|threw|Error" "$out/check-$kern.log" | head -20
-  done
   if [ $memcheck = 1 ]; then
-    for kern in mma mma2 mma2kv; do
-      stage "memcheck ($kern)"
-      TINYLLAMA_ATTENTION=$kern timeout 120 compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 \
-        node .gpu/kernels-check.mjs --quick >"$out/memcheck-$kern.log" 2>&1
-      echo "memcheck $kern: rc=$?, $(grep -E 'ERROR SUMMARY' "$out/memcheck-$kern.log" | tail -1)"
-    done
+    stage "memcheck (mma)"
+    TINYLLAMA_ATTENTION=mma timeout 120 compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 \
+      node .gpu/kernels-check.mjs --quick >"$out/memcheck-mma.log" 2>&1
+    echo "memcheck mma: rc=$?, $(grep -E 'ERROR SUMMARY' "$out/memcheck-mma.log" | tail -1)"
   fi
-  stage "attention bench: wmma, mma, mma2, mma2kv (each with its batch-1 dump but wmma), then SDPA"
-  for kern in wmma mma mma2 mma2kv; do
+  stage "attention bench: wmma, mma (with its batch-1 dump), then SDPA"
+  for kern in wmma mma; do
     dump=()
     [ $kern != wmma ] && dump=(--dump /tmp/tk-cmp-$kern)
     TINYLLAMA_ATTENTION=$kern timeout 120 node .gpu/kernels-bench.mjs --only attention \
       --out "$out/kernels-bench-$kern.json" "${dump[@]}" >>"$out/bench.log" 2>&1 || echo "bench $kern: rc=$?"
   done
-  # Same inputs (seeded), same per-element arithmetic and accumulation order: the two-tile
-  # variants should reproduce mma's batch-1 outputs bit for bit.
-  for kern in mma2 mma2kv; do
-    for f in out lse dq dk dv; do
-      if cmp -s /tmp/tk-cmp-mma/attention.$f.bin /tmp/tk-cmp-$kern/attention.$f.bin; then r=identical; else r=DIFFERENT; fi
-      echo "bits of $kern vs mma, attention $f: $r"
-    done | tee -a "$out/bench.log"
-  done
-  for kern in mma mma2 mma2kv; do
-    PYTHONUNBUFFERED=1 timeout 120 python3 tools/bench/kernels/torch_bench.py --ours "$out/kernels-bench-$kern.json" \
-      --dump /tmp/tk-cmp-$kern --compare-only >>"$out/torch.log" 2>&1
-    echo "torch comparison ($kern dump): rc=$?, $(grep -E '^torch comparison' "$out/torch.log" | tail -1)"
-  done
+  PYTHONUNBUFFERED=1 timeout 120 python3 tools/bench/kernels/torch_bench.py --ours "$out/kernels-bench-mma.json" \
+    --dump /tmp/tk-cmp-mma --compare-only >>"$out/torch.log" 2>&1
+  echo "torch comparison (mma dump): rc=$?, $(grep -E '^torch comparison' "$out/torch.log" | tail -1)"
   grep -E "^(PASS|FAIL) +attention" "$out/torch.log"
   PYTHONUNBUFFERED=1 timeout 120 python3 tools/bench/kernels/attention_table.py --wmma "$out/kernels-bench-wmma.json" \
-    --mma "$out/kernels-bench-mma.json" --mma2 "$out/kernels-bench-mma2.json" \
-    --mma2kv "$out/kernels-bench-mma2kv.json" 2>&1 | tee -a "$out/torch.log"
+    --mma "$out/kernels-bench-mma.json" 2>&1 | tee -a "$out/torch.log"
   exit 0
 fi
 

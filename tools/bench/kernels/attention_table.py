@@ -1,11 +1,11 @@
 """Attention kernels side by side with PyTorch's SDPA on the same card (GPU machine only).
 
-Reads the bench.ts JSON of each kernel (`--only attention`, run with TINYLLAMA_ATTENTION=wmma,
-=mma and, if given, =mma2 / =mma2kv), times F.scaled_dot_product_attention (causal, GQA, bf16; flash backend where torch
+Reads the bench.ts JSON of each kernel (`--only attention`, run with TINYLLAMA_ATTENTION=wmma
+and =mma), times F.scaled_dot_product_attention (causal, GQA, bf16; flash backend where torch
 picks it) forward and forward+backward at the same shapes with CUDA events (median of 3
 repeats after warm-up), and prints a markdown table: ms, TFLOP/s, SDPA / ours (> 1: ours is
 faster). Causal FLOPs: forward 2*B*H*T*T*D, backward 2.5x forward.
-Usage: python3 attention_table.py --wmma kernels-bench-wmma.json --mma kernels-bench-mma.json [--mma2 kernels-bench-mma2.json] [--mma2kv kernels-bench-mma2kv.json]
+Usage: python3 attention_table.py --wmma kernels-bench-wmma.json --mma kernels-bench-mma.json
 """
 import argparse
 import json
@@ -17,15 +17,11 @@ import torch.nn.functional as F
 p = argparse.ArgumentParser()
 p.add_argument("--wmma", required=True)
 p.add_argument("--mma", required=True)
-p.add_argument("--mma2")
-p.add_argument("--mma2kv")
 args = p.parse_args()
 
 FWD, BWD = "attention fwd (causal GQA)", "attention bwd"
 runs = {}
-for name, path in (("wmma", args.wmma), ("mma", args.mma), ("mma2", args.mma2), ("mma2kv", args.mma2kv)):
-    if path is None:
-        continue
+for name, path in (("wmma", args.wmma), ("mma", args.mma)):
     try:
         runs[name] = {r["op"]: r["ms"] for r in json.load(open(path))["rows"]}
     except (OSError, ValueError, KeyError) as err:

@@ -180,12 +180,6 @@ for (const [name, inF, outF] of linears) {
   bench("rmsnorm bwd (dx +=, dW +=)", () => k.rmsnormBackward(dx, dw, dOut, ro, w, rstd), {
     bytes: 4 * N * C * 2,
   });
-  // The variant with bf16 rows kept in registers (read at each call: same process, same data).
-  process.env.TINYLLAMA_RMSNORM_BWD = "regs";
-  bench("rmsnorm bwd, rows in registers", () => k.rmsnormBackward(dx, dw, dOut, ro, w, rstd), {
-    bytes: 4 * N * C * 2,
-  });
-  delete process.env.TINYLLAMA_RMSNORM_BWD;
   freeAll();
   const g = rand([N, I], "bf16");
   const u = rand([N, I], "bf16");

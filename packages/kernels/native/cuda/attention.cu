@@ -28,20 +28,19 @@ void tcAttentionBackward(const TensorDesc& dq, const TensorDesc& dk, const Tenso
 // mma.sync path (attention_mma.cu): bf16, D = 64, 16-byte aligned.
 bool mmaAttentionSupported(std::initializer_list<const TensorDesc*> ts);
 void mmaAttentionForward(const TensorDesc& out, const TensorDesc& lse, const TensorDesc& q,
-                         const TensorDesc& k, const TensorDesc& v, const AttentionOptions& o, bool twoTilesPerWarp);
+                         const TensorDesc& k, const TensorDesc& v, const AttentionOptions& o);
 void mmaAttentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorDesc& dv,
                           const TensorDesc& dOut, const TensorDesc& q, const TensorDesc& k,
                           const TensorDesc& v, const TensorDesc& lse, const float* delta,
-                          const AttentionOptions& o, bool twoTilesDq, bool twoTilesDkv);
+                          const AttentionOptions& o);
 
 namespace {
 
 // TINYLLAMA_ATTENTION picks the bf16/D=64 kernels: mma (default: mma.sync/ldmatrix, 3.2x the
 // WMMA kernels on an H200, checked against PyTorch and memcheck-clean), wmma (the first
-// tensor-core version, kept for comparisons) or fp32 (the CUDA-core kernels). Read once per process; an unknown value is an error, not a silent default.
-// mma2 / mma2kv (not yet run on a GPU): the mma kernels with two row tiles per warp in the
-// forward and dQ kernels / and in the dK/dV kernel too.
-enum class AttnKernel { Wmma, Mma, Mma2, Mma2Kv, Fp32, Invalid };
+// tensor-core version, kept for comparisons) or fp32 (the CUDA-core kernels). Read once per
+// process; an unknown value is an error, not a silent default.
+enum class AttnKernel { Wmma, Mma, Fp32, Invalid };
 const std::string& attentionEnv() {
   static const std::string value = [] {
     const char* e = std::getenv("TINYLLAMA_ATTENTION");
@@ -53,8 +52,6 @@ AttnKernel attentionKernelChoice() {
   static const AttnKernel choice = [] {
     const std::string& v = attentionEnv();
     if (v.empty() || v == "mma") return AttnKernel::Mma;
-    if (v == "mma2") return AttnKernel::Mma2;
-    if (v == "mma2kv") return AttnKernel::Mma2Kv;
     if (v == "wmma") return AttnKernel::Wmma;
     if (v == "fp32") return AttnKernel::Fp32;
     return AttnKernel::Invalid;
@@ -63,16 +60,11 @@ AttnKernel attentionKernelChoice() {
 }
 void checkAttentionEnv() {
   if (attentionKernelChoice() == AttnKernel::Invalid)
-    throw Error("TINYLLAMA_ATTENTION must be mma (default), mma2, mma2kv, wmma or fp32, got \"" + attentionEnv() +
+    throw Error("TINYLLAMA_ATTENTION must be mma (default), wmma or fp32, got \"" + attentionEnv() +
                 "\"");
 }
 bool forceFp32Kernels() { return attentionKernelChoice() == AttnKernel::Fp32; }
-bool useMma() {
-  AttnKernel c = attentionKernelChoice();
-  return c == AttnKernel::Mma || c == AttnKernel::Mma2 || c == AttnKernel::Mma2Kv;
-}
-bool useMma2() { return attentionKernelChoice() == AttnKernel::Mma2 || attentionKernelChoice() == AttnKernel::Mma2Kv; }
-bool useMma2Kv() { return attentionKernelChoice() == AttnKernel::Mma2Kv; }
+bool useMma() { return attentionKernelChoice() == AttnKernel::Mma; }
 
 constexpr int BR = 64;  // query rows per block
 constexpr int BC = 64;  // key rows per tile
@@ -414,7 +406,7 @@ void attentionForward(const TensorDesc& out, const TensorDesc& lse, const Tensor
   checkSupported(q);
   checkAttentionEnv();
   if (useMma() && mmaAttentionSupported({&q, &k, &v, &out})) {
-    mmaAttentionForward(out, lse, q, k, v, o, useMma2());
+    mmaAttentionForward(out, lse, q, k, v, o);
     return;
   }
   if (!forceFp32Kernels() && tcAttentionSupported({&q, &k, &v, &out})) {
@@ -444,7 +436,7 @@ void attentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorD
     attnDeltaKernel<bf16><<<static_cast<unsigned>((rows + 7) / 8), dim3(32, 8), 0, stream()>>>(
         delta, dOut.as<bf16>(), out.as<bf16>(), d, 64);
     TK_LAUNCH_CHECK("attentionBackward delta");
-    if (mma) mmaAttentionBackward(dq, dk, dv, dOut, q, k, v, lse, delta, o, useMma2(), useMma2Kv());
+    if (mma) mmaAttentionBackward(dq, dk, dv, dOut, q, k, v, lse, delta, o);
     else tcAttentionBackward(dq, dk, dv, dOut, q, k, v, lse, delta, o);
     return;
   }

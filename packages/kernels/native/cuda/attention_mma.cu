@@ -2,14 +2,16 @@
 // raw tensor-core instructions: mma.sync.m16n8k16 (bf16 in, fp32 accumulate) fed by ldmatrix,
 // sm_80 instructions only (they run unchanged on sm_90; no wgmma/TMA). The default bf16 kernel
 // (attention.cu; TINYLLAMA_ATTENTION=wmma selects the older attention_tc.cu). Verified on an
-// H200 on 2026-11-28: cross-backend suite, PyTorch comparison, memcheck; 3.2x the WMMA kernels,
-// 0.52x SDPA for fwd+bwd at 8 x 2048 (tools/bench/kernels/RESULTS.md). Same contract as those: q/out [B,T,H,D], k/v [B,T,Hkv,D]
-// contiguous, query head h reads KV head h / (H / Hkv) in place (no K/V copies), lse [B,H,T]
-// f32 natural log-sum-exp of the scaled scores, outputs overwritten, any T (tails zero-filled).
+// H200 on 2026-11-28: cross-backend suite, PyTorch comparison, memcheck, and the same bits as the
+// first mma version (one row tile per warp everywhere, 0.53x SDPA; tools/bench/kernels/RESULTS.md).
+// Same contract as the other kernels: q/out [B,T,H,D], k/v [B,T,Hkv,D] contiguous, query head h
+// reads KV head h / (H / Hkv) in place (no K/V copies), lse [B,H,T] f32 natural log-sum-exp of
+// the scaled scores, outputs overwritten, any T (tails zero-filled).
 //
-// Forward: a block of 8 warps owns 128 query rows of one (batch, head); each warp owns 16 rows
-// and keeps Q's A-fragments (16 regs), the S accumulator (16x64 fp32: 32 regs) and the O
-// accumulator (32 regs) in registers. K/V tiles of 64 keys are double-buffered in shared memory
+// Forward: a block of 4 warps owns 128 query rows of one (batch, head); each warp owns 32 rows as
+// two m16 tiles and keeps Q's A-fragments, the S accumulators and the O accumulators in
+// registers, so every K/V fragment read from shared memory feeds two mma.sync (FlashAttention-2's
+// layout for head dim 64). K/V tiles of 64 keys are double-buffered in shared memory
 // with cp.async (tile j+1 loads while tile j computes). S = Q K^T is scaled by scale * log2(e)
 // once, the online softmax runs on the accumulator fragment (row max/sum over the 4 lanes of a
 // quad with two shuffles, the sum kept per lane and reduced once at the end), and the fp32
@@ -20,18 +22,16 @@
 // longest (last) query tiles first. Output goes through the warp's own Q rows in shared memory
 // so global stores are 16-byte vectors.
 // Backward (deterministic, no atomics; delta = rowsum(dO * O) comes from attention.cu's
-// preprocessing kernel): (1) dK/dV: a block of 8 warps owns 128 keys of one KV head; for every
-// query head of the group and every 64-query tile (Q, dO, lse, delta double-buffered with
-// cp.async) a warp computes S^T = K Q^T and P^T = exp2(S^T * scale*log2e - lse*log2e) for its
-// 16 keys in registers, dV += P^T dO (P^T reused as the A-fragment), dP^T = V dO^T,
-// dS^T = P^T (dP^T - delta), dK += dS^T Q; each dK/dV element has one owner, summed in a fixed
-// order. (2) dQ: a block owns 128 query rows of one head and walks the K/V tiles like the
-// forward, recomputing S and dP, and accumulates dQ += dS K in registers. The scale of dK and dQ
-// is applied once at the end. The recomputation costs 7 tile matmuls instead of FA2's 5 (which
-// needs atomics for dQ): the price of determinism.
-// Variants with two row tiles per warp (mmaForward2Kernel, mmaDq2Kernel: TINYLLAMA_ATTENTION=mma2;
-// plus mmaDkv2Kernel: =mma2kv) follow the same algorithm; see their comments. They are not yet
-// run on a GPU.
+// preprocessing kernel): (1) dK/dV: a block of 4 warps owns 128 keys of one KV head, 32 per warp
+// as two m16 tiles; for every query head of the group and every 64-query tile (Q, dO, lse, delta
+// double-buffered with cp.async) a warp computes S^T = K Q^T and
+// P^T = exp2(S^T * scale*log2e - lse*log2e) for its keys in registers, dV += P^T dO (P^T reused
+// as the A-fragment), dP^T = V dO^T, dS^T = P^T (dP^T - delta), dK += dS^T Q; each dK/dV element
+// has one owner, summed in a fixed order. (2) dQ: a block of 8 warps owns 128 query rows of one
+// head, 16 per warp, and walks the K/V tiles like the forward, recomputing S and dP, and
+// accumulates dQ += dS K in registers (two tiles per warp measured slower here: the whole backward 2.33 vs 2.27 ms).
+// The scale of dK and dQ is applied once at the end. The recomputation costs 7 tile matmuls
+// instead of FA2's 5 (which needs atomics for dQ): the price of determinism.
 #include <cstdint>
 #include <initializer_list>
 
@@ -179,7 +179,7 @@ __device__ __forceinline__ void toA(uint32_t (&p)[4][4], const float (&s)[8][4])
   }
 }
 
-// Two-tile forms for the mma2 kernels: each B fragment read from shared memory feeds both of
+// Two-tile forms for the forward and dK/dV kernels: each B fragment read from shared memory feeds both of
 // a warp's 16-row tiles. Per accumulator element the order of the mma steps is the one-tile
 // helpers' (k-chunks in order), so results match them bit for bit.
 // acc[mt] (16 x 64) += A (the 16 rows of `aBase` at aRow0 + 16 mt, 64 cols) * B^T, B = 64 rows
@@ -242,134 +242,11 @@ __device__ __forceinline__ void storeRows(bf16* dst, int64_t stride, int rowsVal
   }
 }
 
-constexpr int FWD_BM = 128, BN = 64, FWD_THREADS = FWD_BM / 16 * 32;
+constexpr int FWD_BM = 128, BN = 64;
 
-__global__ void __launch_bounds__(FWD_THREADS, 2) mmaForwardKernel(bf16* out, float* lse, const bf16* q,
-                                                                const bf16* k, const bf16* v, MmaDims d) {
-  extern __shared__ __align__(128) unsigned char smemRaw[];
-  bf16* Qs = reinterpret_cast<bf16*>(smemRaw);  // [FWD_BM][LDS]
-  bf16* Ks = Qs + FWD_BM * LDS;                 // [2][BN][LDS]
-  bf16* Vs = Ks + 2 * BN * LDS;                 // [2][BN][LDS]
-  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g8 = lane >> 2, t4 = lane & 3;
-  int q0 = (gridDim.y - 1 - blockIdx.y) * FWD_BM;  // longest causal rows first, over all heads
-  int bh = blockIdx.x, b = bh / d.H, h = bh % d.H, g = h / d.group;
-  int64_t qStride = static_cast<int64_t>(d.H) * D, kvStride = static_cast<int64_t>(d.Hkv) * D;
-  const bf16* kB = k + (static_cast<int64_t>(b) * d.T * d.Hkv + g) * D;
-  const bf16* vB = v + (static_cast<int64_t>(b) * d.T * d.Hkv + g) * D;
-  int kvEnd = d.causal ? min(d.T, q0 + FWD_BM) : d.T;
-  int nTiles = (kvEnd + BN - 1) / BN;
-
-  loadTileAsync<FWD_BM, FWD_THREADS>(Qs, q + ((static_cast<int64_t>(b) * d.T + q0) * d.H + h) * D, qStride, d.T - q0);
-  cpAsyncCommit();
-  loadTileAsync<BN, FWD_THREADS>(Ks, kB, kvStride, d.T);
-  loadTileAsync<BN, FWD_THREADS>(Vs, vB, kvStride, d.T);
-  cpAsyncCommit();
-  cpAsyncWait<1>();  // Q landed (K/V tile 0 may still be in flight)
-  __syncthreads();
-  uint32_t qf[4][4];
-#pragma unroll
-  for (int kk = 0; kk < 4; ++kk) ldsm4(qf[kk], aAddr(Qs, warp * 16, kk * 16, lane));
-
-  int wr0 = q0 + warp * 16, row0 = wr0 + g8, row1 = row0 + 8;
-  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;  // max in scaled log2 units; per-lane sums
-  float o[8][4];
-  zero(o);
-  const float scale2 = d.scale * kLog2e;
-  for (int j = 0; j < nTiles; ++j) {
-    int kv0 = j * BN;
-    if (j + 1 < nTiles) {
-      int nb = (j + 1) & 1;
-      loadTileAsync<BN, FWD_THREADS>(Ks + nb * BN * LDS, kB + (kv0 + BN) * kvStride, kvStride, d.T - kv0 - BN);
-      loadTileAsync<BN, FWD_THREADS>(Vs + nb * BN * LDS, vB + (kv0 + BN) * kvStride, kvStride, d.T - kv0 - BN);
-      cpAsyncCommit();
-      cpAsyncWait<1>();
-    } else {
-      cpAsyncWait<0>();
-    }
-    __syncthreads();
-    const bf16* Kt = Ks + (j & 1) * BN * LDS;
-    const bf16* Vt = Vs + (j & 1) * BN * LDS;
-    if (!d.causal || kv0 <= wr0 + 15) {  // warp-uniform: some key of the tile is visible
-      float s[8][4];
-      zero(s);
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {
-#pragma unroll
-        for (int np = 0; np < 4; ++np) {
-          uint32_t bk[4];
-          ldsm4(bk, bAddrNK(Kt, np * 16, kk * 16, lane));
-          mma(s[2 * np], qf[kk], bk[0], bk[1]);
-          mma(s[2 * np + 1], qf[kk], bk[2], bk[3]);
-        }
-      }
-      bool mask = (d.causal && kv0 + BN - 1 > wr0) || kv0 + BN > d.T;
-      float mx0 = -INFINITY, mx1 = -INFINITY;
-#pragma unroll
-      for (int n = 0; n < 8; ++n) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          float x = s[n][e] * scale2;
-          if (mask) {
-            int key = kv0 + n * 8 + 2 * t4 + (e & 1);
-            int row = e < 2 ? row0 : row1;
-            if (key >= d.T || (d.causal && key > row)) x = -INFINITY;
-          }
-          s[n][e] = x;
-        }
-        mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
-        mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
-      }
-      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-      float n0 = fmaxf(m0, mx0), n1 = fmaxf(m1, mx1);
-      float base0 = n0 == -INFINITY ? 0.0f : n0, base1 = n1 == -INFINITY ? 0.0f : n1;
-      float corr0 = exp2Fast(m0 - base0), corr1 = exp2Fast(m1 - base1);
-      m0 = n0;
-      m1 = n1;
-      float sum0 = 0.0f, sum1 = 0.0f;
-#pragma unroll
-      for (int n = 0; n < 8; ++n) {
-        s[n][0] = exp2Fast(s[n][0] - base0);
-        s[n][1] = exp2Fast(s[n][1] - base0);
-        s[n][2] = exp2Fast(s[n][2] - base1);
-        s[n][3] = exp2Fast(s[n][3] - base1);
-        sum0 += s[n][0] + s[n][1];
-        sum1 += s[n][2] + s[n][3];
-        o[n][0] *= corr0;
-        o[n][1] *= corr0;
-        o[n][2] *= corr1;
-        o[n][3] *= corr1;
-      }
-      l0 = l0 * corr0 + sum0;
-      l1 = l1 * corr1 + sum1;
-      uint32_t p[4][4];
-      toA(p, s);
-      mmaPB(o, p, Vt, lane);
-    }
-    __syncthreads();  // buffer j & 1 is refilled at iteration j + 1
-  }
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-  // Q's shared rows of this warp are free (every warp read its fragments before the loop).
-  storeRows(out + ((static_cast<int64_t>(b) * d.T + wr0) * d.H + h) * D, qStride, d.T - wr0, Qs + warp * 16 * LDS, o,
-            1.0f / l0, 1.0f / l1, lane);
-  if (t4 == 0) {
-    float* lr = lse + static_cast<int64_t>(bh) * d.T;
-    if (row0 < d.T) lr[row0] = (m0 + log2f(l0)) / kLog2e;
-    if (row1 < d.T) lr[row1] = (m1 + log2f(l1)) / kLog2e;
-  }
-}
-
-// Forward with two m16 row tiles per warp (TINYLLAMA_ATTENTION=mma2; written 2026-11-28, not yet
-// run on a GPU). Same algorithm and masking as mmaForwardKernel, but a block of 4 warps owns the
-// 128 query rows and each warp owns 32 of them: every K/V fragment read from shared memory by
-// ldmatrix feeds two mma.sync instead of one, halving shared-memory traffic per FLOP (the
-// FlashAttention-2 layout for head dim 64: 4 warps, 32+ rows each), at about 64 more registers
-// per thread (both tiles' S and O accumulators live in registers; Q fragments stay resident).
+// Forward, two m16 row tiles per warp: against one tile per warp (8 warps of 16 rows) it halves
+// shared-memory traffic per FLOP for about 64 more registers per thread (238, no spills);
+// measured on an H200 at 8 x 2048: 0.604 ms against 0.680 ms, same bits.
 constexpr int FWD2_WARPS = 4, FWD2_THREADS = FWD2_WARPS * 32;
 
 __global__ void __launch_bounds__(FWD2_THREADS, 2) mmaForward2Kernel(bf16* out, float* lse, const bf16* q,
@@ -513,124 +390,13 @@ __global__ void __launch_bounds__(FWD2_THREADS, 2) mmaForward2Kernel(bf16* out, 
   }
 }
 
-constexpr int KV_BN = 128, KV_BM = 64, KV_THREADS = KV_BN / 16 * 32;
+constexpr int KV_BN = 128, KV_BM = 64;
 
-__global__ void __launch_bounds__(KV_THREADS) mmaDkvKernel(bf16* dk, bf16* dv, const bf16* dOut, const bf16* q,
-                                                           const bf16* k, const bf16* v, const float* lse,
-                                                           const float* delta, MmaDims d) {
-  extern __shared__ __align__(128) unsigned char smemRaw[];
-  bf16* Ks = reinterpret_cast<bf16*>(smemRaw);                  // [KV_BN][LDS]
-  bf16* Vs = Ks + KV_BN * LDS;                                   // [KV_BN][LDS]
-  bf16* Qs = Vs + KV_BN * LDS;                                   // [2][KV_BM][LDS]
-  bf16* Gs = Qs + 2 * KV_BM * LDS;                               // [2][KV_BM][LDS] dO
-  float* Ls = reinterpret_cast<float*>(Gs + 2 * KV_BM * LDS);   // [2][KV_BM]
-  float* Ds = Ls + 2 * KV_BM;                                    // [2][KV_BM]
-  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g8 = lane >> 2, t4 = lane & 3;
-  int k0 = blockIdx.y * KV_BN;  // causal: key tile 0 sees every query tile: longest first
-  int b = blockIdx.x / d.Hkv, g = blockIdx.x % d.Hkv;
-  int64_t qStride = static_cast<int64_t>(d.H) * D, kvStride = static_cast<int64_t>(d.Hkv) * D;
-  int64_t kvOff = ((static_cast<int64_t>(b) * d.T + k0) * d.Hkv + g) * D;
-  loadTileAsync<KV_BN, KV_THREADS>(Ks, k + kvOff, kvStride, d.T - k0);
-  loadTileAsync<KV_BN, KV_THREADS>(Vs, v + kvOff, kvStride, d.T - k0);
-  cpAsyncCommit();
-  int qStart = d.causal ? k0 : 0;  // k0 is a multiple of KV_BM
-  int nQ = (d.T - qStart + KV_BM - 1) / KV_BM;
-  int total = d.group * nQ;  // (head of the group, query tile) pairs, in a fixed order
-  auto issue = [&](int it, int buf) {
-    int h = g * d.group + it / nQ, qi0 = qStart + (it % nQ) * KV_BM;
-    int64_t off = ((static_cast<int64_t>(b) * d.T + qi0) * d.H + h) * D;
-    loadTileAsync<KV_BM, KV_THREADS>(Qs + buf * KV_BM * LDS, q + off, qStride, d.T - qi0);
-    loadTileAsync<KV_BM, KV_THREADS>(Gs + buf * KV_BM * LDS, dOut + off, qStride, d.T - qi0);
-    int i = threadIdx.x;
-    if (i < 2 * KV_BM) {
-      const float* src = (i < KV_BM ? lse : delta) + (static_cast<int64_t>(b) * d.H + h) * d.T;
-      int c = i % KV_BM;
-      bool ok = qi0 + c < d.T;
-      cpAsync4((i < KV_BM ? Ls : Ds) + buf * KV_BM + c, ok ? src + qi0 + c : src, ok);
-    }
-  };
-  if (total > 0) issue(0, 0);
-  cpAsyncCommit();
-
-  int wk0 = k0 + warp * 16, key0 = wk0 + g8, key1 = key0 + 8;
-  float dkAcc[8][4], dvAcc[8][4];
-  zero(dkAcc);
-  zero(dvAcc);
-  const float scale2 = d.scale * kLog2e;
-  for (int it = 0; it < total; ++it) {
-    int qi0 = qStart + (it % nQ) * KV_BM;
-    if (it + 1 < total) {
-      issue(it + 1, (it + 1) & 1);
-      cpAsyncCommit();
-      cpAsyncWait<1>();
-    } else {
-      cpAsyncWait<0>();
-    }
-    __syncthreads();
-    const bf16* Qt = Qs + (it & 1) * KV_BM * LDS;
-    const bf16* Gt = Gs + (it & 1) * KV_BM * LDS;
-    const float* Lt = Ls + (it & 1) * KV_BM;
-    const float* Dt = Ds + (it & 1) * KV_BM;
-    if (!d.causal || qi0 + KV_BM - 1 >= wk0) {  // warp-uniform: some query sees some key
-      bool mask = (d.causal && qi0 < wk0 + 15) || qi0 + KV_BM > d.T;
-      uint32_t p[4][4];
-      {
-        float s[8][4];  // S^T: rows = the warp's 16 keys, cols = 64 queries
-        zero(s);
-        mmaABt(s, Ks, warp * 16, Qt, lane);
-#pragma unroll
-        for (int n = 0; n < 8; ++n) {
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            int c = n * 8 + 2 * t4 + (e & 1);
-            float x = exp2Fast(fmaf(s[n][e], scale2, -Lt[c] * kLog2e));
-            if (mask) {
-              int qi = qi0 + c, key = e < 2 ? key0 : key1;
-              if (qi >= d.T || (d.causal && qi < key)) x = 0.0f;
-            }
-            s[n][e] = x;
-          }
-        }
-        toA(p, s);
-      }
-      mmaPB(dvAcc, p, Gt, lane);  // dV += P^T dO
-      float dp[8][4];             // dP^T = V dO^T
-      zero(dp);
-      mmaABt(dp, Vs, warp * 16, Gt, lane);
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {  // dS^T = P^T (dP^T - delta), from the bf16 P^T
-#pragma unroll
-        for (int hlf = 0; hlf < 2; ++hlf) {
-          int n = 2 * kk + hlf;
-          int c = n * 8 + 2 * t4;
-          float d0 = Dt[c], d1 = Dt[c + 1];
-          __nv_bfloat162 lo = *reinterpret_cast<const __nv_bfloat162*>(&p[kk][2 * hlf]);
-          __nv_bfloat162 hi = *reinterpret_cast<const __nv_bfloat162*>(&p[kk][2 * hlf + 1]);
-          dp[n][0] = __low2float(lo) * (dp[n][0] - d0);
-          dp[n][1] = __high2float(lo) * (dp[n][1] - d1);
-          dp[n][2] = __low2float(hi) * (dp[n][2] - d0);
-          dp[n][3] = __high2float(hi) * (dp[n][3] - d1);
-        }
-      }
-      uint32_t ds[4][4];
-      toA(ds, dp);
-      mmaPB(dkAcc, ds, Qt, lane);  // dK += dS^T Q
-    }
-    __syncthreads();  // buffer it & 1 is refilled at iteration it + 1
-  }
-  // K/V shared rows of this warp are read only by this warp: reuse them to stage the output.
-  int64_t outOff = ((static_cast<int64_t>(b) * d.T + wk0) * d.Hkv + g) * D;
-  storeRows(dk + outOff, kvStride, d.T - wk0, Ks + warp * 16 * LDS, dkAcc, d.scale, d.scale, lane);
-  storeRows(dv + outOff, kvStride, d.T - wk0, Vs + warp * 16 * LDS, dvAcc, 1.0f, 1.0f, lane);
-}
-
-// dK/dV with two m16 key tiles per warp (TINYLLAMA_ATTENTION=mma2kv; written 2026-11-28, not yet
-// run on a GPU): mmaDkvKernel's algorithm with 4 warps of 32 keys per 128-key block, so each Q or dO
-// fragment read from shared memory feeds both tiles. P^T and dS^T are kept as packed bf16 (the
-// A operands of dV += P^T dO and dK += dS^T Q are bf16 anyway) so both tiles' dK and dV
-// accumulators fit in registers beside one tile pair of fp32 scores. Even so ptxas (nvcc 13.0)
-// spills 148 bytes on sm_90 at 255 registers, hence a separate setting from mma2 (whose
-// forward and dQ kernels do not spill): the GPU run decides whether it pays.
+// dK/dV, two m16 key tiles per warp, so each Q or dO fragment read from shared memory feeds both
+// tiles. P^T and dS^T are kept as packed bf16 (the A operands of dV += P^T dO and dK += dS^T Q
+// are bf16 anyway) so both tiles' dK and dV accumulators fit in registers beside one tile pair of
+// fp32 scores. ptxas (nvcc 13.0, sm_90) still spills 148 bytes at 255 registers; it pays anyway:
+// on an H200 at 8 x 2048 the backward took 2.085 ms against 2.326 ms with one tile per warp.
 constexpr int KV2_WARPS = 4, KV2_THREADS = KV2_WARPS * 32;
 
 __global__ void __launch_bounds__(KV2_THREADS, 2) mmaDkv2Kernel(bf16* dk, bf16* dv, const bf16* dOut, const bf16* q,
@@ -839,130 +605,6 @@ __global__ void __launch_bounds__(DQ_THREADS) mmaDqKernel(bf16* dq, const bf16* 
             dqAcc, d.scale, d.scale, lane);
 }
 
-// dQ with two m16 row tiles per warp (TINYLLAMA_ATTENTION=mma2; written 2026-11-28, not yet run on
-// a GPU): mmaDqKernel's algorithm with 4 warps of 32 query rows, so each K/V fragment read from
-// shared memory feeds both tiles. Q and dO A-fragments are re-read from shared memory per key
-// tile (they are reused across the 8 n-tiles, so that costs a quarter of the B traffic) to keep
-// the S, dP and dQ accumulators of both tiles in registers.
-constexpr int DQ2_WARPS = 4, DQ2_THREADS = DQ2_WARPS * 32;
-
-__global__ void __launch_bounds__(DQ2_THREADS, 2) mmaDq2Kernel(bf16* dq, const bf16* dOut, const bf16* q,
-                                                             const bf16* k, const bf16* v, const float* lse,
-                                                             const float* delta, MmaDims d) {
-  extern __shared__ __align__(128) unsigned char smemRaw[];
-  bf16* Qs = reinterpret_cast<bf16*>(smemRaw);  // [DQ_BM][LDS]
-  bf16* Gs = Qs + DQ_BM * LDS;                  // [DQ_BM][LDS] dO
-  bf16* Ks = Gs + DQ_BM * LDS;                  // [2][BN][LDS]
-  bf16* Vs = Ks + 2 * BN * LDS;                 // [2][BN][LDS]
-  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g8 = lane >> 2, t4 = lane & 3;
-  int q0 = (gridDim.y - 1 - blockIdx.y) * DQ_BM;  // longest causal rows first
-  int bh = blockIdx.x, b = bh / d.H, h = bh % d.H, g = h / d.group;
-  int64_t qStride = static_cast<int64_t>(d.H) * D, kvStride = static_cast<int64_t>(d.Hkv) * D;
-  const bf16* kB = k + (static_cast<int64_t>(b) * d.T * d.Hkv + g) * D;
-  const bf16* vB = v + (static_cast<int64_t>(b) * d.T * d.Hkv + g) * D;
-  int kvEnd = d.causal ? min(d.T, q0 + DQ_BM) : d.T;
-  int nTiles = (kvEnd + BN - 1) / BN;
-  int64_t qOff = ((static_cast<int64_t>(b) * d.T + q0) * d.H + h) * D;
-  loadTileAsync<DQ_BM, DQ2_THREADS>(Qs, q + qOff, qStride, d.T - q0);
-  loadTileAsync<DQ_BM, DQ2_THREADS>(Gs, dOut + qOff, qStride, d.T - q0);
-  loadTileAsync<BN, DQ2_THREADS>(Ks, kB, kvStride, d.T);
-  loadTileAsync<BN, DQ2_THREADS>(Vs, vB, kvStride, d.T);
-  cpAsyncCommit();
-
-  int wr0 = q0 + warp * 32;  // tile mt: rows wr0 + 16 mt + g8 and + 8
-  const float* lr = lse + static_cast<int64_t>(bh) * d.T;
-  const float* dr = delta + static_cast<int64_t>(bh) * d.T;
-  float lseR[2][2], delR[2][2];  // [tile][upper/lower row of the lane]
-#pragma unroll
-  for (int mt = 0; mt < 2; ++mt) {
-#pragma unroll
-    for (int hi = 0; hi < 2; ++hi) {
-      int row = wr0 + mt * 16 + g8 + hi * 8;
-      lseR[mt][hi] = row < d.T ? lr[row] * kLog2e : 0.0f;
-      delR[mt][hi] = row < d.T ? dr[row] : 0.0f;
-    }
-  }
-  float dqAcc[2][8][4];
-  zero(dqAcc[0]);
-  zero(dqAcc[1]);
-  const float scale2 = d.scale * kLog2e;
-  for (int j = 0; j < nTiles; ++j) {
-    int kv0 = j * BN;
-    if (j + 1 < nTiles) {
-      int nb = (j + 1) & 1;
-      loadTileAsync<BN, DQ2_THREADS>(Ks + nb * BN * LDS, kB + (kv0 + BN) * kvStride, kvStride, d.T - kv0 - BN);
-      loadTileAsync<BN, DQ2_THREADS>(Vs + nb * BN * LDS, vB + (kv0 + BN) * kvStride, kvStride, d.T - kv0 - BN);
-      cpAsyncCommit();
-      cpAsyncWait<1>();
-    } else {
-      cpAsyncWait<0>();
-    }
-    __syncthreads();
-    const bf16* Kt = Ks + (j & 1) * BN * LDS;
-    const bf16* Vt = Vs + (j & 1) * BN * LDS;
-    if (!d.causal || kv0 <= wr0 + 31) {
-      bool mask = (d.causal && kv0 + BN - 1 > wr0) || kv0 + BN > d.T;
-      // P = exp(S - lse), rounded to bf16 as the dK/dV kernel rounds it (so both kernels use the
-      // same dS) and kept packed (32 registers for both tiles instead of 64) while dP is computed.
-      uint32_t pk[2][4][4];
-      {
-        float s[2][8][4];
-        zero(s[0]);
-        zero(s[1]);
-        mmaABt2(s, Qs, warp * 32, Kt, lane);  // S = Q K^T
-#pragma unroll
-        for (int mt = 0; mt < 2; ++mt) {
-          int row0 = wr0 + mt * 16 + g8, row1 = row0 + 8;
-#pragma unroll
-          for (int n = 0; n < 8; ++n) {
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-              int hi = e >> 1;
-              float pr = exp2Fast(fmaf(s[mt][n][e], scale2, -lseR[mt][hi]));
-              if (mask) {
-                int key = kv0 + n * 8 + 2 * t4 + (e & 1);
-                if (key >= d.T || (d.causal && key > (hi ? row1 : row0))) pr = 0.0f;
-              }
-              s[mt][n][e] = pr;
-            }
-          }
-          toA(pk[mt], s[mt]);  // bf16 rounding here (round to nearest, as __float2bfloat16_rn)
-        }
-      }
-      float dp[2][8][4];
-      zero(dp[0]);
-      zero(dp[1]);
-      mmaABt2(dp, Gs, warp * 32, Vt, lane);  // dP = dO V^T
-      uint32_t ds[2][4][4];
-#pragma unroll
-      for (int mt = 0; mt < 2; ++mt) {  // dS = P (dP - delta), P read back from its bf16 pairs
-#pragma unroll
-        for (int kk = 0; kk < 4; ++kk) {
-#pragma unroll
-          for (int hlf = 0; hlf < 2; ++hlf) {
-            int n = 2 * kk + hlf;
-            __nv_bfloat162 lo = *reinterpret_cast<const __nv_bfloat162*>(&pk[mt][kk][2 * hlf]);
-            __nv_bfloat162 hi = *reinterpret_cast<const __nv_bfloat162*>(&pk[mt][kk][2 * hlf + 1]);
-            dp[mt][n][0] = __low2float(lo) * (dp[mt][n][0] - delR[mt][0]);
-            dp[mt][n][1] = __high2float(lo) * (dp[mt][n][1] - delR[mt][0]);
-            dp[mt][n][2] = __low2float(hi) * (dp[mt][n][2] - delR[mt][1]);
-            dp[mt][n][3] = __high2float(hi) * (dp[mt][n][3] - delR[mt][1]);
-          }
-        }
-        toA(ds[mt], dp[mt]);
-      }
-      mmaPB2(dqAcc, ds, Kt, lane);  // dQ += dS K
-    }
-    __syncthreads();
-  }
-#pragma unroll
-  for (int mt = 0; mt < 2; ++mt) {  // the warp's own Q rows in shared memory stage the output
-    int tr0 = wr0 + mt * 16;
-    storeRows(dq + ((static_cast<int64_t>(b) * d.T + tr0) * d.H + h) * D, qStride, d.T - tr0,
-              Qs + (warp * 32 + mt * 16) * LDS, dqAcc[mt], d.scale, d.scale, lane);
-  }
-}
-
 constexpr size_t kFwdSmem = (FWD_BM + 4 * BN) * LDS * sizeof(bf16);
 constexpr size_t kDkvSmem = (2 * KV_BN + 4 * KV_BM) * LDS * sizeof(bf16) + 4 * KV_BM * sizeof(float);
 constexpr size_t kDqSmem = (2 * DQ_BM + 4 * BN) * LDS * sizeof(bf16);
@@ -990,51 +632,28 @@ bool mmaAttentionSupported(std::initializer_list<const TensorDesc*> ts) {
 }
 
 void mmaAttentionForward(const TensorDesc& out, const TensorDesc& lse, const TensorDesc& q, const TensorDesc& k,
-                         const TensorDesc& v, const AttentionOptions& o, bool twoTilesPerWarp) {
+                         const TensorDesc& v, const AttentionOptions& o) {
   MmaDims d = mmaDims(q, k, o);
-  if (twoTilesPerWarp) {
-    TK_CUDA(cudaFuncSetAttribute(mmaForward2Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 static_cast<int>(kFwdSmem)));
-    dim3 grid(static_cast<unsigned>(q.shape[0] * d.H), (d.T + FWD_BM - 1) / FWD_BM);
-    mmaForward2Kernel<<<grid, FWD2_THREADS, kFwdSmem, stream()>>>(out.as<bf16>(), lse.as<float>(), q.as<bf16>(),
-                                                                  k.as<bf16>(), v.as<bf16>(), d);
-    TK_LAUNCH_CHECK("attentionForward (mma2)");
-    return;
-  }
-  TK_CUDA(cudaFuncSetAttribute(mmaForwardKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kFwdSmem)));
+  TK_CUDA(cudaFuncSetAttribute(mmaForward2Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               static_cast<int>(kFwdSmem)));
   dim3 grid(static_cast<unsigned>(q.shape[0] * d.H), (d.T + FWD_BM - 1) / FWD_BM);
-  mmaForwardKernel<<<grid, FWD_THREADS, kFwdSmem, stream()>>>(out.as<bf16>(), lse.as<float>(), q.as<bf16>(),
-                                                               k.as<bf16>(), v.as<bf16>(), d);
+  mmaForward2Kernel<<<grid, FWD2_THREADS, kFwdSmem, stream()>>>(out.as<bf16>(), lse.as<float>(), q.as<bf16>(),
+                                                                k.as<bf16>(), v.as<bf16>(), d);
   TK_LAUNCH_CHECK("attentionForward (mma)");
 }
 
 void mmaAttentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorDesc& dv, const TensorDesc& dOut,
                           const TensorDesc& q, const TensorDesc& k, const TensorDesc& v, const TensorDesc& lse,
-                          const float* delta, const AttentionOptions& o, bool twoTilesDq, bool twoTilesDkv) {
+                          const float* delta, const AttentionOptions& o) {
   MmaDims d = mmaDims(q, k, o);
-  TK_CUDA(cudaFuncSetAttribute(mmaDkvKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kDkvSmem)));
+  TK_CUDA(cudaFuncSetAttribute(mmaDkv2Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kDkvSmem)));
   TK_CUDA(cudaFuncSetAttribute(mmaDqKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kDqSmem)));
   dim3 gridKv(static_cast<unsigned>(q.shape[0] * d.Hkv), (d.T + KV_BN - 1) / KV_BN);
-  if (twoTilesDkv) {
-    TK_CUDA(cudaFuncSetAttribute(mmaDkv2Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kDkvSmem)));
-    mmaDkv2Kernel<<<gridKv, KV2_THREADS, kDkvSmem, stream()>>>(dk.as<bf16>(), dv.as<bf16>(), dOut.as<bf16>(),
-                                                                q.as<bf16>(), k.as<bf16>(), v.as<bf16>(),
-                                                                lse.as<float>(), delta, d);
-    TK_LAUNCH_CHECK("attentionBackward dk/dv (mma2)");
-  } else {
-    mmaDkvKernel<<<gridKv, KV_THREADS, kDkvSmem, stream()>>>(dk.as<bf16>(), dv.as<bf16>(), dOut.as<bf16>(),
-                                                              q.as<bf16>(), k.as<bf16>(), v.as<bf16>(),
-                                                              lse.as<float>(), delta, d);
-    TK_LAUNCH_CHECK("attentionBackward dk/dv (mma)");
-  }
+  mmaDkv2Kernel<<<gridKv, KV2_THREADS, kDkvSmem, stream()>>>(dk.as<bf16>(), dv.as<bf16>(), dOut.as<bf16>(),
+                                                              q.as<bf16>(), k.as<bf16>(), v.as<bf16>(), lse.as<float>(),
+                                                              delta, d);
+  TK_LAUNCH_CHECK("attentionBackward dk/dv (mma)");
   dim3 gridQ(static_cast<unsigned>(q.shape[0] * d.H), (d.T + DQ_BM - 1) / DQ_BM);
-  if (twoTilesDq) {
-    TK_CUDA(cudaFuncSetAttribute(mmaDq2Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kDqSmem)));
-    mmaDq2Kernel<<<gridQ, DQ2_THREADS, kDqSmem, stream()>>>(dq.as<bf16>(), dOut.as<bf16>(), q.as<bf16>(),
-                                                             k.as<bf16>(), v.as<bf16>(), lse.as<float>(), delta, d);
-    TK_LAUNCH_CHECK("attentionBackward dq (mma2)");
-    return;
-  }
   mmaDqKernel<<<gridQ, DQ_THREADS, kDqSmem, stream()>>>(dq.as<bf16>(), dOut.as<bf16>(), q.as<bf16>(), k.as<bf16>(),
                                                          v.as<bf16>(), lse.as<float>(), delta, d);
   TK_LAUNCH_CHECK("attentionBackward dq (mma)");

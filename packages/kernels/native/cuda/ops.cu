@@ -7,9 +7,7 @@
 // Cross-row reductions (dWeight, embedding rows) go through fixed partitions summed in a fixed
 // order, so results are bitwise repeatable.
 #include <cub/device/device_radix_sort.cuh>
-#include <cstdlib>
 #include <initializer_list>
-#include <string>
 #include <type_traits>
 
 #include "common.cuh"
@@ -27,14 +25,6 @@ __device__ __forceinline__ void load8(const float* p, float (&v)[8]) {
 }
 __device__ __forceinline__ void load8(const bf16* p, float (&v)[8]) {
   uint4 raw = *reinterpret_cast<const uint4*>(p);
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    float2 f = __bfloat1622float2(h[i]);
-    v[2 * i] = f.x, v[2 * i + 1] = f.y;
-  }
-}
-__device__ __forceinline__ void unpack8(const uint4& raw, float (&v)[8]) {
   const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
@@ -364,83 +354,6 @@ __global__ void rmsnormBackwardFusedKernel(D* dx, float* partial, const G* dOut,
   }
 }
 
-// Rows in registers (TINYLLAMA_RMSNORM_BWD=regs; written 2026-11-28, not yet run on a GPU): the
-// fused kernel above for bf16 x and dOut with C = 256 KC known at compile time. A lane's 8 KC
-// values of x and of dOut are loaded at once (2 KC 16-byte loads in flight instead of the loop's
-// one or two) and kept packed for the second pass, which then reads only w (L1) and dx. The
-// fused kernel's per-element arithmetic in the same order, so the same results.
-template <int KC, typename D>
-__global__ void __launch_bounds__(32 * kDwFusedWarps) rmsnormBackwardRegsKernel(D* dx, float* partial, const bf16* dOut,
-                                                                              const bf16* x, const bf16* w,
-                                                                              const float* rstd, int64_t N) {
-  constexpr int C = KC * 256;
-  extern __shared__ __align__(16) float sDw[];  // [kDwFusedWarps][C]
-  int warp = threadIdx.y, lane = threadIdx.x;
-  float* myDw = sDw + warp * C;
-  for (int c = lane; c < C; c += 32) myDw[c] = 0.0f;
-  __syncwarp();
-  int64_t n0 = static_cast<int64_t>(blockIdx.x) * kDwRowChunk, n1 = min(N, n0 + kDwRowChunk);
-  for (int64_t row = n0 + warp; row < n1; row += kDwFusedWarps) {
-    const bf16* xr = x + row * C;
-    const bf16* gr = dOut + row * C;
-    D* dr = dx + row * C;
-    uint4 xraw[KC], graw[KC];
-#pragma unroll
-    for (int k = 0; k < KC; ++k) {
-      xraw[k] = *reinterpret_cast<const uint4*>(xr + k * 256 + lane * 8);
-      graw[k] = *reinterpret_cast<const uint4*>(gr + k * 256 + lane * 8);
-    }
-    float dot = 0.0f;
-#pragma unroll
-    for (int k = 0; k < KC; ++k) {
-      float xv[8], gv[8], wv[8];
-      unpack8(xraw[k], xv);
-      unpack8(graw[k], gv);
-      load8(w + k * 256 + lane * 8, wv);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) dot += gv[i] * wv[i] * xv[i];
-    }
-    dot = warpSum(dot);
-    float r = rstd[row];
-    float kc = r * r * r * dot / static_cast<float>(C);
-#pragma unroll
-    for (int k = 0; k < KC; ++k) {
-      int c = k * 256 + lane * 8;
-      float xv[8], gv[8], wv[8], dv[8];
-      unpack8(xraw[k], xv);
-      unpack8(graw[k], gv);
-      load8(w + c, wv);
-      load8(dr + c, dv);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) dv[i] += r * gv[i] * wv[i] - kc * xv[i];
-      store8(dr + c, dv);
-      float4* d4 = reinterpret_cast<float4*>(myDw + c);
-      float4 a = d4[0], b = d4[1];
-      a.x += gv[0] * xv[0] * r, a.y += gv[1] * xv[1] * r, a.z += gv[2] * xv[2] * r, a.w += gv[3] * xv[3] * r;
-      b.x += gv[4] * xv[4] * r, b.y += gv[5] * xv[5] * r, b.z += gv[6] * xv[6] * r, b.w += gv[7] * xv[7] * r;
-      d4[0] = a;
-      d4[1] = b;
-    }
-  }
-  __syncthreads();
-  for (int c = warp * 32 + lane; c < C; c += kDwFusedWarps * 32) {
-    float acc = 0.0f;
-#pragma unroll
-    for (int j = 0; j < kDwFusedWarps; ++j) acc += sDw[j * C + c];
-    partial[static_cast<int64_t>(blockIdx.x) * C + c] = acc;
-  }
-}
-
-// TINYLLAMA_RMSNORM_BWD: fused (default) or regs (the kernel above, pending a GPU check); read
-// at each call so a benchmark can time both in one process.
-bool rmsnormBackwardRegs() {
-  const char* e = std::getenv("TINYLLAMA_RMSNORM_BWD");
-  std::string v = e ? e : "";
-  if (v.empty() || v == "fused") return false;
-  if (v == "regs") return true;
-  throw Error("TINYLLAMA_RMSNORM_BWD must be fused (default) or regs, got \"" + v + "\"");
-}
-
 // ---------------------------------------------------------------- rope
 // The cos/sin of each (position, frequency) are computed once per call into a [T, D/2] table
 // (powf + sincosf per entry, the same expressions as before, so the same bits) instead of once
@@ -698,6 +611,114 @@ __global__ void crossEntropyVecKernel(float* losses, T* logits, const int32_t* t
   }
 }
 
+// Row in registers (bf16 logits, V % 8 == 0, V <= kCeRegThreads * 8 * kCeRegChunks = 32768:
+// Llama's 32000 fits): each of 1024 threads issues its four 16-byte loads at once and keeps the
+// logits packed in registers (64 registers, no spills), so the row is read from memory once;
+// the kernels above read it twice (once for the running max/sum, once for the gradient) with
+// one load in flight per thread.
+// Max and sum are two block reductions over exact values; the thread holding the target logit
+// writes the loss, so nothing is re-read after the gradient overwrites the row.
+constexpr int kCeRegThreads = 1024, kCeRegChunks = 4;
+constexpr unsigned kBf16NegInf2 = 0xFF80FF80u;  // two bf16 -inf
+
+// bf16 pair -> floats in volatile asm: plain conversions are computed once and all 32 floats
+// kept live across the three passes over the row, which spills at 1024 threads' 64 registers.
+__device__ __forceinline__ float2 unpackBf16x2(uint32_t u) {
+  uint32_t lo, hi;
+  asm volatile("shl.b32 %0, %2, 16;\n\tand.b32 %1, %2, 0xffff0000;" : "=r"(lo), "=r"(hi) : "r"(u));
+  return make_float2(__uint_as_float(lo), __uint_as_float(hi));
+}
+
+template <bool IsMax>
+__device__ __forceinline__ float blockAllReduce(float v, float* sWarp, float* sResult) {
+  int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  v = IsMax ? warpMax(v) : warpSum(v);
+  if (lane == 0) sWarp[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    float t = lane < warps ? sWarp[lane] : (IsMax ? -INFINITY : 0.0f);
+    t = IsMax ? warpMax(t) : warpSum(t);
+    if (lane == 0) *sResult = t;
+  }
+  __syncthreads();
+  return *sResult;
+}
+
+__global__ void __launch_bounds__(kCeRegThreads, 1) crossEntropyRowRegsKernel(float* losses, bf16* logits,
+                                                                             const int32_t* targets, int64_t V,
+                                                                             float dlossScale, bool computeGrad,
+                                                                             int* flag) {
+  __shared__ float sWarp[kCeRegThreads / 32], sResult;
+  int64_t row = blockIdx.x;
+  bf16* lr = logits + row * V;
+  int32_t target = targets[row];
+  if (target >= V) {
+    if (threadIdx.x == 0) atomicExch(flag, kBadTarget);
+    target = -1;
+  }
+  if (target < 0) {  // the same for the whole block
+    if (threadIdx.x == 0) losses[row] = 0.0f;
+    if (computeGrad) {
+      const float zeros[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+      for (int64_t j = threadIdx.x * 8; j < V; j += kCeRegThreads * 8) store8(lr + j, zeros);
+    }
+    return;
+  }
+  uint4 raw[kCeRegChunks];
+#pragma unroll
+  for (int c = 0; c < kCeRegChunks; ++c) {
+    int j = (c * kCeRegThreads + static_cast<int>(threadIdx.x)) * 8;  // V <= 32768
+    // past the row: -inf, which adds nothing to the max or the sum (no branches below)
+    const uint4 negInf = make_uint4(kBf16NegInf2, kBf16NegInf2, kBf16NegInf2, kBf16NegInf2);
+    raw[c] = j < V ? *reinterpret_cast<const uint4*>(lr + j) : negInf;
+  }
+  float mx = -INFINITY;
+#pragma unroll
+  for (int c = 0; c < kCeRegChunks; ++c) {
+    const uint32_t* h = reinterpret_cast<const uint32_t*>(&raw[c]);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      float2 f = unpackBf16x2(h[i]);
+      mx = fmaxf(mx, fmaxf(f.x, f.y));
+    }
+  }
+  mx = blockAllReduce<true>(mx, sWarp, &sResult);
+  float base = mx == -INFINITY ? 0.0f : mx;
+  float sum = 0.0f, targetLogit = 0.0f;
+  bool holdsTarget = false;
+#pragma unroll
+  for (int c = 0; c < kCeRegChunks; ++c) {
+    int j = (c * kCeRegThreads + static_cast<int>(threadIdx.x)) * 8;
+    const uint32_t* h = reinterpret_cast<const uint32_t*>(&raw[c]);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      float2 f = unpackBf16x2(h[i]);
+      sum += __expf(f.x - base) + __expf(f.y - base);
+      // selects, not an indexed read: an index into raw[] would move it to local memory
+      if (j + 2 * i == target) targetLogit = f.x, holdsTarget = true;
+      if (j + 2 * i + 1 == target) targetLogit = f.y, holdsTarget = true;
+    }
+  }
+  sum = blockAllReduce<false>(sum, sWarp, &sResult);
+  float lse = base + logf(sum);
+  if (holdsTarget) losses[row] = lse - targetLogit;
+  if (!computeGrad) return;
+#pragma unroll
+  for (int c = 0; c < kCeRegChunks; ++c) {
+    int j = (c * kCeRegThreads + static_cast<int>(threadIdx.x)) * 8;
+    if (j >= V) break;
+    const uint32_t* h = reinterpret_cast<const uint32_t*>(&raw[c]);
+    float g[8];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      float2 f = unpackBf16x2(h[i]);
+      g[2 * i] = (__expf(f.x - lse) - (j + 2 * i == target ? 1.0f : 0.0f)) * dlossScale;
+      g[2 * i + 1] = (__expf(f.y - lse) - (j + 2 * i + 1 == target ? 1.0f : 0.0f)) * dlossScale;
+    }
+    store8(lr + j, g);
+  }
+}
+
 // ---------------------------------------------------------------- adamw
 template <typename P>
 __global__ void adamwKernel(P* param, float* master, const float* grad, float* m, float* v,
@@ -903,8 +924,6 @@ void rmsnormBackward(const TensorDesc& dx, const TensorDesc& dWeight, const Tens
   bool vec = C % 256 == 0 && aligned(dx, 32) && aligned(dOut, 32) && aligned(x, 32) && aligned(weight, 32);
   size_t fusedSmem = static_cast<size_t>(kDwFusedWarps * C) * sizeof(float);
   bool fused = vec && fusedSmem <= 48 * 1024;
-  bool regs = rmsnormBackwardRegs() && fused && x.dtype == DType::BF16 && dOut.dtype == DType::BF16 &&
-              (C == 256 || C == 512 || C == 1024 || C == 2048);
   dispatchFloat(x.dtype, [&](auto xt) {
     using T = decltype(xt);
     dispatchFloat(dOut.dtype, [&](auto gt) {
@@ -912,22 +931,9 @@ void rmsnormBackward(const TensorDesc& dx, const TensorDesc& dWeight, const Tens
       if (fused) {
         dispatchFloat(dx.dtype, [&](auto dt) {
           using D = decltype(dt);
-          dim3 grid(static_cast<unsigned>(chunks)), block(32, kDwFusedWarps);
-          if constexpr (std::is_same_v<T, bf16> && std::is_same_v<G, bf16>) {
-            if (regs) {
-              auto launch = [&](auto kc) {
-                rmsnormBackwardRegsKernel<decltype(kc)::value, D><<<grid, block, fusedSmem, stream()>>>(
-                    dx.as<D>(), partial, dOut.as<bf16>(), x.as<bf16>(), weight.as<bf16>(), rstd.as<float>(), N);
-              };
-              if (C == 256) launch(std::integral_constant<int, 1>{});
-              else if (C == 512) launch(std::integral_constant<int, 2>{});
-              else if (C == 1024) launch(std::integral_constant<int, 4>{});
-              else launch(std::integral_constant<int, 8>{});  // regs: C is one of these four
-              return;
-            }
-          }
-          rmsnormBackwardFusedKernel<T, G, D><<<grid, block, fusedSmem, stream()>>>(
-              dx.as<D>(), partial, dOut.as<G>(), x.as<T>(), weight.as<T>(), rstd.as<float>(), N, C);
+          rmsnormBackwardFusedKernel<T, G, D><<<static_cast<unsigned>(chunks), dim3(32, kDwFusedWarps), fusedSmem,
+                                                stream()>>>(dx.as<D>(), partial, dOut.as<G>(), x.as<T>(),
+                                                            weight.as<T>(), rstd.as<float>(), N, C);
         });
         return;
       }
@@ -1008,6 +1014,13 @@ void crossEntropy(const TensorDesc& losses, const TensorDesc& logits, const Tens
   if (N == 0) return;
   dispatchFloat(logits.dtype, [&](auto tag) {
     using T = decltype(tag);
+    if constexpr (std::is_same_v<T, bf16>) {
+      if (V % 8 == 0 && V <= int64_t{kCeRegThreads} * 8 * kCeRegChunks && aligned(logits, 16)) {
+        crossEntropyRowRegsKernel<<<static_cast<unsigned>(N), kCeRegThreads, 0, stream()>>>(
+            losses.as<float>(), logits.as<bf16>(), targets.as<int32_t>(), V, dlossScale, computeGrad, errorFlag());
+        return;
+      }
+    }
     if (V % 8 == 0 && aligned(logits, vecAlign(logits.dtype)))
       crossEntropyVecKernel<T><<<static_cast<unsigned>(N), 1024, 0, stream()>>>(
           losses.as<float>(), logits.as<T>(), targets.as<int32_t>(), V, dlossScale, computeGrad,
