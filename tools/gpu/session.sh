@@ -6,7 +6,7 @@
 # returns what finished). Prepare on the dev machine:
 #   bash tools/gpu/prepare.sh && bash tools/compare/trainer/prepare.sh && bash tools/compare/generate/prepare.sh
 # Usage: TK_COMMIT=$(git rev-parse --short HEAD) bash tools/gpu/session.sh PART... 
-#   parts: trainer-bf16 trainer-fp32 trainer-fp32-cuda train gen-fp32 gen-bf16 gen-speed mma kernels bench-train
+#   parts: trainer-bf16 trainer-fp32 trainer-fp32-cuda train gen-fp32 gen-bf16 gen-speed mma kernels ncu bench-train
 #          dist-collectives dist-kill dist-equality dist-hybrid dist-scaling (TK_NCCL=1)
 #   TK_DEADLINE (seconds, default 560): parts that would start after it are skipped, not cut.
 #   TK_ARCH (default 90): CUDA architectures of this build (the product builds 80 and 90).
@@ -91,6 +91,7 @@ for p in "$@"; do
     gen-speed) part "$p" 90 bash tools/compare/generate/run-gpu.sh "$logs/generate" speed speed-general ;;
     mma) part "$p" 120 env OUT="$logs/mma" bash tools/gpu/run.sh --mma ;;
     kernels) part "$p" 240 env OUT="$logs/kernels" bash tools/gpu/run.sh ;;
+    ncu) part "$p" 60 env OUT="$logs/ncu" bash tools/gpu/ncu.sh ;;
     bench-train) part "$p" 200 env OUT="$logs/bench-train" bash tools/bench/train/run-gpu.sh ;;
     dist-*) part "$p" 60 env OUT="$logs/dist" bash tools/gpu/run-distributed.sh "${p#dist-}" ;;
     *) note "$p: unknown part" ;;

@@ -8,7 +8,6 @@
 // order, so results are bitwise repeatable.
 #include <cub/device/device_radix_sort.cuh>
 #include <initializer_list>
-#include <type_traits>
 
 #include "common.cuh"
 
@@ -611,114 +610,6 @@ __global__ void crossEntropyVecKernel(float* losses, T* logits, const int32_t* t
   }
 }
 
-// Row in registers (bf16 logits, V % 8 == 0, V <= kCeRegThreads * 8 * kCeRegChunks = 32768:
-// Llama's 32000 fits): each of 1024 threads issues its four 16-byte loads at once and keeps the
-// logits packed in registers (64 registers, no spills), so the row is read from memory once;
-// the kernels above read it twice (once for the running max/sum, once for the gradient) with
-// one load in flight per thread.
-// Max and sum are two block reductions over exact values; the thread holding the target logit
-// writes the loss, so nothing is re-read after the gradient overwrites the row.
-constexpr int kCeRegThreads = 1024, kCeRegChunks = 4;
-constexpr unsigned kBf16NegInf2 = 0xFF80FF80u;  // two bf16 -inf
-
-// bf16 pair -> floats in volatile asm: plain conversions are computed once and all 32 floats
-// kept live across the three passes over the row, which spills at 1024 threads' 64 registers.
-__device__ __forceinline__ float2 unpackBf16x2(uint32_t u) {
-  uint32_t lo, hi;
-  asm volatile("shl.b32 %0, %2, 16;\n\tand.b32 %1, %2, 0xffff0000;" : "=r"(lo), "=r"(hi) : "r"(u));
-  return make_float2(__uint_as_float(lo), __uint_as_float(hi));
-}
-
-template <bool IsMax>
-__device__ __forceinline__ float blockAllReduce(float v, float* sWarp, float* sResult) {
-  int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
-  v = IsMax ? warpMax(v) : warpSum(v);
-  if (lane == 0) sWarp[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    float t = lane < warps ? sWarp[lane] : (IsMax ? -INFINITY : 0.0f);
-    t = IsMax ? warpMax(t) : warpSum(t);
-    if (lane == 0) *sResult = t;
-  }
-  __syncthreads();
-  return *sResult;
-}
-
-__global__ void __launch_bounds__(kCeRegThreads, 1) crossEntropyRowRegsKernel(float* losses, bf16* logits,
-                                                                             const int32_t* targets, int64_t V,
-                                                                             float dlossScale, bool computeGrad,
-                                                                             int* flag) {
-  __shared__ float sWarp[kCeRegThreads / 32], sResult;
-  int64_t row = blockIdx.x;
-  bf16* lr = logits + row * V;
-  int32_t target = targets[row];
-  if (target >= V) {
-    if (threadIdx.x == 0) atomicExch(flag, kBadTarget);
-    target = -1;
-  }
-  if (target < 0) {  // the same for the whole block
-    if (threadIdx.x == 0) losses[row] = 0.0f;
-    if (computeGrad) {
-      const float zeros[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-      for (int64_t j = threadIdx.x * 8; j < V; j += kCeRegThreads * 8) store8(lr + j, zeros);
-    }
-    return;
-  }
-  uint4 raw[kCeRegChunks];
-#pragma unroll
-  for (int c = 0; c < kCeRegChunks; ++c) {
-    int j = (c * kCeRegThreads + static_cast<int>(threadIdx.x)) * 8;  // V <= 32768
-    // past the row: -inf, which adds nothing to the max or the sum (no branches below)
-    const uint4 negInf = make_uint4(kBf16NegInf2, kBf16NegInf2, kBf16NegInf2, kBf16NegInf2);
-    raw[c] = j < V ? *reinterpret_cast<const uint4*>(lr + j) : negInf;
-  }
-  float mx = -INFINITY;
-#pragma unroll
-  for (int c = 0; c < kCeRegChunks; ++c) {
-    const uint32_t* h = reinterpret_cast<const uint32_t*>(&raw[c]);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      float2 f = unpackBf16x2(h[i]);
-      mx = fmaxf(mx, fmaxf(f.x, f.y));
-    }
-  }
-  mx = blockAllReduce<true>(mx, sWarp, &sResult);
-  float base = mx == -INFINITY ? 0.0f : mx;
-  float sum = 0.0f, targetLogit = 0.0f;
-  bool holdsTarget = false;
-#pragma unroll
-  for (int c = 0; c < kCeRegChunks; ++c) {
-    int j = (c * kCeRegThreads + static_cast<int>(threadIdx.x)) * 8;
-    const uint32_t* h = reinterpret_cast<const uint32_t*>(&raw[c]);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      float2 f = unpackBf16x2(h[i]);
-      sum += __expf(f.x - base) + __expf(f.y - base);
-      // selects, not an indexed read: an index into raw[] would move it to local memory
-      if (j + 2 * i == target) targetLogit = f.x, holdsTarget = true;
-      if (j + 2 * i + 1 == target) targetLogit = f.y, holdsTarget = true;
-    }
-  }
-  sum = blockAllReduce<false>(sum, sWarp, &sResult);
-  float lse = base + logf(sum);
-  if (holdsTarget) losses[row] = lse - targetLogit;
-  if (!computeGrad) return;
-#pragma unroll
-  for (int c = 0; c < kCeRegChunks; ++c) {
-    int j = (c * kCeRegThreads + static_cast<int>(threadIdx.x)) * 8;
-    if (j >= V) break;
-    const uint32_t* h = reinterpret_cast<const uint32_t*>(&raw[c]);
-    float g[8];
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      float2 f = unpackBf16x2(h[i]);
-      g[2 * i] = (__expf(f.x - lse) - (j + 2 * i == target ? 1.0f : 0.0f)) * dlossScale;
-      g[2 * i + 1] = (__expf(f.y - lse) - (j + 2 * i + 1 == target ? 1.0f : 0.0f)) * dlossScale;
-    }
-    store8(lr + j, g);
-  }
-}
-
 // ---------------------------------------------------------------- adamw
 template <typename P>
 __global__ void adamwKernel(P* param, float* master, const float* grad, float* m, float* v,
@@ -1014,13 +905,6 @@ void crossEntropy(const TensorDesc& losses, const TensorDesc& logits, const Tens
   if (N == 0) return;
   dispatchFloat(logits.dtype, [&](auto tag) {
     using T = decltype(tag);
-    if constexpr (std::is_same_v<T, bf16>) {
-      if (V % 8 == 0 && V <= int64_t{kCeRegThreads} * 8 * kCeRegChunks && aligned(logits, 16)) {
-        crossEntropyRowRegsKernel<<<static_cast<unsigned>(N), kCeRegThreads, 0, stream()>>>(
-            losses.as<float>(), logits.as<bf16>(), targets.as<int32_t>(), V, dlossScale, computeGrad, errorFlag());
-        return;
-      }
-    }
     if (V % 8 == 0 && aligned(logits, vecAlign(logits.dtype)))
       crossEntropyVecKernel<T><<<static_cast<unsigned>(N), 1024, 0, stream()>>>(
           losses.as<float>(), logits.as<T>(), targets.as<int32_t>(), V, dlossScale, computeGrad,

@@ -339,9 +339,8 @@ export function crossCases(sh: SuiteShapes = SMALL): CrossCase[] {
         withPair(x, ref, dtype, (p) => {
           const r = rng(seed);
           const checks: Check[] = [];
-          // CUDA paths: V % 8 == 0 with bf16 logits and V <= 32768 (Llama's 32000 included)
-          // keeps a row in registers, other V % 8 == 0 cases take the two-pass vector kernel
-          // (f32 logits, or V = 32776 > 32768), V + 4 the scalar kernel.
+          // CUDA paths: V % 8 == 0 the vector kernel (also at Llama's 32000, and at 32776), V + 4
+          // the scalar kernel.
           for (const [v, rows] of [
             [V, N],
             [V + 4, N],
