@@ -12,9 +12,10 @@
 // two m16 tiles and keeps Q's A-fragments, the S accumulators and the O accumulators in
 // registers, so every K/V fragment read from shared memory feeds two mma.sync (FlashAttention-2's
 // layout for head dim 64). K/V tiles of 64 keys are double-buffered in shared memory
-// with cp.async (tile j+1 loads while tile j computes). S = Q K^T is scaled by scale * log2(e)
-// once, the online softmax runs on the accumulator fragment (row max/sum over the 4 lanes of a
-// quad with two shuffles, the sum kept per lane and reduced once at the end), and the fp32
+// with cp.async (tile j+1 loads while tile j computes). The online softmax runs in log2 units on
+// the accumulator fragment of S = Q K^T (row max/sum over the 4 lanes of a quad with two
+// shuffles, the sum kept per lane and reduced once at the end; each exponent is one FFMA,
+// s * scale * log2(e) - max, with the row max scaled once), and the fp32
 // S fragment is packed straight into the bf16 A-fragment of P @ V (the m16n8 C layout of two
 // adjacent n-tiles is the m16k16 A layout): P never touches shared memory. Causal: key tiles
 // past the block's last row are never loaded; a warp skips tiles past its own last row; masks
@@ -324,18 +325,18 @@ __global__ void __launch_bounds__(FWD2_THREADS, 2) mmaForward2Kernel(bf16* out, 
 #pragma unroll
       for (int mt = 0; mt < 2; ++mt) {
         int row0 = wr0 + mt * 16 + g8, row1 = row0 + 8;
+        // The scores stay unscaled: the max of s times scale * log2(e) (> 0) is the max of the
+        // scaled scores, bit for bit, and each exponent is one FFMA, s * scale2 - base.
         float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
         for (int n = 0; n < 8; ++n) {
+          if (mask) {
 #pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            float x = s[mt][n][e] * scale2;
-            if (mask) {
+            for (int e = 0; e < 4; ++e) {
               int key = kv0 + n * 8 + 2 * t4 + (e & 1);
               int row = e < 2 ? row0 : row1;
-              if (key >= d.T || (d.causal && key > row)) x = -INFINITY;
+              if (key >= d.T || (d.causal && key > row)) s[mt][n][e] = -INFINITY;
             }
-            s[mt][n][e] = x;
           }
           mx0 = fmaxf(mx0, fmaxf(s[mt][n][0], s[mt][n][1]));
           mx1 = fmaxf(mx1, fmaxf(s[mt][n][2], s[mt][n][3]));
@@ -344,7 +345,7 @@ __global__ void __launch_bounds__(FWD2_THREADS, 2) mmaForward2Kernel(bf16* out, 
         mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
         mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
         mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-        float n0 = fmaxf(m[mt][0], mx0), n1 = fmaxf(m[mt][1], mx1);
+        float n0 = fmaxf(m[mt][0], mx0 * scale2), n1 = fmaxf(m[mt][1], mx1 * scale2);
         float base0 = n0 == -INFINITY ? 0.0f : n0, base1 = n1 == -INFINITY ? 0.0f : n1;
         float corr0 = exp2Fast(m[mt][0] - base0), corr1 = exp2Fast(m[mt][1] - base1);
         m[mt][0] = n0;
@@ -352,10 +353,10 @@ __global__ void __launch_bounds__(FWD2_THREADS, 2) mmaForward2Kernel(bf16* out, 
         float sum0 = 0.0f, sum1 = 0.0f;
 #pragma unroll
         for (int n = 0; n < 8; ++n) {
-          s[mt][n][0] = exp2Fast(s[mt][n][0] - base0);
-          s[mt][n][1] = exp2Fast(s[mt][n][1] - base0);
-          s[mt][n][2] = exp2Fast(s[mt][n][2] - base1);
-          s[mt][n][3] = exp2Fast(s[mt][n][3] - base1);
+          s[mt][n][0] = exp2Fast(fmaf(s[mt][n][0], scale2, -base0));
+          s[mt][n][1] = exp2Fast(fmaf(s[mt][n][1], scale2, -base0));
+          s[mt][n][2] = exp2Fast(fmaf(s[mt][n][2], scale2, -base1));
+          s[mt][n][3] = exp2Fast(fmaf(s[mt][n][3], scale2, -base1));
           sum0 += s[mt][n][0] + s[mt][n][1];
           sum1 += s[mt][n][2] + s[mt][n][3];
           o[mt][n][0] *= corr0;
