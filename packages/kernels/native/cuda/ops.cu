@@ -193,11 +193,7 @@ __global__ void rmsnormBackwardDxKernel(D* dx, const G* dOut, const T* x, const 
     st(dr, c, ld(dr, c) + r * ld(gr, c) * ld(w, c) - k * ld(xr, c));
 }
 
-// Rows per dWeight partial sum. 32 left the fused backward kernel with 512 blocks at 16384 rows:
-// 0.65 waves at 6 blocks per SM (its shared memory), 24% achieved occupancy and 49% of DRAM
-// bandwidth under Nsight Compute on an H200; 16 doubles the blocks (and the partial sums, which
-// sumChunksKernel reads with twice the warps).
-constexpr int64_t kDwRowChunk = 16;
+constexpr int64_t kDwRowChunk = 32;
 
 // partial[chunk][c] = sum over the chunk's rows of dOut * x * rstd (thread per column).
 template <typename T, typename G>
@@ -213,10 +209,10 @@ __global__ void rmsnormDwPartialKernel(float* partial, const G* dOut, const T* x
   partial[chunk * C + c] = acc;
 }
 
-// dst[c] += sum over chunks of partial[chunk][c]. A block takes 32 columns; its 16 warps sum
-// chunks y, y + 16, ... and the 16 partial sums are added in warp order (fixed: repeatable bits).
+// dst[c] += sum over chunks of partial[chunk][c]. A block takes 32 columns; its 8 warps sum
+// chunks y, y + 8, ... and the 8 partial sums are added in warp order (fixed: repeatable bits).
 // A thread per column over all chunks left 8 blocks on the GPU, latency-bound.
-constexpr int kSumWarps = 16;
+constexpr int kSumWarps = 8;
 __global__ void sumChunksKernel(float* dst, const float* partial, int64_t chunks, int64_t C) {
   __shared__ float s[kSumWarps][33];
   int64_t c = static_cast<int64_t>(blockIdx.x) * 32 + threadIdx.x;
@@ -320,7 +316,6 @@ __global__ void rmsnormBackwardFusedKernel(D* dx, float* partial, const G* dOut,
     const G* gr = dOut + row * C;
     D* dr = dx + row * C;
     float dot = 0.0f;
-#pragma unroll 4  // the row's loads in flight together (same order of arithmetic)
     for (int64_t c = lane * 8; c < C; c += 256) {
       float xv[8], gv[8], wv[8];
       load8(xr + c, xv);
@@ -567,10 +562,6 @@ __global__ void crossEntropyVecKernel(float* losses, T* logits, const int32_t* t
     return;
   }
   float m = -INFINITY, s = 0.0f;
-  // unrolled so that a thread's loads (4 per row at V = 32000) are in flight together; same order
-  // of arithmetic as the plain loop. Nsight Compute: the loop as written reached 56% of DRAM
-  // bandwidth at 95% occupancy on an H200.
-#pragma unroll 4
   for (int64_t j = threadIdx.x * 8; j < V; j += blockDim.x * 8) {
     float v[8];
     load8(lr + j, v);
@@ -610,7 +601,6 @@ __global__ void crossEntropyVecKernel(float* losses, T* logits, const int32_t* t
   __syncthreads();
   if (!computeGrad) return;
   float lse = sLse;
-#pragma unroll 4
   for (int64_t j = threadIdx.x * 8; j < V; j += blockDim.x * 8) {
     float v[8];
     load8(lr + j, v);

@@ -175,7 +175,7 @@ export function crossCases(sh: SuiteShapes = SMALL): CrossCase[] {
           const r = rng(seed);
           const eps = 1e-5;
           const checks: Check[] = [];
-          // C: the vectorised CUDA path (C % 256 == 0), rows: N (whole 16-row chunks of the
+          // C: the vectorised CUDA path (C % 256 == 0), rows: N (whole 32-row chunks of the
           // dWeight sums) and N - 5 (a partial last chunk); C - 56: the scalar path
           for (const [C, N] of [
             [sh.C, sh.N],
