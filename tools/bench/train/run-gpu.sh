@@ -30,6 +30,20 @@ for m in $micro; do
   keep_run "ours-mb$m"
   tail -3 "$out/ours-mb$m.log"
 done
+# TK_RECOMPUTE_MICRO="16 32": ours again at these micro-batches with --recompute layers (global
+# batch max(16, micro-batch) sequences).
+for m in ${TK_RECOMPUTE_MICRO:-}; do
+  echo "== ours micro-batch $m, --recompute layers ($(date +%T))"
+  name="ours-mb$m-recompute"
+  global=$((m > 16 ? m : 16))
+  rm -rf "$out/$name" "$(run_dir "$name")"
+  timeout 200 node .gpu/trainer/trainer-cli.mjs --device cuda --model tinyllama-1.1b --data .gpu/data \
+    --out "$(run_dir "$name")" --micro-batch "$m" --global-batch "$global" --max-steps "$steps" \
+    --scale "$(python3 -c "print(($steps + 2) * $global * 2048 / 3e12)")" --recompute layers \
+    --eval-batches 1 --save-every 0 >"$out/$name.log" 2>&1
+  echo "rc=$? $(grep -E 'step +[0-9]+ ' "$out/$name.log" | tail -1)"
+  keep_run "$name"
+done
 # TK_TORCH=0: ours only (a second variant of ours timed after a full run in the same call).
 if [ "${TK_TORCH:-1}" != 0 ]; then
   echo "== torch ($(date +%T))"

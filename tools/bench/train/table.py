@@ -30,13 +30,16 @@ def main(d):
         prof = [json.load(open(p))["step"] for p in glob.glob(os.path.join(run, "**", "profile.json"), recursive=True)]
         timed = [r for r in steps[2:] if r["step"] not in prof]
         mb = run.rsplit("mb", 1)[1]
+        name = "ours"
+        if mb.endswith("-recompute"):  # TK_RECOMPUTE_MICRO runs
+            mb, name = mb[: -len("-recompute")], "ours, --recompute layers"
         if not timed:
-            rows.append(("ours", mb, None))
+            rows.append((name, mb, None))
             continue
         s = statistics.median(r["stepSeconds"] for r in timed)
         tokens = timed[0]["tokensPerSec"] * timed[0]["stepSeconds"]
         mem = max(r["memoryBytes"] for r in timed) / 2**30
-        rows.append(("ours", mb, dict(step_s=s, tokens_per_s=tokens / s, mem=mem, n=len(timed))))
+        rows.append((name, mb, dict(step_s=s, tokens_per_s=tokens / s, mem=mem, n=len(timed))))
     for r in torch["rows"]:
         name = f"transformers {r['mode']}"
         rows.append((name, str(r["micro_batch"]), None if r.get("oom") else dict(step_s=r["step_s"], tokens_per_s=r["tokens_per_s"], mem=r["peak_mem_gib"], n=r["steps"])))

@@ -114,6 +114,13 @@ export const TRAIN_FLAGS: FlagSpec[] = [
     defaultText: `${GPU_DEFAULTS.microBatch}`,
   },
   {
+    name: "recompute",
+    type: "string",
+    choices: ["off", "layers"],
+    help: "layers: keep only each layer's input and recompute its activations in backward (about 1/L of the activation memory for one more forward pass), for micro-batches that do not fit otherwise",
+    defaultText: "off",
+  },
+  {
     name: "global-batch",
     type: "int",
     min: 1,
@@ -414,6 +421,7 @@ export async function trainCommand(
     peakFlops: onCpu ? null : ((f["peak-tflops"] as number | undefined) ?? 989) * 1e12,
     profileStep: (f["profile-step"] as number | undefined) ?? null,
     overlapComm: f["comm-overlap"] === "on",
+    recompute: f.recompute === "layers",
     handleSignals: deps.handleSignals ?? true,
     log: deps.log,
   };

@@ -1,10 +1,11 @@
-import { loadBackend } from "@tinyllama/kernels";
+import { loadBackend, planArena } from "@tinyllama/kernels";
 import { describe, expect, it } from "vitest";
 import { TINYLLAMA_ADAMW } from "../optim/adamw.js";
 import { microConfig } from "../test-util/tiny.js";
 import { Trainer } from "../train/trainer.js";
 import { modelConfig, parameterSpecs } from "./config.js";
 import { LlamaModel } from "./llama.js";
+import { activationSpecs } from "./plan.js";
 
 function batch(B: number, T: number, V: number, seed: number) {
   const ids = new Int32Array(B * T);
@@ -144,5 +145,55 @@ describe("LlamaModel on the CPU backend", () => {
     const bits = new Uint32Array(bf16.compute.buffer);
     expect(bits.every((b) => (b & 0xffff) === 0)).toBe(true); // compute copy is bf16
     expect(new Uint32Array(bf16.master.buffer).some((b) => (b & 0xffff) !== 0)).toBe(true); // master is fp32
+  });
+
+  it("recomputing layer activations in backward gives the same bits in less memory", async () => {
+    const k = await loadBackend("cpu");
+    // three layers: backward rebuilds layers 0 and 1 (the shared set holds layer 2's from the
+    // forward pass), so a wrong rebuild shows in their gradients
+    const cfg = { ...modelConfig("tinyllama-test"), numLayers: 3 };
+    const fill = (ids: Int32Array, t: Int32Array) => {
+      for (let i = 0; i < ids.length; i++) {
+        ids[i] = 1000 + ((i * 13) % 97);
+        t[i] = 1000 + ((((i * 13) % 97) + 5) % 97);
+      }
+    };
+    for (const computeDtype of ["f32", "bf16"] as const) {
+      const run = (recompute: boolean) => {
+        const model = new LlamaModel(k, cfg, { computeDtype });
+        const tr = new Trainer(
+          model,
+          { microBatch: 2, seqLen: 32, accumSteps: 2, recompute },
+          TINYLLAMA_ADAMW,
+        );
+        tr.initWeights(7);
+        const losses = Array.from({ length: 3 }, () => tr.step(3e-3, fill).loss);
+        tr.computeGradients(fill);
+        const grads = parameterSpecs(cfg).map((s) => tr.readGrad(s.name));
+        const bytes = tr.plan.arena.bytes;
+        tr.dispose();
+        return { losses, grads, bytes };
+      };
+      const kept = run(false);
+      const rebuilt = run(true);
+      // Same kernels on the same inputs: every loss and gradient bit is equal.
+      expect(rebuilt.losses, computeDtype).toEqual(kept.losses);
+      for (let i = 0; i < kept.grads.length; i++) {
+        expect(
+          Buffer.from(rebuilt.grads[i]!.buffer).equals(Buffer.from(kept.grads[i]!.buffer)),
+          computeDtype,
+        ).toBe(true);
+      }
+      expect(rebuilt.bytes).toBeLessThan(kept.bytes);
+    }
+    // The plan: one shared set of layer activations instead of one per layer.
+    const big = modelConfig("tinyllama-1.1b");
+    const gib = (recompute: boolean) =>
+      planArena(activationSpecs(big, 16, 2048, true, "bf16", recompute)).bytes / 2 ** 30;
+    expect(gib(false)).toBeGreaterThan(40);
+    expect(gib(true)).toBeLessThan(gib(false) / 2);
+    const model = new LlamaModel(k, cfg);
+    expect(() => model.plan(1, 8, false, { recompute: true })).toThrow(/training plans only/);
+    model.dispose();
   });
 });

@@ -199,8 +199,18 @@ export class LlamaModel {
     return this.paramArena.get(name).toFloat32();
   }
 
-  /** The activation plan for a shape, created once and reused. */
-  plan(batch: number, seqLen: number, training: boolean): ActivationPlan {
+  /**
+   * The activation plan for a shape, created once and reused. `recompute` (training only): keep
+   * just each layer's input and rebuild the layer's other activations in backward, one extra
+   * layer forward per layer for about 1/L of the activation memory.
+   */
+  plan(
+    batch: number,
+    seqLen: number,
+    training: boolean,
+    opts: { recompute?: boolean } = {},
+  ): ActivationPlan {
+    const recompute = opts.recompute ?? false;
     this.assertLive();
     if (!Number.isInteger(batch) || batch < 1 || !Number.isInteger(seqLen) || seqLen < 1) {
       throw new Error(`batch and seqLen must be positive integers, got ${batch} x ${seqLen}`);
@@ -210,10 +220,19 @@ export class LlamaModel {
         `sequence length ${seqLen} exceeds the model's context ${this.config.maxSeqLen}`,
       );
     }
-    const key = `${batch}x${seqLen}:${training ? "train" : "infer"}`;
+    if (recompute && !training) throw new Error("recomputation applies to training plans only");
+    const key = `${batch}x${seqLen}:${training ? (recompute ? "train-recompute" : "train") : "infer"}`;
     let p = this.plans.get(key);
     if (!p) {
-      p = planActivations(this.backend, this.config, batch, seqLen, training, this.actDtype);
+      p = planActivations(
+        this.backend,
+        this.config,
+        batch,
+        seqLen,
+        training,
+        this.actDtype,
+        recompute,
+      );
       this.plans.set(key, p);
     }
     return p;
@@ -235,7 +254,6 @@ export class LlamaModel {
     const c = this.config;
     const P = this.params;
     const eps = c.rmsNormEps;
-    const rope = { base: c.ropeTheta };
     const L = c.numLayers;
     const first = plan.layers[0]!;
     k.embeddingForward(first.resid, P.embed, plan.ids);
@@ -243,17 +261,7 @@ export class LlamaModel {
     for (let l = 0; l < L; l++) {
       const a = plan.layers[l]!;
       const w = P.layers[l]!;
-      k.matmul(a.qFlat, a.ln1, w.wq, { transB: true });
-      k.matmul(a.kFlat, a.ln1, w.wk, { transB: true });
-      k.matmul(a.vFlat, a.ln1, w.wv, { transB: true });
-      k.ropeForward(a.q, a.q, rope);
-      k.ropeForward(a.k, a.k, rope);
-      k.attentionForward(a.att, a.lse, a.q, a.k, a.v, { causal: true });
-      k.matmul(plan.projOut, a.attFlat, w.wo, { transB: true });
-      k.residualRmsnormForward(a.residMid, a.ln2, a.rstd2, a.resid, plan.projOut, w.postNorm, eps);
-      k.matmul(a.gate, a.ln2, w.wGate, { transB: true });
-      k.matmul(a.up, a.ln2, w.wUp, { transB: true });
-      k.swigluForward(a.act, a.gate, a.up);
+      this.layerActivations(plan, l);
       k.matmul(plan.projOut, a.act, w.wDown, { transB: true });
       const next = plan.layers[l + 1];
       if (next) {
@@ -282,6 +290,41 @@ export class LlamaModel {
     if (withLoss) {
       k.crossEntropy(plan.losses, plan.logits, plan.targets, { computeGrad, dlossScale });
     }
+  }
+
+  /**
+   * One layer's activations from its normalised input `ln1`, up to the MLP's `act` (what
+   * backward reads; the down projection and the next residual are the caller's).
+   */
+  private layerActivations(plan: ActivationPlan, l: number): void {
+    const k = this.backend;
+    const eps = this.config.rmsNormEps;
+    const rope = { base: this.config.ropeTheta };
+    const a = plan.layers[l]!;
+    const w = this.params.layers[l]!;
+    k.matmul(a.qFlat, a.ln1, w.wq, { transB: true });
+    k.matmul(a.kFlat, a.ln1, w.wk, { transB: true });
+    k.matmul(a.vFlat, a.ln1, w.wv, { transB: true });
+    k.ropeForward(a.q, a.q, rope);
+    k.ropeForward(a.k, a.k, rope);
+    k.attentionForward(a.att, a.lse, a.q, a.k, a.v, { causal: true });
+    k.matmul(plan.projOut, a.attFlat, w.wo, { transB: true });
+    k.residualRmsnormForward(a.residMid, a.ln2, a.rstd2, a.resid, plan.projOut, w.postNorm, eps);
+    k.matmul(a.gate, a.ln2, w.wGate, { transB: true });
+    k.matmul(a.up, a.ln2, w.wUp, { transB: true });
+    k.swigluForward(a.act, a.gate, a.up);
+  }
+
+  /**
+   * Recomputation: layer l's activations again from its kept input. The forward pass made `ln1`
+   * with the previous layer's fused residual + norm, which normalises the rounded residual it
+   * stores, so normalising that stored residual here gives the same bits.
+   */
+  private recomputeLayer(plan: ActivationPlan, l: number): void {
+    const a = plan.layers[l]!;
+    const w = this.params.layers[l]!;
+    this.backend.rmsnormForward(a.ln1, a.rstd1, a.resid, w.inNorm, this.config.rmsNormEps);
+    this.layerActivations(plan, l);
   }
 
   /**
@@ -326,6 +369,8 @@ export class LlamaModel {
       const a = plan.layers[l]!;
       const w = P.layers[l]!;
       const g = grads.layers[l]!;
+      // the shared set still holds the last layer's activations from the forward pass
+      if (plan.recompute && l < c.numLayers - 1) this.recomputeLayer(plan, l);
       // MLP: dResid is the gradient of the layer output = of the down projection output.
       k.matmul(g.wDown, dResid, a.act, acc);
       k.matmul(dAct, dResid, w.wDown);

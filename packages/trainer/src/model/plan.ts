@@ -3,6 +3,8 @@
  * shape, placed in one arena up front so a training step allocates nothing. In training mode
  * each layer keeps its own activations for backward; in inference mode all layers share one
  * set (and two residual buffers alternate), so scoring a long batch needs little memory.
+ * Training with recomputation keeps only each layer's input (the residual stream) and one
+ * shared set: backward recomputes a layer's activations from its input before using them.
  */
 import { headDim, type LlamaConfig } from "./config.js";
 import type { Arena, Backend, DType, Tensor } from "./kernels.js";
@@ -35,6 +37,8 @@ export interface ActivationPlan {
   batch: number;
   seqLen: number;
   training: boolean;
+  /** Training plan whose layers share one set of activations, rebuilt in backward. */
+  recompute: boolean;
   arena: Arena;
   /** Frees the arena and the extra views made over it. */
   dispose(): void;
@@ -74,6 +78,7 @@ export function activationSpecs(
   seqLen: number,
   training: boolean,
   actDtype: DType,
+  recompute = false,
 ): ArenaSpec[] {
   const N = batch * seqLen;
   const C = c.hiddenSize;
@@ -86,7 +91,7 @@ export function activationSpecs(
     specs.push({ name, shape, dtype });
   add("ids", [N], "i32");
   add("targets", [N], "i32");
-  const sets = training ? c.numLayers : 1;
+  const sets = training && !recompute ? c.numLayers : 1;
   const residCount = training ? c.numLayers + 1 : 2;
   for (let r = 0; r < residCount; r++) add(`resid.${r}`, [N, C]);
   for (let l = 0; l < sets; l++) {
@@ -130,8 +135,10 @@ export function planActivations(
   seqLen: number,
   training: boolean,
   actDtype: DType,
+  recompute = false,
 ): ActivationPlan {
-  const arena = k.arena(activationSpecs(c, batch, seqLen, training, actDtype));
+  if (recompute && !training) throw new Error("recomputation applies to training plans only");
+  const arena = k.arena(activationSpecs(c, batch, seqLen, training, actDtype, recompute));
   const g = (n: string) => arena.get(n);
   const layers: LayerActivations[] = [];
   const flats = new Map<string, Tensor>();
@@ -146,7 +153,7 @@ export function planActivations(
     return f;
   };
   for (let l = 0; l < c.numLayers; l++) {
-    const s = training ? l : 0;
+    const s = training && !recompute ? l : 0;
     layers.push({
       qFlat: flat(`q.${s}`),
       kFlat: flat(`k.${s}`),
@@ -173,6 +180,7 @@ export function planActivations(
     batch,
     seqLen,
     training,
+    recompute,
     arena,
     dispose() {
       for (const f of flats.values()) f.dispose();

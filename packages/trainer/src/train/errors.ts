@@ -39,6 +39,7 @@ export function trainingBytes(
   microBatch: number,
   seqLen: number,
   onCpu: boolean,
+  recompute = false,
 ): { state: number; activations: number } {
   const specs = parameterSpecs(c);
   const f32 = specs.map((s) => ({ name: s.name, shape: s.shape, dtype: "f32" as const }));
@@ -50,7 +51,7 @@ export function trainingBytes(
   const f32Bytes = planArena(f32).bytes;
   const state = planArena(compute).bytes + f32Bytes * (onCpu ? 3 : 4);
   const activations = planArena(
-    activationSpecs(c, microBatch, seqLen, true, onCpu ? "f32" : "bf16"),
+    activationSpecs(c, microBatch, seqLen, true, onCpu ? "f32" : "bf16", recompute),
   ).bytes;
   return { state, activations };
 }
@@ -65,23 +66,28 @@ export function assertFitsDevice(
   seqLen: number,
   device: { backend: string; name: string; totalMemory: number },
   headroom = 0.92,
+  recompute = false,
 ): void {
   if (!(device.totalMemory > 0)) return;
   const budget = device.totalMemory * headroom;
-  const need = trainingBytes(c, microBatch, seqLen, device.backend === "cpu");
+  const onCpu = device.backend === "cpu";
+  const need = trainingBytes(c, microBatch, seqLen, onCpu, recompute);
   if (need.state + need.activations <= budget) return;
   const gib = (b: number) => (b / 2 ** 30).toFixed(1);
   let fit = microBatch;
   while (fit > 1) {
     fit = Math.floor(fit / 2);
-    const n = trainingBytes(c, fit, seqLen, device.backend === "cpu");
+    const n = trainingBytes(c, fit, seqLen, onCpu, recompute);
     if (n.state + n.activations <= budget) break;
   }
-  const fitNeed = trainingBytes(c, fit, seqLen, device.backend === "cpu");
+  const fitNeed = trainingBytes(c, fit, seqLen, onCpu, recompute);
+  const withRecompute = recompute ? null : trainingBytes(c, microBatch, seqLen, onCpu, true);
   const advice =
-    fitNeed.state + fitNeed.activations <= budget
-      ? `try --micro-batch ${fit} (about ${gib(fitNeed.state + fitNeed.activations)} GiB): the global batch stays the same, reached by more accumulation steps`
-      : "even micro-batch 1 does not fit: try a shorter --seq-len or a smaller --model";
+    withRecompute && withRecompute.state + withRecompute.activations <= budget
+      ? `try --recompute layers (about ${gib(withRecompute.state + withRecompute.activations)} GiB, one more forward pass per step), or --micro-batch ${fit}: the global batch stays the same, reached by more accumulation steps`
+      : fitNeed.state + fitNeed.activations <= budget
+        ? `try --micro-batch ${fit} (about ${gib(fitNeed.state + fitNeed.activations)} GiB): the global batch stays the same, reached by more accumulation steps`
+        : "even micro-batch 1 does not fit: try a shorter --seq-len or a smaller --model";
   throw new Error(
     `${device.name} out of memory: ${c.name} with micro-batch ${microBatch} x ${seqLen} tokens needs about ` +
       `${gib(need.state + need.activations)} GiB (weights, gradients and AdamW ${gib(need.state)}, activations ${gib(need.activations)}) ` +

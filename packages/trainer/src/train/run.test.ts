@@ -195,6 +195,34 @@ describe("training on CPU", () => {
     expect(again.steps).toBe(0);
   });
 
+  it("--recompute layers trains the same bits with a smaller activation plan", async () => {
+    // tinyllama-4m has two layers: backward rebuilds layer 0 from its input
+    const run = (name: string, extra: string[], onLog?: (l: string) => void) =>
+      train(
+        args(join(root, name), 4, extra).map((x, i, all) =>
+          all[i - 1] === "--model" ? "tinyllama-4m" : x,
+        ),
+        onLog,
+      );
+    const kept = await run("kept", []);
+    let said = false;
+    const rebuilt = await run("rebuilt", ["--recompute", "layers"], (l) => {
+      if (/layer activations recomputed in backward/.test(l)) said = true;
+    });
+    expect(said).toBe(true);
+    expect(trainLosses(rebuilt.stageDir)).toEqual(trainLosses(kept.stageDir));
+    const a = weights(kept.checkpoint!);
+    const b = weights(rebuilt.checkpoint!);
+    for (let i = 0; i < a.length; i++)
+      expect(Buffer.from(b[i]!.buffer).equals(Buffer.from(a[i]!.buffer))).toBe(true);
+    const memory = (r: RunResult) =>
+      (readMetrics(r.metrics).find((m) => m.kind === "train") as TrainRecord).memoryBytes;
+    expect(memory(rebuilt)).toBeLessThan(memory(kept));
+    await expect(train(["--recompute", "all"])).rejects.toThrow(
+      /--recompute must be one of off, layers/,
+    );
+  });
+
   it("after a crash, resumes from the newest undamaged checkpoint and rewrites the lost metrics", async () => {
     const straight = await train(args(join(root, "crash-straight"), 8));
     const out = join(root, "crash");
@@ -403,7 +431,13 @@ describe("bad inputs", () => {
     const h100 = { backend: "cuda", name: "NVIDIA H100 80GB HBM3", totalMemory: 79.6 * 2 ** 30 };
     expect(() => assertFitsDevice(big, 8, 2048, h100)).not.toThrow();
     expect(() => assertFitsDevice(big, 32, 2048, h100)).toThrow(
-      /NVIDIA H100 80GB HBM3 out of memory: tinyllama-1.1b with micro-batch 32 x 2048 tokens needs about \d+\.\d GiB .* try --micro-batch (8|16) /,
+      /NVIDIA H100 80GB HBM3 out of memory: tinyllama-1.1b with micro-batch 32 x 2048 tokens needs about \d+\.\d GiB .* try --recompute layers \(about \d+\.\d GiB, one more forward pass per step\), or --micro-batch (8|16):/,
+    );
+    // With recomputation micro-batch 32 fits; 256 does not even with it, and the advice is then
+    // the largest micro-batch that fits with recomputation.
+    expect(() => assertFitsDevice(big, 32, 2048, h100, undefined, true)).not.toThrow();
+    expect(() => assertFitsDevice(big, 256, 2048, h100, undefined, true)).toThrow(
+      /micro-batch 256 x 2048 tokens needs about .* try --micro-batch (32|64) /,
     );
     expect(() => assertFitsDevice(big, 1, 2048, { ...h100, totalMemory: 8 * 2 ** 30 })).toThrow(
       /even micro-batch 1 does not fit/,

@@ -76,6 +76,8 @@ export interface RunOptions {
   peakFlops: number | null;
   /** Distributed: reduce gradients while backward runs (ShardedOptions.overlapComm). */
   overlapComm?: boolean;
+  /** Keep only each layer's input; recompute its activations in backward (less memory, more compute). */
+  recompute?: boolean;
   /** Time every op of this step of this invocation (1-based; null: no profiling). */
   profileStep?: number | null;
   /** Whether to handle SIGINT/SIGTERM (checkpoint, then stop). */
@@ -227,7 +229,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
   );
   log(
     `batch: ${globalSeqs} sequences x ${o.seqLen} tokens = ${formatTokens(batchTokens)} tokens per step ` +
-      `(micro-batch ${o.microBatch} x ${accumSteps} accumulation steps), about ${Math.ceil(stageBudget / batchTokens)} steps`,
+      `(micro-batch ${o.microBatch} x ${accumSteps} accumulation steps${o.recompute ? ", layer activations recomputed in backward" : ""}), about ${Math.ceil(stageBudget / batchTokens)} steps`,
   );
   if (stageBudget < batchTokens) {
     log(
@@ -261,7 +263,14 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
     log(`profile of step ${atStep} written to ${join(stageDir, "profile.md")}`);
   };
   try {
-    assertFitsDevice(cfg, o.microBatch, o.seqLen, o.backend.device);
+    assertFitsDevice(
+      cfg,
+      o.microBatch,
+      o.seqLen,
+      o.backend.device,
+      undefined,
+      o.recompute ?? false,
+    );
     try {
       // Sharded runs: the parameter arena padded to the shard group doubles as the all-gather
       // buffer where the layouts allow (ShardedTrainer.gathersIntoParams).
@@ -272,7 +281,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
       );
       trainer = new Trainer(
         model,
-        { microBatch: o.microBatch, seqLen: o.seqLen, accumSteps },
+        { microBatch: o.microBatch, seqLen: o.seqLen, accumSteps, recompute: o.recompute ?? false },
         TINYLLAMA_ADAMW,
         {
           maxBadSteps: o.maxBadSteps,
@@ -370,7 +379,13 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
       });
     }
     if (dist) {
-      const unsharded = trainingBytes(cfg, o.microBatch, o.seqLen, o.backend.name === "cpu");
+      const unsharded = trainingBytes(
+        cfg,
+        o.microBatch,
+        o.seqLen,
+        o.backend.name === "cpu",
+        o.recompute ?? false,
+      );
       const gib = (b: number) => (b / 2 ** 30).toFixed(2);
       // Every rank must start from the same step (checkpoints on a filesystem all nodes see).
       const [hi, negLo] = await dist.world.allReduceHost([step, -step], "max");

@@ -31,6 +31,8 @@ export interface TrainerShape {
   microBatch: number;
   seqLen: number;
   accumSteps: number;
+  /** Keep only each layer's input and recompute its activations in backward (model.plan). */
+  recompute?: boolean;
 }
 
 /**
@@ -136,7 +138,9 @@ export class Trainer {
     this.wholeModelUpdate = this.planWholeModelUpdate(specs);
     this.accumulatedGrads = LlamaModel.accumulatedGrads(this.grads);
     for (const a of [this.gradArena, this.mArena, this.vArena]) if (a) k.fill(a.whole, 0);
-    this.plan = model.plan(shape.microBatch, shape.seqLen, true);
+    this.plan = model.plan(shape.microBatch, shape.seqLen, true, {
+      recompute: shape.recompute ?? false,
+    });
     this.hostIds = new Int32Array(shape.microBatch * shape.seqLen);
     this.hostTargets = new Int32Array(shape.microBatch * shape.seqLen);
   }
