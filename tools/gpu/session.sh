@@ -91,7 +91,7 @@ for p in "$@"; do
     gen-bf16) part "$p" 90 bash tools/compare/generate/run-gpu.sh "$logs/generate" bf16 ;;
     gen-speed) part "$p" 90 bash tools/compare/generate/run-gpu.sh "$logs/generate" speed speed-general ;;
     mma) part "$p" 120 env OUT="$logs/mma" bash tools/gpu/run.sh --mma ;;
-    kernels) part "$p" 240 env OUT="$logs/kernels" bash tools/gpu/run.sh ;;
+    kernels) part "$p" 100 env OUT="$logs/kernels" bash tools/gpu/run.sh ;;  # 59-62 s on an H200
     ncu) part "$p" 60 env OUT="$logs/ncu" bash tools/gpu/ncu.sh ;;
     bench-train) part "$p" 200 env OUT="$logs/bench-train" bash tools/bench/train/run-gpu.sh ;;
     # ours only: micro-batch 16, then 16 and 32 with --recompute layers (the price of recomputing)
