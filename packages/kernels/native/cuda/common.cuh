@@ -34,6 +34,8 @@ int smCount();
 void* scratch(size_t bytes);
 // Second scratch region for ops that need two at once.
 void* scratch2(size_t bytes);
+// RoPE's cos/sin table only: no other op writes it, so a table stays valid between calls.
+void* ropeTableScratch(size_t bytes);
 int* errorFlag();
 
 enum ErrorCode : int { kNoError = 0, kBadTokenId = 1, kBadTarget = 2, kBadDecodeMeta = 3 };

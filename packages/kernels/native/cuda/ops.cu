@@ -853,9 +853,22 @@ void rope(const TensorDesc& out, const TensorDesc& x, float base, int64_t positi
   int64_t rows = x.numel / D;
   if (rows == 0) return;
   int64_t half = D / 2;
-  auto* table = static_cast<float2*>(scratch(sizeof(float2) * static_cast<size_t>(T_ * half)));
-  ropeTableKernel<<<gridFor(T_ * half), 256, 0, stream()>>>(table, T_, half, D, base, positionOffset);
-  TK_LAUNCH_CHECK("rope (table)");
+  // The table depends only on (T, D, base, offset): kept in its own scratch region and reused
+  // while calls repeat it (a training step makes 4 RoPE calls per layer with one table; each
+  // recomputation was a launch of T * D/2 powf + sincosf). The region only grows for a larger
+  // table, which is a new key, so the cached key always describes what the region holds.
+  struct TableKey {
+    int64_t T, D, offset;
+    float base;
+  };
+  static TableKey cached{-1, -1, -1, 0.0f};
+  auto* table = static_cast<float2*>(ropeTableScratch(sizeof(float2) * static_cast<size_t>(T_ * half)));
+  if (cached.T != T_ || cached.D != D || cached.offset != positionOffset || cached.base != base) {
+    cached.T = -1;  // invalid until the table is written
+    ropeTableKernel<<<gridFor(T_ * half), 256, 0, stream()>>>(table, T_, half, D, base, positionOffset);
+    TK_LAUNCH_CHECK("rope (table)");
+    cached = TableKey{T_, D, positionOffset, base};
+  }
   bool vec = half % 8 == 0 && rows * (half / 8) < (int64_t{1} << 32) && allAligned({&x, &out}, vecAlign(x.dtype));
   dispatchFloat(x.dtype, [&](auto tag) {
     using E = decltype(tag);

@@ -12,8 +12,8 @@ struct State {
   int device = 0;
   cudaDeviceProp prop{};
   cudaStream_t stream = nullptr;
-  void* scratch[2] = {nullptr, nullptr};
-  size_t scratchBytes[2] = {0, 0};
+  void* scratch[3] = {nullptr, nullptr, nullptr};
+  size_t scratchBytes[3] = {0, 0, 0};
   int* flag = nullptr;
 };
 State& state() {
@@ -40,6 +40,7 @@ cudaStream_t stream() { return state().stream; }
 int smCount() { return state().prop.multiProcessorCount; }
 void* scratch(size_t bytes) { return growScratch(0, bytes); }
 void* scratch2(size_t bytes) { return growScratch(1, bytes); }
+void* ropeTableScratch(size_t bytes) { return growScratch(2, bytes); }
 int* errorFlag() { return state().flag; }
 
 }  // namespace tk::cuda

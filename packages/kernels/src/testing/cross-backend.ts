@@ -238,6 +238,30 @@ export function crossCases(sh: SuiteShapes = SMALL): CrossCase[] {
             ref.ropeBackward(dxr, xr, opt);
             checks.push(p.check(`forward D=${d}`, o, or), p.check(`backward D=${d}`, dx, dxr));
           }
+          // The CUDA backend keeps the last cos/sin table while calls repeat its key (T, D, base,
+          // offset): a sequence that changes each part of the key, and repeats one, must match.
+          const calls: [number, number, number][] = [
+            [T, 10000, 0],
+            [T, 500000, 0],
+            [T, 10000, 7],
+            [T, 10000, 7],
+            [T - 5, 10000, 7],
+            [T, 10000, 7],
+          ];
+          for (const [i, [t, base, positionOffset]] of calls.entries()) {
+            const shape = [B, t, H, D];
+            const [xt, xr] = p.both(randn(r, B * t * H * D), shape);
+            const [o, or] = p.out(shape);
+            x.ropeForward(o, xt, { base, positionOffset });
+            ref.ropeForward(or, xr, { base, positionOffset });
+            checks.push(
+              p.check(
+                `forward, table key ${i} (T=${t} base=${base} offset=${positionOffset})`,
+                o,
+                or,
+              ),
+            );
+          }
           return checks;
         }),
     },
