@@ -477,6 +477,36 @@ __global__ void swigluBackwardVecKernel(T* dGate, T* dUp, const T* dOut, const T
 }
 
 // ---------------------------------------------------------------- cross-entropy
+// Combines every thread's running (max, sum of exp(x - max)) over the block (up to 1024 threads):
+// shuffles within each warp, then the warps' pairs in warp order (a fixed order: repeatable
+// bits). Returns the log-sum-exp to every thread; all threads of the block must call it.
+__device__ float blockLogSumExp(float m, float s) {
+  __shared__ float sMax[32], sSum[32];
+  __shared__ float sLse;
+  for (int o = 16; o > 0; o >>= 1) {
+    float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
+    float mm = fmaxf(m, m2);
+    s = (m == -INFINITY ? 0.0f : s * __expf(m - mm)) + (m2 == -INFINITY ? 0.0f : s2 * __expf(m2 - mm));
+    m = mm;
+  }
+  int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  if (lane == 0) {
+    sMax[warp] = m;
+    sSum[warp] = s;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float M = -INFINITY;
+    for (int w = 0; w < warps; ++w) M = fmaxf(M, sMax[w]);
+    float S = 0.0f;
+    for (int w = 0; w < warps; ++w)
+      if (sMax[w] != -INFINITY) S += sSum[w] * __expf(sMax[w] - M);
+    sLse = M + logf(S);
+  }
+  __syncthreads();
+  return sLse;
+}
+
 // One block per row: online max/sum over the row, then the gradient written over the logits.
 template <typename T>
 __global__ void crossEntropyKernel(float* losses, T* logits, const int32_t* targets, int64_t V,
@@ -484,8 +514,6 @@ __global__ void crossEntropyKernel(float* losses, T* logits, const int32_t* targ
   int64_t row = blockIdx.x;
   T* lr = logits + row * V;
   int32_t target = targets[row];
-  __shared__ float sMax[32], sSum[32];
-  __shared__ float sLse;
   if (target >= V) {
     if (threadIdx.x == 0) atomicExch(flag, kBadTarget);
     target = -1;
@@ -506,32 +534,11 @@ __global__ void crossEntropyKernel(float* losses, T* logits, const int32_t* targ
       s += __expf(v - m);
     }
   }
-  // warp merge of (m, s)
-  for (int o = 16; o > 0; o >>= 1) {
-    float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
-    float mm = fmaxf(m, m2);
-    s = (m == -INFINITY ? 0.0f : s * __expf(m - mm)) + (m2 == -INFINITY ? 0.0f : s2 * __expf(m2 - mm));
-    m = mm;
-  }
-  int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
-  if (lane == 0) {
-    sMax[warp] = m;
-    sSum[warp] = s;
-  }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    float M = -INFINITY;
-    for (int w = 0; w < warps; ++w) M = fmaxf(M, sMax[w]);
-    float S = 0.0f;
-    for (int w = 0; w < warps; ++w)
-      if (sMax[w] != -INFINITY) S += sSum[w] * __expf(sMax[w] - M);
-    float lse = M + logf(S);
-    sLse = lse;
-    losses[row] = lse - ld(lr, target);
-  }
-  __syncthreads();
+  // the target's logit is read before any thread overwrites the row with its gradient
+  float targetLogit = threadIdx.x == 0 ? ld(lr, target) : 0.0f;
+  float lse = blockLogSumExp(m, s);
+  if (threadIdx.x == 0) losses[row] = lse - targetLogit;
   if (!computeGrad) return;
-  float lse = sLse;
   for (int64_t j = threadIdx.x; j < V; j += blockDim.x) {
     float p = __expf(ld(lr, j) - lse);
     st(lr, j, (p - (j == target ? 1.0f : 0.0f)) * dlossScale);
@@ -547,8 +554,6 @@ __global__ void crossEntropyVecKernel(float* losses, T* logits, const int32_t* t
   int64_t row = blockIdx.x;
   T* lr = logits + row * V;
   int32_t target = targets[row];
-  __shared__ float sMax[32], sSum[32];
-  __shared__ float sLse;
   if (target >= V) {
     if (threadIdx.x == 0) atomicExch(flag, kBadTarget);
     target = -1;
@@ -576,31 +581,10 @@ __global__ void crossEntropyVecKernel(float* losses, T* logits, const int32_t* t
     s = (m == -INFINITY ? 0.0f : s * __expf(m - nm)) + acc;
     m = nm;
   }
-  for (int o = 16; o > 0; o >>= 1) {
-    float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
-    float mm = fmaxf(m, m2);
-    s = (m == -INFINITY ? 0.0f : s * __expf(m - mm)) + (m2 == -INFINITY ? 0.0f : s2 * __expf(m2 - mm));
-    m = mm;
-  }
-  int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
-  if (lane == 0) {
-    sMax[warp] = m;
-    sSum[warp] = s;
-  }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    float M = -INFINITY;
-    for (int w = 0; w < warps; ++w) M = fmaxf(M, sMax[w]);
-    float S = 0.0f;
-    for (int w = 0; w < warps; ++w)
-      if (sMax[w] != -INFINITY) S += sSum[w] * __expf(sMax[w] - M);
-    float lse = M + logf(S);
-    sLse = lse;
-    losses[row] = lse - ld(lr, target);
-  }
-  __syncthreads();
+  float targetLogit = threadIdx.x == 0 ? ld(lr, target) : 0.0f;  // read before any gradient write
+  float lse = blockLogSumExp(m, s);
+  if (threadIdx.x == 0) losses[row] = lse - targetLogit;
   if (!computeGrad) return;
-  float lse = sLse;
   for (int64_t j = threadIdx.x * 8; j < V; j += blockDim.x * 8) {
     float v[8];
     load8(lr + j, v);
