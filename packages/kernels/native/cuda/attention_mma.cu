@@ -205,7 +205,10 @@ __device__ __forceinline__ void mmaABt2(float (&acc)[2][8][4], const bf16* aBase
   }
 }
 
-// acc[mt] (16 x 64) += P[mt] (16 x 64 A-fragments) * B, B = 64 rows of `bBase` ([k][n]).
+// acc[mt] (16 x 64) += A[mt] (16 x 64 as four k-chunk A-fragments in registers) * B, B = 64 rows
+// of `bBase`: [k][n] read with .trans (V for P V, dO for P^T dO), or with BIsNK [n][k] (K for
+// Q K^T with Q's fragments resident).
+template <bool BIsNK = false>
 __device__ __forceinline__ void mmaPB2(float (&acc)[2][8][4], const uint32_t (&p)[2][4][4], const bf16* bBase,
                                        int lane) {
 #pragma unroll
@@ -213,12 +216,54 @@ __device__ __forceinline__ void mmaPB2(float (&acc)[2][8][4], const uint32_t (&p
 #pragma unroll
     for (int np = 0; np < 4; ++np) {
       uint32_t b[4];
-      ldsm4t(b, bAddrKN(bBase, kk * 16, np * 16, lane));
+      if constexpr (BIsNK) ldsm4(b, bAddrNK(bBase, np * 16, kk * 16, lane));
+      else ldsm4t(b, bAddrKN(bBase, kk * 16, np * 16, lane));
 #pragma unroll
       for (int mt = 0; mt < 2; ++mt) {
         mma(acc[mt][2 * np], p[mt][kk], b[0], b[1]);
         mma(acc[mt][2 * np + 1], p[mt][kk], b[2], b[3]);
       }
+    }
+  }
+}
+
+// The backward's element-wise steps on one warp's m16 tile of transposed scores (rows = keys
+// key0 and key1 = key0 + 8 of the lane, cols = the 64 queries from qi0):
+// P^T = exp2(S^T * scale2 - lse * log2 e) in place, 0 where the query does not see the key or is
+// past the sequence (only checked when `mask`). T and causal come by value: through a reference
+// to the kernel's MmaDims nvcc unswitched the mask loop and the dK/dV kernel spilled 288 bytes
+// instead of 148 (the PTX is now the same as with the loops written inline).
+__device__ __forceinline__ void probsT(float (&s)[8][4], const float* Lt, float scale2, int qi0, int key0,
+                                       int key1, bool mask, int T, bool causal, int t4) {
+#pragma unroll
+  for (int n = 0; n < 8; ++n) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      int c = n * 8 + 2 * t4 + (e & 1);
+      float x = exp2Fast(fmaf(s[n][e], scale2, -Lt[c] * kLog2e));
+      if (mask) {
+        int qi = qi0 + c, key = e < 2 ? key0 : key1;
+        if (qi >= T || (causal && qi < key)) x = 0.0f;
+      }
+      s[n][e] = x;
+    }
+  }
+}
+// dS^T = P^T (dP^T - delta) in place in dp, from the bf16 P^T fragments (as dV used them).
+__device__ __forceinline__ void gradScoresT(float (&dp)[8][4], const uint32_t (&p)[4][4], const float* Dt, int t4) {
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+#pragma unroll
+    for (int hlf = 0; hlf < 2; ++hlf) {
+      int n = 2 * kk + hlf;
+      int c = n * 8 + 2 * t4;
+      float d0 = Dt[c], d1 = Dt[c + 1];
+      __nv_bfloat162 lo = *reinterpret_cast<const __nv_bfloat162*>(&p[kk][2 * hlf]);
+      __nv_bfloat162 hi = *reinterpret_cast<const __nv_bfloat162*>(&p[kk][2 * hlf + 1]);
+      dp[n][0] = __low2float(lo) * (dp[n][0] - d0);
+      dp[n][1] = __high2float(lo) * (dp[n][1] - d1);
+      dp[n][2] = __low2float(hi) * (dp[n][2] - d0);
+      dp[n][3] = __high2float(hi) * (dp[n][3] - d1);
     }
   }
 }
@@ -307,19 +352,7 @@ __global__ void __launch_bounds__(FWD2_THREADS, 2) mmaForward2Kernel(bf16* out, 
       float s[2][8][4];
       zero(s[0]);
       zero(s[1]);
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {
-#pragma unroll
-        for (int np = 0; np < 4; ++np) {
-          uint32_t bk[4];
-          ldsm4(bk, bAddrNK(Kt, np * 16, kk * 16, lane));
-#pragma unroll
-          for (int mt = 0; mt < 2; ++mt) {
-            mma(s[mt][2 * np], qf[mt][kk], bk[0], bk[1]);
-            mma(s[mt][2 * np + 1], qf[mt][kk], bk[2], bk[3]);
-          }
-        }
-      }
+      mmaPB2<true>(s, qf, Kt, lane);  // S = Q K^T, Q's fragments resident
       bool mask = (d.causal && kv0 + BN - 1 > wr0) || kv0 + BN > d.T;
       uint32_t p[2][4][4];
 #pragma unroll
@@ -469,19 +502,7 @@ __global__ void __launch_bounds__(KV2_THREADS, 2) mmaDkv2Kernel(bf16* dk, bf16* 
 #pragma unroll
         for (int mt = 0; mt < 2; ++mt) {
           int key0 = wk0 + mt * 16 + g8, key1 = key0 + 8;
-#pragma unroll
-          for (int n = 0; n < 8; ++n) {
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-              int c = n * 8 + 2 * t4 + (e & 1);
-              float x = exp2Fast(fmaf(s[mt][n][e], scale2, -Lt[c] * kLog2e));
-              if (mask) {
-                int qi = qi0 + c, key = e < 2 ? key0 : key1;
-                if (qi >= d.T || (d.causal && qi < key)) x = 0.0f;
-              }
-              s[mt][n][e] = x;
-            }
-          }
+          probsT(s[mt], Lt, scale2, qi0, key0, key1, mask, d.T, d.causal, t4);
           toA(pk[mt], s[mt]);
         }
       }
@@ -494,21 +515,7 @@ __global__ void __launch_bounds__(KV2_THREADS, 2) mmaDkv2Kernel(bf16* dk, bf16* 
         mmaABt2(dp, Vs, warp * 32, Gt, lane);  // dP^T = V dO^T
 #pragma unroll
         for (int mt = 0; mt < 2; ++mt) {  // dS^T = P^T (dP^T - delta), from the bf16 P^T
-#pragma unroll
-          for (int kk = 0; kk < 4; ++kk) {
-#pragma unroll
-            for (int hlf = 0; hlf < 2; ++hlf) {
-              int n = 2 * kk + hlf;
-              int c = n * 8 + 2 * t4;
-              float d0 = Dt[c], d1 = Dt[c + 1];
-              __nv_bfloat162 lo = *reinterpret_cast<const __nv_bfloat162*>(&pk[mt][kk][2 * hlf]);
-              __nv_bfloat162 hi = *reinterpret_cast<const __nv_bfloat162*>(&pk[mt][kk][2 * hlf + 1]);
-              dp[mt][n][0] = __low2float(lo) * (dp[mt][n][0] - d0);
-              dp[mt][n][1] = __high2float(lo) * (dp[mt][n][1] - d1);
-              dp[mt][n][2] = __low2float(hi) * (dp[mt][n][2] - d0);
-              dp[mt][n][3] = __high2float(hi) * (dp[mt][n][3] - d1);
-            }
-          }
+          gradScoresT(dp[mt], pk[mt], Dt, t4);
           toA(ds[mt], dp[mt]);
         }
       }
@@ -711,40 +718,14 @@ __global__ void __launch_bounds__(HB_THREADS, 1) mmaBwdHeadKernel(bf16* dq, floa
           float s[8][4];  // S^T: rows = the warp's 16 keys, cols = 64 queries
           zero(s);
           mmaABt(s, Ks, warp * 16, Qt, lane);
-#pragma unroll
-          for (int n = 0; n < 8; ++n) {
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-              int c = n * 8 + 2 * t4 + (e & 1);
-              float x = exp2Fast(fmaf(s[n][e], scale2, -Lt[c] * kLog2e));
-              if (mask) {
-                int qi = qi0 + c, key = e < 2 ? key0 : key1;
-                if (qi >= d.T || (d.causal && qi < key)) x = 0.0f;
-              }
-              s[n][e] = x;
-            }
-          }
+          probsT(s, Lt, scale2, qi0, key0, key1, mask, d.T, d.causal, t4);
           toA(p, s);
         }
         mmaPB(dvAcc, p, Gt, lane);  // dV += P^T dO
         float dp[8][4];             // dP^T = V dO^T
         zero(dp);
         mmaABt(dp, Vs, warp * 16, Gt, lane);
-#pragma unroll
-        for (int kk = 0; kk < 4; ++kk) {  // dS^T = P^T (dP^T - delta), from the bf16 P^T
-#pragma unroll
-          for (int hlf = 0; hlf < 2; ++hlf) {
-            int n = 2 * kk + hlf;
-            int c = n * 8 + 2 * t4;
-            float d0 = Dt[c], d1 = Dt[c + 1];
-            __nv_bfloat162 lo = *reinterpret_cast<const __nv_bfloat162*>(&p[kk][2 * hlf]);
-            __nv_bfloat162 hi = *reinterpret_cast<const __nv_bfloat162*>(&p[kk][2 * hlf + 1]);
-            dp[n][0] = __low2float(lo) * (dp[n][0] - d0);
-            dp[n][1] = __high2float(lo) * (dp[n][1] - d1);
-            dp[n][2] = __low2float(hi) * (dp[n][2] - d0);
-            dp[n][3] = __high2float(hi) * (dp[n][3] - d1);
-          }
-        }
+        gradScoresT(dp, p, Dt, t4);  // dS^T = P^T (dP^T - delta), from the bf16 P^T
         uint32_t ds[4][4];
         toA(ds, dp);
         mmaPB(dkAcc, ds, Qt, lane);  // dK += dS^T Q
