@@ -33,7 +33,7 @@ void mmaAttentionBackward(const TensorDesc& dq, const TensorDesc& dk, const Tens
                           const TensorDesc& dOut, const TensorDesc& q, const TensorDesc& k,
                           const TensorDesc& v, const TensorDesc& lse, const float* delta,
                           const AttentionOptions& o, float* headWorkspace);
-size_t mmaHeadBackwardWorkspace(const TensorDesc& q, const TensorDesc& k);
+size_t mmaHeadBackwardWorkspace(const TensorDesc& q);
 
 namespace {
 
@@ -42,11 +42,13 @@ namespace {
 // tensor-core version, kept for comparisons) or fp32 (the CUDA-core kernels). Read once per
 // process; an unknown value is an error, not a silent default.
 enum class AttnKernel { Wmma, Mma, Fp32, Invalid };
+// An environment variable's value, "" when unset; the callers keep it in a static: read once.
+std::string envValue(const char* name) {
+  const char* e = std::getenv(name);
+  return e ? e : "";
+}
 const std::string& attentionEnv() {
-  static const std::string value = [] {
-    const char* e = std::getenv("TINYLLAMA_ATTENTION");
-    return std::string(e ? e : "");
-  }();
+  static const std::string value = envValue("TINYLLAMA_ATTENTION");
   return value;
 }
 AttnKernel attentionKernelChoice() {
@@ -72,10 +74,7 @@ bool useMma() { return attentionKernelChoice() == AttnKernel::Mma; }
 // 2026-11-28, not yet run on a GPU). Read once per process; other values throw.
 enum class AttnBackward { Split, Head, Invalid };
 const std::string& attentionBwdEnv() {
-  static const std::string value = [] {
-    const char* e = std::getenv("TINYLLAMA_ATTENTION_BWD");
-    return std::string(e ? e : "");
-  }();
+  static const std::string value = envValue("TINYLLAMA_ATTENTION_BWD");
   return value;
 }
 AttnBackward attentionBackwardChoice() {
@@ -496,7 +495,7 @@ void attentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorD
     TK_LAUNCH_CHECK("attentionBackward delta");
     if (mma) {
       float* headWorkspace = attentionBackwardChoice() == AttnBackward::Head
-                                 ? static_cast<float*>(scratch2(mmaHeadBackwardWorkspace(q, k)))
+                                 ? static_cast<float*>(scratch2(mmaHeadBackwardWorkspace(q)))
                                  : nullptr;
       mmaAttentionBackward(dq, dk, dv, dOut, q, k, v, lse, delta, o, headWorkspace);
     }

@@ -861,9 +861,8 @@ void mmaAttentionForward(const TensorDesc& out, const TensorDesc& lse, const Ten
   TK_LAUNCH_CHECK("attentionForward (mma)");
 }
 
-size_t mmaHeadBackwardWorkspace(const TensorDesc& q, const TensorDesc& k) {
+size_t mmaHeadBackwardWorkspace(const TensorDesc& q) {
   // dQ accumulator [B,H,T,D] + dK and dV partials [H/Hkv][B,T,Hkv,D], all fp32: 3 * B*T*H*D
-  (void)k;
   return 3 * static_cast<size_t>(q.numel) * sizeof(float);
 }
 
