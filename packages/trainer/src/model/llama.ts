@@ -220,8 +220,7 @@ export class LlamaModel {
         `sequence length ${seqLen} exceeds the model's context ${this.config.maxSeqLen}`,
       );
     }
-    if (recompute && !training) throw new Error("recomputation applies to training plans only");
-    const key = `${batch}x${seqLen}:${training ? (recompute ? "train-recompute" : "train") : "infer"}`;
+    const key = `${batch}x${seqLen}:${training ? "train" : "infer"}${recompute ? "-recompute" : ""}`;
     let p = this.plans.get(key);
     if (!p) {
       p = planActivations(

@@ -65,8 +65,7 @@ export function assertFitsDevice(
   microBatch: number,
   seqLen: number,
   device: { backend: string; name: string; totalMemory: number },
-  headroom = 0.92,
-  recompute = false,
+  { headroom = 0.92, recompute = false }: { headroom?: number; recompute?: boolean } = {},
 ): void {
   if (!(device.totalMemory > 0)) return;
   const budget = device.totalMemory * headroom;

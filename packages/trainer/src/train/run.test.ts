@@ -435,8 +435,8 @@ describe("bad inputs", () => {
     );
     // With recomputation micro-batch 32 fits; 256 does not even with it, and the advice is then
     // the largest micro-batch that fits with recomputation.
-    expect(() => assertFitsDevice(big, 32, 2048, h100, undefined, true)).not.toThrow();
-    expect(() => assertFitsDevice(big, 256, 2048, h100, undefined, true)).toThrow(
+    expect(() => assertFitsDevice(big, 32, 2048, h100, { recompute: true })).not.toThrow();
+    expect(() => assertFitsDevice(big, 256, 2048, h100, { recompute: true })).toThrow(
       /micro-batch 256 x 2048 tokens needs about .* try --micro-batch (32|64) /,
     );
     expect(() => assertFitsDevice(big, 1, 2048, { ...h100, totalMemory: 8 * 2 ** 30 })).toThrow(

@@ -115,6 +115,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
   const runDir = resolve(o.outDir);
   const stageDir = join(runDir, spec.dirName);
   const cfg = o.model;
+  const recompute = o.recompute ?? false;
 
   // Batch arithmetic, checked before anything heavy happens.
   const baseSeqs = o.globalBatch ?? Math.round((spec.batchSequences * PAPER_SEQ_LEN) / o.seqLen);
@@ -229,7 +230,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
   );
   log(
     `batch: ${globalSeqs} sequences x ${o.seqLen} tokens = ${formatTokens(batchTokens)} tokens per step ` +
-      `(micro-batch ${o.microBatch} x ${accumSteps} accumulation steps${o.recompute ? ", layer activations recomputed in backward" : ""}), about ${Math.ceil(stageBudget / batchTokens)} steps`,
+      `(micro-batch ${o.microBatch} x ${accumSteps} accumulation steps${recompute ? ", layer activations recomputed in backward" : ""}), about ${Math.ceil(stageBudget / batchTokens)} steps`,
   );
   if (stageBudget < batchTokens) {
     log(
@@ -263,14 +264,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
     log(`profile of step ${atStep} written to ${join(stageDir, "profile.md")}`);
   };
   try {
-    assertFitsDevice(
-      cfg,
-      o.microBatch,
-      o.seqLen,
-      o.backend.device,
-      undefined,
-      o.recompute ?? false,
-    );
+    assertFitsDevice(cfg, o.microBatch, o.seqLen, o.backend.device, { recompute });
     try {
       // Sharded runs: the parameter arena padded to the shard group doubles as the all-gather
       // buffer where the layouts allow (ShardedTrainer.gathersIntoParams).
@@ -281,7 +275,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
       );
       trainer = new Trainer(
         model,
-        { microBatch: o.microBatch, seqLen: o.seqLen, accumSteps, recompute: o.recompute ?? false },
+        { microBatch: o.microBatch, seqLen: o.seqLen, accumSteps, recompute },
         TINYLLAMA_ADAMW,
         {
           maxBadSteps: o.maxBadSteps,
@@ -384,7 +378,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
         o.microBatch,
         o.seqLen,
         o.backend.name === "cpu",
-        o.recompute ?? false,
+        recompute,
       );
       const gib = (b: number) => (b / 2 ** 30).toFixed(2);
       // Every rank must start from the same step (checkpoints on a filesystem all nodes see).
