@@ -4,9 +4,8 @@
 # to $OUT (or /tmp/kernels-gpu). Prepare on the dev machine first: bash tools/gpu/prepare.sh
 # Usage: bash tools/gpu/run.sh [--no-bench] [--no-memcheck] [--mma]
 # --mma: a quick loop for attention work instead of the full suite: the check and memcheck with
-# the default attention kernels (attention_mma.cu) and with TINYLLAMA_ATTENTION_BWD=head, their
-# batch-1 dumps against fp32 PyTorch, and the attention benchmark of mma (both backwards) and
-# wmma beside SDPA.
+# the default attention kernels (attention_mma.cu), their batch-1 dump against fp32 PyTorch, and
+# the attention benchmark of mma and wmma beside SDPA.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export PATH=/usr/local/cuda/bin:$PATH
@@ -45,38 +44,30 @@ fi
 export TINYLLAMA_KERNELS_BUILD_DIR=$build
 
 if [ $mma = 1 ]; then
-  # the default backward (split: dK/dV kernel then dQ kernel) and TINYLLAMA_ATTENTION_BWD=head
-  for bwd in split head; do
-    stage "check (TINYLLAMA_ATTENTION=mma, TINYLLAMA_ATTENTION_BWD=$bwd)"
-    TINYLLAMA_ATTENTION=mma TINYLLAMA_ATTENTION_BWD=$bwd timeout 150 node .gpu/kernels-check.mjs \
-      >"$out/check-$bwd.log" 2>&1
-    echo "check $bwd: rc=$?, $(tail -1 "$out/check-$bwd.log")"
-    grep -E "^FAIL|threw|Error" "$out/check-$bwd.log" | head -20
-    if [ $memcheck = 1 ]; then
-      stage "memcheck ($bwd)"
-      TINYLLAMA_ATTENTION=mma TINYLLAMA_ATTENTION_BWD=$bwd timeout 120 compute-sanitizer --tool memcheck \
-        --leak-check no --error-exitcode 9 node .gpu/kernels-check.mjs --quick >"$out/memcheck-$bwd.log" 2>&1
-      echo "memcheck $bwd: rc=$?, $(grep -E 'ERROR SUMMARY' "$out/memcheck-$bwd.log" | tail -1)"
-    fi
-  done
-  stage "attention bench: wmma, mma, mma with the per-head backward (each mma with its batch-1 dump), then SDPA"
-  for kern in wmma mma mma-head; do
+  stage "check (TINYLLAMA_ATTENTION=mma)"
+  TINYLLAMA_ATTENTION=mma timeout 150 node .gpu/kernels-check.mjs >"$out/check-mma.log" 2>&1
+  echo "check: rc=$?, $(tail -1 "$out/check-mma.log")"
+  grep -E "^FAIL|threw|Error" "$out/check-mma.log" | head -20
+  if [ $memcheck = 1 ]; then
+    stage "memcheck (mma)"
+    TINYLLAMA_ATTENTION=mma timeout 120 compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 \
+      node .gpu/kernels-check.mjs --quick >"$out/memcheck-mma.log" 2>&1
+    echo "memcheck: rc=$?, $(grep -E 'ERROR SUMMARY' "$out/memcheck-mma.log" | tail -1)"
+  fi
+  stage "attention bench: wmma, mma (with its batch-1 dump), then SDPA"
+  for kern in wmma mma; do
     dump=()
-    [ $kern != wmma ] && dump=(--dump /tmp/tk-cmp-$kern)
-    bwd=split
-    [ $kern = mma-head ] && bwd=head
-    TINYLLAMA_ATTENTION=${kern%-head} TINYLLAMA_ATTENTION_BWD=$bwd timeout 120 node .gpu/kernels-bench.mjs \
+    [ $kern = mma ] && dump=(--dump /tmp/tk-cmp-mma)
+    TINYLLAMA_ATTENTION=$kern timeout 120 node .gpu/kernels-bench.mjs \
       --only attention --out "$out/kernels-bench-$kern.json" "${dump[@]}" >>"$out/bench.log" 2>&1 ||
       echo "bench $kern: rc=$?"
   done
-  for kern in mma mma-head; do
-    PYTHONUNBUFFERED=1 timeout 120 python3 tools/bench/kernels/torch_bench.py --ours "$out/kernels-bench-$kern.json" \
-      --dump /tmp/tk-cmp-$kern --compare-only >>"$out/torch.log" 2>&1
-    echo "torch comparison ($kern dump): rc=$?, $(grep -E '^torch comparison' "$out/torch.log" | tail -1)"
-  done
+  PYTHONUNBUFFERED=1 timeout 120 python3 tools/bench/kernels/torch_bench.py --ours "$out/kernels-bench-mma.json" \
+    --dump /tmp/tk-cmp-mma --compare-only >>"$out/torch.log" 2>&1
+  echo "torch comparison (mma dump): rc=$?, $(grep -E '^torch comparison' "$out/torch.log" | tail -1)"
   grep -E "^(PASS|FAIL) +attention" "$out/torch.log"
   PYTHONUNBUFFERED=1 timeout 120 python3 tools/bench/kernels/attention_table.py --wmma "$out/kernels-bench-wmma.json" \
-    --mma "$out/kernels-bench-mma.json" --mma-head "$out/kernels-bench-mma-head.json" 2>&1 | tee -a "$out/torch.log"
+    --mma "$out/kernels-bench-mma.json" 2>&1 | tee -a "$out/torch.log"
   exit 0
 fi
 

@@ -1,11 +1,11 @@
 """Attention kernels side by side with PyTorch's SDPA on the same card (GPU machine only).
 
 Reads the bench.ts JSON of each kernel (`--only attention`, run with TINYLLAMA_ATTENTION=wmma
-and =mma, and optionally =mma with TINYLLAMA_ATTENTION_BWD=head), times F.scaled_dot_product_attention (causal, GQA, bf16; flash backend where torch
+and =mma, and optionally more runs named on the command line), times F.scaled_dot_product_attention (causal, GQA, bf16; flash backend where torch
 picks it) forward and forward+backward at the same shapes with CUDA events (median of 3
 repeats after warm-up), and prints a markdown table: ms, TFLOP/s, SDPA / ours (> 1: ours is
 faster). Causal FLOPs: forward 2*B*H*T*T*D, backward 2.5x forward.
-Usage: python3 attention_table.py --wmma kernels-bench-wmma.json --mma kernels-bench-mma.json [--mma-head kernels-bench-mma-head.json]
+Usage: python3 attention_table.py --wmma kernels-bench-wmma.json --mma kernels-bench-mma.json [--run name=bench.json ...]
 """
 import argparse
 import json
@@ -17,14 +17,13 @@ import torch.nn.functional as F
 p = argparse.ArgumentParser()
 p.add_argument("--wmma", required=True)
 p.add_argument("--mma", required=True)
-p.add_argument("--mma-head", help="kernels-bench JSON run with TINYLLAMA_ATTENTION_BWD=head")
+p.add_argument("--run", action="append", default=[], metavar="NAME=JSON", help="another kernels-bench JSON (a variant)")
 args = p.parse_args()
 
 FWD, BWD = "attention fwd (causal GQA)", "attention bwd"
 runs = {}
-for name, path in (("wmma", args.wmma), ("mma", args.mma), ("mma-head", args.mma_head)):
-    if path is None:
-        continue
+named = [("wmma", args.wmma), ("mma", args.mma)] + [tuple(r.split("=", 1)) for r in args.run]
+for name, path in named:
     try:
         runs[name] = {r["op"]: r["ms"] for r in json.load(open(path))["rows"]}
     except (OSError, ValueError, KeyError) as err:

@@ -32,8 +32,7 @@ void mmaAttentionForward(const TensorDesc& out, const TensorDesc& lse, const Ten
 void mmaAttentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorDesc& dv,
                           const TensorDesc& dOut, const TensorDesc& q, const TensorDesc& k,
                           const TensorDesc& v, const TensorDesc& lse, const float* delta,
-                          const AttentionOptions& o, float* headWorkspace);
-size_t mmaHeadBackwardWorkspace(const TensorDesc& q);
+                          const AttentionOptions& o);
 
 namespace {
 
@@ -68,24 +67,6 @@ void checkAttentionEnv() {
 }
 bool forceFp32Kernels() { return attentionKernelChoice() == AttnKernel::Fp32; }
 bool useMma() { return attentionKernelChoice() == AttnKernel::Mma; }
-
-// TINYLLAMA_ATTENTION_BWD picks the mma backward: split (default: the dK/dV kernel, then the dQ
-// kernel) or head (one pass per query head with dQ accumulated in the same pass; written
-// 2026-11-28, not yet run on a GPU). Read once per process; other values throw.
-enum class AttnBackward { Split, Head, Invalid };
-const std::string& attentionBwdEnv() {
-  static const std::string value = envValue("TINYLLAMA_ATTENTION_BWD");
-  return value;
-}
-AttnBackward attentionBackwardChoice() {
-  static const AttnBackward choice = [] {
-    const std::string& v = attentionBwdEnv();
-    if (v.empty() || v == "split") return AttnBackward::Split;
-    if (v == "head") return AttnBackward::Head;
-    return AttnBackward::Invalid;
-  }();
-  return choice;
-}
 
 constexpr int BR = 64;  // query rows per block
 constexpr int BC = 64;  // key rows per tile
@@ -481,8 +462,6 @@ void attentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorD
   checkAttentionEnv();
   Dims d = dimsOf(q, k, o);
   bool mma = useMma() && mmaAttentionSupported({&q, &k, &v, &out, &dOut, &dq, &dk, &dv});
-  if (attentionBackwardChoice() == AttnBackward::Invalid)
-    throw Error("TINYLLAMA_ATTENTION_BWD must be split (default) or head, got \"" + attentionBwdEnv() + "\"");
   if (mma || (!forceFp32Kernels() && tcAttentionSupported({&q, &k, &v, &out, &dOut, &dq, &dk, &dv}))) {
     int64_t rows = static_cast<int64_t>(d.B) * d.T * d.H;
     auto* delta = static_cast<float*>(scratch(static_cast<size_t>(rows) * sizeof(float)));
@@ -493,12 +472,7 @@ void attentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorD
       attnDeltaKernel<bf16><<<static_cast<unsigned>((rows + 7) / 8), dim3(32, 8), 0, stream()>>>(
           delta, dOut.as<bf16>(), out.as<bf16>(), d, 64);
     TK_LAUNCH_CHECK("attentionBackward delta");
-    if (mma) {
-      float* headWorkspace = attentionBackwardChoice() == AttnBackward::Head
-                                 ? static_cast<float*>(scratch2(mmaHeadBackwardWorkspace(q)))
-                                 : nullptr;
-      mmaAttentionBackward(dq, dk, dv, dOut, q, k, v, lse, delta, o, headWorkspace);
-    }
+    if (mma) mmaAttentionBackward(dq, dk, dv, dOut, q, k, v, lse, delta, o);
     else tcAttentionBackward(dq, dk, dv, dOut, q, k, v, lse, delta, o);
     return;
   }

@@ -32,7 +32,11 @@
 // head, 16 per warp, and walks the K/V tiles like the forward, recomputing S and dP, and
 // accumulates dQ += dS K in registers (two tiles per warp measured slower here: the whole backward 2.33 vs 2.27 ms).
 // The scale of dK and dQ is applied once at the end. The recomputation costs 7 tile matmuls
-// instead of FA2's 5 (which needs atomics for dQ): the price of determinism.
+// instead of FA2's 5 (which needs atomics for dQ): the price of determinism. A deterministic
+// 5-matmul version (one block per query head walking its key blocks, dQ summed in an fp32
+// workspace, dK/dV per head summed by a second kernel) passed every check but took 2.37 ms
+// against these kernels' 1.98 on an H200 (one block of 8 warps per SM and the dQ read-modify-
+// write in the loop; tools/bench/kernels/RESULTS.md run 9), so it was removed (it is in commit afe5b7a).
 #include <cstdint>
 #include <initializer_list>
 
@@ -613,220 +617,9 @@ __global__ void __launch_bounds__(DQ_THREADS) mmaDqKernel(bf16* dq, const bf16* 
             dqAcc, d.scale, d.scale, lane);
 }
 
-// Backward in one pass per (batch, query head): TINYLLAMA_ATTENTION_BWD=head (written 2026-11-28
-// from Nsight Compute's reading of the split kernels, compiled, not yet run on a GPU). The split
-// kernels recompute S and dP in the dQ kernel (7 tile matmuls where FlashAttention-2 does 5, and
-// 0.89 of the 1.96 ms backward at 8 x 2048). Here a block owns one query head and walks its key
-// blocks in order; for each 128-key block it walks the 64-query tiles as the dK/dV kernel does
-// (8 warps of 16 keys: S^T, P^T, dV += P^T dO, dP^T, dS^T, dK += dS^T Q), stages dS^T in shared
-// memory and adds dS K to the tile's dQ: 5 tile matmuls. dQ needs no atomics and stays
-// deterministic because the block owns every row of its head: the first key block writes the
-// tile's fp32 accumulator, later ones add to it (loads issued at the top of the iteration, so
-// their latency hides behind the matmuls), and the last key block that sees the tile writes dQ
-// in bf16, scaled. dK and dV are per query head here, so each head's are written as fp32
-// partials and a second kernel sums the group's heads in head order. Costs: B*H blocks of equal
-// work (one wave at 8 x 32 heads on 132 SMs with one block per SM), fp32 workspace of B*H*T*D
-// (dQ) + 2 * B*T*H*D (dK, dV partials), and dQ traffic through L2.
-constexpr int HB_WARPS = 8, HB_THREADS = HB_WARPS * 32;
-
-// A operand (16 rows at m0 x 16 cols at k0) from a row-major [k][m] tile, read with .trans.
-__device__ __forceinline__ const bf16* aAddrKM(const bf16* base, int m0, int k0, int lane) {
-  int m = lane >> 3;
-  return base + (k0 + (m >> 1) * 8 + (lane & 7)) * LDS + m0 + (m & 1) * 8;
-}
-
-__global__ void __launch_bounds__(HB_THREADS, 1) mmaBwdHeadKernel(bf16* dq, float* dqAcc, float* dkPart, float* dvPart,
-                                                                 const bf16* dOut, const bf16* q, const bf16* k,
-                                                                 const bf16* v, const float* lse, const float* delta,
-                                                                 MmaDims d, int B) {
-  extern __shared__ __align__(128) unsigned char smemRaw[];
-  bf16* Ks = reinterpret_cast<bf16*>(smemRaw);                 // [KV_BN][LDS]
-  bf16* Vs = Ks + KV_BN * LDS;                                  // [KV_BN][LDS]
-  bf16* Ss = Vs + KV_BN * LDS;                                  // [KV_BN][LDS] dS^T: keys x the tile's queries
-  bf16* Qs = Ss + KV_BN * LDS;                                  // [2][KV_BM][LDS]
-  bf16* Gs = Qs + 2 * KV_BM * LDS;                              // [2][KV_BM][LDS] dO
-  float* Ls = reinterpret_cast<float*>(Gs + 2 * KV_BM * LDS);  // [2][KV_BM]
-  float* Ds = Ls + 2 * KV_BM;                                   // [2][KV_BM]
-  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g8 = lane >> 2, t4 = lane & 3;
-  int bh = blockIdx.x, b = bh / d.H, h = bh % d.H, g = h / d.group, j = h % d.group;
-  int64_t qStride = static_cast<int64_t>(d.H) * D, kvStride = static_cast<int64_t>(d.Hkv) * D;
-  float* dqHead = dqAcc + static_cast<int64_t>(bh) * d.T * D;  // [T][D], this block's alone
-  const float* lseHead = lse + static_cast<int64_t>(bh) * d.T;
-  const float* deltaHead = delta + static_cast<int64_t>(bh) * d.T;
-  const int nKb = (d.T + KV_BN - 1) / KV_BN;
-  const float scale2 = d.scale * kLog2e;
-  const int rg = warp & 3, ch = warp >> 2;  // dQ part of a warp: rows 16 rg.., columns 32 ch..
-
-  for (int kb = 0; kb < nKb; ++kb) {
-    const int k0 = kb * KV_BN;
-    int64_t kvOff = ((static_cast<int64_t>(b) * d.T + k0) * d.Hkv + g) * D;
-    loadTileAsync<KV_BN, HB_THREADS>(Ks, k + kvOff, kvStride, d.T - k0);
-    loadTileAsync<KV_BN, HB_THREADS>(Vs, v + kvOff, kvStride, d.T - k0);
-    cpAsyncCommit();
-    const int qStart = d.causal ? k0 : 0;  // k0 is a multiple of KV_BM
-    const int nQ = (d.T - qStart + KV_BM - 1) / KV_BM;
-    auto issue = [&](int it, int buf) {
-      int qi0 = qStart + it * KV_BM;
-      int64_t off = ((static_cast<int64_t>(b) * d.T + qi0) * d.H + h) * D;
-      loadTileAsync<KV_BM, HB_THREADS>(Qs + buf * KV_BM * LDS, q + off, qStride, d.T - qi0);
-      loadTileAsync<KV_BM, HB_THREADS>(Gs + buf * KV_BM * LDS, dOut + off, qStride, d.T - qi0);
-      int i = threadIdx.x;
-      if (i < 2 * KV_BM) {
-        const float* src = i < KV_BM ? lseHead : deltaHead;
-        int c = i % KV_BM;
-        bool ok = qi0 + c < d.T;
-        cpAsync4((i < KV_BM ? Ls : Ds) + buf * KV_BM + c, ok ? src + qi0 + c : src, ok);
-      }
-    };
-    if (nQ > 0) issue(0, 0);
-    cpAsyncCommit();
-
-    const int wk0 = k0 + warp * 16, key0 = wk0 + g8, key1 = key0 + 8;
-    float dkAcc[8][4], dvAcc[8][4];
-    zero(dkAcc);
-    zero(dvAcc);
-    for (int it = 0; it < nQ; ++it) {
-      const int qi0 = qStart + it * KV_BM;
-      if (it + 1 < nQ) {
-        issue(it + 1, (it + 1) & 1);
-        cpAsyncCommit();
-        cpAsyncWait<1>();
-      } else {
-        cpAsyncWait<0>();
-      }
-      __syncthreads();
-      // This warp's part of the tile's dQ accumulator from the earlier key blocks, loaded now
-      // and used after the matmuls below.
-      const int lastKb = d.causal ? min(nKb - 1, (qi0 + KV_BM - 1) / KV_BN) : nKb - 1;
-      const int r0 = qi0 + rg * 16 + g8, r1 = r0 + 8;
-      float2 prev[4][2];
-#pragma unroll
-      for (int n = 0; n < 4; ++n) {
-        int c = ch * 32 + n * 8 + 2 * t4;
-        prev[n][0] = kb > 0 && r0 < d.T ? *reinterpret_cast<const float2*>(dqHead + r0 * D + c) : make_float2(0.f, 0.f);
-        prev[n][1] = kb > 0 && r1 < d.T ? *reinterpret_cast<const float2*>(dqHead + r1 * D + c) : make_float2(0.f, 0.f);
-      }
-      const bf16* Qt = Qs + (it & 1) * KV_BM * LDS;
-      const bf16* Gt = Gs + (it & 1) * KV_BM * LDS;
-      const float* Lt = Ls + (it & 1) * KV_BM;
-      const float* Dt = Ds + (it & 1) * KV_BM;
-      bf16* myS = Ss + warp * 16 * LDS;
-      if (!d.causal || qi0 + KV_BM - 1 >= wk0) {  // warp-uniform: some query sees some key
-        bool mask = (d.causal && qi0 < wk0 + 15) || qi0 + KV_BM > d.T;
-        uint32_t p[4][4];
-        {
-          float s[8][4];  // S^T: rows = the warp's 16 keys, cols = 64 queries
-          zero(s);
-          mmaABt(s, Ks, warp * 16, Qt, lane);
-          probsT(s, Lt, scale2, qi0, key0, key1, mask, d.T, d.causal, t4);
-          toA(p, s);
-        }
-        mmaPB(dvAcc, p, Gt, lane);  // dV += P^T dO
-        float dp[8][4];             // dP^T = V dO^T
-        zero(dp);
-        mmaABt(dp, Vs, warp * 16, Gt, lane);
-        gradScoresT(dp, p, Dt, t4);  // dS^T = P^T (dP^T - delta), from the bf16 P^T
-        uint32_t ds[4][4];
-        toA(ds, dp);
-        mmaPB(dkAcc, ds, Qt, lane);  // dK += dS^T Q
-        // dS^T rows of this warp's keys into shared memory (A-fragment k-chunk kk covers queries
-        // 16 kk .. 16 kk + 15: regs 0/1 = rows g8 / g8 + 8 at 2 t4, regs 2/3 the same at + 8)
-#pragma unroll
-        for (int kk = 0; kk < 4; ++kk) {
-          int c = kk * 16 + 2 * t4;
-          *reinterpret_cast<uint32_t*>(myS + g8 * LDS + c) = ds[kk][0];
-          *reinterpret_cast<uint32_t*>(myS + (g8 + 8) * LDS + c) = ds[kk][1];
-          *reinterpret_cast<uint32_t*>(myS + g8 * LDS + c + 8) = ds[kk][2];
-          *reinterpret_cast<uint32_t*>(myS + (g8 + 8) * LDS + c + 8) = ds[kk][3];
-        }
-      } else {
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {  // no query of the tile sees these keys: dS^T = 0
-          int idx = lane + 32 * i, r = idx >> 3, c = (idx & 7) * 8;
-          *reinterpret_cast<uint4*>(myS + r * LDS + c) = make_uint4(0, 0, 0, 0);
-        }
-      }
-      __syncthreads();  // every warp's dS^T rows are in Ss
-      float acc[4][4];  // dQ part (16 queries x 32 columns) += dS (queries x 128 keys) K
-      zero(acc);
-#pragma unroll
-      for (int kc = 0; kc < KV_BN / 16; ++kc) {
-        uint32_t a[4];
-        ldsm4t(a, aAddrKM(Ss, rg * 16, kc * 16, lane));
-#pragma unroll
-        for (int np = 0; np < 2; ++np) {
-          uint32_t bb[4];
-          ldsm4t(bb, bAddrKN(Ks, kc * 16, ch * 32 + np * 16, lane));
-          mma(acc[2 * np], a, bb[0], bb[1]);
-          mma(acc[2 * np + 1], a, bb[2], bb[3]);
-        }
-      }
-#pragma unroll
-      for (int n = 0; n < 4; ++n) {
-        int c = ch * 32 + n * 8 + 2 * t4;
-        float2 v0 = make_float2(prev[n][0].x + acc[n][0], prev[n][0].y + acc[n][1]);
-        float2 v1 = make_float2(prev[n][1].x + acc[n][2], prev[n][1].y + acc[n][3]);
-        if (kb == lastKb) {  // the tile's last key block: dQ itself, scaled, in bf16
-          if (r0 < d.T)
-            *reinterpret_cast<uint32_t*>(dq + ((static_cast<int64_t>(b) * d.T + r0) * d.H + h) * D + c) =
-                packBf16(v0.x * d.scale, v0.y * d.scale);
-          if (r1 < d.T)
-            *reinterpret_cast<uint32_t*>(dq + ((static_cast<int64_t>(b) * d.T + r1) * d.H + h) * D + c) =
-                packBf16(v1.x * d.scale, v1.y * d.scale);
-        } else {
-          if (r0 < d.T) *reinterpret_cast<float2*>(dqHead + r0 * D + c) = v0;
-          if (r1 < d.T) *reinterpret_cast<float2*>(dqHead + r1 * D + c) = v1;
-        }
-      }
-      __syncthreads();  // Ss and buffer it & 1 are rewritten at iteration it + 1
-    }
-    // This head's dK/dV of the block's keys, fp32, unscaled: partial [j][b][t][g][:]
-#pragma unroll
-    for (int n = 0; n < 8; ++n) {
-      int c = n * 8 + 2 * t4;
-      int64_t base = ((static_cast<int64_t>(j) * B + b) * d.T) * d.Hkv + g;
-      if (key0 < d.T) {
-        int64_t o = (base + static_cast<int64_t>(key0) * d.Hkv) * D + c;
-        *reinterpret_cast<float2*>(dkPart + o) = make_float2(dkAcc[n][0], dkAcc[n][1]);
-        *reinterpret_cast<float2*>(dvPart + o) = make_float2(dvAcc[n][0], dvAcc[n][1]);
-      }
-      if (key1 < d.T) {
-        int64_t o = (base + static_cast<int64_t>(key1) * d.Hkv) * D + c;
-        *reinterpret_cast<float2*>(dkPart + o) = make_float2(dkAcc[n][2], dkAcc[n][3]);
-        *reinterpret_cast<float2*>(dvPart + o) = make_float2(dvAcc[n][2], dvAcc[n][3]);
-      }
-    }
-    __syncthreads();  // Ks/Vs are reloaded for the next key block
-  }
-}
-
-// dK = scale * sum over the group's heads of the partials (in head order), dV the same unscaled;
-// n = B*T*Hkv*D elements per partial, 4 per thread.
-__global__ void sumHeadPartialsKernel(bf16* dk, bf16* dv, const float* dkPart, const float* dvPart, int64_t n,
-                                      int group, float scale) {
-  for (int64_t i = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) * 4; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x * 4) {
-    float4 sk = make_float4(0.f, 0.f, 0.f, 0.f), sv = sk;
-    for (int j = 0; j < group; ++j) {
-      float4 a = *reinterpret_cast<const float4*>(dkPart + j * n + i);
-      float4 c = *reinterpret_cast<const float4*>(dvPart + j * n + i);
-      sk.x += a.x, sk.y += a.y, sk.z += a.z, sk.w += a.w;
-      sv.x += c.x, sv.y += c.y, sv.z += c.z, sv.w += c.w;
-    }
-    uint2 ok, ov;
-    ok.x = packBf16(sk.x * scale, sk.y * scale);
-    ok.y = packBf16(sk.z * scale, sk.w * scale);
-    ov.x = packBf16(sv.x, sv.y);
-    ov.y = packBf16(sv.z, sv.w);
-    *reinterpret_cast<uint2*>(dk + i) = ok;
-    *reinterpret_cast<uint2*>(dv + i) = ov;
-  }
-}
-
 constexpr size_t kFwdSmem = (FWD_BM + 4 * BN) * LDS * sizeof(bf16);
 constexpr size_t kDkvSmem = (2 * KV_BN + 4 * KV_BM) * LDS * sizeof(bf16) + 4 * KV_BM * sizeof(float);
 constexpr size_t kDqSmem = (2 * DQ_BM + 4 * BN) * LDS * sizeof(bf16);
-constexpr size_t kHeadBwdSmem = (3 * KV_BN + 4 * KV_BM) * LDS * sizeof(bf16) + 4 * KV_BM * sizeof(float);
 
 MmaDims mmaDims(const TensorDesc& q, const TensorDesc& k, const AttentionOptions& o) {
   MmaDims d;
@@ -861,31 +654,10 @@ void mmaAttentionForward(const TensorDesc& out, const TensorDesc& lse, const Ten
   TK_LAUNCH_CHECK("attentionForward (mma)");
 }
 
-size_t mmaHeadBackwardWorkspace(const TensorDesc& q) {
-  // dQ accumulator [B,H,T,D] + dK and dV partials [H/Hkv][B,T,Hkv,D], all fp32: 3 * B*T*H*D
-  return 3 * static_cast<size_t>(q.numel) * sizeof(float);
-}
-
 void mmaAttentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorDesc& dv, const TensorDesc& dOut,
                           const TensorDesc& q, const TensorDesc& k, const TensorDesc& v, const TensorDesc& lse,
-                          const float* delta, const AttentionOptions& o, float* headWorkspace) {
+                          const float* delta, const AttentionOptions& o) {
   MmaDims d = mmaDims(q, k, o);
-  if (headWorkspace) {  // TINYLLAMA_ATTENTION_BWD=head
-    int B = static_cast<int>(q.shape[0]);
-    float* dqAcc = headWorkspace;
-    float* dkPart = dqAcc + q.numel;
-    float* dvPart = dkPart + q.numel;  // group * k.numel = q.numel
-    TK_CUDA(cudaFuncSetAttribute(mmaBwdHeadKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 static_cast<int>(kHeadBwdSmem)));
-    mmaBwdHeadKernel<<<static_cast<unsigned>(B * d.H), HB_THREADS, kHeadBwdSmem, stream()>>>(
-        dq.as<bf16>(), dqAcc, dkPart, dvPart, dOut.as<bf16>(), q.as<bf16>(), k.as<bf16>(), v.as<bf16>(),
-        lse.as<float>(), delta, d, B);
-    TK_LAUNCH_CHECK("attentionBackward (one pass per head)");
-    sumHeadPartialsKernel<<<blocksFor(k.numel / 4, 256), 256, 0, stream()>>>(dk.as<bf16>(), dv.as<bf16>(), dkPart,
-                                                                              dvPart, k.numel, d.group, d.scale);
-    TK_LAUNCH_CHECK("attentionBackward (dK/dV head sums)");
-    return;
-  }
   TK_CUDA(cudaFuncSetAttribute(mmaDkv2Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kDkvSmem)));
   TK_CUDA(cudaFuncSetAttribute(mmaDqKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kDqSmem)));
   dim3 gridKv(static_cast<unsigned>(q.shape[0] * d.Hkv), (d.T + KV_BN - 1) / KV_BN);
