@@ -36,7 +36,18 @@ console.log(
 const attention = crossCases({ ...SMALL, B: 1, T: 300 }).filter((c) =>
   c.name.startsWith("attention"),
 );
-const cases = [...crossCases(), ...attention.map((c) => ({ ...c, name: `${c.name} T=300` }))];
+// and at the small presets' head dims (tinyllama-18m 32, -4m 16, -test 8: the fp32 CUDA-core
+// kernels; until 2026-11-28 only 64 and 128 were compiled and these models could not train on CUDA)
+const smallHeads = [32, 16, 8].flatMap((D) =>
+  crossCases({ ...SMALL, D, H: 4, Hkv: 2 })
+    .filter((c) => c.name.startsWith("attention"))
+    .map((c) => ({ ...c, name: `${c.name} D=${D}` })),
+);
+const cases = [
+  ...crossCases(),
+  ...attention.map((c) => ({ ...c, name: `${c.name} T=300` })),
+  ...smallHeads,
+];
 console.log(
   `attention kernel: TINYLLAMA_ATTENTION=${process.env.TINYLLAMA_ATTENTION ?? "(unset: mma)"}`,
 );

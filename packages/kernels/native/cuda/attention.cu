@@ -7,11 +7,12 @@
 // one kernel computes D = rowsum(dO * O), one computes dq (thread per query row), and one
 // computes dk/dv (thread per key row, looping over the group's query heads and query tiles),
 // so every gradient element is written by exactly one thread: deterministic, no atomics.
-// These fp32 CUDA-core kernels serve f32 inputs, D = 128 and unaligned views; bf16 with
+// These fp32 CUDA-core kernels serve f32 inputs, head dims other than 64 and unaligned views; bf16 with
 // D = 64 goes to the tensor-core kernels of attention_mma.cu (mma.sync/ldmatrix/cp.async, the
 // default) or, with TINYLLAMA_ATTENTION=wmma, to the first WMMA version in attention_tc.cu.
 #include <cstdlib>
 #include <initializer_list>
+#include <type_traits>
 
 #include "common.cuh"
 
@@ -382,10 +383,27 @@ Dims dimsOf(const TensorDesc& q, const TensorDesc& k, const AttentionOptions& o)
   return d;
 }
 
+// Head dims the fp32 CUDA-core kernels are compiled for (their per-thread rows are arrays of
+// D floats, so D is a template argument): TinyLlama 1.1B's 64, the small presets' 8, 16 and 32
+// (tinyllama-test, -4m, -18m), and 128 (Llama 2 7B and larger). Each one more costs build time
+// (three kernels, two dtypes, two architectures). bf16 with D = 64 takes the tensor-core kernels.
+template <typename F>
+bool withHeadDim(int64_t D, F&& f) {
+  switch (D) {
+    case 8: f(std::integral_constant<int, 8>{}); return true;
+    case 16: f(std::integral_constant<int, 16>{}); return true;
+    case 32: f(std::integral_constant<int, 32>{}); return true;
+    case 64: f(std::integral_constant<int, 64>{}); return true;
+    case 128: f(std::integral_constant<int, 128>{}); return true;
+    default: return false;
+  }
+}
+
 void checkSupported(const TensorDesc& q) {
   int64_t D = q.shape[3];
-  if (D != 64 && D != 128)
-    throw Error("the CUDA attention kernel supports head dim 64 or 128, got " + std::to_string(D));
+  if (!withHeadDim(D, [](auto) {}))
+    throw Error("the CUDA attention kernels support head dims 8, 16, 32, 64 and 128, got " +
+                std::to_string(D));
   if (q.shape[1] > (int64_t{1} << 30) || q.shape[0] * q.shape[2] > 65535 * 1024)
     throw Error("attention shape too large for the CUDA kernel's grid");
 }
@@ -448,8 +466,7 @@ void attentionForward(const TensorDesc& out, const TensorDesc& lse, const Tensor
   Dims d = dimsOf(q, k, o);
   dispatchFloat(q.dtype, [&](auto tag) {
     using E = decltype(tag);
-    if (q.shape[3] == 64) forwardImpl<E, 64>(out, lse, q, k, v, d);
-    else forwardImpl<E, 128>(out, lse, q, k, v, d);
+    withHeadDim(q.shape[3], [&](auto dim) { forwardImpl<E, decltype(dim)::value>(out, lse, q, k, v, d); });
   });
 }
 
@@ -478,8 +495,8 @@ void attentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorD
   }
   dispatchFloat(q.dtype, [&](auto tag) {
     using E = decltype(tag);
-    if (q.shape[3] == 64) backwardImpl<E, 64>(dq, dk, dv, dOut, q, k, v, out, lse, d);
-    else backwardImpl<E, 128>(dq, dk, dv, dOut, q, k, v, out, lse, d);
+    withHeadDim(q.shape[3],
+                [&](auto dim) { backwardImpl<E, decltype(dim)::value>(dq, dk, dv, dOut, q, k, v, out, lse, d); });
   });
 }
 
