@@ -157,7 +157,7 @@ import json, statistics, sys, os
 out = sys.argv[1]
 print("| GPUs | tokens/s (all) | tokens/s per GPU | vs 1 GPU | memory per GPU (GiB, planned) |")
 print("| --- | --- | --- | --- | --- |")
-base = None
+base = None  # the 1-GPU run's tokens/s; without one in this call the column says "-"
 for name in ("1", "2", "4", "2o", "4o"):
     n = int(name.rstrip("o"))
     p = f"{out}/scale-{name}/v1.0/metrics.jsonl"
@@ -166,9 +166,9 @@ for name in ("1", "2", "4", "2o", "4o"):
     if not rs: continue
     tps = statistics.median(r["tokensPerSec"] for r in rs)
     per = tps / n
-    base = base or per
+    if n == 1: base = per
     label = f"{n} (--comm-overlap on)" if name.endswith("o") else str(n)
-    print(f"| {label} | {tps:,.0f} | {per:,.0f} | {per / base:.1%} | {rs[-1]['memoryBytes'] / 2**30:.1f} |")
+    print(f"| {label} | {tps:,.0f} | {per:,.0f} | {f"{per / base:.1%}" if base else "-"} | {rs[-1]['memoryBytes'] / 2**30:.1f} |")
 PY
 fi
 
@@ -179,3 +179,9 @@ for k in build collectives-2 collectives-4 kill 1gpu 2gpu-full 2gpu-overlap 4gpu
 done
 [ -f "$out/scaling.md" ] && cat "$out/scaling.md"
 grep -h "^ranks op\|bus" "$out"/collectives-*.log 2>/dev/null | head -30
+# exit status: 1 if any run failed (a non-zero rc, or a FAIL in its comparison), else 0
+failed=0
+for k in "${!status[@]}"; do
+  case "${status[$k]}" in *FAIL*) failed=1 ;; ok:* | rc=0 | rc=0[,:]* | rc=0/0*) ;; *) failed=1 ;; esac
+done
+exit $failed
