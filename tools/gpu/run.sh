@@ -5,7 +5,9 @@
 # Usage: bash tools/gpu/run.sh [--no-bench] [--no-memcheck] [--mma]
 # --mma: a quick loop for attention work instead of the full suite: the check and memcheck with
 # the default attention kernels (attention_mma.cu), their batch-1 dump against fp32 PyTorch, and
-# the attention benchmark of mma and wmma beside SDPA.
+# the attention benchmark of mma and wmma beside SDPA. TK_MMA_VARIANTS="name:VAR=value ..." adds
+# variants selected by an environment setting (e.g. "kb128:TINYLLAMA_ATTENTION_FWD=kb128"): each
+# gets the check, memcheck, its own dump compared with PyTorch, and a row in the table.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export PATH=/usr/local/cuda/bin:$PATH
@@ -44,30 +46,36 @@ fi
 export TINYLLAMA_KERNELS_BUILD_DIR=$build
 
 if [ $mma = 1 ]; then
-  stage "check (TINYLLAMA_ATTENTION=mma)"
-  TINYLLAMA_ATTENTION=mma timeout 150 node .gpu/kernels-check.mjs >"$out/check-mma.log" 2>&1
-  echo "check: rc=$?, $(tail -1 "$out/check-mma.log")"
-  grep -E "^FAIL|threw|Error" "$out/check-mma.log" | head -20
-  if [ $memcheck = 1 ]; then
-    stage "memcheck (mma)"
-    TINYLLAMA_ATTENTION=mma timeout 120 compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 \
-      node .gpu/kernels-check.mjs --quick >"$out/memcheck-mma.log" 2>&1
-    echo "memcheck: rc=$?, $(grep -E 'ERROR SUMMARY' "$out/memcheck-mma.log" | tail -1)"
-  fi
-  stage "attention bench: wmma, mma (with its batch-1 dump), then SDPA"
-  for kern in wmma mma; do
-    dump=()
-    [ $kern = mma ] && dump=(--dump /tmp/tk-cmp-mma)
-    TINYLLAMA_ATTENTION=$kern timeout 120 node .gpu/kernels-bench.mjs \
-      --only attention --out "$out/kernels-bench-$kern.json" "${dump[@]}" >>"$out/bench.log" 2>&1 ||
-      echo "bench $kern: rc=$?"
+  # "mma" is the default kernels; each variant is "name:VAR=value" (run with VAR=value set)
+  runs=("mma:TINYLLAMA_ATTENTION=mma")
+  for v in ${TK_MMA_VARIANTS:-}; do runs+=("$v"); done
+  table=()
+  for r in "${runs[@]}"; do
+    name=${r%%:*} setting=${r#*:}
+    stage "check ($name: $setting)"
+    env "$setting" timeout 150 node .gpu/kernels-check.mjs >"$out/check-$name.log" 2>&1
+    echo "check $name: rc=$?, $(tail -1 "$out/check-$name.log")"
+    grep -E "^FAIL|threw|Error" "$out/check-$name.log" | head -20
+    if [ $memcheck = 1 ]; then
+      stage "memcheck ($name)"
+      env "$setting" timeout 120 compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 \
+        node .gpu/kernels-check.mjs --quick >"$out/memcheck-$name.log" 2>&1
+      echo "memcheck $name: rc=$?, $(grep -E 'ERROR SUMMARY' "$out/memcheck-$name.log" | tail -1)"
+    fi
+    stage "attention bench ($name, with its batch-1 dump)"
+    env "$setting" timeout 120 node .gpu/kernels-bench.mjs --only attention --out "$out/kernels-bench-$name.json" \
+      --dump "/tmp/tk-cmp-$name" >>"$out/bench.log" 2>&1 || echo "bench $name: rc=$?"
+    PYTHONUNBUFFERED=1 timeout 120 python3 tools/bench/kernels/torch_bench.py --ours "$out/kernels-bench-$name.json" \
+      --dump "/tmp/tk-cmp-$name" --compare-only >>"$out/torch.log" 2>&1
+    echo "torch comparison ($name dump): rc=$?, $(grep -E '^torch comparison' "$out/torch.log" | tail -1)"
+    [ "$name" = mma ] || table+=(--run "$name=$out/kernels-bench-$name.json")
   done
-  PYTHONUNBUFFERED=1 timeout 120 python3 tools/bench/kernels/torch_bench.py --ours "$out/kernels-bench-mma.json" \
-    --dump /tmp/tk-cmp-mma --compare-only >>"$out/torch.log" 2>&1
-  echo "torch comparison (mma dump): rc=$?, $(grep -E '^torch comparison' "$out/torch.log" | tail -1)"
   grep -E "^(PASS|FAIL) +attention" "$out/torch.log"
+  stage "attention bench (wmma)"
+  TINYLLAMA_ATTENTION=wmma timeout 120 node .gpu/kernels-bench.mjs --only attention \
+    --out "$out/kernels-bench-wmma.json" >>"$out/bench.log" 2>&1 || echo "bench wmma: rc=$?"
   PYTHONUNBUFFERED=1 timeout 120 python3 tools/bench/kernels/attention_table.py --wmma "$out/kernels-bench-wmma.json" \
-    --mma "$out/kernels-bench-mma.json" 2>&1 | tee -a "$out/torch.log"
+    --mma "$out/kernels-bench-mma.json" ${table[@]+"${table[@]}"} 2>&1 | tee -a "$out/torch.log"
   exit 0
 fi
 
