@@ -9,6 +9,7 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { loadBackend } from "../loader.js";
 import type { Backend } from "../types.js";
 import { NcclWorld, ncclAvailability } from "./nccl.js";
+import { freeRendezvousPort as freePort } from "./port.js";
 import { rendezvous } from "./rendezvous.js";
 import { TcpWorld } from "./tcp.js";
 import { CollectiveError } from "./types.js";
@@ -17,14 +18,6 @@ let k: Backend;
 beforeAll(async () => {
   k = await loadBackend("cpu");
 });
-
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 const open: TcpWorld[] = [];
 afterEach(() => {
@@ -390,6 +383,23 @@ describe("tcp failures", () => {
       rendezvous({ ...o, rank: 1 }).catch((e: unknown) => e as Error),
     ]);
     expect(String(rs[0])).toMatch(/two processes claim rank 1/);
+  });
+});
+
+describe("rendezvous port", () => {
+  it("is drawn below the OS's ephemeral range and can be listened on", async () => {
+    for (let i = 0; i < 5; i++) {
+      const port = await freePort();
+      expect(port).toBeGreaterThanOrEqual(20_000);
+      expect(port).toBeLessThan(32_000);
+      const s = createServer();
+      await new Promise<void>((r) => s.listen(port, "127.0.0.1", () => r()));
+      await new Promise<void>((r) => s.close(() => r()));
+    }
+  });
+
+  it("gives up with an actionable error when no port is found", async () => {
+    await expect(freePort("127.0.0.1", 0)).rejects.toThrow(/no free port .* pass --master-port/);
   });
 });
 

@@ -4,6 +4,7 @@
  * rendezvous both use. See README.md, "Collectives".
  */
 export { type NcclAvailability, NcclWorld, ncclAvailability } from "./nccl.js";
+export { freeRendezvousPort } from "./port.js";
 export {
   type RendezvousEntry,
   RendezvousError,

@@ -8,8 +8,8 @@
  * same --master-addr/--master-port, as with torchrun.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { createServer } from "node:net";
 import { createInterface } from "node:readline";
+import { freeRendezvousPort } from "@tinyllama/kernels/collectives";
 
 export interface LaunchOptions {
   nprocPerNode: number;
@@ -29,17 +29,6 @@ export interface LaunchOptions {
   graceMs?: number;
 }
 
-async function freePort(host: string): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((res, rej) => {
-    s.once("error", rej);
-    s.listen(0, host, () => res());
-  });
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 export interface LaunchResult {
   exitCode: number;
   /** The first rank that failed, with how. */
@@ -55,7 +44,7 @@ export async function launchLocalRanks(o: LaunchOptions): Promise<LaunchResult> 
   if (!Number.isInteger(o.nodeRank) || o.nodeRank < 0 || o.nodeRank >= o.nnodes) {
     throw new Error(`--node-rank must be in [0, ${o.nnodes}), got ${o.nodeRank}`);
   }
-  const port = o.masterPort ?? (o.nnodes === 1 ? await freePort(o.masterAddr) : 29500);
+  const port = o.masterPort ?? (o.nnodes === 1 ? await freeRendezvousPort(o.masterAddr) : 29500);
   const worldSize = N * o.nnodes;
   const out = o.out ?? ((l: string) => process.stdout.write(`${l}\n`));
   const err = o.err ?? ((l: string) => process.stderr.write(`${l}\n`));

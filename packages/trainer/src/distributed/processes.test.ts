@@ -10,9 +10,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freeRendezvousPort as freePort } from "@tinyllama/kernels/collectives";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readMetrics, type TrainRecord } from "../metrics/metrics.js";
-import { freePort, writeMicroShards } from "../test-util/distributed.js";
+import { writeMicroShards } from "../test-util/distributed.js";
 import { llama2Identity } from "../test-util/shards.js";
 import { launchLocalRanks } from "./launcher.js";
 

@@ -5,7 +5,6 @@
  * process, talking over real sockets).
  */
 import { mkdirSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import {
   MANIFEST_FORMAT,
@@ -14,6 +13,7 @@ import {
   type TokenizerIdentity,
   writeManifest,
 } from "@tinyllama/data";
+import { freeRendezvousPort } from "@tinyllama/kernels/collectives";
 import type { DistEnv } from "../distributed/env.js";
 import type { ShardingMode } from "../distributed/sharded.js";
 import { type DistributedJob, joinDistributed } from "../distributed/world.js";
@@ -103,14 +103,6 @@ export async function writeMicroShards(
   }
 }
 
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 /** runStage options for `steps` steps of `globalBatch` x 64-token sequences of the micro model. */
 export function microRunOptions(
   backend: Backend,
@@ -161,7 +153,7 @@ export async function joinInProcess(
   mode: ShardingMode,
   timeoutMs = 20_000,
 ): Promise<DistributedJob[]> {
-  const port = await freePort();
+  const port = await freeRendezvousPort();
   const W = hostIds.length;
   const perNode = hostIds.filter((h) => h === hostIds[0]).length;
   return Promise.all(
