@@ -106,8 +106,11 @@ console.log(`device: ${k.device.name}; ${k.device.detail}; attention kernel: ${a
 }
 
 // ---- matmuls: forward y = x W^T, dgrad dx = dy W, wgrad dW(f32) += dy^T x
+// "qkv" and "mlp gate+up" are the fused shapes; the trainer runs q, k, v (and gate, up) as
+// separate matmuls, so the k/v shape (N = Hkv * D = 256 at 1.1B) is timed on its own too.
 const linears: Array<[string, number, number]> = [
   ["qkv", C, C + 2 * Hkv * D],
+  ["k or v proj", C, Hkv * D],
   ["attn out", C, C],
   ["mlp gate+up", C, 2 * I],
   ["mlp down", I, C],

@@ -224,7 +224,7 @@ with torch.no_grad():
     dst = torch.empty_like(src)
     theirs["copy 1 GiB (d2d)"] = timed(lambda: dst.copy_(src))
     del src, dst
-    for name, inF, outF in [("qkv", C, C + 2 * Hkv * D), ("attn out", C, C), ("mlp gate+up", C, 2 * I), ("mlp down", I, C), ("lm head", C, V)]:
+    for name, inF, outF in [("qkv", C, C + 2 * Hkv * D), ("k or v proj", C, Hkv * D), ("attn out", C, C), ("mlp gate+up", C, 2 * I), ("mlp down", I, C), ("lm head", C, V)]:
         x, w, dy = rnd(N, inF), rnd(outF, inF, std=0.02), rnd(N, outF)
         theirs[f"matmul {name} fwd"] = timed(lambda: F.linear(x, w))
         theirs[f"matmul {name} dgrad"] = timed(lambda: dy @ w)
