@@ -136,6 +136,24 @@ __device__ __forceinline__ void loadTileAsync(bf16* dst, const bf16* src, int64_
   }
 }
 
+// The K/V stream of the forward and dQ kernels (tiles of KB keys, double-buffered at Ks/Vs):
+// at iteration j (keys from kv0), issue tile j + 1 into the other buffer, wait for tile j, then
+// the block barrier.
+template <int KB, int THREADS>
+__device__ __forceinline__ void nextKvTile(int j, int nTiles, int kv0, bf16* Ks, bf16* Vs, const bf16* kB,
+                                           const bf16* vB, int64_t kvStride, int T) {
+  if (j + 1 < nTiles) {
+    int nb = (j + 1) & 1;
+    loadTileAsync<KB, THREADS>(Ks + nb * KB * LDS, kB + (kv0 + KB) * kvStride, kvStride, T - kv0 - KB);
+    loadTileAsync<KB, THREADS>(Vs + nb * KB * LDS, vB + (kv0 + KB) * kvStride, kvStride, T - kv0 - KB);
+    cpAsyncCommit();
+    cpAsyncWait<1>();
+  } else {
+    cpAsyncWait<0>();
+  }
+  __syncthreads();
+}
+
 // acc[8][4] (16 rows x 64 cols, C layout) * 0 init
 template <int N>
 __device__ __forceinline__ void zero(float (&acc)[N][4]) {
@@ -350,16 +368,7 @@ __global__ void __launch_bounds__(FWD2_THREADS, 2) mmaForward2Kernel(bf16* out, 
   const float scale2 = d.scale * kLog2e;
   for (int j = 0; j < nTiles; ++j) {
     int kv0 = j * KB;
-    if (j + 1 < nTiles) {
-      int nb = (j + 1) & 1;
-      loadTileAsync<KB, FWD2_THREADS>(Ks + nb * KB * LDS, kB + (kv0 + KB) * kvStride, kvStride, d.T - kv0 - KB);
-      loadTileAsync<KB, FWD2_THREADS>(Vs + nb * KB * LDS, vB + (kv0 + KB) * kvStride, kvStride, d.T - kv0 - KB);
-      cpAsyncCommit();
-      cpAsyncWait<1>();
-    } else {
-      cpAsyncWait<0>();
-    }
-    __syncthreads();
+    nextKvTile<KB, FWD2_THREADS>(j, nTiles, kv0, Ks, Vs, kB, vB, kvStride, d.T);
     const bf16* Kt = Ks + (j & 1) * KB * LDS;
     const bf16* Vt = Vs + (j & 1) * KB * LDS;
     if (!d.causal || kv0 <= wr0 + 31) {  // warp-uniform: some key of the tile is visible to the warp
@@ -601,16 +610,7 @@ __global__ void __launch_bounds__(DQ_THREADS) mmaDqKernel(bf16* dq, const bf16* 
   const float scale2 = d.scale * kLog2e;
   for (int j = 0; j < nTiles; ++j) {
     int kv0 = j * BN;
-    if (j + 1 < nTiles) {
-      int nb = (j + 1) & 1;
-      loadTileAsync<BN, DQ_THREADS>(Ks + nb * BN * LDS, kB + (kv0 + BN) * kvStride, kvStride, d.T - kv0 - BN);
-      loadTileAsync<BN, DQ_THREADS>(Vs + nb * BN * LDS, vB + (kv0 + BN) * kvStride, kvStride, d.T - kv0 - BN);
-      cpAsyncCommit();
-      cpAsyncWait<1>();
-    } else {
-      cpAsyncWait<0>();
-    }
-    __syncthreads();
+    nextKvTile<BN, DQ_THREADS>(j, nTiles, kv0, Ks, Vs, kB, vB, kvStride, d.T);
     const bf16* Kt = Ks + (j & 1) * BN * LDS;
     const bf16* Vt = Vs + (j & 1) * BN * LDS;
     if (!d.causal || kv0 <= wr0 + 15) {
