@@ -9,10 +9,10 @@ Usage: python3 attention_table.py --wmma kernels-bench-wmma.json --mma kernels-b
 """
 import argparse
 import json
-import statistics
 
 import torch
 import torch.nn.functional as F
+from cuda_timing import timed
 
 p = argparse.ArgumentParser()
 p.add_argument("--wmma", required=True)
@@ -31,21 +31,6 @@ for name, path in named:
 first = json.load(open(args.mma if "mma" in runs else args.wmma))
 sh = first["shapes"]
 B, T, H, Hkv, D = sh["B"], sh["T"], sh["H"], sh["Hkv"], sh["D"]
-
-
-def timed(fn, iters=10, reps=3):
-    fn()
-    torch.cuda.synchronize()
-    samples = []
-    for _ in range(reps):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        for _ in range(iters):
-            fn()
-        e.record()
-        torch.cuda.synchronize()
-        samples.append(s.elapsed_time(e) / iters)
-    return statistics.median(samples)
 
 
 def rnd(*shape):

@@ -14,10 +14,10 @@ Usage: python3 torch_bench.py --ours kernels-bench.json --dump DIR --md out.md [
 import argparse
 import json
 import os
-import statistics
 
 import torch
 import torch.nn.functional as F
+from cuda_timing import timed
 
 p = argparse.ArgumentParser()
 p.add_argument("--ours", required=True)
@@ -197,21 +197,6 @@ sh = ours["shapes"]
 B, T, C, I, H, Hkv, D, V = (sh[k] for k in "B T C I H Hkv D V".split())
 N = B * T
 del_list = []
-
-
-def timed(fn, iters=10, reps=3):
-    fn()
-    torch.cuda.synchronize()
-    samples = []
-    for _ in range(reps):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        for _ in range(iters):
-            fn()
-        e.record()
-        torch.cuda.synchronize()
-        samples.append(s.elapsed_time(e) / iters)
-    return statistics.median(samples)
 
 
 def rnd(*shape, dtype=torch.bfloat16, std=1.0):
