@@ -1,4 +1,6 @@
 /** Flag parsing shared by `pnpm eval` and `pnpm eval:problem-solving`: one wording of each error. */
+import { resolve } from "node:path";
+import { type HubOptions, hubOptionsFromEnv } from "@tinyllama/data";
 
 export type DeviceFlag = "cpu" | "cuda" | "auto";
 export type DtypeFlag = "f32" | "bf16";
@@ -18,4 +20,62 @@ export function parseDtype(v: string | undefined): DtypeFlag | undefined {
     throw new Error(`--dtype must be f32 or bf16, got "${v}"`);
   }
   return v;
+}
+
+/** The flags both commands take (for `parseArgs`; each command adds its own). */
+export const COMMON_FLAGS = {
+  checkpoint: { type: "string" },
+  tasks: { type: "string" },
+  "data-dir": { type: "string" },
+  hub: { type: "boolean" },
+  "hub-revision": { type: "string" },
+  limit: { type: "string" },
+  device: { type: "string" },
+  dtype: { type: "string" },
+  "batch-size": { type: "string" },
+  tokenizer: { type: "string" },
+  output: { type: "string" },
+  "log-samples": { type: "boolean" },
+  help: { type: "boolean" },
+} as const;
+
+/** A numeric flag: absent is undefined, otherwise a finite number >= min (an integer if asked). */
+export function numberFlag(
+  name: string,
+  v: string | undefined,
+  min: number,
+  integer: boolean,
+): number | undefined {
+  if (v === undefined) return undefined;
+  const x = Number(v);
+  if (v.trim() === "" || !Number.isFinite(x) || x < min || (integer && !Number.isInteger(x))) {
+    const what =
+      integer && min === 1
+        ? "a positive integer"
+        : integer
+          ? `an integer >= ${min}`
+          : `a number >= ${min}`;
+    throw new Error(`--${name} must be ${what}, got "${v}"`);
+  }
+  return x;
+}
+
+/**
+ * Where the task data comes from: `--data-dir` (a local mirror) wins; `--hub` reads the hub
+ * itself (HF_TOKEN and HF_ENDPOINT from the environment, `--hub-revision`); neither: the fixtures.
+ */
+export function dataSource(values: {
+  "data-dir"?: string | undefined;
+  hub?: boolean | undefined;
+  "hub-revision"?: string | undefined;
+}): { dataDir: string | undefined; hub: HubOptions | undefined } {
+  const dataDir = values["data-dir"] ? resolve(values["data-dir"]) : undefined;
+  const hub =
+    values.hub && !dataDir
+      ? {
+          ...hubOptionsFromEnv(),
+          ...(values["hub-revision"] ? { revision: values["hub-revision"] } : {}),
+        }
+      : undefined;
+  return { dataDir, hub };
 }

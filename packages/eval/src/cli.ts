@@ -7,9 +7,9 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { basename, join, resolve, sep } from "node:path";
 import { parseArgs } from "node:util";
-import { hubOptionsFromEnv, ShardSet, tokenizerIdentity } from "@tinyllama/data";
+import { ShardSet, tokenizerIdentity } from "@tinyllama/data";
 import { newestCheckpoint } from "./checkpoints.js";
-import { parseDevice, parseDtype } from "./cli-options.js";
+import { COMMON_FLAGS, dataSource, numberFlag, parseDevice, parseDtype } from "./cli-options.js";
 import { loadTaskDocs } from "./docs.js";
 import type { PairEncodingOptions } from "./encode.js";
 import { evaluate, type TaskInput } from "./evaluate.js";
@@ -57,13 +57,7 @@ const PRESETS: Record<string, PairEncodingOptions> = {
   "0.4.9.2": { addBos: true, emptyContextToken: "bos" },
 };
 
-function positiveInt(name: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1)
-    throw new Error(`--${name} must be a positive integer, got "${v}"`);
-  return n;
-}
+const positiveInt = (name: string, v: string | undefined) => numberFlag(name, v, 1, true);
 
 function progressPrinter(label: string) {
   let last = 0;
@@ -85,28 +79,16 @@ export async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      checkpoint: { type: "string" },
-      tasks: { type: "string" },
-      "data-dir": { type: "string" },
-      hub: { type: "boolean" },
-      "hub-revision": { type: "string" },
-      limit: { type: "string" },
+      ...COMMON_FLAGS,
       harness: { type: "string" },
       "add-bos": { type: "boolean" },
       "no-add-bos": { type: "boolean" },
-      device: { type: "string" },
-      dtype: { type: "string" },
-      "batch-size": { type: "string" },
       "max-batch-tokens": { type: "string" },
       "max-length": { type: "string" },
-      tokenizer: { type: "string" },
       perplexity: { type: "string" },
       "perplexity-split": { type: "string" },
       "perplexity-blocks": { type: "string" },
-      output: { type: "string" },
-      "log-samples": { type: "boolean" },
       "no-is-greedy": { type: "boolean" },
-      help: { type: "boolean" },
     },
     strict: true,
     allowPositionals: false,
@@ -140,14 +122,7 @@ export async function main(argv: string[]): Promise<number> {
   if (tasks.length === 0 && !values.perplexity) throw new Error("--tasks none needs --perplexity");
 
   // Read and validate the data before loading a model: a bad file fails in milliseconds.
-  const dataDir = values["data-dir"] ? resolve(values["data-dir"]) : undefined;
-  const hub =
-    values.hub && !dataDir
-      ? {
-          ...hubOptionsFromEnv(),
-          ...(values["hub-revision"] ? { revision: values["hub-revision"] } : {}),
-        }
-      : undefined;
+  const { dataDir, hub } = dataSource(values);
   const inputs: TaskInput[] = [];
   for (const task of tasks) {
     const loaded = await loadTaskDocs(task, { dataDir, hub });

@@ -8,10 +8,9 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { hubOptionsFromEnv } from "@tinyllama/data";
 import { newestCheckpoint } from "../checkpoints.js";
 import { defaultOutputDir } from "../cli.js";
-import { parseDevice, parseDtype } from "../cli-options.js";
+import { COMMON_FLAGS, dataSource, numberFlag, parseDevice, parseDtype } from "../cli-options.js";
 import { checkpointTokenizerPath } from "../llama.js";
 import { formatTable } from "../results.js";
 import { BENCHMARK_NAMES, type BenchmarkName } from "./benchmarks.js";
@@ -48,22 +47,6 @@ const USAGE = `usage: pnpm eval:problem-solving [options]
   --help
 `;
 
-function num(
-  name: string,
-  v: string | undefined,
-  min: number,
-  integer: boolean,
-): number | undefined {
-  if (v === undefined) return undefined;
-  const x = Number(v);
-  if (v.trim() === "" || !Number.isFinite(x) || x < min || (integer && !Number.isInteger(x))) {
-    throw new Error(
-      `--${name} must be ${integer ? "an integer" : "a number"} >= ${min}, got "${v}"`,
-    );
-  }
-  return x;
-}
-
 export function resolveBenchmarks(list: string): BenchmarkName[] {
   if (list === "all") return [...BENCHMARK_NAMES];
   const names = list
@@ -83,16 +66,7 @@ async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      checkpoint: { type: "string" },
-      tasks: { type: "string" },
-      "data-dir": { type: "string" },
-      hub: { type: "boolean" },
-      "hub-revision": { type: "string" },
-      limit: { type: "string" },
-      device: { type: "string" },
-      dtype: { type: "string" },
-      "batch-size": { type: "string" },
-      tokenizer: { type: "string" },
+      ...COMMON_FLAGS,
       "no-early-stop": { type: "boolean" },
       "mmlu-mode": { type: "string" },
       "humaneval-temperature": { type: "string" },
@@ -100,9 +74,6 @@ async function main(argv: string[]): Promise<number> {
       "humaneval-timeout": { type: "string" },
       "humaneval-workers": { type: "string" },
       "humaneval-network": { type: "string" },
-      output: { type: "string" },
-      "log-samples": { type: "boolean" },
-      help: { type: "boolean" },
     },
     strict: true,
   });
@@ -118,27 +89,20 @@ async function main(argv: string[]): Promise<number> {
   const mmluMode = (values["mmlu-mode"] ?? "generate") as "generate" | "loglik";
   if (!["generate", "loglik"].includes(mmluMode))
     throw new Error(`--mmlu-mode must be generate or loglik, got "${mmluMode}"`);
-  const limit = num("limit", values.limit, 1, true);
-  const batchSize = num("batch-size", values["batch-size"], 1, true) ?? 32;
+  const limit = numberFlag("limit", values.limit, 1, true);
+  const batchSize = numberFlag("batch-size", values["batch-size"], 1, true) ?? 32;
   const heTemperature =
-    num("humaneval-temperature", values["humaneval-temperature"], 0, false) ?? 0;
-  const heSeed = num("humaneval-seed", values["humaneval-seed"], 0, true) ?? 0;
+    numberFlag("humaneval-temperature", values["humaneval-temperature"], 0, false) ?? 0;
+  const heSeed = numberFlag("humaneval-seed", values["humaneval-seed"], 0, true) ?? 0;
   const sandbox = {
-    timeoutSeconds: num("humaneval-timeout", values["humaneval-timeout"], 0.1, false) ?? 3,
-    workers: num("humaneval-workers", values["humaneval-workers"], 1, true) ?? 4,
+    timeoutSeconds: numberFlag("humaneval-timeout", values["humaneval-timeout"], 0.1, false) ?? 3,
+    workers: numberFlag("humaneval-workers", values["humaneval-workers"], 1, true) ?? 4,
     network,
   };
   const benchmarks = resolveBenchmarks(values.tasks ?? "all");
 
   // Data first: a bad file fails before a model is loaded.
-  const dataDir = values["data-dir"] ? resolve(values["data-dir"]) : undefined;
-  const hub =
-    values.hub && !dataDir
-      ? {
-          ...hubOptionsFromEnv(),
-          ...(values["hub-revision"] ? { revision: values["hub-revision"] } : {}),
-        }
-      : undefined;
+  const { dataDir, hub } = dataSource(values);
   const inputs: BenchmarkInput[] = [];
   for (const b of benchmarks) inputs.push(await loadBenchmark(b, { dataDir, hub }));
   if (!dataDir && !hub) {
