@@ -7,7 +7,8 @@
 #    2048, micro-batch 8 (and 16 when it fits), TK_STEPS steps; metrics.jsonl per run, plus one
 #    --profile run (per-op GPU time of one step);
 # 2. PyTorch: torch_train.py, transformers eager and torch.compile, same shapes;
-# 3. table.py prints one table (median step of each run after the first two).
+# 3. table.py prints one table (median step of each run after the first two);
+# 4. h100-estimate.mjs adds what ours would do on an H100 SXM (see that script).
 set -uo pipefail
 cd "$(dirname "$0")/../../.."
 out=${OUT:-/tmp/bench-train}
@@ -57,3 +58,7 @@ if [ "${TK_TORCH:-1}" != 0 ]; then
   tail -8 "$out/torch.log"
 fi
 python3 tools/bench/train/table.py "$out" | tee "$out/table.md"
+# 4. h100-estimate.mjs: the same runs on an H100 SXM (memory-bound ops at its bandwidth)
+ours=()
+for m in $micro; do [ -f "$out/ours-mb$m/v1.0/profile.json" ] && ours+=("$out/ours-mb$m"); done
+[ ${#ours[@]} -gt 0 ] && node tools/bench/train/h100-estimate.mjs "${ours[@]}" | tee -a "$out/table.md"
