@@ -5,9 +5,12 @@
 # Usage: bash tools/gpu/run.sh [--no-bench] [--no-memcheck] [--mma]
 # --mma: a quick loop for attention work instead of the full suite: the check and memcheck with
 # the default attention kernels (attention_mma.cu), their batch-1 dump against fp32 PyTorch, and
-# the attention benchmark of mma and wmma beside SDPA. TK_MMA_VARIANTS="name:VAR=value ..." adds
-# variants selected by an environment setting (e.g. "kb128:TINYLLAMA_ATTENTION_FWD=kb128"): each
-# gets the check, memcheck, its own dump compared with PyTorch, and a row in the table.
+# the attention benchmark of mma and wmma beside SDPA. TK_MMA_VARIANTS="name:VAR=value[:ops] ..."
+# adds variants selected by an environment setting, each with the check and memcheck; ops (a
+# kernels-bench --only filter, default attention) is what is timed: an attention variant (e.g.
+# "kb128:TINYLLAMA_ATTENTION_FWD=kb128") also gets its dump compared with PyTorch and a row in the
+# table; for any other filter (e.g. "rms21:TINYLLAMA_RMSNORM_BWD_ROWS=21:rmsnorm") the default
+# kernels are timed with the same filter in the same call, and the rows are printed side by side.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export PATH=/usr/local/cuda/bin:$PATH
@@ -46,12 +49,33 @@ fi
 export TINYLLAMA_KERNELS_BUILD_DIR=$build
 
 if [ $mma = 1 ]; then
-  # "mma" is the default kernels; each variant is "name:VAR=value" (run with VAR=value set)
+  # "mma" is the default kernels; each variant is "name:VAR=value[:ops]" (run with VAR=value set)
   runs=("mma:TINYLLAMA_ATTENTION=mma")
   for v in ${TK_MMA_VARIANTS:-}; do runs+=("$v"); done
-  table=()
+  table=() others=()
   for r in "${runs[@]}"; do
-    name=${r%%:*} setting=${r#*:}
+    name=${r%%:*} rest=${r#*:}
+    setting=${rest%%:*} ops=attention
+    [ "$rest" != "$setting" ] && ops=${rest#*:}
+    if [ "$ops" != attention ]; then
+      # not attention: the check, then the default and this variant timed on the same ops
+      stage "check ($name: $setting)"
+      env "$setting" timeout 150 node .gpu/kernels-check.mjs >"$out/check-$name.log" 2>&1
+      echo "check $name: rc=$?, $(tail -1 "$out/check-$name.log")"
+      grep -E "^FAIL|threw|Error" "$out/check-$name.log" | head -20
+      if [ $memcheck = 1 ]; then
+        stage "memcheck ($name)"
+        env "$setting" timeout 120 compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 \
+          node .gpu/kernels-check.mjs --quick >"$out/memcheck-$name.log" 2>&1
+        echo "memcheck $name: rc=$?, $(grep -E 'ERROR SUMMARY' "$out/memcheck-$name.log" | tail -1)"
+      fi
+      for run in "default:TINYLLAMA_ATTENTION=mma" "$name:$setting"; do
+        timeout 120 env "${run#*:}" node .gpu/kernels-bench.mjs --only "$ops" \
+          --out "$out/kernels-bench-${run%%:*}-$ops.json" 2>&1 | grep -F "$ops" | grep -E " ms " |
+          sed "s/^/${run%%:*}: /" | tee -a "$out/variants.log"
+      done
+      continue
+    fi
     stage "check ($name: $setting)"
     env "$setting" timeout 150 node .gpu/kernels-check.mjs >"$out/check-$name.log" 2>&1
     echo "check $name: rc=$?, $(tail -1 "$out/check-$name.log")"

@@ -7,7 +7,10 @@
 // Cross-row reductions (dWeight, embedding rows) go through fixed partitions summed in a fixed
 // order, so results are bitwise repeatable.
 #include <cub/device/device_radix_sort.cuh>
+#include <algorithm>
+#include <cstdlib>
 #include <initializer_list>
+#include <string>
 
 #include "common.cuh"
 
@@ -301,16 +304,19 @@ __global__ void rmsnormBackwardDxVecKernel(D* dx, const G* dOut, const T* x, con
 // row (each lane owns distinct columns: no atomics); the block writes partial[chunk] as the
 // warps' rows summed in warp order. Saves the second read of dOut and x that the separate
 // partial kernel made (RMSNorm backward ran at 33% of copy bandwidth).
+// kRows > 0: rows per block fixed at compile time (kDwRowChunk, the default); kRows == 0: the
+// `rows` argument (TINYLLAMA_RMSNORM_BWD_ROWS, below).
 constexpr int kDwFusedWarps = 4;
-template <typename T, typename G, typename D>
+template <typename T, typename G, typename D, int kRows>
 __global__ void rmsnormBackwardFusedKernel(D* dx, float* partial, const G* dOut, const T* x, const T* w,
-                                           const float* rstd, int64_t N, int64_t C) {
+                                           const float* rstd, int64_t N, int64_t C, int64_t rows) {
   extern __shared__ __align__(16) float sDw[];  // [kDwFusedWarps][C]
   int warp = threadIdx.y, lane = threadIdx.x;
   float* myDw = sDw + warp * C;
   for (int64_t c = lane; c < C; c += 32) myDw[c] = 0.0f;
   __syncwarp();
-  int64_t n0 = static_cast<int64_t>(blockIdx.x) * kDwRowChunk, n1 = min(N, n0 + kDwRowChunk);
+  const int64_t chunkRows = kRows > 0 ? kRows : rows;
+  int64_t n0 = static_cast<int64_t>(blockIdx.x) * chunkRows, n1 = min(N, n0 + chunkRows);
   for (int64_t row = n0 + warp; row < n1; row += kDwFusedWarps) {
     const T* xr = x + row * C;
     const G* gr = dOut + row * C;
@@ -788,17 +794,46 @@ void residualRmsnormForward(const TensorDesc& residualOut, const TensorDesc& out
   TK_LAUNCH_CHECK("residualRmsnormForward");
 }
 
+// TINYLLAMA_RMSNORM_BWD_ROWS: rows per block of the fused RMSNorm backward, for measuring
+// (written 2026-11-28, not yet run on a GPU): unset = kDwRowChunk (32); a positive integer; or
+// "wave", as many rows as make the grid exactly one wave of resident blocks (at 8 x 2048 rows
+// of 2048 the 32-row grid fills 0.65 of a wave, and 16-row chunks measured no faster, which a
+// second, part-filled wave would explain). Read once per process; other values throw.
+int64_t rmsnormBwdRowsSetting() {  // 0: default, -1: wave, else rows
+  static const int64_t value = [] {
+    const char* e = std::getenv("TINYLLAMA_RMSNORM_BWD_ROWS");
+    if (!e || !*e) return int64_t{0};
+    if (std::string(e) == "wave") return int64_t{-1};
+    char* end = nullptr;
+    long long n = std::strtoll(e, &end, 10);
+    return *end == 0 && n >= 1 && n <= (1 << 20) ? static_cast<int64_t>(n) : int64_t{-2};
+  }();
+  if (value == -2)
+    throw Error("TINYLLAMA_RMSNORM_BWD_ROWS must be a positive integer or wave, got \"" +
+                std::string(std::getenv("TINYLLAMA_RMSNORM_BWD_ROWS")) + "\"");
+  return value;
+}
+
 void rmsnormBackward(const TensorDesc& dx, const TensorDesc& dWeight, const TensorDesc& dOut,
                      const TensorDesc& x, const TensorDesc& weight, const TensorDesc& rstd) {
   int64_t C = x.lastDim(), N = x.rows();
   if (N == 0) return;
   dim3 block(32, kRowsPerBlock);
   unsigned grid = static_cast<unsigned>((N + kRowsPerBlock - 1) / kRowsPerBlock);
-  int64_t chunks = (N + kDwRowChunk - 1) / kDwRowChunk;
-  auto* partial = static_cast<float*>(scratch(static_cast<size_t>(chunks * C) * 4));
   bool vec = C % 256 == 0 && aligned(dx, 32) && aligned(dOut, 32) && aligned(x, 32) && aligned(weight, 32);
   size_t fusedSmem = static_cast<size_t>(kDwFusedWarps * C) * sizeof(float);
   bool fused = vec && fusedSmem <= 48 * 1024;
+  int64_t setting = fused ? rmsnormBwdRowsSetting() : 0, rows = kDwRowChunk;
+  if (setting > 0) rows = setting;
+  if (setting == -1) {
+    int perSm = 0;
+    TK_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+        &perSm, rmsnormBackwardFusedKernel<bf16, bf16, bf16, 0>, 32 * kDwFusedWarps, fusedSmem));
+    int64_t slots = static_cast<int64_t>(std::max(perSm, 1)) * smCount();
+    rows = (N + slots - 1) / slots;
+  }
+  int64_t chunks = (N + rows - 1) / rows;
+  auto* partial = static_cast<float*>(scratch(static_cast<size_t>(chunks * C) * 4));
   dispatchFloat(x.dtype, [&](auto xt) {
     using T = decltype(xt);
     dispatchFloat(dOut.dtype, [&](auto gt) {
@@ -806,9 +841,10 @@ void rmsnormBackward(const TensorDesc& dx, const TensorDesc& dWeight, const Tens
       if (fused) {
         dispatchFloat(dx.dtype, [&](auto dt) {
           using D = decltype(dt);
-          rmsnormBackwardFusedKernel<T, G, D><<<static_cast<unsigned>(chunks), dim3(32, kDwFusedWarps), fusedSmem,
-                                                stream()>>>(dx.as<D>(), partial, dOut.as<G>(), x.as<T>(),
-                                                            weight.as<T>(), rstd.as<float>(), N, C);
+          auto kernel = setting == 0 ? rmsnormBackwardFusedKernel<T, G, D, kDwRowChunk>
+                                     : rmsnormBackwardFusedKernel<T, G, D, 0>;
+          kernel<<<static_cast<unsigned>(chunks), dim3(32, kDwFusedWarps), fusedSmem, stream()>>>(
+              dx.as<D>(), partial, dOut.as<G>(), x.as<T>(), weight.as<T>(), rstd.as<float>(), N, C, rows);
         });
         return;
       }
