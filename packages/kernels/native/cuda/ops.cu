@@ -794,24 +794,33 @@ void residualRmsnormForward(const TensorDesc& residualOut, const TensorDesc& out
   TK_LAUNCH_CHECK("residualRmsnormForward");
 }
 
+// A measuring knob read from the environment once per process: 0 when unset, the value when it
+// is an integer in [1, max] (or -1 for `word` where one is named), otherwise an error at the call.
+struct EnvKnob {
+  int64_t value;  // -2: invalid
+  std::string raw;
+};
+EnvKnob readEnvKnob(const char* name, int64_t max, const char* word) {
+  const char* e = std::getenv(name);
+  if (!e || !*e) return {0, ""};
+  if (word && std::string(e) == word) return {-1, e};
+  char* end = nullptr;
+  long long n = std::strtoll(e, &end, 10);
+  return {*end == 0 && n >= 1 && n <= max ? static_cast<int64_t>(n) : int64_t{-2}, e};
+}
+int64_t checkedKnob(const EnvKnob& k, const char* name, const std::string& allowed) {
+  if (k.value == -2) throw Error(std::string(name) + " must be " + allowed + ", got \"" + k.raw + "\"");
+  return k.value;
+}
+
 // TINYLLAMA_RMSNORM_BWD_ROWS: rows per block of the fused RMSNorm backward, for measuring
 // (written 2026-11-28, not yet run on a GPU): unset = kDwRowChunk (32); a positive integer; or
 // "wave", as many rows as make the grid exactly one wave of resident blocks (at 8 x 2048 rows
 // of 2048 the 32-row grid fills 0.65 of a wave, and 16-row chunks measured no faster, which a
-// second, part-filled wave would explain). Read once per process; other values throw.
+// second, part-filled wave would explain).
 int64_t rmsnormBwdRowsSetting() {  // 0: default, -1: wave, else rows
-  static const int64_t value = [] {
-    const char* e = std::getenv("TINYLLAMA_RMSNORM_BWD_ROWS");
-    if (!e || !*e) return int64_t{0};
-    if (std::string(e) == "wave") return int64_t{-1};
-    char* end = nullptr;
-    long long n = std::strtoll(e, &end, 10);
-    return *end == 0 && n >= 1 && n <= (1 << 20) ? static_cast<int64_t>(n) : int64_t{-2};
-  }();
-  if (value == -2)
-    throw Error("TINYLLAMA_RMSNORM_BWD_ROWS must be a positive integer or wave, got \"" +
-                std::string(std::getenv("TINYLLAMA_RMSNORM_BWD_ROWS")) + "\"");
-  return value;
+  static const EnvKnob knob = readEnvKnob("TINYLLAMA_RMSNORM_BWD_ROWS", 1 << 20, "wave");
+  return checkedKnob(knob, "TINYLLAMA_RMSNORM_BWD_ROWS", "a positive integer or wave");
 }
 
 void rmsnormBackward(const TensorDesc& dx, const TensorDesc& dWeight, const TensorDesc& dOut,
@@ -932,18 +941,31 @@ void swigluBackward(const TensorDesc& dGate, const TensorDesc& dUp, const Tensor
   TK_LAUNCH_CHECK("swigluBackward");
 }
 
+// TINYLLAMA_CE_THREADS: threads per row block of the cross-entropy kernels, for measuring
+// (written 2026-11-28, not yet run on a GPU): unset = 1024; 64, 128, 256 or 512 give more rows in
+// flight per SM (a row's block spends part of its life in the block-wide log-sum-exp merge).
+unsigned crossEntropyThreads() {
+  static const EnvKnob knob = readEnvKnob("TINYLLAMA_CE_THREADS", 1024, nullptr);
+  int64_t t = checkedKnob(knob, "TINYLLAMA_CE_THREADS", "64, 128, 256, 512 or 1024");
+  if (t == 0) return 1024;
+  if (t != 64 && t != 128 && t != 256 && t != 512 && t != 1024)
+    throw Error("TINYLLAMA_CE_THREADS must be 64, 128, 256, 512 or 1024, got \"" + knob.raw + "\"");
+  return static_cast<unsigned>(t);
+}
+
 void crossEntropy(const TensorDesc& losses, const TensorDesc& logits, const TensorDesc& targets,
                   float dlossScale, bool computeGrad) {
   int64_t V = logits.lastDim(), N = logits.rows();
   if (N == 0) return;
+  unsigned threads = crossEntropyThreads();
   dispatchFloat(logits.dtype, [&](auto tag) {
     using T = decltype(tag);
     if (V % 8 == 0 && aligned(logits, vecAlign(logits.dtype)))
-      crossEntropyVecKernel<T><<<static_cast<unsigned>(N), 1024, 0, stream()>>>(
+      crossEntropyVecKernel<T><<<static_cast<unsigned>(N), threads, 0, stream()>>>(
           losses.as<float>(), logits.as<T>(), targets.as<int32_t>(), V, dlossScale, computeGrad,
           errorFlag());
     else
-      crossEntropyKernel<T><<<static_cast<unsigned>(N), 1024, 0, stream()>>>(
+      crossEntropyKernel<T><<<static_cast<unsigned>(N), threads, 0, stream()>>>(
           losses.as<float>(), logits.as<T>(), targets.as<int32_t>(), V, dlossScale, computeGrad,
           errorFlag());
   });
