@@ -72,7 +72,7 @@ if [ $mma = 1 ]; then
       for run in "default:TINYLLAMA_ATTENTION=mma" "$name:$setting"; do
         timeout 120 env "${run#*:}" node .gpu/kernels-bench.mjs --only "$ops" \
           --out "$out/kernels-bench-${run%%:*}-$ops.json" 2>&1 | grep -F "$ops" | grep -E " ms " |
-          sed "s/^/${run%%:*}: /" | tee -a "$out/variants.log"
+          sed "s/^/variant ${run%%:*}: /" | tee -a "$out/variants.log"
       done
       continue
     fi

@@ -77,7 +77,7 @@ part() {
   timeout "$(left)" "$@" >"$logs/$name.log" 2>&1
   local rc=$?
   note "$name: rc=$rc in $((SECONDS - t)) s"
-  grep -E "^(PASS|FAIL)|FAILED|Error|step +(1|10|20) |tokens/s|MFU|summary" "$logs/$name.log" | head -30
+  grep -E "^(PASS|FAIL|variant )|FAILED|Error|step +(1|10|20) |tokens/s|MFU|summary" "$logs/$name.log" | head -40
   pack
 }
 
