@@ -43,10 +43,17 @@ const smallHeads = [32, 16, 8].flatMap((D) =>
     .filter((c) => c.name.startsWith("attention"))
     .map((c) => ({ ...c, name: `${c.name} D=${D}` })),
 );
+// RMSNorm at TinyLlama 1.1B's width (the suite's C = 256 is one 256-column pass per row; the
+// 1.1B rows are eight, which the register-row forward and the chunked backward tile differently),
+// and cross-entropy at its vocabulary.
+const wide = crossCases({ ...SMALL, N: 48, C: 2048, V: 32000 })
+  .filter((c) => c.name.startsWith("rmsnorm") || c.name.startsWith("cross-entropy"))
+  .map((c) => ({ ...c, name: `${c.name} C=2048 V=32000` }));
 const cases = [
   ...crossCases(),
   ...attention.map((c) => ({ ...c, name: `${c.name} T=300` })),
   ...smallHeads,
+  ...wide,
 ];
 console.log(
   `attention kernel: TINYLLAMA_ATTENTION=${process.env.TINYLLAMA_ATTENTION ?? "(unset: mma)"}`,

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <initializer_list>
 #include <string>
+#include <type_traits>
 
 #include "common.cuh"
 
@@ -266,6 +267,55 @@ __global__ void rmsnormVecKernel(T* residualOut, T* out, float* rstd, const T* x
 #pragma unroll
     for (int i = 0; i < 8; ++i) a[i] = a[i] * r * wv[i];
     store8(out + row * C + c, a);
+  }
+}
+
+// The same row kernel with the row kept in registers (TINYLLAMA_RMSNORM_FWD=regs; written
+// 2026-11-28, compiled, not yet run on a GPU): each lane holds its kIters * 8 values of h (the
+// row, or x + residual rounded to T as stored), so the normalising pass neither re-reads the row
+// nor waits on a store-then-load of residualOut, and all of a lane's loads are issued at once.
+// Same arithmetic in the same order as rmsnormVecKernel, so the same bits. C = 256 * kIters.
+template <typename T>
+__device__ __forceinline__ void roundTo(float (&v)[8]) {
+  if constexpr (!std::is_same_v<T, float>) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) v[i] = __bfloat162float(__float2bfloat16_rn(v[i]));
+  }
+}
+template <typename T, int kIters>
+__global__ void rmsnormRowRegsKernel(T* residualOut, T* out, float* rstd, const T* x, const T* residual,
+                                     const T* w, int64_t N, float eps) {
+  constexpr int64_t C = 256 * kIters;
+  int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.y;
+  if (row >= N) return;
+  float h[kIters][8];
+  float ss = 0.0f;
+#pragma unroll
+  for (int it = 0; it < kIters; ++it) {
+    int64_t c = threadIdx.x * 8 + it * 256;
+    load8(x + row * C + c, h[it]);
+    if (residual) {
+      float b[8];
+      load8(residual + row * C + c, b);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) h[it][i] += b[i];
+      store8(residualOut + row * C + c, h[it]);
+      roundTo<T>(h[it]);  // the stored values, as backward will see them
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) ss += h[it][i] * h[it][i];
+  }
+  ss = warpSum(ss);
+  float r = rsqrtf(ss / static_cast<float>(C) + eps);
+  if (threadIdx.x == 0) rstd[row] = r;
+#pragma unroll
+  for (int it = 0; it < kIters; ++it) {
+    int64_t c = threadIdx.x * 8 + it * 256;
+    float wv[8];
+    load8(w + c, wv);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) h[it][i] = h[it][i] * r * wv[i];
+    store8(out + row * C + c, h[it]);
   }
 }
 
@@ -754,6 +804,38 @@ void embeddingBackward(const TensorDesc& dTable, const TensorDesc& dOut, const T
   TK_LAUNCH_CHECK("embeddingBackward");
 }
 
+// TINYLLAMA_RMSNORM_FWD: "regs" runs the forward with the row in registers where C is a multiple
+// of 256 up to 2048 (rmsnormRowRegsKernel); unset: rmsnormVecKernel. Other values throw.
+bool rmsnormFwdRegs() {
+  static const std::string value = [] {
+    const char* e = std::getenv("TINYLLAMA_RMSNORM_FWD");
+    return std::string(e ? e : "");
+  }();
+  if (!value.empty() && value != "regs")
+    throw Error("TINYLLAMA_RMSNORM_FWD must be regs or unset, got \"" + value + "\"");
+  return value == "regs";
+}
+template <typename T>
+bool launchRowRegs(dim3 grid, dim3 block, T* residualOut, T* out, float* rstd, const T* x, const T* residual,
+                   const T* w, int64_t N, int64_t C, float eps) {
+  if (!rmsnormFwdRegs() || C % 256 != 0 || C / 256 < 1 || C / 256 > 8) return false;
+  auto launch = [&](auto iters) {
+    rmsnormRowRegsKernel<T, decltype(iters)::value><<<grid, block, 0, stream()>>>(residualOut, out, rstd, x,
+                                                                                    residual, w, N, eps);
+  };
+  switch (C / 256) {
+    case 1: launch(std::integral_constant<int, 1>{}); break;
+    case 2: launch(std::integral_constant<int, 2>{}); break;
+    case 3: launch(std::integral_constant<int, 3>{}); break;
+    case 4: launch(std::integral_constant<int, 4>{}); break;
+    case 5: launch(std::integral_constant<int, 5>{}); break;
+    case 6: launch(std::integral_constant<int, 6>{}); break;
+    case 7: launch(std::integral_constant<int, 7>{}); break;
+    default: launch(std::integral_constant<int, 8>{}); break;
+  }
+  return true;
+}
+
 void rmsnormForward(const TensorDesc& out, const TensorDesc& rstd, const TensorDesc& x,
                     const TensorDesc& weight, float eps) {
   int64_t C = x.lastDim(), N = x.rows();
@@ -763,7 +845,10 @@ void rmsnormForward(const TensorDesc& out, const TensorDesc& rstd, const TensorD
   bool vec = C % 256 == 0 && aligned(out, 32) && aligned(x, 32) && aligned(weight, 32);
   dispatchFloat(x.dtype, [&](auto tag) {
     using T = decltype(tag);
-    if (vec)
+    if (vec && launchRowRegs<T>(grid, block, nullptr, out.as<T>(), rstd.as<float>(), x.as<T>(), nullptr,
+                                weight.as<T>(), N, C, eps))
+      ;
+    else if (vec)
       rmsnormVecKernel<T><<<grid, block, 0, stream()>>>(nullptr, out.as<T>(), rstd.as<float>(), x.as<T>(),
                                                         nullptr, weight.as<T>(), N, C, eps);
     else
@@ -784,7 +869,10 @@ void residualRmsnormForward(const TensorDesc& residualOut, const TensorDesc& out
              aligned(residual, 32) && aligned(residualOut, 32);
   dispatchFloat(x.dtype, [&](auto tag) {
     using T = decltype(tag);
-    if (vec)
+    if (vec && launchRowRegs<T>(grid, block, residualOut.as<T>(), out.as<T>(), rstd.as<float>(), x.as<T>(),
+                                residual.as<T>(), weight.as<T>(), N, C, eps))
+      ;
+    else if (vec)
       rmsnormVecKernel<T><<<grid, block, 0, stream()>>>(residualOut.as<T>(), out.as<T>(), rstd.as<float>(),
                                                         x.as<T>(), residual.as<T>(), weight.as<T>(), N, C, eps);
     else
