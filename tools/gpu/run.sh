@@ -49,33 +49,9 @@ fi
 export TINYLLAMA_KERNELS_BUILD_DIR=$build
 
 if [ $mma = 1 ]; then
-  # "mma" is the default kernels; each variant is "name:VAR=value[:ops]" (run with VAR=value set)
-  runs=("mma:TINYLLAMA_ATTENTION=mma")
-  for v in ${TK_MMA_VARIANTS:-}; do runs+=("$v"); done
-  table=() others=()
-  for r in "${runs[@]}"; do
-    name=${r%%:*} rest=${r#*:}
-    setting=${rest%%:*} ops=attention
-    [ "$rest" != "$setting" ] && ops=${rest#*:}
-    if [ "$ops" != attention ]; then
-      # not attention: the check, then the default and this variant timed on the same ops
-      stage "check ($name: $setting)"
-      env "$setting" timeout 150 node .gpu/kernels-check.mjs >"$out/check-$name.log" 2>&1
-      echo "check $name: rc=$?, $(tail -1 "$out/check-$name.log")"
-      grep -E "^FAIL|threw|Error" "$out/check-$name.log" | head -20
-      if [ $memcheck = 1 ]; then
-        stage "memcheck ($name)"
-        env "$setting" timeout 120 compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 \
-          node .gpu/kernels-check.mjs --quick >"$out/memcheck-$name.log" 2>&1
-        echo "memcheck $name: rc=$?, $(grep -E 'ERROR SUMMARY' "$out/memcheck-$name.log" | tail -1)"
-      fi
-      for run in "default:TINYLLAMA_ATTENTION=mma" "$name:$setting"; do
-        timeout 120 env "${run#*:}" node .gpu/kernels-bench.mjs --only "$ops" \
-          --out "$out/kernels-bench-${run%%:*}-$ops.json" 2>&1 | grep -F "$ops" | grep -E " ms " |
-          sed "s/^/variant ${run%%:*}: /" | tee -a "$out/variants.log"
-      done
-      continue
-    fi
+  # the suite (and memcheck) with one environment setting: check_variant NAME VAR=value
+  check_variant() {
+    local name=$1 setting=$2
     stage "check ($name: $setting)"
     env "$setting" timeout 150 node .gpu/kernels-check.mjs >"$out/check-$name.log" 2>&1
     echo "check $name: rc=$?, $(tail -1 "$out/check-$name.log")"
@@ -86,6 +62,26 @@ if [ $mma = 1 ]; then
         node .gpu/kernels-check.mjs --quick >"$out/memcheck-$name.log" 2>&1
       echo "memcheck $name: rc=$?, $(grep -E 'ERROR SUMMARY' "$out/memcheck-$name.log" | tail -1)"
     fi
+  }
+  # "mma" is the default kernels; each variant is "name:VAR=value[:ops]" (run with VAR=value set)
+  runs=("mma:TINYLLAMA_ATTENTION=mma")
+  for v in ${TK_MMA_VARIANTS:-}; do runs+=("$v"); done
+  table=()
+  for r in "${runs[@]}"; do
+    name=${r%%:*} rest=${r#*:}
+    setting=${rest%%:*} ops=attention
+    [ "$rest" != "$setting" ] && ops=${rest#*:}
+    if [ "$ops" != attention ]; then
+      # not attention: the check, then the default and this variant timed on the same ops
+      check_variant "$name" "$setting"
+      for run in "default:TINYLLAMA_ATTENTION=mma" "$name:$setting"; do
+        timeout 120 env "${run#*:}" node .gpu/kernels-bench.mjs --only "$ops" \
+          --out "$out/kernels-bench-${run%%:*}-$ops.json" 2>&1 | grep -F "$ops" | grep -E " ms " |
+          sed "s/^/variant ${run%%:*}: /" | tee -a "$out/variants.log"
+      done
+      continue
+    fi
+    check_variant "$name" "$setting"
     stage "attention bench ($name, with its batch-1 dump)"
     env "$setting" timeout 120 node .gpu/kernels-bench.mjs --only attention --out "$out/kernels-bench-$name.json" \
       --dump "/tmp/tk-cmp-$name" >>"$out/bench.log" 2>&1 || echo "bench $name: rc=$?"
