@@ -43,11 +43,6 @@ namespace {
 // tensor-core version, kept for comparisons) or fp32 (the CUDA-core kernels). Read once per
 // process; an unknown value is an error, not a silent default.
 enum class AttnKernel { Wmma, Mma, Fp32, Invalid };
-// An environment variable's value, "" when unset; the callers keep it in a static: read once.
-std::string envValue(const char* name) {
-  const char* e = std::getenv(name);
-  return e ? e : "";
-}
 const std::string& attentionEnv() {
   static const std::string value = envValue("TINYLLAMA_ATTENTION");
   return value;

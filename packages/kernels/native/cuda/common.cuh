@@ -36,6 +36,9 @@ void* scratch(size_t bytes);
 void* scratch2(size_t bytes);
 // RoPE's cos/sin table only: no other op writes it, so a table stays valid between calls.
 void* ropeTableScratch(size_t bytes);
+// An environment variable's value, "" when unset (the settings that pick kernels; callers keep
+// it in a static, so each is read once per process).
+std::string envValue(const char* name);
 int* errorFlag();
 
 enum ErrorCode : int { kNoError = 0, kBadTokenId = 1, kBadTarget = 2, kBadDecodeMeta = 3 };

@@ -807,10 +807,7 @@ void embeddingBackward(const TensorDesc& dTable, const TensorDesc& dOut, const T
 // TINYLLAMA_RMSNORM_FWD: "regs" runs the forward with the row in registers where C is a multiple
 // of 256 up to 2048 (rmsnormRowRegsKernel); unset: rmsnormVecKernel. Other values throw.
 bool rmsnormFwdRegs() {
-  static const std::string value = [] {
-    const char* e = std::getenv("TINYLLAMA_RMSNORM_FWD");
-    return std::string(e ? e : "");
-  }();
+  static const std::string value = envValue("TINYLLAMA_RMSNORM_FWD");
   if (!value.empty() && value != "regs")
     throw Error("TINYLLAMA_RMSNORM_FWD must be regs or unset, got \"" + value + "\"");
   return value == "regs";
@@ -889,11 +886,11 @@ struct EnvKnob {
   std::string raw;
 };
 EnvKnob readEnvKnob(const char* name, int64_t max, const char* word) {
-  const char* e = std::getenv(name);
-  if (!e || !*e) return {0, ""};
-  if (word && std::string(e) == word) return {-1, e};
+  std::string e = envValue(name);
+  if (e.empty()) return {0, e};
+  if (word && e == word) return {-1, e};
   char* end = nullptr;
-  long long n = std::strtoll(e, &end, 10);
+  long long n = std::strtoll(e.c_str(), &end, 10);
   return {*end == 0 && n >= 1 && n <= max ? static_cast<int64_t>(n) : int64_t{-2}, e};
 }
 int64_t checkedKnob(const EnvKnob& k, const char* name, const std::string& allowed) {
@@ -923,9 +920,14 @@ void rmsnormBackward(const TensorDesc& dx, const TensorDesc& dWeight, const Tens
   int64_t setting = fused ? rmsnormBwdRowsSetting() : 0, rows = kDwRowChunk;
   if (setting > 0) rows = setting;
   if (setting == -1) {
-    int perSm = 0;
-    TK_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-        &perSm, rmsnormBackwardFusedKernel<bf16, bf16, bf16, 0>, 32 * kDwFusedWarps, fusedSmem));
+    // resident blocks per SM depend only on the shared memory per block (C): asked once per C
+    static size_t askedSmem = 0;
+    static int perSm = 0;
+    if (askedSmem != fusedSmem) {
+      TK_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+          &perSm, rmsnormBackwardFusedKernel<bf16, bf16, bf16, 0>, 32 * kDwFusedWarps, fusedSmem));
+      askedSmem = fusedSmem;
+    }
     int64_t slots = static_cast<int64_t>(std::max(perSm, 1)) * smCount();
     rows = (N + slots - 1) / slots;
   }
@@ -1033,12 +1035,13 @@ void swigluBackward(const TensorDesc& dGate, const TensorDesc& dUp, const Tensor
 // (written 2026-11-28, not yet run on a GPU): unset = 1024; 64, 128, 256 or 512 give more rows in
 // flight per SM (a row's block spends part of its life in the block-wide log-sum-exp merge).
 unsigned crossEntropyThreads() {
-  static const EnvKnob knob = readEnvKnob("TINYLLAMA_CE_THREADS", 1024, nullptr);
+  static const EnvKnob knob = [] {
+    EnvKnob k = readEnvKnob("TINYLLAMA_CE_THREADS", 1024, nullptr);
+    if (k.value > 0 && (k.value < 64 || (k.value & (k.value - 1)) != 0)) k.value = -2;  // 64..1024, powers of 2
+    return k;
+  }();
   int64_t t = checkedKnob(knob, "TINYLLAMA_CE_THREADS", "64, 128, 256, 512 or 1024");
-  if (t == 0) return 1024;
-  if (t != 64 && t != 128 && t != 256 && t != 512 && t != 1024)
-    throw Error("TINYLLAMA_CE_THREADS must be 64, 128, 256, 512 or 1024, got \"" + knob.raw + "\"");
-  return static_cast<unsigned>(t);
+  return t == 0 ? 1024u : static_cast<unsigned>(t);
 }
 
 void crossEntropy(const TensorDesc& losses, const TensorDesc& logits, const TensorDesc& targets,

@@ -42,6 +42,10 @@ void* scratch(size_t bytes) { return growScratch(0, bytes); }
 void* scratch2(size_t bytes) { return growScratch(1, bytes); }
 void* ropeTableScratch(size_t bytes) { return growScratch(2, bytes); }
 int* errorFlag() { return state().flag; }
+std::string envValue(const char* name) {
+  const char* e = std::getenv(name);
+  return e ? e : "";
+}
 
 }  // namespace tk::cuda
 
