@@ -8,9 +8,9 @@
 # the attention benchmark of mma and wmma beside SDPA. TK_MMA_VARIANTS="name:VAR=value[:ops] ..."
 # adds variants selected by an environment setting, each with the check and memcheck; ops (a
 # kernels-bench --only filter, default attention) is what is timed: an attention variant (e.g.
-# "kb128:TINYLLAMA_ATTENTION_FWD=kb128") also gets its dump compared with PyTorch and a row in the
-# table; for any other filter (e.g. "rms21:TINYLLAMA_RMSNORM_BWD_ROWS=21:rmsnorm") the default
-# kernels are timed with the same filter in the same call, and the rows are printed side by side.
+# "wmma:TINYLLAMA_ATTENTION=wmma") also gets its dump compared with PyTorch and a row in the
+# table; for any other filter (e.g. "x:SOME_SETTING=1:rmsnorm") the default kernels are timed
+# with the same filter in the same call, and the rows are printed side by side.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export PATH=/usr/local/cuda/bin:$PATH

@@ -29,8 +29,7 @@ void tcAttentionBackward(const TensorDesc& dq, const TensorDesc& dk, const Tenso
 // mma.sync path (attention_mma.cu): bf16, D = 64, 16-byte aligned.
 bool mmaAttentionSupported(std::initializer_list<const TensorDesc*> ts);
 void mmaAttentionForward(const TensorDesc& out, const TensorDesc& lse, const TensorDesc& q,
-                         const TensorDesc& k, const TensorDesc& v, const AttentionOptions& o,
-                         bool keyTile128);
+                         const TensorDesc& k, const TensorDesc& v, const AttentionOptions& o);
 void mmaAttentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorDesc& dv,
                           const TensorDesc& dOut, const TensorDesc& q, const TensorDesc& k,
                           const TensorDesc& v, const TensorDesc& lse, const float* delta,
@@ -57,19 +56,10 @@ AttnKernel attentionKernelChoice() {
   }();
   return choice;
 }
-// TINYLLAMA_ATTENTION_FWD picks the mma forward's key tile: kb64 (default) or kb128
-// (FlashAttention-2's tile for head dim 64; written 2026-11-28, not yet run on a GPU).
-const std::string& attentionFwdEnv() {
-  static const std::string value = envValue("TINYLLAMA_ATTENTION_FWD");
-  return value;
-}
 void checkAttentionEnv() {
   if (attentionKernelChoice() == AttnKernel::Invalid)
     throw Error("TINYLLAMA_ATTENTION must be mma (default), wmma or fp32, got \"" + attentionEnv() +
                 "\"");
-  const std::string& fwd = attentionFwdEnv();
-  if (!fwd.empty() && fwd != "kb64" && fwd != "kb128")
-    throw Error("TINYLLAMA_ATTENTION_FWD must be kb64 (default) or kb128, got \"" + fwd + "\"");
 }
 bool forceFp32Kernels() { return attentionKernelChoice() == AttnKernel::Fp32; }
 bool useMma() { return attentionKernelChoice() == AttnKernel::Mma; }
@@ -461,7 +451,7 @@ void attentionForward(const TensorDesc& out, const TensorDesc& lse, const Tensor
   checkSupported(q);
   checkAttentionEnv();
   if (useMma() && mmaAttentionSupported({&q, &k, &v, &out})) {
-    mmaAttentionForward(out, lse, q, k, v, o, attentionFwdEnv() == "kb128");
+    mmaAttentionForward(out, lse, q, k, v, o);
     return;
   }
   if (!forceFp32Kernels() && tcAttentionSupported({&q, &k, &v, &out})) {

@@ -315,20 +315,14 @@ constexpr int FWD_BM = 128, BN = 64;
 // Forward, two m16 row tiles per warp: against one tile per warp (8 warps of 16 rows) it halves
 // shared-memory traffic per FLOP for about 64 more registers per thread (238, no spills);
 // measured on an H200 at 8 x 2048: 0.604 ms against 0.680 ms, same bits.
-// KB = keys per K/V tile, 64 (default) or 128 (TINYLLAMA_ATTENTION_FWD=kb128, FlashAttention-2's
-// tile for head dim 64: half the barriers and the softmax rescales per key, S for 128 keys in
-// registers; written 2026-11-28, compiled, not yet run on a GPU). A 64-key half of a tile that no
-// row of the warp sees (causal) is skipped as the whole tile is with KB = 64.
 constexpr int FWD2_WARPS = 4, FWD2_THREADS = FWD2_WARPS * 32;
 
-template <int KB>
 __global__ void __launch_bounds__(FWD2_THREADS, 2) mmaForward2Kernel(bf16* out, float* lse, const bf16* q,
                                                                    const bf16* k, const bf16* v, MmaDims d) {
-  constexpr int NH = KB / BN;  // 64-key halves per tile
   extern __shared__ __align__(128) unsigned char smemRaw[];
   bf16* Qs = reinterpret_cast<bf16*>(smemRaw);  // [FWD_BM][LDS]
-  bf16* Ks = Qs + FWD_BM * LDS;                 // [2][KB][LDS]
-  bf16* Vs = Ks + 2 * KB * LDS;                 // [2][KB][LDS]
+  bf16* Ks = Qs + FWD_BM * LDS;                 // [2][BN][LDS]
+  bf16* Vs = Ks + 2 * BN * LDS;                 // [2][BN][LDS]
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g8 = lane >> 2, t4 = lane & 3;
   int q0 = (gridDim.y - 1 - blockIdx.y) * FWD_BM;  // longest causal rows first
   int bh = blockIdx.x, b = bh / d.H, h = bh % d.H, g = h / d.group;
@@ -336,25 +330,21 @@ __global__ void __launch_bounds__(FWD2_THREADS, 2) mmaForward2Kernel(bf16* out, 
   const bf16* kB = k + (static_cast<int64_t>(b) * d.T * d.Hkv + g) * D;
   const bf16* vB = v + (static_cast<int64_t>(b) * d.T * d.Hkv + g) * D;
   int kvEnd = d.causal ? min(d.T, q0 + FWD_BM) : d.T;
-  int nTiles = (kvEnd + KB - 1) / KB;
+  int nTiles = (kvEnd + BN - 1) / BN;
 
   loadTileAsync<FWD_BM, FWD2_THREADS>(Qs, q + ((static_cast<int64_t>(b) * d.T + q0) * d.H + h) * D, qStride,
                                       d.T - q0);
   cpAsyncCommit();
-  loadTileAsync<KB, FWD2_THREADS>(Ks, kB, kvStride, d.T);
-  loadTileAsync<KB, FWD2_THREADS>(Vs, vB, kvStride, d.T);
+  loadTileAsync<BN, FWD2_THREADS>(Ks, kB, kvStride, d.T);
+  loadTileAsync<BN, FWD2_THREADS>(Vs, vB, kvStride, d.T);
   cpAsyncCommit();
   cpAsyncWait<1>();
   __syncthreads();
-  // Q's A-fragments stay in registers with 64-key tiles; with 128 (S takes 64 more registers)
-  // they are read from shared memory at each use, which keeps ptxas from spilling.
   uint32_t qf[2][4][4];
-  if constexpr (NH == 1) {
 #pragma unroll
-    for (int mt = 0; mt < 2; ++mt)
+  for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
-      for (int kk = 0; kk < 4; ++kk) ldsm4(qf[mt][kk], aAddr(Qs, warp * 32 + mt * 16, kk * 16, lane));
-  }
+    for (int kk = 0; kk < 4; ++kk) ldsm4(qf[mt][kk], aAddr(Qs, warp * 32 + mt * 16, kk * 16, lane));
 
   int wr0 = q0 + warp * 32;  // the warp's rows: wr0 .. wr0 + 31; tile mt rows wr0 + 16 mt + g8 (+ 8)
   float m[2][2], l[2][2];    // [tile][upper/lower row of the lane]: max (scaled log2 units), per-lane sum
@@ -367,26 +357,17 @@ __global__ void __launch_bounds__(FWD2_THREADS, 2) mmaForward2Kernel(bf16* out, 
   }
   const float scale2 = d.scale * kLog2e;
   for (int j = 0; j < nTiles; ++j) {
-    int kv0 = j * KB;
-    nextKvTile<KB, FWD2_THREADS>(j, nTiles, kv0, Ks, Vs, kB, vB, kvStride, d.T);
-    const bf16* Kt = Ks + (j & 1) * KB * LDS;
-    const bf16* Vt = Vs + (j & 1) * KB * LDS;
+    int kv0 = j * BN;
+    nextKvTile<BN, FWD2_THREADS>(j, nTiles, kv0, Ks, Vs, kB, vB, kvStride, d.T);
+    const bf16* Kt = Ks + (j & 1) * BN * LDS;
+    const bf16* Vt = Vs + (j & 1) * BN * LDS;
     if (!d.causal || kv0 <= wr0 + 31) {  // warp-uniform: some key of the tile is visible to the warp
-      // half hb (keys kv0 + 64 hb ..) is seen by some row of the warp; half 0 always is here
-      bool live[NH];
-#pragma unroll
-      for (int hb = 0; hb < NH; ++hb) live[hb] = !d.causal || kv0 + hb * BN <= wr0 + 31;
-      float s[NH][2][8][4];
-#pragma unroll
-      for (int hb = 0; hb < NH; ++hb) {
-        zero(s[hb][0]);
-        zero(s[hb][1]);
-        if (!live[hb]) continue;
-        if constexpr (NH == 1) mmaPB2<true>(s[hb], qf, Kt + hb * BN * LDS, lane);  // S = Q K^T
-        else mmaABt2(s[hb], Qs, warp * 32, Kt + hb * BN * LDS, lane);
-      }
-      bool mask = (d.causal && kv0 + KB - 1 > wr0) || kv0 + KB > d.T;
-      uint32_t p[NH][2][4][4];
+      float s[2][8][4];
+      zero(s[0]);
+      zero(s[1]);
+      mmaPB2<true>(s, qf, Kt, lane);  // S = Q K^T, Q's fragments resident
+      bool mask = (d.causal && kv0 + BN - 1 > wr0) || kv0 + BN > d.T;
+      uint32_t p[2][4][4];
 #pragma unroll
       for (int mt = 0; mt < 2; ++mt) {
         int row0 = wr0 + mt * 16 + g8, row1 = row0 + 8;
@@ -394,20 +375,17 @@ __global__ void __launch_bounds__(FWD2_THREADS, 2) mmaForward2Kernel(bf16* out, 
         // scaled scores, bit for bit, and each exponent is one FFMA, s * scale2 - base.
         float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
-        for (int hb = 0; hb < NH; ++hb) {
+        for (int n = 0; n < 8; ++n) {
+          if (mask) {
 #pragma unroll
-          for (int n = 0; n < 8; ++n) {
-            if (mask) {
-#pragma unroll
-              for (int e = 0; e < 4; ++e) {
-                int key = kv0 + hb * BN + n * 8 + 2 * t4 + (e & 1);
-                int row = e < 2 ? row0 : row1;
-                if (key >= d.T || (d.causal && key > row)) s[hb][mt][n][e] = -INFINITY;
-              }
+            for (int e = 0; e < 4; ++e) {
+              int key = kv0 + n * 8 + 2 * t4 + (e & 1);
+              int row = e < 2 ? row0 : row1;
+              if (key >= d.T || (d.causal && key > row)) s[mt][n][e] = -INFINITY;
             }
-            mx0 = fmaxf(mx0, fmaxf(s[hb][mt][n][0], s[hb][mt][n][1]));
-            mx1 = fmaxf(mx1, fmaxf(s[hb][mt][n][2], s[hb][mt][n][3]));
           }
+          mx0 = fmaxf(mx0, fmaxf(s[mt][n][0], s[mt][n][1]));
+          mx1 = fmaxf(mx1, fmaxf(s[mt][n][2], s[mt][n][3]));
         }
         mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
         mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
@@ -420,31 +398,23 @@ __global__ void __launch_bounds__(FWD2_THREADS, 2) mmaForward2Kernel(bf16* out, 
         m[mt][1] = n1;
         float sum0 = 0.0f, sum1 = 0.0f;
 #pragma unroll
-        for (int hb = 0; hb < NH; ++hb) {
-#pragma unroll
-          for (int n = 0; n < 8; ++n) {
-            s[hb][mt][n][0] = exp2Fast(fmaf(s[hb][mt][n][0], scale2, -base0));
-            s[hb][mt][n][1] = exp2Fast(fmaf(s[hb][mt][n][1], scale2, -base0));
-            s[hb][mt][n][2] = exp2Fast(fmaf(s[hb][mt][n][2], scale2, -base1));
-            s[hb][mt][n][3] = exp2Fast(fmaf(s[hb][mt][n][3], scale2, -base1));
-            sum0 += s[hb][mt][n][0] + s[hb][mt][n][1];
-            sum1 += s[hb][mt][n][2] + s[hb][mt][n][3];
-            if (hb == 0) {  // the output's 8 column tiles are rescaled once, beside the first half
-              o[mt][n][0] *= corr0;
-              o[mt][n][1] *= corr0;
-              o[mt][n][2] *= corr1;
-              o[mt][n][3] *= corr1;
-            }
-          }
+        for (int n = 0; n < 8; ++n) {
+          s[mt][n][0] = exp2Fast(fmaf(s[mt][n][0], scale2, -base0));
+          s[mt][n][1] = exp2Fast(fmaf(s[mt][n][1], scale2, -base0));
+          s[mt][n][2] = exp2Fast(fmaf(s[mt][n][2], scale2, -base1));
+          s[mt][n][3] = exp2Fast(fmaf(s[mt][n][3], scale2, -base1));
+          sum0 += s[mt][n][0] + s[mt][n][1];
+          sum1 += s[mt][n][2] + s[mt][n][3];
+          o[mt][n][0] *= corr0;
+          o[mt][n][1] *= corr0;
+          o[mt][n][2] *= corr1;
+          o[mt][n][3] *= corr1;
         }
         l[mt][0] = l[mt][0] * corr0 + sum0;
         l[mt][1] = l[mt][1] * corr1 + sum1;
-#pragma unroll
-        for (int hb = 0; hb < NH; ++hb) toA(p[hb][mt], s[hb][mt]);
+        toA(p[mt], s[mt]);
       }
-#pragma unroll
-      for (int hb = 0; hb < NH; ++hb)
-        if (live[hb]) mmaPB2(o, p[hb], Vt + hb * BN * LDS, lane);  // O += P V
+      mmaPB2(o, p, Vt, lane);  // O += P V
     }
     __syncthreads();  // buffer j & 1 is refilled at iteration j + 1
   }
@@ -647,8 +617,7 @@ __global__ void __launch_bounds__(DQ_THREADS) mmaDqKernel(bf16* dq, const bf16* 
             dqAcc, d.scale, d.scale, lane);
 }
 
-template <int KB>
-constexpr size_t kFwdSmem = (FWD_BM + 4 * KB) * LDS * sizeof(bf16);
+constexpr size_t kFwdSmem = (FWD_BM + 4 * BN) * LDS * sizeof(bf16);
 constexpr size_t kDkvSmem = (2 * KV_BN + 4 * KV_BM) * LDS * sizeof(bf16) + 4 * KV_BM * sizeof(float);
 constexpr size_t kDqSmem = (2 * DQ_BM + 4 * BN) * LDS * sizeof(bf16);
 
@@ -674,22 +643,15 @@ bool mmaAttentionSupported(std::initializer_list<const TensorDesc*> ts) {
   return q.shape[3] == D && q.shape[1] <= int64_t{65535} * 128;
 }
 
-template <int KB>
-void launchForward(const TensorDesc& out, const TensorDesc& lse, const TensorDesc& q, const TensorDesc& k,
-                   const TensorDesc& v, const MmaDims& d) {
-  TK_CUDA(cudaFuncSetAttribute(mmaForward2Kernel<KB>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                               static_cast<int>(kFwdSmem<KB>)));
-  dim3 grid(static_cast<unsigned>(q.shape[0] * d.H), (d.T + FWD_BM - 1) / FWD_BM);
-  mmaForward2Kernel<KB><<<grid, FWD2_THREADS, kFwdSmem<KB>, stream()>>>(out.as<bf16>(), lse.as<float>(),
-                                                                        q.as<bf16>(), k.as<bf16>(), v.as<bf16>(), d);
-  TK_LAUNCH_CHECK("attentionForward (mma)");
-}
-
 void mmaAttentionForward(const TensorDesc& out, const TensorDesc& lse, const TensorDesc& q, const TensorDesc& k,
-                         const TensorDesc& v, const AttentionOptions& o, bool keyTile128) {
+                         const TensorDesc& v, const AttentionOptions& o) {
   MmaDims d = mmaDims(q, k, o);
-  if (keyTile128) launchForward<128>(out, lse, q, k, v, d);
-  else launchForward<BN>(out, lse, q, k, v, d);
+  TK_CUDA(cudaFuncSetAttribute(mmaForward2Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               static_cast<int>(kFwdSmem)));
+  dim3 grid(static_cast<unsigned>(q.shape[0] * d.H), (d.T + FWD_BM - 1) / FWD_BM);
+  mmaForward2Kernel<<<grid, FWD2_THREADS, kFwdSmem, stream()>>>(out.as<bf16>(), lse.as<float>(), q.as<bf16>(),
+                                                                k.as<bf16>(), v.as<bf16>(), d);
+  TK_LAUNCH_CHECK("attentionForward (mma)");
 }
 
 void mmaAttentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorDesc& dv, const TensorDesc& dOut,

@@ -8,10 +8,8 @@
 // order, so results are bitwise repeatable.
 #include <cub/device/device_radix_sort.cuh>
 #include <algorithm>
-#include <cstdlib>
 #include <initializer_list>
 #include <string>
-#include <type_traits>
 
 #include "common.cuh"
 
@@ -270,55 +268,6 @@ __global__ void rmsnormVecKernel(T* residualOut, T* out, float* rstd, const T* x
   }
 }
 
-// The same row kernel with the row kept in registers (TINYLLAMA_RMSNORM_FWD=regs; written
-// 2026-11-28, compiled, not yet run on a GPU): each lane holds its kIters * 8 values of h (the
-// row, or x + residual rounded to T as stored), so the normalising pass neither re-reads the row
-// nor waits on a store-then-load of residualOut, and all of a lane's loads are issued at once.
-// Same arithmetic in the same order as rmsnormVecKernel, so the same bits. C = 256 * kIters.
-template <typename T>
-__device__ __forceinline__ void roundTo(float (&v)[8]) {
-  if constexpr (!std::is_same_v<T, float>) {
-#pragma unroll
-    for (int i = 0; i < 8; ++i) v[i] = __bfloat162float(__float2bfloat16_rn(v[i]));
-  }
-}
-template <typename T, int kIters>
-__global__ void rmsnormRowRegsKernel(T* residualOut, T* out, float* rstd, const T* x, const T* residual,
-                                     const T* w, int64_t N, float eps) {
-  constexpr int64_t C = 256 * kIters;
-  int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.y;
-  if (row >= N) return;
-  float h[kIters][8];
-  float ss = 0.0f;
-#pragma unroll
-  for (int it = 0; it < kIters; ++it) {
-    int64_t c = threadIdx.x * 8 + it * 256;
-    load8(x + row * C + c, h[it]);
-    if (residual) {
-      float b[8];
-      load8(residual + row * C + c, b);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) h[it][i] += b[i];
-      store8(residualOut + row * C + c, h[it]);
-      roundTo<T>(h[it]);  // the stored values, as backward will see them
-    }
-#pragma unroll
-    for (int i = 0; i < 8; ++i) ss += h[it][i] * h[it][i];
-  }
-  ss = warpSum(ss);
-  float r = rsqrtf(ss / static_cast<float>(C) + eps);
-  if (threadIdx.x == 0) rstd[row] = r;
-#pragma unroll
-  for (int it = 0; it < kIters; ++it) {
-    int64_t c = threadIdx.x * 8 + it * 256;
-    float wv[8];
-    load8(w + c, wv);
-#pragma unroll
-    for (int i = 0; i < 8; ++i) h[it][i] = h[it][i] * r * wv[i];
-    store8(out + row * C + c, h[it]);
-  }
-}
-
 template <typename T, typename G, typename D>
 __global__ void rmsnormBackwardDxVecKernel(D* dx, const G* dOut, const T* x, const T* w,
                                            const float* rstd, int64_t N, int64_t C) {
@@ -349,15 +298,14 @@ __global__ void rmsnormBackwardDxVecKernel(D* dx, const G* dOut, const T* x, con
 }
 
 // dx and the dW partial sums in one pass (vector path, kDwFusedWarps * C floats of shared
-// memory): a block owns the kDwRowChunk rows of one chunk, warp w takes rows w, w + 4, ...,
+// memory): a block owns the `rows` rows of one chunk, warp w takes rows w, w + 4, ...,
 // updates dx as rmsnormBackwardDxVecKernel does and adds dOut * x * rstd into its own shared dW
 // row (each lane owns distinct columns: no atomics); the block writes partial[chunk] as the
 // warps' rows summed in warp order. Saves the second read of dOut and x that the separate
 // partial kernel made (RMSNorm backward ran at 33% of copy bandwidth).
-// kRows > 0: rows per block fixed at compile time (kDwRowChunk, the default); kRows == 0: the
-// `rows` argument (TINYLLAMA_RMSNORM_BWD_ROWS, below).
+// `rows` is chosen so that the grid is exactly one wave of resident blocks (rmsnormBackward).
 constexpr int kDwFusedWarps = 4;
-template <typename T, typename G, typename D, int kRows>
+template <typename T, typename G, typename D>
 __global__ void rmsnormBackwardFusedKernel(D* dx, float* partial, const G* dOut, const T* x, const T* w,
                                            const float* rstd, int64_t N, int64_t C, int64_t rows) {
   extern __shared__ __align__(16) float sDw[];  // [kDwFusedWarps][C]
@@ -365,8 +313,7 @@ __global__ void rmsnormBackwardFusedKernel(D* dx, float* partial, const G* dOut,
   float* myDw = sDw + warp * C;
   for (int64_t c = lane; c < C; c += 32) myDw[c] = 0.0f;
   __syncwarp();
-  const int64_t chunkRows = kRows > 0 ? kRows : rows;
-  int64_t n0 = static_cast<int64_t>(blockIdx.x) * chunkRows, n1 = min(N, n0 + chunkRows);
+  int64_t n0 = static_cast<int64_t>(blockIdx.x) * rows, n1 = min(N, n0 + rows);
   for (int64_t row = n0 + warp; row < n1; row += kDwFusedWarps) {
     const T* xr = x + row * C;
     const G* gr = dOut + row * C;
@@ -804,35 +751,6 @@ void embeddingBackward(const TensorDesc& dTable, const TensorDesc& dOut, const T
   TK_LAUNCH_CHECK("embeddingBackward");
 }
 
-// TINYLLAMA_RMSNORM_FWD: "regs" runs the forward with the row in registers where C is a multiple
-// of 256 up to 2048 (rmsnormRowRegsKernel); unset: rmsnormVecKernel. Other values throw.
-bool rmsnormFwdRegs() {
-  static const std::string value = envValue("TINYLLAMA_RMSNORM_FWD");
-  if (!value.empty() && value != "regs")
-    throw Error("TINYLLAMA_RMSNORM_FWD must be regs or unset, got \"" + value + "\"");
-  return value == "regs";
-}
-template <typename T>
-bool launchRowRegs(dim3 grid, dim3 block, T* residualOut, T* out, float* rstd, const T* x, const T* residual,
-                   const T* w, int64_t N, int64_t C, float eps) {
-  if (!rmsnormFwdRegs() || C % 256 != 0 || C / 256 < 1 || C / 256 > 8) return false;
-  auto launch = [&](auto iters) {
-    rmsnormRowRegsKernel<T, decltype(iters)::value><<<grid, block, 0, stream()>>>(residualOut, out, rstd, x,
-                                                                                    residual, w, N, eps);
-  };
-  switch (C / 256) {
-    case 1: launch(std::integral_constant<int, 1>{}); break;
-    case 2: launch(std::integral_constant<int, 2>{}); break;
-    case 3: launch(std::integral_constant<int, 3>{}); break;
-    case 4: launch(std::integral_constant<int, 4>{}); break;
-    case 5: launch(std::integral_constant<int, 5>{}); break;
-    case 6: launch(std::integral_constant<int, 6>{}); break;
-    case 7: launch(std::integral_constant<int, 7>{}); break;
-    default: launch(std::integral_constant<int, 8>{}); break;
-  }
-  return true;
-}
-
 void rmsnormForward(const TensorDesc& out, const TensorDesc& rstd, const TensorDesc& x,
                     const TensorDesc& weight, float eps) {
   int64_t C = x.lastDim(), N = x.rows();
@@ -842,10 +760,7 @@ void rmsnormForward(const TensorDesc& out, const TensorDesc& rstd, const TensorD
   bool vec = C % 256 == 0 && aligned(out, 32) && aligned(x, 32) && aligned(weight, 32);
   dispatchFloat(x.dtype, [&](auto tag) {
     using T = decltype(tag);
-    if (vec && launchRowRegs<T>(grid, block, nullptr, out.as<T>(), rstd.as<float>(), x.as<T>(), nullptr,
-                                weight.as<T>(), N, C, eps))
-      ;
-    else if (vec)
+    if (vec)
       rmsnormVecKernel<T><<<grid, block, 0, stream()>>>(nullptr, out.as<T>(), rstd.as<float>(), x.as<T>(),
                                                         nullptr, weight.as<T>(), N, C, eps);
     else
@@ -866,10 +781,7 @@ void residualRmsnormForward(const TensorDesc& residualOut, const TensorDesc& out
              aligned(residual, 32) && aligned(residualOut, 32);
   dispatchFloat(x.dtype, [&](auto tag) {
     using T = decltype(tag);
-    if (vec && launchRowRegs<T>(grid, block, residualOut.as<T>(), out.as<T>(), rstd.as<float>(), x.as<T>(),
-                                residual.as<T>(), weight.as<T>(), N, C, eps))
-      ;
-    else if (vec)
+    if (vec)
       rmsnormVecKernel<T><<<grid, block, 0, stream()>>>(residualOut.as<T>(), out.as<T>(), rstd.as<float>(),
                                                         x.as<T>(), residual.as<T>(), weight.as<T>(), N, C, eps);
     else
@@ -877,35 +789,6 @@ void residualRmsnormForward(const TensorDesc& residualOut, const TensorDesc& out
                                                      x.as<T>(), residual.as<T>(), weight.as<T>(), N, C, eps);
   });
   TK_LAUNCH_CHECK("residualRmsnormForward");
-}
-
-// A measuring knob read from the environment once per process: 0 when unset, the value when it
-// is an integer in [1, max] (or -1 for `word` where one is named), otherwise an error at the call.
-struct EnvKnob {
-  int64_t value;  // -2: invalid
-  std::string raw;
-};
-EnvKnob readEnvKnob(const char* name, int64_t max, const char* word) {
-  std::string e = envValue(name);
-  if (e.empty()) return {0, e};
-  if (word && e == word) return {-1, e};
-  char* end = nullptr;
-  long long n = std::strtoll(e.c_str(), &end, 10);
-  return {*end == 0 && n >= 1 && n <= max ? static_cast<int64_t>(n) : int64_t{-2}, e};
-}
-int64_t checkedKnob(const EnvKnob& k, const char* name, const std::string& allowed) {
-  if (k.value == -2) throw Error(std::string(name) + " must be " + allowed + ", got \"" + k.raw + "\"");
-  return k.value;
-}
-
-// TINYLLAMA_RMSNORM_BWD_ROWS: rows per block of the fused RMSNorm backward, for measuring
-// (written 2026-11-28, not yet run on a GPU): unset = kDwRowChunk (32); a positive integer; or
-// "wave", as many rows as make the grid exactly one wave of resident blocks (at 8 x 2048 rows
-// of 2048 the 32-row grid fills 0.65 of a wave, and 16-row chunks measured no faster, which a
-// second, part-filled wave would explain).
-int64_t rmsnormBwdRowsSetting() {  // 0: default, -1: wave, else rows
-  static const EnvKnob knob = readEnvKnob("TINYLLAMA_RMSNORM_BWD_ROWS", 1 << 20, "wave");
-  return checkedKnob(knob, "TINYLLAMA_RMSNORM_BWD_ROWS", "a positive integer or wave");
 }
 
 void rmsnormBackward(const TensorDesc& dx, const TensorDesc& dWeight, const TensorDesc& dOut,
@@ -917,15 +800,18 @@ void rmsnormBackward(const TensorDesc& dx, const TensorDesc& dWeight, const Tens
   bool vec = C % 256 == 0 && aligned(dx, 32) && aligned(dOut, 32) && aligned(x, 32) && aligned(weight, 32);
   size_t fusedSmem = static_cast<size_t>(kDwFusedWarps * C) * sizeof(float);
   bool fused = vec && fusedSmem <= 48 * 1024;
-  int64_t setting = fused ? rmsnormBwdRowsSetting() : 0, rows = kDwRowChunk;
-  if (setting > 0) rows = setting;
-  if (setting == -1) {
-    // resident blocks per SM depend only on the shared memory per block (C): asked once per C
+  int64_t rows = kDwRowChunk;
+  if (fused) {
+    // The fused grid is one full wave of resident blocks: at 8 x 2048 rows of 2048 the fixed
+    // 32-row chunks filled 0.65 of a wave (2,261 GB/s on an H200) and 16-row chunks made a
+    // part-filled second wave (2,043 GB/s); one wave measured 2,371 GB/s (2026-11-28, run 11).
+    // dW's summation order therefore follows the GPU's SM count: same GPU model, same bits.
+    // Resident blocks per SM depend only on the shared memory per block (C): asked once per C.
     static size_t askedSmem = 0;
     static int perSm = 0;
     if (askedSmem != fusedSmem) {
       TK_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-          &perSm, rmsnormBackwardFusedKernel<bf16, bf16, bf16, 0>, 32 * kDwFusedWarps, fusedSmem));
+          &perSm, rmsnormBackwardFusedKernel<bf16, bf16, bf16>, 32 * kDwFusedWarps, fusedSmem));
       askedSmem = fusedSmem;
     }
     int64_t slots = static_cast<int64_t>(std::max(perSm, 1)) * smCount();
@@ -940,9 +826,7 @@ void rmsnormBackward(const TensorDesc& dx, const TensorDesc& dWeight, const Tens
       if (fused) {
         dispatchFloat(dx.dtype, [&](auto dt) {
           using D = decltype(dt);
-          auto kernel = setting == 0 ? rmsnormBackwardFusedKernel<T, G, D, kDwRowChunk>
-                                     : rmsnormBackwardFusedKernel<T, G, D, 0>;
-          kernel<<<static_cast<unsigned>(chunks), dim3(32, kDwFusedWarps), fusedSmem, stream()>>>(
+          rmsnormBackwardFusedKernel<T, G, D><<<static_cast<unsigned>(chunks), dim3(32, kDwFusedWarps), fusedSmem, stream()>>>(
               dx.as<D>(), partial, dOut.as<G>(), x.as<T>(), weight.as<T>(), rstd.as<float>(), N, C, rows);
         });
         return;
@@ -1031,24 +915,17 @@ void swigluBackward(const TensorDesc& dGate, const TensorDesc& dUp, const Tensor
   TK_LAUNCH_CHECK("swigluBackward");
 }
 
-// TINYLLAMA_CE_THREADS: threads per row block of the cross-entropy kernels, for measuring
-// (written 2026-11-28, not yet run on a GPU): unset = 1024; 64, 128, 256 or 512 give more rows in
-// flight per SM (a row's block spends part of its life in the block-wide log-sum-exp merge).
-unsigned crossEntropyThreads() {
-  static const EnvKnob knob = [] {
-    EnvKnob k = readEnvKnob("TINYLLAMA_CE_THREADS", 1024, nullptr);
-    if (k.value > 0 && (k.value < 64 || (k.value & (k.value - 1)) != 0)) k.value = -2;  // 64..1024, powers of 2
-    return k;
-  }();
-  int64_t t = checkedKnob(knob, "TINYLLAMA_CE_THREADS", "64, 128, 256, 512 or 1024");
-  return t == 0 ? 1024u : static_cast<unsigned>(t);
-}
+// Threads per row block of the cross-entropy kernels. 512 rather than 1024: a row's block
+// spends part of its life in the block-wide log-sum-exp merge, and smaller blocks keep more rows
+// in flight per SM. Measured on an H200 at 16384 x 32000 bf16 (2026-11-28, run 11): 1024 threads
+// 0.785 ms, 512 0.682 ms, 256 0.766 ms.
+constexpr unsigned kCrossEntropyThreads = 512;
 
 void crossEntropy(const TensorDesc& losses, const TensorDesc& logits, const TensorDesc& targets,
                   float dlossScale, bool computeGrad) {
   int64_t V = logits.lastDim(), N = logits.rows();
   if (N == 0) return;
-  unsigned threads = crossEntropyThreads();
+  constexpr unsigned threads = kCrossEntropyThreads;
   dispatchFloat(logits.dtype, [&](auto tag) {
     using T = decltype(tag);
     if (V % 8 == 0 && aligned(logits, vecAlign(logits.dtype)))
