@@ -12,12 +12,13 @@ deps=${TK_CUDA_DEPS:-/tmp/tk-cuda-deps}
 build=${1:-/tmp/tk-cuda-check}
 cuda=${CUDA_HOME:-/usr/local/cuda}
 mkdir -p "$deps/whl"
-for pkg in nvidia-cublas nvidia-nccl-cu13; do
+for pkg in nvidia-cublas nvidia-nccl-cu13 nvidia-cudnn-cu13; do
   ls "$deps/whl" | grep -q "^${pkg//-/_}" ||
     python3 -m pip download --no-deps -q -d "$deps/whl" "$pkg" 2>&1 | grep -v -e Retrying -e ignored || true
 done
 root=$deps/root
-if [ ! -d "$root" ]; then
+if [ ! -e "$root/include/cudnn.h" ]; then # (re)made when a wheel is added
+  rm -rf "$root" "$deps/unpacked"
   mkdir -p "$deps/unpacked" "$root/include" "$root/lib64"
   for w in "$deps"/whl/*.whl; do unzip -q -o "$w" -d "$deps/unpacked"; done
   ln -s "$cuda/bin" "$root/bin"

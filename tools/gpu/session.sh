@@ -43,7 +43,9 @@ else
     cmake -S packages/kernels/native -B "$build" -DCMAKE_BUILD_TYPE=Release \
       -DCMAKE_CUDA_ARCHITECTURES="${TK_ARCH:-90}" \
       -DNODE_API_HEADERS_DIR="$PWD/.gpu/headers/node-api-headers" \
-      -DNODE_ADDON_API_DIR="$PWD/.gpu/headers/node-addon-api" -DTINYLLAMA_CUDA=ON "$@" >>"$logs/build.log" 2>&1 &&
+      -DNODE_ADDON_API_DIR="$PWD/.gpu/headers/node-addon-api" -DTINYLLAMA_CUDA=ON \
+      -DCUDNN_INCLUDE_DIR="$(python3 -c 'import nvidia.cudnn, os; print(os.path.join(nvidia.cudnn.__path__[0], "include"))' 2>/dev/null)" \
+      "$@" >>"$logs/build.log" 2>&1 &&
       timeout 240 cmake --build "$build" -j "$(nproc)" >>"$logs/build.log" 2>&1
   }
   # TK_NCCL=1 (multi-GPU parts): with NCCL; if that fails to build, without it, so the
@@ -53,7 +55,9 @@ else
   elif [ "${TK_NCCL:-0}" = 1 ] && { grep -E "error" "$logs/build.log" | head -20; configure -DTINYLLAMA_NCCL=OFF; }; then
     note "build: NCCL build FAILED, built without it ($((SECONDS - t0)) s)"
   elif [ "${TK_NCCL:-0}" != 1 ] && configure; then
-    note "build: ok ($((SECONDS - t0)) s)"
+    note "build: ok ($((SECONDS - t0)) s; $(grep -o "cuDNN attention [a-z]*" "$logs/build.log" | head -1))"
+  elif [ "${TK_NCCL:-0}" != 1 ] && { grep -E "error" "$logs/build.log" | head -20; configure -DTINYLLAMA_CUDNN=OFF; }; then
+    note "build: cuDNN attention FAILED to build, built without it ($((SECONDS - t0)) s)"
   else
     grep -E "error" "$logs/build.log" | head -30
     pack

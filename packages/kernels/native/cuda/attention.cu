@@ -34,14 +34,20 @@ void mmaAttentionBackward(const TensorDesc& dq, const TensorDesc& dk, const Tens
                           const TensorDesc& dOut, const TensorDesc& q, const TensorDesc& k,
                           const TensorDesc& v, const TensorDesc& lse, const float* delta,
                           const AttentionOptions& o);
+// cuDNN fused attention forward (attention_cudnn.cu, where cuDNN is found at build time).
+#ifdef TK_WITH_CUDNN
+void cudnnAttentionForward(const TensorDesc& out, const TensorDesc& lse, const TensorDesc& q,
+                           const TensorDesc& k, const TensorDesc& v, const AttentionOptions& o);
+#endif
 
 namespace {
 
 // TINYLLAMA_ATTENTION picks the bf16/D=64 kernels: mma (default: mma.sync/ldmatrix, 3.2x the
-// WMMA kernels on an H200, checked against PyTorch and memcheck-clean), wmma (the first
-// tensor-core version, kept for comparisons) or fp32 (the CUDA-core kernels). Read once per
-// process; an unknown value is an error, not a silent default.
-enum class AttnKernel { Wmma, Mma, Fp32, Invalid };
+// WMMA kernels on an H200, checked against PyTorch and memcheck-clean), cudnn (cuDNN's fused
+// forward, the mma backward; opt-in while it is measured), wmma (the first tensor-core version,
+// kept for comparisons) or fp32 (the CUDA-core kernels). Read once per process; an unknown value
+// is an error, not a silent default.
+enum class AttnKernel { Wmma, Mma, Cudnn, Fp32, Invalid };
 const std::string& attentionEnv() {
   static const std::string value = envValue("TINYLLAMA_ATTENTION");
   return value;
@@ -51,6 +57,7 @@ AttnKernel attentionKernelChoice() {
     const std::string& v = attentionEnv();
     if (v.empty() || v == "mma") return AttnKernel::Mma;
     if (v == "wmma") return AttnKernel::Wmma;
+    if (v == "cudnn") return AttnKernel::Cudnn;
     if (v == "fp32") return AttnKernel::Fp32;
     return AttnKernel::Invalid;
   }();
@@ -58,11 +65,17 @@ AttnKernel attentionKernelChoice() {
 }
 void checkAttentionEnv() {
   if (attentionKernelChoice() == AttnKernel::Invalid)
-    throw Error("TINYLLAMA_ATTENTION must be mma (default), wmma or fp32, got \"" + attentionEnv() +
+    throw Error("TINYLLAMA_ATTENTION must be mma (default), cudnn, wmma or fp32, got \"" + attentionEnv() +
                 "\"");
+#ifndef TK_WITH_CUDNN
+  if (attentionKernelChoice() == AttnKernel::Cudnn)
+    throw Error("TINYLLAMA_ATTENTION=cudnn, but this CUDA addon was built without cuDNN (cudnn.h or libcudnn "
+                "not found at build time: set CUDNN_HOME and rebuild)");
+#endif
 }
 bool forceFp32Kernels() { return attentionKernelChoice() == AttnKernel::Fp32; }
-bool useMma() { return attentionKernelChoice() == AttnKernel::Mma; }
+// The cudnn choice runs the mma backward (it reads cuDNN's statistics as its lse).
+bool useMma() { return attentionKernelChoice() == AttnKernel::Mma || attentionKernelChoice() == AttnKernel::Cudnn; }
 
 constexpr int BR = 64;  // query rows per block
 constexpr int BC = 64;  // key rows per tile
@@ -450,6 +463,14 @@ void attentionForward(const TensorDesc& out, const TensorDesc& lse, const Tensor
   if (q.numel == 0) return;
   checkSupported(q);
   checkAttentionEnv();
+#ifdef TK_WITH_CUDNN
+  // cuDNN takes every tensor 16-byte aligned; an lse view that is not runs the mma forward
+  if (attentionKernelChoice() == AttnKernel::Cudnn && mmaAttentionSupported({&q, &k, &v, &out}) &&
+      (reinterpret_cast<uintptr_t>(lse.data) & 15) == 0) {
+    cudnnAttentionForward(out, lse, q, k, v, o);
+    return;
+  }
+#endif
   if (useMma() && mmaAttentionSupported({&q, &k, &v, &out})) {
     mmaAttentionForward(out, lse, q, k, v, o);
     return;
