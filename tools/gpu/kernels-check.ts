@@ -32,7 +32,7 @@ console.log(
 );
 
 // Attention once more at a length that spans several 128-row query tiles and ends mid-tile
-// (the suite's T = 67 fits one tile). TINYLLAMA_ATTENTION (wmma | mma | fp32) picks the kernel.
+// (the suite's T = 67 fits one tile). TINYLLAMA_ATTENTION (cudnn | mma | wmma | fp32) picks the kernels.
 const attention = crossCases({ ...SMALL, B: 1, T: 300 }).filter((c) =>
   c.name.startsWith("attention"),
 );
@@ -56,7 +56,7 @@ const cases = [
   ...wide,
 ];
 console.log(
-  `attention kernel: TINYLLAMA_ATTENTION=${process.env.TINYLLAMA_ATTENTION ?? "(unset: mma)"}`,
+  `attention kernel: TINYLLAMA_ATTENTION=${process.env.TINYLLAMA_ATTENTION ?? "(unset: cuDNN forward where built, mma backward)"}`,
 );
 const dtypes: DType[] = quick || target === "cpu" ? ["bf16"] : ["f32", "bf16"];
 for (const dtype of dtypes) {

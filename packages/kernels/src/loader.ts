@@ -55,7 +55,7 @@ function loadAddon(dir: string, name: BackendName): NativeAddon {
     const why = err instanceof Error ? err.message : String(err);
     const hint =
       name === "cuda"
-        ? "The CUDA runtime libraries it was built against (libcudart, libcublasLt) must be on the loader path (LD_LIBRARY_PATH) with a matching NVIDIA driver."
+        ? "The CUDA runtime libraries it was built against (libcudart, libcublasLt, and libcudnn where backends.json says cudnnAttention) must be on the loader path (LD_LIBRARY_PATH) with a matching NVIDIA driver."
         : "Rebuild it for this machine.";
     throw new Error(`@tinyllama/kernels: cannot load ${file}: ${why}. ${hint} Rebuild: ${REBUILD}`);
   }

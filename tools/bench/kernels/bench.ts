@@ -92,8 +92,9 @@ function bench(op: string, fn: () => void, work: { flops?: number; bytes?: numbe
   console.log(`${op.padEnd(34)} ${ms.toFixed(3).padStart(9)} ms  ${rate}`);
 }
 
-// TINYLLAMA_ATTENTION (wmma | mma | fp32) picks the CUDA attention kernel; recorded in the JSON.
-const attentionKernel = process.env.TINYLLAMA_ATTENTION || "mma";
+// TINYLLAMA_ATTENTION (cudnn | mma | wmma | fp32; unset: cuDNN's forward where built, mma
+// backward) picks the CUDA attention kernels; recorded in the JSON.
+const attentionKernel = process.env.TINYLLAMA_ATTENTION || "default";
 console.log(`device: ${k.device.name}; ${k.device.detail}; attention kernel: ${attentionKernel}`);
 
 // ---- copy bandwidth (the ceiling for memory-bound ops)
