@@ -38,6 +38,10 @@ void mmaAttentionBackward(const TensorDesc& dq, const TensorDesc& dk, const Tens
 #ifdef TK_WITH_CUDNN
 void cudnnAttentionForward(const TensorDesc& out, const TensorDesc& lse, const TensorDesc& q,
                            const TensorDesc& k, const TensorDesc& v, const AttentionOptions& o);
+void cudnnAttentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorDesc& dv,
+                            const TensorDesc& dOut, const TensorDesc& q, const TensorDesc& k,
+                            const TensorDesc& v, const TensorDesc& out, const TensorDesc& lse,
+                            const AttentionOptions& o);
 #endif
 
 namespace {
@@ -74,6 +78,19 @@ void checkAttentionEnv() {
     throw Error("TINYLLAMA_ATTENTION=cudnn, but this CUDA addon was built without cuDNN (cudnn.h or libcudnn "
                 "not found at build time: set CUDNN_HOME and rebuild)");
 #endif
+}
+// TINYLLAMA_ATTENTION_BWD=cudnn: cuDNN's backward graph for the bf16/D=64 case (not bitwise
+// repeatable: dQ is accumulated with atomics; written 2026-11-28, not yet run on a GPU). Unset:
+// the mma backward. Anything else is an error.
+bool cudnnBackwardChosen() {
+  static const std::string value = envValue("TINYLLAMA_ATTENTION_BWD");
+  if (!value.empty() && value != "cudnn")
+    throw Error("TINYLLAMA_ATTENTION_BWD must be cudnn or unset, got \"" + value + "\"");
+#ifndef TK_WITH_CUDNN
+  if (!value.empty())
+    throw Error("TINYLLAMA_ATTENTION_BWD=cudnn, but this CUDA addon was built without cuDNN (set CUDNN_HOME and rebuild)");
+#endif
+  return !value.empty();
 }
 bool forceFp32Kernels() { return attentionKernelChoice() == AttnKernel::Fp32; }
 // The mma kernels serve every choice but wmma and fp32 (the backward reads cuDNN's statistics as
@@ -512,6 +529,14 @@ void attentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorD
   checkAttentionEnv();
   Dims d = dimsOf(q, k, o);
   bool mma = useMma() && mmaAttentionSupported({&q, &k, &v, &out, &dOut, &dq, &dk, &dv});
+#ifdef TK_WITH_CUDNN
+  if (cudnnBackwardChosen() && mma && (reinterpret_cast<uintptr_t>(lse.data) & 15) == 0) {
+    cudnnAttentionBackward(dq, dk, dv, dOut, q, k, v, out, lse, o);
+    return;
+  }
+#else
+  cudnnBackwardChosen();  // throws when it is set
+#endif
   if (mma || (!forceFp32Kernels() && tcAttentionSupported({&q, &k, &v, &out, &dOut, &dq, &dk, &dv}))) {
     int64_t rows = static_cast<int64_t>(d.B) * d.T * d.H;
     auto* delta = static_cast<float*>(scratch(static_cast<size_t>(rows) * sizeof(float)));

@@ -7,8 +7,10 @@
 // P in bf16, O = P V. Q/O are read in place as [B, T, H, D] and K/V as [B, T, Hkv, D] through
 // strides; GQA needs no K/V copies (the matmul broadcasts the Hkv heads over H). One execution
 // plan per shape is built on first use and cached; each call builds a variant pack (pointers) and
-// executes on the backend's stream. The backward stays on the mma kernels (attention_mma.cu),
-// which read this lse. Every cuDNN status is checked and thrown with the step and cuDNN's own
+// executes on the backend's stream. The default backward stays on the mma kernels
+// (attention_mma.cu), which read this lse and are deterministic; cuDNN's backward graph below
+// accumulates dQ with atomics on Hopper (its deterministic mode stores dP, B H T^2 bf16), so it
+// is opt-in: TINYLLAMA_ATTENTION_BWD=cudnn (written 2026-11-28, compiled, not yet run on a GPU). Every cuDNN status is checked and thrown with the step and cuDNN's own
 // message, so an unsupported graph or library says so instead of crashing.
 #include <cudnn.h>
 
@@ -55,7 +57,7 @@ void setDesc(const DescPtr& x, cudnnBackendAttributeName_t name, const DescPtr& 
 void finalize(const DescPtr& x, const std::string& what) { check(cudnnBackendFinalize(x->d), "finalize " + what); }
 
 // Unique ids of the graph's real (non-virtual) tensors, as the variant pack names them.
-enum Uid : int64_t { kQ = 1, kK, kV, kO, kStats, kScale, kNegInf };
+enum Uid : int64_t { kQ = 1, kK, kV, kO, kStats, kScale, kNegInf, kDO, kDQ, kDK, kDV, kOne, kRowDot, kDqAccum };
 
 // Builds the forward graph for one shape; keeps every descriptor it made alive with the plan.
 class GraphBuilder {
@@ -112,6 +114,15 @@ class GraphBuilder {
     if (t) setDesc(op, CUDNN_ATTR_OPERATION_POINTWISE_TDESC, t, what + " t");
     setDesc(op, CUDNN_ATTR_OPERATION_POINTWISE_YDESC, y, what + " y");
     finalize(op, what + " op");
+    ops_.push_back(op);
+  }
+
+  // y = x viewed with y's dims and strides (a transpose: same elements).
+  void reshape(const DescPtr& x, const DescPtr& y, const std::string& what) {
+    auto op = make(CUDNN_BACKEND_OPERATION_RESHAPE_DESCRIPTOR, what);
+    setDesc(op, CUDNN_ATTR_OPERATION_RESHAPE_XDESC, x, what + " x");
+    setDesc(op, CUDNN_ATTR_OPERATION_RESHAPE_YDESC, y, what + " y");
+    finalize(op, what);
     ops_.push_back(op);
   }
 
@@ -209,6 +220,21 @@ cudnnHandle_t handle() {
   return h;
 }
 
+// x where the query (row) sees the key (column), -inf elsewhere.
+DescPtr causalMask(GraphBuilder& g, const DescPtr& x, const std::vector<int64_t>& dims,
+                   const std::vector<int64_t>& strides) {
+  auto negInf = g.tensor(kNegInf, CUDNN_DATA_FLOAT, {1, 1, 1, 1}, {1, 1, 1, 1}, false, true);
+  auto row = g.temp(CUDNN_DATA_INT32, dims, strides);
+  g.pointwise(CUDNN_POINTWISE_GEN_INDEX, CUDNN_DATA_FLOAT, x, nullptr, row, "row index", nullptr, 2);
+  auto col = g.temp(CUDNN_DATA_INT32, dims, strides);
+  g.pointwise(CUDNN_POINTWISE_GEN_INDEX, CUDNN_DATA_FLOAT, x, nullptr, col, "column index", nullptr, 3);
+  auto keep = g.temp(CUDNN_DATA_BOOLEAN, dims, strides);
+  g.pointwise(CUDNN_POINTWISE_CMP_GE, CUDNN_DATA_BOOLEAN, row, col, keep, "row >= column");
+  auto masked = g.temp(CUDNN_DATA_FLOAT, dims, strides);
+  g.pointwise(CUDNN_POINTWISE_BINARY_SELECT, CUDNN_DATA_FLOAT, x, negInf, masked, "causal mask", keep);
+  return masked;
+}
+
 // The forward graph for [B, T, H, D] queries over [B, T, Hkv, D] keys/values.
 std::unique_ptr<Plan> buildForward(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, bool causal) {
   GraphBuilder g(handle());
@@ -226,18 +252,7 @@ std::unique_ptr<Plan> buildForward(int64_t B, int64_t T, int64_t H, int64_t Hkv,
   g.matmul(q, kT, s, "S = Q K^T");
   auto scaled = g.temp(f32, sDims, sStrides);
   g.pointwise(CUDNN_POINTWISE_MUL, f32, s, scale, scaled, "S * scale");
-  auto masked = scaled;
-  if (causal) {
-    auto negInf = g.tensor(kNegInf, f32, {1, 1, 1, 1}, {1, 1, 1, 1}, false, true);
-    auto row = g.temp(CUDNN_DATA_INT32, sDims, sStrides);
-    g.pointwise(CUDNN_POINTWISE_GEN_INDEX, f32, scaled, nullptr, row, "row index", nullptr, 2);
-    auto col = g.temp(CUDNN_DATA_INT32, sDims, sStrides);
-    g.pointwise(CUDNN_POINTWISE_GEN_INDEX, f32, scaled, nullptr, col, "column index", nullptr, 3);
-    auto keep = g.temp(CUDNN_DATA_BOOLEAN, sDims, sStrides);
-    g.pointwise(CUDNN_POINTWISE_CMP_GE, CUDNN_DATA_BOOLEAN, row, col, keep, "row >= column");
-    masked = g.temp(f32, sDims, sStrides);
-    g.pointwise(CUDNN_POINTWISE_BINARY_SELECT, f32, scaled, negInf, masked, "causal mask", keep);
-  }
+  auto masked = causal ? causalMask(g, scaled, sDims, sStrides) : scaled;
   auto rowMax = g.temp(f32, rDims, rStrides);
   g.reduction(CUDNN_REDUCE_TENSOR_MAX, masked, rowMax, "row max");
   auto shifted = g.temp(f32, sDims, sStrides);
@@ -259,17 +274,103 @@ std::unique_ptr<Plan> buildForward(int64_t B, int64_t T, int64_t H, int64_t Hkv,
   return plan;
 }
 
-}  // namespace
+// The backward graph (cuDNN's SDPA backward pattern): rowDot = rowsum(dO * O) into the
+// workspace, P recomputed from the stats (exp(S * scale - stats), causal), dV = P^T dO,
+// dS = P (dO V^T - rowDot) scale, dK = dS^T Q, dQ = dS K through an fp32 accumulator in the
+// workspace; with GQA, dK and dV are formed per query head and summed over each group.
+std::unique_ptr<Plan> buildBackward(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, bool causal) {
+  GraphBuilder g(handle());
+  const cudnnDataType_t bf = CUDNN_DATA_BFLOAT16, f32 = CUDNN_DATA_FLOAT;
+  const std::vector<int64_t> qDims{B, H, T, D}, qStrides{T * H * D, D, H * D, 1};
+  const std::vector<int64_t> kvDims{B, Hkv, T, D}, kvStrides{T * Hkv * D, D, Hkv * D, 1};
+  const std::vector<int64_t> kvTDims{B, Hkv, D, T}, kvTStrides{T * Hkv * D, D, 1, Hkv * D};
+  const std::vector<int64_t> sDims{B, H, T, T}, sStrides{H * T * T, T * T, T, 1}, sTStrides{H * T * T, T * T, 1, T};
+  const std::vector<int64_t> rDims{B, H, T, 1}, rStrides{H * T, T, 1, 1};
+  const std::vector<int64_t> fullStrides{H * T * D, T * D, D, 1};  // [B, H, T, D] packed by head
+  auto q = g.tensor(kQ, bf, qDims, qStrides, false);
+  auto kT = g.tensor(kK, bf, kvTDims, kvTStrides, false);
+  auto vT = g.tensor(kV, bf, kvTDims, kvTStrides, false);
+  auto o = g.tensor(kO, bf, qDims, qStrides, false);
+  auto dO = g.tensor(kDO, bf, qDims, qStrides, false);
+  auto stats = g.tensor(kStats, f32, rDims, rStrides, false);
+  auto dQ = g.tensor(kDQ, bf, qDims, qStrides, false);
+  auto dK = g.tensor(kDK, bf, kvDims, kvStrides, false);
+  auto dV = g.tensor(kDV, bf, kvDims, kvStrides, false);
+  auto scale = g.tensor(kScale, f32, {1, 1, 1, 1}, {1, 1, 1, 1}, false, true);
+  auto one = g.tensor(kOne, f32, {1, 1, 1, 1}, {1, 1, 1, 1}, false, true);
+  auto rowDot = g.tensor(kRowDot, f32, rDims, rStrides, false);        // in the workspace
+  auto dqAccum = g.tensor(kDqAccum, f32, qDims, fullStrides, false);  // in the workspace
 
-bool cudnnAttentionBuilt() { return true; }
+  auto dOO = g.temp(f32, qDims, {H * T * D, T * D, H * D, 1});
+  g.pointwise(CUDNN_POINTWISE_MUL, f32, dO, o, dOO, "dO * O");
+  auto dotSum = g.temp(f32, rDims, rStrides);
+  g.reduction(CUDNN_REDUCE_TENSOR_ADD, dOO, dotSum, "rowsum(dO * O)");
+  g.pointwise(CUDNN_POINTWISE_MUL, f32, dotSum, one, rowDot, "rowDot");
+
+  auto s = g.temp(f32, sDims, sStrides);
+  g.matmul(q, kT, s, "S = Q K^T");
+  auto scaled = g.temp(f32, sDims, sStrides);
+  g.pointwise(CUDNN_POINTWISE_MUL, f32, s, scale, scaled, "S * scale");
+  auto shifted = g.temp(f32, sDims, sStrides);
+  g.pointwise(CUDNN_POINTWISE_SUB, f32, scaled, stats, shifted, "S - stats");
+  auto masked = causal ? causalMask(g, shifted, sDims, sStrides) : shifted;
+  auto p = g.temp(f32, sDims, sStrides);
+  g.pointwise(CUDNN_POINTWISE_EXP, f32, masked, nullptr, p, "P = exp");
+
+  auto pT = g.temp(bf, sDims, sTStrides);
+  g.reshape(p, pT, "P^T");
+  auto dVFull = g.temp(bf, qDims, fullStrides);
+  g.matmul(pT, dO, dVFull, "dV = P^T dO");
+  g.reduction(CUDNN_REDUCE_TENSOR_ADD, dVFull, dV, "dV summed over the group");
+
+  auto dP = g.temp(f32, sDims, sStrides);
+  g.matmul(dO, vT, dP, "dP = dO V^T");
+  auto dPc = g.temp(f32, sDims, sStrides);
+  g.pointwise(CUDNN_POINTWISE_SUB, f32, dP, rowDot, dPc, "dP - rowDot");
+  auto dSu = g.temp(f32, sDims, sStrides);
+  g.pointwise(CUDNN_POINTWISE_MUL, f32, dPc, p, dSu, "* P");
+  auto dS = g.temp(f32, sDims, sStrides);
+  g.pointwise(CUDNN_POINTWISE_MUL, f32, dSu, scale, dS, "dS = * scale");
+
+  auto dST = g.temp(bf, sDims, sTStrides);
+  g.reshape(dS, dST, "dS^T");
+  auto dKFull = g.temp(bf, qDims, fullStrides);
+  g.matmul(dST, q, dKFull, "dK = dS^T Q");
+  g.reduction(CUDNN_REDUCE_TENSOR_ADD, dKFull, dK, "dK summed over the group");
+
+  auto k = g.temp(bf, kvDims, kvStrides);
+  g.reshape(kT, k, "K");
+  g.matmul(dS, k, dqAccum, "dQ = dS K");
+  g.pointwise(CUDNN_POINTWISE_IDENTITY, f32, dqAccum, nullptr, dQ, "dQ to bf16");
+
+  auto plan = std::make_unique<Plan>();
+  std::string note;
+  plan->plan = g.plan(plan->keep, plan->workspace, note);
+  return plan;
+}
+
+void execute(const Plan& plan, std::vector<int64_t> uids, std::vector<void*> ptrs, void* workspace,
+             const std::string& what) {
+  auto pack = std::make_shared<Desc>(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, "variant pack");
+  set(pack, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, static_cast<int64_t>(uids.size()), uids.data(),
+      "variant pack ids");
+  set(pack, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, static_cast<int64_t>(ptrs.size()),
+      ptrs.data(), "variant pack pointers");
+  set(pack, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &workspace, "variant pack workspace");
+  finalize(pack, "variant pack");
+  check(cudnnBackendExecute(handle(), plan.plan->d, pack->d), "execute " + what);
+}
+
+using PlanKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
+
+}  // namespace
 
 void cudnnAttentionForward(const TensorDesc& out, const TensorDesc& lse, const TensorDesc& q, const TensorDesc& k,
                            const TensorDesc& v, const AttentionOptions& o) {
   int64_t B = q.shape[0], T = q.shape[1], H = q.shape[2], D = q.shape[3], Hkv = k.shape[2];
   float scale = o.scale > 0.0f ? o.scale : 1.0f / std::sqrt(static_cast<float>(D));
-  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
-  static std::map<Key, std::unique_ptr<Plan>> plans;
-  Key key{B, T, H, Hkv, D, o.causal};
+  static std::map<PlanKey, std::unique_ptr<Plan>> plans;
+  PlanKey key{B, T, H, Hkv, D, o.causal};
   auto it = plans.find(key);
   if (it == plans.end()) it = plans.emplace(key, buildForward(B, T, H, Hkv, D, o.causal)).first;
   const Plan& plan = *it->second;
@@ -283,14 +384,36 @@ void cudnnAttentionForward(const TensorDesc& out, const TensorDesc& lse, const T
     uids.push_back(kNegInf);
     ptrs.push_back(&negInf);
   }
-  auto pack = std::make_shared<Desc>(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, "variant pack");
-  set(pack, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, static_cast<int64_t>(uids.size()), uids.data(),
-      "variant pack ids");
-  set(pack, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, static_cast<int64_t>(ptrs.size()),
-      ptrs.data(), "variant pack pointers");
-  set(pack, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &workspace, "variant pack workspace");
-  finalize(pack, "variant pack");
-  check(cudnnBackendExecute(handle(), plan.plan->d, pack->d), "execute forward");
+  execute(plan, uids, ptrs, workspace, "forward");
+}
+
+void cudnnAttentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorDesc& dv, const TensorDesc& dOut,
+                            const TensorDesc& q, const TensorDesc& k, const TensorDesc& v, const TensorDesc& out,
+                            const TensorDesc& lse, const AttentionOptions& o) {
+  int64_t B = q.shape[0], T = q.shape[1], H = q.shape[2], D = q.shape[3], Hkv = k.shape[2];
+  float scale = o.scale > 0.0f ? o.scale : 1.0f / std::sqrt(static_cast<float>(D));
+  static std::map<PlanKey, std::unique_ptr<Plan>> plans;
+  PlanKey key{B, T, H, Hkv, D, o.causal};
+  auto it = plans.find(key);
+  if (it == plans.end()) it = plans.emplace(key, buildBackward(B, T, H, Hkv, D, o.causal)).first;
+  const Plan& plan = *it->second;
+
+  // One scratch region: the row dots, the fp32 dQ accumulator (zeroed: cuDNN adds into it), then
+  // the plan's own workspace, each 256-byte aligned.
+  auto align = [](size_t n) { return (n + 255) / 256 * 256; };
+  size_t dotBytes = align(static_cast<size_t>(B * H * T) * 4), accBytes = align(static_cast<size_t>(B * H * T * D) * 4);
+  auto* base = static_cast<char*>(scratch(dotBytes + accBytes + static_cast<size_t>(plan.workspace)));
+  TK_CUDA(cudaMemsetAsync(base + dotBytes, 0, accBytes, stream()));
+  check(cudnnSetStream(handle(), stream()), "cudnnSetStream");
+  float negInf = -INFINITY, one = 1.0f;
+  std::vector<int64_t> uids{kQ, kK, kV, kO, kDO, kStats, kDQ, kDK, kDV, kScale, kOne, kRowDot, kDqAccum};
+  std::vector<void*> ptrs{q.data, k.data, v.data, out.data, dOut.data, lse.data, dq.data, dk.data, dv.data,
+                          &scale, &one, base, base + dotBytes};
+  if (o.causal) {
+    uids.push_back(kNegInf);
+    ptrs.push_back(&negInf);
+  }
+  execute(plan, uids, ptrs, plan.workspace > 0 ? base + dotBytes + accBytes : nullptr, "backward");
 }
 
 }  // namespace tk::cuda
