@@ -274,6 +274,19 @@ std::unique_ptr<Plan> buildForward(int64_t B, int64_t T, int64_t H, int64_t Hkv,
   return plan;
 }
 
+// y = a b for a key/value gradient: with GQA formed per query head ([B, H, T, D], bf16) and summed
+// over each group of H / Hkv heads into y; without, straight into y.
+void matmulGrouped(GraphBuilder& g, const DescPtr& a, const DescPtr& b, const DescPtr& y, bool grouped,
+                   const std::vector<int64_t>& fullDims, const std::vector<int64_t>& fullStrides, const std::string& what) {
+  if (!grouped) {
+    g.matmul(a, b, y, what);
+    return;
+  }
+  auto full = g.temp(CUDNN_DATA_BFLOAT16, fullDims, fullStrides);
+  g.matmul(a, b, full, what + " per query head");
+  g.reduction(CUDNN_REDUCE_TENSOR_ADD, full, y, what + " summed over the group");
+}
+
 // The backward graph (cuDNN's SDPA backward pattern): rowDot = rowsum(dO * O) into the
 // workspace, P recomputed from the stats (exp(S * scale - stats), causal), dV = P^T dO,
 // dS = P (dO V^T - rowDot) scale, dK = dS^T Q, dQ = dS K through an fp32 accumulator in the
@@ -319,9 +332,7 @@ std::unique_ptr<Plan> buildBackward(int64_t B, int64_t T, int64_t H, int64_t Hkv
 
   auto pT = g.temp(bf, sDims, sTStrides);
   g.reshape(p, pT, "P^T");
-  auto dVFull = g.temp(bf, qDims, fullStrides);
-  g.matmul(pT, dO, dVFull, "dV = P^T dO");
-  g.reduction(CUDNN_REDUCE_TENSOR_ADD, dVFull, dV, "dV summed over the group");
+  matmulGrouped(g, pT, dO, dV, H != Hkv, qDims, fullStrides, "dV = P^T dO");
 
   auto dP = g.temp(f32, sDims, sStrides);
   g.matmul(dO, vT, dP, "dP = dO V^T");
@@ -334,9 +345,7 @@ std::unique_ptr<Plan> buildBackward(int64_t B, int64_t T, int64_t H, int64_t Hkv
 
   auto dST = g.temp(bf, sDims, sTStrides);
   g.reshape(dS, dST, "dS^T");
-  auto dKFull = g.temp(bf, qDims, fullStrides);
-  g.matmul(dST, q, dKFull, "dK = dS^T Q");
-  g.reduction(CUDNN_REDUCE_TENSOR_ADD, dKFull, dK, "dK summed over the group");
+  matmulGrouped(g, dST, q, dK, H != Hkv, qDims, fullStrides, "dK = dS^T Q");
 
   auto k = g.temp(bf, kvDims, kvStrides);
   g.reshape(kT, k, "K");
