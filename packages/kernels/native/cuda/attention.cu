@@ -8,8 +8,10 @@
 // computes dk/dv (thread per key row, looping over the group's query heads and query tiles),
 // so every gradient element is written by exactly one thread: deterministic, no atomics.
 // These fp32 CUDA-core kernels serve f32 inputs, head dims other than 64 and unaligned views; bf16 with
-// D = 64 goes to the tensor-core kernels of attention_mma.cu (mma.sync/ldmatrix/cp.async, the
-// default) or, with TINYLLAMA_ATTENTION=wmma, to the first WMMA version in attention_tc.cu.
+// D = 64 goes to cuDNN's fused forward where the addon is built with cuDNN (attention_cudnn.cu)
+// and to the tensor-core kernels of attention_mma.cu (mma.sync/ldmatrix/cp.async) for the
+// backward and otherwise, or, with TINYLLAMA_ATTENTION=wmma, to the first WMMA version in
+// attention_tc.cu. This file also chooses among them (attentionForward, attentionBackward).
 #include <cstdio>
 #include <initializer_list>
 #include <type_traits>
@@ -34,7 +36,8 @@ void mmaAttentionBackward(const TensorDesc& dq, const TensorDesc& dk, const Tens
                           const TensorDesc& dOut, const TensorDesc& q, const TensorDesc& k,
                           const TensorDesc& v, const TensorDesc& lse, const float* delta,
                           const AttentionOptions& o);
-// cuDNN fused attention forward (attention_cudnn.cu, where cuDNN is found at build time).
+// cuDNN fused attention, forward and opt-in backward (attention_cudnn.cu, where cuDNN is found at
+// build time).
 #ifdef TK_WITH_CUDNN
 void cudnnAttentionForward(const TensorDesc& out, const TensorDesc& lse, const TensorDesc& q,
                            const TensorDesc& k, const TensorDesc& v, const AttentionOptions& o);

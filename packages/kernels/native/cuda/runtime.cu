@@ -2,6 +2,9 @@
 // scratch and the data-error flag.
 #include <cstdlib>
 #include <string>
+#ifdef TK_WITH_CUDNN
+#include <cudnn.h>
+#endif
 
 #include "common.cuh"
 
@@ -99,6 +102,10 @@ DeviceInfo deviceInfo() {
   cudaRuntimeGetVersion(&runtime);
   d.detail = "device " + std::to_string(s.device) + ", " + std::to_string(s.prop.multiProcessorCount) +
              " SMs, driver " + std::to_string(driver) + ", runtime " + std::to_string(runtime);
+#ifdef TK_WITH_CUDNN
+  // the library loaded at run time, which the attention forward uses (attention_cudnn.cu)
+  d.detail += ", cuDNN " + std::to_string(cudnnGetVersion());
+#endif
   return d;
 }
 
