@@ -493,7 +493,11 @@ void attentionForward(const TensorDesc& out, const TensorDesc& lse, const Tensor
   // cuDNN takes every tensor 16-byte aligned; an lse view that is not runs the mma forward
   AttnKernel choice = attentionKernelChoice();
   static bool cudnnFailed = false;  // unset setting: cuDNN refused once, the mma forward from then on
-  if ((choice == AttnKernel::Cudnn || (choice == AttnKernel::Auto && !cudnnFailed)) &&
+  // Unset setting: cuDNN for sequence lengths that are multiples of 64 (training's 2048; a plan
+  // is built per shape, so generation's and eval's arbitrary lengths take the mma forward, which
+  // needs no plan); TINYLLAMA_ATTENTION=cudnn: every length.
+  bool cudnnShape = choice == AttnKernel::Cudnn || q.shape[1] % 64 == 0;
+  if ((choice == AttnKernel::Cudnn || (choice == AttnKernel::Auto && !cudnnFailed)) && cudnnShape &&
       mmaAttentionSupported({&q, &k, &v, &out}) && (reinterpret_cast<uintptr_t>(lse.data) & 15) == 0) {
     if (choice == AttnKernel::Cudnn) {
       cudnnAttentionForward(out, lse, q, k, v, o);

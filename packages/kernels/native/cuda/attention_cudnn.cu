@@ -371,6 +371,8 @@ void execute(const Plan& plan, std::vector<int64_t> uids, std::vector<void*> ptr
 }
 
 using PlanKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
+// Plans kept per direction; past this many shapes the cache starts over (plans are rebuilt on use).
+constexpr size_t kMaxPlans = 64;
 
 }  // namespace
 
@@ -381,7 +383,10 @@ void cudnnAttentionForward(const TensorDesc& out, const TensorDesc& lse, const T
   static std::map<PlanKey, std::unique_ptr<Plan>> plans;
   PlanKey key{B, T, H, Hkv, D, o.causal};
   auto it = plans.find(key);
-  if (it == plans.end()) it = plans.emplace(key, buildForward(B, T, H, Hkv, D, o.causal)).first;
+  if (it == plans.end()) {
+    if (plans.size() >= kMaxPlans) plans.clear();
+    it = plans.emplace(key, buildForward(B, T, H, Hkv, D, o.causal)).first;
+  }
   const Plan& plan = *it->second;
 
   check(cudnnSetStream(handle(), stream()), "cudnnSetStream");
@@ -404,7 +409,10 @@ void cudnnAttentionBackward(const TensorDesc& dq, const TensorDesc& dk, const Te
   static std::map<PlanKey, std::unique_ptr<Plan>> plans;
   PlanKey key{B, T, H, Hkv, D, o.causal};
   auto it = plans.find(key);
-  if (it == plans.end()) it = plans.emplace(key, buildBackward(B, T, H, Hkv, D, o.causal)).first;
+  if (it == plans.end()) {
+    if (plans.size() >= kMaxPlans) plans.clear();
+    it = plans.emplace(key, buildBackward(B, T, H, Hkv, D, o.causal)).first;
+  }
   const Plan& plan = *it->second;
 
   // One scratch region: the row dots, the fp32 dQ accumulator (zeroed: cuDNN adds into it), then
