@@ -299,6 +299,31 @@ export function crossCases(sh: SuiteShapes = SMALL): CrossCase[] {
               p.check(`dk causal=${causal}`, dk, dkr, tolFor(dtype, 1e-4, 3e-2)),
               p.check(`dv causal=${causal}`, dv, dvr, tolFor(dtype, 1e-4, 3e-2)),
             );
+            // Same inputs, same bits: training resumes and reruns exactly (an opt-in backward
+            // that accumulates with atomics fails this, as it should say).
+            const first = [o, l, dq, dk, dv].map((t) => t.toFloat32());
+            const [o3] = p.out(qs);
+            const [l3] = p.out([B, H, T], "f32");
+            const [dq3] = p.out(qs);
+            const [dk3] = p.out(ks);
+            const [dv3] = p.out(ks);
+            x.attentionForward(o3, l3, q, k, v, { causal });
+            x.attentionBackward(dq3, dk3, dv3, dO, q, k, v, o2, l2, { causal });
+            const again = [o3, l3, dq3, dk3, dv3].map((t) => t.toFloat32());
+            const differs = (i: number) =>
+              !Buffer.from(first[i].buffer).equals(Buffer.from(again[i].buffer));
+            checks.push(
+              {
+                name: `forward bitwise repeatable causal=${causal}`,
+                err: differs(0) || differs(1) ? 1 : 0,
+                tol: 0,
+              },
+              {
+                name: `backward bitwise repeatable causal=${causal}`,
+                err: differs(2) || differs(3) || differs(4) ? 1 : 0,
+                tol: 0,
+              },
+            );
           }
           return checks;
         }),
