@@ -1,17 +1,19 @@
-// Attention forward through cuDNN's fused flash attention (the default bf16 forward where this
-// file is built; attention.cu chooses). Design: the cuDNN backend API (no cudnn-frontend: it is not an npm
-// package, and nothing is downloaded at build time) describes the forward as the operation graph
-// cuDNN's fused-attention engine recognises: S = Q K^T (fp32), S * scale, the causal mask
-// (row index >= column index, else -inf), the softmax with its statistics (row max, exp, row
-// sum, stats = max + log(sum): the natural log-sum-exp of the scaled scores, exactly our lse),
-// P in bf16, O = P V. Q/O are read in place as [B, T, H, D] and K/V as [B, T, Hkv, D] through
-// strides; GQA needs no K/V copies (the matmul broadcasts the Hkv heads over H). One execution
-// plan per shape is built on first use and cached; each call builds a variant pack (pointers) and
-// executes on the backend's stream. The default backward stays on the mma kernels
-// (attention_mma.cu), which read this lse and are deterministic; cuDNN's backward graph below
-// accumulates dQ with atomics on Hopper (its deterministic mode stores dP, B H T^2 bf16), so it
-// is opt-in: TINYLLAMA_ATTENTION_BWD=cudnn (written 2026-11-28, compiled, not yet run on a GPU). Every cuDNN status is checked and thrown with the step and cuDNN's own
-// message, so an unsupported graph or library says so instead of crashing.
+// Attention through cuDNN's fused flash attention: the default bf16 forward where this file is
+// built (attention.cu chooses when), and an opt-in backward. Design: the cuDNN backend API (no
+// cudnn-frontend: it is not an npm package, and nothing is downloaded at build time) describes
+// each direction as the operation graph cuDNN's fused-attention engines recognise. Forward:
+// S = Q K^T (fp32), S * scale, the causal mask (row index >= column index, else -inf), the
+// softmax with its statistics (row max, exp, row sum, stats = max + log(sum): the natural
+// log-sum-exp of the scaled scores, exactly our lse), P in bf16, O = P V. Q/O are read in place
+// as [B, T, H, D] and K/V as [B, T, Hkv, D] through strides; GQA needs no K/V copies (the matmul
+// broadcasts the Hkv heads over H). One execution plan per shape is built on first use and
+// cached; each call builds a variant pack (pointers) and executes on the backend's stream. The
+// default backward stays on the mma kernels (attention_mma.cu), which read this lse and are
+// deterministic; cuDNN's backward graph below accumulates dQ with atomics on Hopper (its
+// deterministic mode stores dP, B H T^2 bf16), so it is opt-in: TINYLLAMA_ATTENTION_BWD=cudnn
+// (written 2026-11-28, compiled, not yet run on a GPU). Every cuDNN status is checked and thrown
+// with the step and cuDNN's own message, so an unsupported graph or library says so instead of
+// crashing.
 #include <cudnn.h>
 
 #include <cmath>
@@ -30,7 +32,8 @@ void check(cudnnStatus_t st, const std::string& what) {
   if (st == CUDNN_STATUS_SUCCESS) return;
   char detail[1024] = {0};
   cudnnGetLastErrorString(detail, sizeof(detail));
-  throw Error("cuDNN attention: " + what + ": " + cudnnGetErrorString(st) + (detail[0] ? std::string(" (") + detail + ")" : ""));
+  throw Error("cuDNN attention: " + what + ": " + cudnnGetErrorString(st) +
+              (detail[0] ? std::string(" (") + detail + ")" : ""));
 }
 
 // One backend descriptor, destroyed with its owner.
@@ -142,7 +145,7 @@ class GraphBuilder {
 
   // The operation graph, then the first engine configuration from the heuristics whose plan
   // finalises. Returns the plan (and keeps the graph's descriptors in `keep`).
-  DescPtr plan(std::vector<DescPtr>& keep, int64_t& workspace, std::string& engineNote) {
+  DescPtr plan(std::vector<DescPtr>& keep, int64_t& workspace) {
     auto graph = make(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, "operation graph");
     std::vector<cudnnBackendDescriptor_t> raw;
     for (auto& op : ops_) raw.push_back(op->d);
@@ -182,16 +185,12 @@ class GraphBuilder {
         check(cudnnBackendGetAttribute(p->d, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &count,
                                        &workspace),
               "plan workspace size");
-        engineNote = "heuristics mode " + std::to_string(static_cast<int>(mode)) + ", config " + std::to_string(i);
-        keep = kept_;
-        keep.push_back(graph);
-        keep.push_back(heur);
-        keep.insert(keep.end(), cfgs.begin(), cfgs.end());
+        keep = kept_;  // everything made for this graph, the plan included
         return p;
       }
     }
     throw Error("cuDNN attention: no engine can run the attention graph (" + tried +
-                "); use the default kernels (unset TINYLLAMA_ATTENTION)");
+                "); TINYLLAMA_ATTENTION=mma with TINYLLAMA_ATTENTION_BWD unset runs our own kernels");
   }
 
  private:
@@ -269,15 +268,15 @@ std::unique_ptr<Plan> buildForward(int64_t B, int64_t T, int64_t H, int64_t Hkv,
   g.matmul(p, v, o, "O = P V");
 
   auto plan = std::make_unique<Plan>();
-  std::string note;
-  plan->plan = g.plan(plan->keep, plan->workspace, note);
+  plan->plan = g.plan(plan->keep, plan->workspace);
   return plan;
 }
 
 // y = a b for a key/value gradient: with GQA formed per query head ([B, H, T, D], bf16) and summed
 // over each group of H / Hkv heads into y; without, straight into y.
 void matmulGrouped(GraphBuilder& g, const DescPtr& a, const DescPtr& b, const DescPtr& y, bool grouped,
-                   const std::vector<int64_t>& fullDims, const std::vector<int64_t>& fullStrides, const std::string& what) {
+                   const std::vector<int64_t>& fullDims, const std::vector<int64_t>& fullStrides,
+                   const std::string& what) {
   if (!grouped) {
     g.matmul(a, b, y, what);
     return;
@@ -353,8 +352,7 @@ std::unique_ptr<Plan> buildBackward(int64_t B, int64_t T, int64_t H, int64_t Hkv
   g.pointwise(CUDNN_POINTWISE_IDENTITY, f32, dqAccum, nullptr, dQ, "dQ to bf16");
 
   auto plan = std::make_unique<Plan>();
-  std::string note;
-  plan->plan = g.plan(plan->keep, plan->workspace, note);
+  plan->plan = g.plan(plan->keep, plan->workspace);
   return plan;
 }
 
