@@ -7,7 +7,7 @@
 #   bash tools/gpu/prepare.sh && bash tools/compare/trainer/prepare.sh && bash tools/compare/generate/prepare.sh
 # Usage: TK_COMMIT=$(git rev-parse --short HEAD) bash tools/gpu/session.sh PART... 
 #   parts: trainer-bf16 trainer-fp32 trainer-fp32-cuda train gen-fp32 gen-bf16 gen-speed mma kernels ncu bench-train
-#          bench-train-recompute bench-train-ours bench-train-cudnn bench-train-cudnn-bwd
+#          bench-train-recompute bench-train-ours bench-train-cudnn bench-train-cudnn-bwd bench-train-cudnn-ws
 #          dist-collectives dist-kill dist-equality dist-hybrid dist-scaling (TK_NCCL=1)
 #   TK_DEADLINE (seconds, default 560): parts that would start after it are skipped, not cut.
 #   TK_ARCH (default 90): CUDA architectures of this build (the product builds 80 and 90).
@@ -105,9 +105,11 @@ for p in "$@"; do
     # ours only, micro-batch 8 and 16, with cuDNN's attention forward (TINYLLAMA_ATTENTION=cudnn)
     bench-train-cudnn)
       part "$p" 90 env OUT="$logs/$p" TK_TORCH=0 TINYLLAMA_ATTENTION=cudnn bash tools/bench/train/run-gpu.sh ;;
-    # ours only with cuDNN's backward too (TINYLLAMA_ATTENTION_BWD=cudnn: not bitwise repeatable)
+    # ours only with cuDNN's backward too: atomics (not bitwise repeatable) or dP workspace
     bench-train-cudnn-bwd)
       part "$p" 90 env OUT="$logs/$p" TK_TORCH=0 TINYLLAMA_ATTENTION_BWD=cudnn bash tools/bench/train/run-gpu.sh ;;
+    bench-train-cudnn-ws)
+      part "$p" 90 env OUT="$logs/$p" TK_TORCH=0 TINYLLAMA_ATTENTION_BWD=cudnn-ws bash tools/bench/train/run-gpu.sh ;;
     # the same, default kernels: the comparison with bench-train-cudnn in one call
     bench-train-ours) part "$p" 90 env OUT="$logs/$p" TK_TORCH=0 bash tools/bench/train/run-gpu.sh ;;
     dist-*) part "$p" 60 env OUT="$logs/dist" bash tools/gpu/run-distributed.sh "${p#dist-}" ;;

@@ -44,7 +44,7 @@ void cudnnAttentionForward(const TensorDesc& out, const TensorDesc& lse, const T
 void cudnnAttentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorDesc& dv,
                             const TensorDesc& dOut, const TensorDesc& q, const TensorDesc& k,
                             const TensorDesc& v, const TensorDesc& out, const TensorDesc& lse,
-                            const AttentionOptions& o);
+                            const AttentionOptions& o, bool dpWorkspace);
 #endif
 
 namespace {
@@ -82,18 +82,21 @@ void checkAttentionEnv() {
                 "not found at build time: set CUDNN_HOME and rebuild)");
 #endif
 }
-// TINYLLAMA_ATTENTION_BWD=cudnn: cuDNN's backward graph for the bf16/D=64 case (not bitwise
-// repeatable: dQ is accumulated with atomics; written 2026-11-28, not yet run on a GPU). Unset:
-// the mma backward. Anything else is an error.
-bool cudnnBackwardChosen() {
+// TINYLLAMA_ATTENTION_BWD picks cuDNN's backward graph for the bf16/D=64 case (written
+// 2026-11-28, not yet run on a GPU): cudnn, dQ accumulated with atomics (not bitwise
+// repeatable); cudnn-ws, dP kept in a B H T^2 bf16 workspace and no atomics. Unset: the mma
+// backward. Anything else is an error.
+enum class CudnnBwd { Off, Atomic, DpWorkspace };
+CudnnBwd cudnnBackwardChoice() {
   static const std::string value = envValue("TINYLLAMA_ATTENTION_BWD");
-  if (!value.empty() && value != "cudnn")
-    throw Error("TINYLLAMA_ATTENTION_BWD must be cudnn or unset, got \"" + value + "\"");
+  if (!value.empty() && value != "cudnn" && value != "cudnn-ws")
+    throw Error("TINYLLAMA_ATTENTION_BWD must be cudnn, cudnn-ws or unset, got \"" + value + "\"");
 #ifndef TK_WITH_CUDNN
   if (!value.empty())
-    throw Error("TINYLLAMA_ATTENTION_BWD=cudnn, but this CUDA addon was built without cuDNN (set CUDNN_HOME and rebuild)");
+    throw Error("TINYLLAMA_ATTENTION_BWD=" + value +
+                ", but this CUDA addon was built without cuDNN (set CUDNN_HOME and rebuild)");
 #endif
-  return !value.empty();
+  return value.empty() ? CudnnBwd::Off : value == "cudnn" ? CudnnBwd::Atomic : CudnnBwd::DpWorkspace;
 }
 bool forceFp32Kernels() { return attentionKernelChoice() == AttnKernel::Fp32; }
 // The mma kernels serve every choice but wmma and fp32 (the backward reads cuDNN's statistics as
@@ -537,12 +540,13 @@ void attentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorD
   Dims d = dimsOf(q, k, o);
   bool mma = useMma() && mmaAttentionSupported({&q, &k, &v, &out, &dOut, &dq, &dk, &dv});
 #ifdef TK_WITH_CUDNN
-  if (cudnnBackwardChosen() && mma && (reinterpret_cast<uintptr_t>(lse.data) & 15) == 0) {
-    cudnnAttentionBackward(dq, dk, dv, dOut, q, k, v, out, lse, o);
+  CudnnBwd bwd = cudnnBackwardChoice();
+  if (bwd != CudnnBwd::Off && mma && (reinterpret_cast<uintptr_t>(lse.data) & 15) == 0) {
+    cudnnAttentionBackward(dq, dk, dv, dOut, q, k, v, out, lse, o, bwd == CudnnBwd::DpWorkspace);
     return;
   }
 #else
-  cudnnBackwardChosen();  // throws when it is set
+  cudnnBackwardChoice();  // throws when it is set
 #endif
   if (mma || (!forceFp32Kernels() && tcAttentionSupported({&q, &k, &v, &out, &dOut, &dq, &dk, &dv}))) {
     int64_t rows = static_cast<int64_t>(d.B) * d.T * d.H;

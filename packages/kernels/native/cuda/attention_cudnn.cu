@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "common.cuh"
@@ -288,9 +289,13 @@ void matmulGrouped(GraphBuilder& g, const DescPtr& a, const DescPtr& b, const De
 
 // The backward graph (cuDNN's SDPA backward pattern): rowDot = rowsum(dO * O) into the
 // workspace, P recomputed from the stats (exp(S * scale - stats), causal), dV = P^T dO,
-// dS = P (dO V^T - rowDot) scale, dK = dS^T Q, dQ = dS K through an fp32 accumulator in the
-// workspace; with GQA, dK and dV are formed per query head and summed over each group.
-std::unique_ptr<Plan> buildBackward(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, bool causal) {
+// dS = P (dO V^T - rowDot) scale, dK = dS^T Q, dQ = dS K; with GQA, dK and dV are formed per
+// query head and summed over each group. dQ either goes through an fp32 accumulator in the
+// workspace (cuDNN adds into it with atomics: fast, not bitwise repeatable) or, with
+// `dpWorkspace`, straight into dQ, which has cuDNN keep dP in its own workspace (B H T^2 bf16)
+// and form dQ without atomics (its deterministic algorithm on Hopper).
+std::unique_ptr<Plan> buildBackward(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, bool causal,
+                                    bool dpWorkspace) {
   GraphBuilder g(handle());
   const cudnnDataType_t bf = CUDNN_DATA_BFLOAT16, f32 = CUDNN_DATA_FLOAT;
   const std::vector<int64_t> qDims{B, H, T, D}, qStrides{T * H * D, D, H * D, 1};
@@ -311,7 +316,6 @@ std::unique_ptr<Plan> buildBackward(int64_t B, int64_t T, int64_t H, int64_t Hkv
   auto scale = g.tensor(kScale, f32, {1, 1, 1, 1}, {1, 1, 1, 1}, false, true);
   auto one = g.tensor(kOne, f32, {1, 1, 1, 1}, {1, 1, 1, 1}, false, true);
   auto rowDot = g.tensor(kRowDot, f32, rDims, rStrides, false);        // in the workspace
-  auto dqAccum = g.tensor(kDqAccum, f32, qDims, fullStrides, false);  // in the workspace
 
   auto dOO = g.temp(f32, qDims, {H * T * D, T * D, H * D, 1});
   g.pointwise(CUDNN_POINTWISE_MUL, f32, dO, o, dOO, "dO * O");
@@ -348,8 +352,13 @@ std::unique_ptr<Plan> buildBackward(int64_t B, int64_t T, int64_t H, int64_t Hkv
 
   auto k = g.temp(bf, kvDims, kvStrides);
   g.reshape(kT, k, "K");
-  g.matmul(dS, k, dqAccum, "dQ = dS K");
-  g.pointwise(CUDNN_POINTWISE_IDENTITY, f32, dqAccum, nullptr, dQ, "dQ to bf16");
+  if (dpWorkspace) {
+    g.matmul(dS, k, dQ, "dQ = dS K");
+  } else {
+    auto dqAccum = g.tensor(kDqAccum, f32, qDims, fullStrides, false);  // in the workspace
+    g.matmul(dS, k, dqAccum, "dQ = dS K");
+    g.pointwise(CUDNN_POINTWISE_IDENTITY, f32, dqAccum, nullptr, dQ, "dQ to bf16");
+  }
 
   auto plan = std::make_unique<Plan>();
   plan->plan = g.plan(plan->keep, plan->workspace);
@@ -401,29 +410,34 @@ void cudnnAttentionForward(const TensorDesc& out, const TensorDesc& lse, const T
 
 void cudnnAttentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorDesc& dv, const TensorDesc& dOut,
                             const TensorDesc& q, const TensorDesc& k, const TensorDesc& v, const TensorDesc& out,
-                            const TensorDesc& lse, const AttentionOptions& o) {
+                            const TensorDesc& lse, const AttentionOptions& o, bool dpWorkspace) {
   int64_t B = q.shape[0], T = q.shape[1], H = q.shape[2], D = q.shape[3], Hkv = k.shape[2];
   float scale = o.scale > 0.0f ? o.scale : 1.0f / std::sqrt(static_cast<float>(D));
-  static std::map<PlanKey, std::unique_ptr<Plan>> plans;
-  PlanKey key{B, T, H, Hkv, D, o.causal};
+  static std::map<std::pair<PlanKey, bool>, std::unique_ptr<Plan>> plans;
+  std::pair<PlanKey, bool> key{{B, T, H, Hkv, D, o.causal}, dpWorkspace};
   auto it = plans.find(key);
   if (it == plans.end()) {
     if (plans.size() >= kMaxPlans) plans.clear();
-    it = plans.emplace(key, buildBackward(B, T, H, Hkv, D, o.causal)).first;
+    it = plans.emplace(key, buildBackward(B, T, H, Hkv, D, o.causal, dpWorkspace)).first;
   }
   const Plan& plan = *it->second;
 
-  // One scratch region: the row dots, the fp32 dQ accumulator (zeroed: cuDNN adds into it), then
-  // the plan's own workspace, each 256-byte aligned.
+  // One scratch region: the row dots, the fp32 dQ accumulator where there is one (zeroed: cuDNN
+  // adds into it), then the plan's own workspace, each 256-byte aligned.
   auto align = [](size_t n) { return (n + 255) / 256 * 256; };
-  size_t dotBytes = align(static_cast<size_t>(B * H * T) * 4), accBytes = align(static_cast<size_t>(B * H * T * D) * 4);
+  size_t dotBytes = align(static_cast<size_t>(B * H * T) * 4);
+  size_t accBytes = dpWorkspace ? 0 : align(static_cast<size_t>(B * H * T * D) * 4);
   auto* base = static_cast<char*>(scratch(dotBytes + accBytes + static_cast<size_t>(plan.workspace)));
-  TK_CUDA(cudaMemsetAsync(base + dotBytes, 0, accBytes, stream()));
+  if (accBytes > 0) TK_CUDA(cudaMemsetAsync(base + dotBytes, 0, accBytes, stream()));
   check(cudnnSetStream(handle(), stream()), "cudnnSetStream");
   float negInf = -INFINITY, one = 1.0f;
-  std::vector<int64_t> uids{kQ, kK, kV, kO, kDO, kStats, kDQ, kDK, kDV, kScale, kOne, kRowDot, kDqAccum};
+  std::vector<int64_t> uids{kQ, kK, kV, kO, kDO, kStats, kDQ, kDK, kDV, kScale, kOne, kRowDot};
   std::vector<void*> ptrs{q.data, k.data, v.data, out.data, dOut.data, lse.data, dq.data, dk.data, dv.data,
-                          &scale, &one, base, base + dotBytes};
+                          &scale, &one, base};
+  if (accBytes > 0) {
+    uids.push_back(kDqAccum);
+    ptrs.push_back(base + dotBytes);
+  }
   if (o.causal) {
     uids.push_back(kNegInf);
     ptrs.push_back(&negInf);
