@@ -85,19 +85,29 @@ void checkAttentionEnv() {
 // TINYLLAMA_ATTENTION_BWD picks cuDNN's backward graph for the bf16/D=64 case (written
 // 2026-11-28, not yet run on a GPU): cudnn, dQ accumulated with atomics (not bitwise
 // repeatable); cudnn-ws, dP kept in a B H T^2 bf16 workspace and no atomics. Unset: the mma
-// backward. Anything else is an error.
-enum class CudnnBwd { Off, Atomic, DpWorkspace };
+// backward. Read once per process; anything else is an error at every call, like
+// TINYLLAMA_ATTENTION.
+enum class CudnnBwd { Off, Atomic, DpWorkspace, Invalid };
 CudnnBwd cudnnBackwardChoice() {
   static const std::string value = envValue("TINYLLAMA_ATTENTION_BWD");
-  if (!value.empty() && value != "cudnn" && value != "cudnn-ws")
+  static const CudnnBwd choice = value.empty()         ? CudnnBwd::Off
+                                 : value == "cudnn"    ? CudnnBwd::Atomic
+                                 : value == "cudnn-ws" ? CudnnBwd::DpWorkspace
+                                                       : CudnnBwd::Invalid;
+  if (choice == CudnnBwd::Invalid)
     throw Error("TINYLLAMA_ATTENTION_BWD must be cudnn, cudnn-ws or unset, got \"" + value + "\"");
 #ifndef TK_WITH_CUDNN
-  if (!value.empty())
+  if (choice != CudnnBwd::Off)
     throw Error("TINYLLAMA_ATTENTION_BWD=" + value +
                 ", but this CUDA addon was built without cuDNN (set CUDNN_HOME and rebuild)");
 #endif
-  return value.empty() ? CudnnBwd::Off : value == "cudnn" ? CudnnBwd::Atomic : CudnnBwd::DpWorkspace;
+  return choice;
 }
+#ifdef TK_WITH_CUDNN
+// cuDNN takes every tensor 16-byte aligned; mmaAttentionSupported checks the bf16 ones, this the
+// f32 lse (a view that is not aligned runs the mma kernels).
+bool lseAligned16(const TensorDesc& lse) { return (reinterpret_cast<uintptr_t>(lse.data) & 15) == 0; }
+#endif
 bool forceFp32Kernels() { return attentionKernelChoice() == AttnKernel::Fp32; }
 // The mma kernels serve every choice but wmma and fp32 (the backward reads cuDNN's statistics as
 // its lse).
@@ -493,23 +503,20 @@ void attentionForward(const TensorDesc& out, const TensorDesc& lse, const Tensor
   checkSupported(q);
   checkAttentionEnv();
 #ifdef TK_WITH_CUDNN
-  // cuDNN takes every tensor 16-byte aligned; an lse view that is not runs the mma forward
+  // TINYLLAMA_ATTENTION=cudnn: cuDNN for every length, its errors thrown. Unset: cuDNN for
+  // sequence lengths that are multiples of 64 (training's 2048; a plan is built per shape, so
+  // generation's and eval's arbitrary lengths take the mma forward, which needs no plan) until
+  // cuDNN refuses once, then the mma forward with one stderr line saying why.
   AttnKernel choice = attentionKernelChoice();
-  static bool cudnnFailed = false;  // unset setting: cuDNN refused once, the mma forward from then on
-  // Unset setting: cuDNN for sequence lengths that are multiples of 64 (training's 2048; a plan
-  // is built per shape, so generation's and eval's arbitrary lengths take the mma forward, which
-  // needs no plan); TINYLLAMA_ATTENTION=cudnn: every length.
-  bool cudnnShape = choice == AttnKernel::Cudnn || q.shape[1] % 64 == 0;
-  if ((choice == AttnKernel::Cudnn || (choice == AttnKernel::Auto && !cudnnFailed)) && cudnnShape &&
-      mmaAttentionSupported({&q, &k, &v, &out}) && (reinterpret_cast<uintptr_t>(lse.data) & 15) == 0) {
-    if (choice == AttnKernel::Cudnn) {
-      cudnnAttentionForward(out, lse, q, k, v, o);
-      return;
-    }
+  static bool cudnnFailed = false;
+  bool wantCudnn = choice == AttnKernel::Cudnn ||
+                   (choice == AttnKernel::Auto && !cudnnFailed && q.shape[1] % 64 == 0);
+  if (wantCudnn && mmaAttentionSupported({&q, &k, &v, &out}) && lseAligned16(lse)) {
     try {
       cudnnAttentionForward(out, lse, q, k, v, o);
       return;
     } catch (const Error& e) {
+      if (choice == AttnKernel::Cudnn) throw;
       cudnnFailed = true;
       std::fprintf(stderr, "@tinyllama/kernels: %s; attention uses the mma forward from here on\n", e.what());
     }
@@ -541,7 +548,7 @@ void attentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorD
   bool mma = useMma() && mmaAttentionSupported({&q, &k, &v, &out, &dOut, &dq, &dk, &dv});
 #ifdef TK_WITH_CUDNN
   CudnnBwd bwd = cudnnBackwardChoice();
-  if (bwd != CudnnBwd::Off && mma && (reinterpret_cast<uintptr_t>(lse.data) & 15) == 0) {
+  if (bwd != CudnnBwd::Off && mma && lseAligned16(lse)) {
     cudnnAttentionBackward(dq, dk, dv, dOut, q, k, v, out, lse, o, bwd == CudnnBwd::DpWorkspace);
     return;
   }

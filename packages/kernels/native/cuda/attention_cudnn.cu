@@ -63,7 +63,7 @@ void finalize(const DescPtr& x, const std::string& what) { check(cudnnBackendFin
 // Unique ids of the graph's real (non-virtual) tensors, as the variant pack names them.
 enum Uid : int64_t { kQ = 1, kK, kV, kO, kStats, kScale, kNegInf, kDO, kDQ, kDK, kDV, kOne, kRowDot, kDqAccum };
 
-// Builds the forward graph for one shape; keeps every descriptor it made alive with the plan.
+// Builds one direction's graph for one shape; keeps every descriptor it made alive with the plan.
 class GraphBuilder {
  public:
   explicit GraphBuilder(cudnnHandle_t h) : handle_(h) {}
@@ -365,7 +365,7 @@ std::unique_ptr<Plan> buildBackward(int64_t B, int64_t T, int64_t H, int64_t Hkv
   return plan;
 }
 
-void execute(const Plan& plan, std::vector<int64_t> uids, std::vector<void*> ptrs, void* workspace,
+void execute(const Plan& plan, const std::vector<int64_t>& uids, const std::vector<void*>& ptrs, void* workspace,
              const std::string& what) {
   auto pack = std::make_shared<Desc>(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, "variant pack");
   set(pack, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, static_cast<int64_t>(uids.size()), uids.data(),
@@ -378,23 +378,28 @@ void execute(const Plan& plan, std::vector<int64_t> uids, std::vector<void*> ptr
 }
 
 using PlanKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
-// Plans kept per direction; past this many shapes the cache starts over (plans are rebuilt on use).
-constexpr size_t kMaxPlans = 64;
+
+// The plan cached under `key`, built on first use; past 64 shapes the cache starts over (plans
+// are rebuilt on use), so arbitrary shapes cannot grow it without bound.
+template <typename Key, typename Build>
+const Plan& cachedPlan(std::map<Key, std::unique_ptr<Plan>>& plans, const Key& key, Build&& build) {
+  auto it = plans.find(key);
+  if (it == plans.end()) {
+    if (plans.size() >= 64) plans.clear();
+    it = plans.emplace(key, build()).first;
+  }
+  return *it->second;
+}
 
 }  // namespace
 
 void cudnnAttentionForward(const TensorDesc& out, const TensorDesc& lse, const TensorDesc& q, const TensorDesc& k,
                            const TensorDesc& v, const AttentionOptions& o) {
   int64_t B = q.shape[0], T = q.shape[1], H = q.shape[2], D = q.shape[3], Hkv = k.shape[2];
-  float scale = o.scale > 0.0f ? o.scale : 1.0f / std::sqrt(static_cast<float>(D));
+  float scale = o.scale;  // resolved by the binding (0 -> 1/sqrt(D)), as for the other kernels
   static std::map<PlanKey, std::unique_ptr<Plan>> plans;
-  PlanKey key{B, T, H, Hkv, D, o.causal};
-  auto it = plans.find(key);
-  if (it == plans.end()) {
-    if (plans.size() >= kMaxPlans) plans.clear();
-    it = plans.emplace(key, buildForward(B, T, H, Hkv, D, o.causal)).first;
-  }
-  const Plan& plan = *it->second;
+  const Plan& plan = cachedPlan(plans, PlanKey{B, T, H, Hkv, D, o.causal},
+                                [&] { return buildForward(B, T, H, Hkv, D, o.causal); });
 
   check(cudnnSetStream(handle(), stream()), "cudnnSetStream");
   float negInf = -INFINITY;
@@ -412,15 +417,10 @@ void cudnnAttentionBackward(const TensorDesc& dq, const TensorDesc& dk, const Te
                             const TensorDesc& q, const TensorDesc& k, const TensorDesc& v, const TensorDesc& out,
                             const TensorDesc& lse, const AttentionOptions& o, bool dpWorkspace) {
   int64_t B = q.shape[0], T = q.shape[1], H = q.shape[2], D = q.shape[3], Hkv = k.shape[2];
-  float scale = o.scale > 0.0f ? o.scale : 1.0f / std::sqrt(static_cast<float>(D));
+  float scale = o.scale;  // resolved by the binding
   static std::map<std::pair<PlanKey, bool>, std::unique_ptr<Plan>> plans;
-  std::pair<PlanKey, bool> key{{B, T, H, Hkv, D, o.causal}, dpWorkspace};
-  auto it = plans.find(key);
-  if (it == plans.end()) {
-    if (plans.size() >= kMaxPlans) plans.clear();
-    it = plans.emplace(key, buildBackward(B, T, H, Hkv, D, o.causal, dpWorkspace)).first;
-  }
-  const Plan& plan = *it->second;
+  const Plan& plan = cachedPlan(plans, std::pair<PlanKey, bool>{{B, T, H, Hkv, D, o.causal}, dpWorkspace},
+                                [&] { return buildBackward(B, T, H, Hkv, D, o.causal, dpWorkspace); });
 
   // One scratch region: the row dots, the fp32 dQ accumulator where there is one (zeroed: cuDNN
   // adds into it), then the plan's own workspace, each 256-byte aligned.

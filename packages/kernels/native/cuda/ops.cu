@@ -826,8 +826,9 @@ void rmsnormBackward(const TensorDesc& dx, const TensorDesc& dWeight, const Tens
       if (fused) {
         dispatchFloat(dx.dtype, [&](auto dt) {
           using D = decltype(dt);
-          rmsnormBackwardFusedKernel<T, G, D><<<static_cast<unsigned>(chunks), dim3(32, kDwFusedWarps), fusedSmem, stream()>>>(
-              dx.as<D>(), partial, dOut.as<G>(), x.as<T>(), weight.as<T>(), rstd.as<float>(), N, C, rows);
+          rmsnormBackwardFusedKernel<T, G, D>
+              <<<static_cast<unsigned>(chunks), dim3(32, kDwFusedWarps), fusedSmem, stream()>>>(
+                  dx.as<D>(), partial, dOut.as<G>(), x.as<T>(), weight.as<T>(), rstd.as<float>(), N, C, rows);
         });
         return;
       }
@@ -925,15 +926,14 @@ void crossEntropy(const TensorDesc& losses, const TensorDesc& logits, const Tens
                   float dlossScale, bool computeGrad) {
   int64_t V = logits.lastDim(), N = logits.rows();
   if (N == 0) return;
-  constexpr unsigned threads = kCrossEntropyThreads;
   dispatchFloat(logits.dtype, [&](auto tag) {
     using T = decltype(tag);
     if (V % 8 == 0 && aligned(logits, vecAlign(logits.dtype)))
-      crossEntropyVecKernel<T><<<static_cast<unsigned>(N), threads, 0, stream()>>>(
+      crossEntropyVecKernel<T><<<static_cast<unsigned>(N), kCrossEntropyThreads, 0, stream()>>>(
           losses.as<float>(), logits.as<T>(), targets.as<int32_t>(), V, dlossScale, computeGrad,
           errorFlag());
     else
-      crossEntropyKernel<T><<<static_cast<unsigned>(N), threads, 0, stream()>>>(
+      crossEntropyKernel<T><<<static_cast<unsigned>(N), kCrossEntropyThreads, 0, stream()>>>(
           losses.as<float>(), logits.as<T>(), targets.as<int32_t>(), V, dlossScale, computeGrad,
           errorFlag());
   });
