@@ -55,7 +55,7 @@ else
   elif [ "${TK_NCCL:-0}" = 1 ] && { grep -E "error" "$logs/build.log" | head -20; configure -DTINYLLAMA_NCCL=OFF; }; then
     note "build: NCCL build FAILED, built without it ($((SECONDS - t0)) s)"
   elif [ "${TK_NCCL:-0}" != 1 ] && configure; then
-    note "build: ok ($((SECONDS - t0)) s; $(grep -o "cuDNN attention [a-z]*" "$logs/build.log" | head -1))"
+    note "build: ok ($((SECONDS - t0)) s; $(sed -n "s/.*tinyllama: \(cuDNN attention.*\)/\1/p" "$logs/build.log" | head -1))"
   elif [ "${TK_NCCL:-0}" != 1 ] && { grep -E "error" "$logs/build.log" | head -20; configure -DTINYLLAMA_CUDNN=OFF; }; then
     note "build: cuDNN attention FAILED to build, built without it ($((SECONDS - t0)) s)"
   else
