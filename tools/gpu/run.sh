@@ -6,8 +6,8 @@
 # --mma: a quick loop for attention work instead of the full suite: the check and memcheck with
 # the default attention kernels (attention_mma.cu), their batch-1 dump against fp32 PyTorch, and
 # the attention benchmark of mma and wmma beside SDPA. TK_MMA_VARIANTS="name:VAR=value[:ops] ..."
-# adds variants selected by an environment setting, each with the check and memcheck; ops (a
-# kernels-bench --only filter, default attention) is what is timed: an attention variant (e.g.
+# adds variants selected by environment settings (VAR=value,VAR2=value2 for several), each with the check and memcheck; ops (a
+# kernels-bench --only filter, alternatives split by |, default attention) is what is timed: an attention variant (e.g.
 # "wmma:TINYLLAMA_ATTENTION=wmma") also gets its dump compared with PyTorch and a row in the
 # table; for any other filter (e.g. "x:SOME_SETTING=1:rmsnorm") the default kernels are timed
 # with the same filter in the same call, and the rows are printed side by side.
@@ -55,12 +55,12 @@ if [ $mma = 1 ]; then
   check_variant() {
     local name=$1 setting=$2
     stage "check ($name: $setting)"
-    env "$setting" timeout 150 node .gpu/kernels-check.mjs >"$out/check-$name.log" 2>&1
+    env ${setting//,/ } timeout 150 node .gpu/kernels-check.mjs >"$out/check-$name.log" 2>&1
     echo "check $name: rc=$?, $(tail -1 "$out/check-$name.log")"
     grep -E "^FAIL|threw|Error" "$out/check-$name.log" | head -20
     if [ $memcheck = 1 ]; then
       stage "memcheck ($name)"
-      env "$setting" timeout 120 compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 \
+      env ${setting//,/ } timeout 120 compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 \
         node .gpu/kernels-check.mjs --quick >"$out/memcheck-$name.log" 2>&1
       echo "memcheck $name: rc=$?, $(grep -E 'ERROR SUMMARY' "$out/memcheck-$name.log" | tail -1)"
     fi
@@ -77,15 +77,15 @@ if [ $mma = 1 ]; then
       # not attention: the check, then the default and this variant timed on the same ops
       check_variant "$name" "$setting"
       for run in "default:TINYLLAMA_ATTENTION=mma" "$name:$setting"; do
-        timeout 120 env "${run#*:}" node .gpu/kernels-bench.mjs --only "$ops" \
-          --out "$out/kernels-bench-${run%%:*}-$ops.json" 2>&1 | grep -F "$ops" | grep -E " ms " |
+        run_setting=${run#*:} && timeout 120 env ${run_setting//,/ } node .gpu/kernels-bench.mjs --only "$ops" \
+          --out "$out/kernels-bench-${run%%:*}-${ops//[^a-z]/-}.json" 2>&1 | grep -E "$ops" | grep -E " ms " |
           sed "s/^/variant ${run%%:*}: /" | tee -a "$out/variants.log"
       done
       continue
     fi
     check_variant "$name" "$setting"
     stage "attention bench ($name, with its batch-1 dump)"
-    env "$setting" timeout 120 node .gpu/kernels-bench.mjs --only attention --out "$out/kernels-bench-$name.json" \
+    env ${setting//,/ } timeout 120 node .gpu/kernels-bench.mjs --only attention --out "$out/kernels-bench-$name.json" \
       --dump "/tmp/tk-cmp-$name" >>"$out/bench.log" 2>&1 || echo "bench $name: rc=$?"
     PYTHONUNBUFFERED=1 timeout 120 python3 tools/bench/kernels/torch_bench.py --ours "$out/kernels-bench-$name.json" \
       --dump "/tmp/tk-cmp-$name" --compare-only >>"$out/torch.log" 2>&1

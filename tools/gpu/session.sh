@@ -8,6 +8,7 @@
 # Usage: TK_COMMIT=$(git rev-parse --short HEAD) bash tools/gpu/session.sh PART... 
 #   parts: trainer-bf16 trainer-fp32 trainer-fp32-cuda train gen-fp32 gen-bf16 gen-speed mma kernels ncu bench-train
 #          bench-train-recompute bench-train-ours bench-train-cudnn bench-train-cudnn-bwd bench-train-cudnn-ws
+#          bench-train-env:NAME:VAR=value[,VAR=value...] (ours only, with those settings)
 #          dist-collectives dist-kill dist-equality dist-hybrid dist-scaling (TK_NCCL=1)
 #   TK_DEADLINE (seconds, default 560): parts that would start after it are skipped, not cut.
 #   TK_ARCH (default 90): CUDA architectures of this build (the product builds 80 and 90).
@@ -110,6 +111,11 @@ for p in "$@"; do
       part "$p" 90 env OUT="$logs/$p" TK_TORCH=0 TINYLLAMA_ATTENTION_BWD=cudnn bash tools/bench/train/run-gpu.sh ;;
     bench-train-cudnn-ws)
       part "$p" 90 env OUT="$logs/$p" TK_TORCH=0 TINYLLAMA_ATTENTION_BWD=cudnn-ws bash tools/bench/train/run-gpu.sh ;;
+    # ours only with any settings: bench-train-env:NAME:VAR=value[,VAR=value...]
+    bench-train-env:*:*)
+      name=${p#bench-train-env:} && name=${name%%:*} settings=${p#bench-train-env:*:}
+      part "bench-train-env-$name" 90 env OUT="$logs/bench-train-env-$name" TK_TORCH=0 ${settings//,/ } \
+        bash tools/bench/train/run-gpu.sh ;;
     # the same, default kernels: the comparison with bench-train-cudnn in one call
     bench-train-ours) part "$p" 90 env OUT="$logs/$p" TK_TORCH=0 bash tools/bench/train/run-gpu.sh ;;
     dist-*) part "$p" 60 env OUT="$logs/dist" bash tools/gpu/run-distributed.sh "${p#dist-}" ;;

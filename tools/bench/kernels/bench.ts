@@ -19,7 +19,8 @@ const arg = (name: string) => {
 };
 const outFile = arg("--out") ?? "kernels-bench.json";
 const dumpDir = arg("--dump");
-const only = arg("--only");
+// --only a|b: time only the ops whose names contain one of the |-separated parts
+const only = arg("--only")?.split("|");
 
 // --small --backend cpu: a dry run of this script on a machine without a GPU (tiny shapes).
 const small = process.argv.includes("--small");
@@ -78,7 +79,7 @@ function time(fn: () => void, iters: number): number {
 }
 
 function bench(op: string, fn: () => void, work: { flops?: number; bytes?: number }, iters = 10) {
-  if (only && !op.includes(only)) return;
+  if (only && !only.some((part) => op.includes(part))) return;
   const ms = time(fn, iters);
   const row: Row = { op, ms, ...work };
   if (work.flops) row.tflops = work.flops / (ms * 1e-3) / 1e12;

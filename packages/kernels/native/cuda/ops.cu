@@ -45,6 +45,54 @@ __device__ __forceinline__ void store8(bf16* p, const float (&v)[8]) {
   *reinterpret_cast<uint4*>(p) = raw;
 }
 
+// 8 elements kept in their storage type (16 bytes of bf16, 32 of f32) so that a whole row can
+// sit in registers at half the cost of floats; unpack8 turns them into floats when used.
+template <typename T>
+struct Raw8;
+template <>
+struct Raw8<bf16> {
+  uint4 v;
+};
+template <>
+struct Raw8<float> {
+  float4 a, b;
+};
+__device__ __forceinline__ void loadRaw8(const bf16* p, Raw8<bf16>& r) { r.v = *reinterpret_cast<const uint4*>(p); }
+__device__ __forceinline__ void loadRaw8(const float* p, Raw8<float>& r) {
+  r.a = reinterpret_cast<const float4*>(p)[0], r.b = reinterpret_cast<const float4*>(p)[1];
+}
+__device__ __forceinline__ void unpack8(const Raw8<bf16>& r, float (&v)[8]) {
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&r.v);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    float2 f = __bfloat1622float2(h[i]);
+    v[2 * i] = f.x, v[2 * i + 1] = f.y;
+  }
+}
+__device__ __forceinline__ void unpack8(const Raw8<float>& r, float (&v)[8]) {
+  v[0] = r.a.x, v[1] = r.a.y, v[2] = r.a.z, v[3] = r.a.w, v[4] = r.b.x, v[5] = r.b.y, v[6] = r.b.z, v[7] = r.b.w;
+}
+
+// unpack8 of a copy the compiler may not reuse: a kernel that walks its register row several
+// times unpacks it again each time (a few integer ops) instead of the compiler keeping all the
+// unpacked floats from the first walk alive, which doubled the registers and spilled.
+__device__ __forceinline__ void unpack8Again(const Raw8<bf16>& r, float (&v)[8]) {
+  Raw8<bf16> c = r;
+  asm volatile("" : "+r"(c.v.x), "+r"(c.v.y), "+r"(c.v.z), "+r"(c.v.w));
+  unpack8(c, v);
+}
+
+// Row kernels that hold their whole row in registers (one read of each input, every load of a
+// row issued before the first use), opt-in with TINYLLAMA_ROW_KERNELS=regs until measured on a
+// GPU against the two-pass kernels (RMSNorm backward at 56% and cross-entropy at 72% of copy
+// bandwidth on an H200, run 11b), where the second pass re-reads the row from L1/L2.
+bool registerRowKernels() {
+  static const std::string value = envValue("TINYLLAMA_ROW_KERNELS");
+  if (!value.empty() && value != "regs")
+    throw Error("TINYLLAMA_ROW_KERNELS must be unset or regs, not '" + value + "'");
+  return value == "regs";
+}
+
 bool aligned(const TensorDesc& t, int bytes) { return (reinterpret_cast<uintptr_t>(t.data) % bytes) == 0; }
 // Alignment the 8-element vector loads need: 16 bytes for bf16, 32 for f32.
 int vecAlign(DType d) { return d == DType::F32 ? 32 : 16; }
@@ -356,6 +404,77 @@ __global__ void rmsnormBackwardFusedKernel(D* dx, float* partial, const G* dOut,
   }
 }
 
+// rmsnormBackwardFusedKernel with each warp's x and dOut rows in registers (kIters = C / 256
+// chunks of 8 per lane): both rows are loaded at once, so a warp has 2 x 4 KB in flight at
+// C = 2048 instead of one chunk per loop turn, and each is read once. The arithmetic and its
+// order are those of the fused kernel: same rows per warp, same bits. Three blocks per SM: at
+// C = 2048 the kernel needs 168 registers (a bound of four spilled 116 bytes).
+template <typename T, typename G, typename D, int kIters>
+__global__ void __launch_bounds__(32 * kDwFusedWarps, 3)
+    rmsnormBackwardRegsKernel(D* dx, float* partial, const G* dOut, const T* x, const T* w, const float* rstd,
+                              int64_t N, int64_t rows) {
+  constexpr int64_t C = 256 * kIters;
+  extern __shared__ __align__(16) float sDw[];  // [kDwFusedWarps][C]
+  int warp = threadIdx.y, lane = threadIdx.x;
+  float* myDw = sDw + warp * C;
+  for (int64_t c = lane; c < C; c += 32) myDw[c] = 0.0f;
+  __syncwarp();
+  // The update pass reads w through a pointer the compiler cannot prove equal to w, so that it
+  // reloads w (an L1 hit) rather than keeping the first pass's 64 values alive in registers.
+  const T* wAgain = w;
+  asm volatile("" : "+l"(wAgain));
+  int64_t n0 = static_cast<int64_t>(blockIdx.x) * rows, n1 = min(N, n0 + rows);
+  for (int64_t row = n0 + warp; row < n1; row += kDwFusedWarps) {
+    const T* xr = x + row * C + lane * 8;
+    const G* gr = dOut + row * C + lane * 8;
+    D* dr = dx + row * C + lane * 8;
+    Raw8<T> xs[kIters];
+    Raw8<G> gs[kIters];
+#pragma unroll
+    for (int it = 0; it < kIters; ++it) {
+      loadRaw8(xr + it * 256, xs[it]);
+      loadRaw8(gr + it * 256, gs[it]);
+    }
+    float r = rstd[row];
+    float dot = 0.0f;
+#pragma unroll
+    for (int it = 0; it < kIters; ++it) {
+      float xv[8], gv[8], wv[8];
+      unpack8(xs[it], xv);
+      unpack8(gs[it], gv);
+      load8(w + lane * 8 + it * 256, wv);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) dot += gv[i] * wv[i] * xv[i];
+    }
+    dot = warpSum(dot);
+    float k = r * r * r * dot / static_cast<float>(C);
+#pragma unroll
+    for (int it = 0; it < kIters; ++it) {
+      float xv[8], gv[8], wv[8], dv[8];
+      unpack8Again(xs[it], xv);
+      unpack8Again(gs[it], gv);
+      load8(dr + it * 256, dv);
+      load8(wAgain + lane * 8 + it * 256, wv);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) dv[i] += r * gv[i] * wv[i] - k * xv[i];
+      store8(dr + it * 256, dv);
+      float4* d4 = reinterpret_cast<float4*>(myDw + lane * 8 + it * 256);
+      float4 a = d4[0], b = d4[1];
+      a.x += gv[0] * xv[0] * r, a.y += gv[1] * xv[1] * r, a.z += gv[2] * xv[2] * r, a.w += gv[3] * xv[3] * r;
+      b.x += gv[4] * xv[4] * r, b.y += gv[5] * xv[5] * r, b.z += gv[6] * xv[6] * r, b.w += gv[7] * xv[7] * r;
+      d4[0] = a;
+      d4[1] = b;
+    }
+  }
+  __syncthreads();
+  for (int64_t c = warp * 32 + lane; c < C; c += kDwFusedWarps * 32) {
+    float acc = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kDwFusedWarps; ++j) acc += sDw[j * C + c];
+    partial[static_cast<int64_t>(blockIdx.x) * C + c] = acc;
+  }
+}
+
 // ---------------------------------------------------------------- rope
 // The cos/sin of each (position, frequency) are computed once per call into a [T, D/2] table
 // (powf + sincosf per entry, the same expressions as before, so the same bits) instead of once
@@ -483,6 +602,12 @@ __global__ void swigluBackwardVecKernel(T* dGate, T* dUp, const T* dOut, const T
 // Combines every thread's running (max, sum of exp(x - max)) over the block (up to 1024 threads):
 // shuffles within each warp, then the warps' pairs in warp order (a fixed order: repeatable
 // bits). Returns the log-sum-exp to every thread; all threads of the block must call it.
+// Threads per row block of the cross-entropy kernels. 512 rather than 1024: a row's block
+// spends part of its life in the block-wide log-sum-exp merge, and smaller blocks keep more rows
+// in flight per SM. Measured on an H200 at 16384 x 32000 bf16 (2026-11-28, run 11): 1024 threads
+// 0.785 ms, 512 0.682 ms, 256 0.766 ms.
+constexpr unsigned kCrossEntropyThreads = 512;
+
 __device__ float blockLogSumExp(float m, float s) {
   __shared__ float sMax[32], sSum[32];
   __shared__ float sLse;
@@ -594,6 +719,95 @@ __global__ void crossEntropyVecKernel(float* losses, T* logits, const int32_t* t
 #pragma unroll
     for (int e = 0; e < 8; ++e) v[e] = (__expf(v[e] - lse) - (j + e == target ? 1.0f : 0.0f)) * dlossScale;
     store8(lr + j, v);
+  }
+}
+
+// Sum (or max) of one value per thread over the block, the same on every thread: warp
+// shuffles, then each thread adds the warps' results from shared memory in warp order (fixed
+// order: repeatable bits). `slots` is a shared [32] array owned by this reduction.
+template <bool kMax>
+__device__ __forceinline__ float blockAllReduce(float v, float* slots) {
+  for (int o = 16; o > 0; o >>= 1) {
+    float u = __shfl_xor_sync(0xffffffffu, v, o);
+    v = kMax ? fmaxf(v, u) : v + u;
+  }
+  if (threadIdx.x % 32 == 0) slots[threadIdx.x / 32] = v;
+  __syncthreads();
+  float r = slots[0];
+  for (unsigned w = 1; w < blockDim.x / 32; ++w) r = kMax ? fmaxf(r, slots[w]) : r + slots[w];
+  return r;
+}
+
+// crossEntropyVecKernel with the row in registers (bf16, V <= kIters * 8 * blockDim.x): the
+// row is read once with all of a thread's loads in flight, the maximum is taken before any
+// exponential (no running rescale), and the gradient is written from the registers instead of
+// a second read of the row (64 KB at V = 32000, which the two-pass kernel re-reads from L2).
+template <int kIters>
+__global__ void __launch_bounds__(kCrossEntropyThreads, 2)
+    crossEntropyRegsKernel(float* losses, bf16* logits, const int32_t* targets, int64_t V, float dlossScale,
+                           bool computeGrad, int* flag) {
+  __shared__ float sMax[32], sSum[32];
+  int64_t row = blockIdx.x;
+  bf16* lr = logits + row * V;
+  int32_t target = targets[row];
+  if (target >= V) {
+    if (threadIdx.x == 0) atomicExch(flag, kBadTarget);
+    target = -1;
+  }
+  if (target < 0) {
+    if (threadIdx.x == 0) losses[row] = 0.0f;
+    if (computeGrad) {
+      const float zeros[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+      for (int64_t j = threadIdx.x * 8; j < V; j += blockDim.x * 8) store8(lr + j, zeros);
+    }
+    return;
+  }
+  // Columns it * kStride + j0: the launcher picks kIters = ceil(V / kStride), so only the last
+  // turn can run past the row, and only it tests (a test per turn used up the predicate
+  // registers and spilled at kIters = 8).
+  constexpr int kStride = 8 * kCrossEntropyThreads;
+  const int v = static_cast<int>(V), j0 = static_cast<int>(threadIdx.x) * 8;
+  auto inRow = [&](int it) { return it < kIters - 1 || it * kStride + j0 < v; };
+  Raw8<bf16> xs[kIters];
+  float m = -INFINITY;
+#pragma unroll
+  for (int it = 0; it < kIters; ++it) {
+    if (inRow(it)) loadRaw8(lr + it * kStride + j0, xs[it]);
+  }
+#pragma unroll
+  for (int it = 0; it < kIters; ++it) {
+    if (!inRow(it)) continue;
+    float f[8];
+    unpack8Again(xs[it], f);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) m = fmaxf(m, f[e]);
+  }
+  float targetLogit = threadIdx.x == 0 ? ld(lr, target) : 0.0f;  // read before any gradient write
+  m = blockAllReduce<true>(m, sMax);
+  float s = 0.0f;
+  if (m != -INFINITY) {
+#pragma unroll
+    for (int it = 0; it < kIters; ++it) {
+      if (!inRow(it)) continue;
+      float f[8];
+      unpack8Again(xs[it], f);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) s += __expf(f[e] - m);
+    }
+  }
+  s = blockAllReduce<false>(s, sSum);
+  float lse = m + logf(s);
+  if (threadIdx.x == 0) losses[row] = lse - targetLogit;
+  if (!computeGrad) return;
+#pragma unroll
+  for (int it = 0; it < kIters; ++it) {
+    if (!inRow(it)) continue;
+    int j = it * kStride + j0;
+    float f[8];
+    unpack8Again(xs[it], f);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) f[e] = (__expf(f[e] - lse) - (j + e == target ? 1.0f : 0.0f)) * dlossScale;
+    store8(lr + j, f);
   }
 }
 
@@ -791,6 +1005,44 @@ void residualRmsnormForward(const TensorDesc& residualOut, const TensorDesc& out
   TK_LAUNCH_CHECK("residualRmsnormForward");
 }
 
+// Blocks of `kernel` resident per SM at this block size and dynamic shared memory, asked of the
+// driver once per (kernel, shared memory) pair.
+int residentBlocksPerSm(const void* kernel, int threads, size_t smem) {
+  struct Entry {
+    const void* kernel;
+    int threads;
+    size_t smem;
+    int perSm;
+  };
+  static Entry cache[8];
+  static int used = 0;
+  for (int i = 0; i < used; ++i)
+    if (cache[i].kernel == kernel && cache[i].threads == threads && cache[i].smem == smem) return cache[i].perSm;
+  int perSm = 0;
+  TK_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, kernel, threads, smem));
+  perSm = std::max(perSm, 1);
+  cache[used % 8] = Entry{kernel, threads, smem, perSm};
+  used = std::min(used + 1, 8);
+  return perSm;
+}
+
+// The register-row RMSNorm backward for this call, or nullptr: opted in, all three tensors
+// bf16 (a row of f32 would need twice the registers) and C / 256 one of the compiled widths.
+using RmsnormBackwardRegs = void (*)(bf16*, float*, const bf16*, const bf16*, const bf16*, const float*, int64_t,
+                                     int64_t);
+RmsnormBackwardRegs rmsnormBackwardRegsFor(const TensorDesc& x, const TensorDesc& dOut, const TensorDesc& dx,
+                                           int64_t C) {
+  if (!registerRowKernels() || x.dtype != DType::BF16 || dOut.dtype != DType::BF16 || dx.dtype != DType::BF16)
+    return nullptr;
+  switch (C) {
+    case 256: return rmsnormBackwardRegsKernel<bf16, bf16, bf16, 1>;
+    case 512: return rmsnormBackwardRegsKernel<bf16, bf16, bf16, 2>;
+    case 1024: return rmsnormBackwardRegsKernel<bf16, bf16, bf16, 4>;
+    case 2048: return rmsnormBackwardRegsKernel<bf16, bf16, bf16, 8>;
+    default: return nullptr;
+  }
+}
+
 void rmsnormBackward(const TensorDesc& dx, const TensorDesc& dWeight, const TensorDesc& dOut,
                      const TensorDesc& x, const TensorDesc& weight, const TensorDesc& rstd) {
   int64_t C = x.lastDim(), N = x.rows();
@@ -801,20 +1053,19 @@ void rmsnormBackward(const TensorDesc& dx, const TensorDesc& dWeight, const Tens
   size_t fusedSmem = static_cast<size_t>(kDwFusedWarps * C) * sizeof(float);
   bool fused = vec && fusedSmem <= 48 * 1024;
   int64_t rows = kDwRowChunk;
+  RmsnormBackwardRegs regsKernel = nullptr;
   if (fused) {
     // The fused grid is one full wave of resident blocks: at 8 x 2048 rows of 2048 the fixed
     // 32-row chunks filled 0.65 of a wave (2,261 GB/s on an H200) and 16-row chunks made a
     // part-filled second wave (2,043 GB/s); one wave measured 2,371 GB/s (2026-11-28, run 11).
     // dW's summation order therefore follows the GPU's SM count: same GPU model, same bits.
-    // Resident blocks per SM depend only on the shared memory per block (C): asked once per C.
-    static size_t askedSmem = 0;
-    static int perSm = 0;
-    if (askedSmem != fusedSmem) {
-      TK_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-          &perSm, rmsnormBackwardFusedKernel<bf16, bf16, bf16>, 32 * kDwFusedWarps, fusedSmem));
-      askedSmem = fusedSmem;
-    }
-    int64_t slots = static_cast<int64_t>(std::max(perSm, 1)) * smCount();
+    // Resident blocks per SM depend on the kernel and its shared memory (C): asked once per pair.
+    regsKernel = rmsnormBackwardRegsFor(x, dOut, dx, C);
+    int64_t slots = static_cast<int64_t>(residentBlocksPerSm(
+                        regsKernel ? reinterpret_cast<const void*>(regsKernel)
+                                   : reinterpret_cast<const void*>(&rmsnormBackwardFusedKernel<bf16, bf16, bf16>),
+                        32 * kDwFusedWarps, fusedSmem)) *
+                    smCount();
     rows = (N + slots - 1) / slots;
   }
   int64_t chunks = (N + rows - 1) / rows;
@@ -823,6 +1074,11 @@ void rmsnormBackward(const TensorDesc& dx, const TensorDesc& dWeight, const Tens
     using T = decltype(xt);
     dispatchFloat(dOut.dtype, [&](auto gt) {
       using G = decltype(gt);
+      if (regsKernel) {
+        regsKernel<<<static_cast<unsigned>(chunks), dim3(32, kDwFusedWarps), fusedSmem, stream()>>>(
+            dx.as<bf16>(), partial, dOut.as<bf16>(), x.as<bf16>(), weight.as<bf16>(), rstd.as<float>(), N, rows);
+        return;
+      }
       if (fused) {
         dispatchFloat(dx.dtype, [&](auto dt) {
           using D = decltype(dt);
@@ -916,16 +1172,21 @@ void swigluBackward(const TensorDesc& dGate, const TensorDesc& dUp, const Tensor
   TK_LAUNCH_CHECK("swigluBackward");
 }
 
-// Threads per row block of the cross-entropy kernels. 512 rather than 1024: a row's block
-// spends part of its life in the block-wide log-sum-exp merge, and smaller blocks keep more rows
-// in flight per SM. Measured on an H200 at 16384 x 32000 bf16 (2026-11-28, run 11): 1024 threads
-// 0.785 ms, 512 0.682 ms, 256 0.766 ms.
-constexpr unsigned kCrossEntropyThreads = 512;
-
 void crossEntropy(const TensorDesc& losses, const TensorDesc& logits, const TensorDesc& targets,
                   float dlossScale, bool computeGrad) {
   int64_t V = logits.lastDim(), N = logits.rows();
   if (N == 0) return;
+  int64_t iters = (V + 8 * kCrossEntropyThreads - 1) / (8 * kCrossEntropyThreads);
+  if (registerRowKernels() && logits.dtype == DType::BF16 && V % 8 == 0 && aligned(logits, 16) && iters <= 8) {
+    using Kernel = void (*)(float*, bf16*, const int32_t*, int64_t, float, bool, int*);
+    const Kernel kernels[] = {crossEntropyRegsKernel<1>, crossEntropyRegsKernel<2>, crossEntropyRegsKernel<3>,
+                              crossEntropyRegsKernel<4>, crossEntropyRegsKernel<5>, crossEntropyRegsKernel<6>,
+                              crossEntropyRegsKernel<7>, crossEntropyRegsKernel<8>};
+    kernels[iters - 1]<<<static_cast<unsigned>(N), kCrossEntropyThreads, 0, stream()>>>(
+        losses.as<float>(), logits.as<bf16>(), targets.as<int32_t>(), V, dlossScale, computeGrad, errorFlag());
+    TK_LAUNCH_CHECK("crossEntropy");
+    return;
+  }
   dispatchFloat(logits.dtype, [&](auto tag) {
     using T = decltype(tag);
     if (V % 8 == 0 && aligned(logits, vecAlign(logits.dtype)))
