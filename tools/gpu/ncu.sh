@@ -15,8 +15,10 @@ command -v ncu >/dev/null || { echo "ncu: not on PATH"; exit 1; }
 sections=(--section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats
   --section WarpStateStats --section SchedulerStats --section ComputeWorkloadAnalysis)
 # name, bench --only filter, kernel name regex
+# TK_NCU="name ..." profiles only those (default: all below)
 profile() {
   local name=$1 only=$2 kernel=$3
+  [ -z "${TK_NCU:-}" ] || [[ " $TK_NCU " == *" $name "* ]] || return 0
   # skip the first launch (warm-up, first-touch allocations); profile the second
   timeout 150 ncu --clock-control none --target-processes all -k "regex:$kernel" --launch-skip 1 --launch-count 1 \
     "${sections[@]}" node .gpu/kernels-bench.mjs --only "$only" --out "$out/bench-$name.json" >"$out/ncu-$name.txt" 2>&1
@@ -27,9 +29,9 @@ profile() {
   occ=$(grep -m1 -E "^ +Achieved Occupancy" "$out/ncu-$name.txt" | awk '{print $NF"%"}')
   echo "ncu $name ($kernel): rc=$rc, duration $dur, DRAM throughput $dram, achieved occupancy $occ"
 }
-profile rmsnorm-bwd "rmsnorm bwd" rmsnormBackwardFused
+profile rmsnorm-bwd "rmsnorm bwd" "rmsnormBackward(Fused|Regs)"
 profile rmsnorm-bwd-sum "rmsnorm bwd" sumChunks
-profile cross-entropy "cross-entropy" crossEntropyVec
+profile cross-entropy "cross-entropy" "crossEntropy(Vec|Regs)"
 profile attention-fwd "attention fwd" mmaForward2
 profile attention-dkv "attention bwd" mmaDkv2
 profile attention-dq "attention bwd" mmaDqKernel

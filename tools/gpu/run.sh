@@ -66,7 +66,7 @@ if [ $mma = 1 ]; then
     fi
   }
   # "mma" is the default kernels; each variant is "name:VAR=value[:ops]" (run with VAR=value set)
-  runs=("mma:TINYLLAMA_ATTENTION=mma")
+  runs=("mma:TINYLLAMA_ATTENTION=mma")  # mma in both directions (the backward follows it)
   for v in ${TK_MMA_VARIANTS:-}; do runs+=("$v"); done
   table=()
   for r in "${runs[@]}"; do

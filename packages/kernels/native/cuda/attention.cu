@@ -52,7 +52,7 @@ namespace {
 // TINYLLAMA_ATTENTION picks the bf16/D=64 kernels. Unset: cuDNN's fused forward where this addon
 // was built with cuDNN and cuDNN accepts the graph (0.355 against 0.601 ms on an H200, checked
 // against PyTorch and memcheck-clean), otherwise the mma forward, with one stderr line saying
-// why; the mma backward either way (deterministic). cudnn: cuDNN's forward or an error. mma:
+// why. cudnn: cuDNN's forward or an error. mma:
 // the mma.sync/ldmatrix kernels only. wmma: the first tensor-core version, kept for comparisons.
 // fp32: the CUDA-core kernels. Read once per process; an unknown value is an error, not a silent
 // default.
@@ -82,22 +82,26 @@ void checkAttentionEnv() {
                 "not found at build time: set CUDNN_HOME and rebuild)");
 #endif
 }
-// TINYLLAMA_ATTENTION_BWD picks cuDNN's backward graph for the bf16/D=64 case (written
-// 2026-11-28, not yet run on a GPU): cudnn, dQ accumulated with atomics (not bitwise
-// repeatable); cudnn-ws, dP kept in a B H T^2 bf16 workspace and no atomics. Unset: the mma
-// backward. Read once per process; anything else is an error at every call, like
-// TINYLLAMA_ATTENTION.
-enum class CudnnBwd { Off, Atomic, DpWorkspace, Invalid };
+// TINYLLAMA_ATTENTION_BWD picks the bf16/D=64 backward. Unset: cuDNN's backward graph with dP
+// kept in a B H T^2 bf16 workspace and dQ formed without atomics (bitwise repeatable, checked on
+// an H200: 1.30 against the mma backward's 1.93 ms at 8 x 2048, 2026-11-28), for sequence
+// lengths that are multiples of 64 where the addon has cuDNN and TINYLLAMA_ATTENTION is unset
+// or cudnn (mma keeps the mma kernels in both directions), until cuDNN refuses once, then the
+// mma backward with one stderr line saying why. cudnn-ws: that graph or an error. cudnn: dQ
+// accumulated by cuDNN with atomics (1.17 ms, not bitwise repeatable). mma: the mma backward
+// only. Read once per process; anything else is an error at every call, like TINYLLAMA_ATTENTION.
+enum class CudnnBwd { Auto, Off, Atomic, DpWorkspace, Invalid };
 CudnnBwd cudnnBackwardChoice() {
   static const std::string value = envValue("TINYLLAMA_ATTENTION_BWD");
-  static const CudnnBwd choice = value.empty()         ? CudnnBwd::Off
+  static const CudnnBwd choice = value.empty()         ? CudnnBwd::Auto
+                                 : value == "mma"      ? CudnnBwd::Off
                                  : value == "cudnn"    ? CudnnBwd::Atomic
                                  : value == "cudnn-ws" ? CudnnBwd::DpWorkspace
                                                        : CudnnBwd::Invalid;
   if (choice == CudnnBwd::Invalid)
-    throw Error("TINYLLAMA_ATTENTION_BWD must be cudnn, cudnn-ws or unset, got \"" + value + "\"");
+    throw Error("TINYLLAMA_ATTENTION_BWD must be unset, cudnn-ws, cudnn or mma, got \"" + value + "\"");
 #ifndef TK_WITH_CUDNN
-  if (choice != CudnnBwd::Off)
+  if (choice == CudnnBwd::Atomic || choice == CudnnBwd::DpWorkspace)
     throw Error("TINYLLAMA_ATTENTION_BWD=" + value +
                 ", but this CUDA addon was built without cuDNN (set CUDNN_HOME and rebuild)");
 #endif
@@ -548,9 +552,19 @@ void attentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorD
   bool mma = useMma() && mmaAttentionSupported({&q, &k, &v, &out, &dOut, &dq, &dk, &dv});
 #ifdef TK_WITH_CUDNN
   CudnnBwd bwd = cudnnBackwardChoice();
-  if (bwd != CudnnBwd::Off && mma && lseAligned16(lse)) {
-    cudnnAttentionBackward(dq, dk, dv, dOut, q, k, v, out, lse, o, bwd == CudnnBwd::DpWorkspace);
-    return;
+  static bool cudnnFailed = false;
+  bool wantCudnn = bwd == CudnnBwd::Atomic || bwd == CudnnBwd::DpWorkspace ||
+                   (bwd == CudnnBwd::Auto && !cudnnFailed && q.shape[1] % 64 == 0 &&
+                    (attentionKernelChoice() == AttnKernel::Auto || attentionKernelChoice() == AttnKernel::Cudnn));
+  if (wantCudnn && mma && lseAligned16(lse)) {
+    try {
+      cudnnAttentionBackward(dq, dk, dv, dOut, q, k, v, out, lse, o, bwd != CudnnBwd::Atomic);
+      return;
+    } catch (const Error& e) {
+      if (bwd != CudnnBwd::Auto) throw;
+      cudnnFailed = true;
+      std::fprintf(stderr, "@tinyllama/kernels: %s; attention uses the mma backward from here on\n", e.what());
+    }
   }
 #else
   cudnnBackwardChoice();  // throws when it is set

@@ -83,14 +83,15 @@ __device__ __forceinline__ void unpack8Again(const Raw8<bf16>& r, float (&v)[8])
 }
 
 // Row kernels that hold their whole row in registers (one read of each input, every load of a
-// row issued before the first use), opt-in with TINYLLAMA_ROW_KERNELS=regs until measured on a
-// GPU against the two-pass kernels (RMSNorm backward at 56% and cross-entropy at 72% of copy
-// bandwidth on an H200, run 11b), where the second pass re-reads the row from L1/L2.
+// row issued before the first use): the RMSNorm backward and the cross-entropy, where the
+// two-pass kernels re-read the row from L1/L2 (on an H200 at the 1.1B shapes, 2026-11-28: RMSNorm
+// backward 2,366 -> 2,592 GB/s, cross-entropy 3,049 -> 3,296 GB/s). TINYLLAMA_ROW_KERNELS=two-pass
+// keeps the earlier kernels, for comparisons; read once per process.
 bool registerRowKernels() {
   static const std::string value = envValue("TINYLLAMA_ROW_KERNELS");
-  if (!value.empty() && value != "regs")
-    throw Error("TINYLLAMA_ROW_KERNELS must be unset or regs, not '" + value + "'");
-  return value == "regs";
+  if (!value.empty() && value != "regs" && value != "two-pass")
+    throw Error("TINYLLAMA_ROW_KERNELS must be unset, regs or two-pass, not '" + value + "'");
+  return value != "two-pass";
 }
 
 bool aligned(const TensorDesc& t, int bytes) { return (reinterpret_cast<uintptr_t>(t.data) % bytes) == 0; }
@@ -738,14 +739,27 @@ __device__ __forceinline__ float blockAllReduce(float v, float* slots) {
   return r;
 }
 
+// 2^x by the SFU (what __expf uses after its multiply by log2 e).
+__device__ __forceinline__ float fastExp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // crossEntropyVecKernel with the row in registers (bf16, V <= kIters * 8 * blockDim.x): the
 // row is read once with all of a thread's loads in flight, the maximum is taken before any
 // exponential (no running rescale), and the gradient is written from the registers instead of
 // a second read of the row (64 KB at V = 32000, which the two-pass kernel re-reads from L2).
+// Per element it issues few instructions, as the SFU's two exponentials per element take
+// about half the time the row's bytes take on an H100/H200 SM: the maximum over bf16 pairs
+// (no unpacking), each exponent one FFMA in base 2, and for a positive dlossScale its log2
+// folded into the gradient's exponent (p * scale = 2^(x log2 e - lse log2 e + log2 scale));
+// the target's -scale is applied only in the 8-column chunk that holds it.
 template <int kIters>
 __global__ void __launch_bounds__(kCrossEntropyThreads, 2)
     crossEntropyRegsKernel(float* losses, bf16* logits, const int32_t* targets, int64_t V, float dlossScale,
                            bool computeGrad, int* flag) {
+  constexpr float kLog2e = 1.4426950408889634f;
   __shared__ float sMax[32], sSum[32];
   int64_t row = blockIdx.x;
   bf16* lr = logits + row * V;
@@ -769,44 +783,57 @@ __global__ void __launch_bounds__(kCrossEntropyThreads, 2)
   const int v = static_cast<int>(V), j0 = static_cast<int>(threadIdx.x) * 8;
   auto inRow = [&](int it) { return it < kIters - 1 || it * kStride + j0 < v; };
   Raw8<bf16> xs[kIters];
-  float m = -INFINITY;
 #pragma unroll
-  for (int it = 0; it < kIters; ++it) {
+  for (int it = 0; it < kIters; ++it)
     if (inRow(it)) loadRaw8(lr + it * kStride + j0, xs[it]);
-  }
+  __nv_bfloat162 m2 = __floats2bfloat162_rn(-INFINITY, -INFINITY);
 #pragma unroll
   for (int it = 0; it < kIters; ++it) {
     if (!inRow(it)) continue;
-    float f[8];
-    unpack8Again(xs[it], f);
+    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&xs[it].v);
 #pragma unroll
-    for (int e = 0; e < 8; ++e) m = fmaxf(m, f[e]);
+    for (int i = 0; i < 4; ++i) m2 = __hmax2(m2, h[i]);
   }
   float targetLogit = threadIdx.x == 0 ? ld(lr, target) : 0.0f;  // read before any gradient write
-  m = blockAllReduce<true>(m, sMax);
+  float m = blockAllReduce<true>(fmaxf(__low2float(m2), __high2float(m2)), sMax);
   float s = 0.0f;
   if (m != -INFINITY) {
+    const float mScaled = m * kLog2e;
 #pragma unroll
     for (int it = 0; it < kIters; ++it) {
       if (!inRow(it)) continue;
       float f[8];
       unpack8Again(xs[it], f);
 #pragma unroll
-      for (int e = 0; e < 8; ++e) s += __expf(f[e] - m);
+      for (int e = 0; e < 8; ++e) s += fastExp2(fmaf(f[e], kLog2e, -mScaled));
     }
   }
   s = blockAllReduce<false>(s, sSum);
   float lse = m + logf(s);
   if (threadIdx.x == 0) losses[row] = lse - targetLogit;
   if (!computeGrad) return;
+  const float logScale = dlossScale > 0.0f ? log2f(dlossScale) : NAN;
+  const bool folded = isfinite(logScale);
+  const float offset = lse * kLog2e - (folded ? logScale : 0.0f), post = folded ? 1.0f : dlossScale;
 #pragma unroll
   for (int it = 0; it < kIters; ++it) {
     if (!inRow(it)) continue;
     int j = it * kStride + j0;
     float f[8];
     unpack8Again(xs[it], f);
+    if (folded) {
 #pragma unroll
-    for (int e = 0; e < 8; ++e) f[e] = (__expf(f[e] - lse) - (j + e == target ? 1.0f : 0.0f)) * dlossScale;
+      for (int e = 0; e < 8; ++e) f[e] = fastExp2(fmaf(f[e], kLog2e, -offset));
+    } else {
+#pragma unroll
+      for (int e = 0; e < 8; ++e) f[e] = fastExp2(fmaf(f[e], kLog2e, -offset)) * post;
+    }
+    unsigned d = static_cast<unsigned>(target - j);
+    if (d < 8) {
+#pragma unroll
+      for (int e = 0; e < 8; ++e)
+        if (static_cast<unsigned>(e) == d) f[e] -= dlossScale;
+    }
     store8(lr + j, f);
   }
 }
