@@ -2,7 +2,7 @@
 # GPU machine: builds the CUDA addon, runs the correctness checks, the benchmark with the
 # PyTorch comparison, and compute-sanitizer memcheck, then prints a short table. Full logs go
 # to $OUT (or /tmp/kernels-gpu). Prepare on the dev machine first: bash tools/gpu/prepare.sh
-# Usage: bash tools/gpu/run.sh [--no-bench] [--no-memcheck] [--mma]
+# Usage: bash tools/gpu/run.sh [--no-bench] [--no-memcheck] [--mma | --variants]
 # --mma: a quick loop for attention work instead of the full suite: the check and memcheck with
 # the default attention kernels (attention_mma.cu), their batch-1 dump against fp32 PyTorch, and
 # the attention benchmark of mma and wmma beside SDPA. TK_MMA_VARIANTS="name:VAR=value[:ops] ..."
@@ -10,15 +10,16 @@
 # kernels-bench --only filter, alternatives split by |, default attention) is what is timed: an attention variant (e.g.
 # "wmma:TINYLLAMA_ATTENTION=wmma") also gets its dump compared with PyTorch and a row in the
 # table; for any other filter (e.g. "x:SOME_SETTING=1:rmsnorm") the default kernels are timed
-# with the same filter in the same call, and the rows are printed side by side.
+# with the same filter in the same call, and the rows are printed side by side. --variants: the
+# TK_MMA_VARIANTS only, without the attention baseline and tables.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export PATH=/usr/local/cuda/bin:$PATH
 out=${OUT:-/tmp/kernels-gpu}
 mkdir -p "$out"
-bench=1 memcheck=1 mma=0
+bench=1 memcheck=1 mma=0 variantsOnly=0
 for a in "$@"; do
-  case "$a" in --no-bench) bench=0 ;; --no-memcheck) memcheck=0 ;; --mma) mma=1 ;; esac
+  case "$a" in --no-bench) bench=0 ;; --no-memcheck) memcheck=0 ;; --mma) mma=1 ;; --variants) mma=1 variantsOnly=1 ;; esac
 done
 declare -A status
 stage() { echo "== $1 ($(date +%T))"; }
@@ -67,6 +68,7 @@ if [ $mma = 1 ]; then
   }
   # "mma" is the default kernels; each variant is "name:VAR=value[:ops]" (run with VAR=value set)
   runs=("mma:TINYLLAMA_ATTENTION=mma")  # mma in both directions (the backward follows it)
+  [ $variantsOnly = 1 ] && runs=()       # --variants: only TK_MMA_VARIANTS, no attention baseline
   for v in ${TK_MMA_VARIANTS:-}; do runs+=("$v"); done
   table=()
   for r in "${runs[@]}"; do
@@ -92,6 +94,7 @@ if [ $mma = 1 ]; then
     echo "torch comparison ($name dump): rc=$?, $(grep -E '^torch comparison' "$out/torch.log" | tail -1)"
     [ "$name" = mma ] || table+=(--run "$name=$out/kernels-bench-$name.json")
   done
+  [ $variantsOnly = 1 ] && exit 0
   grep -E "^(PASS|FAIL) +attention" "$out/torch.log"
   stage "attention bench (wmma)"
   TINYLLAMA_ATTENTION=wmma timeout 120 node .gpu/kernels-bench.mjs --only attention \

@@ -6,7 +6,7 @@
 # returns what finished). Prepare on the dev machine:
 #   bash tools/gpu/prepare.sh && bash tools/compare/trainer/prepare.sh && bash tools/compare/generate/prepare.sh
 # Usage: TK_COMMIT=$(git rev-parse --short HEAD) bash tools/gpu/session.sh PART... 
-#   parts: trainer-bf16 trainer-fp32 trainer-fp32-cuda train gen-fp32 gen-bf16 gen-speed mma kernels ncu bench-train
+#   parts: trainer-bf16 trainer-fp32 trainer-fp32-cuda train gen-fp32 gen-bf16 gen-speed mma variants kernels ncu bench-train
 #          bench-train-recompute bench-train-ours bench-train-cudnn bench-train-cudnn-bwd bench-train-cudnn-ws
 #          bench-train-env:NAME:VAR=value[,VAR=value...] (ours only, with those settings)
 #          dist-collectives dist-kill dist-equality dist-hybrid dist-scaling (TK_NCCL=1)
@@ -96,6 +96,7 @@ for p in "$@"; do
     gen-bf16) part "$p" 90 bash tools/compare/generate/run-gpu.sh "$logs/generate" bf16 ;;
     gen-speed) part "$p" 90 bash tools/compare/generate/run-gpu.sh "$logs/generate" speed speed-general ;;
     mma) part "$p" 120 env OUT="$logs/mma" bash tools/gpu/run.sh --mma ;;
+    variants) part "$p" 60 env OUT="$logs/variants" bash tools/gpu/run.sh --variants ;;  # TK_MMA_VARIANTS only
     kernels) part "$p" 100 env OUT="$logs/kernels" bash tools/gpu/run.sh ;;  # 59-62 s on an H200
     ncu) part "$p" 60 env OUT="$logs/ncu" bash tools/gpu/ncu.sh ;;
     bench-train) part "$p" 200 env OUT="$logs/bench-train" bash tools/bench/train/run-gpu.sh ;;

@@ -87,12 +87,16 @@ __device__ __forceinline__ void unpack8Again(const Raw8<bf16>& r, float (&v)[8])
 // two-pass kernels re-read the row from L1/L2 (on an H200 at the 1.1B shapes, 2026-11-28: RMSNorm
 // backward 2,366 -> 2,592 GB/s, cross-entropy 3,049 -> 3,296 GB/s). TINYLLAMA_ROW_KERNELS=two-pass
 // keeps the earlier kernels, for comparisons; read once per process.
-bool registerRowKernels() {
+// split: the RMSNorm backward with each row over two warps (half the registers per warp, so
+// more warps per SM), under measurement.
+enum class RowKernels { TwoPass, Regs, Split };
+RowKernels rowKernels() {
   static const std::string value = envValue("TINYLLAMA_ROW_KERNELS");
-  if (!value.empty() && value != "regs" && value != "two-pass")
-    throw Error("TINYLLAMA_ROW_KERNELS must be unset, regs or two-pass, not '" + value + "'");
-  return value != "two-pass";
+  if (!value.empty() && value != "regs" && value != "two-pass" && value != "split")
+    throw Error("TINYLLAMA_ROW_KERNELS must be unset, regs, split or two-pass, not '" + value + "'");
+  return value == "two-pass" ? RowKernels::TwoPass : value == "split" ? RowKernels::Split : RowKernels::Regs;
 }
+bool registerRowKernels() { return rowKernels() != RowKernels::TwoPass; }
 
 bool aligned(const TensorDesc& t, int bytes) { return (reinterpret_cast<uintptr_t>(t.data) % bytes) == 0; }
 // Alignment the 8-element vector loads need: 16 bytes for bf16, 32 for f32.
@@ -260,24 +264,25 @@ __global__ void rmsnormDwPartialKernel(float* partial, const G* dOut, const T* x
   partial[chunk * C + c] = acc;
 }
 
-// dst[c] += sum over chunks of partial[chunk][c]. A block takes 32 columns; its 8 warps sum
-// chunks y, y + 8, ... and the 8 partial sums are added in warp order (fixed: repeatable bits).
-// A thread per column over all chunks left 8 blocks on the GPU, latency-bound.
-constexpr int kSumWarps = 8;
+// dst[c] += sum over chunks of partial[chunk][c]. A block takes 8 columns; its 32 rows of
+// threads sum chunks y, y + 32, ... and the 32 partial sums are added in row order (fixed:
+// repeatable bits). 8 columns per block rather than 32 spread the 3 MB of partials of a one-wave
+// grid over every SM (32 columns used 64 blocks: 6.2 us at 11% of DRAM bandwidth, ncu, H200).
+constexpr int kSumCols = 8, kSumRows = 32;
 __global__ void sumChunksKernel(float* dst, const float* partial, int64_t chunks, int64_t C) {
-  __shared__ float s[kSumWarps][33];
-  int64_t c = static_cast<int64_t>(blockIdx.x) * 32 + threadIdx.x;
+  __shared__ float s[kSumRows][kSumCols + 1];
+  int64_t c = static_cast<int64_t>(blockIdx.x) * kSumCols + threadIdx.x;
   float acc = 0.0f;
   if (c < C) {
 #pragma unroll 8
-    for (int64_t k = threadIdx.y; k < chunks; k += kSumWarps) acc += partial[k * C + c];
+    for (int64_t k = threadIdx.y; k < chunks; k += kSumRows) acc += partial[k * C + c];
   }
   s[threadIdx.y][threadIdx.x] = acc;
   __syncthreads();
   if (threadIdx.y == 0 && c < C) {
     float t = 0.0f;
 #pragma unroll
-    for (int j = 0; j < kSumWarps; ++j) t += s[j][threadIdx.x];
+    for (int j = 0; j < kSumRows; ++j) t += s[j][threadIdx.x];
     dst[c] += t;
   }
 }
@@ -472,6 +477,87 @@ __global__ void __launch_bounds__(32 * kDwFusedWarps, 3)
     float acc = 0.0f;
 #pragma unroll
     for (int j = 0; j < kDwFusedWarps; ++j) acc += sDw[j * C + c];
+    partial[static_cast<int64_t>(blockIdx.x) * C + c] = acc;
+  }
+}
+
+// The register-row backward with each row over a pair of warps: warp 2p + h of the block holds
+// half h of the row (C / 2 columns), so a lane keeps half the registers of rmsnormBackwardRegsKernel
+// and more warps fit on an SM. The two halves' dot products meet in shared memory behind a named
+// barrier per pair (ids 1 and 2; 0 is __syncthreads), double-buffered by row parity, and are
+// added half 0 + half 1 in both warps, so both compute the same k. dW: each warp accumulates its
+// half of its pair's row of shared memory; the block writes pair 0 + pair 1.
+template <int kHalfIters>
+__global__ void __launch_bounds__(32 * kDwFusedWarps, 5)  // 96 registers at C = 2048 (8 bytes spilled)
+    rmsnormBackwardSplitKernel(bf16* dx, float* partial, const bf16* dOut, const bf16* x, const bf16* w,
+                               const float* rstd, int64_t N, int64_t rows) {
+  constexpr int64_t kHalf = 256 * kHalfIters, C = 2 * kHalf;
+  static_assert(kDwFusedWarps == 4, "two pairs: barrier ids 1 and 2");
+  constexpr int kPairs = kDwFusedWarps / 2;
+  extern __shared__ __align__(16) float sDw[];  // [kPairs][C]
+  __shared__ float sDot[kDwFusedWarps][2];
+  const int warp = threadIdx.y, lane = threadIdx.x, pair = warp / 2, half = warp % 2;
+  float* myDw = sDw + pair * C + half * kHalf;
+  for (int64_t c = lane; c < kHalf; c += 32) myDw[c] = 0.0f;
+  __syncwarp();
+  const bf16* wAgain = w;  // see rmsnormBackwardRegsKernel
+  asm volatile("" : "+l"(wAgain));
+  const int64_t col = half * kHalf + lane * 8;
+  int64_t n0 = static_cast<int64_t>(blockIdx.x) * rows, n1 = min(N, n0 + rows);
+  int parity = 0;
+  for (int64_t row = n0 + pair; row < n1; row += kPairs) {
+    const bf16* xr = x + row * C + col;
+    const bf16* gr = dOut + row * C + col;
+    bf16* dr = dx + row * C + col;
+    Raw8<bf16> xs[kHalfIters], gs[kHalfIters];
+#pragma unroll
+    for (int it = 0; it < kHalfIters; ++it) {
+      loadRaw8(xr + it * 256, xs[it]);
+      loadRaw8(gr + it * 256, gs[it]);
+    }
+    float r = rstd[row];
+    float dot = 0.0f;
+#pragma unroll
+    for (int it = 0; it < kHalfIters; ++it) {
+      float xv[8], gv[8], wv[8];
+      unpack8(xs[it], xv);
+      unpack8(gs[it], gv);
+      load8(w + col + it * 256, wv);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) dot += gv[i] * wv[i] * xv[i];
+    }
+    dot = warpSum(dot);
+    if (lane == 0) sDot[warp][parity] = dot;
+    if (pair == 0)  // literal ids: a register id makes ptxas reserve all 16 barriers
+      asm volatile("bar.sync 1, 64;" ::: "memory");
+    else
+      asm volatile("bar.sync 2, 64;" ::: "memory");
+    dot = sDot[2 * pair][parity] + sDot[2 * pair + 1][parity];
+    parity ^= 1;
+    float k = r * r * r * dot / static_cast<float>(C);
+#pragma unroll
+    for (int it = 0; it < kHalfIters; ++it) {
+      float xv[8], gv[8], wv[8], dv[8];
+      unpack8Again(xs[it], xv);
+      unpack8Again(gs[it], gv);
+      load8(dr + it * 256, dv);
+      load8(wAgain + col + it * 256, wv);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) dv[i] += r * gv[i] * wv[i] - k * xv[i];
+      store8(dr + it * 256, dv);
+      float4* d4 = reinterpret_cast<float4*>(myDw + lane * 8 + it * 256);
+      float4 a = d4[0], b = d4[1];
+      a.x += gv[0] * xv[0] * r, a.y += gv[1] * xv[1] * r, a.z += gv[2] * xv[2] * r, a.w += gv[3] * xv[3] * r;
+      b.x += gv[4] * xv[4] * r, b.y += gv[5] * xv[5] * r, b.z += gv[6] * xv[6] * r, b.w += gv[7] * xv[7] * r;
+      d4[0] = a;
+      d4[1] = b;
+    }
+  }
+  __syncthreads();
+  for (int64_t c = warp * 32 + lane; c < C; c += kDwFusedWarps * 32) {
+    float acc = 0.0f;
+#pragma unroll
+    for (int p = 0; p < kPairs; ++p) acc += sDw[p * C + c];
     partial[static_cast<int64_t>(blockIdx.x) * C + c] = acc;
   }
 }
@@ -1058,9 +1144,18 @@ int residentBlocksPerSm(const void* kernel, int threads, size_t smem) {
 using RmsnormBackwardRegs = void (*)(bf16*, float*, const bf16*, const bf16*, const bf16*, const float*, int64_t,
                                      int64_t);
 RmsnormBackwardRegs rmsnormBackwardRegsFor(const TensorDesc& x, const TensorDesc& dOut, const TensorDesc& dx,
-                                           int64_t C) {
+                                           int64_t C, size_t& smem) {
   if (!registerRowKernels() || x.dtype != DType::BF16 || dOut.dtype != DType::BF16 || dx.dtype != DType::BF16)
     return nullptr;
+  if (rowKernels() == RowKernels::Split && C % 512 == 0 && C <= 2048) {
+    smem = static_cast<size_t>(C) * 2 * sizeof(float);  // a row of dW per pair of warps
+    switch (C) {
+      case 512: return rmsnormBackwardSplitKernel<1>;
+      case 1024: return rmsnormBackwardSplitKernel<2>;
+      case 2048: return rmsnormBackwardSplitKernel<4>;
+      default: break;  // the one-warp kernel below
+    }
+  }
   switch (C) {
     case 256: return rmsnormBackwardRegsKernel<bf16, bf16, bf16, 1>;
     case 512: return rmsnormBackwardRegsKernel<bf16, bf16, bf16, 2>;
@@ -1087,7 +1182,7 @@ void rmsnormBackward(const TensorDesc& dx, const TensorDesc& dWeight, const Tens
     // part-filled second wave (2,043 GB/s); one wave measured 2,371 GB/s (2026-11-28, run 11).
     // dW's summation order therefore follows the GPU's SM count: same GPU model, same bits.
     // Resident blocks per SM depend on the kernel and its shared memory (C): asked once per pair.
-    regsKernel = rmsnormBackwardRegsFor(x, dOut, dx, C);
+    regsKernel = rmsnormBackwardRegsFor(x, dOut, dx, C, fusedSmem);
     int64_t slots = static_cast<int64_t>(residentBlocksPerSm(
                         regsKernel ? reinterpret_cast<const void*>(regsKernel)
                                    : reinterpret_cast<const void*>(&rmsnormBackwardFusedKernel<bf16, bf16, bf16>),
@@ -1129,8 +1224,8 @@ void rmsnormBackward(const TensorDesc& dx, const TensorDesc& dWeight, const Tens
                                                                 rstd.as<float>(), N, C);
     });
   });
-  sumChunksKernel<<<static_cast<unsigned>((C + 31) / 32), dim3(32, kSumWarps), 0, stream()>>>(dWeight.as<float>(),
-                                                                                              partial, chunks, C);
+  sumChunksKernel<<<static_cast<unsigned>((C + kSumCols - 1) / kSumCols), dim3(kSumCols, kSumRows), 0, stream()>>>(
+      dWeight.as<float>(), partial, chunks, C);
   TK_LAUNCH_CHECK("rmsnormBackward");
 }
 
