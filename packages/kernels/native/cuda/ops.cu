@@ -89,12 +89,16 @@ __device__ __forceinline__ void unpack8Again(const Raw8<bf16>& r, float (&v)[8])
 // per pair of warps (split, the default: half the registers per warp, 20 warps per SM instead of
 // 12); cross-entropy 3,049 -> 4,009 GB/s (0.688 -> 0.523 ms). TINYLLAMA_ROW_KERNELS=regs or
 // two-pass keeps the earlier kernels, for comparisons; read once per process.
-enum class RowKernels { TwoPass, Regs, Split };
+// quad: each row over the block's four warps, under measurement.
+enum class RowKernels { TwoPass, Regs, Split, Quad };
 RowKernels rowKernels() {
   static const std::string value = envValue("TINYLLAMA_ROW_KERNELS");
-  if (!value.empty() && value != "regs" && value != "two-pass" && value != "split")
-    throw Error("TINYLLAMA_ROW_KERNELS must be unset, split, regs or two-pass, not '" + value + "'");
-  return value == "two-pass" ? RowKernels::TwoPass : value == "regs" ? RowKernels::Regs : RowKernels::Split;
+  if (!value.empty() && value != "regs" && value != "two-pass" && value != "split" && value != "quad")
+    throw Error("TINYLLAMA_ROW_KERNELS must be unset, split, quad, regs or two-pass, not '" + value + "'");
+  return value == "two-pass" ? RowKernels::TwoPass
+         : value == "regs"   ? RowKernels::Regs
+         : value == "quad"   ? RowKernels::Quad
+                             : RowKernels::Split;
 }
 bool registerRowKernels() { return rowKernels() != RowKernels::TwoPass; }
 
@@ -481,44 +485,56 @@ __global__ void __launch_bounds__(32 * kDwFusedWarps, 3)
   }
 }
 
-// The register-row backward with each row over a pair of warps: warp 2p + h of the block holds
-// half h of the row (C / 2 columns), so a lane keeps half the registers of rmsnormBackwardRegsKernel
-// and more warps fit on an SM. The two halves' dot products meet in shared memory behind a named
-// barrier per pair (ids 1 and 2; 0 is __syncthreads), double-buffered by row parity, and are
-// added half 0 + half 1 in both warps, so both compute the same k. dW: each warp accumulates its
-// half of its pair's row of shared memory; the block writes pair 0 + pair 1.
-template <int kHalfIters>
-__global__ void __launch_bounds__(32 * kDwFusedWarps, 5)  // 96 registers at C = 2048 (8 bytes spilled)
+// The register-row backward with each row over a group of kWarpsPerRow warps (2: pairs, the
+// default; 4: the whole block): warp g * kWarpsPerRow + h of the block holds part h of the row
+// (C / kWarpsPerRow columns), so a lane keeps 1 / kWarpsPerRow of the registers of
+// rmsnormBackwardRegsKernel and more warps fit on an SM. The parts' dot products meet in shared
+// memory behind a named barrier per group (ids 1 + g; 0 is __syncthreads), double-buffered by row
+// parity, and are added part 0 + part 1 + ... in every warp, so all compute the same k. dW: each
+// warp accumulates its part of its group's row of shared memory; the block writes the groups'
+// rows summed in group order.
+template <int kWarpsPerRow>
+__device__ __forceinline__ void groupBarrier(int group) {
+  static_assert(kDwFusedWarps == 4 && (kWarpsPerRow == 2 || kWarpsPerRow == 4), "barrier ids 1-2");
+  // literal ids and counts: a register id makes ptxas reserve all 16 barriers
+  if (kWarpsPerRow == 4)
+    asm volatile("bar.sync 1, 128;" ::: "memory");
+  else if (group == 0)
+    asm volatile("bar.sync 1, 64;" ::: "memory");
+  else
+    asm volatile("bar.sync 2, 64;" ::: "memory");
+}
+template <int kWarpsPerRow, int kIters, int kMinBlocks>
+__global__ void __launch_bounds__(32 * kDwFusedWarps, kMinBlocks)
     rmsnormBackwardSplitKernel(bf16* dx, float* partial, const bf16* dOut, const bf16* x, const bf16* w,
                                const float* rstd, int64_t N, int64_t rows) {
-  constexpr int64_t kHalf = 256 * kHalfIters, C = 2 * kHalf;
-  static_assert(kDwFusedWarps == 4, "two pairs: barrier ids 1 and 2");
-  constexpr int kPairs = kDwFusedWarps / 2;
-  extern __shared__ __align__(16) float sDw[];  // [kPairs][C]
+  constexpr int64_t kPart = 256 * kIters, C = kWarpsPerRow * kPart;
+  constexpr int kGroups = kDwFusedWarps / kWarpsPerRow;
+  extern __shared__ __align__(16) float sDw[];  // [kGroups][C]
   __shared__ float sDot[kDwFusedWarps][2];
-  const int warp = threadIdx.y, lane = threadIdx.x, pair = warp / 2, half = warp % 2;
-  float* myDw = sDw + pair * C + half * kHalf;
-  for (int64_t c = lane; c < kHalf; c += 32) myDw[c] = 0.0f;
+  const int warp = threadIdx.y, lane = threadIdx.x, group = warp / kWarpsPerRow, part = warp % kWarpsPerRow;
+  float* myDw = sDw + group * C + part * kPart;
+  for (int64_t c = lane; c < kPart; c += 32) myDw[c] = 0.0f;
   __syncwarp();
   const bf16* wAgain = w;  // see rmsnormBackwardRegsKernel
   asm volatile("" : "+l"(wAgain));
-  const int64_t col = half * kHalf + lane * 8;
+  const int64_t col = part * kPart + lane * 8;
   int64_t n0 = static_cast<int64_t>(blockIdx.x) * rows, n1 = min(N, n0 + rows);
   int parity = 0;
-  for (int64_t row = n0 + pair; row < n1; row += kPairs) {
+  for (int64_t row = n0 + group; row < n1; row += kGroups) {
     const bf16* xr = x + row * C + col;
     const bf16* gr = dOut + row * C + col;
     bf16* dr = dx + row * C + col;
-    Raw8<bf16> xs[kHalfIters], gs[kHalfIters];
+    Raw8<bf16> xs[kIters], gs[kIters];
 #pragma unroll
-    for (int it = 0; it < kHalfIters; ++it) {
+    for (int it = 0; it < kIters; ++it) {
       loadRaw8(xr + it * 256, xs[it]);
       loadRaw8(gr + it * 256, gs[it]);
     }
     float r = rstd[row];
     float dot = 0.0f;
 #pragma unroll
-    for (int it = 0; it < kHalfIters; ++it) {
+    for (int it = 0; it < kIters; ++it) {
       float xv[8], gv[8], wv[8];
       unpack8(xs[it], xv);
       unpack8(gs[it], gv);
@@ -528,15 +544,14 @@ __global__ void __launch_bounds__(32 * kDwFusedWarps, 5)  // 96 registers at C =
     }
     dot = warpSum(dot);
     if (lane == 0) sDot[warp][parity] = dot;
-    if (pair == 0)  // literal ids: a register id makes ptxas reserve all 16 barriers
-      asm volatile("bar.sync 1, 64;" ::: "memory");
-    else
-      asm volatile("bar.sync 2, 64;" ::: "memory");
-    dot = sDot[2 * pair][parity] + sDot[2 * pair + 1][parity];
+    groupBarrier<kWarpsPerRow>(group);
+    dot = 0.0f;
+#pragma unroll
+    for (int h = 0; h < kWarpsPerRow; ++h) dot += sDot[group * kWarpsPerRow + h][parity];
     parity ^= 1;
     float k = r * r * r * dot / static_cast<float>(C);
 #pragma unroll
-    for (int it = 0; it < kHalfIters; ++it) {
+    for (int it = 0; it < kIters; ++it) {
       float xv[8], gv[8], wv[8], dv[8];
       unpack8Again(xs[it], xv);
       unpack8Again(gs[it], gv);
@@ -557,7 +572,7 @@ __global__ void __launch_bounds__(32 * kDwFusedWarps, 5)  // 96 registers at C =
   for (int64_t c = warp * 32 + lane; c < C; c += kDwFusedWarps * 32) {
     float acc = 0.0f;
 #pragma unroll
-    for (int p = 0; p < kPairs; ++p) acc += sDw[p * C + c];
+    for (int g = 0; g < kGroups; ++g) acc += sDw[g * C + c];
     partial[static_cast<int64_t>(blockIdx.x) * C + c] = acc;
   }
 }
@@ -1147,13 +1162,24 @@ RmsnormBackwardRegs rmsnormBackwardRegsFor(const TensorDesc& x, const TensorDesc
                                            int64_t C, size_t& smem) {
   if (!registerRowKernels() || x.dtype != DType::BF16 || dOut.dtype != DType::BF16 || dx.dtype != DType::BF16)
     return nullptr;
+  // Blocks per SM as bounds: pairs at C = 2048 take 96 registers with five (8 bytes spilled),
+  // the whole block 72 with seven (eight spilled 44 bytes).
   if (rowKernels() == RowKernels::Split && C % 512 == 0 && C <= 2048) {
     smem = static_cast<size_t>(C) * 2 * sizeof(float);  // a row of dW per pair of warps
     switch (C) {
-      case 512: return rmsnormBackwardSplitKernel<1>;
-      case 1024: return rmsnormBackwardSplitKernel<2>;
-      case 2048: return rmsnormBackwardSplitKernel<4>;
-      default: break;  // the one-warp kernel below
+      case 512: return rmsnormBackwardSplitKernel<2, 1, 5>;
+      case 1024: return rmsnormBackwardSplitKernel<2, 2, 5>;
+      case 2048: return rmsnormBackwardSplitKernel<2, 4, 5>;
+      default: break;
+    }
+  }
+  if (rowKernels() == RowKernels::Quad && C % 1024 == 0 && C <= 4096) {
+    smem = static_cast<size_t>(C) * sizeof(float);  // one row of dW for the block's four warps
+    switch (C) {
+      case 1024: return rmsnormBackwardSplitKernel<4, 1, 8>;
+      case 2048: return rmsnormBackwardSplitKernel<4, 2, 7>;
+      case 4096: return rmsnormBackwardSplitKernel<4, 4, 5>;
+      default: break;
     }
   }
   switch (C) {
