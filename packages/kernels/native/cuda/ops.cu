@@ -45,22 +45,16 @@ __device__ __forceinline__ void store8(bf16* p, const float (&v)[8]) {
   *reinterpret_cast<uint4*>(p) = raw;
 }
 
-// 8 elements kept in their storage type (16 bytes of bf16, 32 of f32) so that a whole row can
-// sit in registers at half the cost of floats; unpack8 turns them into floats when used.
+// 8 bf16 elements kept as they are stored (16 bytes) so that a whole row can sit in registers at
+// half the cost of floats; unpack8 turns them into floats when used. (The register-row kernels
+// are bf16 only: a row of f32 would need twice the registers.)
 template <typename T>
 struct Raw8;
 template <>
 struct Raw8<bf16> {
   uint4 v;
 };
-template <>
-struct Raw8<float> {
-  float4 a, b;
-};
 __device__ __forceinline__ void loadRaw8(const bf16* p, Raw8<bf16>& r) { r.v = *reinterpret_cast<const uint4*>(p); }
-__device__ __forceinline__ void loadRaw8(const float* p, Raw8<float>& r) {
-  r.a = reinterpret_cast<const float4*>(p)[0], r.b = reinterpret_cast<const float4*>(p)[1];
-}
 __device__ __forceinline__ void unpack8(const Raw8<bf16>& r, float (&v)[8]) {
   const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&r.v);
 #pragma unroll
@@ -68,9 +62,6 @@ __device__ __forceinline__ void unpack8(const Raw8<bf16>& r, float (&v)[8]) {
     float2 f = __bfloat1622float2(h[i]);
     v[2 * i] = f.x, v[2 * i + 1] = f.y;
   }
-}
-__device__ __forceinline__ void unpack8(const Raw8<float>& r, float (&v)[8]) {
-  v[0] = r.a.x, v[1] = r.a.y, v[2] = r.a.z, v[3] = r.a.w, v[4] = r.b.x, v[5] = r.b.y, v[6] = r.b.z, v[7] = r.b.w;
 }
 
 // unpack8 of a copy the compiler may not reuse: a kernel that walks its register row several
@@ -84,21 +75,21 @@ __device__ __forceinline__ void unpack8Again(const Raw8<bf16>& r, float (&v)[8])
 
 // Row kernels that hold their whole row in registers (one read of each input, every load of a
 // row issued before the first use): the RMSNorm backward and the cross-entropy, where the
-// two-pass kernels re-read the row from L1/L2. On an H200 at the 1.1B shapes (2026-11-28):
-// RMSNorm backward 2,366 GB/s two-pass, 2,592-2,734 with a row per warp (regs), 3,016 with a row
-// per pair of warps (split, the default: half the registers per warp, 20 warps per SM instead of
-// 12); cross-entropy 3,049 -> 4,009 GB/s (0.688 -> 0.523 ms). TINYLLAMA_ROW_KERNELS=regs or
-// two-pass keeps the earlier kernels, for comparisons; read once per process.
-// quad: each row over the block's four warps, under measurement.
+// two-pass kernels re-read the row from L1/L2. On an H200 at the 1.1B shapes (2026-11-28): RMSNorm
+// backward 2,366 GB/s two-pass, 2,592-2,734 with a row per warp (regs), 3,016-3,059 with a row per
+// pair of warps (split), 3,272 with a row per block of four warps (quad, the default: a quarter
+// of the registers per warp, 28 warps per SM instead of 12); cross-entropy 3,049 -> 4,009 GB/s
+// (0.688 -> 0.523 ms). TINYLLAMA_ROW_KERNELS=split, regs or two-pass keeps an earlier kernel, for
+// comparisons; read once per process.
 enum class RowKernels { TwoPass, Regs, Split, Quad };
 RowKernels rowKernels() {
   static const std::string value = envValue("TINYLLAMA_ROW_KERNELS");
   if (!value.empty() && value != "regs" && value != "two-pass" && value != "split" && value != "quad")
-    throw Error("TINYLLAMA_ROW_KERNELS must be unset, split, quad, regs or two-pass, not '" + value + "'");
+    throw Error("TINYLLAMA_ROW_KERNELS must be unset, quad, split, regs or two-pass, not '" + value + "'");
   return value == "two-pass" ? RowKernels::TwoPass
          : value == "regs"   ? RowKernels::Regs
-         : value == "quad"   ? RowKernels::Quad
-                             : RowKernels::Split;
+         : value == "split"  ? RowKernels::Split
+                             : RowKernels::Quad;
 }
 bool registerRowKernels() { return rowKernels() != RowKernels::TwoPass; }
 
@@ -485,8 +476,8 @@ __global__ void __launch_bounds__(32 * kDwFusedWarps, 3)
   }
 }
 
-// The register-row backward with each row over a group of kWarpsPerRow warps (2: pairs, the
-// default; 4: the whole block): warp g * kWarpsPerRow + h of the block holds part h of the row
+// The register-row backward with each row over a group of kWarpsPerRow warps (4: the whole
+// block, the default; 2: pairs): warp g * kWarpsPerRow + h of the block holds part h of the row
 // (C / kWarpsPerRow columns), so a lane keeps 1 / kWarpsPerRow of the registers of
 // rmsnormBackwardRegsKernel and more warps fit on an SM. The parts' dot products meet in shared
 // memory behind a named barrier per group (ids 1 + g; 0 is __syncthreads), double-buffered by row
@@ -1164,21 +1155,21 @@ RmsnormBackwardRegs rmsnormBackwardRegsFor(const TensorDesc& x, const TensorDesc
     return nullptr;
   // Blocks per SM as bounds: pairs at C = 2048 take 96 registers with five (8 bytes spilled),
   // the whole block 72 with seven (eight spilled 44 bytes).
-  if (rowKernels() == RowKernels::Split && C % 512 == 0 && C <= 2048) {
+  if (rowKernels() == RowKernels::Quad && C % 1024 == 0 && C <= 2048) {
+    smem = static_cast<size_t>(C) * sizeof(float);  // one row of dW for the block's four warps
+    switch (C) {
+      case 1024: return rmsnormBackwardSplitKernel<4, 1, 8>;
+      case 2048: return rmsnormBackwardSplitKernel<4, 2, 7>;
+      default: break;
+    }
+  }
+  // pairs for the default's other width (512), or when chosen
+  if ((rowKernels() == RowKernels::Split || rowKernels() == RowKernels::Quad) && C % 512 == 0 && C <= 2048) {
     smem = static_cast<size_t>(C) * 2 * sizeof(float);  // a row of dW per pair of warps
     switch (C) {
       case 512: return rmsnormBackwardSplitKernel<2, 1, 5>;
       case 1024: return rmsnormBackwardSplitKernel<2, 2, 5>;
       case 2048: return rmsnormBackwardSplitKernel<2, 4, 5>;
-      default: break;
-    }
-  }
-  if (rowKernels() == RowKernels::Quad && C % 1024 == 0 && C <= 4096) {
-    smem = static_cast<size_t>(C) * sizeof(float);  // one row of dW for the block's four warps
-    switch (C) {
-      case 1024: return rmsnormBackwardSplitKernel<4, 1, 8>;
-      case 2048: return rmsnormBackwardSplitKernel<4, 2, 7>;
-      case 4096: return rmsnormBackwardSplitKernel<4, 4, 5>;
       default: break;
     }
   }
