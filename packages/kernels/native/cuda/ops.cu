@@ -405,85 +405,17 @@ __global__ void rmsnormBackwardFusedKernel(D* dx, float* partial, const G* dOut,
   }
 }
 
-// rmsnormBackwardFusedKernel with each warp's x and dOut rows in registers (kIters = C / 256
-// chunks of 8 per lane): both rows are loaded at once, so a warp has 2 x 4 KB in flight at
-// C = 2048 instead of one chunk per loop turn, and each is read once. The arithmetic and its
-// order are those of the fused kernel: same rows per warp, same bits. Three blocks per SM: at
-// C = 2048 the kernel needs 168 registers (a bound of four spilled 116 bytes).
-template <typename T, typename G, typename D, int kIters>
-__global__ void __launch_bounds__(32 * kDwFusedWarps, 3)
-    rmsnormBackwardRegsKernel(D* dx, float* partial, const G* dOut, const T* x, const T* w, const float* rstd,
-                              int64_t N, int64_t rows) {
-  constexpr int64_t C = 256 * kIters;
-  extern __shared__ __align__(16) float sDw[];  // [kDwFusedWarps][C]
-  int warp = threadIdx.y, lane = threadIdx.x;
-  float* myDw = sDw + warp * C;
-  for (int64_t c = lane; c < C; c += 32) myDw[c] = 0.0f;
-  __syncwarp();
-  // The update pass reads w through a pointer the compiler cannot prove equal to w, so that it
-  // reloads w (an L1 hit) rather than keeping the first pass's 64 values alive in registers.
-  const T* wAgain = w;
-  asm volatile("" : "+l"(wAgain));
-  int64_t n0 = static_cast<int64_t>(blockIdx.x) * rows, n1 = min(N, n0 + rows);
-  for (int64_t row = n0 + warp; row < n1; row += kDwFusedWarps) {
-    const T* xr = x + row * C + lane * 8;
-    const G* gr = dOut + row * C + lane * 8;
-    D* dr = dx + row * C + lane * 8;
-    Raw8<T> xs[kIters];
-    Raw8<G> gs[kIters];
-#pragma unroll
-    for (int it = 0; it < kIters; ++it) {
-      loadRaw8(xr + it * 256, xs[it]);
-      loadRaw8(gr + it * 256, gs[it]);
-    }
-    float r = rstd[row];
-    float dot = 0.0f;
-#pragma unroll
-    for (int it = 0; it < kIters; ++it) {
-      float xv[8], gv[8], wv[8];
-      unpack8(xs[it], xv);
-      unpack8(gs[it], gv);
-      load8(w + lane * 8 + it * 256, wv);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) dot += gv[i] * wv[i] * xv[i];
-    }
-    dot = warpSum(dot);
-    float k = r * r * r * dot / static_cast<float>(C);
-#pragma unroll
-    for (int it = 0; it < kIters; ++it) {
-      float xv[8], gv[8], wv[8], dv[8];
-      unpack8Again(xs[it], xv);
-      unpack8Again(gs[it], gv);
-      load8(dr + it * 256, dv);
-      load8(wAgain + lane * 8 + it * 256, wv);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) dv[i] += r * gv[i] * wv[i] - k * xv[i];
-      store8(dr + it * 256, dv);
-      float4* d4 = reinterpret_cast<float4*>(myDw + lane * 8 + it * 256);
-      float4 a = d4[0], b = d4[1];
-      a.x += gv[0] * xv[0] * r, a.y += gv[1] * xv[1] * r, a.z += gv[2] * xv[2] * r, a.w += gv[3] * xv[3] * r;
-      b.x += gv[4] * xv[4] * r, b.y += gv[5] * xv[5] * r, b.z += gv[6] * xv[6] * r, b.w += gv[7] * xv[7] * r;
-      d4[0] = a;
-      d4[1] = b;
-    }
-  }
-  __syncthreads();
-  for (int64_t c = warp * 32 + lane; c < C; c += kDwFusedWarps * 32) {
-    float acc = 0.0f;
-#pragma unroll
-    for (int j = 0; j < kDwFusedWarps; ++j) acc += sDw[j * C + c];
-    partial[static_cast<int64_t>(blockIdx.x) * C + c] = acc;
-  }
-}
-
-// The register-row backward with each row over a group of kWarpsPerRow warps (4: the whole
-// block, the default; 2: pairs): warp g * kWarpsPerRow + h of the block holds part h of the row
-// (C / kWarpsPerRow columns), so a lane keeps 1 / kWarpsPerRow of the registers of
-// rmsnormBackwardRegsKernel and more warps fit on an SM. The parts' dot products meet in shared
-// memory behind a named barrier per group (ids 1 + g; 0 is __syncthreads), double-buffered by row
-// parity, and are added part 0 + part 1 + ... in every warp, so all compute the same k. dW: each
-// warp accumulates its part of its group's row of shared memory; the block writes the groups'
-// rows summed in group order.
+// rmsnormBackwardFusedKernel with the rows in registers, each row over a group of kWarpsPerRow
+// warps (4: the whole block, the default; 2: pairs; 1: a row per warp, the fused kernel's
+// arithmetic and order, same bits): warp g * kWarpsPerRow + h of the block holds part h of the
+// row (C / kWarpsPerRow columns, kIters chunks of 8 per lane), loads its x and dOut parts at
+// once (all of a lane's loads in flight, each element read once), and more warps per row leave
+// fewer registers per lane, so more warps fit on an SM (at C = 2048: 168 registers and 12 warps
+// per SM for one warp per row, 96 and 20 for pairs, 72 and 28 for four). The parts' dot products
+// meet in shared memory behind a named barrier per group (ids 1 + g; 0 is __syncthreads),
+// double-buffered by row parity, and are added part 0 + part 1 + ... in every warp, so all
+// compute the same k. dW: each warp accumulates its part of its group's row of shared memory;
+// the block writes the groups' rows summed in group order.
 template <int kWarpsPerRow>
 __device__ __forceinline__ void groupBarrier(int group) {
   static_assert(kDwFusedWarps == 4 && (kWarpsPerRow == 2 || kWarpsPerRow == 4), "barrier ids 1-2");
@@ -497,7 +429,7 @@ __device__ __forceinline__ void groupBarrier(int group) {
 }
 template <int kWarpsPerRow, int kIters, int kMinBlocks>
 __global__ void __launch_bounds__(32 * kDwFusedWarps, kMinBlocks)
-    rmsnormBackwardSplitKernel(bf16* dx, float* partial, const bf16* dOut, const bf16* x, const bf16* w,
+    rmsnormBackwardRowsKernel(bf16* dx, float* partial, const bf16* dOut, const bf16* x, const bf16* w,
                                const float* rstd, int64_t N, int64_t rows) {
   constexpr int64_t kPart = 256 * kIters, C = kWarpsPerRow * kPart;
   constexpr int kGroups = kDwFusedWarps / kWarpsPerRow;
@@ -507,7 +439,9 @@ __global__ void __launch_bounds__(32 * kDwFusedWarps, kMinBlocks)
   float* myDw = sDw + group * C + part * kPart;
   for (int64_t c = lane; c < kPart; c += 32) myDw[c] = 0.0f;
   __syncwarp();
-  const bf16* wAgain = w;  // see rmsnormBackwardRegsKernel
+  // The update pass reads w through a pointer the compiler cannot prove equal to w, so that it
+  // reloads w (an L1 hit) rather than keeping the first pass's values alive in registers.
+  const bf16* wAgain = w;
   asm volatile("" : "+l"(wAgain));
   const int64_t col = part * kPart + lane * 8;
   int64_t n0 = static_cast<int64_t>(blockIdx.x) * rows, n1 = min(N, n0 + rows);
@@ -534,12 +468,14 @@ __global__ void __launch_bounds__(32 * kDwFusedWarps, kMinBlocks)
       for (int i = 0; i < 8; ++i) dot += gv[i] * wv[i] * xv[i];
     }
     dot = warpSum(dot);
-    if (lane == 0) sDot[warp][parity] = dot;
-    groupBarrier<kWarpsPerRow>(group);
-    dot = 0.0f;
+    if constexpr (kWarpsPerRow > 1) {
+      if (lane == 0) sDot[warp][parity] = dot;
+      groupBarrier<kWarpsPerRow>(group);
+      dot = 0.0f;
 #pragma unroll
-    for (int h = 0; h < kWarpsPerRow; ++h) dot += sDot[group * kWarpsPerRow + h][parity];
-    parity ^= 1;
+      for (int h = 0; h < kWarpsPerRow; ++h) dot += sDot[group * kWarpsPerRow + h][parity];
+      parity ^= 1;
+    }
     float k = r * r * r * dot / static_cast<float>(C);
 #pragma unroll
     for (int it = 0; it < kIters; ++it) {
@@ -766,14 +702,12 @@ __global__ void crossEntropyKernel(float* losses, T* logits, const int32_t* targ
   }
 }
 
-// Vectorised form (V % 8 == 0, aligned rows): 8 logits per 16-byte load, the running (max, sum)
-// rescaled once per 8 logits instead of a branch per logit; the gradient pass likewise. The
-// scalar kernel above ran at 30% of copy bandwidth (minimal bytes) on 2-byte loads.
+// A row's target for the vectorised kernels, or -1 when the row is ignored (a negative target;
+// an out-of-range one also raises the error flag): then the row's loss is 0 and its gradient
+// zeros, written here, and the kernel returns.
 template <typename T>
-__global__ void crossEntropyVecKernel(float* losses, T* logits, const int32_t* targets, int64_t V,
-                                      float dlossScale, bool computeGrad, int* flag) {
-  int64_t row = blockIdx.x;
-  T* lr = logits + row * V;
+__device__ __forceinline__ int32_t vecRowTarget(float* losses, T* lr, const int32_t* targets, int64_t row,
+                                                int64_t V, bool computeGrad, int* flag) {
   int32_t target = targets[row];
   if (target >= V) {
     if (threadIdx.x == 0) atomicExch(flag, kBadTarget);
@@ -785,8 +719,20 @@ __global__ void crossEntropyVecKernel(float* losses, T* logits, const int32_t* t
       const float zeros[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
       for (int64_t j = threadIdx.x * 8; j < V; j += blockDim.x * 8) store8(lr + j, zeros);
     }
-    return;
   }
+  return target;
+}
+
+// Vectorised form (V % 8 == 0, aligned rows): 8 logits per 16-byte load, the running (max, sum)
+// rescaled once per 8 logits instead of a branch per logit; the gradient pass likewise. The
+// scalar kernel above ran at 30% of copy bandwidth (minimal bytes) on 2-byte loads.
+template <typename T>
+__global__ void crossEntropyVecKernel(float* losses, T* logits, const int32_t* targets, int64_t V,
+                                      float dlossScale, bool computeGrad, int* flag) {
+  int64_t row = blockIdx.x;
+  T* lr = logits + row * V;
+  const int32_t target = vecRowTarget(losses, lr, targets, row, V, computeGrad, flag);
+  if (target < 0) return;
   float m = -INFINITY, s = 0.0f;
   for (int64_t j = threadIdx.x * 8; j < V; j += blockDim.x * 8) {
     float v[8];
@@ -855,19 +801,8 @@ __global__ void __launch_bounds__(kCrossEntropyThreads, 2)
   __shared__ float sMax[32], sSum[32];
   int64_t row = blockIdx.x;
   bf16* lr = logits + row * V;
-  int32_t target = targets[row];
-  if (target >= V) {
-    if (threadIdx.x == 0) atomicExch(flag, kBadTarget);
-    target = -1;
-  }
-  if (target < 0) {
-    if (threadIdx.x == 0) losses[row] = 0.0f;
-    if (computeGrad) {
-      const float zeros[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-      for (int64_t j = threadIdx.x * 8; j < V; j += blockDim.x * 8) store8(lr + j, zeros);
-    }
-    return;
-  }
+  const int32_t target = vecRowTarget(losses, lr, targets, row, V, computeGrad, flag);
+  if (target < 0) return;
   // Columns it * kStride + j0: the launcher picks kIters = ceil(V / kStride), so only the last
   // turn can run past the row, and only it tests (a test per turn used up the predicate
   // registers and spilled at kIters = 8).
@@ -1153,13 +1088,14 @@ RmsnormBackwardRegs rmsnormBackwardRegsFor(const TensorDesc& x, const TensorDesc
                                            int64_t C, size_t& smem) {
   if (!registerRowKernels() || x.dtype != DType::BF16 || dOut.dtype != DType::BF16 || dx.dtype != DType::BF16)
     return nullptr;
-  // Blocks per SM as bounds: pairs at C = 2048 take 96 registers with five (8 bytes spilled),
-  // the whole block 72 with seven (eight spilled 44 bytes).
+  // Blocks per SM as bounds: at C = 2048 a row per warp takes 168 registers with three (four
+  // spilled 116 bytes), pairs 96 with five (8 bytes spilled), the whole block 72 with seven
+  // (eight spilled 44 bytes).
   if (rowKernels() == RowKernels::Quad && C % 1024 == 0 && C <= 2048) {
     smem = static_cast<size_t>(C) * sizeof(float);  // one row of dW for the block's four warps
     switch (C) {
-      case 1024: return rmsnormBackwardSplitKernel<4, 1, 8>;
-      case 2048: return rmsnormBackwardSplitKernel<4, 2, 7>;
+      case 1024: return rmsnormBackwardRowsKernel<4, 1, 8>;
+      case 2048: return rmsnormBackwardRowsKernel<4, 2, 7>;
       default: break;
     }
   }
@@ -1167,17 +1103,17 @@ RmsnormBackwardRegs rmsnormBackwardRegsFor(const TensorDesc& x, const TensorDesc
   if ((rowKernels() == RowKernels::Split || rowKernels() == RowKernels::Quad) && C % 512 == 0 && C <= 2048) {
     smem = static_cast<size_t>(C) * 2 * sizeof(float);  // a row of dW per pair of warps
     switch (C) {
-      case 512: return rmsnormBackwardSplitKernel<2, 1, 5>;
-      case 1024: return rmsnormBackwardSplitKernel<2, 2, 5>;
-      case 2048: return rmsnormBackwardSplitKernel<2, 4, 5>;
+      case 512: return rmsnormBackwardRowsKernel<2, 1, 5>;
+      case 1024: return rmsnormBackwardRowsKernel<2, 2, 5>;
+      case 2048: return rmsnormBackwardRowsKernel<2, 4, 5>;
       default: break;
     }
   }
-  switch (C) {
-    case 256: return rmsnormBackwardRegsKernel<bf16, bf16, bf16, 1>;
-    case 512: return rmsnormBackwardRegsKernel<bf16, bf16, bf16, 2>;
-    case 1024: return rmsnormBackwardRegsKernel<bf16, bf16, bf16, 4>;
-    case 2048: return rmsnormBackwardRegsKernel<bf16, bf16, bf16, 8>;
+  switch (C) {  // a row per warp
+    case 256: return rmsnormBackwardRowsKernel<1, 1, 3>;
+    case 512: return rmsnormBackwardRowsKernel<1, 2, 3>;
+    case 1024: return rmsnormBackwardRowsKernel<1, 4, 3>;
+    case 2048: return rmsnormBackwardRowsKernel<1, 8, 3>;
     default: return nullptr;
   }
 }
