@@ -354,6 +354,27 @@ __global__ void rmsnormBackwardDxVecKernel(D* dx, const G* dOut, const T* x, con
 // partial kernel made (RMSNorm backward ran at 33% of copy bandwidth).
 // `rows` is chosen so that the grid is exactly one wave of resident blocks (rmsnormBackward).
 constexpr int kDwFusedWarps = 4;
+// The warp's shared dW row += g x r over 8 columns (each lane owns its columns: no atomics).
+__device__ __forceinline__ void accumulateDw8(float* dw, const float (&gv)[8], const float (&xv)[8], float r) {
+  float4* d4 = reinterpret_cast<float4*>(dw);
+  float4 a = d4[0], b = d4[1];
+  a.x += gv[0] * xv[0] * r, a.y += gv[1] * xv[1] * r, a.z += gv[2] * xv[2] * r, a.w += gv[3] * xv[3] * r;
+  b.x += gv[4] * xv[4] * r, b.y += gv[5] * xv[5] * r, b.z += gv[6] * xv[6] * r, b.w += gv[7] * xv[7] * r;
+  d4[0] = a;
+  d4[1] = b;
+}
+// partial[block] = the block's kRows shared dW rows summed in row order (after __syncthreads).
+template <int kRows>
+__device__ __forceinline__ void writeDwPartial(float* partial, const float* sDw, int64_t C) {
+  const int warp = threadIdx.y, lane = threadIdx.x;
+  for (int64_t c = warp * 32 + lane; c < C; c += kDwFusedWarps * 32) {
+    float acc = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kRows; ++j) acc += sDw[j * C + c];
+    partial[static_cast<int64_t>(blockIdx.x) * C + c] = acc;
+  }
+}
+
 template <typename T, typename G, typename D>
 __global__ void rmsnormBackwardFusedKernel(D* dx, float* partial, const G* dOut, const T* x, const T* w,
                                            const float* rstd, int64_t N, int64_t C, int64_t rows) {
@@ -388,21 +409,11 @@ __global__ void rmsnormBackwardFusedKernel(D* dx, float* partial, const G* dOut,
 #pragma unroll
       for (int i = 0; i < 8; ++i) dv[i] += r * gv[i] * wv[i] - k * xv[i];
       store8(dr + c, dv);
-      float4* d4 = reinterpret_cast<float4*>(myDw + c);
-      float4 a = d4[0], b = d4[1];
-      a.x += gv[0] * xv[0] * r, a.y += gv[1] * xv[1] * r, a.z += gv[2] * xv[2] * r, a.w += gv[3] * xv[3] * r;
-      b.x += gv[4] * xv[4] * r, b.y += gv[5] * xv[5] * r, b.z += gv[6] * xv[6] * r, b.w += gv[7] * xv[7] * r;
-      d4[0] = a;
-      d4[1] = b;
+      accumulateDw8(myDw + c, gv, xv, r);
     }
   }
   __syncthreads();
-  for (int64_t c = warp * 32 + lane; c < C; c += kDwFusedWarps * 32) {
-    float acc = 0.0f;
-#pragma unroll
-    for (int j = 0; j < kDwFusedWarps; ++j) acc += sDw[j * C + c];
-    partial[static_cast<int64_t>(blockIdx.x) * C + c] = acc;
-  }
+  writeDwPartial<kDwFusedWarps>(partial, sDw, C);
 }
 
 // rmsnormBackwardFusedKernel with the rows in registers, each row over a group of kWarpsPerRow
@@ -487,21 +498,11 @@ __global__ void __launch_bounds__(32 * kDwFusedWarps, kMinBlocks)
 #pragma unroll
       for (int i = 0; i < 8; ++i) dv[i] += r * gv[i] * wv[i] - k * xv[i];
       store8(dr + it * 256, dv);
-      float4* d4 = reinterpret_cast<float4*>(myDw + lane * 8 + it * 256);
-      float4 a = d4[0], b = d4[1];
-      a.x += gv[0] * xv[0] * r, a.y += gv[1] * xv[1] * r, a.z += gv[2] * xv[2] * r, a.w += gv[3] * xv[3] * r;
-      b.x += gv[4] * xv[4] * r, b.y += gv[5] * xv[5] * r, b.z += gv[6] * xv[6] * r, b.w += gv[7] * xv[7] * r;
-      d4[0] = a;
-      d4[1] = b;
+      accumulateDw8(myDw + lane * 8 + it * 256, gv, xv, r);
     }
   }
   __syncthreads();
-  for (int64_t c = warp * 32 + lane; c < C; c += kDwFusedWarps * 32) {
-    float acc = 0.0f;
-#pragma unroll
-    for (int g = 0; g < kGroups; ++g) acc += sDw[g * C + c];
-    partial[static_cast<int64_t>(blockIdx.x) * C + c] = acc;
-  }
+  writeDwPartial<kGroups>(partial, sDw, C);
 }
 
 // ---------------------------------------------------------------- rope
@@ -702,12 +703,14 @@ __global__ void crossEntropyKernel(float* losses, T* logits, const int32_t* targ
   }
 }
 
-// A row's target for the vectorised kernels, or -1 when the row is ignored (a negative target;
-// an out-of-range one also raises the error flag): then the row's loss is 0 and its gradient
-// zeros, written here, and the kernel returns.
+// Vectorised form (V % 8 == 0, aligned rows): 8 logits per 16-byte load, the running (max, sum)
+// rescaled once per 8 logits instead of a branch per logit; the gradient pass likewise. The
+// scalar kernel above ran at 30% of copy bandwidth (minimal bytes) on 2-byte loads.
 template <typename T>
-__device__ __forceinline__ int32_t vecRowTarget(float* losses, T* lr, const int32_t* targets, int64_t row,
-                                                int64_t V, bool computeGrad, int* flag) {
+__global__ void crossEntropyVecKernel(float* losses, T* logits, const int32_t* targets, int64_t V,
+                                      float dlossScale, bool computeGrad, int* flag) {
+  int64_t row = blockIdx.x;
+  T* lr = logits + row * V;
   int32_t target = targets[row];
   if (target >= V) {
     if (threadIdx.x == 0) atomicExch(flag, kBadTarget);
@@ -719,20 +722,8 @@ __device__ __forceinline__ int32_t vecRowTarget(float* losses, T* lr, const int3
       const float zeros[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
       for (int64_t j = threadIdx.x * 8; j < V; j += blockDim.x * 8) store8(lr + j, zeros);
     }
+    return;
   }
-  return target;
-}
-
-// Vectorised form (V % 8 == 0, aligned rows): 8 logits per 16-byte load, the running (max, sum)
-// rescaled once per 8 logits instead of a branch per logit; the gradient pass likewise. The
-// scalar kernel above ran at 30% of copy bandwidth (minimal bytes) on 2-byte loads.
-template <typename T>
-__global__ void crossEntropyVecKernel(float* losses, T* logits, const int32_t* targets, int64_t V,
-                                      float dlossScale, bool computeGrad, int* flag) {
-  int64_t row = blockIdx.x;
-  T* lr = logits + row * V;
-  const int32_t target = vecRowTarget(losses, lr, targets, row, V, computeGrad, flag);
-  if (target < 0) return;
   float m = -INFINITY, s = 0.0f;
   for (int64_t j = threadIdx.x * 8; j < V; j += blockDim.x * 8) {
     float v[8];
@@ -801,8 +792,19 @@ __global__ void __launch_bounds__(kCrossEntropyThreads, 2)
   __shared__ float sMax[32], sSum[32];
   int64_t row = blockIdx.x;
   bf16* lr = logits + row * V;
-  const int32_t target = vecRowTarget(losses, lr, targets, row, V, computeGrad, flag);
-  if (target < 0) return;
+  int32_t target = targets[row];
+  if (target >= V) {
+    if (threadIdx.x == 0) atomicExch(flag, kBadTarget);
+    target = -1;
+  }
+  if (target < 0) {
+    if (threadIdx.x == 0) losses[row] = 0.0f;
+    if (computeGrad) {
+      const float zeros[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+      for (int64_t j = threadIdx.x * 8; j < V; j += blockDim.x * 8) store8(lr + j, zeros);
+    }
+    return;
+  }
   // Columns it * kStride + j0: the launcher picks kIters = ceil(V / kStride), so only the last
   // turn can run past the row, and only it tests (a test per turn used up the predicate
   // registers and spilled at kIters = 8).
