@@ -2,9 +2,12 @@
  * GPU-side correctness check of @tinyllama/kernels (bundled by tools/gpu/run.sh; run where
  * the CUDA addon was built). Runs the cross-backend suite (CUDA f32 and bf16 against the CPU
  * backend in f32, poisoned outputs), the native-boundary fuzz on the CUDA addon, a leak check,
- * and the data-error path (out-of-range token id reported by synchronize()). Prints one row
- * per check and exits non-zero on any failure. `--quick` runs a subset for compute-sanitizer.
+ * the data-error path (out-of-range token id reported by synchronize()), and a bad value of
+ * each kernel-choice setting (TINYLLAMA_ATTENTION, _ATTENTION_BWD, _ROW_KERNELS: a clear error
+ * in a child process, not a crash). Prints one row per check and exits non-zero on any failure.
+ * `--quick` runs a subset for compute-sanitizer.
  */
+import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { builtBackends, defaultBuildDir, loadBackend } from "../../packages/kernels/src/loader.js";
@@ -27,6 +30,64 @@ if (target === "cuda" && !built.cuda) {
 }
 const cpu = await loadBackend("cpu");
 const cuda = await loadBackend(target);
+// --env-probe (run by the check below with a bad setting): one call of each op that reads a
+// kernel-choice setting, at shapes that reach the code reading it, printing each error.
+if (process.argv.includes("--env-probe")) {
+  const bf = (shape: number[]) =>
+    cuda.fromHost(new Float32Array(shape.reduce((a, b) => a * b)).fill(0.5), shape, "bf16");
+  const f32 = (shape: number[]) => cuda.zeros(shape, "f32");
+  const attempt = (name: string, fn: () => void) => {
+    try {
+      fn();
+      cuda.synchronize();
+      console.log(`env-probe ${name}: ran`);
+    } catch (e) {
+      console.log(`env-probe ${name}: ${(e as Error).message}`);
+    }
+  };
+  attempt("rmsnormBackward", () =>
+    cuda.rmsnormBackward(
+      bf([4, 2048]),
+      f32([2048]),
+      bf([4, 2048]),
+      bf([4, 2048]),
+      bf([2048]),
+      f32([4]),
+    ),
+  );
+  attempt("crossEntropy", () =>
+    cuda.crossEntropy(f32([2]), bf([2, 64]), cuda.fromHost(new Int32Array([1, 2]), [2], "i32"), {
+      computeGrad: true,
+      dlossScale: 0.5,
+    }),
+  );
+  const [q, k, v, out, lse] = [
+    bf([1, 64, 2, 64]),
+    bf([1, 64, 1, 64]),
+    bf([1, 64, 1, 64]),
+    bf([1, 64, 2, 64]),
+    f32([1, 2, 64]),
+  ];
+  attempt("attentionForward", () => cuda.attentionForward(out, lse, q, k, v, { causal: true }));
+  attempt("attentionBackward", () =>
+    cuda.attentionBackward(
+      bf([1, 64, 2, 64]),
+      bf([1, 64, 1, 64]),
+      bf([1, 64, 1, 64]),
+      bf([1, 64, 2, 64]),
+      q,
+      k,
+      v,
+      out,
+      lse,
+      {
+        causal: true,
+      },
+    ),
+  );
+  process.exit(0);
+}
+
 console.log(
   `device: ${cuda.device.name} (cc ${cuda.device.computeCapability}), ${cuda.device.detail}`,
 );
@@ -127,6 +188,29 @@ const addon = createRequire(import.meta.url)(
   );
   cuda.synchronize(); // flag cleared
   for (const t of [table, out, ids]) t.dispose();
+}
+
+// A bad kernel-choice setting is a JavaScript error naming the setting, from the ops that read
+// it, in a process that keeps running (each setting is read once per process: one child each).
+if (target === "cuda" && !quick) {
+  for (const [name, readBy] of [
+    ["TINYLLAMA_ATTENTION", "attentionForward"],
+    ["TINYLLAMA_ATTENTION_BWD", "attentionBackward"],
+    ["TINYLLAMA_ROW_KERNELS", "rmsnormBackward"],
+  ] as const) {
+    const child = spawnSync(process.execPath, [process.argv[1] ?? "", "--env-probe"], {
+      env: { ...process.env, [name]: "no-such-kernel" },
+      encoding: "utf8",
+    });
+    const line = child.stdout.split("\n").find((l) => l.startsWith(`env-probe ${readBy}:`)) ?? "";
+    const named = line.includes(`${name} must be`) && line.includes("no-such-kernel");
+    record(
+      "cuda",
+      `${name}=no-such-kernel: ${readBy} throws naming it, exit ${child.status}: "${line.slice(0, 90)}"`,
+      named && child.status === 0 ? 0 : 1,
+      0,
+    );
+  }
 }
 
 const leaks = cuda.stats();
