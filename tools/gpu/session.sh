@@ -7,8 +7,9 @@
 #   bash tools/gpu/prepare.sh && bash tools/compare/trainer/prepare.sh && bash tools/compare/generate/prepare.sh
 # Usage: TK_COMMIT=$(git rev-parse --short HEAD) bash tools/gpu/session.sh PART... 
 #   parts: trainer-bf16 trainer-fp32 trainer-fp32-cuda train gen-fp32 gen-bf16 gen-speed mma variants kernels ncu bench-train
-#          bench-train-recompute bench-train-ours bench-train-cudnn bench-train-cudnn-bwd bench-train-cudnn-ws
-#          bench-train-env:NAME:VAR=value[,VAR=value...] (ours only, with those settings)
+#          bench-train-recompute bench-train-ours
+#          bench-train-env:NAME:VAR=value[,VAR=value...] (ours only, with those settings, e.g.
+#            bench-train-env:mmabwd:TINYLLAMA_ATTENTION_BWD=mma)
 #          dist-collectives dist-kill dist-equality dist-hybrid dist-scaling (TK_NCCL=1)
 #   TK_DEADLINE (seconds, default 560): parts that would start after it are skipped, not cut.
 #   TK_ARCH (default 90): CUDA architectures of this build (the product builds 80 and 90).
@@ -97,27 +98,19 @@ for p in "$@"; do
     gen-speed) part "$p" 90 bash tools/compare/generate/run-gpu.sh "$logs/generate" speed speed-general ;;
     mma) part "$p" 120 env OUT="$logs/mma" bash tools/gpu/run.sh --mma ;;
     variants) part "$p" 60 env OUT="$logs/variants" bash tools/gpu/run.sh --variants ;;  # TK_MMA_VARIANTS only
-    kernels) part "$p" 100 env OUT="$logs/kernels" bash tools/gpu/run.sh ;;  # 59-62 s on an H200
+    kernels) part "$p" 100 env OUT="$logs/kernels" bash tools/gpu/run.sh ;;  # 59-86 s on an H200
     ncu) part "$p" 60 env OUT="$logs/ncu" bash tools/gpu/ncu.sh ;;
     bench-train) part "$p" 200 env OUT="$logs/bench-train" bash tools/bench/train/run-gpu.sh ;;
     # ours only: micro-batch 16, then 16 and 32 with --recompute layers (the price of recomputing)
     bench-train-recompute)
       part "$p" 120 env OUT="$logs/$p" TK_TORCH=0 TK_MICRO=16 TK_RECOMPUTE_MICRO="16 32" \
         bash tools/bench/train/run-gpu.sh ;;
-    # ours only, micro-batch 8 and 16, with cuDNN's attention forward (TINYLLAMA_ATTENTION=cudnn)
-    bench-train-cudnn)
-      part "$p" 90 env OUT="$logs/$p" TK_TORCH=0 TINYLLAMA_ATTENTION=cudnn bash tools/bench/train/run-gpu.sh ;;
-    # ours only with cuDNN's backward too: atomics (not bitwise repeatable) or dP workspace
-    bench-train-cudnn-bwd)
-      part "$p" 90 env OUT="$logs/$p" TK_TORCH=0 TINYLLAMA_ATTENTION_BWD=cudnn bash tools/bench/train/run-gpu.sh ;;
-    bench-train-cudnn-ws)
-      part "$p" 90 env OUT="$logs/$p" TK_TORCH=0 TINYLLAMA_ATTENTION_BWD=cudnn-ws bash tools/bench/train/run-gpu.sh ;;
     # ours only with any settings: bench-train-env:NAME:VAR=value[,VAR=value...]
     bench-train-env:*:*)
       name=${p#bench-train-env:} && name=${name%%:*} settings=${p#bench-train-env:*:}
       part "bench-train-env-$name" 90 env OUT="$logs/bench-train-env-$name" TK_TORCH=0 ${settings//,/ } \
         bash tools/bench/train/run-gpu.sh ;;
-    # the same, default kernels: the comparison with bench-train-cudnn in one call
+    # ours only, default kernels: the comparison with a bench-train-env run in one call
     bench-train-ours) part "$p" 90 env OUT="$logs/$p" TK_TORCH=0 bash tools/bench/train/run-gpu.sh ;;
     dist-*) part "$p" 60 env OUT="$logs/dist" bash tools/gpu/run-distributed.sh "${p#dist-}" ;;
     *) note "$p: unknown part" ;;
