@@ -1082,11 +1082,12 @@ int residentBlocksPerSm(const void* kernel, int threads, size_t smem) {
   return perSm;
 }
 
-// The register-row RMSNorm backward for this call, or nullptr: opted in, all three tensors
-// bf16 (a row of f32 would need twice the registers) and C / 256 one of the compiled widths.
-using RmsnormBackwardRegs = void (*)(bf16*, float*, const bf16*, const bf16*, const bf16*, const float*, int64_t,
+// The register-row RMSNorm backward (rmsnormBackwardRowsKernel) for this call, or nullptr:
+// not two-pass, all three tensors bf16 (a row of f32 would need twice the registers) and C one
+// of the compiled widths.
+using RmsnormBackwardRows = void (*)(bf16*, float*, const bf16*, const bf16*, const bf16*, const float*, int64_t,
                                      int64_t);
-RmsnormBackwardRegs rmsnormBackwardRegsFor(const TensorDesc& x, const TensorDesc& dOut, const TensorDesc& dx,
+RmsnormBackwardRows rmsnormBackwardRowsFor(const TensorDesc& x, const TensorDesc& dOut, const TensorDesc& dx,
                                            int64_t C, size_t& smem) {
   if (!registerRowKernels() || x.dtype != DType::BF16 || dOut.dtype != DType::BF16 || dx.dtype != DType::BF16)
     return nullptr;
@@ -1130,16 +1131,16 @@ void rmsnormBackward(const TensorDesc& dx, const TensorDesc& dWeight, const Tens
   size_t fusedSmem = static_cast<size_t>(kDwFusedWarps * C) * sizeof(float);
   bool fused = vec && fusedSmem <= 48 * 1024;
   int64_t rows = kDwRowChunk;
-  RmsnormBackwardRegs regsKernel = nullptr;
+  RmsnormBackwardRows rowsKernel = nullptr;
   if (fused) {
     // The fused grid is one full wave of resident blocks: at 8 x 2048 rows of 2048 the fixed
     // 32-row chunks filled 0.65 of a wave (2,261 GB/s on an H200) and 16-row chunks made a
     // part-filled second wave (2,043 GB/s); one wave measured 2,371 GB/s (2026-11-28, run 11).
     // dW's summation order therefore follows the GPU's SM count: same GPU model, same bits.
     // Resident blocks per SM depend on the kernel and its shared memory (C): asked once per pair.
-    regsKernel = rmsnormBackwardRegsFor(x, dOut, dx, C, fusedSmem);
+    rowsKernel = rmsnormBackwardRowsFor(x, dOut, dx, C, fusedSmem);
     int64_t slots = static_cast<int64_t>(residentBlocksPerSm(
-                        regsKernel ? reinterpret_cast<const void*>(regsKernel)
+                        rowsKernel ? reinterpret_cast<const void*>(rowsKernel)
                                    : reinterpret_cast<const void*>(&rmsnormBackwardFusedKernel<bf16, bf16, bf16>),
                         32 * kDwFusedWarps, fusedSmem)) *
                     smCount();
@@ -1147,38 +1148,38 @@ void rmsnormBackward(const TensorDesc& dx, const TensorDesc& dWeight, const Tens
   }
   int64_t chunks = (N + rows - 1) / rows;
   auto* partial = static_cast<float*>(scratch(static_cast<size_t>(chunks * C) * 4));
-  dispatchFloat(x.dtype, [&](auto xt) {
-    using T = decltype(xt);
-    dispatchFloat(dOut.dtype, [&](auto gt) {
-      using G = decltype(gt);
-      if (regsKernel) {
-        regsKernel<<<static_cast<unsigned>(chunks), dim3(32, kDwFusedWarps), fusedSmem, stream()>>>(
-            dx.as<bf16>(), partial, dOut.as<bf16>(), x.as<bf16>(), weight.as<bf16>(), rstd.as<float>(), N, rows);
-        return;
-      }
-      if (fused) {
+  if (rowsKernel) {
+    rowsKernel<<<static_cast<unsigned>(chunks), dim3(32, kDwFusedWarps), fusedSmem, stream()>>>(
+        dx.as<bf16>(), partial, dOut.as<bf16>(), x.as<bf16>(), weight.as<bf16>(), rstd.as<float>(), N, rows);
+  } else {
+    dispatchFloat(x.dtype, [&](auto xt) {
+      using T = decltype(xt);
+      dispatchFloat(dOut.dtype, [&](auto gt) {
+        using G = decltype(gt);
+        if (fused) {
+          dispatchFloat(dx.dtype, [&](auto dt) {
+            using D = decltype(dt);
+            rmsnormBackwardFusedKernel<T, G, D>
+                <<<static_cast<unsigned>(chunks), dim3(32, kDwFusedWarps), fusedSmem, stream()>>>(
+                    dx.as<D>(), partial, dOut.as<G>(), x.as<T>(), weight.as<T>(), rstd.as<float>(), N, C, rows);
+          });
+          return;
+        }
         dispatchFloat(dx.dtype, [&](auto dt) {
           using D = decltype(dt);
-          rmsnormBackwardFusedKernel<T, G, D>
-              <<<static_cast<unsigned>(chunks), dim3(32, kDwFusedWarps), fusedSmem, stream()>>>(
-                  dx.as<D>(), partial, dOut.as<G>(), x.as<T>(), weight.as<T>(), rstd.as<float>(), N, C, rows);
+          if (vec)
+            rmsnormBackwardDxVecKernel<T, G, D><<<grid, block, 0, stream()>>>(
+                dx.as<D>(), dOut.as<G>(), x.as<T>(), weight.as<T>(), rstd.as<float>(), N, C);
+          else
+            rmsnormBackwardDxKernel<T, G, D><<<grid, block, 0, stream()>>>(
+                dx.as<D>(), dOut.as<G>(), x.as<T>(), weight.as<T>(), rstd.as<float>(), N, C);
         });
-        return;
-      }
-      dispatchFloat(dx.dtype, [&](auto dt) {
-        using D = decltype(dt);
-        if (vec)
-          rmsnormBackwardDxVecKernel<T, G, D><<<grid, block, 0, stream()>>>(
-              dx.as<D>(), dOut.as<G>(), x.as<T>(), weight.as<T>(), rstd.as<float>(), N, C);
-        else
-          rmsnormBackwardDxKernel<T, G, D><<<grid, block, 0, stream()>>>(
-              dx.as<D>(), dOut.as<G>(), x.as<T>(), weight.as<T>(), rstd.as<float>(), N, C);
+        dim3 pgrid(static_cast<unsigned>((C + 255) / 256), static_cast<unsigned>(chunks));
+        rmsnormDwPartialKernel<T, G><<<pgrid, 256, 0, stream()>>>(partial, dOut.as<G>(), x.as<T>(),
+                                                                  rstd.as<float>(), N, C);
       });
-      dim3 pgrid(static_cast<unsigned>((C + 255) / 256), static_cast<unsigned>(chunks));
-      rmsnormDwPartialKernel<T, G><<<pgrid, 256, 0, stream()>>>(partial, dOut.as<G>(), x.as<T>(),
-                                                                rstd.as<float>(), N, C);
     });
-  });
+  }
   sumChunksKernel<<<static_cast<unsigned>((C + kSumCols - 1) / kSumCols), dim3(kSumCols, kSumRows), 0, stream()>>>(
       dWeight.as<float>(), partial, chunks, C);
   TK_LAUNCH_CHECK("rmsnormBackward");
