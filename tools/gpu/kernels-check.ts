@@ -117,7 +117,7 @@ const cases = [
   ...wide,
 ];
 console.log(
-  `attention kernel: TINYLLAMA_ATTENTION=${process.env.TINYLLAMA_ATTENTION ?? "(unset: cuDNN forward where built, mma backward)"}`,
+  `attention kernel: TINYLLAMA_ATTENTION=${process.env.TINYLLAMA_ATTENTION ?? "(unset: cuDNN forward and backward where built)"}`,
 );
 const dtypes: DType[] = quick || target === "cpu" ? ["bf16"] : ["f32", "bf16"];
 for (const dtype of dtypes) {

@@ -29,7 +29,7 @@ profile() {
   occ=$(grep -m1 -E "^ +Achieved Occupancy" "$out/ncu-$name.txt" | awk '{print $NF"%"}')
   echo "ncu $name ($kernel): rc=$rc, duration $dur, DRAM throughput $dram, achieved occupancy $occ"
 }
-profile rmsnorm-bwd "rmsnorm bwd" "rmsnormBackward(Fused|Regs)"
+profile rmsnorm-bwd "rmsnorm bwd" "rmsnormBackward(Fused|Rows)"
 profile rmsnorm-bwd-sum "rmsnorm bwd" sumChunks
 profile cross-entropy "cross-entropy" "crossEntropy(Vec|Regs)"
 profile attention-fwd "attention fwd" mmaForward2

@@ -78,7 +78,7 @@ if [ $mma = 1 ]; then
     if [ "$ops" != attention ]; then
       # not attention: the check, then the default and this variant timed on the same ops
       check_variant "$name" "$setting"
-      for run in "default:TINYLLAMA_ATTENTION=mma" "$name:$setting"; do
+      for run in "default:" "$name:$setting"; do
         run_setting=${run#*:} && timeout 120 env ${run_setting//,/ } node .gpu/kernels-bench.mjs --only "$ops" \
           --out "$out/kernels-bench-${run%%:*}-${ops//[^a-z]/-}.json" 2>&1 | grep -E "$ops" | grep -E " ms " |
           sed "s/^/variant ${run%%:*}: /" | tee -a "$out/variants.log"

@@ -93,8 +93,8 @@ function bench(op: string, fn: () => void, work: { flops?: number; bytes?: numbe
   console.log(`${op.padEnd(34)} ${ms.toFixed(3).padStart(9)} ms  ${rate}`);
 }
 
-// TINYLLAMA_ATTENTION (cudnn | mma | wmma | fp32; unset: cuDNN's forward where built, mma
-// backward) picks the CUDA attention kernels; recorded in the JSON.
+// TINYLLAMA_ATTENTION (cudnn | mma | wmma | fp32; unset: cuDNN's forward and backward where
+// built) picks the CUDA attention kernels; recorded in the JSON.
 const attentionKernel = process.env.TINYLLAMA_ATTENTION || "default";
 console.log(`device: ${k.device.name}; ${k.device.detail}; attention kernel: ${attentionKernel}`);
 

@@ -8,9 +8,9 @@
 // computes dk/dv (thread per key row, looping over the group's query heads and query tiles),
 // so every gradient element is written by exactly one thread: deterministic, no atomics.
 // These fp32 CUDA-core kernels serve f32 inputs, head dims other than 64 and unaligned views; bf16 with
-// D = 64 goes to cuDNN's fused forward where the addon is built with cuDNN (attention_cudnn.cu)
-// and to the tensor-core kernels of attention_mma.cu (mma.sync/ldmatrix/cp.async) for the
-// backward and otherwise, or, with TINYLLAMA_ATTENTION=wmma, to the first WMMA version in
+// D = 64 goes to cuDNN's fused forward and backward where the addon is built with cuDNN
+// (attention_cudnn.cu), otherwise to the tensor-core kernels of attention_mma.cu
+// (mma.sync/ldmatrix/cp.async), or, with TINYLLAMA_ATTENTION=wmma, to the first WMMA version in
 // attention_tc.cu. This file also chooses among them (attentionForward, attentionBackward).
 #include <cstdio>
 #include <initializer_list>
@@ -36,8 +36,8 @@ void mmaAttentionBackward(const TensorDesc& dq, const TensorDesc& dk, const Tens
                           const TensorDesc& dOut, const TensorDesc& q, const TensorDesc& k,
                           const TensorDesc& v, const TensorDesc& lse, const float* delta,
                           const AttentionOptions& o);
-// cuDNN fused attention, forward and opt-in backward (attention_cudnn.cu, where cuDNN is found at
-// build time).
+// cuDNN fused attention, forward and backward (attention_cudnn.cu, where cuDNN is found at build
+// time).
 #ifdef TK_WITH_CUDNN
 void cudnnAttentionForward(const TensorDesc& out, const TensorDesc& lse, const TensorDesc& q,
                            const TensorDesc& k, const TensorDesc& v, const AttentionOptions& o);
@@ -111,6 +111,22 @@ CudnnBwd cudnnBackwardChoice() {
 // cuDNN takes every tensor 16-byte aligned; mmaAttentionSupported checks the bf16 ones, this the
 // f32 lse (a view that is not aligned runs the mma kernels).
 bool lseAligned16(const TensorDesc& lse) { return (reinterpret_cast<uintptr_t>(lse.data) & 15) == 0; }
+
+// Runs one direction's cuDNN call. A refusal is thrown when cuDNN was asked for explicitly
+// (`required`); by default it turns this direction over to the mma kernels for the rest of the
+// process (`failed`), with one stderr line saying why, and returns false.
+template <typename Call>
+bool tryCudnn(bool required, bool& failed, const char* direction, Call&& call) {
+  try {
+    call();
+    return true;
+  } catch (const Error& e) {
+    if (required) throw;
+    failed = true;
+    std::fprintf(stderr, "@tinyllama/kernels: %s; attention uses the mma %s from here on\n", e.what(), direction);
+    return false;
+  }
+}
 #endif
 bool forceFp32Kernels() { return attentionKernelChoice() == AttnKernel::Fp32; }
 // The mma kernels serve every choice but wmma and fp32 (the backward reads cuDNN's statistics as
@@ -515,16 +531,9 @@ void attentionForward(const TensorDesc& out, const TensorDesc& lse, const Tensor
   static bool cudnnFailed = false;
   bool wantCudnn = choice == AttnKernel::Cudnn ||
                    (choice == AttnKernel::Auto && !cudnnFailed && q.shape[1] % 64 == 0);
-  if (wantCudnn && mmaAttentionSupported({&q, &k, &v, &out}) && lseAligned16(lse)) {
-    try {
-      cudnnAttentionForward(out, lse, q, k, v, o);
-      return;
-    } catch (const Error& e) {
-      if (choice == AttnKernel::Cudnn) throw;
-      cudnnFailed = true;
-      std::fprintf(stderr, "@tinyllama/kernels: %s; attention uses the mma forward from here on\n", e.what());
-    }
-  }
+  if (wantCudnn && mmaAttentionSupported({&q, &k, &v, &out}) && lseAligned16(lse) &&
+      tryCudnn(choice == AttnKernel::Cudnn, cudnnFailed, "forward", [&] { cudnnAttentionForward(out, lse, q, k, v, o); }))
+    return;
 #endif
   if (useMma() && mmaAttentionSupported({&q, &k, &v, &out})) {
     mmaAttentionForward(out, lse, q, k, v, o);
@@ -556,16 +565,10 @@ void attentionBackward(const TensorDesc& dq, const TensorDesc& dk, const TensorD
   bool wantCudnn = bwd == CudnnBwd::Atomic || bwd == CudnnBwd::DpWorkspace ||
                    (bwd == CudnnBwd::Auto && !cudnnFailed && q.shape[1] % 64 == 0 &&
                     (attentionKernelChoice() == AttnKernel::Auto || attentionKernelChoice() == AttnKernel::Cudnn));
-  if (wantCudnn && mma && lseAligned16(lse)) {
-    try {
-      cudnnAttentionBackward(dq, dk, dv, dOut, q, k, v, out, lse, o, bwd != CudnnBwd::Atomic);
-      return;
-    } catch (const Error& e) {
-      if (bwd != CudnnBwd::Auto) throw;
-      cudnnFailed = true;
-      std::fprintf(stderr, "@tinyllama/kernels: %s; attention uses the mma backward from here on\n", e.what());
-    }
-  }
+  if (wantCudnn && mma && lseAligned16(lse) && tryCudnn(bwd != CudnnBwd::Auto, cudnnFailed, "backward", [&] {
+        cudnnAttentionBackward(dq, dk, dv, dOut, q, k, v, out, lse, o, bwd != CudnnBwd::Atomic);
+      }))
+    return;
 #else
   cudnnBackwardChoice();  // throws when it is set
 #endif

@@ -1,5 +1,5 @@
-// Attention through cuDNN's fused flash attention: the default bf16 forward where this file is
-// built (attention.cu chooses when), and an opt-in backward. Design: the cuDNN backend API (no
+// Attention through cuDNN's fused flash attention: the default bf16 forward and backward where
+// this file is built (attention.cu chooses when). Design: the cuDNN backend API (no
 // cudnn-frontend: it is not an npm package, and nothing is downloaded at build time) describes
 // each direction as the operation graph cuDNN's fused-attention engines recognise. Forward:
 // S = Q K^T (fp32), S * scale, the causal mask (row index >= column index, else -inf), the
@@ -8,10 +8,10 @@
 // as [B, T, H, D] and K/V as [B, T, Hkv, D] through strides; GQA needs no K/V copies (the matmul
 // broadcasts the Hkv heads over H). One execution plan per shape is built on first use and
 // cached; each call builds a variant pack (pointers) and executes on the backend's stream. The
-// default backward stays on the mma kernels (attention_mma.cu), which read this lse and are
-// deterministic; cuDNN's backward graph below accumulates dQ with atomics on Hopper (its
-// deterministic mode stores dP, B H T^2 bf16), so it is opt-in: TINYLLAMA_ATTENTION_BWD=cudnn
-// (written 2026-11-28, compiled, not yet run on a GPU). Every cuDNN status is checked and thrown
+// backward graph below recomputes P from the forward's statistics; it is the default backward in
+// its deterministic form (dQ written directly: cuDNN keeps dP, B H T^2 bf16, in its workspace
+// and uses no atomics), and its other form (dQ accumulated in fp32 with atomics, not bitwise
+// repeatable) is opt-in, TINYLLAMA_ATTENTION_BWD=cudnn. Every cuDNN status is checked and thrown
 // with the step and cuDNN's own message, so an unsupported graph or library says so instead of
 // crashing.
 #include <cudnn.h>
@@ -121,6 +121,15 @@ class GraphBuilder {
     ops_.push_back(op);
   }
 
+  // pointwise into a new virtual tensor of `type` with these dims and strides, which it returns
+  DescPtr pointwiseTemp(cudnnPointwiseMode_t mode, cudnnDataType_t type, const DescPtr& x, const DescPtr& b,
+                        std::vector<int64_t> dims, std::vector<int64_t> strides, const std::string& what,
+                        cudnnDataType_t precision = CUDNN_DATA_FLOAT) {
+    auto y = temp(type, std::move(dims), std::move(strides));
+    pointwise(mode, precision, x, b, y, what);
+    return y;
+  }
+
   // y = x viewed with y's dims and strides (a transpose: same elements).
   void reshape(const DescPtr& x, const DescPtr& y, const std::string& what) {
     auto op = make(CUDNN_BACKEND_OPERATION_RESHAPE_DESCRIPTOR, what);
@@ -191,7 +200,7 @@ class GraphBuilder {
       }
     }
     throw Error("cuDNN attention: no engine can run the attention graph (" + tried +
-                "); TINYLLAMA_ATTENTION=mma with TINYLLAMA_ATTENTION_BWD unset runs our own kernels");
+                "); TINYLLAMA_ATTENTION=mma runs our own kernels in both directions");
   }
 
  private:
@@ -228,8 +237,8 @@ DescPtr causalMask(GraphBuilder& g, const DescPtr& x, const std::vector<int64_t>
   g.pointwise(CUDNN_POINTWISE_GEN_INDEX, CUDNN_DATA_FLOAT, x, nullptr, row, "row index", nullptr, 2);
   auto col = g.temp(CUDNN_DATA_INT32, dims, strides);
   g.pointwise(CUDNN_POINTWISE_GEN_INDEX, CUDNN_DATA_FLOAT, x, nullptr, col, "column index", nullptr, 3);
-  auto keep = g.temp(CUDNN_DATA_BOOLEAN, dims, strides);
-  g.pointwise(CUDNN_POINTWISE_CMP_GE, CUDNN_DATA_BOOLEAN, row, col, keep, "row >= column");
+  auto keep = g.pointwiseTemp(CUDNN_POINTWISE_CMP_GE, CUDNN_DATA_BOOLEAN, row, col, dims, strides, "row >= column",
+                              CUDNN_DATA_BOOLEAN);
   auto masked = g.temp(CUDNN_DATA_FLOAT, dims, strides);
   g.pointwise(CUDNN_POINTWISE_BINARY_SELECT, CUDNN_DATA_FLOAT, x, negInf, masked, "causal mask", keep);
   return masked;
@@ -250,22 +259,17 @@ std::unique_ptr<Plan> buildForward(int64_t B, int64_t T, int64_t H, int64_t Hkv,
 
   auto s = g.temp(f32, sDims, sStrides);
   g.matmul(q, kT, s, "S = Q K^T");
-  auto scaled = g.temp(f32, sDims, sStrides);
-  g.pointwise(CUDNN_POINTWISE_MUL, f32, s, scale, scaled, "S * scale");
+  auto scaled = g.pointwiseTemp(CUDNN_POINTWISE_MUL, f32, s, scale, sDims, sStrides, "S * scale");
   auto masked = causal ? causalMask(g, scaled, sDims, sStrides) : scaled;
   auto rowMax = g.temp(f32, rDims, rStrides);
   g.reduction(CUDNN_REDUCE_TENSOR_MAX, masked, rowMax, "row max");
-  auto shifted = g.temp(f32, sDims, sStrides);
-  g.pointwise(CUDNN_POINTWISE_SUB, f32, masked, rowMax, shifted, "S - max");
-  auto e = g.temp(f32, sDims, sStrides);
-  g.pointwise(CUDNN_POINTWISE_EXP, f32, shifted, nullptr, e, "exp");
+  auto shifted = g.pointwiseTemp(CUDNN_POINTWISE_SUB, f32, masked, rowMax, sDims, sStrides, "S - max");
+  auto e = g.pointwiseTemp(CUDNN_POINTWISE_EXP, f32, shifted, nullptr, sDims, sStrides, "exp");
   auto rowSum = g.temp(f32, rDims, rStrides);
   g.reduction(CUDNN_REDUCE_TENSOR_ADD, e, rowSum, "row sum");
-  auto logSum = g.temp(f32, rDims, rStrides);
-  g.pointwise(CUDNN_POINTWISE_LOG, f32, rowSum, nullptr, logSum, "log sum");
+  auto logSum = g.pointwiseTemp(CUDNN_POINTWISE_LOG, f32, rowSum, nullptr, rDims, rStrides, "log sum");
   g.pointwise(CUDNN_POINTWISE_ADD, f32, rowMax, logSum, stats, "stats = max + log sum");
-  auto p = g.temp(bf, sDims, sStrides);
-  g.pointwise(CUDNN_POINTWISE_DIV, f32, e, rowSum, p, "P = exp / sum");
+  auto p = g.pointwiseTemp(CUDNN_POINTWISE_DIV, bf, e, rowSum, sDims, sStrides, "P = exp / sum");
   g.matmul(p, v, o, "O = P V");
 
   auto plan = std::make_unique<Plan>();
@@ -317,21 +321,17 @@ std::unique_ptr<Plan> buildBackward(int64_t B, int64_t T, int64_t H, int64_t Hkv
   auto one = g.tensor(kOne, f32, {1, 1, 1, 1}, {1, 1, 1, 1}, false, true);
   auto rowDot = g.tensor(kRowDot, f32, rDims, rStrides, false);        // in the workspace
 
-  auto dOO = g.temp(f32, qDims, {H * T * D, T * D, H * D, 1});
-  g.pointwise(CUDNN_POINTWISE_MUL, f32, dO, o, dOO, "dO * O");
+  auto dOO = g.pointwiseTemp(CUDNN_POINTWISE_MUL, f32, dO, o, qDims, {H * T * D, T * D, H * D, 1}, "dO * O");
   auto dotSum = g.temp(f32, rDims, rStrides);
   g.reduction(CUDNN_REDUCE_TENSOR_ADD, dOO, dotSum, "rowsum(dO * O)");
   g.pointwise(CUDNN_POINTWISE_MUL, f32, dotSum, one, rowDot, "rowDot");
 
   auto s = g.temp(f32, sDims, sStrides);
   g.matmul(q, kT, s, "S = Q K^T");
-  auto scaled = g.temp(f32, sDims, sStrides);
-  g.pointwise(CUDNN_POINTWISE_MUL, f32, s, scale, scaled, "S * scale");
-  auto shifted = g.temp(f32, sDims, sStrides);
-  g.pointwise(CUDNN_POINTWISE_SUB, f32, scaled, stats, shifted, "S - stats");
+  auto scaled = g.pointwiseTemp(CUDNN_POINTWISE_MUL, f32, s, scale, sDims, sStrides, "S * scale");
+  auto shifted = g.pointwiseTemp(CUDNN_POINTWISE_SUB, f32, scaled, stats, sDims, sStrides, "S - stats");
   auto masked = causal ? causalMask(g, shifted, sDims, sStrides) : shifted;
-  auto p = g.temp(f32, sDims, sStrides);
-  g.pointwise(CUDNN_POINTWISE_EXP, f32, masked, nullptr, p, "P = exp");
+  auto p = g.pointwiseTemp(CUDNN_POINTWISE_EXP, f32, masked, nullptr, sDims, sStrides, "P = exp");
 
   auto pT = g.temp(bf, sDims, sTStrides);
   g.reshape(p, pT, "P^T");
@@ -339,12 +339,9 @@ std::unique_ptr<Plan> buildBackward(int64_t B, int64_t T, int64_t H, int64_t Hkv
 
   auto dP = g.temp(f32, sDims, sStrides);
   g.matmul(dO, vT, dP, "dP = dO V^T");
-  auto dPc = g.temp(f32, sDims, sStrides);
-  g.pointwise(CUDNN_POINTWISE_SUB, f32, dP, rowDot, dPc, "dP - rowDot");
-  auto dSu = g.temp(f32, sDims, sStrides);
-  g.pointwise(CUDNN_POINTWISE_MUL, f32, dPc, p, dSu, "* P");
-  auto dS = g.temp(f32, sDims, sStrides);
-  g.pointwise(CUDNN_POINTWISE_MUL, f32, dSu, scale, dS, "dS = * scale");
+  auto dPc = g.pointwiseTemp(CUDNN_POINTWISE_SUB, f32, dP, rowDot, sDims, sStrides, "dP - rowDot");
+  auto dSu = g.pointwiseTemp(CUDNN_POINTWISE_MUL, f32, dPc, p, sDims, sStrides, "* P");
+  auto dS = g.pointwiseTemp(CUDNN_POINTWISE_MUL, f32, dSu, scale, sDims, sStrides, "dS = * scale");
 
   auto dST = g.temp(bf, sDims, sTStrides);
   g.reshape(dS, dST, "dS^T");

@@ -18,33 +18,6 @@ namespace {
 
 constexpr int kRowsPerBlock = 8;  // warps per block for row kernels
 
-// 8 contiguous elements as floats: one 16-byte load for bf16, two for f32 (caller ensures
-// alignment). The vectorised row kernels use them when C % 256 == 0 and pointers are aligned.
-__device__ __forceinline__ void load8(const float* p, float (&v)[8]) {
-  float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
-  v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
-}
-__device__ __forceinline__ void load8(const bf16* p, float (&v)[8]) {
-  uint4 raw = *reinterpret_cast<const uint4*>(p);
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    float2 f = __bfloat1622float2(h[i]);
-    v[2 * i] = f.x, v[2 * i + 1] = f.y;
-  }
-}
-__device__ __forceinline__ void store8(float* p, const float (&v)[8]) {
-  reinterpret_cast<float4*>(p)[0] = make_float4(v[0], v[1], v[2], v[3]);
-  reinterpret_cast<float4*>(p)[1] = make_float4(v[4], v[5], v[6], v[7]);
-}
-__device__ __forceinline__ void store8(bf16* p, const float (&v)[8]) {
-  uint4 raw;
-  __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&raw);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) h[i] = __floats2bfloat162_rn(v[2 * i], v[2 * i + 1]);
-  *reinterpret_cast<uint4*>(p) = raw;
-}
-
 // 8 bf16 elements kept as they are stored (16 bytes) so that a whole row can sit in registers at
 // half the cost of floats; unpack8 turns them into floats when used. (The register-row kernels
 // are bf16 only: a row of f32 would need twice the registers.)
@@ -64,6 +37,29 @@ __device__ __forceinline__ void unpack8(const Raw8<bf16>& r, float (&v)[8]) {
   }
 }
 
+// 8 contiguous elements as floats: one 16-byte load for bf16, two for f32 (caller ensures
+// alignment). The vectorised row kernels use them when C % 256 == 0 and pointers are aligned.
+__device__ __forceinline__ void load8(const float* p, float (&v)[8]) {
+  float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
+  v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+}
+__device__ __forceinline__ void load8(const bf16* p, float (&v)[8]) {
+  Raw8<bf16> r;
+  loadRaw8(p, r);
+  unpack8(r, v);
+}
+__device__ __forceinline__ void store8(float* p, const float (&v)[8]) {
+  reinterpret_cast<float4*>(p)[0] = make_float4(v[0], v[1], v[2], v[3]);
+  reinterpret_cast<float4*>(p)[1] = make_float4(v[4], v[5], v[6], v[7]);
+}
+__device__ __forceinline__ void store8(bf16* p, const float (&v)[8]) {
+  uint4 raw;
+  __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) h[i] = __floats2bfloat162_rn(v[2 * i], v[2 * i + 1]);
+  *reinterpret_cast<uint4*>(p) = raw;
+}
+
 // unpack8 of a copy the compiler may not reuse: a kernel that walks its register row several
 // times unpacks it again each time (a few integer ops) instead of the compiler keeping all the
 // unpacked floats from the first walk alive, which doubled the registers and spilled.
@@ -81,15 +77,17 @@ __device__ __forceinline__ void unpack8Again(const Raw8<bf16>& r, float (&v)[8])
 // of the registers per warp, 28 warps per SM instead of 12); cross-entropy 3,049 -> 4,009 GB/s
 // (0.688 -> 0.523 ms). TINYLLAMA_ROW_KERNELS=split, regs or two-pass keeps an earlier kernel, for
 // comparisons; read once per process.
-enum class RowKernels { TwoPass, Regs, Split, Quad };
+enum class RowKernels { TwoPass, Regs, Split, Quad, Invalid };
 RowKernels rowKernels() {
   static const std::string value = envValue("TINYLLAMA_ROW_KERNELS");
-  if (!value.empty() && value != "regs" && value != "two-pass" && value != "split" && value != "quad")
+  static const RowKernels choice = value.empty() || value == "quad" ? RowKernels::Quad
+                                   : value == "split"               ? RowKernels::Split
+                                   : value == "regs"                ? RowKernels::Regs
+                                   : value == "two-pass"            ? RowKernels::TwoPass
+                                                                    : RowKernels::Invalid;
+  if (choice == RowKernels::Invalid)
     throw Error("TINYLLAMA_ROW_KERNELS must be unset, quad, split, regs or two-pass, not '" + value + "'");
-  return value == "two-pass" ? RowKernels::TwoPass
-         : value == "regs"   ? RowKernels::Regs
-         : value == "split"  ? RowKernels::Split
-                             : RowKernels::Quad;
+  return choice;
 }
 bool registerRowKernels() { return rowKernels() != RowKernels::TwoPass; }
 
@@ -629,15 +627,15 @@ __global__ void swigluBackwardVecKernel(T* dGate, T* dUp, const T* dOut, const T
 }
 
 // ---------------------------------------------------------------- cross-entropy
-// Combines every thread's running (max, sum of exp(x - max)) over the block (up to 1024 threads):
-// shuffles within each warp, then the warps' pairs in warp order (a fixed order: repeatable
-// bits). Returns the log-sum-exp to every thread; all threads of the block must call it.
 // Threads per row block of the cross-entropy kernels. 512 rather than 1024: a row's block
 // spends part of its life in the block-wide log-sum-exp merge, and smaller blocks keep more rows
 // in flight per SM. Measured on an H200 at 16384 x 32000 bf16 (2026-11-28, run 11): 1024 threads
 // 0.785 ms, 512 0.682 ms, 256 0.766 ms.
 constexpr unsigned kCrossEntropyThreads = 512;
 
+// Combines every thread's running (max, sum of exp(x - max)) over the block (up to 1024 threads):
+// shuffles within each warp, then the warps' pairs in warp order (a fixed order: repeatable
+// bits). Returns the log-sum-exp to every thread; all threads of the block must call it.
 __device__ float blockLogSumExp(float m, float s) {
   __shared__ float sMax[32], sSum[32];
   __shared__ float sLse;
@@ -1089,12 +1087,14 @@ using RmsnormBackwardRows = void (*)(bf16*, float*, const bf16*, const bf16*, co
                                      int64_t);
 RmsnormBackwardRows rmsnormBackwardRowsFor(const TensorDesc& x, const TensorDesc& dOut, const TensorDesc& dx,
                                            int64_t C, size_t& smem) {
-  if (!registerRowKernels() || x.dtype != DType::BF16 || dOut.dtype != DType::BF16 || dx.dtype != DType::BF16)
+  const RowKernels choice = rowKernels();
+  if (choice == RowKernels::TwoPass || x.dtype != DType::BF16 || dOut.dtype != DType::BF16 ||
+      dx.dtype != DType::BF16)
     return nullptr;
   // Blocks per SM as bounds: at C = 2048 a row per warp takes 168 registers with three (four
   // spilled 116 bytes), pairs 96 with five (8 bytes spilled), the whole block 72 with seven
   // (eight spilled 44 bytes).
-  if (rowKernels() == RowKernels::Quad && C % 1024 == 0 && C <= 2048) {
+  if (choice == RowKernels::Quad && C % 1024 == 0 && C <= 2048) {
     smem = static_cast<size_t>(C) * sizeof(float);  // one row of dW for the block's four warps
     switch (C) {
       case 1024: return rmsnormBackwardRowsKernel<4, 1, 8>;
@@ -1103,7 +1103,7 @@ RmsnormBackwardRows rmsnormBackwardRowsFor(const TensorDesc& x, const TensorDesc
     }
   }
   // pairs for the default's other width (512), or when chosen
-  if ((rowKernels() == RowKernels::Split || rowKernels() == RowKernels::Quad) && C % 512 == 0 && C <= 2048) {
+  if ((choice == RowKernels::Split || choice == RowKernels::Quad) && C % 512 == 0 && C <= 2048) {
     smem = static_cast<size_t>(C) * 2 * sizeof(float);  // a row of dW per pair of warps
     switch (C) {
       case 512: return rmsnormBackwardRowsKernel<2, 1, 5>;
