@@ -110,11 +110,18 @@ const smallHeads = [32, 16, 8].flatMap((D) =>
 const wide = crossCases({ ...SMALL, N: 48, C: 2048, V: 32000 })
   .filter((c) => c.name.startsWith("rmsnorm") || c.name.startsWith("cross-entropy"))
   .map((c) => ({ ...c, name: `${c.name} C=2048 V=32000` }));
+// RMSNorm with several rows per warp: the staged kernels' grid is one wave of about a thousand
+// warps (H100/H200), so only a tall input makes each warp's ring of row buffers wrap around and
+// its dW sum span rows.
+const tall = crossCases({ ...SMALL, N: 8200, C: 2048 })
+  .filter((c) => c.name.startsWith("rmsnorm"))
+  .map((c) => ({ ...c, name: `${c.name} N=8200 C=2048` }));
 const cases = [
   ...crossCases(),
   ...attention.map((c) => ({ ...c, name: `${c.name} T=300` })),
   ...smallHeads,
   ...wide,
+  ...tall,
 ];
 console.log(
   `attention kernel: TINYLLAMA_ATTENTION=${process.env.TINYLLAMA_ATTENTION ?? "(unset: cuDNN forward and backward where built)"}`,

@@ -12,62 +12,13 @@
 #include <string>
 
 #include "common.cuh"
+#include "rmsnorm_staged.h"
+#include "vec8.cuh"
 
 namespace tk::cuda {
 namespace {
 
 constexpr int kRowsPerBlock = 8;  // warps per block for row kernels
-
-// 8 bf16 elements kept as they are stored (16 bytes) so that a whole row can sit in registers at
-// half the cost of floats; unpack8 turns them into floats when used. (The register-row kernels
-// are bf16 only: a row of f32 would need twice the registers.)
-template <typename T>
-struct Raw8;
-template <>
-struct Raw8<bf16> {
-  uint4 v;
-};
-__device__ __forceinline__ void loadRaw8(const bf16* p, Raw8<bf16>& r) { r.v = *reinterpret_cast<const uint4*>(p); }
-__device__ __forceinline__ void unpack8(const Raw8<bf16>& r, float (&v)[8]) {
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&r.v);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    float2 f = __bfloat1622float2(h[i]);
-    v[2 * i] = f.x, v[2 * i + 1] = f.y;
-  }
-}
-
-// 8 contiguous elements as floats: one 16-byte load for bf16, two for f32 (caller ensures
-// alignment). The vectorised row kernels use them when C % 256 == 0 and pointers are aligned.
-__device__ __forceinline__ void load8(const float* p, float (&v)[8]) {
-  float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
-  v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
-}
-__device__ __forceinline__ void load8(const bf16* p, float (&v)[8]) {
-  Raw8<bf16> r;
-  loadRaw8(p, r);
-  unpack8(r, v);
-}
-__device__ __forceinline__ void store8(float* p, const float (&v)[8]) {
-  reinterpret_cast<float4*>(p)[0] = make_float4(v[0], v[1], v[2], v[3]);
-  reinterpret_cast<float4*>(p)[1] = make_float4(v[4], v[5], v[6], v[7]);
-}
-__device__ __forceinline__ void store8(bf16* p, const float (&v)[8]) {
-  uint4 raw;
-  __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&raw);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) h[i] = __floats2bfloat162_rn(v[2 * i], v[2 * i + 1]);
-  *reinterpret_cast<uint4*>(p) = raw;
-}
-
-// unpack8 of a copy the compiler may not reuse: a kernel that walks its register row several
-// times unpacks it again each time (a few integer ops) instead of the compiler keeping all the
-// unpacked floats from the first walk alive, which doubled the registers and spilled.
-__device__ __forceinline__ void unpack8Again(const Raw8<bf16>& r, float (&v)[8]) {
-  Raw8<bf16> c = r;
-  asm volatile("" : "+r"(c.v.x), "+r"(c.v.y), "+r"(c.v.z), "+r"(c.v.w));
-  unpack8(c, v);
-}
 
 // Row kernels that hold their whole row in registers (one read of each input, every load of a
 // row issued before the first use): the RMSNorm backward and the cross-entropy, where the
@@ -76,17 +27,20 @@ __device__ __forceinline__ void unpack8Again(const Raw8<bf16>& r, float (&v)[8])
 // pair of warps (split), 3,272 with a row per block of four warps (quad, the default: a quarter
 // of the registers per warp, 28 warps per SM instead of 12); cross-entropy 3,049 -> 4,009 GB/s
 // (0.688 -> 0.523 ms). TINYLLAMA_ROW_KERNELS=split, regs or two-pass keeps an earlier kernel, for
-// comparisons; read once per process.
-enum class RowKernels { TwoPass, Regs, Split, Quad, Invalid };
+// comparisons; `staged` takes the RMSNorm forward and backward of rmsnorm_staged.cu (rows
+// through shared memory by cp.async) where they apply; read once per process.
+enum class RowKernels { TwoPass, Regs, Split, Quad, Staged, Invalid };
 RowKernels rowKernels() {
   static const std::string value = envValue("TINYLLAMA_ROW_KERNELS");
   static const RowKernels choice = value.empty() || value == "quad" ? RowKernels::Quad
+                                   : value == "staged"              ? RowKernels::Staged
                                    : value == "split"               ? RowKernels::Split
                                    : value == "regs"                ? RowKernels::Regs
                                    : value == "two-pass"            ? RowKernels::TwoPass
                                                                     : RowKernels::Invalid;
   if (choice == RowKernels::Invalid)
-    throw Error("TINYLLAMA_ROW_KERNELS must be unset, quad, split, regs or two-pass, not '" + value + "'");
+    throw Error("TINYLLAMA_ROW_KERNELS must be unset, quad, staged, split, regs or two-pass, not '" + value +
+                "'");
   return choice;
 }
 bool registerRowKernels() { return rowKernels() != RowKernels::TwoPass; }
@@ -1019,10 +973,23 @@ void embeddingBackward(const TensorDesc& dTable, const TensorDesc& dOut, const T
   TK_LAUNCH_CHECK("embeddingBackward");
 }
 
+// The staged RMSNorm forward (rmsnorm_staged.cu) when chosen and it applies: bf16, 16-byte
+// aligned rows of a width it is compiled for, shared memory for it on this GPU.
+bool rmsnormForwardStagedFor(const TensorDesc* residualOut, const TensorDesc& out, const TensorDesc& rstd,
+                             const TensorDesc& x, const TensorDesc* residual, const TensorDesc& weight, float eps) {
+  if (rowKernels() != RowKernels::Staged || x.dtype != DType::BF16 ||
+      !allAligned({&out, &x, &weight, residual ? residual : &x, residualOut ? residualOut : &x}, 16))
+    return false;
+  return rmsnormForwardStaged(residualOut ? residualOut->as<bf16>() : nullptr, out.as<bf16>(), rstd.as<float>(),
+                              x.as<bf16>(), residual ? residual->as<bf16>() : nullptr, weight.as<bf16>(), x.rows(),
+                              x.lastDim(), eps);
+}
+
 void rmsnormForward(const TensorDesc& out, const TensorDesc& rstd, const TensorDesc& x,
                     const TensorDesc& weight, float eps) {
   int64_t C = x.lastDim(), N = x.rows();
   if (N == 0) return;
+  if (rmsnormForwardStagedFor(nullptr, out, rstd, x, nullptr, weight, eps)) return;
   dim3 block(32, kRowsPerBlock);
   unsigned grid = static_cast<unsigned>((N + kRowsPerBlock - 1) / kRowsPerBlock);
   bool vec = C % 256 == 0 && aligned(out, 32) && aligned(x, 32) && aligned(weight, 32);
@@ -1043,6 +1010,7 @@ void residualRmsnormForward(const TensorDesc& residualOut, const TensorDesc& out
                             const TensorDesc& residual, const TensorDesc& weight, float eps) {
   int64_t C = x.lastDim(), N = x.rows();
   if (N == 0) return;
+  if (rmsnormForwardStagedFor(&residualOut, out, rstd, x, &residual, weight, eps)) return;
   dim3 block(32, kRowsPerBlock);
   unsigned grid = static_cast<unsigned>((N + kRowsPerBlock - 1) / kRowsPerBlock);
   bool vec = C % 256 == 0 && aligned(out, 32) && aligned(x, 32) && aligned(weight, 32) &&
@@ -1121,10 +1089,28 @@ RmsnormBackwardRows rmsnormBackwardRowsFor(const TensorDesc& x, const TensorDesc
   }
 }
 
+// The staged RMSNorm backward (rmsnorm_staged.cu) when chosen and it applies (as for the
+// forward); the number of blocks, whose dW partial rows are in scratch(), or 0.
+int64_t rmsnormBackwardStagedFor(const TensorDesc& dx, const TensorDesc& dOut, const TensorDesc& x,
+                                 const TensorDesc& weight, const TensorDesc& rstd) {
+  if (rowKernels() != RowKernels::Staged || x.dtype != DType::BF16 || dOut.dtype != DType::BF16 ||
+      dx.dtype != DType::BF16 || !allAligned({&dx, &dOut, &x, &weight}, 16))
+    return 0;
+  return rmsnormBackwardStaged(
+      dx.as<bf16>(), [](int64_t floats) { return static_cast<float*>(scratch(static_cast<size_t>(floats) * 4)); },
+      dOut.as<bf16>(), x.as<bf16>(), weight.as<bf16>(), rstd.as<float>(), x.rows(), x.lastDim());
+}
+
 void rmsnormBackward(const TensorDesc& dx, const TensorDesc& dWeight, const TensorDesc& dOut,
                      const TensorDesc& x, const TensorDesc& weight, const TensorDesc& rstd) {
   int64_t C = x.lastDim(), N = x.rows();
   if (N == 0) return;
+  if (int64_t blocks = rmsnormBackwardStagedFor(dx, dOut, x, weight, rstd)) {
+    sumChunksKernel<<<static_cast<unsigned>((C + kSumCols - 1) / kSumCols), dim3(kSumCols, kSumRows), 0,
+                      stream()>>>(dWeight.as<float>(), static_cast<const float*>(scratch(0)) /* the partials */, blocks, C);
+    TK_LAUNCH_CHECK("rmsnormBackward");
+    return;
+  }
   dim3 block(32, kRowsPerBlock);
   unsigned grid = static_cast<unsigned>((N + kRowsPerBlock - 1) / kRowsPerBlock);
   bool vec = C % 256 == 0 && aligned(dx, 32) && aligned(dOut, 32) && aligned(x, 32) && aligned(weight, 32);

@@ -220,6 +220,16 @@ export function crossCases(sh: SuiteShapes = SMALL): CrossCase[] {
               p.check(`dx (accumulated) C=${C}`, dx, dxr),
               p.check(`dWeight C=${C}`, dw, dwr),
             );
+            // dx in the suite's dtype, as the trainer keeps the residual gradient (bf16: the
+            // CUDA backend's register-row and staged kernels, which need all three in bf16)
+            const [dxm, dxmr] = p.both(randn(r, N * C), [N, C]);
+            const [dwm, dwmr] = p.both(randn(r, C), [C], "f32");
+            x.rmsnormBackward(dxm, dwm, dOut, x2, w, rs2);
+            ref.rmsnormBackward(dxmr, dwmr, dOutR, x2r, wr, rs2r);
+            checks.push(
+              p.check(`dx ${dtype} (accumulated) C=${C}`, dxm, dxmr),
+              p.check(`dWeight, dx ${dtype} C=${C}`, dwm, dwmr),
+            );
           }
           return checks;
         }),
