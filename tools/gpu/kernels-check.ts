@@ -55,6 +55,9 @@ if (process.argv.includes("--env-probe")) {
       f32([4]),
     ),
   );
+  attempt("rmsnormForward", () =>
+    cuda.rmsnormForward(bf([4, 2048]), f32([4]), bf([4, 2048]), bf([2048]), 1e-5),
+  );
   attempt("crossEntropy", () =>
     cuda.crossEntropy(f32([2]), bf([2, 64]), cuda.fromHost(new Int32Array([1, 2]), [2], "i32"), {
       computeGrad: true,
@@ -110,12 +113,12 @@ const smallHeads = [32, 16, 8].flatMap((D) =>
 const wide = crossCases({ ...SMALL, N: 48, C: 2048, V: 32000 })
   .filter((c) => c.name.startsWith("rmsnorm") || c.name.startsWith("cross-entropy"))
   .map((c) => ({ ...c, name: `${c.name} C=2048 V=32000` }));
-// RMSNorm with several rows per warp: the staged kernels' grid is one wave of about a thousand
-// warps (H100/H200), so only a tall input makes each warp's ring of row buffers wrap around and
-// its dW sum span rows.
-const tall = crossCases({ ...SMALL, N: 8200, C: 2048 })
+// RMSNorm backward with several rows per block: its grid is one wave of blocks (924 on an
+// H200), so the wide case's 48 rows give each block one row and leave the dW sums over a
+// block's rows unchecked.
+const tall = crossCases({ ...SMALL, N: 1000, C: 2048 })
   .filter((c) => c.name.startsWith("rmsnorm"))
-  .map((c) => ({ ...c, name: `${c.name} N=8200 C=2048` }));
+  .map((c) => ({ ...c, name: `${c.name} N=1000 C=2048` }));
 const cases = [
   ...crossCases(),
   ...attention.map((c) => ({ ...c, name: `${c.name} T=300` })),
@@ -204,6 +207,7 @@ if (target === "cuda" && !quick) {
     ["TINYLLAMA_ATTENTION", "attentionForward"],
     ["TINYLLAMA_ATTENTION_BWD", "attentionBackward"],
     ["TINYLLAMA_ROW_KERNELS", "rmsnormBackward"],
+    ["TINYLLAMA_RMSNORM_FWD", "rmsnormForward"],
   ] as const) {
     const child = spawnSync(process.execPath, [process.argv[1] ?? "", "--env-probe"], {
       env: { ...process.env, [name]: "no-such-kernel" },

@@ -106,6 +106,15 @@ console.log(`device: ${k.device.name}; ${k.device.detail}; attention kernel: ${a
   bench("copy 1 GiB (d2d)", () => k.copy(dst, src), { bytes: 2 * 2 * n });
   freeAll();
 }
+// and a copy of the bytes the residual + RMSNorm forward moves (N x C in twice, out twice): the
+// ceiling at that op's size, where the launch's ramp and tail weigh more than in 1 GiB
+{
+  const n = 2 * N * C;
+  const src = rand([n], "bf16");
+  const dst = empty([n], "bf16");
+  bench(`copy ${(2 * n) / 2 ** 20} MiB (d2d)`, () => k.copy(dst, src), { bytes: 2 * 2 * n });
+  freeAll();
+}
 
 // ---- matmuls: forward y = x W^T, dgrad dx = dy W, wgrad dW(f32) += dy^T x
 // "qkv" and "mlp gate+up" are the fused shapes; the trainer runs q, k, v (and gate, up) as

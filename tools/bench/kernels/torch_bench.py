@@ -209,6 +209,10 @@ with torch.no_grad():
     dst = torch.empty_like(src)
     theirs["copy 1 GiB (d2d)"] = timed(lambda: dst.copy_(src))
     del src, dst
+    src = rnd(2 * N * C)  # the residual + RMSNorm forward's bytes
+    dst = torch.empty_like(src)
+    theirs[f"copy {2 * 2 * N * C // 2**20} MiB (d2d)"] = timed(lambda: dst.copy_(src))
+    del src, dst
     for name, inF, outF in [("qkv", C, C + 2 * Hkv * D), ("k or v proj", C, Hkv * D), ("attn out", C, C), ("mlp gate+up", C, 2 * I), ("mlp down", I, C), ("lm head", C, V)]:
         x, w, dy = rnd(N, inF), rnd(outF, inF, std=0.02), rnd(N, outF)
         theirs[f"matmul {name} fwd"] = timed(lambda: F.linear(x, w))
@@ -339,7 +343,7 @@ copy_gbps = None
 for row in ours["rows"]:
     op, ms = row["op"], row["ms"]
     rate = f"{row['tflops']:.1f} TFLOP/s" if row.get("tflops") else (f"{row['gbps']:.0f} GB/s" if row.get("gbps") else "")
-    if op.startswith("copy"):
+    if op.startswith("copy 1 GiB"):
         copy_gbps = row.get("gbps")
     t = theirs.get(op)
     tc = compiled.get(op)

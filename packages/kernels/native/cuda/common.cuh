@@ -30,8 +30,6 @@ namespace tk::cuda {
 
 cudaStream_t stream();
 int smCount();
-// The most shared memory one block may ask for (227 KB on H100/H200, 163 KB on A100).
-size_t sharedMemoryPerBlockOptin();
 // Device scratch of at least `bytes`, valid until the next call (ops run in stream order).
 void* scratch(size_t bytes);
 // Second scratch region for ops that need two at once.

@@ -12,7 +12,6 @@
 #include <string>
 
 #include "common.cuh"
-#include "rmsnorm_staged.h"
 #include "vec8.cuh"
 
 namespace tk::cuda {
@@ -27,23 +26,30 @@ constexpr int kRowsPerBlock = 8;  // warps per block for row kernels
 // pair of warps (split), 3,272 with a row per block of four warps (quad, the default: a quarter
 // of the registers per warp, 28 warps per SM instead of 12); cross-entropy 3,049 -> 4,009 GB/s
 // (0.688 -> 0.523 ms). TINYLLAMA_ROW_KERNELS=split, regs or two-pass keeps an earlier kernel, for
-// comparisons; `staged` takes the RMSNorm forward and backward of rmsnorm_staged.cu (rows
-// through shared memory by cp.async) where they apply; read once per process.
-enum class RowKernels { TwoPass, Regs, Split, Quad, Staged, Invalid };
+// comparisons; read once per process.
+enum class RowKernels { TwoPass, Regs, Split, Quad, Invalid };
 RowKernels rowKernels() {
   static const std::string value = envValue("TINYLLAMA_ROW_KERNELS");
   static const RowKernels choice = value.empty() || value == "quad" ? RowKernels::Quad
-                                   : value == "staged"              ? RowKernels::Staged
                                    : value == "split"               ? RowKernels::Split
                                    : value == "regs"                ? RowKernels::Regs
                                    : value == "two-pass"            ? RowKernels::TwoPass
                                                                     : RowKernels::Invalid;
   if (choice == RowKernels::Invalid)
-    throw Error("TINYLLAMA_ROW_KERNELS must be unset, quad, staged, split, regs or two-pass, not '" + value +
-                "'");
+    throw Error("TINYLLAMA_ROW_KERNELS must be unset, quad, split, regs or two-pass, not '" + value + "'");
   return choice;
 }
 bool registerRowKernels() { return rowKernels() != RowKernels::TwoPass; }
+
+// The RMSNorm forward: a row per block (rmsnormBlockRowKernel, the default where it applies) or
+// TINYLLAMA_RMSNORM_FWD=warp, a row per warp (rmsnormVecKernel, the default until 2026-11-28),
+// for comparisons; read once per process.
+bool blockRowForward() {
+  static const std::string value = envValue("TINYLLAMA_RMSNORM_FWD");
+  if (!value.empty() && value != "block" && value != "warp")
+    throw Error("TINYLLAMA_RMSNORM_FWD must be unset, block or warp, not '" + value + "'");
+  return value != "warp";
+}
 
 bool aligned(const TensorDesc& t, int bytes) { return (reinterpret_cast<uintptr_t>(t.data) % bytes) == 0; }
 // Alignment the 8-element vector loads need: 16 bytes for bf16, 32 for f32.
@@ -267,6 +273,52 @@ __global__ void rmsnormVecKernel(T* residualOut, T* out, float* rstd, const T* x
     for (int i = 0; i < 8; ++i) a[i] = a[i] * r * wv[i];
     store8(out + row * C + c, a);
   }
+}
+
+// The forward with a row per block (bf16, C = 256 * kWarps: 8 elements per lane, each input
+// read by one 16-byte load per lane, all issued at once): few registers, so 64 warps fit per SM,
+// and at the 1.1B shapes 16,384 short blocks run in 15.5 waves instead of the warp-row kernel's
+// 2,048 blocks of 8 long rows in 1.9 waves, whose part-filled last wave idles SMs. The row's
+// sum of squares goes lanes, then warps in order through shared memory; residualOut is rounded
+// to bf16 before it is squared and normalised, as in rmsnormVecKernel.
+template <int kWarps>
+__global__ void __launch_bounds__(32 * kWarps)
+    rmsnormBlockRowKernel(bf16* residualOut, bf16* out, float* rstd, const bf16* x, const bf16* residual,
+                          const bf16* w, float eps) {
+  constexpr int64_t C = 256 * kWarps;
+  __shared__ float sSum[kWarps];
+  const int warp = threadIdx.y, lane = threadIdx.x;
+  const int64_t at = static_cast<int64_t>(blockIdx.x) * C + (warp * 32 + lane) * 8;
+  Raw8<bf16> v, wr;
+  loadRaw8(x + at, v);
+  loadRaw8(w + (warp * 32 + lane) * 8, wr);
+  float a[8];
+  unpack8(v, a);
+  if (residual) {
+    float b[8];
+    load8(residual + at, b);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) a[i] += b[i];
+    pack8(a, v);
+    storeRaw8(residualOut + at, v);
+    unpack8(v, a);
+  }
+  float ss = 0.0f;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) ss += a[i] * a[i];
+  ss = warpSum(ss);
+  if (lane == 0) sSum[warp] = ss;
+  __syncthreads();
+  ss = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kWarps; ++j) ss += sSum[j];
+  const float r = rsqrtf(ss / static_cast<float>(C) + eps);
+  if (warp == 0 && lane == 0) rstd[blockIdx.x] = r;
+  float wv[8];
+  unpack8(wr, wv);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) a[i] = a[i] * r * wv[i];
+  store8(out + at, a);
 }
 
 template <typename T, typename G, typename D>
@@ -973,23 +1025,36 @@ void embeddingBackward(const TensorDesc& dTable, const TensorDesc& dOut, const T
   TK_LAUNCH_CHECK("embeddingBackward");
 }
 
-// The staged RMSNorm forward (rmsnorm_staged.cu) when chosen and it applies: bf16, 16-byte
-// aligned rows of a width it is compiled for, shared memory for it on this GPU.
-bool rmsnormForwardStagedFor(const TensorDesc* residualOut, const TensorDesc& out, const TensorDesc& rstd,
-                             const TensorDesc& x, const TensorDesc* residual, const TensorDesc& weight, float eps) {
-  if (rowKernels() != RowKernels::Staged || x.dtype != DType::BF16 ||
-      !allAligned({&out, &x, &weight, residual ? residual : &x, residualOut ? residualOut : &x}, 16))
+// rmsnormBlockRowKernel when chosen and it applies (bf16, C = 256, 512, 1024 or 2048, 16-byte
+// aligned); false when not launched.
+bool rmsnormBlockRows(bf16* residualOut, const TensorDesc& out, const TensorDesc& rstd, const TensorDesc& x,
+                      const bf16* residual, const TensorDesc& weight, float eps) {
+  const int64_t C = x.lastDim(), N = x.rows();
+  if (x.dtype != DType::BF16 || !blockRowForward() || N > 0x7fffffff || !allAligned({&out, &x, &weight}, 16) ||
+      reinterpret_cast<uintptr_t>(residual) % 16 != 0 || reinterpret_cast<uintptr_t>(residualOut) % 16 != 0)
     return false;
-  return rmsnormForwardStaged(residualOut ? residualOut->as<bf16>() : nullptr, out.as<bf16>(), rstd.as<float>(),
-                              x.as<bf16>(), residual ? residual->as<bf16>() : nullptr, weight.as<bf16>(), x.rows(),
-                              x.lastDim(), eps);
+  auto launch = [&](auto kernel, int warps) {
+    kernel<<<static_cast<unsigned>(N), dim3(32, warps), 0, stream()>>>(residualOut, out.as<bf16>(), rstd.as<float>(),
+                                                                       x.as<bf16>(), residual, weight.as<bf16>(), eps);
+    return true;
+  };
+  switch (C) {
+    case 256: return launch(rmsnormBlockRowKernel<1>, 1);
+    case 512: return launch(rmsnormBlockRowKernel<2>, 2);
+    case 1024: return launch(rmsnormBlockRowKernel<4>, 4);
+    case 2048: return launch(rmsnormBlockRowKernel<8>, 8);
+    default: return false;
+  }
 }
 
 void rmsnormForward(const TensorDesc& out, const TensorDesc& rstd, const TensorDesc& x,
                     const TensorDesc& weight, float eps) {
   int64_t C = x.lastDim(), N = x.rows();
   if (N == 0) return;
-  if (rmsnormForwardStagedFor(nullptr, out, rstd, x, nullptr, weight, eps)) return;
+  if (rmsnormBlockRows(nullptr, out, rstd, x, nullptr, weight, eps)) {
+    TK_LAUNCH_CHECK("rmsnormForward");
+    return;
+  }
   dim3 block(32, kRowsPerBlock);
   unsigned grid = static_cast<unsigned>((N + kRowsPerBlock - 1) / kRowsPerBlock);
   bool vec = C % 256 == 0 && aligned(out, 32) && aligned(x, 32) && aligned(weight, 32);
@@ -1010,7 +1075,11 @@ void residualRmsnormForward(const TensorDesc& residualOut, const TensorDesc& out
                             const TensorDesc& residual, const TensorDesc& weight, float eps) {
   int64_t C = x.lastDim(), N = x.rows();
   if (N == 0) return;
-  if (rmsnormForwardStagedFor(&residualOut, out, rstd, x, &residual, weight, eps)) return;
+  if (x.dtype == DType::BF16 &&
+      rmsnormBlockRows(residualOut.as<bf16>(), out, rstd, x, residual.as<bf16>(), weight, eps)) {
+    TK_LAUNCH_CHECK("residualRmsnormForward");
+    return;
+  }
   dim3 block(32, kRowsPerBlock);
   unsigned grid = static_cast<unsigned>((N + kRowsPerBlock - 1) / kRowsPerBlock);
   bool vec = C % 256 == 0 && aligned(out, 32) && aligned(x, 32) && aligned(weight, 32) &&
@@ -1089,28 +1158,10 @@ RmsnormBackwardRows rmsnormBackwardRowsFor(const TensorDesc& x, const TensorDesc
   }
 }
 
-// The staged RMSNorm backward (rmsnorm_staged.cu) when chosen and it applies (as for the
-// forward); the number of blocks, whose dW partial rows are in scratch(), or 0.
-int64_t rmsnormBackwardStagedFor(const TensorDesc& dx, const TensorDesc& dOut, const TensorDesc& x,
-                                 const TensorDesc& weight, const TensorDesc& rstd) {
-  if (rowKernels() != RowKernels::Staged || x.dtype != DType::BF16 || dOut.dtype != DType::BF16 ||
-      dx.dtype != DType::BF16 || !allAligned({&dx, &dOut, &x, &weight}, 16))
-    return 0;
-  return rmsnormBackwardStaged(
-      dx.as<bf16>(), [](int64_t floats) { return static_cast<float*>(scratch(static_cast<size_t>(floats) * 4)); },
-      dOut.as<bf16>(), x.as<bf16>(), weight.as<bf16>(), rstd.as<float>(), x.rows(), x.lastDim());
-}
-
 void rmsnormBackward(const TensorDesc& dx, const TensorDesc& dWeight, const TensorDesc& dOut,
                      const TensorDesc& x, const TensorDesc& weight, const TensorDesc& rstd) {
   int64_t C = x.lastDim(), N = x.rows();
   if (N == 0) return;
-  if (int64_t blocks = rmsnormBackwardStagedFor(dx, dOut, x, weight, rstd)) {
-    sumChunksKernel<<<static_cast<unsigned>((C + kSumCols - 1) / kSumCols), dim3(kSumCols, kSumRows), 0,
-                      stream()>>>(dWeight.as<float>(), static_cast<const float*>(scratch(0)) /* the partials */, blocks, C);
-    TK_LAUNCH_CHECK("rmsnormBackward");
-    return;
-  }
   dim3 block(32, kRowsPerBlock);
   unsigned grid = static_cast<unsigned>((N + kRowsPerBlock - 1) / kRowsPerBlock);
   bool vec = C % 256 == 0 && aligned(dx, 32) && aligned(dOut, 32) && aligned(x, 32) && aligned(weight, 32);

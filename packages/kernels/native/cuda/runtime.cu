@@ -41,7 +41,6 @@ void* growScratch(int which, size_t bytes) {
 
 cudaStream_t stream() { return state().stream; }
 int smCount() { return state().prop.multiProcessorCount; }
-size_t sharedMemoryPerBlockOptin() { return state().prop.sharedMemPerBlockOptin; }
 void* scratch(size_t bytes) { return growScratch(0, bytes); }
 void* scratch2(size_t bytes) { return growScratch(1, bytes); }
 void* ropeTableScratch(size_t bytes) { return growScratch(2, bytes); }
