@@ -25,18 +25,20 @@ constexpr int kRowsPerBlock = 8;  // warps per block for row kernels
 // backward 2,366 GB/s two-pass, 2,592-2,734 with a row per warp (regs), 3,016-3,059 with a row per
 // pair of warps (split), 3,272 with a row per block of four warps (quad, the default: a quarter
 // of the registers per warp, 28 warps per SM instead of 12); cross-entropy 3,049 -> 4,009 GB/s
-// (0.688 -> 0.523 ms). TINYLLAMA_ROW_KERNELS=split, regs or two-pass keeps an earlier kernel, for
-// comparisons; read once per process.
-enum class RowKernels { TwoPass, Regs, Split, Quad, Invalid };
+// (0.688 -> 0.523 ms). The RMSNorm backward's default is now a row per block of 8 warps
+// (rmsnormBackwardBlockRowKernel); TINYLLAMA_ROW_KERNELS=quad, split, regs or two-pass keeps an
+// earlier kernel, for comparisons; read once per process.
+enum class RowKernels { TwoPass, Regs, Split, Quad, Block, Invalid };
 RowKernels rowKernels() {
   static const std::string value = envValue("TINYLLAMA_ROW_KERNELS");
-  static const RowKernels choice = value.empty() || value == "quad" ? RowKernels::Quad
+  static const RowKernels choice = value.empty() || value == "block" ? RowKernels::Block
+                                   : value == "quad"                ? RowKernels::Quad
                                    : value == "split"               ? RowKernels::Split
                                    : value == "regs"                ? RowKernels::Regs
                                    : value == "two-pass"            ? RowKernels::TwoPass
                                                                     : RowKernels::Invalid;
   if (choice == RowKernels::Invalid)
-    throw Error("TINYLLAMA_ROW_KERNELS must be unset, quad, split, regs or two-pass, not '" + value + "'");
+    throw Error("TINYLLAMA_ROW_KERNELS must be unset, block, quad, split, regs or two-pass, not '" + value + "'");
   return choice;
 }
 bool registerRowKernels() { return rowKernels() != RowKernels::TwoPass; }
@@ -507,6 +509,60 @@ __global__ void __launch_bounds__(32 * kDwFusedWarps, kMinBlocks)
   }
   __syncthreads();
   writeDwPartial<kGroups>(partial, sDw, C);
+}
+
+// The backward with a row per block, as the forward's rmsnormBlockRowKernel (bf16, C = 256 *
+// kWarps, 8 columns per lane): a lane keeps its 8 columns of w and of the dW sum in registers
+// for the whole kernel, and loads a row's x, dOut and dx at once (48 bytes in flight per lane:
+// one memory latency per row where the register-row kernels above wait twice, for x and dOut
+// and then for dx). The row's dot product goes lanes, then warps in order through shared memory
+// (double-buffered by row parity: one barrier per row). The grid is one wave of resident
+// blocks, each taking `rows` consecutive rows; partial[block] comes straight from the lanes'
+// dW registers (a column belongs to one lane of the block).
+template <int kWarps, int kMinBlocks>
+__global__ void __launch_bounds__(32 * kWarps, kMinBlocks)
+    rmsnormBackwardBlockRowKernel(bf16* dx, float* partial, const bf16* dOut, const bf16* x, const bf16* w,
+                                  const float* rstd, int64_t N, int64_t rows) {
+  constexpr int64_t C = 256 * kWarps;
+  __shared__ float sDot[2][kWarps];
+  const int warp = threadIdx.y, lane = threadIdx.x;
+  const int64_t col = (warp * 32 + lane) * 8;
+  Raw8<bf16> wr;
+  loadRaw8(w + col, wr);
+  float dw[8] = {};
+  const int64_t n0 = static_cast<int64_t>(blockIdx.x) * rows, n1 = min(N, n0 + rows);
+  int parity = 0;
+  for (int64_t row = n0; row < n1; ++row) {
+    Raw8<bf16> xs, gs, ds;
+    loadRaw8(x + row * C + col, xs);
+    loadRaw8(dOut + row * C + col, gs);
+    loadRaw8(dx + row * C + col, ds);
+    const float r = rstd[row];
+    float xv[8], gv[8], wv[8];
+    unpack8(xs, xv);
+    unpack8(gs, gv);
+    unpack8(wr, wv);
+    float dot = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) dot += gv[i] * wv[i] * xv[i];
+    dot = warpSum(dot);
+    if (lane == 0) sDot[parity][warp] = dot;
+    __syncthreads();
+    dot = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kWarps; ++j) dot += sDot[parity][j];
+    parity ^= 1;
+    const float k = r * r * r * dot / static_cast<float>(C);
+    float dv[8];
+    unpack8(ds, dv);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      dv[i] += r * gv[i] * wv[i] - k * xv[i];
+      dw[i] += gv[i] * xv[i] * r;
+    }
+    store8(dx + row * C + col, dv);
+  }
+  store8(partial + static_cast<int64_t>(blockIdx.x) * C + col, dw);
 }
 
 // ---------------------------------------------------------------- rope
@@ -1117,21 +1173,36 @@ int residentBlocksPerSm(const void* kernel, int threads, size_t smem) {
   return perSm;
 }
 
-// The register-row RMSNorm backward (rmsnormBackwardRowsKernel) for this call, or nullptr:
-// not two-pass, all three tensors bf16 (a row of f32 would need twice the registers) and C one
-// of the compiled widths.
+// The block-row or register-row RMSNorm backward (rmsnormBackwardBlockRowKernel,
+// rmsnormBackwardRowsKernel) for this call, or nullptr: not two-pass, all three tensors bf16 (a
+// row of f32 would need twice the registers) and C one of the compiled widths. `warps` and `smem`
+// get the kernel's block size and dynamic shared memory.
 using RmsnormBackwardRows = void (*)(bf16*, float*, const bf16*, const bf16*, const bf16*, const float*, int64_t,
                                      int64_t);
 RmsnormBackwardRows rmsnormBackwardRowsFor(const TensorDesc& x, const TensorDesc& dOut, const TensorDesc& dx,
-                                           int64_t C, size_t& smem) {
+                                           int64_t C, int& warps, size_t& smem) {
   const RowKernels choice = rowKernels();
   if (choice == RowKernels::TwoPass || x.dtype != DType::BF16 || dOut.dtype != DType::BF16 ||
       dx.dtype != DType::BF16)
     return nullptr;
+  if (choice == RowKernels::Block) {
+    // Blocks per SM as bounds: at C = 2048, 40 warps per SM at 48 registers (ptxas: no spills;
+    // 72 registers unbounded; 48 warps per SM spilled 36 bytes, 56 spilled 72)
+    smem = 0;
+    warps = static_cast<int>(C / 256);
+    switch (C) {
+      case 256: return rmsnormBackwardBlockRowKernel<1, 32>;
+      case 512: return rmsnormBackwardBlockRowKernel<2, 20>;
+      case 1024: return rmsnormBackwardBlockRowKernel<4, 10>;
+      case 2048: return rmsnormBackwardBlockRowKernel<8, 5>;
+      default: break;
+    }
+  }
+  warps = kDwFusedWarps;
   // Blocks per SM as bounds: at C = 2048 a row per warp takes 168 registers with three (four
   // spilled 116 bytes), pairs 96 with five (8 bytes spilled), the whole block 72 with seven
   // (eight spilled 44 bytes).
-  if (choice == RowKernels::Quad && C % 1024 == 0 && C <= 2048) {
+  if ((choice == RowKernels::Quad || choice == RowKernels::Block) && C % 1024 == 0 && C <= 2048) {
     smem = static_cast<size_t>(C) * sizeof(float);  // one row of dW for the block's four warps
     switch (C) {
       case 1024: return rmsnormBackwardRowsKernel<4, 1, 8>;
@@ -1140,7 +1211,8 @@ RmsnormBackwardRows rmsnormBackwardRowsFor(const TensorDesc& x, const TensorDesc
     }
   }
   // pairs for the default's other width (512), or when chosen
-  if ((choice == RowKernels::Split || choice == RowKernels::Quad) && C % 512 == 0 && C <= 2048) {
+  if ((choice == RowKernels::Split || choice == RowKernels::Quad || choice == RowKernels::Block) && C % 512 == 0 &&
+      C <= 2048) {
     smem = static_cast<size_t>(C) * 2 * sizeof(float);  // a row of dW per pair of warps
     switch (C) {
       case 512: return rmsnormBackwardRowsKernel<2, 1, 5>;
@@ -1169,24 +1241,25 @@ void rmsnormBackward(const TensorDesc& dx, const TensorDesc& dWeight, const Tens
   bool fused = vec && fusedSmem <= 48 * 1024;
   int64_t rows = kDwRowChunk;
   RmsnormBackwardRows rowsKernel = nullptr;
+  int rowsWarps = kDwFusedWarps;
   if (fused) {
     // The fused grid is one full wave of resident blocks: at 8 x 2048 rows of 2048 the fixed
     // 32-row chunks filled 0.65 of a wave (2,261 GB/s on an H200) and 16-row chunks made a
     // part-filled second wave (2,043 GB/s); one wave measured 2,371 GB/s (2026-11-28, run 11).
     // dW's summation order therefore follows the GPU's SM count: same GPU model, same bits.
     // Resident blocks per SM depend on the kernel and its shared memory (C): asked once per pair.
-    rowsKernel = rmsnormBackwardRowsFor(x, dOut, dx, C, fusedSmem);
+    rowsKernel = rmsnormBackwardRowsFor(x, dOut, dx, C, rowsWarps, fusedSmem);
     int64_t slots = static_cast<int64_t>(residentBlocksPerSm(
                         rowsKernel ? reinterpret_cast<const void*>(rowsKernel)
                                    : reinterpret_cast<const void*>(&rmsnormBackwardFusedKernel<bf16, bf16, bf16>),
-                        32 * kDwFusedWarps, fusedSmem)) *
+                        32 * rowsWarps, fusedSmem)) *
                     smCount();
     rows = (N + slots - 1) / slots;
   }
   int64_t chunks = (N + rows - 1) / rows;
   auto* partial = static_cast<float*>(scratch(static_cast<size_t>(chunks * C) * 4));
   if (rowsKernel) {
-    rowsKernel<<<static_cast<unsigned>(chunks), dim3(32, kDwFusedWarps), fusedSmem, stream()>>>(
+    rowsKernel<<<static_cast<unsigned>(chunks), dim3(32, rowsWarps), fusedSmem, stream()>>>(
         dx.as<bf16>(), partial, dOut.as<bf16>(), x.as<bf16>(), weight.as<bf16>(), rstd.as<float>(), N, rows);
   } else {
     dispatchFloat(x.dtype, [&](auto xt) {
