@@ -360,7 +360,7 @@ for name, us in ours["overhead"].items():
     lines.append(f"- {name}: {us:.2f} us")
 lines.append(f"- torch eager tiny.mul_(1.0): host time per call: {torch_overhead:.2f} us")
 lines.append("- torch wgrad rows time a bf16-output GEMM (torch has no bf16 x bf16 -> f32 += GEMM); ours accumulate in f32.")
-lines.append("- torch backward rows are autograd (fwd+bwd) minus fwd; attention rows are torch's scaled_dot_product_attention (flash).")
+lines.append("- torch backward rows are autograd (fwd+bwd) minus fwd; attention rows are torch's scaled_dot_product_attention with the backend torch picks (cuDNN on Hopper with torch 2.11; attention_table.py times flash separately).")
 for note in compile_notes:
     lines.append(f"- torch.compile {note}")
 md = "\n".join(lines)
