@@ -23,11 +23,12 @@ constexpr int kRowsPerBlock = 8;  // warps per block for row kernels
 // row issued before the first use): the RMSNorm backward and the cross-entropy, where the
 // two-pass kernels re-read the row from L1/L2. On an H200 at the 1.1B shapes (2026-11-28): RMSNorm
 // backward 2,366 GB/s two-pass, 2,592-2,734 with a row per warp (regs), 3,016-3,059 with a row per
-// pair of warps (split), 3,272 with a row per block of four warps (quad, the default: a quarter
-// of the registers per warp, 28 warps per SM instead of 12); cross-entropy 3,049 -> 4,009 GB/s
-// (0.688 -> 0.523 ms). The RMSNorm backward's default is now a row per block of 8 warps
-// (rmsnormBackwardBlockRowKernel); TINYLLAMA_ROW_KERNELS=quad, split, regs or two-pass keeps an
-// earlier kernel, for comparisons; read once per process.
+// pair of warps (split), 3,263-3,272 with a row per block of four warps (quad: a quarter of the
+// registers per warp, 28 warps per SM instead of 12); cross-entropy 3,049 -> 4,009 GB/s (0.688 ->
+// 0.523 ms). The RMSNorm backward's default is a row per block of 8 warps that keeps only 8
+// columns per lane in registers (rmsnormBackwardBlockRowKernel, 3,414-3,445 GB/s, 40 warps per
+// SM); TINYLLAMA_ROW_KERNELS=quad, split, regs or two-pass keeps an earlier kernel, for
+// comparisons; read once per process.
 enum class RowKernels { TwoPass, Regs, Split, Quad, Block, Invalid };
 RowKernels rowKernels() {
   static const std::string value = envValue("TINYLLAMA_ROW_KERNELS");
