@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# GPU machine: Nsight Compute on the kernels still under their targets (attention against SDPA,
-# RMSNorm backward and cross-entropy against 80% of copy bandwidth), one kernel launch each at
+# GPU machine: Nsight Compute on the memory-bound kernels nearest their target (80% of copy
+# bandwidth: RoPE, the RMSNorm backward; 2026-11-28) and a few others, one kernel launch each at
 # the 1.1B shapes of tools/bench/kernels/bench.ts. Clocks are left alone (--clock-control none,
 # as the device notes ask), so durations match the benchmark's. One text report per kernel in
 # $OUT (default /tmp/ncu): speed of light, memory workload, occupancy, launch, warp stall and
@@ -29,9 +29,12 @@ profile() {
   occ=$(grep -m1 -E "^ +Achieved Occupancy" "$out/ncu-$name.txt" | awk '{print $NF"%"}')
   echo "ncu $name ($kernel): rc=$rc, duration $dur, DRAM throughput $dram, achieved occupancy $occ"
 }
-profile rmsnorm-bwd "rmsnorm bwd" "rmsnormBackward(Fused|Rows)"
+profile rope "rope fwd" "rope(Vec)?Kernel"
+profile rmsnorm-fwd "residual + rmsnorm fwd" "rmsnorm(BlockRow|Vec)Kernel"
+profile rmsnorm-bwd "rmsnorm bwd" "rmsnormBackward(Fused|Rows|BlockRow)"
 profile rmsnorm-bwd-sum "rmsnorm bwd" sumChunks
 profile cross-entropy "cross-entropy" "crossEntropy(Vec|Regs)"
+# the mma attention kernels run only with TINYLLAMA_ATTENTION=mma (cuDNN's are the default)
 profile attention-fwd "attention fwd" mmaForward2
 profile attention-dkv "attention bwd" mmaDkv2
 profile attention-dq "attention bwd" mmaDqKernel
