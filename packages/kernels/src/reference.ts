@@ -194,12 +194,16 @@ export function adamwRef(
   return { w: W, m: Mo, v: Vo };
 }
 
+// One f32 slot viewed as bits, shared by every roundBf16 call: a new typed array per call made
+// the rounding of test inputs 70% of kernels-check's time (17.7 of 25 s, CPU profile).
+const bf16Slot = new Float32Array(1);
+const bf16Bits = new Uint32Array(bf16Slot.buffer);
+
 /** bf16 rounding (round to nearest even) of an f32 value, as the backends do. */
 export function roundBf16(x: number): number {
-  const f = new Float32Array([x]);
-  const u = new Uint32Array(f.buffer);
-  const bits = u[0]!;
+  bf16Slot[0] = x;
+  const bits = bf16Bits[0]!;
   if ((bits & 0x7fffffff) > 0x7f800000) return x;
-  u[0] = ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) << 16;
-  return f[0]!;
+  bf16Bits[0] = ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) << 16;
+  return bf16Slot[0]!;
 }
