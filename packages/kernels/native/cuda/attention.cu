@@ -90,19 +90,16 @@ void checkAttentionEnv() {
 // mma backward with one stderr line saying why. cudnn-ws: that graph or an error. cudnn: dQ
 // accumulated by cuDNN with atomics (1.17 ms, not bitwise repeatable). mma: the mma backward
 // only. Read once per process; anything else is an error at every call, like TINYLLAMA_ATTENTION.
-enum class CudnnBwd { Auto, Off, Atomic, DpWorkspace, Invalid };
+enum class CudnnBwd { Auto, Off, Atomic, DpWorkspace };
 CudnnBwd cudnnBackwardChoice() {
-  static const std::string value = envValue("TINYLLAMA_ATTENTION_BWD");
-  static const CudnnBwd choice = value.empty()         ? CudnnBwd::Auto
-                                 : value == "mma"      ? CudnnBwd::Off
-                                 : value == "cudnn"    ? CudnnBwd::Atomic
-                                 : value == "cudnn-ws" ? CudnnBwd::DpWorkspace
-                                                       : CudnnBwd::Invalid;
-  if (choice == CudnnBwd::Invalid)
-    throw Error("TINYLLAMA_ATTENTION_BWD must be unset, cudnn-ws, cudnn or mma, got \"" + value + "\"");
+  static const CudnnBwd choice = [] {
+    constexpr CudnnBwd named[] = {CudnnBwd::DpWorkspace, CudnnBwd::Atomic, CudnnBwd::Off};
+    int i = settingChoice("TINYLLAMA_ATTENTION_BWD", {"cudnn-ws", "cudnn", "mma"});
+    return i < 0 ? CudnnBwd::Auto : named[i];
+  }();
 #ifndef TK_WITH_CUDNN
   if (choice == CudnnBwd::Atomic || choice == CudnnBwd::DpWorkspace)
-    throw Error("TINYLLAMA_ATTENTION_BWD=" + value +
+    throw Error(std::string("TINYLLAMA_ATTENTION_BWD=") + (choice == CudnnBwd::Atomic ? "cudnn" : "cudnn-ws") +
                 ", but this CUDA addon was built without cuDNN (set CUDNN_HOME and rebuild)");
 #endif
   return choice;

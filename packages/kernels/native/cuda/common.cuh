@@ -6,6 +6,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <initializer_list>
 #include <string>
 
 #include "../common/backend.h"
@@ -39,6 +40,10 @@ void* ropeTableScratch(size_t bytes);
 // An environment variable's value, "" when unset (the settings that pick kernels; callers keep
 // it in a static, so each is read once per process).
 std::string envValue(const char* name);
+// A kernel-choice setting: -1 when unset, else the index of its value in `values`; any other value
+// throws an Error naming the setting, its choices and the value. Callers keep the result in a
+// static (read once per process; a throwing initialiser runs again, so a bad value fails every call).
+int settingChoice(const char* name, std::initializer_list<const char*> values);
 int* errorFlag();
 
 enum ErrorCode : int { kNoError = 0, kBadTokenId = 1, kBadTarget = 2, kBadDecodeMeta = 3 };

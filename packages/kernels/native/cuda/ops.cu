@@ -29,17 +29,14 @@ constexpr int kRowsPerBlock = 8;  // warps per block for row kernels
 // columns per lane in registers (rmsnormBackwardBlockRowKernel, 3,414-3,445 GB/s, 40 warps per
 // SM); TINYLLAMA_ROW_KERNELS=quad, split, regs or two-pass keeps an earlier kernel, for
 // comparisons; read once per process.
-enum class RowKernels { TwoPass, Regs, Split, Quad, Block, Invalid };
+enum class RowKernels { TwoPass, Regs, Split, Quad, Block };
 RowKernels rowKernels() {
-  static const std::string value = envValue("TINYLLAMA_ROW_KERNELS");
-  static const RowKernels choice = value.empty() || value == "block" ? RowKernels::Block
-                                   : value == "quad"                ? RowKernels::Quad
-                                   : value == "split"               ? RowKernels::Split
-                                   : value == "regs"                ? RowKernels::Regs
-                                   : value == "two-pass"            ? RowKernels::TwoPass
-                                                                    : RowKernels::Invalid;
-  if (choice == RowKernels::Invalid)
-    throw Error("TINYLLAMA_ROW_KERNELS must be unset, block, quad, split, regs or two-pass, not '" + value + "'");
+  static const RowKernels choice = [] {
+    constexpr RowKernels named[] = {RowKernels::Block, RowKernels::Quad, RowKernels::Split, RowKernels::Regs,
+                                    RowKernels::TwoPass};
+    int i = settingChoice("TINYLLAMA_ROW_KERNELS", {"block", "quad", "split", "regs", "two-pass"});
+    return i < 0 ? RowKernels::Block : named[i];
+  }();
   return choice;
 }
 bool registerRowKernels() { return rowKernels() != RowKernels::TwoPass; }
@@ -49,20 +46,16 @@ bool registerRowKernels() { return rowKernels() != RowKernels::TwoPass; }
 // over at most 16 blocks per SM. An experiment for the next GPU call (RoPE is the memory-bound op
 // closest to its 80% target: 80.5-81.3% of copy bandwidth on an H200); read once per process.
 bool wideRope() {
-  static const std::string value = envValue("TINYLLAMA_ROPE");
-  if (!value.empty() && value != "wide")
-    throw Error("TINYLLAMA_ROPE must be unset or wide, not '" + value + "'");
-  return value == "wide";
+  static const bool wide = settingChoice("TINYLLAMA_ROPE", {"wide"}) == 0;
+  return wide;
 }
 
 // The RMSNorm forward: a row per block (rmsnormBlockRowKernel, the default where it applies) or
 // TINYLLAMA_RMSNORM_FWD=warp, a row per warp (rmsnormVecKernel, the default until 2026-11-28),
 // for comparisons; read once per process.
 bool blockRowForward() {
-  static const std::string value = envValue("TINYLLAMA_RMSNORM_FWD");
-  if (!value.empty() && value != "block" && value != "warp")
-    throw Error("TINYLLAMA_RMSNORM_FWD must be unset, block or warp, not '" + value + "'");
-  return value != "warp";
+  static const bool block = settingChoice("TINYLLAMA_RMSNORM_FWD", {"block", "warp"}) != 1;
+  return block;
 }
 
 bool aligned(const TensorDesc& t, int bytes) { return (reinterpret_cast<uintptr_t>(t.data) % bytes) == 0; }
@@ -1153,8 +1146,7 @@ void residualRmsnormForward(const TensorDesc& residualOut, const TensorDesc& out
                             const TensorDesc& residual, const TensorDesc& weight, float eps) {
   int64_t C = x.lastDim(), N = x.rows();
   if (N == 0) return;
-  if (x.dtype == DType::BF16 &&
-      rmsnormBlockRows(residualOut.as<bf16>(), out, rstd, x, residual.as<bf16>(), weight, eps)) {
+  if (rmsnormBlockRows(residualOut.as<bf16>(), out, rstd, x, residual.as<bf16>(), weight, eps)) {
     TK_LAUNCH_CHECK("residualRmsnormForward");
     return;
   }

@@ -49,6 +49,17 @@ std::string envValue(const char* name) {
   const char* e = std::getenv(name);
   return e ? e : "";
 }
+int settingChoice(const char* name, std::initializer_list<const char*> values) {
+  const std::string value = envValue(name);
+  if (value.empty()) return -1;
+  std::string choices = "unset";
+  int i = 0;
+  for (const char* v : values) {
+    if (value == v) return i;
+    choices += (++i == static_cast<int>(values.size()) ? " or " : ", ") + std::string(v);
+  }
+  throw Error(std::string(name) + " must be " + choices + ", not '" + value + "'");
+}
 
 }  // namespace tk::cuda
 
