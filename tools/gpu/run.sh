@@ -39,7 +39,7 @@ elif rm -rf "$build" && # always from scratch: a warm machine keeps /tmp, and ca
   cmake -S packages/kernels/native -B "$build" -DCMAKE_BUILD_TYPE=Release \
   -DNODE_API_HEADERS_DIR="$PWD/.gpu/headers/node-api-headers" \
   -DNODE_ADDON_API_DIR="$PWD/.gpu/headers/node-addon-api" -DTINYLLAMA_CUDA=ON \
-  -DCUDNN_INCLUDE_DIR="$(python3 -c 'import nvidia.cudnn, os; print(os.path.join(nvidia.cudnn.__path__[0], "include"))' 2>/dev/null)" \
+  -DCUDNN_INCLUDE_DIR="$(bash tools/gpu/cudnn-include-dir.sh)" \
   >"$out/build.log" 2>&1 &&
   timeout 240 cmake --build "$build" -j "$(nproc)" >>"$out/build.log" 2>&1; then
   status[build]="ok ($((SECONDS - t0)) s)"

@@ -46,7 +46,7 @@ else
       -DCMAKE_CUDA_ARCHITECTURES="${TK_ARCH:-90}" \
       -DNODE_API_HEADERS_DIR="$PWD/.gpu/headers/node-api-headers" \
       -DNODE_ADDON_API_DIR="$PWD/.gpu/headers/node-addon-api" -DTINYLLAMA_CUDA=ON \
-      -DCUDNN_INCLUDE_DIR="$(python3 -c 'import nvidia.cudnn, os; print(os.path.join(nvidia.cudnn.__path__[0], "include"))' 2>/dev/null)" \
+      -DCUDNN_INCLUDE_DIR="$(bash tools/gpu/cudnn-include-dir.sh)" \
       "$@" >>"$logs/build.log" 2>&1 &&
       timeout 240 cmake --build "$build" -j "$(nproc)" >>"$logs/build.log" 2>&1
   }
