@@ -193,7 +193,7 @@ export const TRAIN_FLAGS: FlagSpec[] = [
     name: "peak-tflops",
     type: "number",
     min: 0,
-    help: "device peak bf16 TFLOP/s for MFU",
+    help: "peak bf16 TFLOP/s of one device, for MFU (divided among all ranks)",
     defaultText: "989 (H100 SXM) on CUDA",
   },
   {

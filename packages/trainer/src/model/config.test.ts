@@ -3,6 +3,7 @@ import {
   fromHfConfig,
   MODEL_CONFIGS,
   modelConfig,
+  modelFlopsUtilization,
   parameterCount,
   parameterSpecs,
   toHfConfig,
@@ -22,6 +23,16 @@ describe("model configs", () => {
       256, 2048,
     ]);
     expect(specs.find((s) => s.name === "lm_head.weight")?.shape).toEqual([32000, 2048]);
+  });
+
+  it("MFU divides the job's rate among its devices (4 GPUs at the 1-GPU rate each read as that GPU's MFU)", () => {
+    const c = modelConfig("tinyllama-1.1b");
+    const perToken = trainFlopsPerToken(c, 2048);
+    const one = modelFlopsUtilization(48_200, perToken, 989e12, 1);
+    expect(one).toBeCloseTo(0.3486, 3);
+    expect(modelFlopsUtilization(4 * 48_200, perToken, 989e12, 4)).toBeCloseTo(one, 12);
+    expect(() => modelFlopsUtilization(1, perToken, 989e12, 0)).toThrow(/whole number of devices/);
+    expect(() => modelFlopsUtilization(1, perToken, 0, 1)).toThrow(/positive peak/);
   });
 
   it("every registered config is valid and keeps the 32000-token vocabulary", () => {

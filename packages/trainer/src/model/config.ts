@@ -181,6 +181,25 @@ export function trainFlopsPerToken(c: LlamaConfig, seqLen: number): number {
   return 6 * parameterCount(c) + 6 * c.numLayers * c.hiddenSize * seqLen;
 }
 
+/**
+ * Model FLOPs utilisation: achieved training FLOP/s over the peak of every device that produced
+ * them. `tokensPerSec` is the whole job's rate, so the peak is one device's times `devices`
+ * (without that, 4 GPUs at 50% each read as 200%).
+ */
+export function modelFlopsUtilization(
+  tokensPerSec: number,
+  flopsPerToken: number,
+  peakFlopsPerDevice: number,
+  devices: number,
+): number {
+  if (!(peakFlopsPerDevice > 0) || !Number.isInteger(devices) || devices < 1) {
+    throw new Error(
+      `MFU needs a positive peak and a whole number of devices, got ${peakFlopsPerDevice} and ${devices}`,
+    );
+  }
+  return (tokensPerSec * flopsPerToken) / (peakFlopsPerDevice * devices);
+}
+
 /** The Hugging Face `config.json` for LlamaForCausalLM. */
 export function toHfConfig(c: LlamaConfig): Record<string, unknown> {
   return {

@@ -31,7 +31,12 @@ import {
   truncateMetrics,
 } from "../metrics/metrics.js";
 import { plotRun } from "../metrics/plot.js";
-import { type LlamaConfig, parameterCount, trainFlopsPerToken } from "../model/config.js";
+import {
+  type LlamaConfig,
+  modelFlopsUtilization,
+  parameterCount,
+  trainFlopsPerToken,
+} from "../model/config.js";
 import { type Backend, formatProfile, type OpTiming, profiled } from "../model/kernels.js";
 import { LlamaModel } from "../model/llama.js";
 import { TINYLLAMA_ADAMW } from "../optim/adamw.js";
@@ -72,7 +77,7 @@ export interface RunOptions {
   maxBadSteps: number;
   /** Progress line at most every this many seconds (and at the first and last step). */
   logSeconds: number;
-  /** Peak FLOP/s of the device for MFU; null when unknown (CPU). */
+  /** Peak FLOP/s of one device for MFU (the job has worldSize of them); null when unknown (CPU). */
   peakFlops: number | null;
   /** Distributed: reduce gradients while backward runs (ShardedOptions.overlapComm). */
   overlapComm?: boolean;
@@ -537,7 +542,9 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
           lastLoss = r.loss;
         }
         const tokensPerSec = batchTokens / dt;
-        const mfu = o.peakFlops ? (tokensPerSec * flopsPerToken) / o.peakFlops : null;
+        const mfu = o.peakFlops
+          ? modelFlopsUtilization(tokensPerSec, flopsPerToken, o.peakFlops, worldSize)
+          : null;
         metrics?.write({
           kind: "train",
           stage: spec.dirName,
