@@ -58,9 +58,6 @@ if (process.argv.includes("--env-probe")) {
   attempt("rmsnormForward", () =>
     cuda.rmsnormForward(bf([4, 2048]), f32([4]), bf([4, 2048]), bf([2048]), 1e-5),
   );
-  attempt("ropeForward", () =>
-    cuda.ropeForward(bf([1, 4, 2, 64]), bf([1, 4, 2, 64]), { base: 10000, positionOffset: 0 }),
-  );
   attempt("crossEntropy", () =>
     cuda.crossEntropy(f32([2]), bf([2, 64]), cuda.fromHost(new Int32Array([1, 2]), [2], "i32"), {
       computeGrad: true,
@@ -211,7 +208,6 @@ if (target === "cuda" && !quick) {
     ["TINYLLAMA_ATTENTION_BWD", "attentionBackward"],
     ["TINYLLAMA_ROW_KERNELS", "rmsnormBackward"],
     ["TINYLLAMA_RMSNORM_FWD", "rmsnormForward"],
-    ["TINYLLAMA_ROPE", "ropeForward"],
   ] as const) {
     const child = spawnSync(process.execPath, [process.argv[1] ?? "", "--env-probe"], {
       env: { ...process.env, [name]: "no-such-kernel" },

@@ -41,15 +41,6 @@ RowKernels rowKernels() {
 }
 bool registerRowKernels() { return rowKernels() != RowKernels::TwoPass; }
 
-// TINYLLAMA_ROPE=wide: RoPE with two 8-pair chunks per thread, all loads before the stores, and a
-// grid of all the work (ropeVecKernel<T, 2>); unset: one chunk per step of a grid-stride loop
-// over at most 16 blocks per SM. An experiment for the next GPU call (RoPE is the memory-bound op
-// closest to its 80% target: 80.5-81.3% of copy bandwidth on an H200); read once per process.
-bool wideRope() {
-  static const bool wide = settingChoice("TINYLLAMA_ROPE", {"wide"}) == 0;
-  return wide;
-}
-
 // The RMSNorm forward: a row per block (rmsnormBlockRowKernel, the default where it applies) or
 // TINYLLAMA_RMSNORM_FWD=warp, a row per warp (rmsnormVecKernel, the default until 2026-11-28),
 // for comparisons; read once per process.
@@ -608,40 +599,30 @@ __global__ void ropeKernel(T* out, const T* x, const float2* table, int64_t rows
 // Vectorised form: a thread rotates 8 adjacent pairs (one 16-byte load of each half for bf16),
 // with 32-bit index math (the scalar kernel's three 64-bit divisions per pair made it
 // instruction-bound at 19% of copy bandwidth). Same expressions per element. Needs
-// half % (8 * kChunks) == 0, 16/32-byte aligned rows, rows * half / 8 < 2^32. kChunks > 1: a
-// thread takes that many adjacent 8-pair chunks of one row per step and loads them all before
-// its first store (in place, out == x, the compiler cannot move a step's loads above the
-// previous step's stores, so one chunk per step keeps only 32 bytes per thread in flight).
-template <typename T, int kChunks>
+// half % 8 == 0, 16/32-byte aligned rows, rows * half / 8 < 2^32.
+template <typename T>
 __global__ void ropeVecKernel(T* out, const T* x, const float2* table, uint32_t rows, uint32_t T_,
                               uint32_t H, uint32_t half, float sign) {
-  uint32_t groups = half / (8 * kChunks), total = rows * groups;
+  uint32_t chunks = half / 8, total = rows * chunks;
   for (uint32_t idx = blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += gridDim.x * blockDim.x) {
-    uint32_t row = idx / groups, i0 = (idx - row * groups) * 8 * kChunks;
+    uint32_t row = idx / chunks, i0 = (idx - row * chunks) * 8;
     uint32_t t = (row / H) % T_;
     int64_t base = static_cast<int64_t>(row) * 2 * half + i0;
-    float x1[kChunks][8], x2[kChunks][8];
+    float x1[8], x2[8], y1[8], y2[8];
+    load8(x + base, x1);
+    load8(x + base + half, x2);
+    const float4* cs = reinterpret_cast<const float4*>(table + static_cast<int64_t>(t) * half + i0);
 #pragma unroll
-    for (int c = 0; c < kChunks; ++c) {
-      load8(x + base + 8 * c, x1[c]);
-      load8(x + base + half + 8 * c, x2[c]);
+    for (int k = 0; k < 4; ++k) {
+      float4 v = cs[k];  // (cos, sin) of pairs 2k and 2k + 1
+      float c0 = v.x, s0 = v.y * sign, c1 = v.z, s1 = v.w * sign;
+      y1[2 * k] = x1[2 * k] * c0 - x2[2 * k] * s0;
+      y2[2 * k] = x2[2 * k] * c0 + x1[2 * k] * s0;
+      y1[2 * k + 1] = x1[2 * k + 1] * c1 - x2[2 * k + 1] * s1;
+      y2[2 * k + 1] = x2[2 * k + 1] * c1 + x1[2 * k + 1] * s1;
     }
-#pragma unroll
-    for (int c = 0; c < kChunks; ++c) {
-      float y1[8], y2[8];
-      const float4* cs = reinterpret_cast<const float4*>(table + static_cast<int64_t>(t) * half + i0 + 8 * c);
-#pragma unroll
-      for (int k = 0; k < 4; ++k) {
-        float4 v = cs[k];  // (cos, sin) of pairs 2k and 2k + 1
-        float c0 = v.x, s0 = v.y * sign, c1 = v.z, s1 = v.w * sign;
-        y1[2 * k] = x1[c][2 * k] * c0 - x2[c][2 * k] * s0;
-        y2[2 * k] = x2[c][2 * k] * c0 + x1[c][2 * k] * s0;
-        y1[2 * k + 1] = x1[c][2 * k + 1] * c1 - x2[c][2 * k + 1] * s1;
-        y2[2 * k + 1] = x2[c][2 * k + 1] * c1 + x1[c][2 * k + 1] * s1;
-      }
-      store8(out + base + 8 * c, y1);
-      store8(out + base + half + 8 * c, y2);
-    }
+    store8(out + base, y1);
+    store8(out + base + half, y2);
   }
 }
 
@@ -1332,18 +1313,12 @@ void rope(const TensorDesc& out, const TensorDesc& x, float base, int64_t positi
     cached = TableKey{T_, D, positionOffset, base};
   }
   bool vec = half % 8 == 0 && rows * (half / 8) < (int64_t{1} << 32) && allAligned({&x, &out}, vecAlign(x.dtype));
-  bool wide = wideRope() && vec && half % 16 == 0;  // the setting is checked on every call
   dispatchFloat(x.dtype, [&](auto tag) {
     using E = decltype(tag);
-    const uint32_t r32 = static_cast<uint32_t>(rows), t32 = static_cast<uint32_t>(T_), h32 = static_cast<uint32_t>(H),
-                   half32 = static_cast<uint32_t>(half);
-    const float sign = inverse ? -1.0f : 1.0f;
-    if (wide)  // every thread one step: a grid of all the work, not a capped grid-stride loop
-      ropeVecKernel<E, 2><<<blocksFor(rows * half / 16, 256), 256, 0, stream()>>>(out.as<E>(), x.as<E>(), table, r32,
-                                                                                 t32, h32, half32, sign);
-    else if (vec)
-      ropeVecKernel<E, 1><<<gridFor(rows * half / 8), 256, 0, stream()>>>(out.as<E>(), x.as<E>(), table, r32, t32,
-                                                                          h32, half32, sign);
+    if (vec)
+      ropeVecKernel<E><<<gridFor(rows * half / 8), 256, 0, stream()>>>(
+          out.as<E>(), x.as<E>(), table, static_cast<uint32_t>(rows), static_cast<uint32_t>(T_),
+          static_cast<uint32_t>(H), static_cast<uint32_t>(half), inverse ? -1.0f : 1.0f);
     else
       ropeKernel<E><<<gridFor(rows * half), 256, 0, stream()>>>(out.as<E>(), x.as<E>(), table, rows, T_, H,
                                                                D, inverse ? -1.0f : 1.0f);
