@@ -577,6 +577,10 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
         const done = stageTokens >= stageBudget;
         if (stepsThisRun === 1 || done || now - lastLog >= o.logSeconds * 1000) {
           lastLog = now;
+          // The line shows this run's mean rate, and the MFU of that same rate (the metrics
+          // file keeps each step's own): a last-step MFU beside a mean rate read as a
+          // contradiction ("48.2k tok/s | MFU 55.4%" after a slow first step).
+          const meanRate = (batchTokens * stepsThisRun) / stepSecondsSum;
           log(
             progressLine({
               stage: spec.dirName,
@@ -586,9 +590,10 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
               loss: r.loss,
               lr,
               gradNorm: r.gradNorm,
-              tokensPerSec:
-                stepsThisRun > 0 ? (batchTokens * stepsThisRun) / stepSecondsSum : tokensPerSec,
-              mfu,
+              tokensPerSec: meanRate,
+              mfu: o.peakFlops
+                ? modelFlopsUtilization(meanRate, flopsPerToken, o.peakFlops, worldSize)
+                : null,
               skipped: r.skipped,
             }),
           );
