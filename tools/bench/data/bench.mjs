@@ -5,7 +5,9 @@
 // debian-handbook in every language as SlimPajama jsonl.zst, Python's standard library as
 // StarCoderData parquet), or --input <config.json> for your own.
 //
-//   node tools/bench/data/bench.mjs [--mb 20] [--workers 1] [--json out.json]
+//   node tools/bench/data/bench.mjs [--mb 20] [--workers 1] [--json out.json] [--no-dedup]
+// --no-dedup runs the pipeline without exact and near-duplicate removal: what the rest of the
+// pipeline (reading, spooling, packing, the stages' processes) costs beside tokenizing.
 // Needs: pnpm build; apt-get install debian-handbook (for the default corpus).
 import { spawnSync } from "node:child_process";
 import {
@@ -31,6 +33,7 @@ const { values } = parseArgs({
     repeat: { type: "string" },
     json: { type: "string" },
     keep: { type: "boolean" },
+    "no-dedup": { type: "boolean" },
     reuse: { type: "string" },
   },
 });
@@ -207,7 +210,14 @@ for (let rep = 0; rep < repeat; rep++) {
   const t0 = performance.now();
   const r = spawnSync(
     process.execPath,
-    [prepareJs, "--config", join(work, "config.json"), "--workers", String(workers)],
+    [
+      prepareJs,
+      "--config",
+      join(work, "config.json"),
+      "--workers",
+      String(workers),
+      ...(values["no-dedup"] ? ["--no-dedup"] : []),
+    ],
     {
       encoding: "utf8",
     },
@@ -298,8 +308,10 @@ const report = {
       cwd: root,
       encoding: "utf8",
     }).stdout?.trim(),
-  command: `node tools/bench/data/bench.mjs --mb ${targetMb} --workers ${workers} --repeat ${repeat}`,
+  command: `node tools/bench/data/bench.mjs --mb ${targetMb} --workers ${workers} --repeat ${repeat}${values["no-dedup"] ? " --no-dedup" : ""}`,
   note: "best of --repeat runs for both the pipeline and the tokenizer-only pass, alternating, fresh processes",
+  // --keep: where the corpus stays, for --reuse (marginal.mjs reads it from here)
+  ...(values.keep ? { keptCorpus: work } : {}),
   input: {
     compressedMB: +(compressedBytes / 1e6).toFixed(2),
     textMB: +mb.toFixed(2),
