@@ -19,12 +19,16 @@ cp packages/tokenizer/vocab/llama2.tltk.gz $D/dist/vocab/
 cp -rL packages/data/node_modules/zstd-napi $D/node_modules/
 rm -rf $D/node_modules/zstd-napi/{deps,src,build/Release/obj.target,build/Release/zstd.a}
 echo '{"type":"module"}' > $D/package.json
-cp tools/bench/data/gpu-check/check.py tools/bench/data/gpu-check/run.sh tools/bench/data/bench.mjs $D/
+cp tools/bench/data/gpu-check/check.py tools/bench/data/gpu-check/run.sh tools/bench/data/bench.mjs tools/bench/data/marginal.mjs $D/
 xz -T2 -6 -c "$(readlink -f "$(command -v node)")" > $D/node.xz
 (cd $D && node "$root/packages/data/dist/cli/prepare.js" --output data >/dev/null && node "$root/tools/bench/data/gpu-check/expect.mjs" > expect.json)
-w=$(mktemp -d)
-node tools/bench/data/bench.mjs --mb 30 --repeat 1 --keep --json /dev/null >/dev/null
-kept=$(ls -dt /tmp/tinyllama-data-bench-* | head -1)
-mkdir -p $D/corpus-work && cp -r "$kept/corpus" $D/corpus-work/ && xz -T2 -6 -c "$kept/texts.json" > $D/corpus-work/texts.json.xz
-rm -rf "$kept" "$w"
+# Two corpora, 30 MB and 3 MB of text (the small one for marginal.mjs's per-byte cost).
+corpus() { # MB, directory under $D
+  local kept
+  kept=$(node tools/bench/data/bench.mjs --mb "$1" --repeat 1 --keep | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).keptCorpus))')
+  mkdir -p "$D/$2" && cp -r "$kept/corpus" "$D/$2/" && xz -T2 -6 -c "$kept/texts.json" > "$D/$2/texts.json.xz"
+  rm -rf "$kept"
+}
+corpus 30 corpus-work
+corpus 3 corpus-small
 du -sh $D

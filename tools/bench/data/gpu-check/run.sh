@@ -1,12 +1,26 @@
 #!/bin/bash
-# On the GPU machine, in out/device: pyarrow + numpy checks, then the throughput bench on 1
-# worker (best of 3) and on 10 workers. Results go to $OUT (or ./results).
+# On the GPU machine, in out/device (built by build.sh; carry out/device, no .gpu needed).
+# Parts (default: check bench): check = pyarrow + numpy checks; bench = the throughput bench on
+# 1 worker (best of 3) and on 10 workers; marginal = tools/bench/data/marginal.mjs (per-byte cost
+# from the 3 MB and 30 MB corpora, with and without dedup) and bench.mjs on every core.
+# Results go to $OUT (or ./results).
 set -uo pipefail
 out=${OUT:-results}; mkdir -p "$out"
+parts=${*:-check bench}
+want() { case " $parts " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 xz -dc node.xz > node && chmod +x node
-./node --version; nproc
-python3 check.py; echo "check.py exit $?"
-mkdir -p /tmp/cw && cp -r corpus-work/corpus /tmp/cw/ && xz -dc corpus-work/texts.json.xz > /tmp/cw/texts.json
+./node --version; nproc; lscpu | grep -E "Model name|^CPU\(s\)|MHz" | head -4
+if want check; then python3 check.py; echo "check.py exit $?"; fi
+unpack() { mkdir -p "$2" && cp -r "$1/corpus" "$2/" && xz -dc "$1/texts.json.xz" > "$2/texts.json"; }
+unpack corpus-work /tmp/cw
 export BENCH_REQUIRE_FROM=$PWD/package.json BENCH_PREPARE=$PWD/dist/cli/prepare.js BENCH_TOKENIZER=$PWD/dist/cli/tokenizer.js
-./node bench.mjs --reuse /tmp/cw --repeat 3 --workers 1 --json "$out/bench-1w.json"
-./node bench.mjs --reuse /tmp/cw --repeat 2 --workers 10 --json "$out/bench-10w.json"
+if want bench; then
+  ./node bench.mjs --reuse /tmp/cw --repeat 3 --workers 1 --json "$out/bench-1w.json"
+  ./node bench.mjs --reuse /tmp/cw --repeat 2 --workers 10 --json "$out/bench-10w.json"
+fi
+if want marginal; then
+  unpack corpus-small /tmp/cws
+  ./node marginal.mjs --small /tmp/cws --large /tmp/cw --rounds 4 --repeat 3 --json "$out/marginal.json"
+  ./node marginal.mjs --small /tmp/cws --large /tmp/cw --rounds 4 --repeat 3 --no-dedup --json "$out/marginal-nodedup.json"
+  ./node bench.mjs --reuse /tmp/cw --repeat 2 --workers "$(nproc)" --json "$out/bench-allcores.json"
+fi
