@@ -45,6 +45,10 @@ const req = createRequire(
   process.env.BENCH_REQUIRE_FROM ?? join(root, "packages/data/package.json"),
 );
 const prepareJs = process.env.BENCH_PREPARE ?? join(root, "packages/data/dist/cli/prepare.js");
+// BENCH_NODE_FLAGS: V8/Node flags for every process the bench starts (the tokenizer-only ones,
+// the pipeline and, through fork's execArgv, its workers), e.g. "--single-threaded-gc", which
+// NODE_OPTIONS does not accept.
+const nodeFlags = (process.env.BENCH_NODE_FLAGS ?? "").split(/\s+/).filter(Boolean);
 const tokenizerJs = process.env.BENCH_TOKENIZER ?? join(root, "packages/tokenizer/dist/index.js");
 const { compress, decompress, DecompressStream } = req("zstd-napi");
 
@@ -198,12 +202,14 @@ let tokPipelineOrderCpu = Number.POSITIVE_INFINITY;
 let bestCpuByStage = {};
 let wall = 0;
 for (let rep = 0; rep < repeat; rep++) {
-  const tk = spawnSync(process.execPath, [tokOnlyScript], { encoding: "utf8" });
+  const tk = spawnSync(process.execPath, [...nodeFlags, tokOnlyScript], { encoding: "utf8" });
   if (tk.status !== 0) throw new Error(tk.stderr);
   const [tkWall, tkCpu] = tk.stdout.trim().split(" ").map(Number);
   tokSeconds = Math.min(tokSeconds, tkWall ?? Number.NaN);
   tokCpuSeconds = Math.min(tokCpuSeconds, tkCpu ?? Number.NaN);
-  const tp = spawnSync(process.execPath, [tokOnlyScript, pipelineOrderFile], { encoding: "utf8" });
+  const tp = spawnSync(process.execPath, [...nodeFlags, tokOnlyScript, pipelineOrderFile], {
+    encoding: "utf8",
+  });
   if (tp.status !== 0) throw new Error(tp.stderr);
   tokPipelineOrderCpu = Math.min(tokPipelineOrderCpu, Number(tp.stdout.trim().split(" ")[1]));
   rmSync(join(work, "out"), { recursive: true, force: true });
@@ -211,6 +217,7 @@ for (let rep = 0; rep < repeat; rep++) {
   const r = spawnSync(
     process.execPath,
     [
+      ...nodeFlags,
       prepareJs,
       "--config",
       join(work, "config.json"),
@@ -308,7 +315,7 @@ const report = {
       cwd: root,
       encoding: "utf8",
     }).stdout?.trim(),
-  command: `node tools/bench/data/bench.mjs --mb ${targetMb} --workers ${workers} --repeat ${repeat}${values["no-dedup"] ? " --no-dedup" : ""}`,
+  command: `${nodeFlags.length ? `BENCH_NODE_FLAGS="${nodeFlags.join(" ")}" ` : ""}node tools/bench/data/bench.mjs --mb ${targetMb} --workers ${workers} --repeat ${repeat}${values["no-dedup"] ? " --no-dedup" : ""}`,
   note: "best of --repeat runs for both the pipeline and the tokenizer-only pass, alternating, fresh processes",
   // --keep: where the corpus stays, for --reuse (marginal.mjs reads it from here)
   ...(values.keep ? { keptCorpus: work } : {}),

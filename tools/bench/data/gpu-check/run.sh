@@ -2,7 +2,9 @@
 # On the GPU machine, in out/device (built by build.sh; carry out/device, no .gpu needed).
 # Parts (default: check bench): check = pyarrow + numpy checks; bench = the throughput bench on
 # 1 worker (best of 3) and on 10 workers; marginal = tools/bench/data/marginal.mjs (per-byte cost
-# from the 3 MB and 30 MB corpora, with and without dedup) and bench.mjs on every core.
+# from the 3 MB and 30 MB corpora, with and without dedup) and bench.mjs on every core; flags =
+# bench.mjs with V8's background threads (default) against BENCH_NODE_FLAGS=--single-threaded,
+# alternated, on 1 worker and on every core.
 # Results go to $OUT (or ./results).
 set -uo pipefail
 out=${OUT:-results}; mkdir -p "$out"
@@ -23,4 +25,15 @@ if want marginal; then
   ./node marginal.mjs --small /tmp/cws --large /tmp/cw --rounds 4 --repeat 3 --json "$out/marginal.json"
   ./node marginal.mjs --small /tmp/cws --large /tmp/cw --rounds 4 --repeat 3 --no-dedup --json "$out/marginal-nodedup.json"
   ./node bench.mjs --reuse /tmp/cw --repeat 2 --workers "$(nproc)" --json "$out/bench-allcores.json"
+fi
+if want flags; then
+  for r in 1 2 3; do
+    for f in "" --single-threaded; do
+      BENCH_NODE_FLAGS="$f" ./node bench.mjs --reuse /tmp/cw --repeat 2 --workers 1 --json "$out/flags-1w-r$r${f:+-st}.json" >/dev/null
+    done
+  done
+  for f in "" --single-threaded; do
+    BENCH_NODE_FLAGS="$f" ./node bench.mjs --reuse /tmp/cw --repeat 2 --workers "$(nproc)" --json "$out/flags-allcores${f:+-st}.json" >/dev/null
+  done
+  ./node -e 'const fs=require("fs");for(const f of fs.readdirSync(process.argv[1]).filter(n=>n.startsWith("flags-")).sort()){const d=JSON.parse(fs.readFileSync(process.argv[1]+"/"+f));console.log(f,d["pipeline CPU-seconds in tasks (best run)"],d["tokenizer-only CPU-seconds, texts in the pipeline'"'"'s order"],d["pipeline cost / tokenizer-only cost, CPU time, pipeline'"'"'s order"],d.wallSeconds)}' "$out"
 fi
