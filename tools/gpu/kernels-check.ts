@@ -3,8 +3,8 @@
  * the CUDA addon was built). Runs the cross-backend suite (CUDA f32 and bf16 against the CPU
  * backend in f32, poisoned outputs), the native-boundary fuzz on the CUDA addon, a leak check,
  * the data-error path (out-of-range token id reported by synchronize()), and a bad value of
- * each kernel-choice setting (TINYLLAMA_ATTENTION, _ATTENTION_BWD, _ROW_KERNELS: a clear error
- * in a child process, not a crash). Prints one row per check and exits non-zero on any failure.
+ * each kernel-choice setting (TINYLLAMA_ATTENTION, _ATTENTION_BWD, _ROW_KERNELS, _RMSNORM_FWD: a
+ * clear error in a child process, not a crash). Prints one row per check and exits non-zero on any failure.
  * `--quick` runs a subset for compute-sanitizer.
  */
 import { spawnSync } from "node:child_process";

@@ -14,8 +14,7 @@
 // --small/--large reuse corpora kept by `bench.mjs --keep` (built here otherwise).
 // Needs what bench.mjs needs (pnpm build; debian-handbook for the corpus).
 import { spawnSync } from "node:child_process";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -37,14 +36,11 @@ const rounds = Number(values.rounds ?? 4);
 const repeat = Number(values.repeat ?? 3);
 if (!(rounds >= 1) || !(repeat >= 1)) throw new Error("--rounds and --repeat must be >= 1");
 
-/** Runs bench.mjs and returns its JSON report. @param {string[]} args */
+/** Runs bench.mjs and returns its JSON report (all it prints on stdout). @param {string[]} args */
 function runBench(args) {
-  const out = join(tmpdir(), `tinyllama-marginal-${process.pid}.json`);
-  const r = spawnSync(process.execPath, [bench, ...args, "--json", out], { encoding: "utf8" });
+  const r = spawnSync(process.execPath, [bench, ...args], { encoding: "utf8" });
   if (r.status !== 0) throw new Error(`bench.mjs ${args.join(" ")} failed:\n${r.stderr}`);
-  const report = JSON.parse(readFileSync(out, "utf8"));
-  rmSync(out, { force: true });
-  return report;
+  return JSON.parse(r.stdout);
 }
 
 /** A kept corpus directory of about `mb` MB of text. @param {string} mb */
