@@ -61,7 +61,12 @@ async function main(): Promise<number> {
     throw new Error(`--workers must be a positive integer, got ${v.workers}`);
 
   const t0 = performance.now();
-  const { plan, resumed } = await loadOrMakePlan(config);
+  // The bundled sample into its default output holds nothing but what the sample makes: a run
+  // of an earlier version there starts over instead of stopping the main job.
+  const { plan, resumed, restarted } = await loadOrMakePlan(config, undefined, {
+    restartStale: !v.config && !v.output,
+  });
+  if (restarted) console.error(`data:prepare: ${restarted}: preparing the sample again`);
   const inputBytes = plan.tasks.reduce((a, t) => a + t.files.reduce((b, f) => b + f.size, 0), 0);
   console.error(
     `data:prepare: ${config.sources.map((s) => s.name).join(", ")} -> ${config.output}  ` +

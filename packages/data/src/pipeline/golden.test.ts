@@ -70,10 +70,10 @@ describe("the bundled sample with the Llama 2 tokenizer", () => {
 });
 
 const PINNED_SHARDS: Record<string, string> = {
-  "proof-pile-2/train_proof-pile-2_pool_0000000000.bin": "eefdab7fcf8a11fe",
-  "proof-pile-2/train_proof-pile-2_pool_0000000001.bin": "e9ec97f341c16711",
-  "proof-pile-2/train_proof-pile-2_t00006_0000000000.bin": "94ad80fe663d07f4",
-  "proof-pile-2/train_proof-pile-2_t00006_0000000001.bin": "81c49316e3878c4c",
+  "proof-pile-2/train_proof-pile-2_pool_0000000000.bin": "b946f8820130a789",
+  "proof-pile-2/train_proof-pile-2_pool_0000000001.bin": "4fad64629c3054b1",
+  "proof-pile-2/train_proof-pile-2_t00006_0000000000.bin": "03e8eaef0d84b9f0",
+  "proof-pile-2/train_proof-pile-2_t00006_0000000001.bin": "d688d9405fd4d83a",
   "proof-pile-2/validation_proof-pile-2_pool_0000000000.bin": "073f1ad18b3b8c88",
   "skypile/train_skypile_pool_0000000000.bin": "47d8c5d7ce8feb5f",
   "skypile/train_skypile_t00009_0000000000.bin": "0c128c60278330d6",
@@ -87,7 +87,7 @@ const PINNED_SHARDS: Record<string, string> = {
   "starcoder/train_starcoder_pool_0000000001.bin": "f918a91317dff2ce",
   "starcoder/validation_starcoder_pool_0000000000.bin": "0b46b85634e5baa1",
 };
-const PINNED_SIGNATURES = "4db95b16a2be4d49";
+const PINNED_SIGNATURES = "2cf3e4b1a1d85776";
 const PINNED_REMOVED: Record<string, Record<string, number>> = {
   slimpajama: { RedPajamaGithub: 12, "exact-duplicate": 18, "near-duplicate": 17 },
   starcoder: { "exact-duplicate": 4, "near-duplicate": 3 },

@@ -1,7 +1,7 @@
 // End-to-end pipeline on the bundled sample, in this process, with the bytes tokenizer (ids are
 // UTF-8 bytes + 3, so blocks can be decoded back to text and checked).
 import { existsSync } from "node:fs";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,7 +9,7 @@ import { runLocal } from "../executors/local.js";
 import { ProgressPrinter } from "../executors/progress.js";
 import { ShardSet } from "../shards/shard-set.js";
 import { type PrepareConfig, resolveConfig, sampleConfig } from "./config.js";
-import { loadOrMakePlan } from "./plan.js";
+import { loadOrMakePlan, StalePlanError } from "./plan.js";
 import { summarize } from "./summary.js";
 import { bytesTokenizer } from "./tokenizer.js";
 
@@ -117,6 +117,35 @@ describe("prepare on the bundled sample", () => {
     await expect(loadOrMakePlan({ ...config, validationFraction: 0.5 })).rejects.toThrow(
       /another config/,
     );
+  });
+
+  it("refuses to resume a plan of an earlier format, whose signatures differ", async () => {
+    const { plan } = await loadOrMakePlan(config);
+    const path = join(plan.workDir, "plan.json");
+    const text = await readFile(path, "utf8");
+    await writeFile(path, JSON.stringify({ ...JSON.parse(text), version: 1 }));
+    try {
+      await expect(loadOrMakePlan(config)).rejects.toThrow(
+        /another version of @tinyllama\/data \(plan version 1, this one writes 2\)/,
+      );
+    } finally {
+      await writeFile(path, text);
+    }
+  });
+
+  it("starts over from a stale plan only when asked (the sample's default output)", async () => {
+    const other = { ...config, output: join(out, "restart"), validationFraction: 0.5 };
+    const first = await loadOrMakePlan(other);
+    const marker = join(first.plan.workDir, "done-marker-of-the-old-run");
+    await writeFile(marker, "");
+    const changed = { ...other, validationFraction: 0.25 };
+    await expect(loadOrMakePlan(changed)).rejects.toThrow(StalePlanError);
+    expect(existsSync(marker)).toBe(true); // refusing removes nothing
+    const again = await loadOrMakePlan(changed, undefined, { restartStale: true });
+    expect(again.restarted).toMatch(/belongs to a run with another config$/);
+    expect(again.resumed).toBe(false);
+    expect(existsSync(marker)).toBe(false);
+    expect((await loadOrMakePlan(changed)).resumed).toBe(true);
   });
 });
 

@@ -6,7 +6,7 @@
  * reading overlapping files.
  */
 import { createHash } from "node:crypto";
-import { readFile, stat } from "node:fs/promises";
+import { readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { writeAtomic } from "../dedup/files.js";
 import { type HubOptions, hubOptionsFromEnv, listHubFiles } from "../hub/hub.js";
@@ -29,8 +29,15 @@ export interface PlannedTask {
 
 export type StageName = "signatures" | "buckets" | "cluster" | "pack" | "finalize";
 
+/**
+ * The plan format, bumped whenever files a resumed run would mix change meaning. 2 (2026-11-28):
+ * MinHash signatures with rolling polynomial shingles and a cheaper exact key, whose band keys
+ * cannot be compared with version 1's.
+ */
+export const PLAN_VERSION = 2;
+
 export interface Plan {
-  version: 1;
+  version: typeof PLAN_VERSION;
   configHash: string;
   config: PrepareConfig;
   workDir: string;
@@ -105,7 +112,7 @@ export async function makePlan(config: PrepareConfig, hub?: HubOptions): Promise
   stages.push({ name: "pack", tasks: tasks.length });
   stages.push({ name: "finalize", tasks: config.sources.length });
   return {
-    version: 1,
+    version: PLAN_VERSION,
     configHash: configHash(config),
     config,
     workDir: workDirOf(config),
@@ -118,27 +125,42 @@ export function planPath(workDir: string): string {
   return join(workDir, "plan.json");
 }
 
+/** An existing plan that this run cannot resume: another format version or another config. */
+export class StalePlanError extends Error {
+  override name = "StalePlanError";
+}
+
 /**
  * Loads the plan of an earlier run of the same config (so a rerun resumes with identical
- * tasks), or makes and writes a new one. A plan for another config is an error: mixing them
- * would mix outputs.
+ * tasks), or makes and writes a new one. A plan for another config or of another format
+ * version is a StalePlanError: mixing them would mix outputs. With `restartStale` (the bundled
+ * sample's default output, which holds nothing but what the sample makes) the stale work
+ * directory is removed and a new plan made instead; finalize then removes the old shards.
  */
 export async function loadOrMakePlan(
   config: PrepareConfig,
   hub?: HubOptions,
-): Promise<{ plan: Plan; resumed: boolean }> {
-  const path = planPath(workDirOf(config));
+  opts: { restartStale?: boolean } = {},
+): Promise<{ plan: Plan; resumed: boolean; restarted?: string }> {
+  const workDir = workDirOf(config);
+  const path = planPath(workDir);
   const existing = await readFile(path, "utf8").catch(() => undefined);
+  let restarted: string | undefined;
   if (existing) {
     const plan = JSON.parse(existing) as Plan;
-    if (plan.configHash === configHash(config)) return { plan, resumed: true };
-    throw new Error(
-      `${path} belongs to a run with another config; remove ${workDirOf(config)} (and the shards it produced) or choose another output directory`,
-    );
+    let stale: string | undefined;
+    if (plan.version !== PLAN_VERSION)
+      stale = `${path} was made by another version of @tinyllama/data (plan version ${plan.version}, this one writes ${PLAN_VERSION}), whose intermediate files cannot be mixed with this version's; remove ${workDir} (and the shards it produced) to start over`;
+    else if (plan.configHash !== configHash(config))
+      stale = `${path} belongs to a run with another config; remove ${workDir} (and the shards it produced) or choose another output directory`;
+    else return { plan, resumed: true };
+    if (!opts.restartStale) throw new StalePlanError(stale);
+    restarted = stale.slice(0, stale.indexOf(";"));
+    await rm(workDir, { recursive: true, force: true });
   }
   const plan = await makePlan(config, hub);
   await writeAtomic(path, JSON.stringify(plan, null, 1));
-  return { plan, resumed: false };
+  return { plan, resumed: false, ...(restarted ? { restarted } : {}) };
 }
 
 export async function readPlan(path: string): Promise<Plan> {
