@@ -29,11 +29,8 @@ echo "commit: ${TK_COMMIT:-unknown}, GPUs: $gpus, NCCL_NVLS_ENABLE=$NCCL_NVLS_EN
 build=/tmp/tk-build
 if want build || [ ! -f "$build/backends.json" ]; then
   stage "build (CUDA + NCCL)"
-  rm -rf "$build"
-  if cmake -S packages/kernels/native -B "$build" -DCMAKE_BUILD_TYPE=Release \
-    -DNODE_API_HEADERS_DIR="$PWD/.gpu/headers/node-api-headers" \
-    -DNODE_ADDON_API_DIR="$PWD/.gpu/headers/node-addon-api" -DTINYLLAMA_CUDA=ON -DTINYLLAMA_NCCL=ON \
-    >"$out/build.log" 2>&1 && timeout 300 cmake --build "$build" -j "$(nproc)" >>"$out/build.log" 2>&1; then
+  : >"$out/build.log"
+  if bash tools/gpu/build-kernels.sh "$build" "$out/build.log" -DTINYLLAMA_NCCL=ON; then
     status[build]="ok: $(cat "$build/backends.json")"
   else
     grep -E "error|Error" "$out/build.log" | head -40

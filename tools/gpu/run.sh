@@ -35,13 +35,7 @@ t0=$SECONDS
 if [ -n "${TINYLLAMA_KERNELS_BUILD_DIR:-}" ] && [ -f "$TINYLLAMA_KERNELS_BUILD_DIR/backends.json" ]; then
   build=$TINYLLAMA_KERNELS_BUILD_DIR # built by the caller (tools/gpu/session.sh) in this call
   status[build]="prebuilt ($build)"
-elif rm -rf "$build" && # always from scratch: a warm machine keeps /tmp, and carried files can look older than objects
-  cmake -S packages/kernels/native -B "$build" -DCMAKE_BUILD_TYPE=Release \
-  -DNODE_API_HEADERS_DIR="$PWD/.gpu/headers/node-api-headers" \
-  -DNODE_ADDON_API_DIR="$PWD/.gpu/headers/node-addon-api" -DTINYLLAMA_CUDA=ON \
-  -DCUDNN_INCLUDE_DIR="$(bash tools/gpu/cudnn-include-dir.sh)" \
-  >"$out/build.log" 2>&1 &&
-  timeout 240 cmake --build "$build" -j "$(nproc)" >>"$out/build.log" 2>&1; then
+elif : >"$out/build.log" && TK_BUILD_TIMEOUT=240 bash tools/gpu/build-kernels.sh "$build" "$out/build.log"; then
   status[build]="ok ($((SECONDS - t0)) s)"
 else
   grep -E "error|Error" "$out/build.log" | head -40

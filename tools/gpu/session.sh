@@ -41,14 +41,7 @@ if [ -f "$build/backends.json" ] && [ "${TK_REBUILD:-1}" = 0 ]; then
   note "build: reused $build"
 else
   configure() { # extra cmake flags...
-    rm -rf "$build"
-    cmake -S packages/kernels/native -B "$build" -DCMAKE_BUILD_TYPE=Release \
-      -DCMAKE_CUDA_ARCHITECTURES="${TK_ARCH:-90}" \
-      -DNODE_API_HEADERS_DIR="$PWD/.gpu/headers/node-api-headers" \
-      -DNODE_ADDON_API_DIR="$PWD/.gpu/headers/node-addon-api" -DTINYLLAMA_CUDA=ON \
-      -DCUDNN_INCLUDE_DIR="$(bash tools/gpu/cudnn-include-dir.sh)" \
-      "$@" >>"$logs/build.log" 2>&1 &&
-      timeout 240 cmake --build "$build" -j "$(nproc)" >>"$logs/build.log" 2>&1
+    TK_BUILD_TIMEOUT=240 bash tools/gpu/build-kernels.sh "$build" "$logs/build.log" "$@"
   }
   # TK_NCCL=1 (multi-GPU parts): with NCCL; if that fails to build, without it, so the
   # single-GPU parts of the call still run.

@@ -27,10 +27,8 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/dev
 stage build
 build=/tmp/tk-build
 if [ ! -f "$build/tinyllama_cuda.node" ]; then
-  cmake -S packages/kernels/native -B "$build" -DCMAKE_BUILD_TYPE=Release \
-    -DNODE_API_HEADERS_DIR="$PWD/.gpu/headers/node-api-headers" \
-    -DNODE_ADDON_API_DIR="$PWD/.gpu/headers/node-addon-api" -DTINYLLAMA_CUDA=ON >"$out/build.log" 2>&1 &&
-    timeout 300 cmake --build "$build" -j "$(nproc)" >>"$out/build.log" 2>&1 ||
+  : >"$out/build.log"
+  bash tools/gpu/build-kernels.sh "$build" "$out/build.log" ||
     { grep -E "error" "$out/build.log" | head -20; echo "build FAILED"; exit 1; }
 fi
 export TINYLLAMA_KERNELS_BUILD_DIR=$build

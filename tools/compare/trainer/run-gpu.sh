@@ -21,10 +21,9 @@ python3 -c 'import torch, transformers; print("torch", torch.__version__, "trans
 
 if [ -z "${TINYLLAMA_KERNELS_BUILD_DIR:-}" ]; then
   build=/tmp/tk-build
-  cmake -S packages/kernels/native -B "$build" -DCMAKE_BUILD_TYPE=Release \
-    -DNODE_API_HEADERS_DIR="$PWD/.gpu/headers/node-api-headers" \
-    -DNODE_ADDON_API_DIR="$PWD/.gpu/headers/node-addon-api" -DTINYLLAMA_CUDA=ON >"$out/build.log" 2>&1 &&
-    cmake --build "$build" -j "$(nproc)" >>"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; echo "kernels build FAILED"; exit 1; }
+  : >"$out/build.log"
+  bash tools/gpu/build-kernels.sh "$build" "$out/build.log" ||
+    { tail -30 "$out/build.log"; echo "kernels build FAILED"; exit 1; }
   export TINYLLAMA_KERNELS_BUILD_DIR=$build
 fi
 

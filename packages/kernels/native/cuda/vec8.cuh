@@ -1,4 +1,4 @@
-// 8-element row access of the row kernels (ops.cu): 16-byte bf16
+// 8-element row access of the row kernels (ops.cu, rmsnorm.cu, cross_entropy.cu): 16-byte bf16
 // loads and stores, the raw form a register row keeps, and the unpacking to floats.
 #pragma once
 #include "common.cuh"
