@@ -1,13 +1,15 @@
 // Builds the native addons with CMake into build/ (see native/CMakeLists.txt). Offline: the
 // Node-API headers come from the node-api-headers and node-addon-api packages. Environment:
 // TINYLLAMA_CUDA=AUTO|ON|OFF (default AUTO), NODE_API_HEADERS_DIR / NODE_ADDON_API_DIR to
-// point at copied headers where node_modules is absent (the GPU machines).
+// point at copied headers where node_modules is absent (the GPU machines), CUDNN_HOME for a
+// cuDNN outside the system paths (otherwise PyTorch's cuDNN wheel is used where python3 has it).
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { findCudnnWheel } from "./find-cudnn.mjs";
 
 const pkgDir = join(dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(join(pkgDir, "package.json"));
@@ -26,7 +28,16 @@ const addonApi = headerDir("NODE_ADDON_API_DIR", () =>
 const buildDir = join(pkgDir, "build");
 const cuda = process.env.TINYLLAMA_CUDA ?? "AUTO";
 
-const run = (args) => execFileSync("cmake", args, { cwd: pkgDir, stdio: "inherit" });
+// cuDNN attention needs cudnn.h, which many GPU machines have only in PyTorch's wheel.
+const env = { ...process.env };
+if (cuda !== "OFF" && !env.CUDNN_HOME) {
+  const wheel = findCudnnWheel();
+  if ("home" in wheel) {
+    env.CUDNN_HOME = wheel.home;
+    console.log(`@tinyllama/kernels: cuDNN from PyTorch's wheel: ${wheel.home}`);
+  }
+}
+const run = (args) => execFileSync("cmake", args, { cwd: pkgDir, stdio: "inherit", env });
 try {
   run([
     "-S",
