@@ -83,6 +83,30 @@ describe("MinHash", () => {
     }
   });
 
+  it("the one-pass signature stays exact across its word buffer's refills (long documents)", () => {
+    // 65,536 buffered words per fold: these documents fold 1-4 times, ending at, just past and
+    // well past a refill, and one of them is a single run of Han characters (a word each)
+    const word = (i: number) => `w${(i * 2654435761) % 50_021}`;
+    const long = (words: number) => Array.from({ length: words }, (_, i) => word(i)).join(" ");
+    const texts = [long(65_536), long(65_537), long(65_540), long(200_003), "汉".repeat(70_000)];
+    for (const ngram of [1, 5]) {
+      const h = new MinHasher({ ...DEFAULT_MINHASH, ngram });
+      for (const s of texts) {
+        const fused = h.signature(s);
+        const reference = h.signatureOfWords(wordHashes(s));
+        expect({ ...fused, bandKeys: [...fused.bandKeys] }).toEqual({
+          ...reference,
+          bandKeys: [...reference.bandKeys],
+        });
+      }
+      // and the buffer holds nothing of the previous document afterwards
+      const short = "a short text after the long ones";
+      expect(h.signature(short)).toEqual(
+        new MinHasher({ ...DEFAULT_MINHASH, ngram }).signature(short),
+      );
+    }
+  });
+
   it("signature agreement estimates Jaccard", () => {
     const h = new MinHasher({ ...DEFAULT_MINHASH, bands: 32, rows: 8 });
     const words = text.split(" ");
