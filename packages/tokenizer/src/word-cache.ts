@@ -64,7 +64,11 @@ export class WordCache {
       this.entries = 0;
       slot = hash & (CACHE_SLOTS - 1);
     }
-    this.keys.set(word.subarray(0, m), this.keysUsed);
+    // a loop, not keys.set(word.subarray(...)): words are a few symbols, and a subarray is an
+    // allocation per cache miss
+    const keys = this.keys;
+    const at = this.keysUsed;
+    for (let k = 0; k < m; k++) keys[at + k] = word[k]!;
     this.slotHash[slot] = hash;
     this.slotKey[slot] = this.keysUsed;
     this.slotKeyLen[slot] = m;
@@ -74,7 +78,9 @@ export class WordCache {
   }
 
   storeValue(slot: number, ids: Int32Array, from: number, to: number): void {
-    this.values.set(ids.subarray(from, to), this.valuesUsed);
+    const values = this.values;
+    const at = this.valuesUsed;
+    for (let k = from; k < to; k++) values[at + k - from] = ids[k]!;
     this.slotValue[slot] = this.valuesUsed;
     this.slotValueLen[slot] = to - from;
     this.valuesUsed += to - from;
