@@ -9,7 +9,7 @@ import { runLocal } from "../executors/local.js";
 import { ProgressPrinter } from "../executors/progress.js";
 import { ShardSet } from "../shards/shard-set.js";
 import { type PrepareConfig, resolveConfig, sampleConfig } from "./config.js";
-import { loadOrMakePlan, StalePlanError } from "./plan.js";
+import { loadOrMakePlan, readPlan, StalePlanError } from "./plan.js";
 import { summarize } from "./summary.js";
 import { bytesTokenizer } from "./tokenizer.js";
 
@@ -128,6 +128,9 @@ describe("prepare on the bundled sample", () => {
       await expect(loadOrMakePlan(config)).rejects.toThrow(
         /another version of @tinyllama\/data \(plan version 1, this one writes 2\)/,
       );
+      // and a task (a queued Slurm array element) refuses to run it
+      await expect(readPlan(path)).rejects.toThrow(StalePlanError);
+      await expect(readPlan(path)).rejects.toThrow(/plan version 1, this one runs 2/);
     } finally {
       await writeFile(path, text);
     }

@@ -163,6 +163,16 @@ export async function loadOrMakePlan(
   return { plan, resumed: false, ...(restarted ? { restarted } : {}) };
 }
 
+/**
+ * The plan a task runs (task.js: one Slurm array element or local worker). A plan of another
+ * format version is refused here too: a job array left queued across an upgrade must not mix
+ * the two versions' intermediate files.
+ */
 export async function readPlan(path: string): Promise<Plan> {
-  return JSON.parse(await readFile(path, "utf8")) as Plan;
+  const plan = JSON.parse(await readFile(path, "utf8")) as Plan;
+  if (plan.version !== PLAN_VERSION)
+    throw new StalePlanError(
+      `${path} was made by another version of @tinyllama/data (plan version ${plan.version}, this one runs ${PLAN_VERSION}); rerun data:prepare with this version to start over`,
+    );
+  return plan;
 }
