@@ -1,6 +1,7 @@
 // Pins the exact bytes `pnpm data:prepare` produces on the bundled sample with the real Llama 2
 // tokenizer: the sha256 of every shard, the MinHash signature files (band keys of every
-// document) and the dedup counts. Speed work on read/dedup/tokenize/pack must leave all of
+// document) and the dedup counts; and the shards of `--no-dedup`, whose pack stage reads and
+// tokenizes on its own path. Speed work on read/dedup/tokenize/pack must leave all of
 // them unchanged; a deliberate format or algorithm change updates these values in the same
 // commit, with the reason.
 import { createHash } from "node:crypto";
@@ -29,6 +30,13 @@ beforeAll(async () => {
   workDir = plan.workDir;
   const tokenizer = await loadPipelineTokenizer("llama2");
   await runLocal(plan, { inProcess: true, tokenizer, printer: quiet });
+  const base = sampleConfig(join(out, "nodedup"));
+  const noDedup = resolveConfig({ ...base, dedup: { ...base.dedup, enabled: false } }, out);
+  await runLocal((await loadOrMakePlan(noDedup)).plan, {
+    inProcess: true,
+    tokenizer,
+    printer: quiet,
+  });
 }, 120_000);
 afterAll(async () => {
   await rm(out, { recursive: true, force: true });
@@ -47,15 +55,24 @@ async function treeHash(dir: string): Promise<string> {
   return h.digest("hex").slice(0, 16);
 }
 
+/** The sha256 of every shard under `dir`, by "source/file". */
+async function shardHashes(dir: string): Promise<Record<string, string>> {
+  const got: Record<string, string> = {};
+  for (const s of sources) {
+    for (const f of (await readdir(join(dir, s))).sort()) {
+      if (f.endsWith(".bin")) got[`${s}/${f}`] = sha(await readFile(join(dir, s, f)));
+    }
+  }
+  return got;
+}
+
 describe("the bundled sample with the Llama 2 tokenizer", () => {
   it("gives the pinned shards (sha256), byte for byte", async () => {
-    const got: Record<string, string> = {};
-    for (const s of sources) {
-      for (const f of (await readdir(join(out, "data", s))).sort()) {
-        if (f.endsWith(".bin")) got[`${s}/${f}`] = sha(await readFile(join(out, "data", s, f)));
-      }
-    }
-    expect(got).toEqual(PINNED_SHARDS);
+    expect(await shardHashes(join(out, "data"))).toEqual(PINNED_SHARDS);
+  });
+
+  it("gives the pinned shards with --no-dedup too", async () => {
+    expect(await shardHashes(join(out, "nodedup"))).toEqual(PINNED_NO_DEDUP_SHARDS);
   });
 
   it("gives the pinned MinHash signature files and dedup counts", async () => {
@@ -93,4 +110,26 @@ const PINNED_REMOVED: Record<string, Record<string, number>> = {
   starcoder: { "exact-duplicate": 4, "near-duplicate": 3 },
   "proof-pile-2": { "exact-duplicate": 9, "near-duplicate": 13 },
   skypile: { "exact-duplicate": 15, "near-duplicate": 15 },
+};
+// Where the dedup run removed nothing (skypile's t00009 and t00010 shards, starcoder's first pool
+// shard) both paths give the same bytes, as PINNED_SHARDS shows.
+const PINNED_NO_DEDUP_SHARDS: Record<string, string> = {
+  "proof-pile-2/train_proof-pile-2_pool_0000000000.bin": "dad2db05a265234b",
+  "proof-pile-2/train_proof-pile-2_pool_0000000001.bin": "e35d4d7a13bd0b2c",
+  "proof-pile-2/train_proof-pile-2_t00006_0000000000.bin": "94ad80fe663d07f4",
+  "proof-pile-2/train_proof-pile-2_t00006_0000000001.bin": "c56f2a06b121dca0",
+  "proof-pile-2/validation_proof-pile-2_pool_0000000000.bin": "ea6132fb9a7c3147",
+  "skypile/train_skypile_pool_0000000000.bin": "00bfd96924140e54",
+  "skypile/train_skypile_pool_0000000001.bin": "51a00ea6b4a3624b",
+  "skypile/train_skypile_t00009_0000000000.bin": "0c128c60278330d6",
+  "skypile/train_skypile_t00010_0000000000.bin": "e0c1db2f74041542",
+  "skypile/validation_skypile_pool_0000000000.bin": "1393cd64f9c090d7",
+  "slimpajama/train_slimpajama_pool_0000000000.bin": "a6034195157ccdb1",
+  "slimpajama/train_slimpajama_pool_0000000001.bin": "2d3d6533978abc2f",
+  "slimpajama/train_slimpajama_pool_0000000002.bin": "fcdcd9e004c4be4c",
+  "slimpajama/validation_slimpajama_pool_0000000000.bin": "9a1a00287575ee7d",
+  "starcoder/train_starcoder_pool_0000000000.bin": "0c2ef68b31ca517f",
+  "starcoder/train_starcoder_pool_0000000001.bin": "8cc12227ed7bd75e",
+  "starcoder/train_starcoder_pool_0000000002.bin": "92347f6b42453c74",
+  "starcoder/validation_starcoder_pool_0000000000.bin": "a0fa6e5ae798bdf9",
 };
