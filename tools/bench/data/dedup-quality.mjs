@@ -170,6 +170,18 @@ const settings = values.bands
       { bands: 16, rows: 12, scheme: "oph" },
     ];
 const exact = pairs.map((p) => data.jaccard(shingles(p.a), shingles(p.b)));
+// the Jaccard buckets whose flagged rate each setting reports, and their pairs (fixed per run)
+const BUCKETS = [
+  [0.5, 0.7],
+  [0.7, 0.8],
+  [0.8, 0.85],
+  [0.85, 0.9],
+  [0.9, 1.01],
+];
+const RATES_KEY = "flagged rate in J [0.5,0.7) / [0.7,0.8) / [0.8,0.85) / [0.85,0.9) / [0.9,1]";
+const bucketPairs = BUCKETS.map(([lo, hi]) =>
+  exact.flatMap((j, i) => (j >= (lo ?? 0) && j < (hi ?? 0) ? [i] : [])),
+);
 const hist = [0, 0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 1.01].slice(0, -1).map((lo, i, arr) => {
   const hi = [0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 1.01][i] ?? 1.01;
   return {
@@ -208,14 +220,10 @@ function measure(s, seed) {
     .map((p, i) => p.kind === "boilerplate-unrelated" && flagged[i])
     .filter(Boolean).length;
   const threshold = (1 / s.bands) ** (1 / s.rows);
-  /** @param {number} lo @param {number} hi */
-  const bucketRecall = (lo, hi) => {
-    const idx = exact.map((j, i) => (j >= lo && j < hi ? i : -1)).filter((i) => i >= 0);
-    return idx.length
-      ? Number((idx.filter((i) => flagged[i]).length / idx.length).toFixed(3))
-      : null;
-  };
-  return {
+  const rates = bucketPairs.map((idx) =>
+    idx.length ? Number((idx.filter((i) => flagged[i]).length / idx.length).toFixed(3)) : null,
+  );
+  const row = {
     bands: s.bands,
     rows: s.rows,
     scheme: s.scheme,
@@ -227,17 +235,12 @@ function measure(s, seed) {
     "recall (J>=0.85)": Number(recall85.toFixed(3)),
     "precision (flagged with J>=0.8)": Number(prec(0.8).toFixed(3)),
     "precision (flagged with J>=0.7)": Number(prec(0.7).toFixed(3)),
-    "flagged rate in J [0.5,0.7) / [0.7,0.8) / [0.8,0.85) / [0.85,0.9) / [0.9,1]": [
-      bucketRecall(0.5, 0.7),
-      bucketRecall(0.7, 0.8),
-      bucketRecall(0.8, 0.85),
-      bucketRecall(0.85, 0.9),
-      bucketRecall(0.9, 1.01),
-    ].join(" / "),
+    [RATES_KEY]: rates.join(" / "),
     flagged: nFlag,
     "boilerplate pairs flagged": boiler,
     "signature ms/pair": Number((ms / pairs.length).toFixed(2)),
   };
+  return { row, rates };
 }
 
 /** @param {number[]} v */
@@ -248,8 +251,9 @@ const summary = (v) => {
 };
 const results = [];
 for (const s of settings) {
-  const runs = seedList.map((seed) => measure(s, seed));
-  const first = /** @type {ReturnType<typeof measure>} */ (runs[0]);
+  const measured = seedList.map((seed) => measure(s, seed));
+  const runs = measured.map((m) => m.row);
+  const first = /** @type {ReturnType<typeof measure>["row"]} */ (runs[0]);
   if (runs.length === 1) {
     results.push(first);
     continue;
@@ -268,15 +272,10 @@ for (const s of settings) {
     "precision (flagged with J>=0.7)": summary(
       runs.map((r) => r["precision (flagged with J>=0.7)"]),
     ),
-    "flagged rate in J [0.5,0.7) / [0.7,0.8) / [0.8,0.85) / [0.85,0.9) / [0.9,1], mean": [
-      0, 1, 2, 3, 4,
-    ]
-      .map((k) => {
-        const key = "flagged rate in J [0.5,0.7) / [0.7,0.8) / [0.8,0.85) / [0.85,0.9) / [0.9,1]";
-        const rates = runs.map((r) => Number(r[key].split(" / ")[k]));
-        return (rates.reduce((x, y) => x + y, 0) / rates.length).toFixed(3);
-      })
-      .join(" / "),
+    [`${RATES_KEY}, mean`]: BUCKETS.map((_, k) => {
+      const rates = measured.map((m) => m.rates[k] ?? 0);
+      return (rates.reduce((x, y) => x + y, 0) / rates.length).toFixed(3);
+    }).join(" / "),
     "seeds missing recall >= 0.9": recall.filter((x) => x < 0.9).length,
     "seeds missing precision >= 0.95": precision.filter((x) => x < 0.95).length,
     "boilerplate pairs flagged, all seeds": runs.reduce(

@@ -148,14 +148,17 @@ export async function loadOrMakePlan(
   let restarted: string | undefined;
   if (existing) {
     const plan = JSON.parse(existing) as Plan;
-    let stale: string | undefined;
-    if (plan.version !== PLAN_VERSION)
-      stale = `${path} was made by another version of @tinyllama/data (plan version ${plan.version}, this one writes ${PLAN_VERSION}), whose intermediate files cannot be mixed with this version's; remove ${workDir} (and the shards it produced) to start over`;
-    else if (plan.configHash !== configHash(config))
-      stale = `${path} belongs to a run with another config; remove ${workDir} (and the shards it produced) or choose another output directory`;
-    else return { plan, resumed: true };
-    if (!opts.restartStale) throw new StalePlanError(stale);
-    restarted = stale.slice(0, stale.indexOf(";"));
+    let reason: string;
+    let advice: string;
+    if (plan.version !== PLAN_VERSION) {
+      reason = `${path} was made by another version of @tinyllama/data (plan version ${plan.version}, this one writes ${PLAN_VERSION}), whose intermediate files cannot be mixed with this version's`;
+      advice = `remove ${workDir} (and the shards it produced) to start over`;
+    } else if (plan.configHash !== configHash(config)) {
+      reason = `${path} belongs to a run with another config`;
+      advice = `remove ${workDir} (and the shards it produced) or choose another output directory`;
+    } else return { plan, resumed: true };
+    if (!opts.restartStale) throw new StalePlanError(`${reason}; ${advice}`);
+    restarted = reason;
     await rm(workDir, { recursive: true, force: true });
   }
   const plan = await makePlan(config, hub);

@@ -23,7 +23,7 @@ import {
   tailPath,
 } from "./task-common.js";
 import { readTokenSpool } from "./token-spool.js";
-import { loadPipelineTokenizer, type PipelineTokenizer } from "./tokenizer.js";
+import { assertUint16Ids, loadPipelineTokenizer, type PipelineTokenizer } from "./tokenizer.js";
 
 export async function packTask(
   plan: Plan,
@@ -41,6 +41,7 @@ export async function packTask(
   const tok = cfg.dedup.enabled
     ? undefined
     : (tokOverride ?? (await loadPipelineTokenizer(cfg.tokenizer)));
+  if (tok) assertUint16Ids(tok, "pack", "LITPKDS dtype 8");
   const outDir = join(cfg.output, task.source);
   await mkdir(outDir, { recursive: true });
   const tag = String(task.index).padStart(5, "0");
@@ -74,10 +75,6 @@ export async function packTask(
   const flush = async () => {
     if (batch.length === 0) return;
     if (!tok) throw new Error("pack: no tokenizer");
-    if (tok.identity.vocabSize > 0x10000)
-      throw new RangeError(
-        `pack: ${tok.identity.name} has ${tok.identity.vocabSize} ids; LITPKDS dtype 8 holds uint16`,
-      );
     for (const { text, split } of batch) {
       const t0 = performance.now();
       const bound = maxEncodedLength(text.length);

@@ -11,7 +11,7 @@ import { type FileHandle, mkdir, open, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { maxEncodedLength } from "@tinyllama/tokenizer";
 import { RecordReader } from "../dedup/files.js";
-import type { PipelineTokenizer } from "./tokenizer.js";
+import { assertUint16Ids, type PipelineTokenizer } from "./tokenizer.js";
 
 export const spoolPaths = (work: string, task: number) => {
   const base = join(work, "tokens", `task-${String(task).padStart(5, "0")}`);
@@ -54,11 +54,7 @@ export class TokenSpoolWriter {
     text: string,
     tok: Pick<PipelineTokenizer, "encodeInto" | "identity">,
   ): Promise<void> {
-    // a Uint16Array would silently wrap larger ids
-    if (tok.identity.vocabSize > 0x10000)
-      throw new RangeError(
-        `token spool: ${tok.identity.name} has ${tok.identity.vocabSize} ids; the spool (and LITPKDS dtype 8) holds uint16`,
-      );
+    assertUint16Ids(tok, "token spool", "the spool (and LITPKDS dtype 8)");
     const bound = maxEncodedLength(text.length);
     if (this.fill + bound > this.tokens.length) {
       await this.flushTokens();

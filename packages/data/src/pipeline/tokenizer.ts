@@ -24,6 +24,21 @@ export interface PipelineTokenizer {
 
 export type EncodeTarget = Uint16Array | Int32Array | Uint32Array;
 
+/**
+ * Refuses a tokenizer whose ids do not fit uint16 before anything is written into a Uint16Array
+ * (which would wrap them silently): the token spool and LITPKDS dtype 8 hold uint16.
+ */
+export function assertUint16Ids(
+  tok: Pick<PipelineTokenizer, "identity">,
+  where: string,
+  holder: string,
+): void {
+  if (tok.identity.vocabSize > 0x10000)
+    throw new RangeError(
+      `${where}: ${tok.identity.name} has ${tok.identity.vocabSize} ids; ${holder} holds uint16`,
+    );
+}
+
 export function bytesTokenizer(): PipelineTokenizer {
   const enc = new TextEncoder();
   // UTF-8 of a UTF-16 unit is at most 3 bytes (a lone surrogate becomes U+FFFD, 3 bytes)

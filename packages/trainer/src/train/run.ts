@@ -415,6 +415,9 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
     );
     if (!validation) log("no validation split in these shards: validation loss is not computed");
     const flopsPerToken = trainFlopsPerToken(cfg, o.seqLen);
+    /** MFU of a whole-job token rate (null without a known peak: CPU). */
+    const mfuOf = (rate: number) =>
+      o.peakFlops ? modelFlopsUtilization(rate, flopsPerToken, o.peakFlops, worldSize) : null;
 
     const snapshot = (complete: boolean): TrainerState => ({
       format: TRAINER_STATE_FORMAT,
@@ -542,9 +545,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
           lastLoss = r.loss;
         }
         const tokensPerSec = batchTokens / dt;
-        const mfu = o.peakFlops
-          ? modelFlopsUtilization(tokensPerSec, flopsPerToken, o.peakFlops, worldSize)
-          : null;
+        const mfu = mfuOf(tokensPerSec);
         metrics?.write({
           kind: "train",
           stage: spec.dirName,
@@ -591,9 +592,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
               lr,
               gradNorm: r.gradNorm,
               tokensPerSec: meanRate,
-              mfu: o.peakFlops
-                ? modelFlopsUtilization(meanRate, flopsPerToken, o.peakFlops, worldSize)
-                : null,
+              mfu: mfuOf(meanRate),
               skipped: r.skipped,
             }),
           );
