@@ -2,7 +2,8 @@
 # Builds out/device/: what the GPU machine needs to check @tinyllama/data against pyarrow and
 # numpy (check.py) and to run tools/bench/data/bench.mjs without node_modules: a bundled
 # parquet reader, the prepare/task CLIs and the tokenizer bundled by esbuild, zstd-napi's
-# binary, this machine's node (xz), sample shards + expect.json, and a bench corpus.
+# binary, this machine's node (xz), sample shards + expect.json, two bench corpora, and the
+# reference preparation (reference/litgpt_prepare.py, the Llama 2 tokenizer.model) for vs-reference.mjs.
 # Then: run `cd out/device && bash run.sh` there (carry out/device).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../../.." && pwd)
@@ -19,7 +20,9 @@ cp packages/tokenizer/vocab/llama2.tltk.gz $D/dist/vocab/
 cp -rL packages/data/node_modules/zstd-napi $D/node_modules/
 rm -rf $D/node_modules/zstd-napi/{deps,src,build/Release/obj.target,build/Release/zstd.a}
 echo '{"type":"module"}' > $D/package.json
-cp tools/bench/data/gpu-check/check.py tools/bench/data/gpu-check/run.sh tools/bench/data/bench.mjs tools/bench/data/marginal.mjs $D/
+cp tools/bench/data/gpu-check/check.py tools/bench/data/gpu-check/run.sh tools/bench/data/bench.mjs tools/bench/data/marginal.mjs tools/bench/data/vs-reference.mjs $D/
+mkdir -p $D/reference && cp tools/bench/data/reference/litgpt_prepare.py $D/reference/
+cp ../shared/fixtures/llama2-tokenizer.model $D/
 xz -T2 -6 -c "$(readlink -f "$(command -v node)")" > $D/node.xz
 (cd $D && node "$root/packages/data/dist/cli/prepare.js" --output data >/dev/null && node "$root/tools/bench/data/gpu-check/expect.mjs" > expect.json)
 # Two corpora, 30 MB and 3 MB of text (the small one for marginal.mjs's per-byte cost).

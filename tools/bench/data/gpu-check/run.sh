@@ -4,7 +4,8 @@
 # 1 worker (best of 3) and on 10 workers; marginal = tools/bench/data/marginal.mjs (per-byte cost
 # from the 3 MB and 30 MB corpora, with and without dedup) and bench.mjs on every core; flags =
 # bench.mjs with V8's background threads (default) against BENCH_NODE_FLAGS=--single-threaded,
-# alternated, on 1 worker and on every core.
+# alternated, on 1 worker and on every core; reference = vs-reference.mjs (our pipeline against
+# TinyLlama's own preparation with both lit-gpt tokenizer backends, 30 MB and 3 MB corpora).
 # Results go to $OUT (or ./results).
 set -uo pipefail
 out=${OUT:-results}; mkdir -p "$out"
@@ -25,6 +26,10 @@ if want marginal; then
   ./node marginal.mjs --small /tmp/cws --large /tmp/cw --rounds 4 --repeat 3 --json "$out/marginal.json"
   ./node marginal.mjs --small /tmp/cws --large /tmp/cw --rounds 4 --repeat 3 --no-dedup --json "$out/marginal-nodedup.json"
   ./node bench.mjs --reuse /tmp/cw --repeat 2 --workers "$(nproc)" --json "$out/bench-allcores.json"
+fi
+if want reference; then
+  unpack corpus-small /tmp/cws
+  ./node vs-reference.mjs --corpus /tmp/cw --small /tmp/cws --rounds "${REF_ROUNDS:-3}" --sp-model "$PWD/llama2-tokenizer.model" --json "$out/vs-reference.json"
 fi
 if want flags; then
   for r in 1 2 3; do
