@@ -16,11 +16,12 @@ bundle tools/bench/data/gpu-check/read-parquet.ts $D/check.mjs
 bundle packages/data/src/cli/prepare.ts $D/dist/cli/prepare.js
 bundle packages/data/src/cli/task.ts $D/dist/cli/task.js
 bundle packages/tokenizer/src/index.ts $D/dist/cli/tokenizer.js
+bundle packages/data/src/index.ts $D/dist/cli/data.js
 cp packages/tokenizer/vocab/llama2.tltk.gz $D/dist/vocab/
 cp -rL packages/data/node_modules/zstd-napi $D/node_modules/
 rm -rf $D/node_modules/zstd-napi/{deps,src,build/Release/obj.target,build/Release/zstd.a}
 echo '{"type":"module"}' > $D/package.json
-cp tools/bench/data/gpu-check/check.py tools/bench/data/gpu-check/run.sh tools/bench/data/bench.mjs tools/bench/data/marginal.mjs tools/bench/data/vs-reference.mjs $D/
+cp tools/bench/data/gpu-check/check.py tools/bench/data/gpu-check/run.sh tools/bench/data/bench.mjs tools/bench/data/marginal.mjs tools/bench/data/vs-reference.mjs tools/bench/data/steady.mjs $D/
 mkdir -p $D/reference && cp tools/bench/data/reference/litgpt_prepare.py $D/reference/
 cp ../shared/fixtures/llama2-tokenizer.model $D/
 xz -T2 -6 -c "$(readlink -f "$(command -v node)")" > $D/node.xz

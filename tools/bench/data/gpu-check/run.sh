@@ -5,7 +5,8 @@
 # from the 3 MB and 30 MB corpora, with and without dedup) and bench.mjs on every core; flags =
 # bench.mjs with V8's background threads (default) against BENCH_NODE_FLAGS=--single-threaded,
 # alternated, on 1 worker and on every core; reference = vs-reference.mjs (our pipeline against
-# TinyLlama's own preparation with both lit-gpt tokenizer backends, 30 MB and 3 MB corpora).
+# TinyLlama's own preparation with both lit-gpt tokenizer backends, 30 MB and 3 MB corpora);
+# steady = steady.mjs (warm workers: the last of 4 passes in one process, 3 rounds).
 # Results go to $OUT (or ./results).
 set -uo pipefail
 out=${OUT:-results}; mkdir -p "$out"
@@ -16,7 +17,7 @@ xz -dc node.xz > node && chmod +x node
 if want check; then python3 check.py; echo "check.py exit $?"; fi
 unpack() { mkdir -p "$2" && cp -r "$1/corpus" "$2/" && xz -dc "$1/texts.json.xz" > "$2/texts.json"; }
 unpack corpus-work /tmp/cw
-export BENCH_REQUIRE_FROM=$PWD/package.json BENCH_PREPARE=$PWD/dist/cli/prepare.js BENCH_TOKENIZER=$PWD/dist/cli/tokenizer.js
+export BENCH_REQUIRE_FROM=$PWD/package.json BENCH_PREPARE=$PWD/dist/cli/prepare.js BENCH_TOKENIZER=$PWD/dist/cli/tokenizer.js BENCH_DATA=$PWD/dist/cli/data.js
 if want bench; then
   ./node bench.mjs --reuse /tmp/cw --repeat 3 --workers 1 --json "$out/bench-1w.json"
   ./node bench.mjs --reuse /tmp/cw --repeat 2 --workers 10 --json "$out/bench-10w.json"
@@ -30,6 +31,10 @@ fi
 if want reference; then
   unpack corpus-small /tmp/cws
   ./node vs-reference.mjs --corpus /tmp/cw --small /tmp/cws --rounds "${REF_ROUNDS:-3}" --sp-model "$PWD/llama2-tokenizer.model" --json "$out/vs-reference.json"
+fi
+if want steady; then
+  ./node bench.mjs --reuse /tmp/cw --repeat 1 >/dev/null # writes the config and pipeline-order texts
+  ./node steady.mjs --corpus /tmp/cw --passes 4 --rounds 3 --json "$out/steady.json"
 fi
 if want flags; then
   for r in 1 2 3; do
