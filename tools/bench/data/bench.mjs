@@ -20,10 +20,11 @@ import {
   writeFileSync,
 } from "node:fs";
 import { createRequire } from "node:module";
-import { cpus, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import { runHeader } from "./report.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const { values } = parseArgs({
@@ -307,14 +308,7 @@ const split = {
   "tokenizer load": byKey(".loadTokenizer"),
 };
 const report = {
-  date: new Date().toISOString(),
-  machine: `${cpus()[0]?.model} x${cpus().length}, node ${process.version}`,
-  commit:
-    process.env.BENCH_COMMIT ??
-    spawnSync("git", ["rev-parse", "--short", "HEAD"], {
-      cwd: root,
-      encoding: "utf8",
-    }).stdout?.trim(),
+  ...runHeader(),
   command: `${nodeFlags.length ? `BENCH_NODE_FLAGS="${nodeFlags.join(" ")}" ` : ""}node tools/bench/data/bench.mjs --mb ${targetMb} --workers ${workers} --repeat ${repeat}${values["no-dedup"] ? " --no-dedup" : ""}`,
   note: "best of --repeat runs for both the pipeline and the tokenizer-only pass, alternating, fresh processes",
   // --keep: where the corpus stays, for --reuse (marginal.mjs reads it from here)

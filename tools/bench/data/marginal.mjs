@@ -18,6 +18,7 @@ import { rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { median } from "./report.mjs";
 
 const bench = join(dirname(fileURLToPath(import.meta.url)), "bench.mjs");
 const { values } = parseArgs({
@@ -85,11 +86,6 @@ for (let r = 0; r < rounds; r++) {
   }
 }
 
-const median = (/** @type {number[]} */ xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? /** @type {number} */ (s[m]) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
-};
 const med = (/** @type {any[]} */ rs, /** @type {string} */ k) => median(rs.map((r) => r[k]));
 const [pS, tS, pL, tL] = [
   med(runs.small, keyCpu),

@@ -19,10 +19,10 @@
 // Needs pnpm build (or BENCH_DATA: the data package bundled, as on the GPU machines).
 import { spawnSync } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
-import { cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import { median, runHeader } from "./report.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const { values } = parseArgs({
@@ -106,12 +106,6 @@ for (let r = 0; r < rounds; r++) {
   console.error(`round ${r + 1}/${rounds} done`);
 }
 
-/** @param {number[]} xs */
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] ?? Number.NaN) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
-};
 /** median over rounds of pass p (-1: the last) @param {string} c @param {number} p */
 const passMedian = (c, p) => median((runs[c] ?? []).map((l) => l.at(p) ?? Number.NaN));
 const tokSteady = passMedian("tokenizer", -1);
@@ -125,14 +119,7 @@ const row = (/** @type {string} */ c) => ({
 const steadyRate = mb / passMedian("pipeline", -1);
 const bytesPerToken = 2.9; // of this corpus (bench.mjs reports it); English prose is nearer 4
 const report = {
-  date: new Date().toISOString(),
-  machine: `${cpus()[0]?.model} x${cpus().length}, node ${process.version}`,
-  commit:
-    process.env.BENCH_COMMIT ??
-    spawnSync("git", ["rev-parse", "--short", "HEAD"], {
-      cwd: root,
-      encoding: "utf8",
-    }).stdout?.trim(),
+  ...runHeader(),
   command: `node tools/bench/data/steady.mjs --corpus <dir> --passes ${passes} --rounds ${rounds}`,
   textMB: +mb.toFixed(2),
   tokenizer: row("tokenizer"),

@@ -14,10 +14,11 @@
 // have them; a variant whose Python module is missing is reported as failed, not skipped).
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import { median, runHeader } from "./report.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..", "..", "..");
@@ -136,13 +137,6 @@ for (let round = 1; round <= rounds; round++) {
 rmSync(scratch, { recursive: true, force: true });
 console.log(JSON.stringify(writeReport(rounds), null, 2));
 
-/** @param {number[]} xs */
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] ?? Number.NaN) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
-}
-
 /** Medians so far, written to --json; returns the report. @param {number} roundsDone */
 function writeReport(roundsDone) {
   const large = corpora.length - 1;
@@ -168,15 +162,8 @@ function writeReport(roundsDone) {
       : {}),
   }));
   const report = {
-    date: new Date().toISOString(),
-    machine: `${cpus()[0]?.model} x${cpus().length}, node ${process.version}`,
+    ...runHeader(),
     roundsDone,
-    commit:
-      process.env.BENCH_COMMIT ??
-      spawnSync("git", ["rev-parse", "--short", "HEAD"], {
-        cwd: root,
-        encoding: "utf8",
-      }).stdout?.trim(),
     command: `node tools/bench/data/vs-reference.mjs --corpus <dir>${values.small ? " --small <dir>" : ""} --rounds ${rounds}`,
     note:
       "CPU-seconds: ours sum every worker's task CPU (tokenizer load included); the reference's time its " +
