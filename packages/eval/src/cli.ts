@@ -40,6 +40,8 @@ const USAGE = `usage: pnpm eval [options]
   --batch-size <n>        windows per forward (default 16)
   --max-batch-tokens <n>  cap on tokens per forward
   --max-length <n>        model context for truncation (default: the model's)
+  --pad-multiple <n>      pad each batch to its longest window rounded up to a multiple of n
+                          (default 8)
   --tokenizer <path>      tokenizer.model / tokenizer.json (default: the checkpoint's, else bundled)
   --perplexity <dir>      also report perplexity on a shard directory's held-out split
   --perplexity-split <s>  split to read (default validation)
@@ -85,6 +87,7 @@ export async function main(argv: string[]): Promise<number> {
       "no-add-bos": { type: "boolean" },
       "max-batch-tokens": { type: "string" },
       "max-length": { type: "string" },
+      "pad-multiple": { type: "string" },
       perplexity: { type: "string" },
       "perplexity-split": { type: "string" },
       "perplexity-blocks": { type: "string" },
@@ -116,6 +119,7 @@ export async function main(argv: string[]): Promise<number> {
   const batchSize = positiveInt("batch-size", values["batch-size"]) ?? 16;
   const maxBatchTokens = positiveInt("max-batch-tokens", values["max-batch-tokens"]);
   const maxLength = positiveInt("max-length", values["max-length"]);
+  const padMultiple = positiveInt("pad-multiple", values["pad-multiple"]);
   const perplexityBlocks = positiveInt("perplexity-blocks", values["perplexity-blocks"]) ?? 64;
   const taskList = values.tasks ?? "all";
   const tasks = taskList === "none" ? [] : resolveTasks(taskList);
@@ -142,6 +146,7 @@ export async function main(argv: string[]): Promise<number> {
     dtype,
     tokenizer: values.tokenizer,
     maxLength,
+    padMultiple,
   });
   try {
     console.error(

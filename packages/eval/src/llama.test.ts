@@ -123,6 +123,20 @@ describe("LlamaTokenScorer", () => {
       await expect(
         fast.scoreWindows([{ tokens: Int32Array.from([1, 32000]), scoreFrom: 1 }]),
       ).rejects.toThrow(/out of the vocabulary/);
+      // Padding changes no score: a batch padded to 7 (no rounding), 8 or 64 positions.
+      for (const padMultiple of [1, 8]) {
+        const padded = new LlamaTokenScorer(model, { padMultiple });
+        const c = await padded.scoreWindows(windows);
+        c.forEach((w, i) => {
+          for (const [j, lp] of w.logprobs.entries())
+            expect(lp, `padMultiple ${padMultiple}`).toBeCloseTo(a[i]!.logprobs[j]!, 4);
+          expect(w.greedy).toEqual(a[i]!.greedy);
+        });
+      }
+      for (const bad of [0, -8, 2.5, Number.NaN])
+        expect(() => new LlamaTokenScorer(model, { padMultiple: bad })).toThrow(
+          /padMultiple must be a positive integer/,
+        );
     } finally {
       model.dispose();
     }
@@ -292,6 +306,9 @@ describe("pnpm eval (cli main)", () => {
   it("rejects bad flags before loading anything", async () => {
     await expect(main(["--tasks", "nope"])).rejects.toThrow(/unknown task "nope"/);
     await expect(main(["--limit", "0"])).rejects.toThrow(/--limit must be a positive integer/);
+    await expect(main(["--pad-multiple", "0"])).rejects.toThrow(
+      /--pad-multiple must be a positive integer/,
+    );
     await expect(main(["--harness", "0.5"])).rejects.toThrow(/--harness must be one of/);
     await expect(main(["--device", "tpu"])).rejects.toThrow(/--device must be cpu, cuda or auto/);
     await expect(main(["--dtype", "f16"])).rejects.toThrow(/--dtype must be f32 or bf16/);

@@ -18,6 +18,9 @@ tools/node_modules/.bin/esbuild packages/eval/dist/cli.js --bundle --platform=no
   --target=node20 --log-level=warning --outfile=.gpu/eval-cli.mjs \
   --external:zstd-napi \
   --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
+tools/node_modules/.bin/esbuild tools/bench/eval/profile-forward.mjs --bundle --platform=node --format=esm \
+  --target=node20 --log-level=warning --outfile=.gpu/profile-forward.mjs --external:zstd-napi \
+  --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
 tok=/work/shared/fixtures/llama2-tokenizer.model
 [ -f "$tok" ] || tok="$root/../shared/fixtures/llama2-tokenizer.model"
 cp "$tok" .gpu/llama2-tokenizer.model

@@ -4,7 +4,7 @@ import { TINYLLAMA_ADAMW } from "../optim/adamw.js";
 import { microConfig } from "../test-util/tiny.js";
 import { Trainer } from "../train/trainer.js";
 import { modelConfig, parameterSpecs } from "./config.js";
-import { LlamaModel } from "./llama.js";
+import { INFERENCE_PLANS_KEPT, LlamaModel } from "./llama.js";
 import { activationSpecs } from "./plan.js";
 
 function batch(B: number, T: number, V: number, seed: number) {
@@ -195,5 +195,28 @@ describe("LlamaModel on the CPU backend", () => {
     const model = new LlamaModel(k, cfg);
     expect(() => model.plan(1, 8, false, { recompute: true })).toThrow(/training plans only/);
     model.dispose();
+  });
+
+  it("keeps the training plan and the INFERENCE_PLANS_KEPT most recently used inference plans", async () => {
+    const k = await loadBackend("cpu");
+    const model = new LlamaModel(k, microConfig());
+    const train = model.plan(2, 8, true);
+    const first = model.plan(1, 8, false);
+    const second = model.plan(2, 8, false);
+    expect(INFERENCE_PLANS_KEPT).toBe(2);
+    expect(model.plan(1, 8, false)).toBe(first); // cached, and now the most recent
+    const third = model.plan(3, 8, false); // evicts the least recently used: `second`
+    expect(second.logits.disposed).toBe(true);
+    expect(first.logits.disposed).toBe(false);
+    expect(third.logits.disposed).toBe(false);
+    expect(train.logits.disposed).toBe(false);
+    expect(model.plan(2, 8, true)).toBe(train);
+    const again = model.plan(2, 8, false); // a fresh plan for an evicted shape, and it works
+    expect(again).not.toBe(second);
+    expect(first.logits.disposed).toBe(true);
+    const ids = Int32Array.from({ length: 16 }, (_, i) => 3 + i);
+    expect(model.logits(ids, 2, 8)).toHaveLength(16 * microConfig().vocabSize);
+    model.dispose();
+    expect(third.logits.disposed && again.logits.disposed && train.logits.disposed).toBe(true);
   });
 });

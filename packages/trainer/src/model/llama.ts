@@ -84,6 +84,13 @@ export interface SequenceScores {
 
 export type TokenSequence = ArrayLike<number>;
 
+/**
+ * Inference plans (activations of one batch shape) a model keeps; older ones are disposed.
+ * Two, so that alternating between two shapes (a full batch and the last, smaller one) does
+ * not reallocate.
+ */
+export const INFERENCE_PLANS_KEPT = 2;
+
 /** Name of the trailing entry that pads the parameter arena to the shard group (see below). */
 export const PARAM_PADDING = "shard-padding";
 
@@ -222,7 +229,10 @@ export class LlamaModel {
     }
     const key = `${batch}x${seqLen}:${training ? "train" : "infer"}${recompute ? "-recompute" : ""}`;
     let p = this.plans.get(key);
-    if (!p) {
+    if (p) {
+      this.plans.delete(key); // re-inserted below: the Map's order is least recently used first
+    } else {
+      if (!training) this.evictInferencePlans(INFERENCE_PLANS_KEPT - 1);
       p = planActivations(
         this.backend,
         this.config,
@@ -232,9 +242,23 @@ export class LlamaModel {
         this.actDtype,
         recompute,
       );
-      this.plans.set(key, p);
     }
+    this.plans.set(key, p);
     return p;
+  }
+
+  /**
+   * Disposes the least recently used inference plans until at most `keep` remain. Scoring
+   * (eval) asks for a plan per padded batch shape, and windows come longest first, so each shape
+   * serves a run of batches and is rarely asked for again; keeping them all would hold a
+   * B x T x vocab logits buffer per shape. Training plans are never evicted.
+   */
+  private evictInferencePlans(keep: number): void {
+    const inference = [...this.plans.entries()].filter(([, p]) => !p.training);
+    for (const [key, p] of inference.slice(0, Math.max(0, inference.length - keep))) {
+      p.dispose();
+      this.plans.delete(key);
+    }
   }
 
   /** Frees the activation plans (weights stay). */
