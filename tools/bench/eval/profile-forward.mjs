@@ -8,9 +8,9 @@
 //     [--device cuda] [--windows 64] [--length 256] [--batch-size 32]
 // Needs pnpm build (tools/bench/eval/prepare.sh also bundles it into .gpu/ for the GPU machines).
 import { parseArgs } from "node:util";
-import { LlamaTokenScorer } from "../../../packages/eval/dist/index.js";
-import { formatProfile, loadBackend, profiled } from "../../../packages/kernels/dist/index.js";
-import { LlamaModel } from "../../../packages/trainer/dist/index.js";
+import { LlamaTokenScorer } from "@tinyllama/eval";
+import { formatProfile, loadBackend, profiled } from "@tinyllama/kernels";
+import { LlamaModel } from "@tinyllama/trainer";
 
 const { values } = parseArgs({
   options: {
@@ -32,8 +32,7 @@ const length = Number(values.length);
 
 const prof = profiled(await loadBackend(device));
 const model = await LlamaModel.load(values.checkpoint, {
-  // the trainer's declarations name the kernels package's source types, this file its dist's
-  backend: /** @type {any} */ (prof.backend),
+  backend: prof.backend,
   computeDtype: values.dtype,
 });
 const scorer = new LlamaTokenScorer(model);
