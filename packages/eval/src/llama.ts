@@ -28,12 +28,6 @@ function isPlanned(m: SequenceScoringModel | PlannedModel): m is PlannedModel {
 }
 
 /**
- * Scores windows with the trainer's LlamaModel. Fast path: one forward with the cross-entropy
- * op, so only N per-token losses (log p = -loss) come back to the host, plus single logit rows
- * where an is_greedy range needs them; the full B x T x 32000 logits never leave the device (`scoreSequences` copies them all and log-softmaxes every position in JS).
- * Models without those methods go through `scoreSequences`.
- */
-/**
  * Windows come longest first, so a batch's windows have similar lengths, and padding them to
  * the batch's longest rounded up to this wastes little. On the five zero-shot tasks (200 docs
  * each, batches of 32) that is 1.07x the real tokens at 8, against 1.55x at 64 (the earlier
@@ -44,6 +38,12 @@ function isPlanned(m: SequenceScoringModel | PlannedModel): m is PlannedModel {
  */
 export const DEFAULT_PAD_MULTIPLE = 8;
 
+/**
+ * Scores windows with the trainer's LlamaModel. Fast path: one forward with the cross-entropy
+ * op, so only N per-token losses (log p = -loss) come back to the host, plus single logit rows
+ * where an is_greedy range needs them; the full B x T x 32000 logits never leave the device (`scoreSequences` copies them all and log-softmaxes every position in JS).
+ * Models without those methods go through `scoreSequences`.
+ */
 export class LlamaTokenScorer implements TokenScorer {
   readonly maxLength: number;
   readonly description: string;
