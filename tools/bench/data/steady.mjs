@@ -48,6 +48,7 @@ const cpuSeconds = (/** @type {NodeJS.CpuUsage} */ c) => (c.user + c.system) / 1
 if (values.child) {
   /** @type {number[]} */
   const perPass = [];
+  let tokens = 0; // ids + EOS of the corpus (the tokenizer child counts them)
   const D = await import(pathToFileURL(dataJs).href);
   if (values.child === "tokenizer") {
     /** @type {string[]} */
@@ -58,9 +59,10 @@ if (values.child) {
       const c0 = process.cpuUsage();
       // as the pipeline tokenizes: ids + EOS into a reused buffer, one document at a time
       // (a UTF-16 unit is at most 3 byte-fallback ids)
+      tokens = 0;
       for (const text of texts) {
         if (ids.length < text.length * 3 + 1) ids = new Uint16Array(text.length * 4 + 16);
-        tok.encodeInto(text, ids, 0);
+        tokens += tok.encodeInto(text, ids, 0);
       }
       perPass.push(cpuSeconds(process.cpuUsage(c0)));
     }
@@ -77,7 +79,7 @@ if (values.child) {
     }
     rmSync(join(corpus, "steady-out"), { recursive: true, force: true });
   }
-  console.log(JSON.stringify(perPass.map((s) => +s.toFixed(3))));
+  console.log(JSON.stringify({ perPass: perPass.map((s) => +s.toFixed(3)), tokens }));
   process.exit(0);
 }
 
@@ -94,6 +96,7 @@ if (mb < MIN_TEXT_MB) {
 const children = ["tokenizer", "pipeline", "no-dedup"];
 /** @type {Record<string, number[][]>} CPU-seconds per pass, one list per round */
 const runs = Object.fromEntries(children.map((c) => [c, []]));
+let corpusTokens = 0;
 for (let r = 0; r < rounds; r++) {
   for (const child of children) {
     const args = [fileURLToPath(import.meta.url), "--child", child, "--corpus", corpus];
@@ -101,7 +104,9 @@ for (let r = 0; r < rounds; r++) {
       encoding: "utf8",
     });
     if (res.status !== 0) throw new Error(`${child} child failed:\n${res.stderr}`);
-    runs[child]?.push(JSON.parse(res.stdout.trim().split("\n").slice(-1)[0] ?? "[]"));
+    const out = JSON.parse(res.stdout.trim().split("\n").slice(-1)[0] ?? "{}");
+    runs[child]?.push(out.perPass);
+    if (out.tokens > 0) corpusTokens = out.tokens;
   }
   console.error(`round ${r + 1}/${rounds} done`);
 }
@@ -117,7 +122,8 @@ const row = (/** @type {string} */ c) => ({
   "per round, every pass": runs[c],
 });
 const steadyRate = mb / passMedian("pipeline", -1);
-const bytesPerToken = 2.9; // of this corpus (bench.mjs reports it); English prose is nearer 4
+// UTF-8 text bytes per token of this corpus (multilingual; English prose is nearer 4)
+const bytesPerToken = textBytes / corpusTokens;
 const report = {
   ...runHeader(),
   command: `node tools/bench/data/steady.mjs --corpus <dir> --passes ${passes} --rounds ${rounds}`,
@@ -125,8 +131,10 @@ const report = {
   tokenizer: row("tokenizer"),
   pipeline: row("pipeline"),
   "pipeline --no-dedup": row("no-dedup"),
-  "projected core-hours at the steady rate, all four corpora (~1,155B tokens, 2.9 bytes/token)":
-    Math.round((1155e9 * bytesPerToken) / 1e6 / steadyRate / 3600),
+  "text bytes per token": +bytesPerToken.toFixed(3),
+  "projected core-hours at the steady rate, all four corpora (~1,155B tokens)": Math.round(
+    (1155e9 * bytesPerToken) / 1e6 / steadyRate / 3600,
+  ),
 };
 console.log(JSON.stringify(report, null, 2));
 if (values.json) writeFileSync(values.json, `${JSON.stringify(report, null, 2)}\n`);
