@@ -170,9 +170,11 @@ const texts = JSON.parse((await import("node:fs")).readFileSync(process.argv[2] 
 const tok = await LlamaTokenizer.load();
 const t = performance.now();
 const c0 = process.cpuUsage();
-for (let i = 0; i < texts.length; i += 512) await tok.encodeBatchToInt32Arrays(texts.slice(i, i + 512), { bos: false, threads: 0 });
+let tokens = 0;
+for (let i = 0; i < texts.length; i += 512)
+  for (const ids of await tok.encodeBatchToInt32Arrays(texts.slice(i, i + 512), { bos: false, threads: 0 })) tokens += ids.length + 1;
 const c = process.cpuUsage(c0);
-console.log((performance.now() - t) / 1000, (c.user + c.system) / 1e6);`,
+console.log((performance.now() - t) / 1000, (c.user + c.system) / 1e6, tokens);`,
 );
 // The same texts in the order the pipeline (one worker) meets them: task by task, i.e. file by
 // file (every 8th handbook document per jsonl.zst file, every 2nd Python file per parquet
@@ -199,13 +201,15 @@ let tokSeconds = Number.POSITIVE_INFINITY;
 let tokCpuSeconds = Number.POSITIVE_INFINITY;
 let bestCpu = Number.POSITIVE_INFINITY; // best pipeline CPU-seconds (sum over tasks)
 let tokPipelineOrderCpu = Number.POSITIVE_INFINITY;
+let corpusTokens = Number.NaN; // ids + one EOS per document, as the pipeline packs them
 /** @type {Record<string, number>} */
 let bestCpuByStage = {};
 let wall = 0;
 for (let rep = 0; rep < repeat; rep++) {
   const tk = spawnSync(process.execPath, [...nodeFlags, tokOnlyScript], { encoding: "utf8" });
   if (tk.status !== 0) throw new Error(tk.stderr);
-  const [tkWall, tkCpu] = tk.stdout.trim().split(" ").map(Number);
+  const [tkWall, tkCpu, tkTokens] = tk.stdout.trim().split(" ").map(Number);
+  corpusTokens = tkTokens ?? Number.NaN;
   tokSeconds = Math.min(tokSeconds, tkWall ?? Number.NaN);
   tokCpuSeconds = Math.min(tokCpuSeconds, tkCpu ?? Number.NaN);
   const tp = spawnSync(process.execPath, [...nodeFlags, tokOnlyScript, pipelineOrderFile], {
@@ -258,7 +262,9 @@ const sum = (prefix) =>
     .filter(([k]) => k.startsWith(prefix))
     .reduce((a, [, v]) => a + v, 0);
 const taskSeconds = stats.tasks.reduce((a, s) => a + s.seconds, 0);
-const inputText = stats.tasks
+// bytes of the stored records (JSON lines with their escapes and meta, parquet text) the
+// pipeline read: the tokenizer-only pass gets the texts alone, so rates use text bytes
+const recordBytes = stats.tasks
   .filter((s) => s.stage === "pack")
   .reduce((a, s) => a + s.bytesRead, 0);
 
@@ -277,20 +283,11 @@ tDec = (performance.now() - tDec) / 1000;
 
 const tokBytes = texts.reduce((a, s) => a + Buffer.byteLength(s), 0);
 
-const mb = inputText / 1e6;
-let tokens = 0;
-for (const src of config.sources.map((s) => s.name)) {
-  const m = JSON.parse(readFileSync(join(work, "out", src, "manifest.json"), "utf8"));
-  for (const sp of Object.values(m.splits)) tokens += sp.tokens;
-}
-// bytes of kept text per token, from the pack stats (removed documents produce no tokens)
-const keptText =
-  inputText *
-  (stats.tasks
-    .filter((s) => s.stage === "pack")
-    .reduce((a, s) => a + (s.extra.trainDocuments ?? 0) + (s.extra.validationDocuments ?? 0), 0) /
-    stats.tasks.filter((s) => s.stage === "pack").reduce((a, s) => a + s.documentsRead, 0));
-const bytesPerToken = keptText / tokens;
+// Both sides read exactly these documents (every one of the corpus), so their costs compare
+// directly; MB are UTF-8 text bytes (the records are ~2% larger with JSON escapes and meta).
+const mb = tokBytes / 1e6;
+// UTF-8 text bytes per token (ids + EOS) of this corpus, for the core-hour projections
+const bytesPerToken = tokBytes / corpusTokens;
 /** @param {number} tokensTotal */
 const coreHours = (tokensTotal) => (tokensTotal * bytesPerToken) / 1e6 / (mb / taskSeconds) / 3600;
 /** @param {string} suffix */
@@ -316,6 +313,7 @@ const report = {
   input: {
     compressedMB: +(compressedBytes / 1e6).toFixed(2),
     textMB: +mb.toFixed(2),
+    recordMB: +(recordBytes / 1e6).toFixed(2),
     documents: texts.length,
   },
   wallSeconds: +wall.toFixed(2),
@@ -327,27 +325,20 @@ const report = {
     1e6 /
     tokSeconds
   ).toFixed(3),
-  "pipeline cost / tokenizer-only cost": +(
-    taskSeconds /
-    ((tokSeconds * mb) / (tokBytes / 1e6))
-  ).toFixed(3),
+  "pipeline cost / tokenizer-only cost": +(taskSeconds / tokSeconds).toFixed(3),
   // the same ratio from CPU time (process.cpuUsage of the workers and of the tokenizer-only
   // process): on a shared box wall time also counts waiting for a core, CPU time does not
   "pipeline CPU-seconds in tasks (best run)": +bestCpu.toFixed(2),
   "tokenizer-only CPU-seconds": +tokCpuSeconds.toFixed(2),
-  "pipeline cost / tokenizer-only cost, CPU time": +(
-    bestCpu /
-    ((tokCpuSeconds * mb) / (tokBytes / 1e6))
-  ).toFixed(3),
+  "pipeline cost / tokenizer-only cost, CPU time": +(bestCpu / tokCpuSeconds).toFixed(3),
   "tokenizer-only CPU-seconds, texts in the pipeline's order": +tokPipelineOrderCpu.toFixed(2),
   "pipeline cost / tokenizer-only cost, CPU time, pipeline's order": +(
-    bestCpu /
-    ((tokPipelineOrderCpu * mb) / (tokBytes / 1e6))
+    bestCpu / tokPipelineOrderCpu
   ).toFixed(3),
   "CPU-seconds by stage (best run, whole worker processes' tasks)": bestCpuByStage,
   "seconds by stage": Object.fromEntries(Object.entries(split).map(([k, v]) => [k, +v.toFixed(2)])),
   "tokenizer-only seconds": +tokSeconds.toFixed(2),
-  "text bytes per token (approx.)": +bytesPerToken.toFixed(2),
+  "text bytes per token": +bytesPerToken.toFixed(3),
   "projected core-hours, SlimPajama + StarCoderData (~950B tokens)": Math.round(coreHours(950e9)),
   "projected core-hours, all four corpora (~1,155B tokens: + Proof-Pile-2 55B + SkyPile 150B)":
     Math.round(coreHours(1155e9)),

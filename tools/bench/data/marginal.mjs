@@ -100,7 +100,7 @@ const perRound = runs.large.map(
   (l, i) => (l[keyCpu] - runs.small[i][keyCpu]) / (l[keyTok] - runs.small[i][keyTok]),
 );
 const secondsPerMb = (pL - pS) / (mbL - mbS);
-const bytesPerToken = runs.large[0]["text bytes per token (approx.)"];
+const bytesPerToken = runs.large[0]["text bytes per token"];
 const coreHours = (/** @type {number} */ tokens) =>
   Math.round((((tokens * bytesPerToken) / 1e6) * secondsPerMb) / 3600);
 const report = {
