@@ -12,8 +12,9 @@ For each output directory it checks, independently of the TypeScript code:
      vs context split, empty context -> one prefix token, BOS per the run's add_bos) gives the
      same context and continuation ids;
   2. log-likelihoods: transformers' model scores the same token windows (left-truncated to
-     max_length + 1, full-vocabulary log-softmax in float32) within --atol of ours, and the
-     is_greedy flags agree;
+     max_length + 1, full-vocabulary log-softmax in float32) within --atol + --rtol * |ll| of
+     ours, and the is_greedy flags agree; in bfloat16 with --fp32-reference the verdict is how
+     far each side is from float32 instead (two bf16 implementations differ by their rounding);
   3. accuracies: acc and acc_norm recomputed per doc the harness's way (numpy argmax of the
      log-likelihoods, and of log-likelihood / len(choice)) from transformers' numbers equal ours,
      doc by doc and in aggregate;
@@ -213,18 +214,38 @@ def compare_run(run_dir, model, tok, args, device, ref_model=None):
             "acc_norm_hf": float(np.mean(hf_norm)) if "acc_norm,none" in entry else None,
         }
     ok_tokens = not token_mismatches
-    ok_ll = bool(diffs.max() <= args.atol) if len(diffs) else True
-    ok_acc = acc_mismatch_docs == 0 and all(
+    # A request's log-likelihood sums its continuation's log-probabilities, so its rounding error
+    # grows with its magnitude: the line is atol + rtol * |ll| (float32 sums of ~50 terms of
+    # magnitude 10 differ by ~1e-6 relative between two correct GEMM orders).
+    tols = args.atol + args.rtol * np.array([abs(t[0]) for t in theirs])
+    over = diffs > tols
+    ok_acc_pairwise = acc_mismatch_docs == 0 and all(
         t["acc_ours"] == t["acc_hf"] and (t["acc_norm_hf"] is None or t["acc_norm_ours"] == t["acc_norm_hf"])
         for t in report["tasks"].values())
+    if reference is None:
+        ok_ll, ok_acc = not over.any(), ok_acc_pairwise
+        verdict_basis = "pairwise"
+    else:
+        # Two bf16 implementations differ from each other by about their own rounding (on a
+        # random 1.1B model: 0.3 on average), so the pairwise line says little. The verdict is
+        # against float32: ours may be at most 25% further from it than transformers' bf16 on
+        # average, and score at most 1% more docs (or 2) differently from it.
+        so, total = reference["ours_docs_same_acc_as_fp32"]
+        sh, _ = reference["hf_docs_same_acc_as_fp32"]
+        ok_ll = reference["ours_vs_fp32_mean"] <= 1.25 * reference["hf_vs_fp32_mean"] + args.atol
+        ok_acc = so >= sh - max(2, total // 100)
+        verdict_basis = "against float32"
     report.update({
         "requests": len(windows),
         "token_mismatches": len(token_mismatches),
         "token_mismatch_examples": token_mismatches[:10],
         "loglik_max_abs_diff": float(diffs.max()) if len(diffs) else 0.0,
         "loglik_mean_abs_diff": float(diffs.mean()) if len(diffs) else 0.0,
-        "loglik_over_atol": int((diffs > args.atol).sum()),
+        "loglik_over_tolerance": int(over.sum()),
         "atol": args.atol,
+        "rtol": args.rtol,
+        "verdict_basis": verdict_basis,
+        "acc_identical_to_hf": ok_acc_pairwise,
         "greedy_mismatches": greedy_mismatch,
         "acc_mismatch_docs": acc_mismatch_docs,
         "docs_with_top2_margin_below_atol": close_calls,
@@ -245,6 +266,8 @@ def main():
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--atol", type=float, default=None, help="default 1e-4 (float32), 1e-2 (bfloat16)")
+    p.add_argument("--rtol", type=float, default=None,
+                   help="per-request line atol + rtol * |loglik|; default 1e-5 (float32), 1e-2 (bfloat16)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-length", type=int, default=None, help="default: the model's max_position_embeddings")
     p.add_argument("--tokenizer", default="auto", choices=["auto", "sp"])
@@ -254,6 +277,8 @@ def main():
     args = p.parse_args()
     if args.atol is None:
         args.atol = 1e-4 if args.dtype == "float32" else 1e-2
+    if args.rtol is None:
+        args.rtol = 1e-5 if args.dtype == "float32" else 1e-2
     dtype = torch.float32 if args.dtype == "float32" else torch.bfloat16
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -273,9 +298,9 @@ def main():
         with open(os.path.join(args.out, f"compare-{name}.json"), "w", encoding="utf-8") as f:
             json.dump(r, f, indent=2, ensure_ascii=False)
         print(f"\n== {name}: add_bos={r['add_bos']} empty_context={r['empty_context_token']} "
-              f"requests={r['requests']} -> {'PASS' if r['pass'] else 'FAIL'}")
+              f"requests={r['requests']} -> {'PASS' if r['pass'] else 'FAIL'} ({r['verdict_basis']})")
         print(f"token mismatches {r['token_mismatches']}; loglik |diff| max {r['loglik_max_abs_diff']:.3e} "
-              f"mean {r['loglik_mean_abs_diff']:.3e} (> {r['atol']:g}: {r['loglik_over_atol']}); "
+              f"mean {r['loglik_mean_abs_diff']:.3e} (over {r['atol']:g} + {r['rtol']:g} |ll|: {r['loglik_over_tolerance']}); "
               f"greedy mismatches {r['greedy_mismatches']}; docs with acc mismatch {r['acc_mismatch_docs']} "
               f"(docs whose top-2 margin < atol: {r['docs_with_top2_margin_below_atol']})")
         print(f"{'task':<16}{'docs':>5}{'acc ours':>10}{'acc hf':>9}{'norm ours':>11}{'norm hf':>9}")
