@@ -442,10 +442,18 @@ export class LlamaModel {
    * Scores token sequences of any lengths (2..maxSeqLen): for every position, the
    * log-probability of the next token and whether it is the greedy choice. Sequences are
    * packed into batches of `batchSize` and right-padded; causal attention keeps padding from
-   * affecting real positions.
+   * affecting real positions. A batch's padded length is its longest rounded up to
+   * `padMultiple` (default 8, as the eval's scorer: little padding, few distinct plans).
    */
-  scoreSequences(sequences: TokenSequence[], opts: { batchSize?: number } = {}): SequenceScores[] {
+  scoreSequences(
+    sequences: TokenSequence[],
+    opts: { batchSize?: number; padMultiple?: number } = {},
+  ): SequenceScores[] {
     const batchSize = opts.batchSize ?? 8;
+    const padMultiple = opts.padMultiple ?? 8;
+    if (!Number.isInteger(padMultiple) || padMultiple < 1) {
+      throw new RangeError(`padMultiple must be a positive integer, got ${padMultiple}`);
+    }
     const out: SequenceScores[] = [];
     const V = this.config.vocabSize;
     for (let s0 = 0; s0 < sequences.length; s0 += batchSize) {
@@ -457,8 +465,7 @@ export class LlamaModel {
         }
         T = Math.max(T, seq.length - 1);
       }
-      // Round the padded length up so few distinct plans are created.
-      const Tp = Math.min(this.config.maxSeqLen, roundUp(T, 64));
+      const Tp = Math.min(this.config.maxSeqLen, roundUp(T, padMultiple));
       const B = group.length;
       const ids = new Int32Array(B * Tp);
       const targets = new Int32Array(B * Tp);

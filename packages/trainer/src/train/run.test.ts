@@ -140,6 +140,7 @@ describe("training on CPU", () => {
     const longer = Array.from({ length: 40 }, (_, i) => 1000 + ((i * 17) % 5000));
     const [alone] = model.scoreSequences([seq]);
     const [, together] = model.scoreSequences([longer, seq]);
+    const [padded] = model.scoreSequences([seq], { padMultiple: 64 });
     const logits = model.logits(Int32Array.from(seq.slice(0, -1)), 1, seq.length - 1);
     const V = model.config.vocabSize;
     for (let t = 0; t < seq.length - 1; t++) {
@@ -150,7 +151,9 @@ describe("training on CPU", () => {
       expect(alone!.logProbs[t]).toBeCloseTo(row[seq[t + 1]!]! - max - Math.log(z), 4);
       expect(together!.logProbs[t]).toBeCloseTo(alone!.logProbs[t]!, 4);
       expect(together!.greedy[t]).toBe(alone!.greedy[t]);
+      expect(padded!.logProbs[t]).toBeCloseTo(alone!.logProbs[t]!, 4);
     }
+    expect(() => model.scoreSequences([seq], { padMultiple: 0 })).toThrow(/padMultiple/);
     expect(() => model.scoreSequences([[5]])).toThrow(/at least 2/);
     expect(() => model.scoreSequences([[5, 40000]])).toThrow(/outside the vocabulary/);
     model.dispose();
