@@ -2,7 +2,8 @@
  * GPU-side correctness check of @tinyllama/kernels (bundled by tools/gpu/run.sh; run where
  * the CUDA addon was built). Runs the cross-backend suite (CUDA f32 and bf16 against the CPU
  * backend in f32, poisoned outputs), the native-boundary fuzz on the CUDA addon, a leak check,
- * the data-error path (out-of-range token id reported by synchronize()), and a bad value of
+ * zero-sized dimensions at every op, the data-error path (out-of-range token id reported by
+ * synchronize()), and a bad value of
  * each kernel-choice setting (TINYLLAMA_ATTENTION, _ATTENTION_BWD, _ROW_KERNELS, _RMSNORM_FWD: a
  * clear error in a child process, not a crash). Prints one row per check and exits non-zero on any failure.
  * `--quick` runs a subset for compute-sanitizer.
@@ -13,7 +14,7 @@ import { join } from "node:path";
 import { builtBackends, defaultBuildDir, loadBackend } from "../../packages/kernels/src/loader.js";
 import type { NativeAddon } from "../../packages/kernels/src/native.js";
 import { crossCases, SMALL } from "../../packages/kernels/src/testing/cross-backend.js";
-import { fuzzNative, fuzzPool } from "../../packages/kernels/src/testing/fuzz.js";
+import { fuzzNative, fuzzPool, runZeroSizeCalls } from "../../packages/kernels/src/testing/fuzz.js";
 import type { Backend, DType } from "../../packages/kernels/src/types.js";
 
 const quick = process.argv.includes("--quick");
@@ -160,6 +161,8 @@ const addon = createRequire(import.meta.url)(
     cuda.zeros([1, 2, 1, 64], "bf16"),
     cuda.zeros([1, 2, 2], "f32"),
     cuda.zeros([4, 4], "f32"),
+    cuda.zeros([2, 0], "f32"),
+    cuda.zeros([0, 4], "bf16"),
   ];
   const gone = cuda.empty([4], "f32");
   gone.dispose();
@@ -176,6 +179,20 @@ const addon = createRequire(import.meta.url)(
     0,
   );
   for (const t of keep) t.dispose();
+}
+
+// Zero-sized dimensions (a zero-width row, no rows, K = 0): each op runs as a no-op or throws a
+// named error; the process must survive them all and the device stay usable.
+{
+  const before = cuda.stats().liveTensors;
+  for (const { name, outcome } of runZeroSizeCalls(cuda))
+    record(
+      "cuda",
+      `zero size, ${name}: ${outcome.slice(0, 70)}`,
+      outcome.startsWith("bad") ? 1 : 0,
+      0,
+    );
+  record("cuda", "zero size: no leaked tensors", cuda.stats().liveTensors - before, 0);
 }
 
 // Data errors found on the device surface at synchronize() with a clear message.

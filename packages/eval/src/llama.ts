@@ -21,10 +21,10 @@ export interface SequenceScoringModel {
 }
 
 /** The trainer's model with the forward pieces the fast path drives (plan, loadIds, forward). */
-type PlannedModel = Pick<LlamaModel, "config" | "plan" | "loadIds" | "forward">;
+type PlannedModel = Pick<LlamaModel, "config" | "plan" | "loadIds" | "forward" | "greedyTokens">;
 
 function isPlanned(m: SequenceScoringModel | PlannedModel): m is PlannedModel {
-  return "plan" in m && "forward" in m && "loadIds" in m;
+  return "plan" in m && "forward" in m && "loadIds" in m && "greedyTokens" in m;
 }
 
 /**
@@ -40,8 +40,9 @@ export const DEFAULT_PAD_MULTIPLE = 8;
 
 /**
  * Scores windows with the trainer's LlamaModel. Fast path: one forward with the cross-entropy
- * op, so only N per-token losses (log p = -loss) come back to the host, plus single logit rows
- * where an is_greedy range needs them; the full B x T x 32000 logits never leave the device (`scoreSequences` copies them all and log-softmaxes every position in JS).
+ * op, so only N per-token losses (log p = -loss) come back to the host, plus, when a window
+ * asks for is_greedy, each row's argmax (computed on the device); the B x T x 32000 logits
+ * never leave it (`scoreSequences` copies them all and log-softmaxes every position in JS).
  * Models without those methods go through `scoreSequences`.
  */
 export class LlamaTokenScorer implements TokenScorer {
@@ -136,41 +137,18 @@ export class LlamaTokenScorer implements TokenScorer {
     model.forward(plan, true);
     const losses = plan.losses.toFloat32();
 
-    // is_greedy of one target = its logit is the row's first maximum (torch.argmax). p > 1/2
-    // settles it without a copy; otherwise one row of logits comes to the host. Ranges stop at
-    // their first non-argmax target, so most requests cost at most one row.
-    const isArgmaxRow = (row: number): boolean => {
-      if (-losses[row]! > -Math.LN2) return true;
-      const view = plan.logits.view(row * V, [1, V]);
-      let x: Float32Array;
-      try {
-        x = view.toFloat32();
-      } finally {
-        view.dispose();
-      }
-      const target = targets[row]!;
-      const xt = x[target]!;
-      for (let v = 0; v < V; v++) {
-        const xv = x[v]!;
-        if (xv > xt || (xv === xt && v < target)) return false;
-      }
-      return true;
-    };
+    // is_greedy of one target = it is its row's argmax (torch.argmax: the first maximum), one
+    // device op for the whole batch, only when a window asks for the flag.
+    const argmax = windows.some((w) => w.greedyRanges) ? model.greedyTokens(plan) : null;
     return windows.map((window, b) => {
       const { tokens, scoreFrom } = window;
       const first = b * Tp + scoreFrom - 1;
       const n = tokens.length - scoreFrom;
       const logprobs = new Float64Array(n);
       for (let j = 0; j < n; j++) logprobs[j] = -losses[first + j]!;
-      const cache = new Map<number, boolean>();
       const greedy = rangesFromFlags(window, (t) => {
         const row = b * Tp + t - 1;
-        let g = cache.get(row);
-        if (g === undefined) {
-          g = isArgmaxRow(row);
-          cache.set(row, g);
-        }
-        return g;
+        return argmax![row] === targets[row];
       });
       return { logprobs, greedy };
     });

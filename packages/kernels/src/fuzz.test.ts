@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadBackend } from "./loader.js";
 import type { NativeAddon, NativeTensor } from "./native.js";
 import type { Tensor } from "./tensor.js";
-import { fuzzNative, fuzzPool, NATIVE_OPS } from "./testing/fuzz.js";
+import { fuzzNative, fuzzPool, NATIVE_OPS, runZeroSizeCalls } from "./testing/fuzz.js";
 import { rng } from "./testing/util.js";
 import type { Backend } from "./types.js";
 
@@ -36,6 +36,8 @@ beforeAll(async () => {
     t([1, 2, 2], "f32"),
     t([4, 4], "f32"),
     t([0], "f32"),
+    t([2, 0], "f32"),
+    t([0, 4], "bf16"),
     t([2, 3], "i32"),
     disposed.native,
   ];
@@ -62,6 +64,19 @@ describe("native boundary fuzz", () => {
     expect(res.badThrows).toEqual([]);
     expect(res.threw).toBeGreaterThan(5000);
     expect(res.ran + res.threw).toBe(6000);
+  });
+
+  it("zero-sized dimensions run as no-ops or throw, never crash", () => {
+    const live = k.stats().liveTensors;
+    const res = runZeroSizeCalls(k);
+    expect(res.filter((r) => r.outcome.startsWith("bad throw"))).toEqual([]);
+    // an empty vocabulary has no loss or argmax: a named error, not a division by zero
+    const outcome = (name: string) => res.find((r) => r.name === name)?.outcome;
+    expect(outcome("crossEntropy V=0")).toMatch(/crossEntropy: logits rows must not be empty/);
+    expect(outcome("argmax V=0")).toMatch(/argmax: logits rows must not be empty/);
+    expect(outcome("rmsnormForward C=0")).toBe("ran");
+    expect(outcome("argmax N=0")).toBe("ran");
+    expect(k.stats().liveTensors).toBe(live);
   });
 
   it("tensor methods reject garbage", () => {

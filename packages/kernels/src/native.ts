@@ -68,6 +68,7 @@ export interface NativeAddon {
   swigluForward(out: T, gate: T, up: T): void;
   swigluBackward(dGate: T, dUp: T, dOut: T, gate: T, up: T): void;
   crossEntropy(losses: T, logits: T, targets: T, dlossScale: number, computeGrad: boolean): void;
+  argmax(out: T, logits: T): void;
   adamw(
     param: T,
     master: T,

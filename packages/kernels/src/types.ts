@@ -188,6 +188,13 @@ export interface Backend {
   crossEntropy(losses: Tensor, logits: Tensor, targets: Tensor, options: CrossEntropyOptions): void;
 
   /**
+   * out[n] (i32 [N]) = index of the first maximum of logits row n ([N, V], f32 or bf16), a NaN
+   * counting as the maximum: torch.argmax(logits, dim=-1). Greedy tokens, and the harness's
+   * is_greedy, without copying logit rows to the host.
+   */
+  argmax(out: Tensor, logits: Tensor): void;
+
+  /**
    * torch.optim.AdamW step on f32 master weights. param f32 (master = null) or bf16 with an
    * f32 master copy (param is rewritten as round-to-nearest of master). grad, m, v f32.
    */

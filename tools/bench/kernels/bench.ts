@@ -220,6 +220,10 @@ for (const [name, inF, outF] of linears) {
     { bytes: 2 * N * V * 2 },
   );
   void keep;
+  const predictions = empty([N], "i32");
+  bench("argmax over rows (greedy tokens)", () => k.argmax(predictions, keep), {
+    bytes: N * V * 2,
+  });
   freeAll();
 }
 

@@ -267,6 +267,8 @@ del g, u, dh
 logits = rnd(N, V, std=2).requires_grad_()
 tg = torch.randint(0, V, (N,), device=dev)
 theirs["cross-entropy fwd+grad (in place)"] = timed(lambda: F.cross_entropy(logits.float(), tg).backward())
+with torch.no_grad():
+    theirs["argmax over rows (greedy tokens)"] = timed(lambda: logits.argmax(dim=-1))
 del logits
 table = rnd(V, C).requires_grad_()
 ids = torch.randint(0, V, (N,), device=dev)

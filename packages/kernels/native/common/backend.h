@@ -89,6 +89,9 @@ void swigluBackward(const TensorDesc& dGate, const TensorDesc& dUp, const Tensor
                     const TensorDesc& gate, const TensorDesc& up);
 void crossEntropy(const TensorDesc& losses, const TensorDesc& logits, const TensorDesc& targets,
                   float dlossScale, bool computeGrad);
+// out[n] (i32) = index of the first maximum of logits row n, NaN counting as the maximum:
+// torch.argmax(logits, dim=-1). Greedy tokens and the harness's is_greedy without copying rows.
+void argmax(const TensorDesc& out, const TensorDesc& logits);
 void adamw(const TensorDesc& param, const TensorDesc* master, const TensorDesc& grad,
            const TensorDesc& m, const TensorDesc& v, const AdamWOptions& opt);
 double sumSquares(const std::vector<TensorDesc>& tensors);

@@ -46,7 +46,12 @@ struct TensorDesc {
 
   int64_t dim(int i) const { return shape[i < 0 ? ndim + i : i]; }
   int64_t lastDim() const { return ndim == 0 ? 1 : shape[ndim - 1]; }
-  int64_t rows() const { return ndim == 0 ? 1 : numel / lastDim(); }
+  // The product of the leading dims (not numel / lastDim: a zero-width row must not divide by 0).
+  int64_t rows() const {
+    int64_t r = 1;
+    for (int i = 0; i + 1 < ndim; ++i) r *= shape[i];
+    return r;
+  }
   size_t bytes() const { return static_cast<size_t>(numel) * dtypeSize(dtype); }
   template <typename T>
   T* as() const { return static_cast<T*>(data); }

@@ -247,6 +247,29 @@ void crossEntropy(const TensorDesc& losses, const TensorDesc& logits, const Tens
   });
 }
 
+void argmax(const TensorDesc& out, const TensorDesc& logits) {
+  int64_t V = logits.lastDim(), N = logits.rows();
+  cpu::dispatchFloat(logits.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    cpu::parallelFor(N, rowGrain(V), [&](int64_t b, int64_t e) {
+      for (int64_t n = b; n < e; ++n) {
+        const T* row = logits.as<T>() + n * V;
+        int64_t best = 0;
+        float mx = ld(row, 0);
+        // strictly greater keeps the first of equal maxima; the first NaN wins and stays
+        for (int64_t j = 1; j < V && !std::isnan(mx); ++j) {
+          float x = ld(row, j);
+          if (x > mx || std::isnan(x)) {
+            mx = x;
+            best = j;
+          }
+        }
+        out.as<int32_t>()[n] = static_cast<int32_t>(best);
+      }
+    });
+  });
+}
+
 void adamw(const TensorDesc& param, const TensorDesc* master, const TensorDesc& grad,
            const TensorDesc& m, const TensorDesc& v, const AdamWOptions& o) {
   // PyTorch AdamW (decoupled weight decay, bias correction as in torch.optim.AdamW).

@@ -5,7 +5,11 @@
 // the vectorised and scalar kernels keep a running (max, sum) and re-read the row for the
 // gradient. A target < 0 marks an ignored row (loss 0, zero gradient); a target >= V sets the
 // error flag that the next sync turns into a JS error. Block reductions add in a fixed order.
+// The argmax of each row (greedy tokens, the eval's is_greedy) is here too: a block per row,
+// every thread's best (value, index) merged by a rule that does not depend on the order
+// (larger value, NaN above all, then lower index), so the result is torch.argmax's.
 #include <algorithm>
+#include <climits>
 #include <initializer_list>
 
 #include "common.cuh"
@@ -254,6 +258,67 @@ __global__ void __launch_bounds__(kCrossEntropyThreads, 2)
   }
 }
 
+// ---------------------------------------------------------------- argmax
+constexpr unsigned kArgmaxThreads = 256;
+
+// Whether (v, i) comes before (bv, bi) in torch.argmax's order: a NaN beats any number, a larger
+// number beats a smaller, and otherwise (equal values, two NaNs) the lower index wins.
+__device__ __forceinline__ bool argBeats(float v, int i, float bv, int bi) {
+  bool vn = v != v, bn = bv != bv;
+  if (vn != bn) return vn;
+  if (!vn && v != bv) return v > bv;
+  return i < bi;
+}
+
+// Merges every thread's (value, index) over the block; thread 0 writes the row's index.
+__device__ void blockArgmaxStore(float bv, int bi, int32_t* out) {
+  __shared__ float sV[32];
+  __shared__ int sI[32];
+  for (int o = 16; o > 0; o >>= 1) {
+    float v2 = __shfl_xor_sync(0xffffffffu, bv, o);
+    int i2 = __shfl_xor_sync(0xffffffffu, bi, o);
+    if (argBeats(v2, i2, bv, bi)) bv = v2, bi = i2;
+  }
+  int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) sV[warp] = bv, sI[warp] = bi;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < static_cast<int>(blockDim.x / 32); ++w)
+      if (argBeats(sV[w], sI[w], bv, bi)) bv = sV[w], bi = sI[w];
+    *out = bi;
+  }
+}
+
+// Scalar form: any V and alignment. Each thread walks its columns in increasing order, so a
+// strict comparison keeps its first maximum; the merge settles ties across threads by index.
+template <typename T>
+__global__ void argmaxKernel(int32_t* out, const T* logits, int64_t V) {
+  const T* lr = logits + static_cast<int64_t>(blockIdx.x) * V;
+  float bv = -INFINITY;
+  int bi = INT_MAX;
+  for (int64_t j = threadIdx.x; j < V; j += blockDim.x) {
+    float v = ld(lr, j);
+    if (argBeats(v, static_cast<int>(j), bv, bi)) bv = v, bi = static_cast<int>(j);
+  }
+  blockArgmaxStore(bv, bi, out + blockIdx.x);
+}
+
+// 8 logits per 16-byte load (V % 8 == 0, aligned rows).
+template <typename T>
+__global__ void argmaxVecKernel(int32_t* out, const T* logits, int64_t V) {
+  const T* lr = logits + static_cast<int64_t>(blockIdx.x) * V;
+  float bv = -INFINITY;
+  int bi = INT_MAX;
+  for (int64_t j = threadIdx.x * 8; j < V; j += blockDim.x * 8) {
+    float v[8];
+    load8(lr + j, v);
+#pragma unroll
+    for (int e = 0; e < 8; ++e)
+      if (argBeats(v[e], static_cast<int>(j) + e, bv, bi)) bv = v[e], bi = static_cast<int>(j) + e;
+  }
+  blockArgmaxStore(bv, bi, out + blockIdx.x);
+}
+
 }  // namespace
 }  // namespace tk::cuda
 
@@ -287,6 +352,21 @@ void crossEntropy(const TensorDesc& losses, const TensorDesc& logits, const Tens
           errorFlag());
   });
   TK_LAUNCH_CHECK("crossEntropy");
+}
+
+void argmax(const TensorDesc& out, const TensorDesc& logits) {
+  int64_t V = logits.lastDim(), N = logits.rows();
+  if (N == 0) return;
+  dispatchFloat(logits.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    if (V % 8 == 0 && aligned(logits, vecAlign(logits.dtype)))
+      argmaxVecKernel<T><<<static_cast<unsigned>(N), kArgmaxThreads, 0, stream()>>>(
+          out.as<int32_t>(), logits.as<T>(), V);
+    else
+      argmaxKernel<T><<<static_cast<unsigned>(N), kArgmaxThreads, 0, stream()>>>(
+          out.as<int32_t>(), logits.as<T>(), V);
+  });
+  TK_LAUNCH_CHECK("argmax");
 }
 
 }  // namespace tk::backend

@@ -422,6 +422,7 @@ Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
   bool computeGrad = a.boolean(4, "computeGrad");
   a.dtypeIn(logits, "logits", kFloat);
   if (logits.ndim < 2) a.fail("logits must be [N, V]");
+  if (logits.lastDim() < 1) a.fail("logits rows must not be empty (V = 0)");
   a.dtypeIn(losses, "losses", {DType::F32});
   a.dtypeIn(targets, "targets", {DType::I32});
   int64_t N = logits.rows();
@@ -433,6 +434,25 @@ Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
   a.noOverlap(logits, "logits", targets, "targets");
   return guarded(info, a.op(), [&]() -> Napi::Value {
     backend::crossEntropy(losses, logits, targets, dlossScale, computeGrad);
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value Argmax(const Napi::CallbackInfo& info) {
+  Args a(info, "argmax", 2);
+  auto out = a.tensor(0, "out"), logits = a.tensor(1, "logits");
+  a.dtypeIn(logits, "logits", kFloat);
+  if (logits.ndim < 2) a.fail("logits must be [N, V]");
+  if (logits.lastDim() < 1) a.fail("logits rows must not be empty (V = 0)");
+  a.dtypeIn(out, "out", {DType::I32});
+  int64_t N = logits.rows();
+  if (out.numel != N)
+    a.fail("out must have N = " + std::to_string(N) + " elements (logits " + shapeString(logits) +
+           ")");
+  if (logits.lastDim() > INT32_MAX) a.fail("rows longer than 2^31 - 1 do not fit an i32 index");
+  a.noOverlap(out, "out", logits, "logits");
+  return guarded(info, a.op(), [&]() -> Napi::Value {
+    backend::argmax(out, logits);
     return info.Env().Undefined();
   });
 }
@@ -599,6 +619,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("swigluForward", Napi::Function::New(env, op<SwigluForward>));
   exports.Set("swigluBackward", Napi::Function::New(env, op<SwigluBackward>));
   exports.Set("crossEntropy", Napi::Function::New(env, op<CrossEntropy>));
+  exports.Set("argmax", Napi::Function::New(env, op<Argmax>));
   exports.Set("adamw", Napi::Function::New(env, op<AdamW>));
   exports.Set("sumSquares", Napi::Function::New(env, op<SumSquares>));
   exports.Set("sum", Napi::Function::New(env, op<Sum>));

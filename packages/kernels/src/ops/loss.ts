@@ -1,4 +1,5 @@
-// Cross-entropy fused with softmax and the logits gradient (written over the logits).
+// Row ops over the logits: cross-entropy fused with softmax and the logits gradient (written
+// over the logits), and the argmax of each row.
 import type { NativeAddon } from "../native.js";
 import type { Tensor } from "../tensor.js";
 import type { CrossEntropyOptions } from "../types.js";
@@ -18,6 +19,9 @@ export function lossOps(n: NativeAddon) {
         options?.dlossScale ?? 1,
         options?.computeGrad,
       );
+    },
+    argmax(out: Tensor, logits: Tensor): void {
+      n.argmax(out?.native, logits?.native);
     },
   };
 }

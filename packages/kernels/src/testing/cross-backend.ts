@@ -424,6 +424,38 @@ export function crossCases(sh: SuiteShapes = SMALL): CrossCase[] {
         }),
     },
     {
+      name: "argmax over rows (first maximum, NaN wins)",
+      run: (x, ref, dtype, seed) =>
+        withPair(x, ref, dtype, (p) => {
+          const r = rng(seed);
+          const checks: Check[] = [];
+          for (const [v, rows] of [
+            [V, N],
+            [V + 3, 7],
+            [32000, 9],
+            [32776, 3],
+          ] as const) {
+            // Coarse values (multiples of 1/4 in [-8, 8)) so rows hold equal maxima, as bf16
+            // logits often do; one row with a NaN.
+            const a = randn(r, rows * v, 3).map(
+              (u) => Math.round(Math.max(-8, Math.min(7.75, u)) * 4) / 4,
+            );
+            a[2 * v + 17] = Number.NaN;
+            const [lg, lgr] = p.both(a, [rows, v]);
+            const [o, or] = p.ints(new Int32Array(rows).fill(-7), [rows]);
+            x.argmax(o, lg);
+            ref.argmax(or, lgr);
+            x.synchronize();
+            const got = o.toHost();
+            const want = or.toHost();
+            let mismatches = 0;
+            for (let i = 0; i < rows; i++) if (got[i] !== want[i]) mismatches++;
+            checks.push({ name: `indices V=${v} (${rows} rows)`, err: mismatches, tol: 0 });
+          }
+          return checks;
+        }),
+    },
+    {
       name: "adamw (bf16 param + f32 master, or f32 param)",
       run: (x, ref, dtype, seed) =>
         withPair(x, ref, dtype, (p) => {

@@ -4,7 +4,9 @@
  * it must throw an Error. A crash ends the process, which is what the callers detect.
  */
 import type { NativeAddon, NativeTensor } from "../native.js";
-import { rng } from "./util.js";
+import type { Tensor } from "../tensor.js";
+import type { Backend, DType } from "../types.js";
+import { rng, Scope } from "./util.js";
 
 export const NATIVE_OPS: ReadonlyArray<readonly [keyof NativeAddon, number]> = [
   ["embeddingForward", 3],
@@ -20,6 +22,7 @@ export const NATIVE_OPS: ReadonlyArray<readonly [keyof NativeAddon, number]> = [
   ["swigluForward", 3],
   ["swigluBackward", 5],
   ["crossEntropy", 5],
+  ["argmax", 2],
   ["adamw", 12],
   ["sumSquares", 1],
   ["sum", 1],
@@ -99,4 +102,90 @@ export function fuzzNative(
     }
   }
   return result;
+}
+
+/**
+ * Every op once with a zero-sized dimension where its arguments otherwise agree: a zero-width
+ * row (C, V, D = 0), no rows (N, T = 0), an empty inner dimension (K = 0). Each must run (and
+ * do nothing) or throw an Error; a crash ends the process, which is what the callers detect.
+ * `numel / lastDim` once took a process down with SIGFPE here. Returns each call's outcome;
+ * every tensor it makes is disposed.
+ */
+export function runZeroSizeCalls(k: Backend): Array<{ name: string; outcome: string }> {
+  const s = new Scope(k);
+  const z = (shape: number[], dtype: DType = "f32") => s.zeros(shape, dtype);
+  const adam = { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 1 };
+  const att = (T: number, D: number) => [
+    z([1, T, 2, D]),
+    z([1, 2, T]),
+    z([1, T, 2, D]),
+    z([1, T, 1, D]),
+    z([1, T, 1, D]),
+  ];
+  const calls: Array<[string, () => unknown]> = [
+    ["rmsnormForward C=0", () => k.rmsnormForward(z([2, 0]), z([2]), z([2, 0]), z([0]), 1e-5)],
+    [
+      "residualRmsnormForward C=0",
+      () =>
+        k.residualRmsnormForward(z([2, 0]), z([2, 0]), z([2]), z([2, 0]), z([2, 0]), z([0]), 1e-5),
+    ],
+    [
+      "rmsnormBackward C=0",
+      () => k.rmsnormBackward(z([2, 0]), z([0]), z([2, 0]), z([2, 0]), z([0]), z([2])),
+    ],
+    ["rmsnormForward N=0", () => k.rmsnormForward(z([0, 4]), z([0]), z([0, 4]), z([4]), 1e-5)],
+    ["matmul K=0", () => k.matmul(z([2, 3]), z([2, 0]), z([0, 3]), {})],
+    ["matmul N=0", () => k.matmul(z([2, 0]), z([2, 3]), z([3, 0]), {})],
+    ["matmul M=0", () => k.matmul(z([0, 3]), z([0, 3]), z([3, 3]), {})],
+    ["embeddingForward C=0", () => k.embeddingForward(z([2, 0]), z([5, 0]), z([2], "i32"))],
+    ["embeddingBackward C=0", () => k.embeddingBackward(z([5, 0]), z([2, 0]), z([2], "i32"))],
+    ["swigluForward C=0", () => k.swigluForward(z([2, 0]), z([2, 0]), z([2, 0]))],
+    [
+      "crossEntropy V=0",
+      () => k.crossEntropy(z([2]), z([2, 0]), z([2], "i32"), { computeGrad: true }),
+    ],
+    [
+      "crossEntropy N=0",
+      () => k.crossEntropy(z([0]), z([0, 8]), z([0], "i32"), { computeGrad: false }),
+    ],
+    ["argmax V=0", () => k.argmax(z([2], "i32"), z([2, 0]))],
+    ["argmax N=0", () => k.argmax(z([0], "i32"), z([0, 8]))],
+    ["ropeForward D=0", () => k.ropeForward(z([1, 2, 1, 0]), z([1, 2, 1, 0]), { base: 10000 })],
+    [
+      "attentionForward T=0",
+      () => {
+        const [o, l, q, kk, v] = att(0, 4) as [Tensor, Tensor, Tensor, Tensor, Tensor];
+        k.attentionForward(o, l, q, kk, v, { causal: true });
+      },
+    ],
+    [
+      "attentionForward D=0",
+      () => {
+        const [o, l, q, kk, v] = att(3, 0) as [Tensor, Tensor, Tensor, Tensor, Tensor];
+        k.attentionForward(o, l, q, kk, v, { causal: true });
+      },
+    ],
+    ["cast C=0", () => k.cast(z([2, 0], "bf16"), z([2, 0]))],
+    ["sum C=0", () => k.sum(z([2, 0]))],
+    ["adamw n=0", () => k.adamw(z([0]), null, z([0]), z([0]), z([0]), adam)],
+  ];
+  const out: Array<{ name: string; outcome: string }> = [];
+  try {
+    for (const [name, call] of calls) {
+      let outcome = "ran";
+      try {
+        call();
+        k.synchronize();
+      } catch (e) {
+        outcome =
+          e instanceof Error && e.message.length >= 5
+            ? `threw: ${e.message}`
+            : `bad throw: ${String(e)}`;
+      }
+      out.push({ name, outcome });
+    }
+  } finally {
+    s.dispose();
+  }
+  return out;
 }

@@ -214,8 +214,19 @@ describe("LlamaModel on the CPU backend", () => {
     const again = model.plan(2, 8, false); // a fresh plan for an evicted shape, and it works
     expect(again).not.toBe(second);
     expect(first.logits.disposed).toBe(true);
+    new Trainer(model, { microBatch: 2, seqLen: 8, accumSteps: 1 }, TINYLLAMA_ADAMW).initWeights(5);
     const ids = Int32Array.from({ length: 16 }, (_, i) => 3 + i);
-    expect(model.logits(ids, 2, 8)).toHaveLength(16 * microConfig().vocabSize);
+    const V = microConfig().vocabSize;
+    const logits = model.logits(ids, 2, 8);
+    expect(logits).toHaveLength(16 * V);
+    // greedyTokens: each row's first maximum, computed by the backend from the same logits
+    const rowArgmax = Array.from({ length: 16 }, (_, r) => {
+      const row = logits.subarray(r * V, (r + 1) * V);
+      return row.indexOf(Math.max(...row));
+    });
+    expect(new Set(rowArgmax).size).toBeGreaterThan(1);
+    expect(Array.from(model.greedyTokens(again))).toEqual(rowArgmax);
+    expect(() => model.greedyTokens(train)).toThrow(/needs an inference plan/);
     model.dispose();
     expect(third.logits.disposed && again.logits.disposed && train.logits.disposed).toBe(true);
   });

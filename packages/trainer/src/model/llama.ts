@@ -316,6 +316,16 @@ export class LlamaModel {
   }
 
   /**
+   * The greedy token of every row of `plan.logits` (after `forward`): torch.argmax, the first
+   * maximum, computed on the device so that only N ids come back to the host. Inference plans.
+   */
+  greedyTokens(plan: ActivationPlan): Int32Array {
+    if (!plan.predictions) throw new Error("greedyTokens needs an inference plan");
+    this.backend.argmax(plan.predictions, plan.logits);
+    return plan.predictions.toHost() as Int32Array;
+  }
+
+  /**
    * One layer's activations from its normalised input `ln1`, up to the MLP's `act` (what
    * backward reads; the down projection and the next residual are the caller's).
    */

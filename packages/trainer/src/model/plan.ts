@@ -51,6 +51,8 @@ export interface ActivationPlan {
   rstdf: Tensor;
   logits: Tensor; // [N,V]; holds dlogits after the loss in training
   losses: Tensor; // [N] f32
+  /** Inference plans: the argmax of each logits row (greedy tokens), [N] i32. */
+  predictions: Tensor | null;
   /** Output of o_proj / down_proj before the residual add; backward scratch [N,C]. */
   projOut: Tensor;
   // Backward scratch (training only).
@@ -113,6 +115,7 @@ export function activationSpecs(
   add("rstdf", [N], "f32");
   add("logits", [N, c.vocabSize]);
   add("losses", [N], "f32");
+  if (!training) add("predictions", [N], "i32");
   add("projOut", [N, C]);
   if (training) {
     add("dResid", [N, C]);
@@ -194,6 +197,7 @@ export function planActivations(
     rstdf: g("rstdf"),
     logits: g("logits"),
     losses: g("losses"),
+    predictions: training ? null : g("predictions"),
     projOut: g("projOut"),
     dResid: opt("dResid"),
     dLn: opt("dLn"),
