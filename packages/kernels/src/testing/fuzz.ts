@@ -111,7 +111,14 @@ export function fuzzNative(
  * `numel / lastDim` once took a process down with SIGFPE here. Returns each call's outcome;
  * every tensor it makes is disposed.
  */
-export function runZeroSizeCalls(k: Backend): Array<{ name: string; outcome: string }> {
+export function runZeroSizeCalls(
+  k: Backend,
+  opts: {
+    from?: number;
+    onStart?: (index: number, name: string) => void;
+    onDone?: (index: number, name: string, outcome: string) => void;
+  } = {},
+): Array<{ name: string; outcome: string }> {
   const s = new Scope(k);
   const z = (shape: number[], dtype: DType = "f32") => s.zeros(shape, dtype);
   const adam = { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 1 };
@@ -171,7 +178,9 @@ export function runZeroSizeCalls(k: Backend): Array<{ name: string; outcome: str
   ];
   const out: Array<{ name: string; outcome: string }> = [];
   try {
-    for (const [name, call] of calls) {
+    for (const [index, [name, call]] of calls.entries()) {
+      if (index < (opts.from ?? 0)) continue;
+      opts.onStart?.(index, name);
       let outcome = "ran";
       try {
         call();
@@ -183,6 +192,7 @@ export function runZeroSizeCalls(k: Backend): Array<{ name: string; outcome: str
             : `bad throw: ${String(e)}`;
       }
       out.push({ name, outcome });
+      opts.onDone?.(index, name, outcome);
     }
   } finally {
     s.dispose();
