@@ -74,8 +74,9 @@ describe("native boundary fuzz", () => {
     const outcome = (name: string) => res.find((r) => r.name === name)?.outcome;
     expect(outcome("crossEntropy V=0")).toMatch(/crossEntropy: logits rows must not be empty/);
     expect(outcome("argmax V=0")).toMatch(/argmax: logits rows must not be empty/);
-    expect(outcome("rmsnormForward C=0")).toBe("ran");
-    expect(outcome("argmax N=0")).toBe("ran");
+    // everything else has nothing to compute and returns
+    const ran = res.filter((r) => !r.name.endsWith("V=0"));
+    expect(ran.filter((r) => r.outcome !== "ran")).toEqual([]);
     expect(k.stats().liveTensors).toBe(live);
   });
 

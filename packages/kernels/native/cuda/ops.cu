@@ -335,7 +335,7 @@ using namespace tk::cuda;
 
 void embeddingForward(const TensorDesc& out, const TensorDesc& table, const TensorDesc& ids) {
   int64_t N = ids.numel, C = table.shape[1], V = table.shape[0];
-  if (N == 0) return;
+  if (N == 0 || C == 0) return;  // nothing to write (C = 0: a zero-thread launch would fail)
   size_t rowBytes = static_cast<size_t>(C) * dtypeSize(table.dtype);
   if (rowBytes % 16 == 0 && aligned(out, 16) && aligned(table, 16)) {
     int64_t rowVecs = static_cast<int64_t>(rowBytes / 16);
@@ -354,7 +354,7 @@ void embeddingForward(const TensorDesc& out, const TensorDesc& table, const Tens
 
 void embeddingBackward(const TensorDesc& dTable, const TensorDesc& dOut, const TensorDesc& ids) {
   int64_t N = ids.numel, C = dTable.shape[1], V = dTable.shape[0];
-  if (N == 0) return;
+  if (N == 0 || C == 0) return;
   // scratch layout: sorted ids | order in | order out | cub temp
   size_t tempBytes = 0;
   cub::DeviceRadixSort::SortPairs(nullptr, tempBytes, static_cast<const int32_t*>(nullptr),
@@ -388,9 +388,9 @@ void embeddingBackward(const TensorDesc& dTable, const TensorDesc& dOut, const T
 void rope(const TensorDesc& out, const TensorDesc& x, float base, int64_t positionOffset,
           bool inverse) {
   int64_t T_ = x.shape[1], H = x.shape[2], D = x.shape[3];
-  int64_t rows = x.numel / D;
-  if (rows == 0) return;
+  int64_t rows = x.rows();  // not numel / D: D = 0 would divide by zero (SIGFPE)
   int64_t half = D / 2;
+  if (rows == 0 || half == 0) return;
   // The table depends only on (T, D, base, offset): kept in its own scratch region and reused
   // while calls repeat it (a training step makes 4 RoPE calls per layer with one table; each
   // recomputation was a launch of T * D/2 powf + sincosf). The region only grows for a larger

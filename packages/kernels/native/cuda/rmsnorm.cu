@@ -600,7 +600,7 @@ RmsnormBackwardRows rmsnormBackwardRowsFor(const TensorDesc& x, const TensorDesc
 void rmsnormBackward(const TensorDesc& dx, const TensorDesc& dWeight, const TensorDesc& dOut,
                      const TensorDesc& x, const TensorDesc& weight, const TensorDesc& rstd) {
   int64_t C = x.lastDim(), N = x.rows();
-  if (N == 0) return;
+  if (N == 0 || C == 0) return;  // dx and dWeight are empty
   dim3 block(32, kRowsPerBlock);
   unsigned grid = static_cast<unsigned>((N + kRowsPerBlock - 1) / kRowsPerBlock);
   bool vec = C % 256 == 0 && aligned(dx, 32) && aligned(dOut, 32) && aligned(x, 32) && aligned(weight, 32);
