@@ -235,6 +235,30 @@ describe("generate", () => {
     expect(seen.map((l) => argmax(l))).toEqual(g.tokens);
   });
 
+  it("greedy on the device (argmax op) picks what the host picks from the logits", () => {
+    const onDevice = generate(model, prompts, { maxNewTokens: 12, eosTokenId: null });
+    // an onLogits callback makes generation fetch every logit row and choose on the host
+    const onHost = generate(model, prompts, {
+      maxNewTokens: 12,
+      eosTokenId: null,
+      onLogits: () => {},
+    });
+    expect(onDevice.map((g) => g.tokens)).toEqual(onHost.map((g) => g.tokens));
+    expect(onDevice.every((g) => g.tokens.length === 12)).toBe(true);
+    const dec = new KvDecoder(model, { slots: 2, maxLen: 20 });
+    const segs = [
+      { slot: 0, tokens: [1, 5, 9], pos: 0 },
+      { slot: 1, tokens: [1, 40], pos: 0 },
+    ];
+    const greedy = dec.stepGreedy(segs);
+    dec.dispose();
+    const again = new KvDecoder(model, { slots: 2, maxLen: 20 });
+    const logits = again.step(segs);
+    again.dispose();
+    const V = model.config.vocabSize;
+    expect(Array.from(greedy)).toEqual([argmax(logits, 0, V), argmax(logits, V, 2 * V)]);
+  });
+
   it("streams the same tokens as an async iterator", async () => {
     const sync = [...generateEvents(model, prompts, { maxNewTokens: 5, eosTokenId: null })];
     const streamed = [];

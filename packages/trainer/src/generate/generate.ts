@@ -174,6 +174,10 @@ export function* generateEvents(
     extendContext: !!opts.extendContext,
   });
   const V = model.config.vocabSize;
+  // Greedy decoding that nobody watches the logits of needs only each row's argmax: the device
+  // computes it and S ids come back instead of S x vocab logits (torch.argmax, as transformers'
+  // greedy search: the first maximum, and a NaN logit counts as the maximum).
+  const deviceGreedy = (opts.temperature ?? 0) === 0 && !opts.onLogits;
   const state: (SlotState | null)[] = new Array(slots).fill(null);
   let nextPrompt = 0;
   try {
@@ -215,11 +219,16 @@ export function* generateEvents(
         }
       }
       if (segments.length === 0) break;
-      const logits = decoder.step(segments);
+      const greedyTokens = deviceGreedy ? decoder.stepGreedy(segments) : null;
+      const logits = greedyTokens ? null : decoder.step(segments);
       for (const [i, st] of owners.entries()) {
         if (st.filled < st.prompt.length) continue; // mid-prompt chunk: no token yet
-        opts.onLogits?.(st.index, st.tokens.length, logits, i * V);
-        const token = st.sampler.next(logits, i * V, V);
+        let token: number;
+        if (greedyTokens) token = greedyTokens[i]!;
+        else {
+          opts.onLogits?.(st.index, st.tokens.length, logits!, i * V);
+          token = st.sampler.next(logits!, i * V, V);
+        }
         st.tokens.push(token);
         let finish: FinishReason | null = null;
         let stoppedBy: string | undefined;

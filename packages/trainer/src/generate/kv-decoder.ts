@@ -124,6 +124,7 @@ export class KvDecoder {
       { name: "lse", shape: [1, H, opts.maxLen], dtype: "f32" },
       { name: "last", shape: [opts.slots, C], dtype: dt },
       { name: "logits", shape: [opts.slots, c.vocabSize], dtype: dt },
+      { name: "greedy", shape: [opts.slots], dtype: "i32" },
     ]);
     // Stale query rows are read by the causal kernel only for rows we discard; keep them finite.
     k.fill(this.scratch.get("qFull"), 0);
@@ -140,6 +141,18 @@ export class KvDecoder {
    * Positions before `pos` of a slot must have been filled by earlier steps.
    */
   step(segments: readonly Segment[]): Float32Array {
+    return this.stepWith(segments, false) as Float32Array;
+  }
+
+  /**
+   * As `step`, but returns only each segment's greedy next token (torch.argmax of its logits,
+   * computed on the device): S ids come back to the host instead of S x vocab logits.
+   */
+  stepGreedy(segments: readonly Segment[]): Int32Array {
+    return this.stepWith(segments, true) as Int32Array;
+  }
+
+  private stepWith(segments: readonly Segment[], greedy: boolean): Float32Array | Int32Array {
     if (this.disposed) throw new Error("KvDecoder used after dispose()");
     const c = this.model.config;
     const V = c.vocabSize;
@@ -159,7 +172,7 @@ export class KvDecoder {
       }
       rows += s.tokens.length;
     }
-    if (segments.length === 0) return new Float32Array(0);
+    if (segments.length === 0) return greedy ? new Int32Array(0) : new Float32Array(0);
     if (rows > this.maxRows) {
       throw new Error(
         `KvDecoder.step: ${rows} new tokens exceed maxRows ${this.maxRows}; split the step`,
@@ -183,7 +196,11 @@ export class KvDecoder {
       return v;
     };
     try {
-      return this.run(segments, ids, view);
+      const logits = this.run(segments, ids, view);
+      if (!greedy) return logits.toFloat32();
+      const tokens = view(this.scratch.get("greedy"), 0, [segments.length]);
+      this.model.backend.argmax(tokens, logits);
+      return tokens.toHost() as Int32Array;
     } finally {
       for (const v of views) v.dispose();
     }
@@ -193,7 +210,7 @@ export class KvDecoder {
     segments: readonly Segment[],
     ids: Int32Array,
     view: (t: Tensor, offset: number, shape: number[]) => Tensor,
-  ): Float32Array {
+  ): Tensor {
     const k = this.model.backend;
     const c = this.model.config;
     const P = this.model.params;
@@ -314,7 +331,7 @@ export class KvDecoder {
     }
     const logits = view(g("logits"), 0, [S, c.vocabSize]);
     k.matmul(logits, view(meta ? g("ln") : last, 0, [S, C]), P.lmHead, { transB: true });
-    return logits.toFloat32();
+    return logits;
   }
 
   dispose(): void {

@@ -13,9 +13,10 @@ function counts(s: TokenSampler, logits: Float32Array, draws: number): number[] 
 }
 
 describe("TokenSampler", () => {
-  it("argmax takes the first index on ties and ignores NaN", () => {
+  it("argmax is torch.argmax: the first index on ties, the first NaN above all", () => {
     expect(argmax([1, 3, 3, 2])).toBe(1);
-    expect(argmax([Number.NaN, 0, 1])).toBe(2);
+    expect(argmax([0, Number.NaN, 1, Number.NaN])).toBe(1);
+    expect(argmax([Number.NEGATIVE_INFINITY, Number.NEGATIVE_INFINITY])).toBe(0);
     expect(argmax(Float32Array.from([9, 1, 5, 5]), 1, 4)).toBe(1);
   });
 

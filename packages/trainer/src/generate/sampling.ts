@@ -26,12 +26,16 @@ export function validateSampling(o: SamplingOptions): void {
   if (!(p > 0 && p <= 1)) throw new Error(`topP must be in (0, 1], got ${o.topP}`);
 }
 
-/** Index of the largest value; first on ties; NaN never wins. */
+/**
+ * Index of the largest value, first on ties, a NaN counting as the largest: torch.argmax, as
+ * transformers' greedy search and the kernels' `argmax` op (which the device path uses).
+ */
 export function argmax(row: ArrayLike<number>, start = 0, end = row.length): number {
   let best = start;
   let max = Number.NEGATIVE_INFINITY;
   for (let j = start; j < end; j++) {
     const x = row[j]!;
+    if (Number.isNaN(x)) return j - start;
     if (x > max) {
       max = x;
       best = j;
