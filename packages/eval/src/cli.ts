@@ -48,8 +48,8 @@ const USAGE = `usage: pnpm eval [options]
   --perplexity-blocks <n> cap on blocks, evenly spaced (default 64)
   --output <dir>          where results.json goes (default runs/eval/<checkpoint>-<time>/)
   --log-samples           also write samples_<task>.jsonl (per-request texts, token ids, log-probs)
-  --no-is-greedy          skip the harness's is_greedy flag (used by no metric here; on a GPU it
-                          copies every scored logit row to the host): samples then hold null
+  --no-is-greedy          skip the harness's is_greedy flag (used by no metric here; one argmax
+                          over each batch's logits): samples then hold null
   --help
 `;
 
