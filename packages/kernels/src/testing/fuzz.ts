@@ -4,7 +4,6 @@
  * it must throw an Error. A crash ends the process, which is what the callers detect.
  */
 import type { NativeAddon, NativeTensor } from "../native.js";
-import type { Tensor } from "../tensor.js";
 import type { Backend, DType } from "../types.js";
 import { rng, Scope } from "./util.js";
 
@@ -122,13 +121,18 @@ export function runZeroSizeCalls(
   const s = new Scope(k);
   const z = (shape: number[], dtype: DType = "f32") => s.zeros(shape, dtype);
   const adam = { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 1 };
-  const att = (T: number, D: number) => [
-    z([1, T, 2, D]),
-    z([1, 2, T]),
-    z([1, T, 2, D]),
-    z([1, T, 1, D]),
-    z([1, T, 1, D]),
-  ];
+  // attentionForward(out, lse, q, k, v, ...) of sequence length T and head dim D (2 : 1 heads)
+  const attention = (T: number, D: number) =>
+    k.attentionForward(
+      z([1, T, 2, D]),
+      z([1, 2, T]),
+      z([1, T, 2, D]),
+      z([1, T, 1, D]),
+      z([1, T, 1, D]),
+      {
+        causal: true,
+      },
+    );
   const calls: Array<[string, () => unknown]> = [
     ["rmsnormForward C=0", () => k.rmsnormForward(z([2, 0]), z([2]), z([2, 0]), z([0]), 1e-5)],
     [
@@ -158,20 +162,8 @@ export function runZeroSizeCalls(
     ["argmax V=0", () => k.argmax(z([2], "i32"), z([2, 0]))],
     ["argmax N=0", () => k.argmax(z([0], "i32"), z([0, 8]))],
     ["ropeForward D=0", () => k.ropeForward(z([1, 2, 1, 0]), z([1, 2, 1, 0]), { base: 10000 })],
-    [
-      "attentionForward T=0",
-      () => {
-        const [o, l, q, kk, v] = att(0, 4) as [Tensor, Tensor, Tensor, Tensor, Tensor];
-        k.attentionForward(o, l, q, kk, v, { causal: true });
-      },
-    ],
-    [
-      "attentionForward D=0",
-      () => {
-        const [o, l, q, kk, v] = att(3, 0) as [Tensor, Tensor, Tensor, Tensor, Tensor];
-        k.attentionForward(o, l, q, kk, v, { causal: true });
-      },
-    ],
+    ["attentionForward T=0", () => attention(0, 4)],
+    ["attentionForward D=0", () => attention(3, 0)],
     ["cast C=0", () => k.cast(z([2, 0], "bf16"), z([2, 0]))],
     ["sum C=0", () => k.sum(z([2, 0]))],
     ["adamw n=0", () => k.adamw(z([0]), null, z([0]), z([0]), z([0]), adam)],
