@@ -94,14 +94,12 @@ __global__ void crossEntropyKernel(float* losses, T* logits, const int32_t* targ
   }
 }
 
-// Vectorised form (V % 8 == 0, aligned rows): 8 logits per 16-byte load, the running (max, sum)
-// rescaled once per 8 logits instead of a branch per logit; the gradient pass likewise. The
-// scalar kernel above ran at 30% of copy bandwidth (minimal bytes) on 2-byte loads.
+// The row's target for the 8-wide kernels, or -1 for an ignored row: a target >= V sets the
+// error flag (a JS error at the next sync) and is ignored. An ignored row gets loss 0 and, with
+// computeGrad, a zero gradient row; the kernel then returns.
 template <typename T>
-__global__ void crossEntropyVecKernel(float* losses, T* logits, const int32_t* targets, int64_t V,
-                                      float dlossScale, bool computeGrad, int* flag) {
-  int64_t row = blockIdx.x;
-  T* lr = logits + row * V;
+__device__ __forceinline__ int32_t targetOrZeroRow8(float* losses, T* lr, const int32_t* targets, int64_t row,
+                                                    int64_t V, bool computeGrad, int* flag) {
   int32_t target = targets[row];
   if (target >= V) {
     if (threadIdx.x == 0) atomicExch(flag, kBadTarget);
@@ -113,8 +111,20 @@ __global__ void crossEntropyVecKernel(float* losses, T* logits, const int32_t* t
       const float zeros[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
       for (int64_t j = threadIdx.x * 8; j < V; j += blockDim.x * 8) store8(lr + j, zeros);
     }
-    return;
   }
+  return target;
+}
+
+// Vectorised form (V % 8 == 0, aligned rows): 8 logits per 16-byte load, the running (max, sum)
+// rescaled once per 8 logits instead of a branch per logit; the gradient pass likewise. The
+// scalar kernel above ran at 30% of copy bandwidth (minimal bytes) on 2-byte loads.
+template <typename T>
+__global__ void crossEntropyVecKernel(float* losses, T* logits, const int32_t* targets, int64_t V,
+                                      float dlossScale, bool computeGrad, int* flag) {
+  int64_t row = blockIdx.x;
+  T* lr = logits + row * V;
+  int32_t target = targetOrZeroRow8(losses, lr, targets, row, V, computeGrad, flag);
+  if (target < 0) return;
   float m = -INFINITY, s = 0.0f;
   for (int64_t j = threadIdx.x * 8; j < V; j += blockDim.x * 8) {
     float v[8];
@@ -183,19 +193,8 @@ __global__ void __launch_bounds__(kCrossEntropyThreads, 2)
   __shared__ float sMax[32], sSum[32];
   int64_t row = blockIdx.x;
   bf16* lr = logits + row * V;
-  int32_t target = targets[row];
-  if (target >= V) {
-    if (threadIdx.x == 0) atomicExch(flag, kBadTarget);
-    target = -1;
-  }
-  if (target < 0) {
-    if (threadIdx.x == 0) losses[row] = 0.0f;
-    if (computeGrad) {
-      const float zeros[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-      for (int64_t j = threadIdx.x * 8; j < V; j += blockDim.x * 8) store8(lr + j, zeros);
-    }
-    return;
-  }
+  int32_t target = targetOrZeroRow8(losses, lr, targets, row, V, computeGrad, flag);
+  if (target < 0) return;
   // Columns it * kStride + j0: the launcher picks kIters = ceil(V / kStride), so only the last
   // turn can run past the row, and only it tests (a test per turn used up the predicate
   // registers and spilled at kIters = 8).
