@@ -24,7 +24,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { runHeader } from "./report.mjs";
+import { emptyTrash, retire, runHeader } from "./report.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const { values } = parseArgs({
@@ -217,7 +217,7 @@ for (let rep = 0; rep < repeat; rep++) {
   });
   if (tp.status !== 0) throw new Error(tp.stderr);
   tokPipelineOrderCpu = Math.min(tokPipelineOrderCpu, Number(tp.stdout.trim().split(" ")[1]));
-  rmSync(join(work, "out"), { recursive: true, force: true });
+  retire(join(work, "out")); // deleted once nothing is timed: see report.mjs
   const t0 = performance.now();
   const r = spawnSync(
     process.execPath,
@@ -345,4 +345,6 @@ const report = {
 };
 console.log(JSON.stringify(report, null, 2));
 if (values.json) writeFileSync(values.json, JSON.stringify(report, null, 2));
+// BENCH_KEEP_TRASH: a caller running several benches back to back (marginal.mjs) empties it
+if (!process.env.BENCH_KEEP_TRASH) emptyTrash(work);
 if (!values.keep && !values.reuse) rmSync(work, { recursive: true, force: true });

@@ -18,7 +18,7 @@ import { rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { median } from "./report.mjs";
+import { emptyTrash, median } from "./report.mjs";
 
 const bench = join(dirname(fileURLToPath(import.meta.url)), "bench.mjs");
 const { values } = parseArgs({
@@ -39,7 +39,11 @@ if (!(rounds >= 1) || !(repeat >= 1)) throw new Error("--rounds and --repeat mus
 
 /** Runs bench.mjs and returns its JSON report (all it prints on stdout). @param {string[]} args */
 function runBench(args) {
-  const r = spawnSync(process.execPath, [bench, ...args], { encoding: "utf8" });
+  const r = spawnSync(process.execPath, [bench, ...args], {
+    encoding: "utf8",
+    // each run's outputs are moved aside, and deleted only at the end (see report.mjs)
+    env: { ...process.env, BENCH_KEEP_TRASH: "1" },
+  });
   if (r.status !== 0) throw new Error(`bench.mjs ${args.join(" ")} failed:\n${r.stderr}`);
   return JSON.parse(r.stdout);
 }
@@ -124,4 +128,5 @@ const report = {
 };
 console.log(JSON.stringify(report, null, 2));
 if (values.json) writeFileSync(values.json, JSON.stringify(report, null, 2));
+for (const d of [small, large]) emptyTrash(d);
 for (const d of built) rmSync(d, { recursive: true, force: true });

@@ -18,11 +18,11 @@
 //     [--rounds 3] [--json out.json]
 // Needs pnpm build (or BENCH_DATA: the data package bundled, as on the GPU machines).
 import { spawnSync } from "node:child_process";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { median, runHeader } from "./report.mjs";
+import { emptyTrash, median, retire, runHeader } from "./report.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const { values } = parseArgs({
@@ -71,13 +71,13 @@ if (values.child) {
     if (values.child === "no-dedup") user.dedup = { ...user.dedup, enabled: false };
     for (let p = 0; p < passes; p++) {
       user.output = join(corpus, "steady-out");
-      rmSync(user.output, { recursive: true, force: true });
+      retire(user.output); // not deleted while timing: see report.mjs
       const plan = await D.makePlan(D.resolveConfig(user, corpus));
       const c0 = process.cpuUsage();
       await D.runLocal(plan, { inProcess: true }); // progress lines go to stderr, ignored
       perPass.push(cpuSeconds(process.cpuUsage(c0)));
     }
-    rmSync(join(corpus, "steady-out"), { recursive: true, force: true });
+    retire(join(corpus, "steady-out"));
   }
   console.log(JSON.stringify({ perPass: perPass.map((s) => +s.toFixed(3)), tokens }));
   process.exit(0);
@@ -110,6 +110,7 @@ for (let r = 0; r < rounds; r++) {
   }
   console.error(`round ${r + 1}/${rounds} done`);
 }
+emptyTrash(corpus);
 
 /** median over rounds of pass p (-1: the last) @param {string} c @param {number} p */
 const passMedian = (c, p) => median((runs[c] ?? []).map((l) => l.at(p) ?? Number.NaN));

@@ -18,7 +18,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { median, runHeader } from "./report.mjs";
+import { emptyTrash, median, retire, runHeader } from "./report.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..", "..", "..");
@@ -57,9 +57,8 @@ function runOurs(corpusDir, args) {
   const r = spawnSync(
     process.execPath,
     [join(here, "bench.mjs"), "--reuse", corpusDir, "--repeat", "1", ...args],
-    {
-      encoding: "utf8",
-    },
+    // outputs are moved aside and deleted only at the end (see report.mjs)
+    { encoding: "utf8", env: { ...process.env, BENCH_KEEP_TRASH: "1" } },
   );
   if (r.status !== 0) throw new Error(`bench.mjs ${args.join(" ")} failed:\n${r.stderr}`);
   return JSON.parse(r.stdout);
@@ -68,7 +67,7 @@ function runOurs(corpusDir, args) {
 /** @param {string} corpusDir @param {"hf" | "sp"} backend @param {"pipeline" | "tokenize"} mode */
 function runReference(corpusDir, backend, mode) {
   const out = join(scratch, "ref-out");
-  rmSync(out, { recursive: true, force: true });
+  retire(out);
   const r = spawnSync(
     python,
     [
@@ -134,6 +133,7 @@ for (let round = 1; round <= rounds; round++) {
   writeReport(round);
   console.error(`round ${round}/${rounds} done`);
 }
+for (const c of corpora) emptyTrash(c);
 rmSync(scratch, { recursive: true, force: true });
 console.log(JSON.stringify(writeReport(rounds), null, 2));
 
