@@ -2,15 +2,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import {
-  clusterPairs,
-  mergeBand,
-  REMOVE_EXACT,
-  REMOVE_NEAR,
-  readRemoveList,
-  writeRemoveList,
-  writeSortedKeys,
-} from "./files.js";
+import { clusterPairs, REMOVE_EXACT, REMOVE_NEAR } from "./cluster.js";
+import { readRemoveList, writeRemoveList, writeSortedKeys } from "./files.js";
+import { mergeBand } from "./merge.js";
 import {
   collisionProbability,
   DEFAULT_MINHASH,

@@ -4,7 +4,9 @@
  */
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { clusterPairs, mergeBand, writeRemoveList } from "../dedup/files.js";
+import { clusterPairs } from "../dedup/cluster.js";
+import { writeRemoveList } from "../dedup/files.js";
+import { mergeBand } from "../dedup/merge.js";
 import type { Plan } from "./plan.js";
 import { bucketPath, newStats, removePath, sigPath, type TaskStats } from "./task-common.js";
 

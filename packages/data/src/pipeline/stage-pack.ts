@@ -5,7 +5,8 @@
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { maxEncodedLength } from "@tinyllama/tokenizer";
-import { REMOVE_EXACT, readRemoveList, writeAtomic } from "../dedup/files.js";
+import { REMOVE_EXACT } from "../dedup/cluster.js";
+import { readRemoveList, writeAtomic } from "../dedup/files.js";
 import { BadRecordLog } from "../document.js";
 import { ShardWriter } from "../shards/shard-writer.js";
 import type { Plan, PlannedTask } from "./plan.js";
