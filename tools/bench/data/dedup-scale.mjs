@@ -112,7 +112,9 @@ function runBoth(kind, dir) {
   return out;
 }
 
-const report = { ...runHeader(), command: process.argv.slice(1).join(" "), merge: [], cluster: [] };
+/** @type {{ merge: Record<string, unknown>[], cluster: Record<string, unknown>[] }} */
+const results = { merge: [], cluster: [] };
+const report = { ...runHeader(), command: process.argv.slice(1).join(" "), ...results };
 try {
   for (const tasks of taskCounts) {
     // one band's signature files: docsPerTask sorted keys per task, ~1% of them shared
@@ -121,6 +123,7 @@ try {
     const r = rng(tasks);
     const files = [];
     for (let t = 0; t < tasks; t++) {
+      /** @type {[number, number, number][]} */
       const keys = [];
       for (let d = 0; d < docsPerTask; d++) {
         const shared = r() < 0.01;
@@ -132,7 +135,7 @@ try {
       files.push({ task: t, path });
     }
     writeFileSync(join(dir, "files.json"), JSON.stringify(files));
-    report.merge.push({ tasks, records: tasks * docsPerTask, ...runBoth("merge", dir) });
+    results.merge.push({ tasks, records: tasks * docsPerTask, ...runBoth("merge", dir) });
     rmSync(dir, { recursive: true, force: true });
   }
   for (const docs of clusterDocs) {
@@ -155,7 +158,7 @@ try {
       left--;
     }
     writeFileSync(join(dir, "pairs.bin"), new Uint8Array(recs.buffer, 0, 16 * n));
-    report.cluster.push({ documents: docs, pairs: n, ...runBoth("cluster", dir) });
+    results.cluster.push({ documents: docs, pairs: n, ...runBoth("cluster", dir) });
     rmSync(dir, { recursive: true, force: true });
   }
 } finally {
