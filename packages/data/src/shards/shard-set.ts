@@ -3,7 +3,10 @@
  *
  * Blocks are read with positional reads (pread) into a caller-owned Uint16Array: no file is
  * ever loaded whole, and memory stays one block per call whatever the corpus size. File
- * descriptors are opened on first use and kept until `close()`.
+ * descriptors are opened on first use and at most `maxOpenFiles` stay open, the least recently
+ * used closed first: the trainer reads blocks in a permutation over the whole source, and
+ * SlimPajama alone is about 300,000 shard files of 1024 blocks, so keeping every descriptor
+ * ran into the open-file limit (EMFILE) within the first thousands of steps.
  */
 import { createHash } from "node:crypto";
 import { closeSync, createReadStream, openSync, readSync } from "node:fs";
@@ -25,7 +28,12 @@ export interface ShardSetOpenOptions {
   split?: string;
   /** If given, refuse shards whose manifest names another tokenizer. */
   tokenizer?: TokenizerIdentity;
+  /** Descriptors kept open between reads (default 64; least recently used closed first). */
+  maxOpenFiles?: number;
 }
+
+/** Files checked at once by `open()`: the checks are stat + a 24-byte read each. */
+const CHECK_CONCURRENCY = 32;
 
 export class ShardSet {
   readonly dir: string;
@@ -38,9 +46,11 @@ export class ShardSet {
   readonly numBlocks: number;
   /** firstBlock[i] = global index of file i's first block (prefix sums, for locate()). */
   private readonly firstBlock: number[];
-  private readonly fds: (number | undefined)[];
+  /** fileIndex -> open descriptor, in least-recently-used-first order. */
+  private readonly fds = new Map<number, number>();
+  private readonly maxOpenFiles: number;
 
-  private constructor(dir: string, split: string, manifest: ShardManifest) {
+  private constructor(dir: string, split: string, manifest: ShardManifest, maxOpenFiles: number) {
     this.dir = dir;
     this.split = split;
     this.manifest = manifest;
@@ -59,7 +69,7 @@ export class ShardSet {
       n += f.blocks;
     }
     this.numBlocks = n;
-    this.fds = new Array(s.files.length).fill(undefined);
+    this.maxOpenFiles = maxOpenFiles;
   }
 
   /**
@@ -83,44 +93,65 @@ export class ShardSet {
     }
     const manifest = parseManifest(text, manifestPath);
     if (options.tokenizer) assertTokenizerMatches(manifest, options.tokenizer, manifestPath);
-    const set = new ShardSet(root, options.split ?? "train", manifest);
+    const maxOpenFiles = options.maxOpenFiles ?? 64;
+    if (!Number.isInteger(maxOpenFiles) || maxOpenFiles < 1)
+      throw new RangeError(`maxOpenFiles must be a positive integer, got ${maxOpenFiles}`);
+    const set = new ShardSet(root, options.split ?? "train", manifest, maxOpenFiles);
     await set.checkFiles();
     return set;
   }
 
+  /**
+   * Checks every file, CHECK_CONCURRENCY at a time rather than one after another (300,000
+   * files on a network filesystem); of the mismatches found, the first in file order is thrown.
+   */
   private async checkFiles(): Promise<void> {
-    for (const f of this.files) {
-      const path = join(this.dir, f.name);
-      const expectedBytes = LITPKDS_HEADER_BYTES + 2 * f.tokens;
-      let size: number;
-      try {
-        size = (await stat(path)).size;
-      } catch {
-        throw new ManifestError(`${path}: listed in the manifest but missing`);
+    const errors: (Error | undefined)[] = new Array(this.files.length);
+    let next = 0;
+    const worker = async () => {
+      for (let i = next++; i < this.files.length; i = next++) {
+        try {
+          await this.checkFile(this.files[i] as ShardFileEntry);
+        } catch (err) {
+          errors[i] = err as Error;
+          next = this.files.length; // stop the other workers early
+        }
       }
-      if (size !== expectedBytes) {
+    };
+    await Promise.all(Array.from({ length: CHECK_CONCURRENCY }, worker));
+    const first = errors.find((e) => e !== undefined);
+    if (first) throw first;
+  }
+
+  private async checkFile(f: ShardFileEntry): Promise<void> {
+    const path = join(this.dir, f.name);
+    const expectedBytes = LITPKDS_HEADER_BYTES + 2 * f.tokens;
+    let size: number;
+    try {
+      size = (await stat(path)).size;
+    } catch {
+      throw new ManifestError(`${path}: listed in the manifest but missing`);
+    }
+    if (size !== expectedBytes) {
+      throw new ManifestError(
+        `${path}: ${size} bytes, manifest says ${f.tokens} tokens (${expectedBytes} bytes); truncated or replaced?`,
+      );
+    }
+    const fh = await open(path, "r");
+    try {
+      const head = Buffer.alloc(LITPKDS_HEADER_BYTES);
+      await fh.read(head, 0, LITPKDS_HEADER_BYTES, 0);
+      const h = decodeLitpkdsHeader(head, path);
+      if (h.dtypeCode !== UINT16_DTYPE_CODE) {
         throw new ManifestError(
-          `${path}: ${size} bytes, manifest says ${f.tokens} tokens (${expectedBytes} bytes); truncated or replaced?`,
+          `${path}: dtype code ${h.dtypeCode}, expected ${UINT16_DTYPE_CODE} (uint16)`,
         );
       }
-      const fh = await open(path, "r");
-      try {
-        const head = Buffer.alloc(LITPKDS_HEADER_BYTES);
-        await fh.read(head, 0, LITPKDS_HEADER_BYTES, 0);
-        const h = decodeLitpkdsHeader(head, path);
-        if (h.dtypeCode !== UINT16_DTYPE_CODE) {
-          throw new ManifestError(
-            `${path}: dtype code ${h.dtypeCode}, expected ${UINT16_DTYPE_CODE} (uint16)`,
-          );
-        }
-        if (h.chunkSize !== f.tokens) {
-          throw new ManifestError(
-            `${path}: header says ${h.chunkSize} tokens, manifest ${f.tokens}`,
-          );
-        }
-      } finally {
-        await fh.close();
+      if (h.chunkSize !== f.tokens) {
+        throw new ManifestError(`${path}: header says ${h.chunkSize} tokens, manifest ${f.tokens}`);
       }
+    } finally {
+      await fh.close();
     }
   }
 
@@ -159,11 +190,7 @@ export class ShardSet {
     if (target.length !== this.blockSize) {
       throw new RangeError(`out has ${target.length} elements, a block has ${this.blockSize}`);
     }
-    let fd = this.fds[fileIndex];
-    if (fd === undefined) {
-      fd = openSync(join(this.dir, f.name), "r");
-      this.fds[fileIndex] = fd;
-    }
+    const fd = this.descriptor(fileIndex, f.name);
     const bytes = this.blockSize * 2;
     const position = LITPKDS_HEADER_BYTES + blockIndex * bytes;
     const view = new Uint8Array(target.buffer, target.byteOffset, bytes);
@@ -174,6 +201,28 @@ export class ShardSet {
       done += n;
     }
     return target;
+  }
+
+  /** The open descriptor of file `fileIndex`, opening it (and closing the least recent). */
+  private descriptor(fileIndex: number, name: string): number {
+    let fd = this.fds.get(fileIndex);
+    if (fd !== undefined) {
+      this.fds.delete(fileIndex); // re-inserted below as the most recent
+    } else {
+      if (this.fds.size >= this.maxOpenFiles) {
+        const [oldest, oldFd] = this.fds.entries().next().value as [number, number];
+        this.fds.delete(oldest);
+        closeSync(oldFd);
+      }
+      fd = openSync(join(this.dir, name), "r");
+    }
+    this.fds.set(fileIndex, fd);
+    return fd;
+  }
+
+  /** Descriptors open now (at most maxOpenFiles). */
+  get openFiles(): number {
+    return this.fds.size;
   }
 
   /** Reads global block `globalBlock` (see locate()). */
@@ -196,10 +245,7 @@ export class ShardSet {
 
   /** Closes the file descriptors opened by readBlock. The set can still be read afterwards. */
   close(): void {
-    for (let i = 0; i < this.fds.length; i++) {
-      const fd = this.fds[i];
-      if (fd !== undefined) closeSync(fd);
-      this.fds[i] = undefined;
-    }
+    for (const fd of this.fds.values()) closeSync(fd);
+    this.fds.clear();
   }
 }

@@ -1,3 +1,4 @@
+import { readdirSync } from "node:fs";
 import { mkdtemp, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -162,6 +163,28 @@ describe("ShardWriter + ShardSet", () => {
     );
     await writeFile(join(dir, "manifest.json"), "{ not json");
     await expect(ShardSet.open(dir)).rejects.toThrow(/manifest is not valid JSON/);
+  });
+
+  it("reads blocks across many files with at most maxOpenFiles descriptors open", async () => {
+    // 40 files of 4 blocks, read in a scattered order as the trainer's permutation does
+    const { all } = await writeSet(5 * 4 * 40);
+    const fdCount = () => readdirSync("/proc/self/fd").length;
+    const before = fdCount();
+    const set = await ShardSet.open(dir, { maxOpenFiles: 3 });
+    expect(set.files.length).toBe(40);
+    let most = 0;
+    for (let i = 0; i < set.numBlocks; i++) {
+      const g = (i * 37) % set.numBlocks; // 37 is prime to 160: every block once
+      expect([...set.readGlobalBlock(g)], `block ${g}`).toEqual(all.slice(5 * g, 5 * g + 5));
+      most = Math.max(most, fdCount() - before, set.openFiles);
+      expect(set.openFiles).toBeLessThanOrEqual(3);
+    }
+    expect(most).toBe(3); // the bound is reached and held, not 40
+    set.close();
+    expect(fdCount()).toBe(before);
+    await expect(ShardSet.open(dir, { maxOpenFiles: 0 })).rejects.toThrow(
+      /maxOpenFiles must be a positive integer/,
+    );
   });
 
   it("detects a corrupted file by checksum", async () => {
