@@ -43,6 +43,7 @@ export async function packTask(
     ? undefined
     : (tokOverride ?? (await loadPipelineTokenizer(cfg.tokenizer)));
   if (tok) assertUint16Ids(tok, "pack", "LITPKDS dtype 8");
+  const loadSeconds = (performance.now() - tLoad) / 1000;
   const outDir = join(cfg.output, task.source);
   await mkdir(outDir, { recursive: true });
   const tag = String(task.index).padStart(5, "0");
@@ -65,7 +66,7 @@ export async function packTask(
     read: 0,
     tokenize: 0,
     write: 0,
-    loadTokenizer: (performance.now() - tLoad) / 1000,
+    loadTokenizer: loadSeconds, // the output directory's mkdir is not the tokenizer's
   };
   const progress = { inputBytesDone: 0 };
   let batch: { text: string; split: "train" | "validation" }[] = [];
