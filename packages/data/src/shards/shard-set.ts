@@ -9,8 +9,8 @@
  * ran into the open-file limit (EMFILE) within the first thousands of steps.
  */
 import { createHash } from "node:crypto";
-import { closeSync, createReadStream, openSync, readSync } from "node:fs";
-import { open, readFile, stat } from "node:fs/promises";
+import { closeSync, createReadStream, fstatSync, openSync, readSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { decodeLitpkdsHeader, LITPKDS_HEADER_BYTES, UINT16_DTYPE_CODE } from "./litpkds.js";
 import {
@@ -31,9 +31,6 @@ export interface ShardSetOpenOptions {
   /** Descriptors kept open between reads (default 64; least recently used closed first). */
   maxOpenFiles?: number;
 }
-
-/** Files checked at once by `open()`: the checks are stat + a 24-byte read each. */
-const CHECK_CONCURRENCY = 32;
 
 export class ShardSet {
   readonly dir: string;
@@ -97,61 +94,48 @@ export class ShardSet {
     if (!Number.isInteger(maxOpenFiles) || maxOpenFiles < 1)
       throw new RangeError(`maxOpenFiles must be a positive integer, got ${maxOpenFiles}`);
     const set = new ShardSet(root, options.split ?? "train", manifest, maxOpenFiles);
-    await set.checkFiles();
+    set.checkFiles();
     return set;
   }
 
   /**
-   * Checks every file, CHECK_CONCURRENCY at a time rather than one after another (300,000
-   * files on a network filesystem); of the mismatches found, the first in file order is thrown.
+   * Checks every file in order with synchronous calls (open, fstat, a 24-byte pread, close).
+   * On a local disk that is 8 us a file; the same four calls through fs/promises, even 32 at a
+   * time, took 100 us (a thread-pool round trip each), so 300,000 files took 20 s instead of 5.
    */
-  private async checkFiles(): Promise<void> {
-    const errors: (Error | undefined)[] = new Array(this.files.length);
-    let next = 0;
-    const worker = async () => {
-      for (let i = next++; i < this.files.length; i = next++) {
-        try {
-          await this.checkFile(this.files[i] as ShardFileEntry);
-        } catch (err) {
-          errors[i] = err as Error;
-          next = this.files.length; // stop the other workers early
+  private checkFiles(): void {
+    const head = Buffer.alloc(LITPKDS_HEADER_BYTES);
+    for (const f of this.files) {
+      const path = join(this.dir, f.name);
+      const expectedBytes = LITPKDS_HEADER_BYTES + 2 * f.tokens;
+      let fd: number;
+      try {
+        fd = openSync(path, "r");
+      } catch {
+        throw new ManifestError(`${path}: listed in the manifest but missing`);
+      }
+      try {
+        const size = fstatSync(fd).size;
+        if (size !== expectedBytes) {
+          throw new ManifestError(
+            `${path}: ${size} bytes, manifest says ${f.tokens} tokens (${expectedBytes} bytes); truncated or replaced?`,
+          );
         }
+        readSync(fd, head, 0, LITPKDS_HEADER_BYTES, 0);
+        const h = decodeLitpkdsHeader(head, path);
+        if (h.dtypeCode !== UINT16_DTYPE_CODE) {
+          throw new ManifestError(
+            `${path}: dtype code ${h.dtypeCode}, expected ${UINT16_DTYPE_CODE} (uint16)`,
+          );
+        }
+        if (h.chunkSize !== f.tokens) {
+          throw new ManifestError(
+            `${path}: header says ${h.chunkSize} tokens, manifest ${f.tokens}`,
+          );
+        }
+      } finally {
+        closeSync(fd);
       }
-    };
-    await Promise.all(Array.from({ length: CHECK_CONCURRENCY }, worker));
-    const first = errors.find((e) => e !== undefined);
-    if (first) throw first;
-  }
-
-  private async checkFile(f: ShardFileEntry): Promise<void> {
-    const path = join(this.dir, f.name);
-    const expectedBytes = LITPKDS_HEADER_BYTES + 2 * f.tokens;
-    let size: number;
-    try {
-      size = (await stat(path)).size;
-    } catch {
-      throw new ManifestError(`${path}: listed in the manifest but missing`);
-    }
-    if (size !== expectedBytes) {
-      throw new ManifestError(
-        `${path}: ${size} bytes, manifest says ${f.tokens} tokens (${expectedBytes} bytes); truncated or replaced?`,
-      );
-    }
-    const fh = await open(path, "r");
-    try {
-      const head = Buffer.alloc(LITPKDS_HEADER_BYTES);
-      await fh.read(head, 0, LITPKDS_HEADER_BYTES, 0);
-      const h = decodeLitpkdsHeader(head, path);
-      if (h.dtypeCode !== UINT16_DTYPE_CODE) {
-        throw new ManifestError(
-          `${path}: dtype code ${h.dtypeCode}, expected ${UINT16_DTYPE_CODE} (uint16)`,
-        );
-      }
-      if (h.chunkSize !== f.tokens) {
-        throw new ManifestError(`${path}: header says ${h.chunkSize} tokens, manifest ${f.tokens}`);
-      }
-    } finally {
-      await fh.close();
     }
   }
 
