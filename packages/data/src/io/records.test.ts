@@ -77,6 +77,62 @@ describe("jsonl and jsonl.zst", () => {
     );
   });
 
+  it("reads a line spanning many reads exactly, in jsonl and jsonl.zst", async () => {
+    // 3 MB of text spans twelve 256 KiB reads; the lines around it and a last line without
+    // newline must come out whole, with their numbers
+    const long = "é long document ".repeat(200_000);
+    const body = `{"text":"a"}\n${JSON.stringify({ text: long })}\r\n{"text":"b"}\n{"text":"${"c".repeat(300_000)}"}`;
+    for (const name of ["long.jsonl", "long.jsonl.zst"]) {
+      const p = join(dir, name);
+      await writeFile(p, name.endsWith(".zst") ? compress(Buffer.from(body)) : body);
+      const bad = new BadRecordLog();
+      const recs = await collect(p, bad);
+      expect(bad.count).toBe(0);
+      expect(recs.map((r) => [(r.value.text as string).length, r.line])).toEqual([
+        [1, 1],
+        [long.length, 2],
+        [1, 3],
+        [300_000, 4],
+      ]);
+      expect(recs[1]?.value.text).toBe(long);
+    }
+  });
+
+  it("reports and skips a line over maxRecordBytes, and a file with no newline at all", async () => {
+    const p = join(dir, "huge.jsonl");
+    const huge = JSON.stringify({ text: "x".repeat(600_000) }); // spans three reads
+    await writeFile(p, `{"text":"a"}\n${huge}\n{"text":"b"}\n${huge}`);
+    const bad = new BadRecordLog();
+    const out: RawRecord[] = [];
+    for await (const r of readRecords(p, "jsonl", bad, { maxRecordBytes: 100_000 })) out.push(r);
+    expect(out.map((r) => [r.value.text, r.line])).toEqual([
+      ["a", 1],
+      ["b", 3],
+    ]);
+    const start2 = 13; // line 2 starts after '{"text":"a"}\n'
+    const start4 = start2 + huge.length + 1 + 13;
+    expect(bad.entries.map((e) => [e.line, e.offset, e.reason])).toEqual([
+      [2, start2, "line longer than 100000 bytes (the longest record read); skipped"],
+      [4, start4, "line longer than 100000 bytes (the longest record read); skipped"],
+    ]);
+    // binary data under a .jsonl name: one report, memory bounded by maxRecordBytes
+    const noNewline = join(dir, "binary.jsonl");
+    await writeFile(noNewline, Buffer.alloc(1_000_000, 0x41));
+    const bad2 = new BadRecordLog();
+    for await (const _ of readRecords(noNewline, "jsonl", bad2, { maxRecordBytes: 100_000 }))
+      throw new Error("no record expected");
+    expect(bad2.entries.map((e) => [e.line, e.offset])).toEqual([[1, 0]]);
+    // --strict: the first one is fatal, with its location
+    const strict = readRecords(p, "jsonl", new BadRecordLog({ strict: true }), {
+      maxRecordBytes: 100_000,
+    });
+    await expect(
+      (async () => {
+        for await (const _ of strict);
+      })(),
+    ).rejects.toThrow(/huge\.jsonl:line 2:byte 13: line longer than 100000 bytes/);
+  });
+
   it("reports a corrupt zstd frame after the records before it", async () => {
     const p = join(dir, "d.jsonl.zst");
     // incompressible records, so the good frame spans several 256 KiB reads
