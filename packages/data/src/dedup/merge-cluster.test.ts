@@ -2,7 +2,7 @@
 // against brute-force references on random data.
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -86,6 +86,18 @@ describe("mergeBand", () => {
         [],
       );
     }
+  });
+
+  it("a rerun after a kill mid-merge ignores the runs and temporary file left behind", async () => {
+    const { files, all } = await randomBand(20, 5);
+    const out = join(dir, "pairs.bin");
+    // what a kill -9 during level 0 leaves: a half-written run and a temporary output
+    await mkdir(`${out}.runs`, { recursive: true });
+    await writeFile(join(`${out}.runs`, "level-0-run-0.bin"), new Uint8Array(40).fill(0xff));
+    await writeFile(`${out}.tmp-999999`, "partial");
+    expect(await mergeBand(files, out, { maxOpenFiles: 3 })).toBe(referencePairs(all).length / 4);
+    expect(u32(out)).toEqual(referencePairs(all));
+    expect(existsSync(`${out}.runs`)).toBe(false);
   });
 
   it("rejects a fan-in under 2 and names a truncated signature file", async () => {
