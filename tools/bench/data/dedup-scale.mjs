@@ -31,18 +31,6 @@ const { values } = parseArgs({
   },
 });
 
-/** A deterministic generator (mulberry32). @param {number} seed */
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
 /** FNV-1a over a file's uint32 words, as a hex string. @param {Uint32Array} words */
 function checksum(words) {
   let h = 0x811c9dc5;
@@ -86,6 +74,12 @@ if (values.child) {
 }
 
 const dist = join(root, "packages/data/dist");
+const { mulberry32 } = await import(pathToFileURL(join(dist, "dedup/minhash.js")).href);
+/** Uniform [0, 1) from the data package's mulberry32. @param {number} seed */
+const rng = (seed) => {
+  const next = mulberry32(seed);
+  return () => next() / 2 ** 32;
+};
 const builds = { current: dist, ...(values.baseline ? { baseline: values.baseline } : {}) };
 const taskCounts = (values.tasks ?? "2000,20000").split(",").map(Number);
 const docsPerTask = Number(values["docs-per-task"] ?? 200);

@@ -10,17 +10,12 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { clusterPairs, REMOVE_EXACT, REMOVE_NEAR } from "./cluster.js";
 import { writeSortedKeys } from "./files.js";
 import { mergeBand } from "./merge.js";
+import { mulberry32 } from "./minhash.js";
 
-/** A small deterministic generator (mulberry32). */
+/** Uniform [0, 1) from the MinHash parameters' mulberry32. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
+  const next = mulberry32(seed);
+  return () => next() / 2 ** 32;
 }
 
 let dir: string;

@@ -44,7 +44,7 @@ class QuadWriter {
   private fill = 0;
   records = 0;
 
-  constructor(readonly path: string) {
+  constructor(path: string) {
     this.fd = openSync(path, "w");
   }
 

@@ -180,8 +180,8 @@ function exactKey(e1: number, e2: number, words: number): [number, number] {
   return [mix32(e1 ^ words), mix32(e2 ^ Math.imul(words, 0xc2b2ae3d))];
 }
 
-/** Deterministic PRNG (mulberry32) for the permutation parameters. */
-function mulberry32(seed: number): () => number {
+/** Deterministic PRNG (mulberry32): uint32s, for the permutation parameters (and tests). */
+export function mulberry32(seed: number): () => number {
   let s = seed >>> 0;
   return () => {
     s = (s + 0x6d2b79f5) >>> 0;
