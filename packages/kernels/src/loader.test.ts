@@ -1,7 +1,7 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { builtBackends, loadBackend } from "./loader.js";
 
 describe("loadBackend", () => {
@@ -37,7 +37,8 @@ describe("loadBackend", () => {
   });
 
   it("names a missing build and an unknown backend", async () => {
-    const empty = mkdtempSync(join(tmpdir(), "tk-"));
+    const empty = mkdtempSync(join(tmpdir(), "kernels-loader-"));
+    onTestFinished(() => rmSync(empty, { recursive: true, force: true }));
     await expect(loadBackend("cpu", { buildDir: empty })).rejects.toThrow(
       /native addon is not built.*Run: /,
     );

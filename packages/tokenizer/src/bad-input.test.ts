@@ -1,8 +1,8 @@
 /** Every bad input named in the issue: a clear error or a documented, tested result. */
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compileModel } from "./compile.js";
 import { BpeEngine } from "./engine.js";
 import { LlamaTokenizer, toHuggingFaceTokenizerJson } from "./index.js";
@@ -16,6 +16,7 @@ let tok: LlamaTokenizer;
 beforeAll(async () => {
   tok = await LlamaTokenizer.load();
 });
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function write(name: string, data: string | Uint8Array): string {
   const p = join(dir, name);

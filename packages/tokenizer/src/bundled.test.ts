@@ -1,15 +1,17 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { BUNDLED_VOCAB_URL, parseBundled } from "./bundled.js";
 import { mergesFromPairList } from "./model.js";
 
 describe("bundled vocabulary", () => {
   it("is reproduced byte for byte by the generator from the installed llama-tokenizer-js", () => {
-    const out = join(mkdtempSync(join(tmpdir(), "tokenizer-vocab-")), "llama2.tltk.gz");
+    const dir = mkdtempSync(join(tmpdir(), "tokenizer-vocab-"));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const out = join(dir, "llama2.tltk.gz");
     const script = new URL("../scripts/build-default-vocab.mjs", import.meta.url).pathname;
     execFileSync(process.execPath, [script, "--out", out]);
     expect(readFileSync(out).equals(readFileSync(BUNDLED_VOCAB_URL))).toBe(true);

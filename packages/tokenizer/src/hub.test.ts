@@ -4,7 +4,7 @@
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -105,15 +105,24 @@ afterEach(() => {
   if (savedEnv.HF_TOKEN === undefined) delete process.env.HF_TOKEN;
 });
 
-afterAll(() => {
+afterAll(async () => {
   server.close();
+  await Promise.all(cacheDirs.map((d) => rm(d, { recursive: true, force: true })));
 });
+
+/** A fresh cache directory per test, removed after the file's tests. */
+const cacheDirs: string[] = [];
+async function freshCacheDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "tokenizer-hub-cache-"));
+  cacheDirs.push(dir);
+  return dir;
+}
 
 describe("hf://<repo>", () => {
   it("downloads tokenizer.model through HF_ENDPOINT with HF_TOKEN, then reuses the cache", async () => {
     process.env.HF_ENDPOINT = endpoint;
     process.env.HF_TOKEN = "hf_localtesttoken";
-    const cacheDir = await mkdtemp(join(tmpdir(), "tokenizer-hub-cache-"));
+    const cacheDir = await freshCacheDir();
     const tok = await LlamaTokenizer.load("hf://llama/with-model", { cacheDir });
     expect(tok.encode("Hello world!")).toEqual([1, 15043, 3186, 29991]);
     expect(requests.length).toBeGreaterThan(0);
@@ -127,7 +136,7 @@ describe("hf://<repo>", () => {
 
   it("falls back to tokenizer.json when the repo has no tokenizer.model", async () => {
     process.env.HF_ENDPOINT = endpoint;
-    const cacheDir = await mkdtemp(join(tmpdir(), "tokenizer-hub-cache-"));
+    const cacheDir = await freshCacheDir();
     const tok = await LlamaTokenizer.load("hf://llama/json-only", { cacheDir });
     expect(tok.encode("           grabbed")).toEqual([1, 9651, 2646, 1327, 287]);
     expect(requests.every((r) => r.auth === undefined)).toBe(true);
@@ -135,7 +144,7 @@ describe("hf://<repo>", () => {
 
   it("a repo without tokenizer files is a clear error", async () => {
     process.env.HF_ENDPOINT = endpoint;
-    const cacheDir = await mkdtemp(join(tmpdir(), "tokenizer-hub-cache-"));
+    const cacheDir = await freshCacheDir();
     await expect(LlamaTokenizer.load("hf://nobody/nothing", { cacheDir })).rejects.toThrow(
       /hf:\/\/nobody\/nothing: nobody\/nothing at http:\/\/127\.0\.0\.1:\d+ has no tokenizer\.model or tokenizer\.json/,
     );
@@ -147,7 +156,7 @@ describe("hf://<repo>", () => {
     const port = (closed.address() as AddressInfo).port;
     await new Promise<void>((r) => closed.close(() => r()));
     process.env.HF_ENDPOINT = `http://127.0.0.1:${port}`;
-    const cacheDir = await mkdtemp(join(tmpdir(), "tokenizer-hub-cache-"));
+    const cacheDir = await freshCacheDir();
     await expect(LlamaTokenizer.load("hf://llama/with-model", { cacheDir })).rejects.toThrow(
       /cannot download tokenizer\.model from http:\/\/127\.0\.0\.1:\d+ .*(ECONNREFUSED|fetch failed)/,
     );

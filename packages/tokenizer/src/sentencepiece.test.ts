@@ -2,11 +2,11 @@
  * Agreement with SentencePiece itself (the C++ library compiled to WebAssembly, npm
  * `sentencepiece-js`) on the fixture tokenizer.model: encoding and DecodeIds.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import spjs from "sentencepiece-js";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LlamaTokenizer } from "./index.js";
 import { bpeModel, pieceField } from "./testing/proto-writer.js";
 import { isWellFormed, rng, variedTexts } from "./testing/varied-text.js";
@@ -14,6 +14,9 @@ import { isWellFormed, rng, variedTexts } from "./testing/varied-text.js";
 const FIXTURE_MODEL = new URL("./testdata/llama2-tokenizer.model", import.meta.url).pathname;
 let tok: LlamaTokenizer;
 let sp: InstanceType<typeof spjs.SentencePieceProcessor>;
+/** Models written by the tests below, for SentencePiece to load from disk. */
+const modelDir = mkdtempSync(join(tmpdir(), "tokenizer-sentencepiece-"));
+afterAll(() => rmSync(modelDir, { recursive: true, force: true }));
 
 beforeAll(async () => {
   tok = await LlamaTokenizer.load(FIXTURE_MODEL);
@@ -64,7 +67,7 @@ describe("USER_DEFINED pieces (matched whole, never merged), against SentencePie
       ...pieceField("xyz\u2581\u2581abc", 4),
       ...pieceField("\n\n", 4),
     ];
-    const path = join(tmpdir(), `tokenizer-user-defined-${process.pid}.model`);
+    const path = join(modelDir, "user-defined.model");
     writeFileSync(path, Buffer.concat([readFileSync(FIXTURE_MODEL), Uint8Array.from(extra)]));
     const ud = await LlamaTokenizer.load(path);
     const ref = new spjs.SentencePieceProcessor();
@@ -92,7 +95,7 @@ describe("USER_DEFINED pieces (matched whole, never merged), against SentencePie
 
 describe("characters that are not pieces but occur inside pieces, against SentencePiece", () => {
   it("merges them like SentencePiece ('a' is not a piece, 'ab' is) and falls back to bytes alone", async () => {
-    const path = join(tmpdir(), `tokenizer-tiny-${process.pid}.model`);
+    const path = join(modelDir, "tiny.model");
     writeFileSync(
       path,
       bpeModel([
@@ -141,10 +144,7 @@ describe("normaliser switches of a tokenizer.model, against SentencePiece", () =
     { addDummyPrefix: false, removeExtraWhitespaces: true },
   ]) {
     it(JSON.stringify(spec), async () => {
-      const path = join(
-        tmpdir(),
-        `tokenizer-spec-${process.pid}-${JSON.stringify(spec).length}.model`,
-      );
+      const path = join(modelDir, `spec-${JSON.stringify(spec).length}.model`);
       const pieces: Array<[string, number]> = [
         ["\u2581", -1],
         ["\u2581\u2581", -1e9],

@@ -4,11 +4,11 @@
  * results are reassembled in input order. Workers share the engine tables (SharedArrayBuffer)
  * and are unref'd while idle, so an open pool never keeps the process alive.
  */
-import { rmSync } from "node:fs";
-import { mkdtemp, readFile, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { EngineTables } from "./engine.js";
 import type { ChunkReply, ChunkRequest } from "./worker.js";
@@ -39,23 +39,43 @@ interface Slot {
 let workerUrlPromise: Promise<URL> | undefined;
 
 /**
- * dist/worker.js when running the built package; when running from TypeScript sources
+ * dist/worker.js when running the built package. When running from TypeScript sources
  * (vitest, typecheck-free dev runs) Node cannot start a .ts worker, so the worker's three
- * modules are transpiled once per process into a temp dir with the TypeScript compiler.
+ * modules are transpiled with the TypeScript compiler into the package's
+ * node_modules/.cache/tokenizer-worker/<hash of the sources>/: a cache, not a temp dir,
+ * because test processes are killed without an exit event and their temp dirs would pile up.
+ * The directory is built aside and renamed into place, so parallel test processes never see a
+ * half-written one.
  */
 function workerUrl(): Promise<URL> {
   workerUrlPromise ??= (async () => {
     if (!import.meta.url.endsWith(".ts")) return new URL("./worker.js", import.meta.url);
+    const names = ["worker", "engine", "word-cache"];
+    const sources = await Promise.all(
+      names.map((name) => readFile(new URL(`./${name}.ts`, import.meta.url), "utf8")),
+    );
     const ts = (await import("typescript")).default;
-    const dir = await mkdtemp(join(tmpdir(), "tinyllama-tokenizer-worker-"));
-    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
-    await writeFile(join(dir, "package.json"), '{"type":"module"}');
-    for (const name of ["worker", "engine", "word-cache"]) {
-      const src = await readFile(new URL(`./${name}.ts`, import.meta.url), "utf8");
-      const js = ts.transpileModule(src, {
-        compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
-      }).outputText;
-      await writeFile(join(dir, `${name}.js`), js);
+    const hash = createHash("sha256").update(ts.version);
+    for (const src of sources) hash.update(src).update("\0");
+    const cacheRoot = fileURLToPath(
+      new URL("../node_modules/.cache/tokenizer-worker/", import.meta.url),
+    );
+    const dir = join(cacheRoot, hash.digest("hex").slice(0, 16));
+    if (!existsSync(join(dir, "worker.js"))) {
+      await mkdir(cacheRoot, { recursive: true });
+      const building = await mkdtemp(join(cacheRoot, "building-"));
+      await writeFile(join(building, "package.json"), '{"type":"module"}');
+      for (const [i, name] of names.entries()) {
+        const js = ts.transpileModule(sources[i]!, {
+          compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+        }).outputText;
+        await writeFile(join(building, `${name}.js`), js);
+      }
+      // another process may have put the same directory in place first: theirs is identical
+      await rename(building, dir).catch(async (e: unknown) => {
+        await rm(building, { recursive: true, force: true });
+        if (!existsSync(join(dir, "worker.js"))) throw e;
+      });
     }
     return pathToFileURL(join(dir, "worker.js"));
   })();
