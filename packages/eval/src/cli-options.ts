@@ -47,8 +47,9 @@ export function numberFlag(
   integer: boolean,
 ): number | undefined {
   if (v === undefined) return undefined;
-  const x = Number(v);
-  if (v.trim() === "" || !Number.isFinite(x) || x < min || (integer && !Number.isInteger(x))) {
+  // plain decimal only: Number() would also take "0x10", "1e1" and " 3 "
+  const x = (integer ? /^\d+$/ : /^\d+(\.\d+)?$|^\.\d+$/).test(v) ? Number(v) : Number.NaN;
+  if (!Number.isFinite(x) || x < min) {
     const what =
       integer && min === 1
         ? "a positive integer"
@@ -61,14 +62,21 @@ export function numberFlag(
 }
 
 /**
- * Where the task data comes from: `--data-dir` (a local mirror) wins; `--hub` reads the hub
- * itself (HF_TOKEN and HF_ENDPOINT from the environment, `--hub-revision`); neither: the fixtures.
+ * Where the task data comes from: `--data-dir` (a local mirror) or `--hub`, which reads the hub
+ * itself (HF_TOKEN and HF_ENDPOINT from the environment, `--hub-revision`); neither: the
+ * fixtures. Both, or `--hub-revision` without `--hub`, is an error rather than one ignored.
  */
 export function dataSource(values: {
   "data-dir"?: string | undefined;
   hub?: boolean | undefined;
   "hub-revision"?: string | undefined;
 }): { dataDir: string | undefined; hub: HubOptions | undefined } {
+  if (values.hub && values["data-dir"] !== undefined) {
+    throw new Error("--hub and --data-dir together: pick one source for the task data");
+  }
+  if (values["hub-revision"] !== undefined && !values.hub) {
+    throw new Error("--hub-revision needs --hub");
+  }
   const dataDir = values["data-dir"] ? resolve(values["data-dir"]) : undefined;
   const hub =
     values.hub && !dataDir

@@ -100,7 +100,8 @@ export async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const preset = PRESETS[values.harness ?? "0.4.9.1"];
+  const harnessName = values.harness ?? "0.4.9.1";
+  const preset = PRESETS[harnessName];
   if (!preset) {
     throw new Error(
       `--harness must be one of ${Object.keys(PRESETS).join(", ")}, got "${values.harness}"`,
@@ -110,7 +111,9 @@ export async function main(argv: string[]): Promise<number> {
     throw new Error("--add-bos and --no-add-bos together");
   const encoding: PairEncodingOptions = {
     ...preset,
-    ...(values["add-bos"] ? { addBos: true } : {}),
+    // a release before 0.4.9.2 run with add_bos_token=True also put BOS into an empty
+    // context's continuation
+    ...(values["add-bos"] ? { addBos: true, legacyEmptyContext: !preset.addBos } : {}),
     ...(values["no-add-bos"] ? { addBos: false } : {}),
   };
   const device = parseDevice(values.device);
@@ -121,6 +124,10 @@ export async function main(argv: string[]): Promise<number> {
   const maxLength = positiveInt("max-length", values["max-length"]);
   const padMultiple = positiveInt("pad-multiple", values["pad-multiple"]);
   const perplexityBlocks = positiveInt("perplexity-blocks", values["perplexity-blocks"]) ?? 64;
+  for (const flag of ["perplexity-split", "perplexity-blocks"] as const) {
+    if (values[flag] !== undefined && !values.perplexity)
+      throw new Error(`--${flag} needs --perplexity <shard dir>`);
+  }
   const taskList = values.tasks ?? "all";
   const tasks = taskList === "none" ? [] : resolveTasks(taskList);
   if (tasks.length === 0 && !values.perplexity) throw new Error("--tasks none needs --perplexity");
@@ -128,9 +135,19 @@ export async function main(argv: string[]): Promise<number> {
   // Read and validate the data before loading a model: a bad file fails in milliseconds.
   const { dataDir, hub } = dataSource(values);
   const inputs: TaskInput[] = [];
+  const docCountMismatch: Record<string, { found: number; expected: number }> = {};
   for (const task of tasks) {
     const loaded = await loadTaskDocs(task, { dataDir, hub });
     inputs.push({ task, docs: loaded.docs, files: loaded.files });
+    // a full run of real data should hold the split's published count; another count means
+    // another split, a partial mirror or another version of the dataset
+    if ((dataDir || hub) && limit === undefined && loaded.docs.length !== task.dataset.size) {
+      docCountMismatch[task.name] = { found: loaded.docs.length, expected: task.dataset.size };
+      console.error(
+        `[eval] WARNING ${task.name}: ${loaded.docs.length} docs in ${loaded.files.join(", ")}; ` +
+          `the ${task.dataset.split} split of ${task.dataset.path} has ${task.dataset.size}`,
+      );
+    }
   }
   if (!dataDir && !hub && tasks.length > 0) {
     console.error(
@@ -194,6 +211,10 @@ export async function main(argv: string[]): Promise<number> {
           (hub
             ? `hub (${hub.revision ?? "refs/convert/parquet"})`
             : "bundled fixtures (not benchmark data)"),
+        harness_preset: harnessName,
+        ...(Object.keys(docCountMismatch).length > 0
+          ? { doc_count_mismatch: docCountMismatch }
+          : {}),
         ...(perplexity ? { perplexity } : {}),
       },
     });

@@ -129,6 +129,29 @@ describe("task data", () => {
     );
   });
 
+  it("in a <dir>/<task>/ folder reads only the files of the task's split", () => {
+    const mirror = join(root, "mirror-splits");
+    const piqa = join(mirror, "piqa");
+    mkdirSync(piqa, { recursive: true });
+    for (const f of ["train.jsonl", "validation.jsonl", "test-00000-of-00001.parquet"]) {
+      writeFileSync(join(piqa, f), "");
+    }
+    expect(hubLayoutFiles(mirror, TASKS.piqa!)).toEqual([join(piqa, "validation.jsonl")]);
+    // files that name no split are all the split's
+    const arc = join(mirror, "arc_easy");
+    mkdirSync(arc, { recursive: true });
+    writeFileSync(join(arc, "part-0.jsonl"), "");
+    writeFileSync(join(arc, "part-1.jsonl"), "");
+    expect(hubLayoutFiles(mirror, TASKS.arc_easy!)).toHaveLength(2);
+    // only other splits: refused rather than scoring the train set
+    const boolq = join(mirror, "boolq");
+    mkdirSync(boolq, { recursive: true });
+    writeFileSync(join(boolq, "train.jsonl"), "");
+    expect(() => hubLayoutFiles(mirror, TASKS.boolq!)).toThrow(
+      /boolq: .*boolq has train\.jsonl but no file named for the validation split/,
+    );
+  });
+
   it("fails on a corrupt record with the file and line instead of skipping it", async () => {
     const bad = join(root, "bad.jsonl");
     writeFileSync(bad, '{"goal":"g","sol1":"a","sol2":"b","label":1}\n{"goal": oops\n');

@@ -52,22 +52,43 @@ export type SplitRef = {
 
 const DATA_FILE = /\.(parquet|jsonl|jsonl\.zst|json)$/;
 
+const SPLIT_NAMES = ["train", "validation", "valid", "val", "dev", "test", "eval"];
+const namesSplit = (file: string, split: string) =>
+  new RegExp(`(^|[^a-z0-9])${split}([^a-z0-9]|$)`, "i").test(file);
+
+/**
+ * The files of `split` in a folder that may hold several splits (`<dir>/<task>/`): those whose
+ * names name the split; all of them when no name names any split; an error when names name
+ * only other splits (scoring a train file as the benchmark would go unnoticed otherwise).
+ */
+function splitFiles(dir: string, files: string[], split: string, task: string): string[] {
+  const ours = files.filter((f) => namesSplit(f, split));
+  if (ours.length > 0) return ours;
+  const others = files.filter((f) => SPLIT_NAMES.some((s) => namesSplit(f, s)));
+  if (others.length === 0) return files;
+  throw new Error(
+    `${task}: ${dir} has ${others.join(", ")} but no file named for the ${split} split, which this task evaluates`,
+  );
+}
+
 /** Finds a task's split in a local hub mirror; returns its files in name order. */
 export function hubLayoutFiles(dataDir: string, task: SplitRef): string[] {
   const { path, name, split } = task.dataset;
-  const candidates = [join(dataDir, path, name ?? "default", split), join(dataDir, task.name)];
-  for (const dir of candidates) {
+  const splitDir = join(dataDir, path, name ?? "default", split);
+  const taskDir = join(dataDir, task.name);
+  for (const dir of [splitDir, taskDir]) {
     if (!existsSync(dir) || !statSync(dir).isDirectory()) continue;
-    const files = readdirSync(dir)
+    let files = readdirSync(dir)
       .filter((f) => DATA_FILE.test(f))
-      .sort()
-      .map((f) => join(dir, f));
-    if (files.length > 0) return files;
+      .sort();
+    if (files.length === 0) continue;
+    if (dir === taskDir) files = splitFiles(dir, files, split, task.name);
+    return files.map((f) => join(dir, f));
   }
   const single = join(dataDir, `${task.name}.jsonl`);
   if (existsSync(single)) return [single];
   throw new Error(
-    `${task.name}: no data under ${dataDir}; expected ${candidates[0]}/*.parquet (the hub's parquet layout), ${candidates[1]}/ or ${single}`,
+    `${task.name}: no data under ${dataDir}; expected ${splitDir}/*.parquet (the hub's parquet layout), ${taskDir}/ or ${single}`,
   );
 }
 

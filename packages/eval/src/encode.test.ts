@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { encodePair } from "./encode.js";
-import { isPySpace, pyLen, pyRstrip, pyStrip } from "./pytext.js";
+import { isPySpace, pyCapitalize, pyLen, pyRstrip, pyStrip } from "./pytext.js";
 import { ToyWordTokenizer } from "./toy.js";
 
 describe("encodePair (the harness's _encode_pair and empty-context rule)", () => {
@@ -61,6 +61,36 @@ describe("encodePair (the harness's _encode_pair and empty-context rule)", () =>
     expect(eos.continuationTokens.map((t) => tok.piece(t))).toEqual([" x"]);
   });
 
+  it("releases before 0.4.9.2 with add_bos_token=True put BOS into an empty context's continuation", () => {
+    const tok = new ToyWordTokenizer();
+    for (const emptyContextToken of ["bos", "eos"] as const) {
+      const r = encodePair(
+        tok,
+        { context: "", continuation: " x" },
+        { addBos: true, emptyContextToken, legacyEmptyContext: true },
+      );
+      expect(r.contextTokens).toEqual([emptyContextToken === "bos" ? 1 : 2]);
+      expect(r.continuationTokens.map((t) => tok.piece(t))).toEqual(["<s>", " x"]);
+    }
+    // non-empty contexts encode as in every release with BOS
+    const a = encodePair(
+      tok,
+      { context: "a b", continuation: " c" },
+      {
+        addBos: true,
+        emptyContextToken: "bos",
+        legacyEmptyContext: true,
+      },
+    );
+    expect(a).toEqual(
+      encodePair(
+        tok,
+        { context: "a b", continuation: " c" },
+        { addBos: true, emptyContextToken: "bos" },
+      ),
+    );
+  });
+
   it("a whitespace-only context encodes to no tokens without BOS (the scorer then rejects it)", () => {
     const tok = new ToyWordTokenizer();
     const r = encodePair(tok, { context: " ", continuation: "x" });
@@ -70,6 +100,25 @@ describe("encodePair (the harness's _encode_pair and empty-context rule)", () =>
 });
 
 describe("Python string semantics", () => {
+  it("capitalize title-cases the first character and lower-cases the rest in context (3.8+)", () => {
+    // Python 3.11's own results (Unicode 14); the harness's hellaswag capitalizes ctx_b
+    const cases: Array<[string, string]> = [
+      ["hello World", "Hello world"],
+      ["ßtraße", "Sstraße"],
+      ["\ufb01nal", "Final"],
+      ["\u01c6ungla", "\u01c5ungla"],
+      ["\u01c4UNGLA", "\u01c5ungla"],
+      ["\u1fb3x", "\u1fbcx"],
+      ["\u1fb2x", "\u1fba\u0345x"],
+      ["A\u03a3", "A\u03c2"],
+      ["\u10d0\u10d1", "\u10d0\u10d1"],
+      ["\u0149a", "\u02bcNa"],
+      ["İX", "İx"],
+      ["", ""],
+    ];
+    for (const [input, python] of cases) expect(pyCapitalize(input), input).toBe(python);
+  });
+
   it("strip uses str.isspace, not JavaScript's trim", () => {
     // U+001C..U+001F and U+0085 are whitespace to Python but not to trim(); U+FEFF the reverse.
     expect(pyStrip("\x1cab\x85")).toBe("ab");

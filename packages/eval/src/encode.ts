@@ -9,7 +9,9 @@
  *   continuation is tokenized alone without special tokens.
  * BOS: harness <= 0.4.9.1 never added it for causal models (`add_bos_token=False`); 0.4.9.2 and
  * later use the tokenizer default, which for Llama prepends it. Both are options here and the
- * choice is recorded in the results.
+ * choice is recorded in the results. Releases before 0.4.9.2 run with `add_bos_token=True`
+ * encoded an empty context's continuation with special tokens too, so it started with BOS
+ * (`legacyEmptyContext`).
  */
 import { pyRstrip } from "./pytext.js";
 import type { EvalTokenizer, TextRequest, TokenRequest } from "./types.js";
@@ -19,6 +21,12 @@ export interface PairEncodingOptions {
   addBos: boolean;
   /** Context token of an empty-context request: "bos" (harness >= 0.4.3) or "eos" (<= 0.4.2). */
   emptyContextToken: "bos" | "eos";
+  /**
+   * Harness <= 0.4.9.1 with `add_bos_token=True`: an empty context's continuation was encoded
+   * with the tokenizer's special tokens, so it starts with BOS (and no prefix token is reused).
+   * Only read when addBos is set.
+   */
+  legacyEmptyContext?: boolean;
 }
 
 export const DEFAULT_PAIR_ENCODING: PairEncodingOptions = Object.freeze({
@@ -37,8 +45,10 @@ export function encodePair(
 ): TokenRequest {
   let { context, continuation } = request;
   if (context === "") {
-    const continuationTokens = toArray(tokenizer.encode(continuation, { bos: false, eos: false }));
+    const legacy = options.addBos && options.legacyEmptyContext === true;
+    const continuationTokens = toArray(tokenizer.encode(continuation, { bos: legacy, eos: false }));
     const prefix = options.emptyContextToken === "bos" ? tokenizer.bosId : tokenizer.eosId;
+    if (legacy) return { contextTokens: [prefix], continuationTokens };
     if (continuationTokens[0] === prefix) {
       // The harness reuses a leading prefix token instead of doubling it.
       return {

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { ShardWriter, tokenizerIdentity } from "@tinyllama/data";
 import { LlamaTokenizer } from "@tinyllama/tokenizer";
 import { LlamaModel, MODEL_CONFIGS, parameterSpecs, writeHfModel } from "@tinyllama/trainer";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { main } from "./cli.js";
 import { LlamaTokenScorer, loadCheckpoint, type SequenceScoringModel } from "./llama.js";
 import { requestWindow, scoreRequests } from "./score.js";
@@ -198,6 +198,39 @@ describe("pnpm eval (cli main)", () => {
     expect(first.resps).toHaveLength(2);
   });
 
+  it("on a full run of real data warns when a task's doc count is not its split's size", async () => {
+    const dataDir = join(root, "short-mirror");
+    mkdirSync(join(dataDir, "piqa"), { recursive: true });
+    writeFileSync(
+      join(dataDir, "piqa", "validation.jsonl"),
+      '{"goal":"g","sol1":"a","sol2":"b","label":1}\n',
+    );
+    const out = join(root, "short");
+    const warnings: string[] = [];
+    const spy = vi.spyOn(console, "error").mockImplementation((m: unknown) => {
+      warnings.push(String(m));
+    });
+    try {
+      const args = ["--checkpoint", ckpt, "--tasks", "piqa", "--device", "cpu", "--output", out];
+      expect(await main([...args, "--data-dir", dataDir, "--harness", "0.4.2", "--add-bos"])).toBe(
+        0,
+      );
+    } finally {
+      spy.mockRestore();
+    }
+    expect(warnings.join("\n")).toMatch(
+      /WARNING piqa: 1 docs in .*validation\.jsonl; the validation split of baber\/piqa has 1838/,
+    );
+    const json = JSON.parse(readFileSync(join(out, "results.json"), "utf8"));
+    expect(json.tinyllama_ts.doc_count_mismatch).toEqual({ piqa: { found: 1, expected: 1838 } });
+    expect(json.tinyllama_ts.harness_preset).toBe("0.4.2");
+    expect(json.tinyllama_ts.harness_equivalent).toBe(
+      "lm-eval 0.4.0 - 0.4.2 with add_bos_token=True",
+    );
+    expect(json.configs.piqa.validation_split).toBe("validation");
+    expect(json.configs.piqa.test_split).toBeUndefined();
+  });
+
   it("reports perplexity on a held-out shard split and refuses another tokenizer's shards", async () => {
     const shardDir = join(root, "shards");
     mkdirSync(shardDir);
@@ -313,6 +346,19 @@ describe("pnpm eval (cli main)", () => {
     await expect(main(["--device", "tpu"])).rejects.toThrow(/--device must be cpu, cuda or auto/);
     await expect(main(["--dtype", "f16"])).rejects.toThrow(/--dtype must be f32 or bf16/);
     await expect(main(["--bogus"])).rejects.toThrow(/Unknown option '--bogus'/);
+    for (const v of ["0x10", "1e1", " 3 ", "2.0"]) {
+      await expect(main(["--limit", v])).rejects.toThrow(/--limit must be a positive integer/);
+    }
+    await expect(main(["--hub-revision", "main"])).rejects.toThrow(/--hub-revision needs --hub/);
+    await expect(main(["--hub", "--data-dir", root])).rejects.toThrow(
+      /--hub and --data-dir together/,
+    );
+    await expect(main(["--perplexity-split", "test"])).rejects.toThrow(
+      /--perplexity-split needs --perplexity/,
+    );
+    await expect(main(["--perplexity-blocks", "3"])).rejects.toThrow(
+      /--perplexity-blocks needs --perplexity/,
+    );
     await expect(main(["--data-dir", join(root, "missing"), "--tasks", "piqa"])).rejects.toThrow(
       /piqa: no data under/,
     );

@@ -1,7 +1,8 @@
 /**
  * Python `str` semantics the harness's templates rely on. The task code of lm-evaluation-harness
  * is Python: `strip()` uses `str.isspace()` (a different set from JavaScript's `trim()`), `len()`
- * and slicing count code points (not UTF-16 units), and `capitalize()` lower-cases the tail.
+ * and slicing count code points (not UTF-16 units), and `capitalize()` title-cases the first
+ * character (not upper-cases: ß -> Ss, ǆ -> ǅ) and lower-cases the rest.
  * Getting any of these wrong changes the strings, hence the tokens, hence the scores.
  */
 
@@ -57,10 +58,67 @@ function splitFirstCodePoint(s: string): [string, string] {
   return [s.slice(0, width), s.slice(width)];
 }
 
-/** Python `s.capitalize()`: first character upper-cased, the rest lower-cased. */
+/**
+ * Titlecase letters (Unicode category Lt: the digraphs ǅ ǈ ǋ ǲ and the Greek letters with
+ * prosgegrammeni), keyed by their lower- and uppercase forms and by themselves: the titlecase
+ * of "ǆ", "Ǆ" and "ǅ" is "ǅ", where uppercase gives "Ǆ".
+ */
+const TITLECASE_LETTER = (() => {
+  const map = new Map<string, string>();
+  for (let cp = 0x1c4; cp <= 0x1ffc; cp++) {
+    const ch = String.fromCodePoint(cp);
+    if (!/\p{Lt}/u.test(ch)) continue;
+    map.set(ch, ch);
+    map.set(ch.toLowerCase(), ch);
+    const upper = ch.toUpperCase();
+    if ([...upper].length === 1) map.set(upper, ch);
+  }
+  return map;
+})();
+
+/** SpecialCasing.txt's titlecase mappings that are neither the uppercase nor a single letter. */
+const TITLECASE_SPECIAL: Record<string, string> = {
+  "\u00df": "Ss",
+  "\ufb00": "Ff",
+  "\ufb01": "Fi",
+  "\ufb02": "Fl",
+  "\ufb03": "Ffi",
+  "\ufb04": "Ffl",
+  "\ufb05": "St",
+  "\ufb06": "St",
+  "\u0587": "\u0535\u0582",
+  "\ufb13": "\u0544\u0576",
+  "\ufb14": "\u0544\u0565",
+  "\ufb15": "\u0544\u056b",
+  "\ufb16": "\u054e\u0576",
+  "\ufb17": "\u0544\u056d",
+};
+
+/**
+ * Python's `str.title()` of one code point (what `capitalize()` applies to the first one since
+ * Python 3.8). The Greek letters with ypogegrammeni whose uppercase spells the iota out
+ * (ᾲ -> ᾺΙ) keep it as U+0345 in titlecase (Ὰͅ).
+ */
+function titlecase(ch: string): string {
+  const single = TITLECASE_LETTER.get(ch) ?? TITLECASE_SPECIAL[ch];
+  if (single !== undefined) return single;
+  const cp = ch.codePointAt(0)!;
+  // Georgian Mkhedruli: Unicode 11 gave it uppercase (Mtavruli) but kept its titlecase itself
+  if ((cp >= 0x10d0 && cp <= 0x10fa) || (cp >= 0x10fd && cp <= 0x10ff)) return ch;
+  const upper = ch.toUpperCase();
+  if (cp >= 0x1f00 && cp <= 0x1fff && upper.length > 1 && upper.endsWith("\u0399")) {
+    return upper.slice(0, -1) + "\u0345";
+  }
+  return upper;
+}
+
+/**
+ * Python `s.capitalize()` (3.8+): the first character title-cased, the rest lower-cased with
+ * the whole string as context (a final sigma after a cased first letter becomes ς).
+ */
 export function pyCapitalize(s: string): string {
-  const [head, tail] = splitFirstCodePoint(s);
-  return head.toUpperCase() + tail.toLowerCase();
+  const [head] = splitFirstCodePoint(s);
+  return titlecase(head) + s.toLowerCase().slice(head.toLowerCase().length);
 }
 
 /** `s[0].lower() + s[1:]` (xcopa's convert_choice). Throws like Python on an empty string. */

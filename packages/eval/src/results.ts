@@ -25,6 +25,24 @@ export type HarnessResults = Record<string, unknown> & {
   versions: Record<string, number>;
 };
 
+/** Which lm-eval releases, run with which add_bos_token, encode requests as these options do. */
+export function harnessEquivalent(
+  addBos: boolean,
+  emptyContextToken: "bos" | "eos",
+  legacyEmptyContext = false,
+): string {
+  const releases = emptyContextToken === "bos" ? "0.4.3 - 0.4.9.1" : "0.4.0 - 0.4.2";
+  if (!addBos) {
+    return emptyContextToken === "bos"
+      ? "lm-eval 0.4.3 - 0.4.9.1 (add_bos_token=False), or later with add_bos_token=False"
+      : "lm-eval 0.4.0 - 0.4.2 (add_bos_token=False, EOS as empty context)";
+  }
+  if (legacyEmptyContext) return `lm-eval ${releases} with add_bos_token=True`;
+  return emptyContextToken === "bos"
+    ? "lm-eval >= 0.4.9.2 (tokenizer default: BOS prepended)"
+    : "none: lm-eval >= 0.4.9.2 (BOS prepended) but with EOS as the empty context";
+}
+
 export function toHarnessJson(out: EvaluationOutput, info: RunInfo): HarnessResults {
   const results: HarnessResults["results"] = {};
   const configs: Record<string, unknown> = {};
@@ -47,7 +65,8 @@ export function toHarnessJson(out: EvaluationOutput, info: RunInfo): HarnessResu
       task: name,
       dataset_path: path,
       dataset_name: config,
-      test_split: split,
+      // the harness evaluates a yaml's test_split when it has one, else its validation_split
+      ...(split === "test" ? { test_split: split } : { validation_split: split }),
       ...r.task.template,
       description: "",
       target_delimiter: TARGET_DELIMITER,
@@ -69,7 +88,7 @@ export function toHarnessJson(out: EvaluationOutput, info: RunInfo): HarnessResu
     nSamples[name] = { original: r.nOriginal, effective: r.nDocs };
   }
   const seconds = out.stats.elapsedMs / 1000;
-  const { addBos, emptyContextToken } = out.encoding;
+  const { addBos, emptyContextToken, legacyEmptyContext } = out.encoding;
   return {
     results,
     group_subtasks: groupSubtasks,
@@ -94,11 +113,7 @@ export function toHarnessJson(out: EvaluationOutput, info: RunInfo): HarnessResu
     tinyllama_ts: {
       add_bos: addBos,
       empty_context_token: emptyContextToken,
-      harness_equivalent: addBos
-        ? "lm-eval >= 0.4.9.2 (tokenizer default: BOS prepended)"
-        : emptyContextToken === "bos"
-          ? "lm-eval 0.4.3 - 0.4.9.1 (add_bos_token=False)"
-          : "lm-eval 0.4.0 - 0.4.2 (add_bos_token=False, EOS as empty context)",
+      harness_equivalent: harnessEquivalent(addBos, emptyContextToken, legacyEmptyContext),
       model_description: info.modelDescription,
       requests: out.stats.requests,
       forward_windows: out.stats.windows,
