@@ -46,7 +46,8 @@ const USAGE = `usage: pnpm eval [options]
   --perplexity <dir>      also report perplexity on a shard directory's held-out split
   --perplexity-split <s>  split to read (default validation)
   --perplexity-blocks <n> cap on blocks, evenly spaced (default 64)
-  --output <dir>          where results.json goes (default runs/eval/<checkpoint>-<time>/)
+  --output <dir>          where results.json goes (default: runs/<run>/eval/<stage>-step-N-<time>/
+                          beside the run that made the checkpoint, else runs/eval/<name>-<time>/)
   --log-samples           also write samples_<task>.jsonl (per-request texts, token ids, log-probs)
   --no-is-greedy          skip the harness's is_greedy flag (used by no metric here; one argmax
                           over each batch's logits): samples then hold null
@@ -155,7 +156,12 @@ export async function main(argv: string[]): Promise<number> {
     );
   }
 
-  const checkpoint = resolve(values.checkpoint ?? newestCheckpoint(resolve("runs")).path);
+  // a stage or run directory means its newest checkpoint: resolved here so that the tokenizer
+  // saved with it, the results' model name and the default output directory all follow it
+  const { resolveWeightsDir } = await import("@tinyllama/trainer");
+  const checkpoint = resolveWeightsDir(
+    resolve(values.checkpoint ?? newestCheckpoint(resolve("runs")).path),
+  );
   console.error(`[eval] checkpoint ${checkpoint}`);
   const startedAt = new Date();
   const loaded = await loadCheckpoint(checkpoint, {

@@ -1,6 +1,15 @@
 // The LlamaModel adapter and `pnpm eval` end to end on a tiny random checkpoint on CPU
 // (the trainer's 1-layer "tinyllama-test" config, written here in Hugging Face layout).
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ShardWriter, tokenizerIdentity } from "@tinyllama/data";
@@ -196,6 +205,29 @@ describe("pnpm eval (cli main)", () => {
     const first = JSON.parse(samples[0]!);
     expect(first.context_tokens[0][0]).toBe(1); // BOS with the 0.4.9.2 preset
     expect(first.resps).toHaveLength(2);
+  });
+
+  it("given a run directory, scores its newest checkpoint and writes results beside the run", async () => {
+    const stepDir = join(root, "runs-layout", "my-run", "v1.0", "checkpoints", "step-000000000007");
+    mkdirSync(stepDir, { recursive: true });
+    cpSync(ckpt, stepDir, { recursive: true });
+    writeFileSync(join(stepDir, "trainer-state.json"), "{}"); // what marks a checkpoint complete
+    const cwd = process.cwd();
+    process.chdir(root);
+    try {
+      const run = join(root, "runs-layout", "my-run");
+      expect(await main(["--checkpoint", run, "--tasks", "piqa", "--device", "cpu"])).toBe(0);
+      const evalDirs = readdirSync(join(run, "eval"));
+      expect(evalDirs).toHaveLength(1);
+      expect(evalDirs[0]).toMatch(/^v1\.0-step-000000000007-/);
+      const json = JSON.parse(
+        readFileSync(join(run, "eval", evalDirs[0]!, "results.json"), "utf8"),
+      );
+      expect(json.model_name).toBe(stepDir);
+      expect(existsSync(join(root, "runs", "eval"))).toBe(false);
+    } finally {
+      process.chdir(cwd);
+    }
   });
 
   it("on a full run of real data warns when a task's doc count is not its split's size", async () => {

@@ -174,7 +174,7 @@ export interface LoadedModel {
 
 /** Loads a checkpoint (this project's or a Hugging Face Llama directory) and its tokenizer. */
 export async function loadCheckpoint(
-  dir: string,
+  dirIn: string,
   options: {
     device?: "cpu" | "cuda" | "auto";
     /** Compute dtype; default the trainer's (f32 on CPU, bf16 on CUDA). */
@@ -189,6 +189,8 @@ export async function loadCheckpoint(
     import("@tinyllama/trainer"),
     import("@tinyllama/tokenizer"),
   ]);
+  // a stage or run directory means its newest checkpoint, whose tokenizer file is the one to use
+  const dir = trainer.resolveWeightsDir(dirIn);
   const tokenizerSource = options.tokenizer ?? checkpointTokenizerPath(dir);
   const tokenizer = await LlamaTokenizer.load(tokenizerSource);
   const model = await trainer.LlamaModel.load(dir, {

