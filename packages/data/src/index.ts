@@ -15,14 +15,22 @@ export * from "./document.js";
 export { type LocalOptions, runLocal } from "./executors/local.js";
 export { type SlurmOptions, writeSlurmScripts } from "./executors/slurm.js";
 export {
+  type DownloadOptions,
   downloadToCache,
   HubError,
   type HubFile,
   type HubOptions,
   hubOptionsFromEnv,
   listHubFiles,
+  resolveHubRevision,
 } from "./hub/hub.js";
-export { globToRegExp, matchAny } from "./io/glob.js";
+export {
+  type FileListing,
+  globToRegExp,
+  listInputFiles,
+  matchAny,
+  type SkippedEntry,
+} from "./io/glob.js";
 export { formatOf, type InputFormat, type RawRecord, readRecords } from "./io/records.js";
 export {
   ConfigError,
@@ -35,7 +43,14 @@ export {
   sampleDir,
   type UserConfig,
 } from "./pipeline/config.js";
-export { loadOrMakePlan, makePlan, type Plan, readPlan, type StageName } from "./pipeline/plan.js";
+export {
+  loadOrMakePlan,
+  makePlan,
+  type Plan,
+  type PlannedSource,
+  readPlan,
+  type StageName,
+} from "./pipeline/plan.js";
 export { runTask, type TaskStats } from "./pipeline/stages.js";
 export { summarize } from "./pipeline/summary.js";
 export {

@@ -88,6 +88,14 @@ describe("mixture CLI", () => {
     }
   });
 
+  it("an unknown option is one clean line (no parseArgs advice with an unclosed quote)", () => {
+    const r = run("v1.0", "--bogus");
+    expect(r.code).toBe(2);
+    expect(r.err.split("\n")[0]).toBe("mixture: Unknown option '--bogus'");
+    expect(r.err).toContain("usage: mixture <preset | schedule.json>");
+    expect(r.err).not.toContain("as in");
+  });
+
   it("--help prints the usage", () => {
     const r = run("--help");
     expect(r.code).toBe(0);

@@ -113,7 +113,7 @@ export function runMixtureCli(argv: string[], io: CliIo): number {
   try {
     parsed = parse(argv);
   } catch (err) {
-    io.err(`mixture: ${(err as Error).message}\n\n${USAGE}`);
+    io.err(`mixture: ${parseArgsMessage(err as Error)}\n\n${USAGE}`);
     return 2;
   }
   if (parsed.values.help) {
@@ -204,6 +204,19 @@ export function runMixtureCli(argv: string[], io: CliIo): number {
     io.err(`mixture: ${e.message}${err instanceof UsageError ? `\n\n${USAGE}` : ""}`);
     return err instanceof UsageError ? 2 : 1;
   }
+}
+
+/**
+ * parseArgs' message without the advice it appends to an unknown option when positionals are
+ * allowed ("... as in '-- "--bogus"", whose quotes never close): the usage printed below says
+ * what the options are.
+ */
+function parseArgsMessage(err: Error & { code?: string }): string {
+  if (err.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+    const option = /^Unknown option '([^']*)'/.exec(err.message)?.[1];
+    if (option !== undefined) return `Unknown option '${option}'`;
+  }
+  return err.message;
 }
 
 function parse(argv: string[]) {

@@ -15,7 +15,7 @@ import {
   resolveConfig,
   sampleConfig,
 } from "../pipeline/config.js";
-import { loadOrMakePlan } from "../pipeline/plan.js";
+import { describeSkipped, loadOrMakePlan, planPath } from "../pipeline/plan.js";
 import { summarize } from "../pipeline/summary.js";
 
 const usage = `usage: data:prepare [options]
@@ -23,9 +23,10 @@ const usage = `usage: data:prepare [options]
   --config <file>      JSON config (sources local or hub, subsets, output, dedup, ...);
                        default: the bundled sample in packages/data/sample
   --output <dir>       output directory (default: config's output, or ./data)
-  --workers <n>        local worker processes (default: all cores, ${availableParallelism()} here)
+  --workers <n>        local worker processes (default: all cores, ${availableParallelism()} here);
+                       not with --executor slurm
   --executor <kind>    local (default) or slurm (writes job-array scripts + submit.sh)
-  --submit             with --executor slurm: run submit.sh now (needs sbatch)
+  --submit             with --executor slurm only: run submit.sh now (needs sbatch)
   --tokenizer <kind>   llama2 (default) or bytes (pipeline tests without the tokenizer)
   --no-dedup           skip exact and near-duplicate removal
   --strict             bad records (invalid JSON, missing text, corrupt files) are fatal
@@ -34,10 +35,41 @@ const usage = `usage: data:prepare [options]
 Reruns resume: finished tasks are skipped (markers under <output>/.work).
 Environment: HF_TOKEN (gated datasets), HF_ENDPOINT (hub mirror), TINYLLAMA_CACHE (download cache).`;
 
+/** A bad command line: printed with the usage, exit status 2. */
+class UsageError extends Error {}
+
+const TOKENIZERS = ["llama2", "bytes"] as const;
+const EXECUTORS = ["local", "slurm"] as const;
+
+/** Checks the flags among themselves, before any config is read or any input listed. */
+function checkFlags(v: ReturnType<typeof parse>["values"]): { workers: number | undefined } {
+  if (v.executor !== undefined && !(EXECUTORS as readonly string[]).includes(v.executor))
+    throw new UsageError(`--executor must be local or slurm, got "${v.executor}"`);
+  const slurm = v.executor === "slurm";
+  // both would otherwise be ignored: --submit by the local run, --workers by the Slurm scripts
+  if (v.submit && !slurm)
+    throw new UsageError(
+      "--submit needs --executor slurm (the local executor runs the job itself)",
+    );
+  if (v.workers !== undefined && slurm)
+    throw new UsageError(
+      "--workers has no effect with --executor slurm: each array element runs one task (set slurm.cpusPerTask in the config)",
+    );
+  // the tokenizer flag is checked here so the error names the flag, not the config it overrides
+  if (v.tokenizer !== undefined && !(TOKENIZERS as readonly string[]).includes(v.tokenizer))
+    throw new UsageError(`--tokenizer must be llama2 or bytes, got "${v.tokenizer}"`);
+  if (v.workers === undefined) return { workers: undefined };
+  if (!/^[1-9]\d*$/.test(v.workers))
+    throw new UsageError(`--workers must be a positive integer, got "${v.workers}"`);
+  return { workers: Number(v.workers) };
+}
+
 async function main(): Promise<number> {
   let args: ReturnType<typeof parse>;
+  let flags: ReturnType<typeof checkFlags>;
   try {
     args = parse();
+    flags = checkFlags(args.values);
   } catch (err) {
     console.error(`data:prepare: ${(err as Error).message}\n\n${usage}`);
     return 2;
@@ -56,9 +88,7 @@ async function main(): Promise<number> {
   if (v.strict) overrides.strict = true;
   if (v["no-dedup"]) overrides.dedup = { ...config.dedup, enabled: false };
   config = resolveConfig({ ...config, ...overrides }, process.cwd(), v.config ?? "sample config");
-  const workers = v.workers === undefined ? availableParallelism() : Number(v.workers);
-  if (!Number.isInteger(workers) || workers < 1)
-    throw new Error(`--workers must be a positive integer, got ${v.workers}`);
+  const workers = flags.workers ?? availableParallelism();
 
   const t0 = performance.now();
   // The bundled sample into its default output holds nothing but what the sample makes: a run
@@ -67,6 +97,19 @@ async function main(): Promise<number> {
     restartStale: !v.config && !v.output,
   });
   if (restarted) console.error(`data:prepare: ${restarted}: preparing the sample again`);
+  // entries of a local source that are neither files nor folders (broken links, fifos, link
+  // loops) are left out of the plan: say so on every run, the full list is in plan.json
+  for (const s of plan.sources) {
+    if (s.hub)
+      console.error(
+        `data:prepare: source ${s.name}: ${s.hub.repo} at ${s.hub.revision} = commit ${s.hub.commit} (pinned in the plan)`,
+      );
+    if (s.skipped?.length)
+      console.error(
+        `data:prepare: source ${s.name}: left out ${s.skipped.length} entries that are not files or folders: ` +
+          `${describeSkipped(s.skipped)} (all in ${planPath(plan.workDir)})`,
+      );
+  }
   const inputBytes = plan.tasks.reduce((a, t) => a + t.files.reduce((b, f) => b + f.size, 0), 0);
   console.error(
     `data:prepare: ${config.sources.map((s) => s.name).join(", ")} -> ${config.output}  ` +
@@ -85,8 +128,6 @@ async function main(): Promise<number> {
     console.log(`submit with: bash ${s.submit}   (rerun data:prepare afterwards for the summary)`);
     return 0;
   }
-  if (v.executor !== undefined && v.executor !== "local")
-    throw new Error(`--executor must be local or slurm, got ${v.executor}`);
   const reports = await runLocal(plan, { workers });
   const wall = (performance.now() - t0) / 1000;
   const summary = await summarize(plan, wall);

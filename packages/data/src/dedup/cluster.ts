@@ -124,9 +124,12 @@ class DocForest {
 /**
  * Union-find over all duplicate pairs ([task_a, doc_a, task_b, doc_b] records; b duplicates
  * a). Returns per task the sorted [doc, reason] list of the documents to remove.
+ * `onRemoved(task, keptTask, reason)` is called once per removed document with the task of the
+ * document its component keeps (the pipeline counts removals kept in another source).
  */
 export function clusterPairs(
   bandFiles: { path: string; exact: boolean }[],
+  onRemoved?: (task: number, keptTask: number, reason: number) => void,
 ): Map<number, Uint32Array> {
   const forest = new DocForest();
   const rec = new Uint32Array(4);
@@ -145,7 +148,15 @@ export function clusterPairs(
   }
   // every non-root is removed: sort them by (task, doc) natively through float64 keys
   let removed = 0;
-  for (let id = 0; id < forest.size; id++) if (forest.parent[id] !== id) removed++;
+  for (let id = 0; id < forest.size; id++) {
+    if (forest.parent[id] === id) continue;
+    removed++;
+    onRemoved?.(
+      forest.task[id] as number,
+      forest.task[forest.root(id)] as number,
+      forest.exact[id] ? REMOVE_EXACT : REMOVE_NEAR,
+    );
+  }
   const keys = new Float64Array(removed);
   let k = 0;
   for (let id = 0; id < forest.size; id++)

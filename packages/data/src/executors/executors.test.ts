@@ -64,11 +64,19 @@ async function fingerprint(out: string): Promise<Record<string, string>> {
   return fp;
 }
 
+/** The CLI on `config`; two local workers unless the Slurm executor is asked for. */
 const run = (config: string, extra: string[] = []) =>
-  spawnSync(process.execPath, [prepareJs, "--config", config, "--workers", "2", ...extra], {
-    cwd: dir,
-    encoding: "utf8",
-  });
+  spawnSync(
+    process.execPath,
+    [
+      prepareJs,
+      "--config",
+      config,
+      ...(extra.includes("slurm") ? [] : ["--workers", "2"]),
+      ...extra,
+    ],
+    { cwd: dir, encoding: "utf8" },
+  );
 
 describe("local executor", () => {
   it("kill -9 at any moment, then a rerun, gives the same shards as an uninterrupted run", async () => {
@@ -111,6 +119,31 @@ describe("local executor", () => {
     });
     expect(missing.status).toBe(1);
     expect(missing.stderr).toMatch(/nope\.json: cannot read config/);
+  });
+
+  it("refuses flags that would be ignored or that name no tokenizer, naming the flag (exit 2)", async () => {
+    const cfg = await writeConfig("flags");
+    const cases: [string[], RegExp][] = [
+      [["--submit"], /--submit needs --executor slurm/],
+      [["--submit", "--executor", "local"], /--submit needs --executor slurm/],
+      [["--executor", "slurm", "--workers", "4"], /--workers has no effect with --executor slurm/],
+      [["--tokenizer", "gpt2"], /--tokenizer must be llama2 or bytes, got "gpt2"/],
+      [["--executor", "kubernetes"], /--executor must be local or slurm, got "kubernetes"/],
+      [["--workers", "0"], /--workers must be a positive integer, got "0"/],
+      [["--workers", "1e1"], /--workers must be a positive integer, got "1e1"/],
+    ];
+    for (const [flags, message] of cases) {
+      const r = spawnSync(process.execPath, [prepareJs, "--config", cfg, ...flags], {
+        cwd: dir,
+        encoding: "utf8",
+      });
+      expect(r.status, flags.join(" ")).toBe(2);
+      expect(r.stderr, flags.join(" ")).toMatch(message);
+      expect(r.stderr, flags.join(" ")).toContain("usage: data:prepare");
+      expect(r.stderr, flags.join(" ")).not.toMatch(/config:|sample config/);
+    }
+    // nothing was planned or run
+    expect(existsSync(join(dir, "out-flags"))).toBe(false);
   });
 });
 

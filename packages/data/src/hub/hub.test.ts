@@ -11,11 +11,12 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { BadRecordLog } from "../document.js";
 import { readRecords } from "../io/records.js";
 import {
+  type DownloadOptions,
   downloadToCache,
   HubError,
-  type HubOptions,
   hubOptionsFromEnv,
   listHubFiles,
+  resolveHubRevision,
 } from "./hub.js";
 
 const TOKEN = "hf_testtoken123";
@@ -26,6 +27,12 @@ const files: Record<string, Buffer> = {
   "validation/chunk1/example_holdout_0.jsonl.zst": randomBytes(10),
   "README.md": Buffer.from("# readme"),
 };
+/** The hub's commits of acme/corpus (`files` is the first) and the branches naming them. */
+const sha = (s: string) => createHash("sha1").update(s).digest("hex");
+const FIRST = sha("first commit");
+const commits: Record<string, Record<string, Buffer>> = { [FIRST]: files };
+const branches: Record<string, string> = {};
+const commitOf = (rev: string) => branches[rev] ?? (commits[rev] ? rev : undefined);
 const log: { method: string; url: string; range?: string; auth?: string }[] = [];
 /** Scripted failures: each call pops one. */
 let failures: ("503" | "429" | "drop" | "500" | "ok")[] = [];
@@ -48,10 +55,26 @@ function handler(req: IncomingMessage, res: ServerResponse) {
       .end(JSON.stringify({ error: "Access to this dataset is restricted" }));
     return;
   }
-  const tree = /^\/api\/datasets\/acme\/corpus\/tree\/main$/.exec(url.pathname);
-  if (tree) {
+  const revision = /^\/api\/datasets\/acme\/corpus\/revision\/([^/]+)$/.exec(url.pathname);
+  if (revision) {
+    // what the hub answers for /api/datasets/<repo>/revision/<rev>?expand=sha: the commit id
+    const commit = commitOf(decodeURIComponent(revision[1] as string));
+    if (!commit) {
+      res
+        .writeHead(404, { "content-type": "application/json", "x-error-code": "RevisionNotFound" })
+        .end(JSON.stringify({ error: "Invalid rev id" }));
+      return;
+    }
+    res
+      .writeHead(200, { "content-type": "application/json" })
+      .end(JSON.stringify({ _id: "0", id: "acme/corpus", private: false, sha: commit }));
+    return;
+  }
+  const tree = /^\/api\/datasets\/acme\/corpus\/tree\/([^/]+)$/.exec(url.pathname);
+  const treeFiles = tree && commits[commitOf(decodeURIComponent(tree[1] as string)) ?? ""];
+  if (tree && treeFiles) {
     const page = Number(url.searchParams.get("cursor") ?? "0");
-    const all = Object.entries(files).map(([path, b]) => ({
+    const all = Object.entries(treeFiles).map(([path, b]) => ({
       type: "file",
       path,
       size: b.length,
@@ -61,13 +84,14 @@ function handler(req: IncomingMessage, res: ServerResponse) {
     const slice = all.slice(page * 3, page * 3 + 3);
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (page * 3 + 3 < all.length)
-      headers.link = `<${base}/api/datasets/acme/corpus/tree/main?recursive=true&expand=false&cursor=${page + 1}>; rel="next"`;
+      headers.link = `<${base}${url.pathname}?recursive=true&expand=false&cursor=${page + 1}>; rel="next"`;
     res.writeHead(200, headers).end(JSON.stringify(slice));
     return;
   }
-  const resolve = /^\/datasets\/acme\/corpus\/resolve\/main\/(.+)$/.exec(url.pathname);
+  const resolve = /^\/datasets\/acme\/corpus\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
   if (resolve) {
-    const body = files[decodeURIComponent(resolve[1] as string)];
+    const at = commits[commitOf(decodeURIComponent(resolve[1] as string)) ?? ""] ?? {};
+    const body = at[decodeURIComponent(resolve[2] as string)];
     if (!body) {
       res.writeHead(404, { "x-error-code": "EntryNotFound" }).end("Entry not found");
       return;
@@ -108,6 +132,8 @@ afterAll(async () => {
   await new Promise((r) => server.close(r));
 });
 beforeEach(async () => {
+  for (const c of Object.keys(commits)) if (c !== FIRST) delete commits[c];
+  branches.main = FIRST;
   cache = await mkdtemp(join(tmpdir(), "hubcache-"));
   log.length = 0;
   failures = [];
@@ -117,7 +143,7 @@ afterEach(async () => {
   await rm(cache, { recursive: true, force: true });
 });
 
-const opts = (o: Partial<HubOptions> = {}): HubOptions => ({
+const opts = (o: Partial<DownloadOptions> = {}): DownloadOptions => ({
   hubUrl: base,
   cacheDir: cache,
   backoffMs: 1,
@@ -259,6 +285,128 @@ describe("hub client against a local server", () => {
       if (saved === undefined) delete process.env.HF_ENDPOINT;
       else process.env.HF_ENDPOINT = saved;
     }
+  });
+
+  it("TINYLLAMA_CACHE is the download cache itself (nothing appended), as the README says", async () => {
+    const env = hubOptionsFromEnv({ TINYLLAMA_CACHE: join(cache, "tc") });
+    expect(env.cacheDir).toBe(join(cache, "tc"));
+    const local = await downloadToCache("acme/corpus", "README.md", {
+      ...opts(),
+      cacheDir: undefined,
+      ...env,
+    });
+    expect(local).toBe(join(cache, "tc", "acme/corpus", "main", "README.md"));
+  });
+
+  it("resolves a revision to the commit it names", async () => {
+    expect(await resolveHubRevision("acme/corpus", "main", opts())).toBe(FIRST);
+    expect(await resolveHubRevision("acme/corpus", FIRST, opts())).toBe(FIRST);
+    await expect(resolveHubRevision("acme/corpus", "no-such-branch", opts())).rejects.toThrow(
+      /acme\/corpus: resolving revision "no-such-branch": not found \(HTTP 404\)/,
+    );
+  });
+
+  it("refuses a file whose size is not the planned one", async () => {
+    const path = "train/chunk1/example_train_1.jsonl.zst";
+    await expect(
+      downloadToCache("acme/corpus", path, opts({ revision: FIRST, expectedSize: 999 })),
+    ).rejects.toThrow(
+      `acme/corpus: ${path} at revision ${FIRST}: the hub has 1000 bytes, the plan listed 999`,
+    );
+    const local = await downloadToCache(
+      "acme/corpus",
+      path,
+      opts({ revision: FIRST, expectedSize: 1000 }),
+    );
+    expect(local).toBe(join(cache, "acme/corpus", FIRST, path));
+  });
+
+  it("a run resumed after the dataset changed upstream reads the commit it planned", async () => {
+    const { loadConfigFile } = await import("../pipeline/config.js");
+    const { loadOrMakePlan } = await import("../pipeline/plan.js");
+    const { runLocal } = await import("../executors/local.js");
+    const { ProgressPrinter } = await import("../executors/progress.js");
+    const { bytesTokenizer } = await import("../pipeline/tokenizer.js");
+    const { ShardSet } = await import("../shards/shard-set.js");
+    const docs = (n: number, tag: string) =>
+      Buffer.from(
+        `${Array.from({ length: n }, (_, i) => JSON.stringify({ text: `${tag} ${i} ${"天地玄黄".repeat(5 + i)}` })).join("\n")}\n`,
+      );
+    const name = "data/2024-01_zh_middle_0000.jsonl"; // the only "middle" file
+    files[name] = docs(10, "first");
+    // a config file with a relative hub.cacheDir: it resolves against the file's folder
+    const conf = join(cache, "conf");
+    await mkdir(conf, { recursive: true });
+    await writeFile(
+      join(conf, "prepare.json"),
+      JSON.stringify({
+        output: "out",
+        tokenizer: "bytes",
+        blockSize: 16,
+        chunkTokens: 64,
+        validationFraction: 0,
+        dedup: { enabled: false },
+        sources: [{ name: "skypile", hub: { repo: "acme/corpus" }, subsets: ["middle"] }],
+        hub: { cacheDir: "hf" },
+      }),
+    );
+    const saved = process.env.HF_ENDPOINT;
+    process.env.HF_ENDPOINT = base;
+    try {
+      const config = await loadConfigFile(join(conf, "prepare.json"));
+      const { plan } = await loadOrMakePlan(config);
+      expect(plan.sources).toEqual([
+        { name: "skypile", hub: { repo: "acme/corpus", revision: "main", commit: FIRST } },
+      ]);
+      expect(plan.tasks[0]?.files).toEqual([{ path: name, size: files[name]?.length }]);
+      // upstream moves on before any file is downloaded: other documents, another size
+      const SECOND = sha("second commit");
+      commits[SECOND] = { ...files, [name]: docs(25, "second") };
+      branches.main = SECOND;
+      const again = await loadOrMakePlan(config);
+      expect(again.resumed).toBe(true);
+      const quiet = new ProgressPrinter({
+        write: () => true,
+        isTTY: false,
+      } as unknown as NodeJS.WriteStream);
+      await runLocal(again.plan, { inProcess: true, tokenizer: bytesTokenizer(), printer: quiet });
+      const set = await ShardSet.open(join(conf, "out", "skypile"));
+      expect(set.manifest.stats.documentsRead).toBe(10); // the planned commit's file
+      expect(log.some((l) => l.url.includes(`/resolve/${SECOND}/`))).toBe(false);
+      expect(log.some((l) => l.url.includes("/resolve/main/"))).toBe(false);
+      // downloaded into the config's relative cacheDir, under the commit
+      expect(await readFile(join(conf, "hf", "acme/corpus", FIRST, name))).toEqual(files[name]);
+      // the manifest names the commit: its config reruns the same inputs
+      expect(set.manifest.run?.sources).toEqual([
+        { name: "skypile", hub: { repo: "acme/corpus", revision: "main", commit: FIRST } },
+      ]);
+      const recorded = set.manifest.config as { sources: { hub: { revision: string } }[] };
+      expect(recorded.sources[0]?.hub.revision).toBe(FIRST);
+    } finally {
+      if (saved === undefined) delete process.env.HF_ENDPOINT;
+      else process.env.HF_ENDPOINT = saved;
+      delete files[name];
+    }
+  });
+
+  it("a plan written before commits were pinned is not resumed for a hub source", async () => {
+    const { resolveConfig } = await import("../pipeline/config.js");
+    const { loadOrMakePlan, planPath, StalePlanError } = await import("../pipeline/plan.js");
+    const config = resolveConfig(
+      {
+        output: join(cache, "old"),
+        tokenizer: "bytes",
+        sources: [{ name: "skypile", hub: { repo: "acme/corpus" } }],
+      },
+      cache,
+    );
+    const { plan } = await loadOrMakePlan(config, opts());
+    const { sources: _dropped, ...old } = plan;
+    await writeFile(planPath(plan.workDir), JSON.stringify(old));
+    await expect(loadOrMakePlan(config, opts())).rejects.toThrow(StalePlanError);
+    await expect(loadOrMakePlan(config, opts())).rejects.toThrow(
+      /was made before hub inputs were pinned to a commit/,
+    );
   });
 
   it("a downloaded file feeds the normal reader", async () => {

@@ -5,8 +5,14 @@
  * mirrors. The token is passed to the client and never printed.
  */
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
-import { downloadFile, fileDownloadInfo, HubApiError, listFiles } from "@huggingface/hub";
+import { dirname, join, resolve } from "node:path";
+import {
+  datasetInfo,
+  downloadFile,
+  fileDownloadInfo,
+  HubApiError,
+  listFiles,
+} from "@huggingface/hub";
 import { matchAny } from "../io/glob.js";
 
 export interface HubOptions {
@@ -14,8 +20,12 @@ export interface HubOptions {
   hubUrl?: string;
   /** Default $HF_TOKEN. */
   accessToken?: string;
+  /** Branch, tag or commit; default "main". The pipeline passes the commit its plan pinned. */
   revision?: string;
-  /** Where downloads go; default $TINYLLAMA_CACHE or ~/.cache/tinyllama/hub. */
+  /**
+   * Where downloads go, as <cacheDir>/<repo>/<revision>/<path>; default $TINYLLAMA_CACHE (the
+   * download cache itself, nothing appended) or ~/.cache/tinyllama/hub.
+   */
   cacheDir?: string;
   /** Retries per request on 429/5xx/network errors (default 6). */
   retries?: number;
@@ -38,7 +48,8 @@ export function hubOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): HubOpti
   const o: HubOptions = {};
   if (env.HF_ENDPOINT) o.hubUrl = env.HF_ENDPOINT.replace(/\/+$/, "");
   if (env.HF_TOKEN) o.accessToken = env.HF_TOKEN;
-  if (env.TINYLLAMA_CACHE) o.cacheDir = join(env.TINYLLAMA_CACHE, "hub");
+  // TINYLLAMA_CACHE is the download cache itself (README, `--help`): files go straight under it
+  if (env.TINYLLAMA_CACHE) o.cacheDir = resolve(env.TINYLLAMA_CACHE);
   return o;
 }
 
@@ -117,8 +128,52 @@ export async function listHubFiles(
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
+/** A full git commit id, as the hub answers it. */
+export const COMMIT_SHA = /^[0-9a-f]{40}$/;
+
+/**
+ * The commit that `revision` (a branch, tag or commit) of dataset `repo` names now. The plan
+ * stores it and every download asks for it, so files listed together are read from one
+ * version of the dataset however long the run takes.
+ */
+export async function resolveHubRevision(
+  repo: string,
+  revision: string,
+  o: HubOptions = {},
+): Promise<string> {
+  let sha: unknown;
+  try {
+    sha = await withRetry(o, `resolve ${repo}@${revision}`, async () => {
+      const info = await datasetInfo({
+        name: repo,
+        revision,
+        additionalFields: ["sha"],
+        ...(o.hubUrl ? { hubUrl: o.hubUrl } : {}),
+        ...(o.accessToken ? { accessToken: o.accessToken } : {}),
+        ...(o.fetch ? { fetch: o.fetch } : {}),
+      });
+      return (info as { sha?: unknown }).sha;
+    });
+  } catch (err) {
+    throw describe(err, repo, `resolving revision "${revision}"`, o);
+  }
+  if (typeof sha !== "string" || !COMMIT_SHA.test(sha))
+    throw new HubError(
+      `${repo}: resolving revision "${revision}": the hub answered no commit id (sha ${JSON.stringify(sha)})`,
+    );
+  return sha;
+}
+
 export function defaultCacheDir(): string {
   return join(process.env.HOME ?? ".", ".cache", "tinyllama", "hub");
+}
+
+export interface DownloadOptions extends HubOptions {
+  /**
+   * The size the plan listed: a file of another size at the same revision is an error, never
+   * read (a mirror serving other bytes, a plan edited by hand).
+   */
+  expectedSize?: number;
 }
 
 /**
@@ -128,7 +183,7 @@ export function defaultCacheDir(): string {
 export async function downloadToCache(
   repo: string,
   path: string,
-  o: HubOptions = {},
+  o: DownloadOptions = {},
 ): Promise<string> {
   const revision = o.revision ?? "main";
   const local = join(o.cacheDir ?? defaultCacheDir(), repo, revision, path);
@@ -145,6 +200,13 @@ export async function downloadToCache(
   }
   if (!info)
     throw new HubError(`${repo}: ${path}: not found (HTTP 404); check the path and revision`);
+  // every range below is checked for its length, so the file written has the announced size:
+  // checking that size against the plan's checks the download
+  if (o.expectedSize !== undefined && info.size !== o.expectedSize)
+    throw new HubError(
+      `${repo}: ${path} at revision ${revision}: the hub has ${info.size} bytes, the plan listed ${o.expectedSize}; ` +
+        "this is not the file that was planned: check HF_ENDPOINT, or remove the work directory and rerun to plan again",
+    );
   const cachedEtag = await readFile(etagFile, "utf8").catch(() => undefined);
   const done = await stat(local).catch(() => undefined);
   if (done && done.size === info.size && cachedEtag === info.etag) return local;

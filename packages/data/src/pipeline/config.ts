@@ -91,11 +91,182 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
+/** The shape of a config file: every key it may hold, at every level, with its type. */
+type Field =
+  | { type: "string" | "boolean" | "string[]" }
+  | { type: "number"; min?: number; below?: number } // min <= value < below
+  | { type: "integer"; min: number }
+  | { type: "enum"; values: readonly string[] }
+  | { type: "object"; fields: Record<string, Field> }
+  | { type: "array"; items: Field };
+
+const str: Field = { type: "string" };
+const bool: Field = { type: "boolean" };
+const int = (min: number): Field => ({ type: "integer", min });
+
+const SCHEMA: Record<string, Field> = {
+  output: str,
+  workDir: str,
+  sources: {
+    type: "array",
+    items: {
+      type: "object",
+      fields: {
+        name: str,
+        local: str,
+        hub: { type: "object", fields: { repo: str, revision: str } },
+        subsets: { type: "string[]" },
+        maxFiles: int(1),
+      },
+    },
+  },
+  dedup: {
+    type: "object",
+    fields: {
+      enabled: bool,
+      minhash: {
+        type: "object",
+        fields: {
+          ngram: int(1),
+          bands: int(1),
+          rows: int(1),
+          seed: int(0),
+          scheme: { type: "enum", values: ["oph", "permutations"] },
+        },
+      },
+      minWords: int(0),
+    },
+  },
+  tokenizer: { type: "enum", values: ["llama2", "bytes"] },
+  blockSize: int(2),
+  chunkTokens: int(1),
+  validationFraction: { type: "number", min: 0, below: 1 },
+  filesPerTask: int(1),
+  strict: bool,
+  hub: { type: "object", fields: { cacheDir: str } },
+  slurm: {
+    type: "object",
+    fields: {
+      partition: str,
+      time: str,
+      cpusPerTask: int(1),
+      memPerCpu: str,
+      maxConcurrent: int(1),
+      maxArraySize: int(1),
+      extra: { type: "string[]" },
+      nodeBinary: str,
+      taskScript: str,
+    },
+  },
+};
+
+/** Edit distance, for "did you mean" on a misspelt key. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++)
+      cur[j] = Math.min(
+        (prev[j] as number) + 1,
+        (cur[j - 1] as number) + 1,
+        (prev[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    prev = cur;
+  }
+  return prev[b.length] as number;
+}
+
+/** The known key `key` most likely meant (case, "_" and "-" ignored; a few edits), if any. */
+function closestKey(key: string, known: readonly string[]): string | undefined {
+  const norm = (k: string) => k.toLowerCase().replace(/[_-]/g, "");
+  let best: string | undefined;
+  let bestDistance = Number.POSITIVE_INFINITY;
+  for (const k of known) {
+    const d = editDistance(norm(key), norm(k));
+    if (d < bestDistance) [best, bestDistance] = [k, d];
+  }
+  return bestDistance <= Math.max(1, Math.floor(key.length / 3)) ? best : undefined;
+}
+
+const typeName = (v: unknown) => (v === null ? "null" : Array.isArray(v) ? "an array" : typeof v);
+
+/**
+ * Checks a config as written against SCHEMA: an unknown key anywhere, a value of the wrong
+ * type, an enum outside its values or a non-integer count is a ConfigError naming the key's
+ * path. Spreading unchecked keys let `"subset"` or `"minhash": {"band": 9}` load and the run
+ * silently use the defaults instead.
+ */
+function checkShape(value: unknown, field: Field, path: string, fail: (m: string) => never): void {
+  if (value === undefined) return; // absent (a default applies)
+  const got = (want: string) =>
+    fail(`${path} must be ${want}, got ${JSON.stringify(value) ?? typeName(value)}`);
+  switch (field.type) {
+    case "string":
+      if (typeof value !== "string") got("a string");
+      return;
+    case "boolean":
+      if (typeof value !== "boolean") got("true or false");
+      return;
+    case "string[]":
+      if (!Array.isArray(value) || value.some((v) => typeof v !== "string"))
+        got("an array of strings");
+      return;
+    case "number": {
+      const { min = -Infinity, below = Infinity } = field;
+      if (typeof value !== "number" || !(value >= min && value < below))
+        got(`a number in [${min}, ${below})`);
+      return;
+    }
+    case "integer":
+      if (typeof value !== "number" || !Number.isSafeInteger(value) || value < field.min)
+        got(field.min === 1 ? "a positive integer" : `an integer >= ${field.min}`);
+      return;
+    case "enum":
+      if (typeof value !== "string" || !field.values.includes(value))
+        got(`one of ${field.values.map((v) => JSON.stringify(v)).join(", ")}`);
+      return;
+    case "array":
+      if (!Array.isArray(value)) got("an array");
+      (value as unknown[]).forEach((v, i) => {
+        checkShape(v, field.items, `${path}[${i}]`, fail);
+      });
+      return;
+    case "object": {
+      if (typeof value !== "object" || value === null || Array.isArray(value)) got("an object");
+      checkKeys(value as Record<string, unknown>, field.fields, path, fail);
+    }
+  }
+}
+
+function checkKeys(
+  obj: Record<string, unknown>,
+  fields: Record<string, Field>,
+  path: string,
+  fail: (m: string) => never,
+): void {
+  const known = Object.keys(fields);
+  for (const [key, v] of Object.entries(obj)) {
+    const at = path ? `${path}.${key}` : key;
+    const field = fields[key];
+    if (!field) {
+      const close = closestKey(key, known);
+      fail(
+        `unknown key "${at}"${close ? ` (did you mean "${path ? `${path}.` : ""}${close}"?)` : ""}; ` +
+          `${path ? `"${path}" takes` : "known keys are"}: ${known.join(", ")}`,
+      );
+    }
+    checkShape(v, field as Field, at, fail);
+  }
+}
+
 /** Merges a user config over the defaults and checks it; relative paths resolve against `base`. */
 export function resolveConfig(user: UserConfig, base: string, where = "config"): PrepareConfig {
   const fail = (m: string): never => {
     throw new ConfigError(`${where}: ${m}`);
   };
+  if (typeof user !== "object" || user === null || Array.isArray(user))
+    fail(`a config must be a JSON object, got ${typeName(user)}`);
+  checkKeys(user as Record<string, unknown>, SCHEMA, "", fail);
   const c: PrepareConfig = {
     ...DEFAULTS,
     ...user,
@@ -110,10 +281,15 @@ export function resolveConfig(user: UserConfig, base: string, where = "config"):
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
   c.output = abs(c.output);
   if (c.workDir) c.workDir = abs(c.workDir);
+  // every path of the config resolves against its file's folder, the download cache included
+  if (c.hub?.cacheDir) c.hub = { ...c.hub, cacheDir: abs(c.hub.cacheDir) };
   if (!Array.isArray(c.sources) || c.sources.length === 0)
     fail("sources must be a non-empty array");
   const seen = new Set<string>();
-  for (const s of c.sources) {
+  // copies: resolving paths below must not write into the caller's objects
+  c.sources = c.sources.map((s) => ({ ...s }));
+  for (const [i, s] of c.sources.entries()) {
+    if (s.name === undefined) fail(`sources[${i}].name is missing`);
     const def = SOURCES[s.name];
     if (!def) fail(`unknown source "${s.name}" (known: ${Object.keys(SOURCES).join(", ")})`);
     if (seen.has(s.name)) fail(`source "${s.name}" listed twice`);

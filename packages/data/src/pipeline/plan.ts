@@ -9,8 +9,13 @@ import { createHash } from "node:crypto";
 import { readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { writeAtomic } from "../dedup/files.js";
-import { type HubOptions, hubOptionsFromEnv, listHubFiles } from "../hub/hub.js";
-import { listFilesRecursive, matchAny } from "../io/glob.js";
+import {
+  type HubOptions,
+  hubOptionsFromEnv,
+  listHubFiles,
+  resolveHubRevision,
+} from "../hub/hub.js";
+import { listInputFiles, matchAny, type SkippedEntry } from "../io/glob.js";
 import { getSource } from "../sources/index.js";
 import type { PrepareConfig } from "./config.js";
 
@@ -27,6 +32,22 @@ export interface PlannedTask {
   files: PlannedFile[];
 }
 
+/** What the plan fixed about one source's inputs, beyond the config. */
+export interface PlannedSource {
+  name: string;
+  /**
+   * Hub inputs: the repo, the revision the config asked for, and the commit it named when the
+   * plan was made. Every download asks for that commit, so a run resumed after the dataset
+   * changed upstream still reads the files (and sizes) it planned.
+   */
+  hub?: { repo: string; revision: string; commit: string };
+  /**
+   * Local inputs: entries under the root that are neither a file nor a folder nor a link to
+   * one (broken links, fifos, link loops), left out of the listing and reported.
+   */
+  skipped?: SkippedEntry[];
+}
+
 export type StageName = "signatures" | "buckets" | "cluster" | "pack" | "finalize";
 
 /**
@@ -41,6 +62,8 @@ export interface Plan {
   configHash: string;
   config: PrepareConfig;
   workDir: string;
+  /** Per source, in config order: the pinned hub commit or the skipped local entries. */
+  sources: PlannedSource[];
   tasks: PlannedTask[];
   /** Stages in order with their task counts. */
   stages: { name: StageName; tasks: number }[];
@@ -56,45 +79,70 @@ export function configHash(config: PrepareConfig): string {
   return createHash("sha256").update(JSON.stringify(rest)).digest("hex").slice(0, 16);
 }
 
+export interface SourceListing {
+  files: PlannedFile[];
+  source: PlannedSource;
+}
+
 export async function listSourceFiles(
   config: PrepareConfig,
   sourceIndex: number,
   hub: HubOptions = hubOptionsFromEnv(),
-): Promise<PlannedFile[]> {
+): Promise<SourceListing> {
   const input = config.sources[sourceIndex];
   if (!input) throw new Error(`no source #${sourceIndex}`);
   const def = getSource(input.name);
   const globs = (input.subsets ?? def.defaultSubsets).flatMap((s) => def.subsets[s] ?? []);
+  const source: PlannedSource = { name: input.name };
   let files: PlannedFile[];
   if (input.local) {
     const root = input.local;
-    let all: string[];
+    let listing: Awaited<ReturnType<typeof listInputFiles>>;
     try {
-      all = await listFilesRecursive(root);
+      listing = await listInputFiles(root);
     } catch (err) {
       throw new Error(`source ${input.name}: cannot list ${root}: ${(err as Error).message}`);
     }
-    const picked = all.filter((p) => matchAny(p, globs));
+    source.skipped = listing.skipped;
+    const picked = listing.files.filter((p) => matchAny(p, globs));
     files = await Promise.all(
       picked.map(async (p) => ({ path: p, size: (await stat(join(root, p))).size })),
     );
   } else {
-    const o = { ...hub, revision: input.hub?.revision ?? "main" };
-    files = await listHubFiles(input.hub?.repo ?? def.hubRepo, globs, o);
+    const repo = input.hub?.repo ?? def.hubRepo;
+    const revision = input.hub?.revision ?? "main";
+    // list at the commit the revision names now, and keep that commit for every download
+    const commit = await resolveHubRevision(repo, revision, hub);
+    source.hub = { repo, revision, commit };
+    files = await listHubFiles(repo, globs, { ...hub, revision: commit });
   }
   if (files.length === 0) {
+    const skipped = source.skipped ?? [];
     throw new Error(
-      `source ${input.name}: no input files match ${globs.join(", ")} under ${input.local ?? input.hub?.repo ?? def.hubRepo}`,
+      `source ${input.name}: no input files match ${globs.join(", ")} under ${input.local ?? input.hub?.repo ?? def.hubRepo}` +
+        (skipped.length > 0
+          ? ` (${skipped.length} entries left out: ${describeSkipped(skipped, 5)})`
+          : ""),
     );
   }
   files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  return input.maxFiles ? files.slice(0, input.maxFiles) : files;
+  return { files: input.maxFiles ? files.slice(0, input.maxFiles) : files, source };
+}
+
+/** "a (broken symbolic link), b (a fifo), and 3 more": the first `max` skipped entries. */
+export function describeSkipped(skipped: readonly SkippedEntry[], max = 10): string {
+  const shown = skipped.slice(0, max).map((e) => `${e.path} (${e.reason})`);
+  return skipped.length > max
+    ? `${shown.join(", ")}, and ${skipped.length - max} more`
+    : shown.join(", ");
 }
 
 export async function makePlan(config: PrepareConfig, hub?: HubOptions): Promise<Plan> {
   const tasks: PlannedTask[] = [];
+  const sources: PlannedSource[] = [];
   for (let s = 0; s < config.sources.length; s++) {
-    const files = await listSourceFiles(config, s, hub);
+    const { files, source } = await listSourceFiles(config, s, hub);
+    sources.push(source);
     for (let i = 0; i < files.length; i += config.filesPerTask) {
       tasks.push({
         index: tasks.length,
@@ -116,6 +164,7 @@ export async function makePlan(config: PrepareConfig, hub?: HubOptions): Promise
     configHash: configHash(config),
     config,
     workDir: workDirOf(config),
+    sources,
     tasks,
     stages,
   };
@@ -156,6 +205,10 @@ export async function loadOrMakePlan(
     } else if (plan.configHash !== configHash(config)) {
       reason = `${path} belongs to a run with another config`;
       advice = `remove ${workDir} (and the shards it produced) or choose another output directory`;
+    } else if (unpinnedHubSource(plan)) {
+      const branch = unpinnedHubSource(plan)?.hub?.revision ?? "main";
+      reason = `${path} was made before hub inputs were pinned to a commit: its downloads name only "${branch}", which may have moved since`;
+      advice = `remove ${workDir} (and the shards it produced) to start over`;
     } else return { plan, resumed: true };
     if (!opts.restartStale) throw new StalePlanError(`${reason}; ${advice}`);
     restarted = reason;
@@ -178,4 +231,26 @@ export async function readPlan(path: string): Promise<Plan> {
       `${path} was made by another version of @tinyllama/data (plan version ${plan.version}, this one runs ${PLAN_VERSION}); rerun data:prepare with this version to start over`,
     );
   return plan;
+}
+
+/**
+ * A hub source of a plan written before plans recorded `sources` (same format version
+ * otherwise): its files were listed at whatever the branch named then, and resuming would
+ * download whatever it names now. Local sources of such a plan resume as before.
+ */
+function unpinnedHubSource(plan: Plan): PrepareConfig["sources"][number] | undefined {
+  if (Array.isArray(plan.sources)) return undefined;
+  return plan.config.sources.find((s) => s.hub !== undefined);
+}
+
+/** The planned facts of source `name`; a hub source must have its pinned commit. */
+export function plannedSource(plan: Plan, name: string): PlannedSource {
+  const planned = plan.sources?.find((s) => s.name === name);
+  const input = plan.config.sources.find((s) => s.name === name);
+  if (!input) throw new Error(`plan names unknown source ${name}`);
+  if (input.hub && !planned?.hub?.commit)
+    throw new StalePlanError(
+      `${join(plan.workDir, "plan.json")}: hub source ${name} has no pinned commit (the plan predates commit pinning); remove ${plan.workDir} (and the shards it produced) and rerun data:prepare`,
+    );
+  return planned ?? { name };
 }

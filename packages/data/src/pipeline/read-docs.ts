@@ -5,10 +5,10 @@
  */
 import { join } from "node:path";
 import type { BadRecordLog, Document } from "../document.js";
-import { downloadToCache, hubOptionsFromEnv } from "../hub/hub.js";
+import { type DownloadOptions, downloadToCache, hubOptionsFromEnv } from "../hub/hub.js";
 import { readRecords } from "../io/records.js";
 import { getSource } from "../sources/index.js";
-import type { Plan, PlannedTask } from "./plan.js";
+import { type Plan, type PlannedTask, plannedSource } from "./plan.js";
 
 export interface TaskDocument {
   doc: Document;
@@ -33,14 +33,21 @@ export async function* readTaskDocuments(
   const input = plan.config.sources.find((s) => s.name === task.source);
   if (!input) throw new Error(`plan names unknown source ${task.source}`);
   const def = getSource(task.source);
+  const pinned = plannedSource(plan, task.source).hub;
   let docIndex = 0;
   for (const file of task.files) {
     let local: string;
-    if (input.local) local = join(input.local, file.path);
+    // plannedSource() refuses a hub source without its pinned commit: no pin means local
+    if (!pinned) local = join(input.local as string, file.path);
     else {
-      const hub = { ...hubOptionsFromEnv(), revision: input.hub?.revision ?? "main" };
+      // the commit the plan listed, never the branch: a resumed run reads the planned files
+      const hub: DownloadOptions = {
+        ...hubOptionsFromEnv(),
+        revision: pinned.commit,
+        expectedSize: file.size,
+      };
       if (plan.config.hub?.cacheDir) hub.cacheDir = plan.config.hub.cacheDir;
-      local = await downloadToCache(input.hub?.repo ?? def.hubRepo, file.path, hub);
+      local = await downloadToCache(pinned.repo, file.path, hub);
     }
     const display = `${task.source}/${file.path}`;
     for await (const rec of readRecords(local, def.format, bad, {

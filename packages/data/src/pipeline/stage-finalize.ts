@@ -6,13 +6,14 @@ import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import {
   MANIFEST_FORMAT,
+  type RunSource,
   type ShardFileEntry,
   type ShardManifest,
   type SplitManifest,
   type TokenizerIdentity,
 } from "../shards/manifest.js";
 import { ShardWriter, writeManifest } from "../shards/shard-writer.js";
-import type { Plan } from "./plan.js";
+import { type Plan, plannedSource } from "./plan.js";
 import {
   bump,
   newStats,
@@ -91,6 +92,11 @@ export async function finalizeTask(
     for (const [k, v] of Object.entries(s.removed)) bump(removed, k, v);
   }
   const removedCount = Object.values(removed).reduce((a, b) => a + b, 0);
+  const crossSource = cfg.dedup.enabled ? await crossSourceRemovals(plan, source) : undefined;
+  const run: RunSource[] = cfg.sources.map((s) => {
+    const hub = s.hub ? plannedSource(plan, s.name).hub : undefined;
+    return { name: s.name, ...(s.local ? { local: s.local } : {}), ...(hub ? { hub } : {}) };
+  });
   // the tasks recorded the tokenizer that made their tokens; loading it here again (a fresh
   // process) only to hash its vocabulary cost more than the rest of finalize
   const tokenizer =
@@ -111,9 +117,19 @@ export async function finalizeTask(
       badRecords,
       documentsKept: documentsRead - removedCount,
     },
-    config: { ...cfg, sources: cfg.sources.filter((s) => s.name === source) },
+    // The whole run, not this source alone: dedup removes a document of this source when a
+    // copy is kept in another, so these shards depend on every source and on their order.
+    config: {
+      ...cfg,
+      sources: cfg.sources.map((s, i) => {
+        const commit = run[i]?.hub?.commit;
+        return commit && s.hub ? { ...s, hub: { ...s.hub, revision: commit } } : s;
+      }),
+    },
+    run: { sources: run },
     createdAt: new Date().toISOString(),
   };
+  if (crossSource) manifest.stats.duplicatesOfOtherSources = crossSource;
   const listed = new Set(Object.values(splits).flatMap((s) => s.files.map((f) => f.name)));
   // Shards of an earlier run with other settings, and temp files of writers killed mid-write
   // (pack tasks of this source are all done, so no live writer owns one).
@@ -135,4 +151,17 @@ export async function finalizeTask(
   stats.removed = removed;
   stats.badRecords = badRecords;
   return stats;
+}
+
+/**
+ * This source's duplicates whose kept copy is in another source, from the cluster task's
+ * stats. A cluster stats file without them (written by an earlier version of this package,
+ * then resumed) gives undefined: the manifest then omits the field rather than claim zero.
+ */
+async function crossSourceRemovals(
+  plan: Plan,
+  source: string,
+): Promise<Record<string, Record<string, number>> | undefined> {
+  const s = JSON.parse(await readFile(statsPath(plan.workDir, "cluster", 0), "utf8")) as TaskStats;
+  return s.crossSource ? (s.crossSource[source] ?? {}) : undefined;
 }

@@ -39,6 +39,7 @@ export async function summarize(plan: Plan, wallSeconds: number): Promise<RunSum
       "filtered",
       "exact dup",
       "near dup",
+      "dup of other src",
       "bad",
       "kept",
       "train blocks",
@@ -63,6 +64,10 @@ export async function summarize(plan: Plan, wallSeconds: number): Promise<RunSum
       filtered,
       r["exact-duplicate"] ?? 0,
       r["near-duplicate"] ?? 0,
+      // of the duplicates, those whose kept copy is in another source of the run
+      Object.values(m.stats.duplicatesOfOtherSources ?? {})
+        .flatMap((byReason) => Object.values(byReason))
+        .reduce((a, b) => a + b, 0),
       m.stats.badRecords,
       m.stats.documentsKept,
       m.splits.train?.blocks ?? 0,

@@ -37,7 +37,12 @@ export interface TaskStats {
    * write it into the manifest without loading the tokenizer again in its own process.
    */
   tokenizer?: TokenizerIdentity;
+  /** The cluster task: duplicates removed from one source whose kept copy is in another. */
+  crossSource?: CrossSourceCounts;
 }
+
+/** source -> source that kept the copy -> "exact-duplicate" | "near-duplicate" -> documents. */
+export type CrossSourceCounts = Record<string, Record<string, Record<string, number>>>;
 
 export const markerPath = (work: string, stage: string, rank: number) =>
   join(work, "done", stage, `${rank}`);

@@ -45,6 +45,22 @@ export interface SourceStats {
   /** Bad records skipped (invalid JSON, missing text field, invalid UTF-8, ...). */
   badRecords: number;
   documentsKept: number;
+  /**
+   * Dedup runs across all sources of a run: of the duplicates in `removed`, those whose kept
+   * copy is in another source, per that source and reason (e.g. `{ "slimpajama":
+   * { "exact-duplicate": 3 } }`). Empty when nothing was lost to another source; absent
+   * without dedup.
+   */
+  duplicatesOfOtherSources?: Record<string, Record<string, number>>;
+}
+
+/** One source of the run that made a shard directory, in the run's order. */
+export interface RunSource {
+  name: string;
+  /** The local root it was read from. */
+  local?: string;
+  /** The hub repo, the revision the config named, and the commit that revision was read at. */
+  hub?: { repo: string; revision: string; commit: string };
 }
 
 export interface ShardManifest {
@@ -60,8 +76,18 @@ export interface ShardManifest {
   eosAppended: boolean;
   splits: Record<string, SplitManifest>;
   stats: SourceStats;
-  /** The pipeline configuration that produced the shards (free-form, for provenance). */
+  /**
+   * The pipeline configuration that produced the shards (free-form, for provenance): the
+   * whole run's, every source included, since dedup across sources makes each source's
+   * shards depend on the others; hub revisions are replaced by the commits that were read,
+   * so rerunning it reads the same inputs.
+   */
   config: unknown;
+  /**
+   * Every source of the run in order (which document of a duplicate cluster is kept follows
+   * that order), with the hub commit each was read at. Absent in manifests written before it.
+   */
+  run?: { sources: RunSource[] };
   createdAt: string;
 }
 

@@ -32,6 +32,28 @@ export interface ShardSetOpenOptions {
   maxOpenFiles?: number;
 }
 
+/**
+ * Throws a TypeError unless `t` is a TokenizerIdentity (name, hash, vocabSize, eosId), the
+ * value `tokenizerIdentity(tok)` returns; leaving the option out is how to skip the check.
+ */
+function checkIdentityOption(t: unknown): asserts t is TokenizerIdentity {
+  const fix =
+    "pass tokenizerIdentity(tok) (from @tinyllama/data), or leave the option out to skip the tokenizer check";
+  if (t === undefined || t === null)
+    throw new TypeError(`ShardSet.open: options.tokenizer is ${t}; ${fix}`);
+  const o = t as Partial<Record<keyof TokenizerIdentity, unknown>>;
+  const missing = [
+    typeof o.name === "string" ? "" : "name",
+    typeof o.hash === "string" ? "" : "hash",
+    Number.isInteger(o.vocabSize) ? "" : "vocabSize",
+    Number.isInteger(o.eosId) ? "" : "eosId",
+  ].filter(Boolean);
+  if (typeof t !== "object" || missing.length > 0)
+    throw new TypeError(
+      `ShardSet.open: options.tokenizer is not a tokenizer identity (${typeof t !== "object" ? `a ${typeof t}` : `no ${missing.join(", ")}`}); ${fix}`,
+    );
+}
+
 export class ShardSet {
   readonly dir: string;
   readonly split: string;
@@ -89,6 +111,9 @@ export class ShardSet {
       );
     }
     const manifest = parseManifest(text, manifestPath);
+    // `tokenizer: tok.identity` on a tokenizer without that property passes undefined, which
+    // used to switch the check off without a word: a key given must hold a real identity
+    if ("tokenizer" in options) checkIdentityOption(options.tokenizer);
     if (options.tokenizer) assertTokenizerMatches(manifest, options.tokenizer, manifestPath);
     const maxOpenFiles = options.maxOpenFiles ?? 64;
     if (!Number.isInteger(maxOpenFiles) || maxOpenFiles < 1)

@@ -153,6 +153,16 @@ describe("ShardWriter + ShardSet", () => {
     await expect(ShardSet.open(dir, { split: "validation" })).rejects.toThrow(
       /no split "validation"/,
     );
+    // `tokenizer: tok.identity` on a LlamaTokenizer (no such property) must not skip the check
+    const llama = { vocabSize: 32000 } as unknown as { identity?: TokenizerIdentity };
+    await expect(ShardSet.open(dir, { tokenizer: llama.identity })).rejects.toThrow(
+      "ShardSet.open: options.tokenizer is undefined; pass tokenizerIdentity(tok)",
+    );
+    await expect(
+      ShardSet.open(dir, { tokenizer: llama as unknown as TokenizerIdentity }),
+    ).rejects.toThrow(
+      "ShardSet.open: options.tokenizer is not a tokenizer identity (no name, hash, eosId)",
+    );
     const set = await ShardSet.open(dir);
     expect(() => set.readBlock(0, 4)).toThrow(/out of range/);
     expect(() => set.readBlock(3, 0)).toThrow(/out of range/);
