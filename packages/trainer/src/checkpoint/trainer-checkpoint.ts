@@ -24,6 +24,8 @@ export interface TrainerState {
   stage: { stage: string; variant: string | null; dirName: string; scale: number };
   /** Global optimizer steps (across stages), the number in the checkpoint name. */
   step: number;
+  /** The global step this stage started after (absent in checkpoints written before it was kept). */
+  stageStartStep?: number;
   /** Global tokens trained (across stages): the LR schedule's coordinate. */
   tokensSeen: number;
   /** Tokens trained in this stage. */

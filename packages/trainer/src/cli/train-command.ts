@@ -6,16 +6,32 @@
  */
 import { resolve } from "node:path";
 import { loadPipelineTokenizer, type TokenizerIdentity } from "@tinyllama/data";
+import { builtBackends } from "@tinyllama/kernels";
 import { detectDistEnv } from "../distributed/env.js";
-import { LAUNCHER_FLAGS, launchLocalRanks, stripLauncherFlags } from "../distributed/launcher.js";
+import {
+  LAUNCHER_FLAGS,
+  launchLocalRanks,
+  stripLauncherFlags,
+  TRAINING_STARTED,
+} from "../distributed/launcher.js";
 import type { ShardingMode } from "../distributed/sharded.js";
 import { type DistributedJob, joinDistributed } from "../distributed/world.js";
-import { MODEL_CONFIGS, modelConfig, parameterCount } from "../model/config.js";
+import { type LlamaConfig, MODEL_CONFIGS, modelConfig, parameterCount } from "../model/config.js";
 import { type Backend, type DeviceName, loadKernels } from "../model/kernels.js";
 import { formatTokens } from "../optim/schedule.js";
-import { parseStage, parseVariant, STAGE_NAMES, VARIANTS } from "../stages/stages.js";
+import {
+  PAPER_SEQ_LEN,
+  parseStage,
+  parseVariant,
+  STAGE_NAMES,
+  type StageName,
+  stageSpec,
+  VARIANTS,
+  type Variant,
+} from "../stages/stages.js";
+import { BatchSplitError, planBatch } from "../train/batch.js";
 import { type RunOptions, type RunResult, runStage } from "../train/run.js";
-import { type FlagSpec, formatHelp, parseFlags, UsageError } from "./args.js";
+import { type FlagSpec, formatHelp, type ParsedFlags, parseFlags, UsageError } from "./args.js";
 
 export const CPU_DEFAULTS = {
   model: "tinyllama-4m",
@@ -161,6 +177,11 @@ export const TRAIN_FLAGS: FlagSpec[] = [
     defaultText: `${GPU_DEFAULTS.minLr} on GPU, ${CPU_DEFAULTS.minLr} on CPU`,
   },
   {
+    name: "lr-override",
+    type: "boolean",
+    help: "a resumed or chained stage keeps its checkpoint's --lr-max/--lr-min (flags left out take them, other values are refused); with this flag the given values replace them and the lr jumps there",
+  },
+  {
     name: "save-every",
     type: "int",
     min: 0,
@@ -227,7 +248,7 @@ export const TRAIN_FLAGS: FlagSpec[] = [
     name: "master-port",
     type: "int",
     min: 1,
-    help: "rendezvous port (with --nproc-per-node)",
+    help: "rendezvous port, 1-65535 (with --nproc-per-node)",
     defaultText: "a free port on one node, 29500 across nodes",
   },
   {
@@ -285,6 +306,66 @@ async function llama2Identity(): Promise<TokenizerIdentity> {
   return tok.identity;
 }
 
+/** --seq-len, or the device's default within the model's context; checked. */
+function seqLenFlag(f: ParsedFlags, model: LlamaConfig, deviceDefault: number): number {
+  const seqLen = (f["seq-len"] as number | undefined) ?? Math.min(deviceDefault, model.maxSeqLen);
+  if (seqLen > model.maxSeqLen) {
+    throw new UsageError(
+      `--seq-len ${seqLen} exceeds ${model.name}'s context of ${model.maxSeqLen}`,
+    );
+  }
+  if (2048 % seqLen !== 0) {
+    throw new UsageError(
+      `--seq-len ${seqLen} must divide 2048 (each 2049-token block is cut into 2048/seq-len sequences)`,
+    );
+  }
+  return seqLen;
+}
+
+/**
+ * `--nproc-per-node`: what every rank would refuse at start, checked once before any rank is
+ * spawned, so a bad port or a batch that cannot split is one usage error (exit 2) naming what
+ * works, not N rank failures followed by advice to resume. The device is the one the ranks will
+ * pick: `auto` means CUDA where the kernels were built with it (a rank that then finds no GPU
+ * falls back to the CPU and checks its batch again).
+ */
+function checkBeforeLaunch(
+  f: ParsedFlags,
+  o: {
+    stage: StageName;
+    variant: Variant | null;
+    device: DeviceName;
+    modelName: string | undefined;
+    worldSize: number;
+  },
+): void {
+  const port = f["master-port"] as number | undefined;
+  if (port !== undefined && port > 65535) {
+    throw new UsageError(`--master-port must be a TCP port in 1-65535, got ${port}`);
+  }
+  const onCpu = o.device === "cpu" || (o.device === "auto" && !builtBackends().cuda);
+  if (onCpu && o.modelName === "tinyllama-1.1b")
+    throw new UsageError(explainBigModelOnCpu(o.modelName));
+  const d = onCpu ? CPU_DEFAULTS : GPU_DEFAULTS;
+  const model = modelConfig(o.modelName ?? d.model);
+  const seqLen = seqLenFlag(f, model, d.seqLen);
+  const spec = stageSpec(o.stage, o.variant); // batch sizes do not depend on --scale
+  const globalBatch =
+    (f["global-batch"] as number | undefined) ?? (onCpu ? CPU_DEFAULTS.globalBatch : null);
+  try {
+    planBatch({
+      baseSeqs: globalBatch ?? Math.round((spec.batchSequences * PAPER_SEQ_LEN) / seqLen),
+      multiplier: spec.batchMultiplier,
+      microBatch: (f["micro-batch"] as number | undefined) ?? d.microBatch,
+      worldSize: o.worldSize,
+      seqLen,
+    });
+  } catch (e) {
+    if (e instanceof BatchSplitError) throw new UsageError(`${e.message} (see --help)`);
+    throw e;
+  }
+}
+
 export interface TrainCommandDeps {
   log: (line: string) => void;
   /** What the launcher's ranks run (node arguments before the flags); default this process's script. */
@@ -305,39 +386,6 @@ export async function trainCommand(
     deps.log(formatHelp(TRAIN_USAGE, TRAIN_INTRO, TRAIN_FLAGS));
     return null;
   }
-  const nproc = f["nproc-per-node"] as number | undefined;
-  if (nproc !== undefined && !process.env.TINYLLAMA_LAUNCHED) {
-    if (detectDistEnv()) {
-      throw new UsageError(
-        "--nproc-per-node starts the ranks itself: do not combine it with a launcher that already did (RANK/WORLD_SIZE, srun, mpirun)",
-      );
-    }
-    const r = await launchLocalRanks({
-      nprocPerNode: nproc,
-      nnodes: (f.nnodes as number | undefined) ?? 1,
-      nodeRank: (f["node-rank"] as number | undefined) ?? 0,
-      masterAddr: (f["master-addr"] as string | undefined) ?? "127.0.0.1",
-      masterPort: (f["master-port"] as number | undefined) ?? null,
-      command: [
-        ...(deps.entry ?? [...process.execArgv, process.argv[1]!]),
-        ...stripLauncherFlags(argv),
-      ],
-      log: deps.log,
-    });
-    if (r.failed) {
-      throw new Error(
-        `rank ${r.failed.rank} ${r.failed.how}; all ranks stopped. Rerun the same command to resume from the last checkpoint`,
-      );
-    }
-    return null;
-  }
-  for (const flag of LAUNCHER_FLAGS) {
-    if (flag !== "nproc-per-node" && f[flag] !== undefined && !process.env.TINYLLAMA_LAUNCHED) {
-      throw new UsageError(`--${flag} goes with --nproc-per-node`);
-    }
-  }
-  const distEnv = detectDistEnv();
-  const sharding = ((f.sharding as string | undefined) ?? "full") as ShardingMode;
   const stage = parseStage((f.stage as string | undefined) ?? "v1.0");
   const variantFlag = f.variant as string | undefined;
   if (variantFlag !== undefined && (stage === "v1.0" || stage === "basic")) {
@@ -351,6 +399,56 @@ export async function trainCommand(
   const modelName = f.model as string | undefined;
   if (device === "cpu" && modelName === "tinyllama-1.1b")
     throw new UsageError(explainBigModelOnCpu(modelName));
+  if (f["lr-override"] && f["lr-max"] === undefined && f["lr-min"] === undefined) {
+    throw new UsageError(
+      "--lr-override goes with the --lr-max and/or --lr-min that replace the checkpoint's",
+    );
+  }
+
+  const nproc = f["nproc-per-node"] as number | undefined;
+  if (nproc !== undefined && !process.env.TINYLLAMA_LAUNCHED) {
+    if (detectDistEnv()) {
+      throw new UsageError(
+        "--nproc-per-node starts the ranks itself: do not combine it with a launcher that already did (RANK/WORLD_SIZE, srun, mpirun)",
+      );
+    }
+    const nnodes = (f.nnodes as number | undefined) ?? 1;
+    checkBeforeLaunch(f, { stage, variant, device, modelName, worldSize: nproc * nnodes });
+    const r = await launchLocalRanks({
+      nprocPerNode: nproc,
+      nnodes,
+      nodeRank: (f["node-rank"] as number | undefined) ?? 0,
+      masterAddr: (f["master-addr"] as string | undefined) ?? "127.0.0.1",
+      masterPort: (f["master-port"] as number | undefined) ?? null,
+      command: [
+        ...(deps.entry ?? [...process.execArgv, process.argv[1]!]),
+        ...stripLauncherFlags(argv),
+      ],
+      log: deps.log,
+    });
+    if (r.failed) {
+      const what = `rank ${r.failed.rank} ${r.failed.how}`;
+      // A rank that failed before its first step (bad data, a checkpoint that does not fit, a
+      // rendezvous that failed) left nothing to resume: rerunning would fail the same way.
+      if (r.trainingStarted) {
+        throw new Error(
+          `${what}; all ranks stopped. Rerun the same command to resume from the last checkpoint`,
+        );
+      }
+      if (r.failed.how === "exited with code 2") {
+        throw new UsageError(`${what} (a usage error, above) before training started (see --help)`);
+      }
+      throw new Error(`${what} before training started (its error is above); all ranks stopped`);
+    }
+    return null;
+  }
+  for (const flag of LAUNCHER_FLAGS) {
+    if (flag !== "nproc-per-node" && f[flag] !== undefined && !process.env.TINYLLAMA_LAUNCHED) {
+      throw new UsageError(`--${flag} goes with --nproc-per-node`);
+    }
+  }
+  const distEnv = detectDistEnv();
+  const sharding = ((f.sharding as string | undefined) ?? "full") as ShardingMode;
 
   let backend: Backend;
   // One GPU per local rank, unless the launcher or the user chose.
@@ -381,16 +479,9 @@ export async function trainCommand(
             `on the shards in ${(f.data as string | undefined) ?? "./data"}, token budgets scaled by ${CPU_DEFAULTS.scale}`,
     );
   }
-  const seqLen = (f["seq-len"] as number | undefined) ?? Math.min(d.seqLen, model.maxSeqLen);
-  if (seqLen > model.maxSeqLen) {
-    throw new UsageError(
-      `--seq-len ${seqLen} exceeds ${model.name}'s context of ${model.maxSeqLen}`,
-    );
-  }
-  if (2048 % seqLen !== 0) {
-    throw new UsageError(
-      `--seq-len ${seqLen} must divide 2048 (each 2049-token block is cut into 2048/seq-len sequences)`,
-    );
+  const seqLen = seqLenFlag(f, model, d.seqLen);
+  if (onCpu && f["peak-tflops"] !== undefined) {
+    deps.log("note: --peak-tflops is ignored on CPU (MFU is computed on CUDA only)");
   }
   const scale = (f.scale as number | undefined) ?? d.scale;
   if (!(scale > 0)) throw new UsageError(`--scale must be positive, got ${scale}`);
@@ -412,6 +503,8 @@ export async function trainCommand(
     seed: (f.seed as number | undefined) ?? 3407,
     maxLr: (f["lr-max"] as number | undefined) ?? d.maxLr,
     minLr: (f["lr-min"] as number | undefined) ?? d.minLr,
+    lrGiven: { maxLr: f["lr-max"] !== undefined, minLr: f["lr-min"] !== undefined },
+    lrOverride: f["lr-override"] === true,
     saveEvery: (f["save-every"] as number | undefined) ?? d.saveEvery,
     keep: (f.keep as number | undefined) ?? 3,
     evalEvery: (f["eval-every"] as number | undefined) ?? d.evalEvery,
@@ -425,6 +518,13 @@ export async function trainCommand(
     handleSignals: deps.handleSignals ?? true,
     log: deps.log,
   };
+  // Under --nproc-per-node: tell the launcher this rank got past every check, so that a later
+  // failure is one a rerun resumes from (see launchLocalRanks' trainingStarted).
+  if (process.env.TINYLLAMA_LAUNCHED && process.send) {
+    opts.onTrainingStart = () => {
+      process.send?.(TRAINING_STARTED, undefined, {}, () => {});
+    };
+  }
   let job: DistributedJob | null = null;
   if (distEnv) {
     const rank = distEnv.rank;

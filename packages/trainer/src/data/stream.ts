@@ -73,6 +73,16 @@ export class TokenStream {
           `the checkpoint's data position is in windows of ${restore.seqLen} tokens; resume with --seq-len ${restore.seqLen}`,
         );
       }
+      if (restore.window > 0 && this.worldSize > 1) {
+        // Only one process stops part-way through a block. On W ranks only the rank drawing that
+        // block could resume mid-block, and then no later step would end on a block boundary on
+        // every rank: one saved position could not describe the ranks' reads, and data would be
+        // skipped or repeated at the next resume.
+        throw new Error(
+          `the saved data position is ${restore.window} of ${this.windowsPerBlock} windows into a block (written by ` +
+            `one process); ${this.worldSize} ranks read whole blocks, so it resumes on one process only, until a step ends on a block boundary`,
+        );
+      }
       this.sampler = MixtureSampler.restore(restore.mixture, rankOpts);
       this.sourceOffsets = { ...restore.sourceOffsets };
     } else {

@@ -4,8 +4,10 @@
  * MASTER_PORT; TINYLLAMA_CUDA_DEVICE = local rank), forwards SIGINT/SIGTERM to them, prefixes
  * the output of ranks other than 0 with "[rank r]", and watches them: when one exits with an
  * error or is killed, it says which, stops the others (SIGTERM, then SIGKILL after a grace
- * period) and exits non-zero. Several nodes: run it on each with --nnodes, --node-rank and the
- * same --master-addr/--master-port, as with torchrun.
+ * period) and exits non-zero. Each rank reports over an IPC channel when it is about to take
+ * its first step, so the caller can tell a failure a rerun resumes from (after that) from one it
+ * would repeat (bad data, a usage error, a failed rendezvous). Several nodes: run it on each with
+ * --nnodes, --node-rank and the same --master-addr/--master-port, as with torchrun.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
@@ -33,7 +35,15 @@ export interface LaunchResult {
   exitCode: number;
   /** The first rank that failed, with how. */
   failed: { rank: number; how: string } | null;
+  /**
+   * Whether some rank reported TRAINING_STARTED (it passed every check and loaded its state)
+   * before the failure: only then is there progress that rerunning the command resumes.
+   */
+  trainingStarted: boolean;
 }
+
+/** What a rank sends over the IPC channel when it is about to take its first step. */
+export const TRAINING_STARTED = "tinyllama:training-started";
 
 export async function launchLocalRanks(o: LaunchOptions): Promise<LaunchResult> {
   const N = o.nprocPerNode;
@@ -44,6 +54,12 @@ export async function launchLocalRanks(o: LaunchOptions): Promise<LaunchResult> 
   if (!Number.isInteger(o.nodeRank) || o.nodeRank < 0 || o.nodeRank >= o.nnodes) {
     throw new Error(`--node-rank must be in [0, ${o.nnodes}), got ${o.nodeRank}`);
   }
+  if (
+    o.masterPort !== null &&
+    !(Number.isInteger(o.masterPort) && o.masterPort >= 1 && o.masterPort <= 65535)
+  ) {
+    throw new Error(`--master-port must be a TCP port in 1-65535, got ${o.masterPort}`);
+  }
   const port = o.masterPort ?? (o.nnodes === 1 ? await freeRendezvousPort(o.masterAddr) : 29500);
   const worldSize = N * o.nnodes;
   const out = o.out ?? ((l: string) => process.stdout.write(`${l}\n`));
@@ -53,6 +69,7 @@ export async function launchLocalRanks(o: LaunchOptions): Promise<LaunchResult> 
   );
   const children: (ChildProcess | null)[] = [];
   let failed: LaunchResult["failed"] = null;
+  let trainingStarted = false;
   let running = N;
   let killTimer: NodeJS.Timeout | null = null;
   const stopOthers = (signal: NodeJS.Signals) => {
@@ -75,11 +92,15 @@ export async function launchLocalRanks(o: LaunchOptions): Promise<LaunchResult> 
       };
       if ((o.env ?? process.env).TINYLLAMA_CUDA_DEVICE === undefined)
         env.TINYLLAMA_CUDA_DEVICE = String(local);
+      // An IPC channel beside the pipes: ranks say when training starts (TRAINING_STARTED).
       const child = spawn(process.execPath, [...o.command], {
         env,
-        stdio: ["ignore", "pipe", "pipe"],
+        stdio: ["ignore", "pipe", "pipe", "ipc"],
       });
       children.push(child);
+      child.on("message", (m) => {
+        if (m === TRAINING_STARTED) trainingStarted = true;
+      });
       o.log(`launcher: rank ${rank} is pid ${child.pid}`);
       createInterface({ input: child.stdout! }).on("line", (l) =>
         out(rank === 0 ? l : `[rank ${rank}] ${l}`),
@@ -98,7 +119,7 @@ export async function launchLocalRanks(o: LaunchOptions): Promise<LaunchResult> 
           if (killTimer) clearTimeout(killTimer);
           process.off("SIGINT", forward);
           process.off("SIGTERM", forward);
-          resolve({ exitCode: failed ? 1 : 0, failed });
+          resolve({ exitCode: failed ? 1 : 0, failed, trainingStarted });
         }
       });
     }

@@ -12,10 +12,12 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freeRendezvousPort as freePort } from "@tinyllama/kernels/collectives";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { UsageError } from "../cli/args.js";
+import { trainCommand } from "../cli/train-command.js";
 import { readMetrics, type TrainRecord } from "../metrics/metrics.js";
 import { writeMicroShards } from "../test-util/distributed.js";
 import { llama2Identity } from "../test-util/shards.js";
-import { launchLocalRanks } from "./launcher.js";
+import { launchLocalRanks, TRAINING_STARTED } from "./launcher.js";
 
 const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
 const REGISTER = fileURLToPath(new URL("../test-util/ts-register.mjs", import.meta.url));
@@ -212,6 +214,45 @@ describe("distributed processes", () => {
     expect(run.output()).toMatch(/checkpoint .*step-0000000000\d\d/);
     expect(run.output()).toMatch(/stopped by SIGINT; rerun the same command to resume/);
   }, 120_000);
+
+  it("--nproc-per-node refuses what every rank would refuse before starting any: one message, exit 2", async () => {
+    const cpu = ["--device", "cpu", "--data", data, "--out", join(root, "launch-checks")];
+    // The CPU defaults (global batch 8 of 128-token sequences) on 2 ranks.
+    const batch = start([...cpu, "--nproc-per-node", "2"]);
+    expect((await batch.exited).code, batch.output()).toBe(2);
+    expect(batch.output()).toMatch(
+      /^train: impossible batch split: with 2 ranks .* use --global-batch 32 \(16 sequences per rank, 2 micro-batches of 8 each\) \(see --help\)\n$/,
+    );
+    const port = start([
+      ...cpu,
+      "--global-batch",
+      "32",
+      "--nproc-per-node",
+      "2",
+      "--master-port",
+      "70000",
+    ]);
+    expect((await port.exited).code, port.output()).toBe(2);
+    expect(port.output()).toMatch(/--master-port must be a TCP port in 1-65535, got 70000/);
+    for (const r of [batch, port]) expect(r.output()).not.toMatch(/launcher:|Rerun/);
+  }, 60_000);
+
+  it("the launcher's resume hint only once training started; a rank's usage error is one", async () => {
+    const launch = (code: string) =>
+      trainCommand(["--device", "cpu", "--global-batch", "32", "--nproc-per-node", "2"], {
+        log: () => {},
+        entry: ["-e", code, "--"],
+      });
+    await expect(launch("process.exit(1)")).rejects.toThrow(
+      /^rank \d exited with code 1 before training started \(its error is above\); all ranks stopped$/,
+    );
+    await expect(
+      launch(`process.send(${JSON.stringify(TRAINING_STARTED)}, () => process.exit(1))`),
+    ).rejects.toThrow(
+      /^rank \d exited with code 1; all ranks stopped. Rerun the same command to resume from the last checkpoint$/,
+    );
+    await expect(launch("process.exit(2)")).rejects.toBeInstanceOf(UsageError);
+  }, 60_000);
 
   it("the launcher names a child that dies and stops the others", async () => {
     const lines: string[] = [];

@@ -16,14 +16,18 @@ import { readMetrics, type TrainRecord } from "../metrics/metrics.js";
 import { type LlamaConfig, modelConfig, parameterSpecs } from "../model/config.js";
 import type { Backend } from "../model/kernels.js";
 import { loadKernels, planArena } from "../model/kernels.js";
-import { flatParamPadding } from "../model/llama.js";
+import { flatParamPadding, LlamaModel } from "../model/llama.js";
+import { TINYLLAMA_ADAMW } from "../optim/adamw.js";
 import {
   joinInProcess,
   microModel,
   microRunOptions,
   writeMicroShards,
 } from "../test-util/distributed.js";
+import { assertFitsDevice, trainingBytes } from "../train/errors.js";
 import { runStage } from "../train/run.js";
+import { Trainer } from "../train/trainer.js";
+import { ShardedTrainer, type ShardGroups } from "./sharded.js";
 
 let k: Backend;
 let root: string;
@@ -219,12 +223,91 @@ describe("sharded data parallel on CPU ranks", () => {
       );
       for (const e of errs) {
         expect(String(e)).toMatch(
-          /each rank trains 16 sequences per step, which must be a multiple of 32 .*--global-batch 64/,
+          /each rank trains 16 of the 32 sequences per step, which must be a multiple of 32 .*use --global-batch 64 \(32 sequences per rank, 2 micro-batches of 16 each\)/,
         );
       }
     } finally {
       for (const j of jobs) j.close();
     }
+  });
+
+  it("a one-process checkpoint part-way through a block resumes on 2 ranks only from a block boundary", async () => {
+    const sources = await openSources(data, ["slimpajama", "starcoder"], 256);
+    try {
+      // 1024-token sequences: 2 per block. One process reads 1 (a step of 1 sequence), saves.
+      const opts = { schedule: preset("v1.0"), seed: 3407, seqLen: 1024, vocabSize: 256 };
+      const ids = new Int32Array(1024);
+      const targets = new Int32Array(1024);
+      const one = new TokenStream(sources, opts);
+      one.next(ids, targets, 0);
+      const midBlock = JSON.parse(JSON.stringify(one.state()));
+      expect(midBlock.window).toBe(1);
+      // On 2 ranks only the rank drawing that block could start mid-block, and no later step
+      // would end on a block boundary on both: refused, rather than skipping the first half of
+      // the other rank's block (as it did).
+      expect(() => new TokenStream(sources, { ...opts, rank: 1, worldSize: 2 }, midBlock)).toThrow(
+        /1 of 2 windows into a block \(written by one process\); 2 ranks read whole blocks, so it resumes on one process only/,
+      );
+      const read = (stream: TokenStream, n: number) =>
+        Array.from({ length: n }, () => {
+          stream.next(ids, targets, 0);
+          return `${ids.join(",")}|${targets[1023]}`;
+        });
+      // One more step on one process reaches the boundary; from there 2 ranks read exactly the
+      // single-process continuation between them.
+      one.next(ids, targets, 0);
+      const boundary = JSON.parse(JSON.stringify(one.state()));
+      expect(boundary.window).toBe(0);
+      const single = read(new TokenStream(sources, opts, boundary), 16);
+      const ranks = [0, 1].map((rank) =>
+        read(new TokenStream(sources, { ...opts, rank, worldSize: 2 }, boundary), 8),
+      );
+      const union = ranks.flat();
+      expect(new Set(union).size).toBe(union.length);
+      expect([...union].sort()).toEqual([...single].sort());
+    } finally {
+      closeSources(sources);
+    }
+  });
+
+  it("runStage on 2 ranks refuses such a checkpoint naming how to reach a block boundary; then resumes", async () => {
+    // 64-token sequences, 32 per block; the stage is 3 steps of 64 sequences.
+    const scale = (3 * 64 * 64) / 3e12;
+    const out = join(root, "mid-block");
+    const one = { ...microRunOptions(k, data, out, { steps: 1, globalBatch: 16, microBatch: 16 }) };
+    await runStage({ ...one, scale, maxSteps: 1 }); // 16 of a block's 32 sequences
+    const shape2 = { steps: 1, globalBatch: 64, microBatch: 32 };
+    const onRanks = async () => {
+      const jobs = await joinInProcess(k, ["h", "h"], "full");
+      try {
+        const results = await Promise.all(
+          jobs.map((job) =>
+            runStage({
+              ...microRunOptions(k, data, out, shape2),
+              scale,
+              distributed: job,
+            }).catch((e: unknown) => e as Error),
+          ),
+        );
+        await Promise.all(jobs.map((j) => j.shutdown()));
+        return results;
+      } finally {
+        for (const j of jobs) j.close();
+      }
+    };
+    for (const e of await onRanks()) {
+      expect(String(e)).toMatch(
+        /step-000000000001 stopped 16 of the 32 sequences of 64 tokens into a 2049-token block .* First continue on one process \(without --nproc-per-node\) with --global-batch 16 --micro-batch 16 --max-steps 1 until a step ends on a block boundary, then rerun on 2 ranks/,
+      );
+    }
+    await runStage({ ...one, scale, maxSteps: 1 }); // as advised: now at a block boundary
+    const done = await onRanks();
+    // 2 steps of 16 sequences, then 3 of 64 (the last one past the budget, as always).
+    for (const r of done) expect(r).toMatchObject({ complete: true, stageTokens: 14 * 16 * 64 });
+    const steps = readMetrics(join(out, "v1.0", "metrics.jsonl"))
+      .filter((r): r is TrainRecord => r.kind === "train")
+      .map((r) => r.step);
+    expect(steps).toEqual([1, 2, 3, 4, 5]);
   });
 
   it("ranks read disjoint shares of the one global stream: their union is the single-process stream", async () => {
@@ -251,5 +334,75 @@ describe("sharded data parallel on CPU ranks", () => {
     } finally {
       closeSources(sources);
     }
+  });
+});
+
+describe("the device memory check of a sharded run", () => {
+  /** What ShardedTrainer itself plans for rank 0 of a shard group of S (no sockets needed). */
+  function shardedBytes(
+    cfg: LlamaConfig,
+    dtype: "f32" | "bf16",
+    S: number,
+    microBatch: number,
+    seqLen: number,
+  ): number {
+    const model = new LlamaModel(k, cfg, { computeDtype: dtype, shardGroupSize: S });
+    const trainer = new Trainer(model, { microBatch, seqLen, accumSteps: 1 }, TINYLLAMA_ADAMW, {
+      dataParallel: { size: S, shardGroupSize: S },
+    });
+    const groups = {
+      world: { size: S, rank: 0 },
+      shard: { size: S, rank: 0 },
+      replica: null,
+      mode: "full",
+    } as unknown as ShardGroups;
+    const sharded = new ShardedTrainer(trainer, groups);
+    try {
+      return sharded.memoryBytes();
+    } finally {
+      sharded.dispose();
+      trainer.dispose();
+    }
+  }
+
+  it("counts 1/S of the optimizer state, as ShardedTrainer plans it", () => {
+    const cases: [LlamaConfig, "f32" | "bf16", number][] = [
+      [microModel(), "f32", 3], // f32: the parameter arena is the gather buffer
+      [microModel(), "bf16", 3], // bf16 with alignment gaps: a separate gather buffer
+      [modelConfig("tinyllama-test"), "bf16", 4], // bf16 gathered in place, fp32 master shard
+      [modelConfig("tinyllama-test"), "f32", 2],
+    ];
+    for (const [cfg, dtype, S] of cases) {
+      const planned = trainingBytes(cfg, 2, 64, dtype === "f32", false, S);
+      expect(planned.state + planned.activations).toBe(shardedBytes(cfg, dtype, S, 2, 64));
+    }
+    process.env.TINYLLAMA_SHARDED_GATHER = "separate";
+    try {
+      const planned = trainingBytes(microModel(), 2, 64, true, false, 3);
+      expect(planned.state + planned.activations).toBe(shardedBytes(microModel(), "f32", 3, 2, 64));
+    } finally {
+      delete process.env.TINYLLAMA_SHARDED_GATHER;
+    }
+  });
+
+  it("tinyllama-1.1b at micro-batch 8 fits 4 x A100-40G when sharded over the 4 ranks", () => {
+    const big = modelConfig("tinyllama-1.1b");
+    const a100 = { backend: "cuda", name: "NVIDIA A100-SXM4-40GB", totalMemory: 39.4 * 2 ** 30 };
+    const perRank = trainingBytes(big, 8, 2048, false, false, 4);
+    const alone = trainingBytes(big, 8, 2048, false, false);
+    const gib = (b: { state: number; activations: number }) => (b.state + b.activations) / 2 ** 30;
+    // bf16 weights 2.05 + fp32 gradients 4.1 + 12.3 / 4 of master weights and moments, plus
+    // 8 sequences of activations; one process holds all 12.3 GiB of optimizer state.
+    expect(gib(perRank)).toBeGreaterThan(30);
+    expect(gib(perRank)).toBeLessThan(32);
+    expect(gib(alone) - gib(perRank)).toBeCloseTo(12.3 * 0.75, 0);
+    expect(() => assertFitsDevice(big, 8, 2048, a100, { shardGroupSize: 4 })).not.toThrow();
+    expect(() => assertFitsDevice(big, 8, 2048, a100)).toThrow(/needs about 40\.\d GiB/);
+    // Two ranks: 34.2 GiB per rank fits the 36.2 GiB budget (92%); micro-batch 16 does not,
+    // and the refusal names the per-rank figure.
+    expect(() => assertFitsDevice(big, 8, 2048, a100, { shardGroupSize: 2 })).not.toThrow();
+    expect(() => assertFitsDevice(big, 16, 2048, a100, { shardGroupSize: 2 })).toThrow(
+      /micro-batch 16 x 2048 tokens needs about \d+\.\d GiB per rank \(weights, gradients and this rank's 1\/2 of the AdamW state/,
+    );
   });
 });

@@ -250,6 +250,99 @@ describe("training on CPU", () => {
     expect(trainLosses(resumed.stageDir)).toEqual(trainLosses(straight.stageDir));
   });
 
+  it("a crash before the stage's first checkpoint leaves each step once in metrics.jsonl", async () => {
+    const out = join(root, "crash-early");
+    await train(args(out, 6, ["--max-steps", "3"]));
+    // The crash (SIGKILL before the first save): the metrics of 3 steps, no checkpoint.
+    rmSync(join(out, "v1.0", "checkpoints"), { recursive: true });
+    const r = await train(args(out, 6));
+    const records = readMetrics(r.metrics);
+    expect(records.filter((m) => m.kind === "train").map((m) => m.step)).toEqual([
+      1, 2, 3, 4, 5, 6,
+    ]);
+    expect(records.filter((m) => m.kind === "val").map((m) => m.step)).toEqual([0, 6]);
+  });
+
+  it("--from a checkpoint of the same stage into a new --out goes on with that stage", async () => {
+    const straight = await train(args(join(root, "branch-straight"), 6));
+    const first = await train(args(join(root, "branch-src"), 6, ["--max-steps", "2"]));
+    const lines: string[] = [];
+    const branch = await train(args(join(root, "branch"), 6, ["--from", first.checkpoint!]), (l) =>
+      lines.push(l),
+    );
+    expect(lines.some((l) => /continuing v1.0 from .*step-000000000002 .* at step 2/.test(l))).toBe(
+      true,
+    );
+    // The remaining 4 steps of the budget, on the same data, to the same weights.
+    expect(branch.steps).toBe(4);
+    expect(branch.complete).toBe(true);
+    expect(trainLosses(branch.stageDir)).toEqual(trainLosses(straight.stageDir).slice(2));
+    const a = weights(straight.checkpoint!);
+    const b = weights(branch.checkpoint!);
+    for (let i = 0; i < a.length; i++)
+      expect(Buffer.from(b[i]!.buffer).equals(Buffer.from(a[i]!.buffer))).toBe(true);
+    await expect(
+      train(args(join(root, "branch-again"), 6, ["--from", branch.checkpoint!])),
+    ).rejects.toThrow(/is the end of stage v1.0: nothing of it is left to train/);
+  });
+
+  it("a resumed stage keeps its lr schedule: other --lr-max/--lr-min are refused unless --lr-override", async () => {
+    const lr = ["--lr-max", "1e-2", "--lr-min", "1e-4"];
+    const straight = await train(args(join(root, "lr-straight"), 6, lr));
+    const out = join(root, "lr");
+    await train(args(out, 6, [...lr, "--max-steps", "2"]));
+    await expect(train(args(out, 6, ["--lr-max", "3e-3"]))).rejects.toThrow(
+      /--lr-max 0.003 \(the checkpoint's: 0.01\) differs from the schedule .*step-000000000002 was trained with: the learning rate jumps from 7\.\d+e-3 to 2\.\d+e-3 at 256 tokens .*add --lr-override/,
+    );
+    // The flags left out: the checkpoint's schedule (not the CPU defaults), the straight run's lr.
+    const lines: string[] = [];
+    const resumed = await train(args(out, 6, ["--max-steps", "2"]), (l) => lines.push(l));
+    expect(
+      lines.some((l) => /continuing the schedule of .*--lr-max 0.01, --lr-min 0.0001/.test(l)),
+    ).toBe(true);
+    const lrs = (dir: string) =>
+      readMetrics(join(dir, "metrics.jsonl"))
+        .filter((r): r is TrainRecord => r.kind === "train")
+        .map((r) => r.lr);
+    expect(lrs(resumed.stageDir)).toEqual(lrs(straight.stageDir).slice(0, 4));
+    // On purpose: the given value replaces the checkpoint's, and the jump is announced.
+    const said: string[] = [];
+    const changed = await train(args(out, 6, ["--lr-max", "3e-3", "--lr-override"]), (l) =>
+      said.push(l),
+    );
+    expect(said.some((l) => /warning: --lr-override: --lr-max 0.003 .* jumps from/.test(l))).toBe(
+      true,
+    );
+    expect(readTrainerState(changed.checkpoint!).schedule).toMatchObject({
+      maxLr: 3e-3,
+      minLr: 1e-4,
+    });
+    await expect(train(args(out, 6, ["--lr-override"]))).rejects.toThrow(
+      /--lr-override goes with the --lr-max and\/or --lr-min/,
+    );
+  });
+
+  it("says why there is no validation, no profile, no MFU", async () => {
+    const lines: string[] = [];
+    const r = await train(
+      [
+        ...tinyRunArgs(join(root, "notes"), (4 * 128) / 3e12, 0),
+        ...["--profile-step", "5", "--max-steps", "1", "--peak-tflops", "100"],
+      ],
+      (l) => lines.push(l),
+    );
+    expect(r.steps).toBe(1);
+    const said = (re: RegExp) => lines.filter((l) => re.test(l)).length;
+    expect(said(/validation off \(--eval-batches 0\)/)).toBe(1);
+    expect(said(/no validation split/)).toBe(0);
+    expect(
+      said(
+        /no profile written: --profile-step 5 but this invocation trained 1 step \(--max-steps 1\)/,
+      ),
+    ).toBe(1);
+    expect(said(/--peak-tflops is ignored on CPU/)).toBe(1);
+  });
+
   it("chains basic -> continual (math-code) -> cooldown, continuing steps, tokens and the lr curve", async () => {
     const out = join(root, "chain");
     // basic 1280 tokens (10 steps of 128), continual ~299 (3 steps), cooldown 128: less than
@@ -257,8 +350,48 @@ describe("training on CPU", () => {
     const s = 1280 / 1.5e12;
     const common = tinyRunArgs(out, s, 1);
     const basic = await train([...common, "--stage", "basic"]);
-    const cont = await train([...common, "--stage", "continual", "--variant", "math-code"]);
+    // --from the run directory and the stage directory: their newest checkpoint, with its
+    // optimizer state, counters and data position (not bare weights).
+    const viaFrom: RunResult[] = [];
+    for (const [name, from] of [
+      ["from-run", out],
+      ["from-stage", join(out, "basic")],
+    ] as const) {
+      viaFrom.push(
+        await train([
+          ...tinyRunArgs(join(root, name), s, 1),
+          ...["--stage", "continual", "--variant", "math-code", "--from", from],
+        ]),
+      );
+    }
+    const lines: string[] = [];
+    const cont = await train([...common, "--stage", "continual", "--variant", "math-code"], (l) =>
+      lines.push(l),
+    );
     const cool = await train([...common, "--stage", "cooldown", "--variant", "math-code"]);
+    for (const r of viaFrom) {
+      expect(readTrainerState(r.checkpoint!)).toMatchObject({
+        step: 13,
+        adamStep: 13,
+        tokensSeen: 13 * 128,
+        stream: readTrainerState(cont.checkpoint!).stream,
+      });
+      expect(trainLosses(r.stageDir)).toEqual(trainLosses(cont.stageDir));
+    }
+    // The lr table in token order (the stage starts after the end of warmup), and the steps
+    // of this stage beside the run's.
+    const table = lines.flatMap((l) => l.split("\n")).filter((l) => / tokens {2}lr /.test(l));
+    expect(table.map((l) => l.trim().split(/\s+/)[0])).toEqual([
+      "end",
+      "continual-math-code",
+      "continual-math-code",
+      "recipe",
+    ]);
+    expect(
+      lines.some((l) =>
+        /stage continual-math-code complete: 3 steps in this stage \(step 13 of the run\)/.test(l),
+      ),
+    ).toBe(true);
     for (const r of [basic, cont, cool]) expect(r.complete).toBe(true);
     const sb = readTrainerState(basic.checkpoint!);
     const sc = readTrainerState(cont.checkpoint!);
@@ -352,6 +485,11 @@ describe("bad inputs", () => {
     await expect(
       train([...args(join(root, "nobasic"), 100), "--stage", "continual"]),
     ).rejects.toThrow(/starts from the last checkpoint of basic.*run --stage basic first/);
+    await expect(
+      train([...args(join(root, "nobasic"), 100), "--stage", "cooldown", "--variant", "chinese"]),
+    ).rejects.toThrow(
+      /starts from the last checkpoint of continual-chinese.*run --stage continual --variant chinese first/,
+    );
     await expect(
       train(
         args(join(root, "split"), 2).map((x, i, all) =>

@@ -4,10 +4,11 @@
  * and the schedule before the first step, train with periodic checkpoints and validation,
  * stop cleanly on SIGINT/SIGTERM (checkpoint, then return), and leave metrics and a plot.
  */
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { TokenizerIdentity } from "@tinyllama/data";
 import { MixtureSampler, preset, scaleSchedule } from "@tinyllama/data/mixture";
+import { resolveWeightsDir } from "../checkpoint/hf.js";
 import { type CheckpointRef, latestCheckpoint, listCheckpoints } from "../checkpoint/store.js";
 import {
   assertSameModel,
@@ -16,6 +17,7 @@ import {
   loadWeightsInto,
   readTrainerState,
   saveTrainingCheckpoint,
+  TRAINER_STATE_FILE,
   TRAINER_STATE_FORMAT,
   type TrainerState,
 } from "../checkpoint/trainer-checkpoint.js";
@@ -47,7 +49,14 @@ import {
   learningRate,
   validateSchedule,
 } from "../optim/schedule.js";
-import { PAPER_SEQ_LEN, type StageName, stageSpec, type Variant } from "../stages/stages.js";
+import {
+  PAPER_SEQ_LEN,
+  type StageName,
+  type StageSpec,
+  stageSpec,
+  type Variant,
+} from "../stages/stages.js";
+import { planBatch } from "./batch.js";
 import { assertFitsDevice, explainOutOfMemory, trainingBytes } from "./errors.js";
 import { NonFiniteLossError, type StepResult, Trainer } from "./trainer.js";
 
@@ -70,6 +79,14 @@ export interface RunOptions {
   seed: number;
   maxLr: number;
   minLr: number;
+  /**
+   * Which of maxLr/minLr the user chose (a flag, not a default). A stage that continues a
+   * checkpoint keeps the checkpoint's values for the others and refuses chosen values that
+   * differ unless `lrOverride` (see lrSchedule). Absent: neither was chosen.
+   */
+  lrGiven?: { maxLr: boolean; minLr: boolean };
+  /** Use maxLr/minLr even where they differ from the checkpoint's schedule (the lr jumps). */
+  lrOverride?: boolean;
   saveEvery: number;
   keep: number;
   evalEvery: number;
@@ -85,6 +102,8 @@ export interface RunOptions {
   recompute?: boolean;
   /** Time every op of this step of this invocation (1-based; null: no profiling). */
   profileStep?: number | null;
+  /** Called once everything is checked and loaded, just before the first step (the launcher's cue). */
+  onTrainingStart?: () => void;
   /** Whether to handle SIGINT/SIGTERM (checkpoint, then stop). */
   handleSignals: boolean;
   log: (line: string) => void;
@@ -124,37 +143,18 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
 
   // Batch arithmetic, checked before anything heavy happens.
   const baseSeqs = o.globalBatch ?? Math.round((spec.batchSequences * PAPER_SEQ_LEN) / o.seqLen);
-  const globalSeqs = baseSeqs * spec.batchMultiplier;
   const dist = o.distributed ?? null;
   const worldSize = dist?.world.size ?? 1;
   const isRoot = !dist || dist.world.rank === 0;
-  if (globalSeqs % (o.microBatch * worldSize) !== 0) {
-    throw new Error(
-      `impossible batch split: a global batch of ${globalSeqs} sequences is not a multiple of ` +
-        `micro-batch ${o.microBatch} x ${worldSize} device(s); pick --micro-batch dividing ${globalSeqs} or another --global-batch`,
-    );
-  }
-  const accumSteps = globalSeqs / (o.microBatch * worldSize);
-  const windowsPerBlock = PAPER_SEQ_LEN / o.seqLen;
-  if (worldSize > 1 && (globalSeqs / worldSize) % windowsPerBlock !== 0) {
-    // Ranks read whole 2049-token blocks of one global stream in lockstep; a step must end on a
-    // block boundary on every rank for the global batch to be the same as on one process.
-    throw new Error(
-      `with ${worldSize} ranks each rank trains ${globalSeqs / worldSize} sequences per step, which must be a multiple of ` +
-        `${windowsPerBlock} (the sequences of ${o.seqLen} tokens in one 2048-token block): use --global-batch ` +
-        `${worldSize * windowsPerBlock * Math.max(1, Math.ceil(globalSeqs / (worldSize * windowsPerBlock)))} or a longer --seq-len`,
-    );
-  }
+  const { globalSeqs, accumSteps } = planBatch({
+    baseSeqs,
+    multiplier: spec.batchMultiplier,
+    microBatch: o.microBatch,
+    worldSize,
+    seqLen: o.seqLen,
+  });
   const batchTokens = globalSeqs * o.seqLen;
   const stageBudget = spec.endTokens - spec.startTokens;
-
-  const schedule: CosineSchedule = {
-    maxLr: o.maxLr,
-    minLr: o.minLr,
-    warmupTokens: spec.warmupTokens,
-    decayTokens: spec.decayTokens,
-  };
-  validateSchedule(schedule);
 
   // Where does this stage start?
   let resumeFrom: string | null = null;
@@ -175,16 +175,23 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
     if (o.from)
       log(`note: ${stageDir} already has checkpoints; resuming from ${own.path}, ignoring --from`);
   } else if (o.from) {
-    const dir = resolve(o.from);
-    const statePath = join(dir, "trainer-state.json");
+    // A run or stage directory means its newest checkpoint (as for the weights, which
+    // loadWeightsInto resolves the same way): its trainer state carries the optimizer, the
+    // counters and the data position, which reading the directory as given would drop.
+    const given = resolve(o.from);
+    const dir = resolveWeightsDir(given);
+    if (dir !== given) log(`--from ${o.from}: its newest checkpoint is ${dir}`);
+    const statePath = join(dir, TRAINER_STATE_FILE);
     initFrom = { dir, state: existsSync(statePath) ? readTrainerState(dir) : null };
   } else if (spec.previousDir) {
     const prevDir = join(runDir, spec.previousDir);
     const prev = latestCheckpoint(prevDir);
     if (!prev) {
+      const previousStage = spec.previousDir.split("-")[0];
+      const variant = spec.variant && spec.variant !== "base" ? ` --variant ${spec.variant}` : "";
       throw new Error(
         `stage ${spec.dirName} starts from the last checkpoint of ${spec.previousDir}, but ${prevDir} has none: ` +
-          `run --stage ${spec.previousDir.split("-")[0]} first (same --out), or pass --from <checkpoint>`,
+          `run --stage ${previousStage}${variant} first (same --out), or pass --from <checkpoint>`,
       );
     }
     initFrom = { dir: prev.path, state: readTrainerState(prev.path) };
@@ -226,6 +233,35 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
       };
     }
   }
+  // --from a checkpoint of this same stage (branching it into a new --out): the stage goes on
+  // from there as a resume would (budget, data position, counters), instead of restarting its
+  // token budget and re-reading its blocks.
+  if (initFrom?.state) assertSameModel(initFrom.dir, initFrom.state.model, cfg);
+  const branched = initFrom?.state?.stage.dirName === spec.dirName ? initFrom.state : null;
+  if (branched?.complete) {
+    const next =
+      spec.stage === "basic"
+        ? "--stage continual"
+        : spec.stage === "continual"
+          ? `--stage cooldown --variant ${spec.variant}`
+          : null;
+    throw new Error(
+      `--from ${initFrom!.dir} is the end of stage ${spec.dirName}: nothing of it is left to train` +
+        (next ? `; to start the next stage from it, pass ${next}` : ""),
+    );
+  }
+  /** The checkpoint this stage continues mid-stage: its own newest, or a branch's --from. */
+  const cont: { dir: string; state: TrainerState } | null = state
+    ? { dir: resumeFrom!, state }
+    : branched
+      ? { dir: initFrom!.dir, state: branched }
+      : null;
+  if (cont && worldSize > 1 && cont.state.stream.window > 0) {
+    throw new Error(midBlockOnRanks(cont.dir, cont.state, worldSize));
+  }
+
+  const schedule = lrSchedule(o, spec, state ? { dir: resumeFrom!, state } : initFrom, log);
+  validateSchedule(schedule);
 
   const mixtureSchedule = scaleSchedule(preset(spec.presetName), o.scale);
   const sourceNames = sourcesOf(mixtureSchedule);
@@ -244,12 +280,16 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
     );
   }
   log(
-    describeSchedule(schedule, [
-      { label: `${spec.dirName} start`, tokens: spec.startTokens },
-      { label: "end of warmup", tokens: spec.warmupTokens },
-      { label: `${spec.dirName} end`, tokens: spec.endTokens },
-      { label: "recipe end", tokens: spec.decayTokens },
-    ]),
+    describeSchedule(
+      schedule,
+      // In token order: a later stage starts after the end of warmup.
+      [
+        { label: `${spec.dirName} start`, tokens: spec.startTokens },
+        { label: "end of warmup", tokens: spec.warmupTokens },
+        { label: `${spec.dirName} end`, tokens: spec.endTokens },
+        { label: "recipe end", tokens: spec.decayTokens },
+      ].sort((a, b) => a.tokens - b.tokens),
+    ),
   );
 
   const sources = await openSources(o.dataDir, sourceNames, cfg.vocabSize, o.tokenizer);
@@ -269,7 +309,11 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
     log(`profile of step ${atStep} written to ${join(stageDir, "profile.md")}`);
   };
   try {
-    assertFitsDevice(cfg, o.microBatch, o.seqLen, o.backend.device, { recompute });
+    assertFitsDevice(cfg, o.microBatch, o.seqLen, o.backend.device, {
+      recompute,
+      // Each rank keeps 1/S of the master weights and moments (ShardedTrainer).
+      shardGroupSize: dist ? dist.shard.size : null,
+    });
     try {
       // Sharded runs: the parameter arena padded to the shard group doubles as the all-gather
       // buffer where the layouts allow (ShardedTrainer.gathersIntoParams).
@@ -305,24 +349,26 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
     let stream: TokenStream;
     const target = sharded ?? trainer;
     const rankOpts = dist ? { rank: dist.world.rank, worldSize } : {};
-    if (state && resumeFrom) {
-      loadWeightsInto(target, resumeFrom);
-      loadOptimizerInto(target, resumeFrom);
-      ({ step, tokensSeen, stageTokens, skippedSteps } = state);
-      trainer.adamStep = state.adamStep;
-      trainer.consecutiveBad = state.consecutiveBad;
-      elapsed = state.elapsedSeconds;
-      if (state.seed !== o.seed) {
+    if (cont) {
+      const { dir, state: st } = cont;
+      assertSameModel(dir, st.model, cfg);
+      loadWeightsInto(target, dir);
+      loadOptimizerInto(target, dir);
+      ({ step, tokensSeen, stageTokens, skippedSteps } = st);
+      trainer.adamStep = st.adamStep;
+      trainer.consecutiveBad = st.consecutiveBad;
+      elapsed = st.elapsedSeconds;
+      if (st.seed !== o.seed) {
         log(
-          `note: this stage was started with --seed ${state.seed}; keeping it (the data order depends on it)`,
+          `note: this stage was started with --seed ${st.seed}; keeping it (the data order depends on it)`,
         );
       }
-      if (state.stage.scale !== o.scale) {
+      if (st.stage.scale !== o.scale) {
         log(
-          `warning: this stage was started at --scale ${state.stage.scale}; continuing at ${o.scale} changes its token budget`,
+          `warning: this stage was started at --scale ${st.stage.scale}; continuing at ${o.scale} changes its token budget`,
         );
       }
-      seed = state.seed;
+      seed = st.seed;
       stream = new TokenStream(
         sources,
         {
@@ -332,11 +378,13 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
           vocabSize: cfg.vocabSize,
           ...rankOpts,
         },
-        state.stream,
+        st.stream,
       );
-      if (isRoot) truncateMetrics(join(stageDir, "metrics.jsonl"), step);
       log(
-        `resuming ${spec.dirName} from ${resumeFrom} at step ${step} (${formatTokens(stageTokens)} stage tokens)`,
+        state
+          ? `resuming ${spec.dirName} from ${dir} at step ${step} (${formatTokens(stageTokens)} stage tokens)`
+          : `continuing ${spec.dirName} from ${dir} (--from, a checkpoint of this stage) at step ${step} ` +
+              `(${formatTokens(stageTokens)} stage tokens; optimizer state, counters and data position carried over)`,
       );
     } else {
       let offsets: Record<string, number> = {};
@@ -377,6 +425,22 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
         ...rankOpts,
       });
     }
+    // Steps of the run before this stage's first (for "N steps in this stage").
+    const stageStartStep = cont
+      ? (cont.state.stageStartStep ??
+        cont.state.step -
+          Math.round(
+            cont.state.stageTokens / (cont.state.globalBatchSequences * cont.state.seqLen),
+          ))
+      : step;
+    const metricsPath = join(stageDir, "metrics.jsonl");
+    if (isRoot) {
+      // Records past the starting checkpoint belong to a continuation that was lost. A stage
+      // without a checkpoint of its own (a first start, or a crash before its first checkpoint)
+      // starts the file anew: appending would repeat the steps the crashed attempt logged.
+      if (resumeFrom) truncateMetrics(metricsPath, step);
+      else rmSync(metricsPath, { force: true });
+    }
     if (dist) {
       const unsharded = trainingBytes(
         cfg,
@@ -404,7 +468,6 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
       );
     }
 
-    const metricsPath = join(stageDir, "metrics.jsonl");
     const metrics = isRoot ? new MetricsWriter(metricsPath) : null;
     const validation = validationBatches(
       sources,
@@ -413,7 +476,13 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
       o.microBatch,
       o.evalBatches,
     );
-    if (!validation) log("no validation split in these shards: validation loss is not computed");
+    if (!validation) {
+      log(
+        o.evalBatches <= 0
+          ? "validation off (--eval-batches 0)"
+          : "no validation split in these shards: validation loss is not computed",
+      );
+    }
     const flopsPerToken = trainFlopsPerToken(cfg, o.seqLen);
     /** MFU of a whole-job token rate (null without a known peak: CPU). */
     const mfuOf = (rate: number) =>
@@ -424,6 +493,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
       model: cfg,
       stage: { stage: spec.stage, variant: spec.variant, dirName: spec.dirName, scale: o.scale },
       step,
+      stageStartStep,
       tokensSeen,
       stageTokens,
       stageBudget,
@@ -522,6 +592,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
       return r;
     };
     try {
+      o.onTrainingStart?.();
       if (!resumeFrom && stageTokens === 0) runValidation();
       while (stageTokens < stageBudget && !(dist ? agreedStop : interrupted)) {
         if (o.maxSteps !== null && stepsThisRun >= o.maxSteps) break;
@@ -608,13 +679,24 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
       if (stepsThisRun > 0 || !lastCheckpoint) lastCheckpoint = await save(complete);
       if (complete) {
         log(
-          `stage ${spec.dirName} complete: ${step} steps, ${formatTokens(tokensSeen)} tokens in the run, ${formatDuration(elapsed)} training time`,
+          `stage ${spec.dirName} complete: ${step - stageStartStep} step${step - stageStartStep === 1 ? "" : "s"} in this stage (step ${step} of the run), ` +
+            `${formatTokens(tokensSeen)} tokens in the run, ${formatDuration(elapsed)} training time`,
         );
         log(`next stage continues from ${lastCheckpoint}`);
         log(`blocks drawn per source: ${stream.report()}`);
       }
       if (interrupted)
         log(`stopped by ${interrupted}; rerun the same command to resume from ${lastCheckpoint}`);
+      if (profiler && o.profileStep && stepsThisRun < o.profileStep) {
+        log(
+          `note: no profile written: --profile-step ${o.profileStep} but this invocation trained ${stepsThisRun} step${stepsThisRun === 1 ? "" : "s"}` +
+            (o.maxSteps !== null && o.maxSteps < o.profileStep
+              ? ` (--max-steps ${o.maxSteps})`
+              : complete
+                ? " (the stage ended first)"
+                : ""),
+        );
+      }
       let plot: string | null = null;
       try {
         if (isRoot) plot = plotRun(runDir);
@@ -661,4 +743,100 @@ function offsetsAfterStage(s: TrainerState): Record<string, number> {
     out[current.source] = (out[current.source] ?? 0) + 1;
   }
   return out;
+}
+
+/**
+ * The lr schedule of this stage. A stage that continues a checkpoint of this project (a resume,
+ * the next stage of a recipe, or --from one) keeps the checkpoint's --lr-max / --lr-min, as it
+ * keeps --seed: changing them mid-run makes the learning rate jump, as it did in the original
+ * TinyLlama run when its min lr was corrected. Flags left out take the checkpoint's values;
+ * flags given with other values are refused unless --lr-override says the jump is wanted.
+ * Warmup and decay come from the stage and --scale (a changed --scale is warned about).
+ */
+function lrSchedule(
+  o: RunOptions,
+  spec: StageSpec,
+  prior: { dir: string; state: TrainerState | null } | null,
+  log: (line: string) => void,
+): CosineSchedule {
+  const requested: CosineSchedule = {
+    maxLr: o.maxLr,
+    minLr: o.minLr,
+    warmupTokens: spec.warmupTokens,
+    decayTokens: spec.decayTokens,
+  };
+  const was = prior?.state?.schedule;
+  if (!prior?.state || !was) {
+    if (o.lrOverride) log("note: --lr-override has no effect: no checkpoint schedule to override");
+    return requested;
+  }
+  const at = prior.state.tokensSeen;
+  const given = o.lrGiven ?? { maxLr: false, minLr: false };
+  const before: CosineSchedule = { ...requested, maxLr: was.maxLr, minLr: was.minLr };
+  const out: CosineSchedule = { ...before };
+  const kept: string[] = [];
+  const changed: string[] = [];
+  for (const [key, flag] of [
+    ["maxLr", "--lr-max"],
+    ["minLr", "--lr-min"],
+  ] as const) {
+    if (o[key] === was[key]) continue;
+    if (given[key]) {
+      out[key] = o[key];
+      changed.push(`${flag} ${o[key]} (the checkpoint's: ${was[key]})`);
+    } else kept.push(`${flag} ${was[key]}`);
+  }
+  if (kept.length > 0) {
+    log(`note: continuing the schedule of ${prior.dir}: ${kept.join(", ")} (not the defaults)`);
+  }
+  if (changed.length > 0) {
+    const jump =
+      `the learning rate jumps from ${learningRate(before, at).toExponential(3)} to ` +
+      `${learningRate(out, at).toExponential(3)} at ${formatTokens(at)} tokens`;
+    if (!o.lrOverride) {
+      throw new Error(
+        `${changed.join(" and ")} differ${changed.length === 1 ? "s" : ""} from the schedule ${prior.dir} was trained with: ` +
+          `${jump} (the lr jump of the original TinyLlama run). Leave the flag out to continue the checkpoint's ` +
+          "schedule, or add --lr-override to change it on purpose",
+      );
+    }
+    log(`warning: --lr-override: ${changed.join(" and ")}; ${jump}`);
+  }
+  return out;
+}
+
+/**
+ * Why a checkpoint that stopped part-way through a block cannot go on on several ranks, and
+ * how to get it to a block boundary. One process's steps need not end on a block boundary
+ * (e.g. 8 sequences of 128 tokens out of a block's 16); ranks read whole blocks in lockstep, so
+ * after such a position every later step would end mid-block on one rank and not on the
+ * others, which one data position per checkpoint cannot describe: continuing would skip or
+ * repeat data.
+ */
+function midBlockOnRanks(dir: string, s: TrainerState, worldSize: number): string {
+  const wpb = PAPER_SEQ_LEN / s.seqLen;
+  const w = s.stream.window;
+  const G = s.globalBatchSequences;
+  const multiplier = stageSpec(s.stage.stage as StageName, null).batchMultiplier;
+  const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+  // The checkpoint's own batch for as many steps as end on a block boundary; else one step of
+  // the smallest batch that does (every batch of a stage is a multiple of its multiplier, so
+  // one exists).
+  let how: string | null = null;
+  for (let k = 1; k <= wpb && !how; k++) {
+    if ((w + k * G) % wpb === 0) {
+      how = `--global-batch ${G / multiplier} --micro-batch ${s.microBatch} --max-steps ${k}`;
+    }
+  }
+  for (let b = 1; b <= wpb && !how; b++) {
+    if ((w + b * multiplier) % wpb === 0) {
+      how = `--global-batch ${b} --micro-batch ${gcd(b * multiplier, s.microBatch)} --max-steps 1`;
+    }
+  }
+  return (
+    `${dir} stopped ${w} of the ${wpb} sequences of ${s.seqLen} tokens into a 2049-token block (one process wrote it); ` +
+    `${worldSize} ranks read whole blocks in lockstep, so continuing there on ${worldSize} ranks would skip or repeat data. ` +
+    `First continue on one process (without --nproc-per-node)${how ? ` with ${how}` : ""} until a step ends on a block boundary, ` +
+    `then rerun on ${worldSize} ranks`
+  );
 }
