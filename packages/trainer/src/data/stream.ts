@@ -158,6 +158,15 @@ export class TokenStream {
     return out;
   }
 
+  /**
+   * Sources the schedule expects to get less than one block of the stage's first `blocks`
+   * global blocks, with their expectation: a stage that short may draw none of them.
+   */
+  underOneBlock(blocks: number): Record<string, number> {
+    const expected = this.sampler.expectedBlocks(blocks);
+    return Object.fromEntries(Object.entries(expected).filter(([, e]) => e > 0 && e < 1));
+  }
+
   /** Blocks drawn per source in this stage against the schedule's expectation (for the log). */
   report(): string {
     const real = this.sampler.realisedBlocks();

@@ -425,6 +425,18 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
         ...rankOpts,
       });
     }
+    // A stage scaled down to a few blocks (the bundled sample) can draw none of a minority
+    // source: the low-discrepancy sampler places a source with 0.4 expected blocks later than
+    // that. Said up front, so that "math-code" trained on no math is not a surprise.
+    const stageBlocks = stageBudget / PAPER_SEQ_LEN;
+    const scarce = Object.entries(stream.underOneBlock(stageBlocks));
+    if (scarce.length > 0 && !cont) {
+      log(
+        `note: this stage reads about ${stageBlocks.toPrecision(2)} blocks of ${PAPER_SEQ_LEN} tokens; the schedule gives ` +
+          `${scarce.map(([n, e]) => `${n} ${e.toFixed(1)}`).join(", ")} of them, so ` +
+          `${scarce.length === 1 ? "that source" : "those sources"} may get none (a larger --scale gives every source its share)`,
+      );
+    }
     // Steps of the run before this stage's first (for "N steps in this stage").
     const stageStartStep = cont
       ? (cont.state.stageStartStep ??
