@@ -4,7 +4,7 @@
 # to $OUT (or /tmp/kernels-gpu). Prepare on the dev machine first: bash tools/gpu/prepare.sh
 # Usage: bash tools/gpu/run.sh [--no-bench] [--no-memcheck] [--mma | --variants]
 # --mma: a quick loop for attention work instead of the full suite: the check and memcheck with
-# the default attention kernels (attention_mma.cu), their batch-1 dump against fp32 PyTorch, and
+# the mma attention kernels (TINYLLAMA_ATTENTION=mma, attention_mma.cu; cuDNN's is the default), their batch-1 dump against fp32 PyTorch, and
 # the attention benchmark of mma and wmma beside SDPA. TK_MMA_VARIANTS="name:VAR=value[:ops] ..."
 # adds variants selected by environment settings (VAR=value,VAR2=value2 for several), each with the check and memcheck; ops (a
 # kernels-bench --only filter, alternatives split by |, default attention) is what is timed: an attention variant (e.g.
