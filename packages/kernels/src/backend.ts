@@ -2,7 +2,7 @@
  * Builds a Backend over a loaded addon: tensor creation, arenas, and the op families, each in
  * its own file under ops/ (one per native kernel family).
  */
-import { Arena, type ArenaEntry, planArena } from "./arena.js";
+import { Arena, type ArenaEntry, checkArenaEntryLimits, planArena } from "./arena.js";
 import type { NativeAddon } from "./native.js";
 import { attentionOps } from "./ops/attention.js";
 import { elementwiseOps } from "./ops/elementwise.js";
@@ -42,9 +42,17 @@ export function createBackend(addon: NativeAddon, device: DeviceInfo): Backend {
       return t;
     },
     arena(entries: readonly ArenaEntry[]): Arena {
+      // Every entry is checked before anything is allocated; should a view still fail, the
+      // views made so far (Arena's constructor) and the base are disposed, not left to the GC.
       const layout = planArena(entries);
+      checkArenaEntryLimits(entries);
       const base = empty([Math.max(layout.bytes, 2) / 2], "u16");
-      return new Arena(base, entries, layout);
+      try {
+        return new Arena(base, entries, layout);
+      } catch (err) {
+        base.dispose();
+        throw err;
+      }
     },
     ...embeddingOps(addon),
     ...normOps(addon),

@@ -4,7 +4,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadBackend } from "./loader.js";
 import type { NativeAddon, NativeTensor } from "./native.js";
 import type { Tensor } from "./tensor.js";
-import { fuzzNative, fuzzPool, NATIVE_OPS, runZeroSizeCalls } from "./testing/fuzz.js";
+import {
+  fuzzNative,
+  fuzzPool,
+  NATIVE_OPS,
+  OVERFLOW_SHAPES,
+  runZeroSizeCalls,
+} from "./testing/fuzz.js";
 import { rng } from "./testing/util.js";
 import type { Backend } from "./types.js";
 
@@ -64,6 +70,15 @@ describe("native boundary fuzz", () => {
     expect(res.badThrows).toEqual([]);
     expect(res.threw).toBeGreaterThan(5000);
     expect(res.ran + res.threw).toBe(6000);
+  });
+
+  it("empty() and view() refuse shapes whose element count overflows int64", () => {
+    const t = k.zeros([4], "f32");
+    for (const s of OVERFLOW_SHAPES) {
+      expect(() => addon.empty(s, "bf16"), `empty([${s}])`).toThrow(/too many elements/);
+      expect(() => t.native.view(0, s, "bf16"), `view([${s}])`).toThrow(/too many elements/);
+    }
+    t.dispose();
   });
 
   it("zero-sized dimensions run as no-ops or throw, never crash", () => {

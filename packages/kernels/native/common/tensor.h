@@ -47,6 +47,7 @@ struct TensorDesc {
   int64_t dim(int i) const { return shape[i < 0 ? ndim + i : i]; }
   int64_t lastDim() const { return ndim == 0 ? 1 : shape[ndim - 1]; }
   // The product of the leading dims (not numel / lastDim: a zero-width row must not divide by 0).
+  // Cannot overflow: the binding admits only shapes whose non-zero dims multiply to <= 2^40.
   int64_t rows() const {
     int64_t r = 1;
     for (int i = 0; i + 1 < ndim; ++i) r *= shape[i];

@@ -23,13 +23,26 @@ constexpr int64_t kRowChunk = 64;
 int64_t rowGrain(int64_t cols) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(cols, 1)); }
 }  // namespace
 
-void embeddingForward(const TensorDesc& out, const TensorDesc& table, const TensorDesc& ids) {
-  const int32_t* id = ids.as<int32_t>();
-  int64_t V = table.shape[0], C = table.shape[1], N = ids.numel;
-  for (int64_t n = 0; n < N; ++n)
-    if (id[n] < 0 || id[n] >= V)
-      throw Error("ids[" + std::to_string(n) + "] = " + std::to_string(id[n]) + " is outside [0, " +
+namespace {
+// Reads every id once into a validated copy: the kernels index with the copy only, so ids that
+// change after the check (memory shared with an output) can never index outside the table.
+std::vector<int32_t> validIds(const TensorDesc& ids, int64_t V) {
+  const int32_t* src = ids.as<int32_t>();
+  std::vector<int32_t> id(static_cast<size_t>(ids.numel));
+  for (size_t n = 0; n < id.size(); ++n) {
+    int32_t v = src[n];
+    if (v < 0 || v >= V)
+      throw Error("ids[" + std::to_string(n) + "] = " + std::to_string(v) + " is outside [0, " +
                   std::to_string(V) + ")");
+    id[n] = v;
+  }
+  return id;
+}
+}  // namespace
+
+void embeddingForward(const TensorDesc& out, const TensorDesc& table, const TensorDesc& ids) {
+  int64_t C = table.shape[1], N = ids.numel;
+  const std::vector<int32_t> id = validIds(ids, table.shape[0]);
   size_t rowBytes = static_cast<size_t>(C) * dtypeSize(table.dtype);
   cpu::parallelFor(N, rowGrain(C), [&](int64_t b, int64_t e) {
     for (int64_t n = b; n < e; ++n)
@@ -39,12 +52,8 @@ void embeddingForward(const TensorDesc& out, const TensorDesc& table, const Tens
 }
 
 void embeddingBackward(const TensorDesc& dTable, const TensorDesc& dOut, const TensorDesc& ids) {
-  const int32_t* id = ids.as<int32_t>();
-  int64_t V = dTable.shape[0], C = dTable.shape[1], N = ids.numel;
-  for (int64_t n = 0; n < N; ++n)
-    if (id[n] < 0 || id[n] >= V)
-      throw Error("ids[" + std::to_string(n) + "] = " + std::to_string(id[n]) + " is outside [0, " +
-                  std::to_string(V) + ")");
+  int64_t C = dTable.shape[1], N = ids.numel;
+  const std::vector<int32_t> id = validIds(ids, dTable.shape[0]);
   float* dt = dTable.as<float>();
   cpu::dispatchFloat(dOut.dtype, [&](auto tag) {
     using T = decltype(tag);

@@ -4,8 +4,10 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
+#include <exception>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace tk::cpu {
@@ -28,6 +30,10 @@ class Pool {
   int size() const { return n_; }
 
   // Runs body(chunkIndex) for chunk in [0, chunks) on all threads; returns when all are done.
+  // A chunk that throws (std::bad_alloc from a kernel's scratch vector, a tk::Error) stops the
+  // hand-out of further chunks; run() still waits for every thread to leave the body (the
+  // caller's frame, and `body` with it, must outlive them) and then rethrows the first
+  // exception on the calling thread, where the binding turns it into a JavaScript error.
   void run(int64_t chunks, const std::function<void(int64_t)>& body) {
     std::unique_lock<std::mutex> runLock(runMu_);  // one parallel region at a time
     {
@@ -35,22 +41,36 @@ class Pool {
       body_ = &body;
       chunks_ = chunks;
       next_.store(0);
+      error_ = nullptr;
       pending_ = static_cast<int>(workers_.size());
       ++generation_;
     }
     cv_.notify_all();
-    work();
-    std::unique_lock<std::mutex> lk(mu_);
-    done_.wait(lk, [this] { return pending_ == 0; });
-    body_ = nullptr;
+    work();  // never throws
+    std::exception_ptr error;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      done_.wait(lk, [this] { return pending_ == 0; });
+      body_ = nullptr;
+      error = std::exchange(error_, nullptr);
+    }
+    if (error) std::rethrow_exception(error);
   }
 
  private:
-  void work() {
+  void work() noexcept {
     for (;;) {
       int64_t c = next_.fetch_add(1);
       if (c >= chunks_) break;
-      (*body_)(c);
+      try {
+        (*body_)(c);
+      } catch (...) {
+        {
+          std::lock_guard<std::mutex> lk(mu_);
+          if (!error_) error_ = std::current_exception();
+        }
+        next_.store(chunks_);  // the remaining chunks are skipped
+      }
     }
   }
   void loop() {
@@ -80,6 +100,7 @@ class Pool {
   int64_t chunks_ = 0;
   std::atomic<int64_t> next_{0};
   int pending_ = 0;
+  std::exception_ptr error_;  // the first exception of this region (guarded by mu_)
 };
 
 Pool& pool() {

@@ -14,7 +14,9 @@ int threadCount();
 const char* simdKernels();
 // simdKernels() == "avx2+fma", decided once.
 bool avx2Kernels();
-// Calls fn(begin, end) for consecutive chunks of at most `grain` items, on all threads.
+// Calls fn(begin, end) for consecutive chunks of at most `grain` items, on all threads. If fn
+// throws, the chunks not yet started are skipped, and parallelFor rethrows the first exception
+// on the calling thread once no thread runs fn any more (a worker thread never terminates).
 void parallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
 }  // namespace tk::cpu

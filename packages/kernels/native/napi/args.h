@@ -4,6 +4,7 @@
 #pragma once
 #include <napi.h>
 
+#include <cmath>
 #include <initializer_list>
 #include <sstream>
 #include <string>
@@ -49,14 +50,15 @@ class Args {
     rangeError(env_, std::string(op_) + ": " + msg);
   }
 
-  TensorHandle* handle(size_t i, const char* name) const {
-    Napi::Value v = info_[i];
-    auto* data = env_.GetInstanceData<AddonData>();
-    if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(data->tensorCtor.Value())) {
-      fail(std::string(name) + " must be a Tensor");
-    }
+  // No user JavaScript runs here (a type-tag check, not instanceof), so a handle checked for
+  // disposal stays valid while the remaining arguments are read: reading numbers and booleans
+  // runs no JavaScript either. Values that can run user code (array elements, shapes) are read
+  // before any handle is resolved (see sumSquares).
+  TensorHandle* handle(size_t i, const char* name) const { return handleOf(info_[i], name); }
+  TensorHandle* handleOf(const Napi::Value& v, const std::string& name) const {
+    if (!isTensorObject(v)) fail(name + " must be a Tensor");
     auto* h = Napi::ObjectWrap<TensorHandle>::Unwrap(v.As<Napi::Object>());
-    if (h->disposed()) fail(std::string(name) + " was disposed");
+    if (h->disposed()) fail(name + " was disposed");
     return h;
   }
   TensorDesc tensor(size_t i, const char* name) const { return handle(i, name)->desc(); }
@@ -68,12 +70,15 @@ class Args {
     if (!(d == d) || d == 1.0 / 0.0 || d == -1.0 / 0.0) fail(std::string(name) + " must be finite");
     return d;
   }
+  // lo and hi must be exact doubles (|x| <= 2^53). The range is checked on the double before
+  // the cast: casting an out-of-range double (1e300) to int64_t is undefined behaviour.
   int64_t integer(size_t i, const char* name, int64_t lo, int64_t hi) const {
     double d = number(i, name);
-    if (d != static_cast<double>(static_cast<int64_t>(d)) || d < static_cast<double>(lo) ||
-        d > static_cast<double>(hi)) {
+    if (!(d >= static_cast<double>(lo) && d <= static_cast<double>(hi)) || d != std::floor(d)) {
+      std::ostringstream got;
+      got << d;
       failRange(std::string(name) + " must be an integer in [" + std::to_string(lo) + ", " +
-                std::to_string(hi) + "], got " + std::to_string(d));
+                std::to_string(hi) + "], got " + got.str());
     }
     return static_cast<int64_t>(d);
   }

@@ -13,9 +13,6 @@
 
 namespace tk {
 
-bool readShape(const Napi::Value& v, int* ndim, int64_t* shape, int64_t* numel, std::string* err);
-bool parseDTypeValue(const Napi::Value& v, DType* out);
-
 namespace {
 
 constexpr int64_t kMaxInt = int64_t{1} << 40;
@@ -121,6 +118,8 @@ Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
     a.fail("dOut " + shapeString(dOut) + " must be [N, C] with N = ids.numel and C = " +
            std::to_string(C));
   a.noOverlap(dTable, "dTable", dOut, "dOut");
+  // The kernels validate ids before writing dTable; writes into ids would change them after.
+  a.noOverlap(dTable, "dTable", ids, "ids");
   return guarded(info, a.op(), [&]() -> Napi::Value {
     backend::embeddingBackward(dTable, dOut, ids);
     return info.Env().Undefined();
@@ -156,6 +155,7 @@ Napi::Value RmsnormForward(const Napi::CallbackInfo& info) {
   a.noOverlap(out, "out", weight, "weight");
   a.noOverlap(rstd, "rstd", x, "x");
   a.noOverlap(rstd, "rstd", out, "out");
+  a.noOverlap(rstd, "rstd", weight, "weight");
   return guarded(info, a.op(), [&]() -> Napi::Value {
     backend::rmsnormForward(out, rstd, x, weight, eps);
     return info.Env().Undefined();
@@ -180,6 +180,13 @@ Napi::Value ResidualRmsnormForward(const Napi::CallbackInfo& info) {
   a.exactOrNoOverlap(out, "out", residual, "residual");
   a.noOverlap(rstd, "rstd", out, "out");
   a.noOverlap(rstd, "rstd", residualOut, "residualOut");
+  // weight is read by every row and rstd is written per row: neither may share memory with
+  // another row's input or output.
+  a.noOverlap(residualOut, "residualOut", weight, "weight");
+  a.noOverlap(out, "out", weight, "weight");
+  a.noOverlap(rstd, "rstd", x, "x");
+  a.noOverlap(rstd, "rstd", residual, "residual");
+  a.noOverlap(rstd, "rstd", weight, "weight");
   return guarded(info, a.op(), [&]() -> Napi::Value {
     backend::residualRmsnormForward(residualOut, out, rstd, x, residual, weight, eps);
     return info.Env().Undefined();
@@ -199,7 +206,14 @@ Napi::Value RmsnormBackward(const Napi::CallbackInfo& info) {
   a.sameShape(dWeight, "dWeight", weight, "weight");
   a.noOverlap(dx, "dx", dOut, "dOut");
   a.noOverlap(dx, "dx", x, "x");
+  a.noOverlap(dx, "dx", weight, "weight");
+  a.noOverlap(dx, "dx", rstd, "rstd");
+  // dWeight sums over all rows: it may share memory with nothing the rows read.
   a.noOverlap(dWeight, "dWeight", dx, "dx");
+  a.noOverlap(dWeight, "dWeight", dOut, "dOut");
+  a.noOverlap(dWeight, "dWeight", x, "x");
+  a.noOverlap(dWeight, "dWeight", weight, "weight");
+  a.noOverlap(dWeight, "dWeight", rstd, "rstd");
   return guarded(info, a.op(), [&]() -> Napi::Value {
     backend::rmsnormBackward(dx, dWeight, dOut, x, weight, rstd);
     return info.Env().Undefined();
@@ -501,16 +515,17 @@ Napi::Value SumSquares(const Napi::CallbackInfo& info) {
   Args a(info, "sumSquares", 1);
   if (!info[0].IsArray()) a.fail("expected an array of tensors");
   auto arr = info[0].As<Napi::Array>();
+  // Reading the elements may run user JavaScript (getters) that disposes a tensor: read them
+  // all first, then resolve the handles, so no pointer is taken before user code has run.
+  uint32_t n = arr.Length();
+  std::vector<Napi::Value> values;
+  values.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) values.push_back(arr.Get(i));
   std::vector<TensorDesc> ts;
-  auto* data = info.Env().GetInstanceData<AddonData>();
-  for (uint32_t i = 0; i < arr.Length(); ++i) {
-    Napi::Value v = arr.Get(i);
+  ts.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) {
     std::string name = "tensors[" + std::to_string(i) + "]";
-    if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(data->tensorCtor.Value()))
-      a.fail(name + " must be a Tensor");
-    auto* h = Napi::ObjectWrap<TensorHandle>::Unwrap(v.As<Napi::Object>());
-    if (h->disposed()) a.fail(name + " was disposed");
-    ts.push_back(h->desc());
+    ts.push_back(a.handleOf(values[i], name)->desc());
     a.dtypeIn(ts.back(), name.c_str(), kFloat);
   }
   return guarded(info, a.op(), [&]() -> Napi::Value {

@@ -1,5 +1,8 @@
 #include "tensor_handle.h"
 
+#include <cmath>
+#include <cstdint>
+#include <sstream>
 #include <vector>
 
 #include "args.h"
@@ -29,6 +32,13 @@ Storage::~Storage() {
 namespace {
 // Handles are only created by native code; JavaScript `new` without this token is refused.
 int kConstructToken = 0;
+}  // namespace
+
+// upper: "tkTensor" in ASCII; lower: an address in this copy of the library (see the header).
+const napi_type_tag kTensorTypeTag = {
+    0x746b54656e736f72ULL, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(&kConstructToken))};
+
+namespace {
 
 bool parseDType(const std::string& s, DType* out) {
   if (s == "f32") *out = DType::F32;
@@ -71,8 +81,12 @@ void TensorHandle::release() {
 Napi::Object TensorHandle::Create(Napi::Env env, const Napi::FunctionReference& ctor,
                                   std::shared_ptr<Storage> storage, size_t byteOffset,
                                   DType dtype, int ndim, const int64_t* shape) {
+  // A handle without storage would count as live forever (release() only counts handles that
+  // hold storage); callers re-check disposal after reading JavaScript values, so this is a bug.
+  if (!storage) throw Napi::Error::New(env, "internal error: tensor handle without storage");
   Napi::Object obj =
       ctor.New({Napi::External<int>::New(env, &kConstructToken)});
+  obj.TypeTag(&kTensorTypeTag);
   auto* h = Unwrap(obj);
   h->storage_ = std::move(storage);
   h->byteOffset_ = byteOffset;
@@ -106,37 +120,52 @@ Napi::Value TensorHandle::IsDisposed(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), disposed());
 }
 
-// Parses a JS array of dimension sizes; shared with the binding's empty().
+// Parses a JS array of dimension sizes; shared with the binding's empty(). Every dim is range-
+// checked as a double before the cast, and the running product of the non-zero dims is checked
+// before each multiply, so [2^32, 2^32] or [2^39, 2^24] are refused instead of wrapping to a
+// small (or negative) numel, and [2^40, 0, 2^40] is refused too: its numel is 0 but rows() and
+// the kernels' partial products would overflow.
 bool readShape(const Napi::Value& v, int* ndim, int64_t* shape, int64_t* numel, std::string* err) {
   if (!v.IsArray()) {
     *err = "shape must be an array of non-negative integers";
     return false;
   }
   auto arr = v.As<Napi::Array>();
-  if (arr.Length() > static_cast<uint32_t>(kMaxDims)) {
+  uint32_t n = arr.Length();
+  if (n > static_cast<uint32_t>(kMaxDims)) {
     *err = "shape has more than " + std::to_string(kMaxDims) + " dimensions";
     return false;
   }
-  *ndim = static_cast<int>(arr.Length());
-  *numel = 1;
-  for (uint32_t i = 0; i < arr.Length(); ++i) {
-    Napi::Value e = arr.Get(i);
+  *ndim = static_cast<int>(n);
+  int64_t nonzero = 1;
+  bool zero = false;
+  for (uint32_t i = 0; i < n; ++i) {
+    Napi::Value e = arr.Get(i);  // may run a getter
     if (!e.IsNumber()) {
       *err = "shape must be an array of non-negative integers";
       return false;
     }
     double d = e.As<Napi::Number>().DoubleValue();
-    if (!(d >= 0) || d != static_cast<double>(static_cast<int64_t>(d)) || d > 1e12) {
+    if (!(d >= 0) || d != std::floor(d)) {  // NaN, negative, fractional; +Inf fails below
       *err = "shape must be an array of non-negative integers";
       return false;
     }
-    shape[i] = static_cast<int64_t>(d);
-    *numel *= shape[i];
-    if (*numel > (int64_t{1} << 40)) {
-      *err = "shape has too many elements";
+    if (d > static_cast<double>(kMaxElements)) {
+      *err = "shape has too many elements (a dimension exceeds 2^40)";
       return false;
     }
+    int64_t dim = static_cast<int64_t>(d);
+    shape[i] = dim;
+    if (dim == 0) {
+      zero = true;
+    } else if (nonzero > kMaxElements / dim) {
+      *err = "shape has too many elements (the product of its dimensions exceeds 2^40)";
+      return false;
+    } else {
+      nonzero *= dim;
+    }
   }
+  *numel = zero ? 0 : nonzero;
   return true;
 }
 
@@ -151,6 +180,9 @@ Napi::Value TensorHandle::View(const Napi::CallbackInfo& info) {
   if (info.Length() < 3) throw Napi::TypeError::New(env, "view: expected (byteOffset, shape, dtype)");
   if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "view: byteOffset must be a number");
   double off = info[0].As<Napi::Number>().DoubleValue();
+  // readShape may run user JavaScript (a getter on the shape array) that disposes this handle:
+  // the local reference keeps the storage alive meanwhile, and disposal is checked again after.
+  std::shared_ptr<Storage> storage = storage_;
   int ndim;
   int64_t shape[kMaxDims], numel;
   std::string err;
@@ -158,11 +190,20 @@ Napi::Value TensorHandle::View(const Napi::CallbackInfo& info) {
   DType dt;
   if (!parseDTypeValue(info[2], &dt))
     throw Napi::TypeError::New(env, "view: dtype must be one of f32, bf16, i32, u16");
-  if (!(off >= 0) || off != static_cast<double>(static_cast<int64_t>(off)))
+  if (disposed())
+    throw Napi::TypeError::New(env, "view: tensor was disposed while the arguments were read");
+  // Range-checked as a double before the cast (a cast of 1e300 to an integer is undefined).
+  if (!(off >= 0) || off != std::floor(off))
     throw Napi::RangeError::New(env, "view: byteOffset must be a non-negative integer");
+  if (off > static_cast<double>(bytes())) {
+    std::ostringstream msg;
+    msg << "view: byteOffset " << off << " is outside the tensor's " << bytes() << " bytes";
+    throw Napi::RangeError::New(env, msg.str());
+  }
   auto byteOff = static_cast<size_t>(off);
   if (byteOff % dtypeSize(dt) != 0)
     throw Napi::RangeError::New(env, "view: byteOffset must be a multiple of the dtype size");
+  // numel <= 2^40 and byteOff <= bytes() <= 2^42: no overflow below.
   size_t need = static_cast<size_t>(numel) * dtypeSize(dt);
   if (byteOff + need > bytes())
     throw Napi::RangeError::New(env, "view: [" + std::to_string(byteOff) + ", " +
@@ -170,7 +211,7 @@ Napi::Value TensorHandle::View(const Napi::CallbackInfo& info) {
                                          ") is outside the tensor's " + std::to_string(bytes()) +
                                          " bytes");
   auto* data = env.GetInstanceData<AddonData>();
-  return Create(env, data->tensorCtor, storage_, byteOffset_ + byteOff, dt, ndim, shape);
+  return Create(env, data->tensorCtor, std::move(storage), byteOffset_ + byteOff, dt, ndim, shape);
 }
 
 // toHost(typedArray): f32/bf16 -> Float32Array (bf16 also raw into Uint16Array),

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <memory>
+#include <string>
 
 #include "../common/backend.h"
 
@@ -20,6 +21,25 @@ struct Counters {
   std::atomic<int64_t> allocations{0};
 };
 Counters& counters();
+
+// Limits of a shape read at the boundary (readShape): the product of the non-zero dims, and so
+// numel, rows() and every other partial product of one tensor's dims, stays <= kMaxElements
+// (2^40; 4 TiB of f32), so no size or index computed from a checked shape can overflow int64.
+constexpr int64_t kMaxElements = int64_t{1} << 40;
+
+// Parses a JS array of dimension sizes (empty() and view()). May run user JavaScript (array
+// getters): call it before taking raw pointers out of any handle.
+bool readShape(const Napi::Value& v, int* ndim, int64_t* shape, int64_t* numel, std::string* err);
+bool parseDTypeValue(const Napi::Value& v, DType* out);
+
+// Every NativeTensor object carries this type tag (napi_type_tag_object), set when native code
+// creates it. Checking the tag runs no JavaScript, unlike instanceof (Symbol.hasInstance on the
+// constructor, which user code can redefine). Part of the tag is an address inside this loaded
+// library, so handles of another addon (the CUDA one, or a second copy) are refused.
+extern const napi_type_tag kTensorTypeTag;
+inline bool isTensorObject(const Napi::Value& v) {
+  return v.IsObject() && v.As<Napi::Object>().CheckTypeTag(&kTensorTypeTag);
+}
 
 struct Storage {
   void* ptr = nullptr;

@@ -33,9 +33,27 @@ export const NATIVE_OPS: ReadonlyArray<readonly [keyof NativeAddon, number]> = [
   ["synchronize", 0],
 ];
 
+/**
+ * Shapes whose element count overflows int64 (or whose non-zero dims do, behind a zero) when
+ * multiplied naively: [2^32, 2^32] wrapped to 0 elements and [2^39, 2^24] to -2^63, so empty()
+ * allocated 16 bytes, view() passed its bound check and the kernels indexed with the real dims.
+ * empty() and view() must refuse every one.
+ */
+export const OVERFLOW_SHAPES: ReadonlyArray<readonly number[]> = [
+  [2 ** 32, 2 ** 32],
+  [2 ** 39, 2 ** 24],
+  [1, 1, 2 ** 39, 2 ** 24],
+  [2 ** 31, 2 ** 32],
+  [1e12, 1e12],
+  [2 ** 20, 2 ** 20, 2 ** 20, 2 ** 20],
+  [2 ** 40, 0, 2 ** 40],
+  [2 ** 40 + 1],
+];
+
 /** Values to draw arguments from: garbage of every JS type plus small tensors of each dtype. */
 export function fuzzPool(tensors: readonly NativeTensor[]): unknown[] {
   return [
+    ...OVERFLOW_SHAPES.map((s) => [...s]),
     undefined,
     null,
     0,
@@ -83,22 +101,38 @@ export function fuzzNative(
   seed = 12345,
 ): FuzzResult {
   const r = rng(seed);
-  const pickArg = () => pool[Math.floor(r() * pool.length)];
+  // Tensors the fuzz itself creates (empty() with a pool shape) join the pool, so a shape that
+  // empty() wrongly accepts meets the kernels; they are disposed at the end.
+  const values = [...pool];
+  const created: NativeTensor[] = [];
+  const pickArg = () => values[Math.floor(r() * values.length)];
   const result: FuzzResult = { threw: 0, ran: 0, badThrows: [] };
-  for (let i = 0; i < calls; i++) {
-    const [op, arity] = NATIVE_OPS[i % NATIVE_OPS.length]!;
-    const n = Math.max(0, arity + Math.floor(r() * 3) - 1);
-    const args = Array.from({ length: n }, pickArg);
-    if (op === "sumSquares" && r() < 0.5) args[0] = Array.from({ length: 3 }, pickArg);
-    try {
-      const out = (addon[op] as (...a: unknown[]) => unknown)(...args);
-      if (out && typeof out === "object" && "dispose" in out) (out as NativeTensor).dispose();
-      result.ran++;
-    } catch (e) {
-      result.threw++;
-      if (!(e instanceof Error) || e.message.length < 5)
-        result.badThrows.push(`${op}: ${String(e)}`);
+  try {
+    for (let i = 0; i < calls; i++) {
+      const [op, arity] = NATIVE_OPS[i % NATIVE_OPS.length]!;
+      const n = Math.max(0, arity + Math.floor(r() * 3) - 1);
+      const args = Array.from({ length: n }, pickArg);
+      if (op === "sumSquares" && r() < 0.5) args[0] = Array.from({ length: 3 }, pickArg);
+      try {
+        const out = (addon[op] as (...a: unknown[]) => unknown)(...args);
+        if (out && typeof out === "object" && "dispose" in out) {
+          const t = out as NativeTensor;
+          if (created.length < 64) {
+            created.push(t);
+            values.push(t);
+          } else {
+            t.dispose();
+          }
+        }
+        result.ran++;
+      } catch (e) {
+        result.threw++;
+        if (!(e instanceof Error) || e.message.length < 5)
+          result.badThrows.push(`${op}: ${String(e)}`);
+      }
     }
+  } finally {
+    for (const t of created) t.dispose();
   }
   return result;
 }

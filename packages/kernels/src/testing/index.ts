@@ -12,5 +12,5 @@ export {
   tolFor,
 } from "./cross-backend.js";
 export { dot, fdGrad, pick, sampleCoords } from "./fd.js";
-export { type FuzzResult, fuzzNative, fuzzPool, NATIVE_OPS } from "./fuzz.js";
+export { type FuzzResult, fuzzNative, fuzzPool, NATIVE_OPS, OVERFLOW_SHAPES } from "./fuzz.js";
 export { poison, poisoned, randInts, randn, relErr, rng, Scope } from "./util.js";
