@@ -19,10 +19,19 @@ export interface RecordLocation {
   row?: number;
   /** Byte offset (in the decompressed stream for .zst) where the problem starts. */
   offset?: number;
+  /** .zst only: the byte offset in the compressed file where the problem was found. */
+  compressedOffset?: number;
 }
 
 export interface BadRecord extends RecordLocation {
   reason: string;
+  /**
+   * Parquet rows this one report stands for: an unreadable row group or page loses all its
+   * rows (known from the metadata), which a count of one bad record would hide.
+   */
+  rowsLost?: number;
+  /** Input bytes that could not be read at all (the rest of a corrupt or truncated .zst file). */
+  bytesUnreadable?: number;
 }
 
 /**
@@ -33,6 +42,10 @@ export class BadRecordLog {
   readonly strict: boolean;
   readonly entries: BadRecord[] = [];
   count = 0;
+  /** Sum of the reports' `rowsLost`: parquet rows in unreadable row groups or pages. */
+  rowsLost = 0;
+  /** Sum of the reports' `bytesUnreadable`: input bytes after damage that nothing read. */
+  bytesUnreadable = 0;
   /** How many entries are kept verbatim (the count is always exact). */
   readonly keep: number;
 
@@ -44,6 +57,8 @@ export class BadRecordLog {
   report(bad: BadRecord): void {
     if (this.strict) throw new BadRecordError(bad);
     this.count++;
+    this.rowsLost += bad.rowsLost ?? 0;
+    this.bytesUnreadable += bad.bytesUnreadable ?? 0;
     if (this.entries.length < this.keep) this.entries.push(bad);
   }
 }
@@ -53,6 +68,7 @@ export function formatLocation(l: RecordLocation): string {
   if (l.line !== undefined) parts.push(`line ${l.line}`);
   if (l.row !== undefined) parts.push(`row ${l.row}`);
   if (l.offset !== undefined) parts.push(`byte ${l.offset}`);
+  if (l.compressedOffset !== undefined) parts.push(`compressed byte ${l.compressedOffset}`);
   return parts.join(":");
 }
 

@@ -137,7 +137,10 @@ async function main(): Promise<number> {
   console.log(`\n${summary.table}`);
   console.log(
     `\nshards: ${config.output}/<source>/manifest.json  stats: ${summary.statsFile}  ` +
-      `bad records: ${summary.badRecords}${summary.badRecords ? " (listed per task in stats.json)" : ""}  wall ${wall.toFixed(1)} s`,
+      `bad records: ${summary.badRecords}${summary.badRecords ? " (listed per task in stats.json)" : ""}` +
+      (summary.rowsLost ? `  parquet rows lost: ${summary.rowsLost}` : "") +
+      (summary.bytesUnreadable ? `  unreadable input bytes: ${summary.bytesUnreadable}` : "") +
+      `  wall ${wall.toFixed(1)} s`,
   );
   return 0;
 }

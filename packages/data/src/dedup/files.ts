@@ -11,12 +11,75 @@
  * have a duplicate, in typed arrays (cluster.ts).
  */
 import { closeSync, openSync, readSync } from "node:fs";
-import { mkdir, rename, writeFile } from "node:fs/promises";
-import { dirname } from "node:path";
+import { mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
+import { dirname, join } from "node:path";
+
+let host: string | undefined;
+/**
+ * The suffix of every temporary file the pipeline writes (renamed into place when complete):
+ * `.tmp-<pid>@<host>`, so a later sweep can tell an orphan of a killed writer (same host, pid
+ * gone) from the live file of a duplicate run of the same task (Slurm can requeue a task whose
+ * node stopped answering while it still runs there).
+ */
+export function tempSuffix(): string {
+  host ??= hostname().replace(/[^A-Za-z0-9._-]/g, "_");
+  return `.tmp-${process.pid}@${host}`;
+}
+
+/** A temp file name: [whole, name it becomes, pid, host (absent in names of older versions)]. */
+const TEMP_NAME = /^(.*)\.tmp-(\d+)(?:@([A-Za-z0-9._-]*))?$/;
+
+/** The final name of temp file `name`, or undefined if `name` is not one. */
+export function tempTarget(name: string): string | undefined {
+  return TEMP_NAME.exec(name)?.[1];
+}
+
+/**
+ * Whether the writer of temp file `name` is certainly gone: it ran on this host and its pid
+ * is not a live process (or is this process, which writes no temp of a task it is starting).
+ * A temp from another host is never judged here: its writer may still be running there.
+ */
+export function tempWriterGone(name: string): boolean {
+  const m = TEMP_NAME.exec(name);
+  if (!m) return false;
+  tempSuffix(); // sets `host`
+  if (m[3] !== undefined && m[3] !== host) return false;
+  const pid = Number(m[2]);
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return false; // alive (possibly reused by another process: then its temp is kept too)
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "ESRCH";
+  }
+}
+
+/**
+ * Deletes the temp files in `dir` whose final name `belongs`: all of them (`all`, when every
+ * task that could write them has finished), or only those whose writer is gone. Returns how
+ * many it deleted. A missing directory has none.
+ */
+export async function sweepTemps(
+  dir: string,
+  belongs: (target: string) => boolean,
+  all: boolean,
+): Promise<number> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  let n = 0;
+  for (const name of names) {
+    const target = tempTarget(name);
+    if (target === undefined || !belongs(target)) continue;
+    if (!all && !tempWriterGone(name)) continue;
+    await rm(join(dir, name), { force: true, recursive: true });
+    n++;
+  }
+  return n;
+}
 
 export async function writeAtomic(path: string, data: Uint8Array | string): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
+  const tmp = `${path}${tempSuffix()}`;
   await writeFile(tmp, data);
   await rename(tmp, path);
 }

@@ -20,7 +20,7 @@
  */
 import { closeSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { RecordReader } from "./files.js";
+import { RecordReader, tempSuffix } from "./files.js";
 
 /** Sources merged at once by default: 512 descriptors and about 32 MiB of read windows. */
 export const DEFAULT_MAX_OPEN_FILES = 512;
@@ -197,7 +197,7 @@ export async function mergeBand(
     }
     inputs = next;
   }
-  const tmp = `${outPath}.tmp-${process.pid}`;
+  const tmp = `${outPath}${tempSuffix()}`;
   const out = new QuadWriter(tmp);
   let headHi = 0;
   let headLo = 0;

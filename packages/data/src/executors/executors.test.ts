@@ -4,12 +4,13 @@
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sampleDir } from "../pipeline/config.js";
+import type { Plan } from "../pipeline/plan.js";
 
 const dist = fileURLToPath(new URL("../../dist/cli/", import.meta.url));
 const prepareJs = join(dist, "prepare.js");
@@ -162,8 +163,8 @@ describe("slurm executor", () => {
       "finalize.sbatch",
     ]);
     const submit = await readFile(join(slurmDir, "submit.sh"), "utf8");
-    expect(submit).toMatch(/sbatch --parsable "\$\{dep\[@\]\}"/);
-    expect(submit).toMatch(/--dependency=afterok:/);
+    expect(submit).toMatch(/sbatch --parsable \$dep '/);
+    expect(submit).toMatch(/--dependency=afterok:\$id --kill-on-invalid-dep=yes/);
     for (const s of scripts) {
       const text = await readFile(join(slurmDir, s), "utf8");
       const array = /#SBATCH --array=0-(\d+)/.exec(text);
@@ -214,6 +215,103 @@ describe("slurm executor", () => {
       },
     );
     expect(r.status, r.stderr).toBe(0);
+  });
+
+  it("submit.sh needs no bash >= 4.4 (runs under dash), chains afterok with --kill-on-invalid-dep, and refuses a second chain", async () => {
+    const { writeSlurmScripts } = await import("./slurm.js");
+    const work = join(dir, "slurm-submit");
+    const stages = [
+      { name: "signatures", tasks: 3 },
+      { name: "buckets", tasks: 2 },
+      { name: "cluster", tasks: 1 },
+    ];
+    const s = await writeSlurmScripts({ workDir: work, stages } as unknown as Plan);
+    const text = await readFile(s.submit, "utf8");
+    // `"${dep[@]}"` of an empty array under `set -u` aborts on bash 4.2 (RHEL/CentOS 7):
+    // no arrays at all, so dash, which has none, runs it as well as bash does
+    expect(text).not.toMatch(/\[@\]/);
+    const bin = join(dir, "slurm-bin");
+    await mkdir(bin, { recursive: true });
+    const log = join(dir, "sbatch.log");
+    // stub sbatch: logs its arguments, answers "<id>;<cluster>" as --parsable does
+    await writeFile(
+      join(bin, "sbatch"),
+      `#!/bin/sh\nn=$(($(wc -l < ${JSON.stringify(log)} 2>/dev/null || echo 0) + 101))\necho "$*" >> ${JSON.stringify(log)}\necho "$n;cluster"\n`,
+      { mode: 0o755 },
+    );
+    // stub squeue: reports the listed jobs as queued while $QUEUED is set
+    await writeFile(join(bin, "squeue"), `#!/bin/sh\n[ -n "\${QUEUED:-}" ] && echo 101\nexit 0\n`, {
+      mode: 0o755,
+    });
+    const env = { ...process.env, PATH: `${bin}:${process.env.PATH}` };
+    for (const shell of ["bash", "dash"]) {
+      await rm(log, { force: true });
+      await rm(join(s.dir, "jobs"), { force: true });
+      const r = spawnSync(shell, [s.submit], { env, encoding: "utf8" });
+      expect(r.status, `${shell}: ${r.stderr}`).toBe(0);
+      expect(r.stdout).toBe(
+        "signatures: job 101 (3 tasks)\nbuckets: job 102 (2 tasks)\ncluster: job 103 (1 tasks)\n",
+      );
+      expect((await readFile(log, "utf8")).split("\n").filter(Boolean)).toEqual([
+        `--parsable ${s.stages[0]?.script}`,
+        `--parsable --dependency=afterok:101 --kill-on-invalid-dep=yes ${s.stages[1]?.script}`,
+        `--parsable --dependency=afterok:102 --kill-on-invalid-dep=yes ${s.stages[2]?.script}`,
+      ]);
+    }
+    // resubmitting while the first chain is queued would run every task twice at once
+    const again = spawnSync("bash", [s.submit], {
+      env: { ...env, QUEUED: "1" },
+      encoding: "utf8",
+    });
+    expect(again.status).toBe(1);
+    expect(again.stderr).toMatch(
+      /jobs of an earlier submit are still queued or running: 101 102 103/,
+    );
+    // once it has finished or been cancelled, resubmitting resumes (markers skip done tasks)
+    expect(spawnSync("bash", [s.submit], { env, encoding: "utf8" }).status).toBe(0);
+  });
+
+  it("takes per-stage sbatch resources over the run-wide ones", async () => {
+    const { writeSlurmScripts } = await import("./slurm.js");
+    const stages = [
+      { name: "signatures", tasks: 3 },
+      { name: "cluster", tasks: 1 },
+      { name: "pack", tasks: 3 },
+    ];
+    const s = await writeSlurmScripts(
+      { workDir: join(dir, "slurm-stages"), stages } as unknown as Plan,
+      {
+        partition: "cpu",
+        memPerCpu: "4G",
+        time: "04:00:00",
+        stages: {
+          cluster: { memPerCpu: "64G", time: "12:00:00", partition: "bigmem" },
+          pack: { cpusPerTask: 2 },
+        },
+      },
+    );
+    const sbatch = async (stage: string) =>
+      (await readFile(s.stages.find((x) => x.stage === stage)?.script as string, "utf8"))
+        .split("\n")
+        .filter((l) => /^#SBATCH --(mem-per-cpu|time|cpus-per-task|partition)=/.test(l));
+    expect(await sbatch("signatures")).toEqual([
+      "#SBATCH --cpus-per-task=1",
+      "#SBATCH --partition=cpu",
+      "#SBATCH --time=04:00:00",
+      "#SBATCH --mem-per-cpu=4G",
+    ]);
+    expect(await sbatch("cluster")).toEqual([
+      "#SBATCH --cpus-per-task=1",
+      "#SBATCH --partition=bigmem",
+      "#SBATCH --time=12:00:00",
+      "#SBATCH --mem-per-cpu=64G",
+    ]);
+    expect(await sbatch("pack")).toEqual([
+      "#SBATCH --cpus-per-task=2",
+      "#SBATCH --partition=cpu",
+      "#SBATCH --time=04:00:00",
+      "#SBATCH --mem-per-cpu=4G",
+    ]);
   });
 
   it("a task without a rank fails clearly", () => {

@@ -7,15 +7,25 @@
 import { chmod } from "node:fs/promises";
 import { join } from "node:path";
 import { writeAtomic } from "../dedup/files.js";
-import { type Plan, planPath } from "../pipeline/plan.js";
+import { type Plan, planPath, type StageName } from "../pipeline/plan.js";
 import { defaultTaskScript } from "./local.js";
 
-export interface SlurmOptions {
+/** sbatch resources, for every stage or (under `stages`) for one. */
+export interface SlurmResources {
   partition?: string;
   /** sbatch --time per array element, e.g. "04:00:00". */
   time?: string;
   cpusPerTask?: number;
   memPerCpu?: string;
+}
+
+export interface SlurmOptions extends SlurmResources {
+  /**
+   * Per-stage overrides of the resources above, e.g. `{ cluster: { memPerCpu: "64G",
+   * time: "12:00:00" } }`: the single cluster task holds every duplicate pair of the run and
+   * may need far more memory and time than a signatures or pack task.
+   */
+  stages?: Partial<Record<StageName, SlurmResources>>;
   /** Max array elements running at once (the %N suffix). */
   maxConcurrent?: number;
   /**
@@ -46,15 +56,16 @@ export async function writeSlurmScripts(plan: Plan, o: SlurmOptions = {}): Promi
     const maxArray = o.maxArraySize ?? 1000;
     const perElement = Math.ceil(stage.tasks / maxArray);
     const elements = Math.ceil(stage.tasks / perElement);
+    const r: SlurmResources = { ...o, ...o.stages?.[stage.name] };
     const lines = [
       "#!/bin/bash",
       `#SBATCH --job-name=tinyllama-${stage.name}`,
       `#SBATCH --array=0-${elements - 1}${o.maxConcurrent ? `%${o.maxConcurrent}` : ""}`,
-      `#SBATCH --cpus-per-task=${o.cpusPerTask ?? 1}`,
+      `#SBATCH --cpus-per-task=${r.cpusPerTask ?? 1}`,
       `#SBATCH --output=${join(dir, "logs", `${stage.name}-%A_%a.log`)}`,
-      ...(o.partition ? [`#SBATCH --partition=${o.partition}`] : []),
-      ...(o.time ? [`#SBATCH --time=${o.time}`] : []),
-      ...(o.memPerCpu ? [`#SBATCH --mem-per-cpu=${o.memPerCpu}`] : []),
+      ...(r.partition ? [`#SBATCH --partition=${r.partition}`] : []),
+      ...(r.time ? [`#SBATCH --time=${r.time}`] : []),
+      ...(r.memPerCpu ? [`#SBATCH --mem-per-cpu=${r.memPerCpu}`] : []),
       ...(o.extra ?? []).map((l) => `#SBATCH ${l}`),
       "set -euo pipefail",
       `exec ${q(node)} ${q(script)} --plan ${q(planPath(plan.workDir))} --stage ${stage.name}${perElement > 1 ? ` --ranks-per-element ${perElement}` : ""}`,
@@ -64,17 +75,37 @@ export async function writeSlurmScripts(plan: Plan, o: SlurmOptions = {}): Promi
     await writeAtomic(path, lines.join("\n"));
     stages.push({ stage: stage.name, script: path, tasks: stage.tasks, arrayElements: elements });
   }
+  const jobs = join(dir, "jobs");
+  // Plain POSIX sh in a bash script, no arrays: `"${dep[@]}"` of an empty array under `set -u`
+  // aborts with "dep[@]: unbound variable" on bash < 4.4 (the RHEL/CentOS 7 login nodes
+  // many clusters still run), before the first sbatch. The tests run it under dash too.
   const submit = [
     "#!/bin/bash",
     "# Submits every stage as a job array, each depending on the previous one (afterok).",
-    "set -euo pipefail",
+    "# A dependent array is cancelled when a task it waits on fails (--kill-on-invalid-dep),",
+    "# rather than pending forever; after a failure fix its cause (logs/) and run this again:",
+    "# finished tasks have markers and exit at once, the rest run.",
+    "set -eu",
     `mkdir -p ${q(join(dir, "logs"))}`,
-    "dep=()",
+    // a second chain beside a queued one would run every task twice, concurrently
+    `if [ -s ${q(jobs)} ] && command -v squeue >/dev/null 2>&1; then`,
+    `  queued=$(squeue -h -o %i -j "$(paste -sd, ${q(jobs)})" 2>/dev/null || true)`,
+    '  if [ -n "$queued" ]; then',
+    `    echo "jobs of an earlier submit are still queued or running: $(paste -sd' ' ${q(jobs)})" >&2`,
+    '    echo "wait for them, or cancel them (scancel <ids>) and run this again" >&2',
+    "    exit 1",
+    "  fi",
+    "fi",
+    `: > ${q(jobs)}`,
+    "dep=",
     ...stages.flatMap((s) => [
-      `id=$(sbatch --parsable "\${dep[@]}" ${q(s.script)})`,
+      // $dep unquoted on purpose: empty for the first stage, else two words (no spaces inside)
+      `id=$(sbatch --parsable $dep ${q(s.script)})`,
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not JS
+      "id=${id%%;*}",
+      `echo "$id" >> ${q(jobs)}`,
       `echo "${s.stage}: job $id (${s.tasks} tasks)"`,
-      // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion, not JS
-      'dep=(--dependency=afterok:"${id%%;*}")',
+      'dep="--dependency=afterok:$id --kill-on-invalid-dep=yes"',
     ]),
     "",
   ].join("\n");

@@ -2,19 +2,29 @@
  * Streaming record readers. Each yields `{ record, line|row }` for one input file and reports
  * bad records (invalid JSON, invalid UTF-8, non-object lines, corrupt compression, truncated
  * parquet) to a BadRecordLog with the file and line/offset. Memory stays bounded: jsonl is read
- * in 1 MiB slices, parquet one row group at a time.
+ * in 256 KiB slices, parquet one page per column at a time (parquet.ts).
  */
 import { isUtf8 } from "node:buffer";
 import { createReadStream } from "node:fs";
-import type { DecompressStream } from "zstd-napi";
+import { type FileHandle, open, stat } from "node:fs/promises";
 import { BadRecordError, type BadRecordLog } from "../document.js";
+import { MAX_RECORD_BYTES } from "./limits.js";
 import { readParquetRows } from "./parquet.js";
+
+export { MAX_RECORD_BYTES } from "./limits.js";
 
 // zstd-napi is native: it is loaded on the first .zst read, so code that only reads shards or
 // jsonl/parquet (the trainer and eval bundles on the GPU machines) never needs its binary.
-let zstdModule: Promise<typeof import("zstd-napi")> | undefined;
-function zstd(): Promise<typeof import("zstd-napi")> {
-  zstdModule ??= import("zstd-napi");
+// The low-level binding, not its DecompressStream: that Transform pushes what it decoded and
+// then fails the stream, and a destroyed stream drops the pushed output unread, so one byte of
+// trailing garbage lost every record decoded from the last 256 KiB read (the whole file when
+// it fit in one read).
+type ZstdBinding = typeof import("zstd-napi/binding.js");
+let zstdModule: Promise<ZstdBinding> | undefined;
+function zstd(): Promise<ZstdBinding> {
+  zstdModule ??= import("zstd-napi/binding.js").then(
+    (m) => ((m as { default?: ZstdBinding }).default ?? m) as ZstdBinding,
+  );
   return zstdModule;
 }
 
@@ -42,17 +52,19 @@ export interface ReadOptions {
   displayName?: string;
   /** Columns to read (parquet); all if omitted. */
   columns?: string[];
-  /** jsonl: a line longer than this is reported and skipped (default MAX_RECORD_BYTES). */
+  /**
+   * A line (jsonl) or value (parquet) longer than this is reported and skipped (default
+   * MAX_RECORD_BYTES).
+   */
   maxRecordBytes?: number;
+  /** Counts of harmless oddities fixed while reading (reported in the task stats). */
+  counters?: ReadCounters;
 }
 
-/**
- * The longest jsonl line read (256 MiB). A longer one is reported as a bad record and skipped up
- * to its newline, so a file with no newlines (binary data under a .jsonl name, a truncated
- * download) cannot take all memory, and no line reaches V8's string limit (2^29 - 24 UTF-16
- * units), which `toString` would throw on.
- */
-export const MAX_RECORD_BYTES = 256 << 20;
+export interface ReadCounters {
+  /** jsonl files that began with a UTF-8 byte order mark (EF BB BF), stripped. */
+  utf8Boms: number;
+}
 
 export async function* readRecords(
   path: string,
@@ -61,27 +73,219 @@ export async function* readRecords(
   options: ReadOptions = {},
 ): AsyncGenerator<RawRecord> {
   const name = options.displayName ?? path;
+  const maxRecordBytes = options.maxRecordBytes ?? MAX_RECORD_BYTES;
   if (format === "parquet") {
-    yield* readParquetRows(path, bad, { displayName: name, columns: options.columns });
+    yield* readParquetRows(path, bad, {
+      displayName: name,
+      columns: options.columns,
+      maxRecordBytes,
+    });
     return;
   }
-  // 256 KiB reads: a corrupt frame loses at most the records decoded from the same read
-  const file = createReadStream(path, { highWaterMark: 256 << 10 });
-  let stream: AsyncIterable<Buffer> = file;
-  let decompressor: DecompressStream | undefined;
-  if (format === "jsonl.zst") {
-    decompressor = new (await zstd()).DecompressStream();
-    file.on("error", (e) => decompressor?.destroy(e));
-    stream = file.pipe(decompressor);
+  const end: StreamEnd = { readBytes: 0 };
+  let stream: AsyncIterable<Buffer>;
+  if (format === "jsonl.zst") stream = decodeZstd(path, await zstd(), end);
+  else {
+    const file = createReadStream(path, { highWaterMark: READ_BYTES });
+    stream = (async function* () {
+      for await (const chunk of file) {
+        yield chunk as Buffer;
+        end.readBytes = file.bytesRead;
+      }
+    })();
   }
-  yield* splitJsonLines(
-    stream,
-    name,
-    bad,
-    () => file.bytesRead,
-    decompressor !== undefined,
-    options.maxRecordBytes ?? MAX_RECORD_BYTES,
-  );
+  yield* splitJsonLines(stream, path, name, bad, end, maxRecordBytes, options.counters);
+}
+
+/** Bytes per read of an input file. */
+const READ_BYTES = 256 << 10;
+
+/** How a byte stream ended, filled in by its producer for splitJsonLines. */
+interface StreamEnd {
+  /** Bytes of the file read so far (compressed for .zst). */
+  readBytes: number;
+  /** Set when a .zst file is damaged: nothing after `compressedOffset` could be decoded. */
+  damage?: {
+    kind: "trailing" | "corrupt" | "truncated";
+    /** Where the undecodable data starts: the first byte after the last decoded block/frame. */
+    compressedOffset: number;
+    bytesUnreadable: number;
+    message: string;
+  };
+}
+
+/**
+ * Decodes a .zst file (any number of frames) into decompressed pieces. The yielded buffer is
+ * reused for the next piece: the consumer must be done with it (splitJsonLines copies what it
+ * keeps) before asking for the next. Damage does not throw: every byte decoded before it is
+ * yielded, then `end.damage` says where and why the rest is unreadable.
+ */
+async function* decodeZstd(path: string, z: ZstdBinding, end: StreamEnd): AsyncGenerator<Buffer> {
+  const fh = await open(path, "r");
+  // the read in flight; settled before the file closes (the consumer may stop early)
+  let next: Promise<{ bytesRead: number }> | undefined;
+  try {
+    const size = (await fh.stat()).size;
+    const dctx = new z.DCtx();
+    const out = Buffer.allocUnsafe(z.dStreamOutSize());
+    // two read buffers: the next read runs on libuv's pool while this one is decoded
+    const bufs = [Buffer.allocUnsafe(READ_BYTES), Buffer.allocUnsafe(READ_BYTES)];
+    let which = 0;
+    let pos = 0; // compressed offset of the next read
+    next = fh.read(bufs[0] as Buffer, 0, READ_BYTES, 0);
+    let decoded = 0; // decompressed bytes yielded
+    const frame = { c: 0, d: 0 }; // compressed/decompressed offset where the current frame began
+    let inFrame = false;
+    for (;;) {
+      const { bytesRead } = await next;
+      if (bytesRead === 0) break;
+      let src = (bufs[which] as Buffer).subarray(0, bytesRead);
+      let at = pos; // compressed offset of src[0]
+      pos += bytesRead;
+      end.readBytes = pos;
+      which ^= 1;
+      next = fh.read(bufs[which] as Buffer, 0, READ_BYTES, pos);
+      for (;;) {
+        let r: [number, number, number];
+        try {
+          r = dctx.decompressStream(out, src);
+        } catch (err) {
+          await next.catch(() => undefined);
+          next = undefined;
+          // The failed call's own output is lost with it (zstd reports it only on success):
+          // decode again from where the frame began, byte by byte over the damaged stretch.
+          const from = Math.max(frame.c, at - READ_BYTES);
+          // (if decoding again somehow passes the damage, it is reported where this call began)
+          const message = (err as Error).message;
+          yield* redecode(fh, z, size, frame, from, pos, decoded, end, { message, at });
+          return;
+        }
+        const [ret, produced, consumed] = r;
+        src = src.subarray(consumed);
+        at += consumed;
+        if (produced > 0) {
+          decoded += produced;
+          yield out.subarray(0, produced);
+        }
+        // 0: a frame is complete and flushed; the next byte (if any) starts another frame
+        inFrame = ret !== 0;
+        if (!inFrame) {
+          frame.c = at;
+          frame.d = decoded;
+        }
+        if (src.length === 0 && (produced < out.length || ret === 0)) break;
+      }
+    }
+    if (inFrame) {
+      // A truncated file: all it decoded was yielded; find where the last whole block ended
+      // (a block is at most 128 KiB compressed, so it lies in the last 256 KiB)
+      const from = Math.max(frame.c, size - READ_BYTES);
+      const message = "the file ends inside a zstd frame";
+      yield* redecode(fh, z, size, frame, from, size, decoded, end, { message });
+    }
+  } finally {
+    await next?.catch(() => undefined);
+    await fh.close();
+  }
+}
+
+function damage(
+  size: number,
+  frameStart: number,
+  at: number,
+  message: string,
+  kind: "trailing" | "corrupt" | "truncated",
+): NonNullable<StreamEnd["damage"]> {
+  const c = Math.max(frameStart, Math.min(at, size));
+  return { kind, compressedOffset: c, bytesUnreadable: size - c, message };
+}
+
+/**
+ * Decodes the current frame again with a fresh context: in large steps from its start up to
+ * `from`, then one compressed byte per call up to `to`, yielding only output past `delivered`
+ * (what the first pass already yielded). One byte per call makes each call decode at most one
+ * block, so the output of every block before the damage comes out, and the damage is located
+ * to the block: it starts after the last byte that completed a block or a frame. Runs only on
+ * a damaged file; the stretch fed byte by byte is at most 512 KiB. Sets `end.damage`: the
+ * error found, or, when `to` is reached without one, a truncated file (`first.at` unset) or
+ * the first pass's error at `first.at`.
+ */
+async function* redecode(
+  fh: FileHandle,
+  z: ZstdBinding,
+  size: number,
+  frame: { c: number; d: number },
+  from: number,
+  to: number,
+  delivered: number,
+  end: StreamEnd,
+  first: { message: string; at?: number },
+): AsyncGenerator<Buffer> {
+  const dctx = new z.DCtx();
+  const out = Buffer.allocUnsafe(z.dStreamOutSize());
+  let total = frame.d; // decompressed offset reached by this pass
+  const buf = Buffer.allocUnsafe(Math.max(READ_BYTES, to - from));
+  let frameStart = frame.c;
+  let frameStartD = frame.d;
+  // large steps: everything here was decoded and yielded by the first pass already
+  for (let p = frame.c; p < from; ) {
+    const { bytesRead } = await fh.read(buf, 0, Math.min(READ_BYTES, from - p), p);
+    if (bytesRead === 0) break;
+    let src = buf.subarray(0, bytesRead);
+    p += bytesRead;
+    for (;;) {
+      let r: [number, number, number];
+      try {
+        r = dctx.decompressStream(out, src);
+      } catch (err) {
+        end.damage = damage(size, frameStart, p - src.length, (err as Error).message, "corrupt");
+        return;
+      }
+      src = src.subarray(r[2]);
+      total += r[1];
+      if (r[0] === 0) {
+        frameStart = p - src.length;
+        frameStartD = total;
+      }
+      if (src.length === 0 && (r[1] < out.length || r[0] === 0)) break;
+    }
+  }
+  // compressed offset after the last byte that completed a block or a frame
+  let lastGood = Math.max(frameStart, from);
+  const { bytesRead } = await fh.read(buf, 0, to - from, from);
+  for (let i = 0; i < bytesRead; i++) {
+    let src = buf.subarray(i, i + 1);
+    for (;;) {
+      let r: [number, number, number];
+      try {
+        r = dctx.decompressStream(out, src);
+      } catch (err) {
+        // nothing of this frame decoded, after a complete one: data after a valid frame
+        const trailing = frameStart > 0 && lastGood === frameStart && total === frameStartD;
+        const kind = trailing ? "trailing" : "corrupt";
+        end.damage = damage(size, frameStart, lastGood, (err as Error).message, kind);
+        return;
+      }
+      const [ret, produced, consumed] = r;
+      src = src.subarray(consumed);
+      if (produced > 0) {
+        lastGood = from + i + 1;
+        const skip = Math.max(0, Math.min(produced, delivered - total));
+        total += produced;
+        if (skip < produced) yield Buffer.from(out.subarray(skip, produced));
+      }
+      if (ret === 0) {
+        frameStart = from + i + 1;
+        frameStartD = total;
+        lastGood = frameStart;
+      }
+      if (src.length === 0 && (produced < out.length || ret === 0)) break;
+    }
+  }
+  end.damage =
+    first.at === undefined
+      ? damage(size, frameStart, lastGood, first.message, "truncated")
+      : damage(size, frame.c, first.at, first.message, "corrupt");
 }
 
 /**
@@ -91,11 +295,12 @@ export async function* readRecords(
  */
 async function* splitJsonLines(
   stream: AsyncIterable<Buffer>,
+  path: string,
   name: string,
   bad: BadRecordLog,
-  compressedBytesRead: () => number,
-  compressed: boolean,
+  end: StreamEnd,
   maxRecordBytes: number,
+  counters: ReadCounters | undefined,
 ): AsyncGenerator<RawRecord> {
   let pieces: Buffer[] = []; // the unfinished line's bytes from earlier reads (copies)
   let pieceBytes = 0;
@@ -104,34 +309,41 @@ async function* splitJsonLines(
   let lineStart = 0; // byte offset (decompressed) of the unfinished line's first byte
   let offset = 0; // byte offset (decompressed) of the current read's first byte
   let sawData = false;
-  const handle = (bytes: Buffer, lineNo: number, at: number): RawRecord | undefined => {
+  // the record of one line, or why it is not one (undefined for a blank line)
+  const parse = (bytes: Buffer, lineNo: number): RawRecord | string | undefined => {
     let end = bytes.length;
     if (end > 0 && bytes[end - 1] === 13) end--; // CRLF
-    if (end === 0) return undefined; // blank line: not a record
-    const line = bytes.subarray(0, end);
-    // native validation then a plain decode: ~2x faster than a fatal TextDecoder
-    if (!isUtf8(line)) {
-      bad.report({ file: name, line: lineNo, offset: at, reason: "invalid UTF-8" });
-      return undefined;
+    let start = 0;
+    // A UTF-8 byte order mark (Windows tools write one) is not part of the first record: it
+    // made JSON.parse reject an otherwise valid first line. Only at decompressed offset 0.
+    if (lineNo === 1 && end >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
+      start = 3;
+      if (counters) counters.utf8Boms++;
     }
+    if (end === start) return undefined; // blank line: not a record
+    const line = bytes.subarray(start, end);
+    // native validation then a plain decode: ~2x faster than a fatal TextDecoder
+    if (!isUtf8(line)) return "invalid UTF-8";
     const text = line.toString("utf8");
     let value: unknown;
     try {
       value = JSON.parse(text);
     } catch (err) {
-      bad.report({
-        file: name,
-        line: lineNo,
-        offset: at,
-        reason: `invalid JSON: ${(err as Error).message}`,
-      });
-      return undefined;
+      return `invalid JSON: ${(err as Error).message}`;
     }
-    if (typeof value !== "object" || value === null || Array.isArray(value)) {
-      bad.report({ file: name, line: lineNo, offset: at, reason: "line is not a JSON object" });
-      return undefined;
-    }
-    return { value: value as Record<string, unknown>, line: lineNo, bytes: bytes.length + 1 };
+    if (typeof value !== "object" || value === null || Array.isArray(value))
+      return "line is not a JSON object";
+    return {
+      value: value as Record<string, unknown>,
+      line: lineNo,
+      bytes: bytes.length + 1 - start,
+    };
+  };
+  const handle = (bytes: Buffer, lineNo: number, at: number): RawRecord | undefined => {
+    const r = parse(bytes, lineNo);
+    if (typeof r !== "string") return r;
+    bad.report({ file: name, line: lineNo, offset: at, reason: r });
+    return undefined;
   };
   const tooLong = (lineNo: number, at: number) =>
     bad.report({
@@ -169,7 +381,8 @@ async function* splitJsonLines(
           pieces = [];
           pieceBytes = 0;
         } else {
-          pieces.push(Buffer.from(chunk.subarray(start))); // copy: the read's memory may be reused
+          // copy: the read's memory is reused (the zstd decoder's output buffer)
+          pieces.push(Buffer.from(chunk.subarray(start)));
           pieceBytes += chunk.length - start;
         }
       }
@@ -177,19 +390,56 @@ async function* splitJsonLines(
     }
   } catch (err) {
     if (err instanceof BadRecordError) throw err; // --strict: a record's own error, not the file's
-    const what = compressed ? "corrupt or truncated zstd stream" : "read error";
+    const size = await stat(path).then(
+      (s) => s.size,
+      () => end.readBytes,
+    );
     bad.report({
       file: name,
       line: line + 1,
-      offset: compressed ? compressedBytesRead() : lineStart,
-      reason: `${what}: ${(err as Error).message}; the rest of the file is unreadable`,
+      offset: lineStart,
+      reason: `read error after line ${line}: ${(err as Error).message}; the rest of the file is unreadable`,
+      bytesUnreadable: Math.max(0, size - end.readBytes),
     });
     return;
   }
+  const damage = end.damage;
+  let partial = "";
   if (pieceBytes > 0) {
-    line++;
-    const rec = handle(Buffer.concat(pieces, pieceBytes), line, lineStart);
-    if (rec) yield rec;
+    // The last line has no newline. At damage it is kept only if it is a whole record (a
+    // valid frame can end without a newline); a line cut by the damage is part of the loss,
+    // not a separate "invalid JSON" bad record.
+    const bytes = Buffer.concat(pieces, pieceBytes);
+    if (!damage) {
+      const rec = handle(bytes, line + 1, lineStart);
+      line++;
+      if (rec) yield rec;
+    } else {
+      const rec = parse(bytes, line + 1);
+      if (rec !== undefined && typeof rec !== "string") {
+        line++;
+        yield rec;
+      } else partial = ` and a partial line of ${pieceBytes} bytes`;
+    }
+  }
+  if (damage) {
+    const what = {
+      trailing: "trailing data or a corrupt frame after the last complete zstd frame",
+      corrupt: "corrupt zstd frame",
+      truncated: "truncated zstd file",
+    }[damage.kind];
+    bad.report({
+      file: name,
+      line: line + 1,
+      offset,
+      compressedOffset: damage.compressedOffset,
+      bytesUnreadable: damage.bytesUnreadable,
+      reason:
+        `${what} at compressed byte ${damage.compressedOffset} (decompressed offset ${offset}) ` +
+        `after ${line} complete lines${partial}: ${damage.message}; ` +
+        `the rest of the file (${damage.bytesUnreadable} compressed bytes) is unreadable`,
+    });
+    return;
   }
   if (!sawData) bad.report({ file: name, offset: 0, reason: "empty file: no records" });
 }

@@ -70,6 +70,14 @@ describe("unknown keys", () => {
         'unknown key "slurm.partiton" (did you mean "slurm.partition"?)',
       ],
       [
+        { sources: [sky], slurm: { stages: { clustr: { memPerCpu: "64G" } } } },
+        'unknown key "slurm.stages.clustr" (did you mean "slurm.stages.cluster"?)',
+      ],
+      [
+        { sources: [sky], slurm: { stages: { cluster: { mem: "64G" } } } },
+        'unknown key "slurm.stages.cluster.mem"; "slurm.stages.cluster" takes: partition, time, cpusPerTask, memPerCpu',
+      ],
+      [
         { sources: [sky], maxFiles: 3 },
         'unknown key "maxFiles"; known keys are: output, workDir, sources,',
       ],
@@ -164,6 +172,8 @@ describe("configs that must keep loading", () => {
     ]);
     expect(c.dedup.minhash).toMatchObject({ bands: 12, rows: 16, scheme: "oph" });
     expect(c.slurm?.maxArraySize).toBe(1000);
+    // per-stage sbatch resources
+    expect(c.slurm?.stages?.cluster).toEqual({ memPerCpu: "64G", time: "12:00:00" });
   });
 
   it("the shapes tools/bench/data writes (bench.mjs, task-scale.mjs, steady.mjs)", () => {

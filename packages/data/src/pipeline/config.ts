@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { DEFAULT_MINHASH, type MinHashParams } from "../dedup/minhash.js";
 import { DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_TOKENS } from "../shards/litpkds.js";
 import { SOURCES } from "../sources/index.js";
+import type { StageName } from "./plan.js";
 
 export interface SourceInput {
   /** A registered source name (slimpajama, starcoder, proof-pile-2, skypile): the mixture presets' names, and the output directory under data/. */
@@ -104,6 +105,22 @@ const str: Field = { type: "string" };
 const bool: Field = { type: "boolean" };
 const int = (min: number): Field => ({ type: "integer", min });
 
+/** The stages a `slurm.stages` override may name (plan.ts runs them in this order). */
+const STAGE_NAMES = [
+  "signatures",
+  "buckets",
+  "cluster",
+  "pack",
+  "finalize",
+] as const satisfies readonly StageName[];
+
+const slurmResources: Record<string, Field> = {
+  partition: str,
+  time: str,
+  cpusPerTask: int(1),
+  memPerCpu: str,
+};
+
 const SCHEMA: Record<string, Field> = {
   output: str,
   workDir: str,
@@ -147,10 +164,14 @@ const SCHEMA: Record<string, Field> = {
   slurm: {
     type: "object",
     fields: {
-      partition: str,
-      time: str,
-      cpusPerTask: int(1),
-      memPerCpu: str,
+      ...slurmResources,
+      // per-stage overrides of the resources (the cluster task may need far more memory)
+      stages: {
+        type: "object",
+        fields: Object.fromEntries(
+          STAGE_NAMES.map((stage) => [stage, { type: "object", fields: slurmResources }]),
+        ),
+      },
       maxConcurrent: int(1),
       maxArraySize: int(1),
       extra: { type: "string[]" },

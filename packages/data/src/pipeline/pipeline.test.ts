@@ -1,10 +1,12 @@
 // End-to-end pipeline on the bundled sample, in this process, with the bytes tokenizer (ids are
 // UTF-8 bytes + 3, so blocks can be decoded back to text and checked).
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { tempSuffix } from "../dedup/files.js";
 import { runLocal } from "../executors/local.js";
 import { ProgressPrinter } from "../executors/progress.js";
 import { ShardSet } from "../shards/shard-set.js";
@@ -111,6 +113,58 @@ describe("prepare on the bundled sample", () => {
     expect((await readdir(dir)).filter((n) => n.includes(".tmp-"))).toEqual([]);
     const after = (await ShardSet.open(dir)).manifest;
     expect(after.splits).toEqual(before.splits);
+  });
+
+  it("a rerun after kill -9 deletes the killed tasks' temp files, and gives the same shards", async () => {
+    // what kill -9 mid-write leaves: temps named by a writer pid that is gone (a partial
+    // token spool is as large as the task's tokens), one from another host (a task that may
+    // still run there after a Slurm requeue: only finalize, once all is done, deletes it) and
+    // one of a live process on this host (never deleted by a task start)
+    const dead = spawnSync(process.execPath, ["-e", ""]).pid as number;
+    const live = spawn("sleep", ["30"]);
+    const mine = tempSuffix();
+    const of = (pid: number) => mine.replace(/-\d+@/, `-${pid}@`);
+    const cfg = resolveConfig({ ...sampleConfig(join(out, "temps")), tokenizer: "bytes" }, out);
+    const { plan } = await loadOrMakePlan(cfg);
+    const w = plan.workDir;
+    const src1 = plan.tasks[1]?.source as string;
+    const planted = {
+      [join(w, "tokens", `task-00000.bin${of(dead)}`)]: 0,
+      [join(w, "tokens", `task-00000.idx${of(dead)}`)]: 0,
+      [join(w, "stats", "signatures", `0.json.tmp-${dead}`)]: 0, // an older version's name
+      [join(w, "done", "signatures", `0${of(dead)}`)]: 0,
+      [join(w, "pack", `task-00001.json${of(dead)}`)]: 1,
+      [join(cfg.output, src1, `train_${src1}_t00001_0000000000.bin${of(dead)}`)]: 1,
+      [join(w, "tokens", `task-00002.bin.tmp-${dead}@another-node`)]: 2,
+      [join(w, "tokens", `task-00002.idx${of(live.pid as number)}`)]: 2,
+    };
+    try {
+      for (const path of Object.keys(planted)) {
+        await mkdir(dirname(path), { recursive: true });
+        await writeFile(path, Buffer.alloc(1 << 16, 7));
+      }
+      await runLocal(plan, { inProcess: true, tokenizer: bytesTokenizer(), printer: quiet });
+    } finally {
+      live.kill();
+    }
+    for (const path of Object.keys(planted)) expect(existsSync(path), path).toBe(false);
+    const stats = async (stage: string, rank: number) =>
+      JSON.parse(await readFile(join(w, "stats", stage, `${rank}.json`), "utf8")).extra;
+    // task starts removed what a dead writer on this host left; finalize the rest
+    expect((await stats("signatures", 0)).staleTempFilesRemoved).toBe(4);
+    expect((await stats("pack", 1)).staleTempFilesRemoved).toBe(2);
+    expect((await stats("signatures", 2)).staleTempFilesRemoved).toBeUndefined();
+    const fin = cfg.sources.findIndex((s) => s.name === plan.tasks[2]?.source);
+    expect((await stats("finalize", fin)).staleWorkTempFiles).toBe(2);
+    // and the shards are those of the run without leftovers
+    for (const s of sources) {
+      const names = (await readdir(join(out, "data", s))).filter((n) => n.endsWith(".bin"));
+      expect((await readdir(join(cfg.output, s))).filter((n) => n.endsWith(".bin"))).toEqual(names);
+      for (const n of names)
+        expect(await readFile(join(cfg.output, s, n))).toEqual(
+          await readFile(join(out, "data", s, n)),
+        );
+    }
   });
 
   it("refuses a plan made for another config", async () => {

@@ -22,6 +22,8 @@ export interface TaskDocument {
 export interface ReadProgress {
   /** Compressed input bytes of files finished so far. */
   inputBytesDone: number;
+  /** Files whose UTF-8 byte order mark was stripped (see ReadCounters). */
+  utf8Boms?: number;
 }
 
 export async function* readTaskDocuments(
@@ -50,9 +52,11 @@ export async function* readTaskDocuments(
       local = await downloadToCache(pinned.repo, file.path, hub);
     }
     const display = `${task.source}/${file.path}`;
+    const counters = { utf8Boms: 0 };
     for await (const rec of readRecords(local, def.format, bad, {
       displayName: display,
       columns: def.columns,
+      counters,
     })) {
       const text = rec.value[def.textField];
       const where = rec.line !== undefined ? { line: rec.line } : { row: rec.row };
@@ -73,6 +77,9 @@ export async function* readTaskDocuments(
         dropReason: def.drop?.(rec.value, meta),
       };
     }
-    if (progress) progress.inputBytesDone += file.size;
+    if (progress) {
+      progress.inputBytesDone += file.size;
+      progress.utf8Boms = (progress.utf8Boms ?? 0) + counters.utf8Boms;
+    }
   }
 }

@@ -4,6 +4,7 @@
  */
 import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { tempTarget } from "../dedup/files.js";
 import {
   MANIFEST_FORMAT,
   type RunSource,
@@ -20,6 +21,7 @@ import {
   type PackInfo,
   packInfoPath,
   statsPath,
+  sweepTaskTemps,
   type TaskStats,
   tailPath,
 } from "./task-common.js";
@@ -75,6 +77,8 @@ export async function finalizeTask(
   let documentsRead = 0;
   let bytesRead = 0;
   let badRecords = 0;
+  let rowsLost = 0;
+  let bytesUnreadable = 0;
   let identity: TokenizerIdentity | undefined;
   for (const t of tasks) {
     const s = JSON.parse(
@@ -89,6 +93,8 @@ export async function finalizeTask(
     documentsRead += s.documentsRead;
     bytesRead += s.bytesRead;
     badRecords += s.badRecords;
+    rowsLost += s.rowsLost ?? 0;
+    bytesUnreadable += s.bytesUnreadable ?? 0;
     for (const [k, v] of Object.entries(s.removed)) bump(removed, k, v);
   }
   const removedCount = Object.values(removed).reduce((a, b) => a + b, 0);
@@ -115,6 +121,8 @@ export async function finalizeTask(
       bytesRead,
       removed,
       badRecords,
+      rowsLost,
+      bytesUnreadable,
       documentsKept: documentsRead - removedCount,
     },
     // The whole run, not this source alone: dedup removes a document of this source when a
@@ -135,7 +143,7 @@ export async function finalizeTask(
   // (pack tasks of this source are all done, so no live writer owns one).
   const names = await readdir(outDir);
   const stale = names.filter((n) => n.endsWith(".bin") && !listed.has(n));
-  const temps = names.filter((n) => /\.tmp-\d+$/.test(n));
+  const temps = names.filter((n) => tempTarget(n) !== undefined);
   stats.extra = {
     staleFiles: stale.length,
     staleTempFiles: temps.length,
@@ -146,10 +154,20 @@ export async function finalizeTask(
   await writeManifest(outDir, manifest);
   // the token spools were only needed by pack; the shards now hold their tokens
   for (const t of tasks) await removeTokenSpool(plan.workDir, t.index);
+  // Work-dir temps of this source's tasks that no rerun swept (a task killed mid-write and
+  // then finished on another node, whose temps a start-of-task sweep must not judge): every
+  // signatures and pack task of the source is marked done, so none is live.
+  let workTemps = 0;
+  for (const t of tasks)
+    for (const stage of ["signatures", "pack"] as const)
+      workTemps += await sweepTaskTemps(plan.workDir, stage, t.index, true);
+  stats.extra.staleWorkTempFiles = workTemps;
   stats.documentsRead = documentsRead;
   stats.bytesRead = bytesRead;
   stats.removed = removed;
   stats.badRecords = badRecords;
+  stats.rowsLost = rowsLost;
+  stats.bytesUnreadable = bytesUnreadable;
   return stats;
 }
 

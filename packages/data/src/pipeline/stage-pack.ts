@@ -68,7 +68,7 @@ export async function packTask(
     write: 0,
     loadTokenizer: loadSeconds, // the output directory's mkdir is not the tokenizer's
   };
-  const progress = { inputBytesDone: 0 };
+  const progress = { inputBytesDone: 0, utf8Boms: 0 };
   let batch: { text: string; split: "train" | "validation" }[] = [];
   let batchBytes = 0;
   // A document's ids + EOS go into one reused Uint16Array, which the shard writer copies
@@ -103,7 +103,10 @@ export async function packTask(
     stats.removed = { ...sig.removed };
     if (sig.tokenizer) stats.tokenizer = sig.tokenizer;
     bad.count = sig.badRecords;
+    bad.rowsLost = sig.rowsLost ?? 0;
+    bad.bytesUnreadable = sig.bytesUnreadable ?? 0;
     bad.entries.push(...sig.badRecordList);
+    progress.utf8Boms = sig.extra.utf8BomsStripped ?? 0;
     let seen = 0;
     for await (const { docIndex, split, tokens } of readTokenSpool(plan.workDir, task.index)) {
       const dup = remove.get(docIndex);
@@ -160,8 +163,11 @@ export async function packTask(
   timings.write += (performance.now() - t) / 1000;
   stats.timings = timings;
   stats.badRecords = bad.count;
+  stats.rowsLost = bad.rowsLost;
+  stats.bytesUnreadable = bad.bytesUnreadable;
   stats.badRecordList = bad.entries;
   stats.extra = { trainDocuments: docs.train, validationDocuments: docs.validation };
+  if (progress.utf8Boms > 0) stats.extra.utf8BomsStripped = progress.utf8Boms;
   onProgress?.({
     docs: stats.documentsRead,
     bytes: stats.bytesRead,

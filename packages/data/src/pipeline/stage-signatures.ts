@@ -51,7 +51,7 @@ export async function signaturesTask(
   const hasher = new MinHasher(cfg.dedup.minhash);
   const bands = cfg.dedup.minhash.bands;
   const keys: number[][] = Array.from({ length: bands + 1 }, () => []);
-  const progress = { inputBytesDone: 0 };
+  const progress = { inputBytesDone: 0, utf8Boms: 0 };
   let tDedup = 0;
   const tStart = performance.now();
   for await (const { doc, docIndex, bytes, dropReason } of readTaskDocuments(
@@ -107,7 +107,10 @@ export async function signaturesTask(
     loadTokenizer: loadSeconds,
   };
   stats.badRecords = bad.count;
+  stats.rowsLost = bad.rowsLost;
+  stats.bytesUnreadable = bad.bytesUnreadable;
   stats.badRecordList = bad.entries;
+  if (progress.utf8Boms > 0) stats.extra.utf8BomsStripped = progress.utf8Boms;
   onProgress?.({
     docs: stats.documentsRead,
     bytes: stats.bytesRead,

@@ -11,13 +11,21 @@
  * A task writes its outputs atomically and then a completion marker; a rerun skips marked
  * tasks, and an unmarked one is redone from scratch with identical results.
  */
+import { join } from "node:path";
 import { writeAtomic } from "../dedup/files.js";
 import type { Plan, PlannedTask, StageName } from "./plan.js";
 import { bucketsTask, clusterTask } from "./stage-dedup.js";
 import { finalizeTask } from "./stage-finalize.js";
 import { packTask } from "./stage-pack.js";
 import { signaturesTask } from "./stage-signatures.js";
-import { isDone, markerPath, type ProgressSink, statsPath, type TaskStats } from "./task-common.js";
+import {
+  isDone,
+  markerPath,
+  type ProgressSink,
+  statsPath,
+  sweepTaskTemps,
+  type TaskStats,
+} from "./task-common.js";
 import type { PipelineTokenizer } from "./tokenizer.js";
 
 export {
@@ -38,6 +46,21 @@ export async function runTask(
 ): Promise<boolean> {
   const work = plan.workDir;
   if (await isDone(work, stage, rank)) return false;
+  // an earlier attempt killed mid-write (kill -9, OOM, node failure) left its temp files
+  const task = stage === "signatures" || stage === "pack" ? plan.tasks[rank] : undefined;
+  const tag = String(rank).padStart(5, "0");
+  const swept = await sweepTaskTemps(
+    work,
+    stage,
+    rank,
+    false,
+    task && stage === "pack"
+      ? {
+          dir: join(plan.config.output, task.source),
+          shardPrefixes: ["train", "validation"].map((s) => `${s}_${task.source}_t${tag}_`),
+        }
+      : undefined,
+  );
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
   let stats: TaskStats;
@@ -63,6 +86,7 @@ export async function runTask(
   stats.seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   stats.cpuSeconds = (cpu.user + cpu.system) / 1e6;
+  if (swept > 0) stats.extra.staleTempFilesRemoved = swept;
   await writeAtomic(statsPath(work, stage, rank), JSON.stringify(stats));
   await writeAtomic(markerPath(work, stage, rank), "");
   return true;

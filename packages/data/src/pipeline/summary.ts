@@ -15,6 +15,9 @@ export interface RunSummary {
   /** Seconds per stage summed over tasks, and per time category (read/dedup/tokenize/write). */
   timings: Record<string, number>;
   badRecords: number;
+  /** Parquet rows in unreadable row groups/pages and unreadable .zst bytes, all sources. */
+  rowsLost: number;
+  bytesUnreadable: number;
 }
 
 export async function summarize(plan: Plan, wallSeconds: number): Promise<RunSummary> {
@@ -41,6 +44,8 @@ export async function summarize(plan: Plan, wallSeconds: number): Promise<RunSum
       "near dup",
       "dup of other src",
       "bad",
+      "rows lost",
+      "bytes unreadable",
       "kept",
       "train blocks",
       "val blocks",
@@ -48,6 +53,8 @@ export async function summarize(plan: Plan, wallSeconds: number): Promise<RunSum
     ],
   ];
   let bad = 0;
+  let rowsLost = 0;
+  let bytesUnreadable = 0;
   for (const src of plan.config.sources) {
     const m = JSON.parse(
       await readFile(join(plan.config.output, src.name, "manifest.json"), "utf8"),
@@ -57,6 +64,8 @@ export async function summarize(plan: Plan, wallSeconds: number): Promise<RunSum
       .filter(([k]) => !k.endsWith("-duplicate"))
       .reduce((a, [, v]) => a + v, 0);
     bad += m.stats.badRecords;
+    rowsLost += m.stats.rowsLost ?? 0;
+    bytesUnreadable += m.stats.bytesUnreadable ?? 0;
     rows.push([
       src.name,
       m.stats.documentsRead,
@@ -69,6 +78,8 @@ export async function summarize(plan: Plan, wallSeconds: number): Promise<RunSum
         .flatMap((byReason) => Object.values(byReason))
         .reduce((a, b) => a + b, 0),
       m.stats.badRecords,
+      m.stats.rowsLost ?? 0,
+      m.stats.bytesUnreadable ?? 0,
       m.stats.documentsKept,
       m.splits.train?.blocks ?? 0,
       m.splits.validation?.blocks ?? 0,
@@ -77,5 +88,5 @@ export async function summarize(plan: Plan, wallSeconds: number): Promise<RunSum
   }
   const statsFile = join(plan.config.output, "stats.json");
   await writeAtomic(statsFile, JSON.stringify({ wallSeconds, timings, tasks: all }, null, 1));
-  return { statsFile, table: table(rows), timings, badRecords: bad };
+  return { statsFile, table: table(rows), timings, badRecords: bad, rowsLost, bytesUnreadable };
 }

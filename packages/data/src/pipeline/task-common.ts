@@ -1,7 +1,8 @@
 /** Types, paths and helpers shared by the stage tasks (see stages.ts for the stage list). */
 import { createHash } from "node:crypto";
 import { stat } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { sweepTemps } from "../dedup/files.js";
 import type { BadRecord } from "../document.js";
 import type { ShardFileEntry, TokenizerIdentity } from "../shards/manifest.js";
 import type { StageName } from "./plan.js";
@@ -28,6 +29,13 @@ export interface TaskStats {
   bytesRead: number;
   removed: Record<string, number>;
   badRecords: number;
+  /**
+   * What the bad records stand for beyond one record each: parquet rows in unreadable row
+   * groups or pages (`rowsLost`, from the metadata) and input bytes nothing could read (the
+   * rest of a corrupt or truncated .zst file). Absent in stats of earlier versions.
+   */
+  rowsLost?: number;
+  bytesUnreadable?: number;
   badRecordList: BadRecord[];
   /** Time split for the benchmark: decompress+parse (read), dedup, tokenize, write. */
   timings: Record<string, number>;
@@ -81,6 +89,8 @@ export function newStats(stage: StageName, rank: number, source?: string): TaskS
     bytesRead: 0,
     removed: {},
     badRecords: 0,
+    rowsLost: 0,
+    bytesUnreadable: 0,
     badRecordList: [],
     timings: {},
     extra: {},
@@ -91,7 +101,42 @@ export function bump(r: Record<string, number>, k: string, n = 1): void {
   r[k] = (r[k] ?? 0) + n;
 }
 
-/** Runs one task unless its marker exists. Returns false when skipped as already done. */
+/**
+ * Deletes the temp files of one task's work-dir outputs (`.tmp-<pid>@<host>`, see tempSuffix):
+ * what a kill -9 left mid-write (a token spool temp is as large as the task's tokens) stays
+ * otherwise, since the rerun writes under its own pid. `all`: every one, for finalize, when the
+ * tasks are all marked done; else only those whose writer is certainly gone, at the start of
+ * the task's rerun (a duplicate run of the same task on another node, after a Slurm requeue,
+ * may still be writing its own). Pack's shard temps are in the output dir: `shardPrefixes`.
+ */
+export async function sweepTaskTemps(
+  work: string,
+  stage: StageName,
+  rank: number,
+  all: boolean,
+  output?: { dir: string; shardPrefixes: string[] },
+): Promise<number> {
+  const task = `task-${String(rank).padStart(5, "0")}`;
+  let n = 0;
+  n += await sweepTemps(dirname(statsPath(work, stage, rank)), (t) => t === `${rank}.json`, all);
+  n += await sweepTemps(dirname(markerPath(work, stage, rank)), (t) => t === `${rank}`, all);
+  if (stage === "signatures") {
+    n += await sweepTemps(join(work, "tokens"), (t) => t.startsWith(`${task}.`), all);
+    n += await sweepTemps(join(work, "signatures", task), () => true, all);
+  } else if (stage === "pack") {
+    n += await sweepTemps(join(work, "pack"), (t) => t.startsWith(`${task}.`), all);
+  } else if (stage === "buckets") {
+    const band = `band-${String(rank).padStart(3, "0")}.bin`;
+    n += await sweepTemps(join(work, "buckets"), (t) => t === band, all);
+  } else if (stage === "cluster") {
+    n += await sweepTemps(join(work, "remove"), () => true, all);
+  }
+  if (output) {
+    const { dir, shardPrefixes } = output;
+    n += await sweepTemps(dir, (t) => shardPrefixes.some((p) => t.startsWith(p)), all);
+  }
+  return n;
+}
 
 export function isValidation(id: string, fraction: number): boolean {
   if (fraction <= 0) return false;

@@ -10,7 +10,7 @@
 import { type FileHandle, mkdir, open, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { maxEncodedLength } from "@tinyllama/tokenizer";
-import { RecordReader } from "../dedup/files.js";
+import { RecordReader, tempSuffix } from "../dedup/files.js";
 import { assertUint16Ids, type PipelineTokenizer } from "./tokenizer.js";
 
 export const spoolPaths = (work: string, task: number) => {
@@ -32,7 +32,7 @@ export class TokenSpoolWriter {
   static async open(work: string, task: number): Promise<TokenSpoolWriter> {
     const paths = spoolPaths(work, task);
     await mkdir(dirname(paths.tokens), { recursive: true });
-    const tmp = `.tmp-${process.pid}`;
+    const tmp = tempSuffix();
     return new TokenSpoolWriter(
       paths,
       await open(paths.tokens + tmp, "w"),
@@ -87,7 +87,7 @@ export class TokenSpoolWriter {
   async close(): Promise<void> {
     await this.flushTokens();
     await this.flushIndex();
-    const tmp = `.tmp-${process.pid}`;
+    const tmp = tempSuffix();
     for (const fh of [this.tokFh, this.idxFh]) {
       await fh.sync();
       await fh.close();

@@ -15,6 +15,7 @@
  */
 import { createHash } from "node:crypto";
 import { open, rename, rm } from "node:fs/promises";
+import { tempSuffix } from "../dedup/files.js";
 
 export const LITPKDS_MAGIC = "LITPKDS";
 export const LITPKDS_VERSION = 1;
@@ -92,7 +93,7 @@ export async function writeLitpkdsFile(path: string, tokens: Uint16Array): Promi
   const body = Buffer.from(tokens.buffer, tokens.byteOffset, tokens.byteLength);
   if (!littleEndian) throw new Error("big-endian hosts are not supported by the LITPKDS writer");
   const hash = createHash("sha256").update(header).update(body);
-  const tmp = `${path}.tmp-${process.pid}`;
+  const tmp = `${path}${tempSuffix()}`;
   const fh = await open(tmp, "w");
   try {
     await fh.writev([header, body]);

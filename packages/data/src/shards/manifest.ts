@@ -44,6 +44,13 @@ export interface SourceStats {
   removed: Record<string, number>;
   /** Bad records skipped (invalid JSON, missing text field, invalid UTF-8, ...). */
   badRecords: number;
+  /**
+   * Parquet rows lost with unreadable row groups or pages, which count as one bad record
+   * each (the row counts come from the file's metadata). Absent in earlier manifests.
+   */
+  rowsLost?: number;
+  /** Input bytes that nothing could read: the rest of each corrupt or truncated .zst file. */
+  bytesUnreadable?: number;
   documentsKept: number;
   /**
    * Dedup runs across all sources of a run: of the duplicates in `removed`, those whose kept

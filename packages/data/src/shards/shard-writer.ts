@@ -8,6 +8,7 @@
  */
 import { rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { tempSuffix } from "../dedup/files.js";
 import { DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_TOKENS, writeLitpkdsFile } from "./litpkds.js";
 import { MANIFEST_FILE, type ShardFileEntry, type ShardManifest } from "./manifest.js";
 
@@ -145,7 +146,7 @@ export class ShardWriter {
 /** Writes manifest.json atomically (the last thing a pipeline writes: its presence means done). */
 export async function writeManifest(dir: string, manifest: ShardManifest): Promise<void> {
   const path = join(dir, MANIFEST_FILE);
-  const tmp = `${path}.tmp-${process.pid}`;
+  const tmp = `${path}${tempSuffix()}`;
   await writeFile(tmp, `${JSON.stringify(manifest, null, 2)}\n`);
   await rename(tmp, path);
 }
