@@ -56,7 +56,9 @@ export function numberFlag(
         : integer
           ? `an integer >= ${min}`
           : `a number >= ${min}`;
-    throw new Error(`--${name} must be ${what}, got "${v}"`);
+    // say which spellings are taken: "1e9" or "+3" is refused for its form, not its value
+    const form = integer ? "decimal digits only" : "plain decimal like 3 or 0.5";
+    throw new Error(`--${name} must be ${what} (${form}), got "${v}"`);
   }
   return x;
 }

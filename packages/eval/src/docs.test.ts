@@ -155,7 +155,14 @@ describe("task data", () => {
   it("fails on a corrupt record with the file and line instead of skipping it", async () => {
     const bad = join(root, "bad.jsonl");
     writeFileSync(bad, '{"goal":"g","sol1":"a","sol2":"b","label":1}\n{"goal": oops\n');
-    await expect(readTaskRecords(bad)).rejects.toThrow(/bad\.jsonl.*2/);
+    const err = readTaskRecords(bad);
+    await expect(err).rejects.toThrow(/bad\.jsonl.*2/);
+    // worded for the command that read it: neither eval command has @tinyllama/data's --strict
+    await expect(err).rejects.toThrow(/\(pnpm eval reads benchmark data strictly and has no flag/);
+    await expect(err).rejects.not.toThrow(/--strict/);
+    await expect(readTaskRecords(bad, "pnpm eval:problem-solving")).rejects.toThrow(
+      /\(pnpm eval:problem-solving reads benchmark data strictly/,
+    );
     const corrupt = join(root, "corrupt.parquet");
     writeFileSync(corrupt, Buffer.from("PAR1 this is not parquet PAR1"));
     await expect(readTaskRecords(corrupt)).rejects.toThrow(/corrupt\.parquet/);

@@ -13,8 +13,10 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
+  BadRecordError,
   BadRecordLog,
   downloadToCache,
+  formatLocation,
   formatOf,
   type HubOptions,
   listHubFiles,
@@ -29,8 +31,12 @@ export function fixturePath(task: Task<never>): string {
   return join(FIXTURES_DIR, `${task.name}.jsonl`);
 }
 
-/** Reads every record of a .jsonl, .jsonl.zst, .parquet or .json (array) file, strictly. */
-export async function readTaskRecords(path: string): Promise<unknown[]> {
+/**
+ * Reads every record of a .jsonl, .jsonl.zst, .parquet or .json (array) file, strictly. `command`
+ * names the command in the error of a bad record: @tinyllama/data's own wording suggests dropping
+ * a --strict flag, which the eval commands do not have (they never skip benchmark records).
+ */
+export async function readTaskRecords(path: string, command = "pnpm eval"): Promise<unknown[]> {
   if (!existsSync(path)) throw new Error(`task data not found: ${path}`);
   if (path.endsWith(".json")) {
     const parsed: unknown = JSON.parse(readFileSync(path, "utf8"));
@@ -38,8 +44,15 @@ export async function readTaskRecords(path: string): Promise<unknown[]> {
     return parsed;
   }
   const rows: unknown[] = [];
-  for await (const r of readRecords(path, formatOf(path), new BadRecordLog({ strict: true }))) {
-    rows.push(r.value);
+  try {
+    for await (const r of readRecords(path, formatOf(path), new BadRecordLog({ strict: true }))) {
+      rows.push(r.value);
+    }
+  } catch (e) {
+    if (!(e instanceof BadRecordError)) throw e;
+    throw new Error(
+      `${formatLocation(e.record)}: ${e.record.reason} (${command} reads benchmark data strictly and has no flag to skip bad records: fix or replace the file)`,
+    );
   }
   return rows;
 }

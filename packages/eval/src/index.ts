@@ -52,8 +52,10 @@ export {
 } from "./problem-solving/runner.js";
 export {
   type ExecResult,
+  probeSandbox,
   runPrograms,
   runPython,
+  SandboxError,
   sandboxDescription,
 } from "./problem-solving/sandbox.js";
 export {

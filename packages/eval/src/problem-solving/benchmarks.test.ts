@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { readTaskRecords } from "../docs.js";
 import { formatTable } from "../results.js";
 import { bbhItems, dropItems, humanevalItems, mmluItems } from "./benchmarks.js";
-import { loadBenchmark } from "./data.js";
+import { loadBenchmark, PROBLEM_SOLVING_FIXTURES } from "./data.js";
 import { bbhPrompt, dropPrompt, labelSettled, mmluPrompt, startsWithLabel } from "./prompts.js";
 import { formatTable4, toProblemSolvingJson } from "./results.js";
 import { type BenchmarkInput, runBenchmark, type TextGenerator } from "./runner.js";
@@ -181,7 +181,20 @@ describe("runBenchmark", () => {
     expect(json.results.mmlu!["acc,none"]).toBe(0.25);
     expect(json.results.bbh_sports_understanding!["exact_match,none"]).toBe(0.5);
     expect(formatTable(json)).toMatch(/\|mmlu +\| +1\|none +\| +5\|acc/);
-    expect(formatTable4([r, rb])).toMatch(/this run\t25.00\t50.00/);
+    // the fixtures hold 2 of BBH's 27 tasks: the cell says so beside the paper's 27-task numbers
+    expect(formatTable4([r, rb])).toMatch(/this run\t25.00\t50.00 \(2\/27 tasks\)\n/);
+  });
+
+  it("refuses a local BBH mirror missing tasks unless --bbh-partial", async () => {
+    await expect(loadBenchmark("bbh", { dataDir: PROBLEM_SOLVING_FIXTURES })).rejects.toThrow(
+      /bbh: 25 of 27 configs missing under .*causal_judgement.*pass --bbh-partial to score the 2 present/,
+    );
+    const partial = await loadBenchmark("bbh", {
+      dataDir: PROBLEM_SOLVING_FIXTURES,
+      bbhPartial: true,
+    });
+    expect(partial.notes!.bbh_configs).toEqual(["boolean_expressions", "sports_understanding"]);
+    expect(partial.notes!.bbh_configs_missing).toHaveLength(25);
   });
 
   it("MMLU loglik mode picks the letter with the highest logit", async () => {

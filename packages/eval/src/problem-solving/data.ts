@@ -27,6 +27,11 @@ export interface DataSource {
   /** Local hub mirror; default the fixtures. */
   dataDir?: string;
   hub?: HubOptions;
+  /**
+   * BBH from a `dataDir` that lacks some of the 27 configs: score the ones present (the mean of
+   * fewer tasks, not the paper's BBH number) instead of failing. The fixtures always run partial.
+   */
+  bbhPartial?: boolean;
 }
 
 function splitDir(root: string, s: SplitSpec): string {
@@ -45,11 +50,14 @@ async function readSplit(
       ? await hubTaskFiles(ref, source.hub)
       : hubLayoutFiles(PROBLEM_SOLVING_FIXTURES, ref);
   const records: unknown[] = [];
-  for (const f of files) records.push(...(await readTaskRecords(f)));
+  for (const f of files) records.push(...(await readTaskRecords(f, "pnpm eval:problem-solving")));
   return { files, records };
 }
 
-/** Loads a benchmark's records and builds its items. BBH runs the configs present locally. */
+/**
+ * Loads a benchmark's records and builds its items. BBH from a local mirror needs all 27 configs
+ * unless `bbhPartial` (then it runs those present and notes the rest as missing).
+ */
 export async function loadBenchmark(
   name: BenchmarkName,
   source: DataSource = {},
@@ -62,6 +70,14 @@ export async function loadBenchmark(
     if (configs.length === 0) {
       throw new Error(`bbh: no lukaemon/bbh/<config>/test/ directory under ${root}`);
     }
+    const absent = BBH_CONFIGS.filter((c) => !configs.includes(c));
+    // A mirror missing tasks would give the mean of fewer tasks, printed beside the paper's
+    // 27-task BBH number as if comparable: refuse unless asked for (the fixtures are partial).
+    if (source.dataDir && absent.length > 0 && !source.bbhPartial) {
+      throw new Error(
+        `bbh: ${absent.length} of ${BBH_CONFIGS.length} configs missing under ${root}/lukaemon/bbh/ (${absent.join(", ")}); pass --bbh-partial to score the ${configs.length} present (not comparable to the paper's BBH)`,
+      );
+    }
     const items: GenItem[] = [];
     const files: string[] = [];
     for (const [c, split] of Object.entries(benchmarkSplits("bbh", configs))) {
@@ -69,8 +85,7 @@ export async function loadBenchmark(
       files.push(...f);
       items.push(...bbhItems(c, records));
     }
-    const missing = BBH_CONFIGS.filter((c) => !configs.includes(c));
-    return { name, items, files, notes: { bbh_configs: configs, bbh_configs_missing: missing } };
+    return { name, items, files, notes: { bbh_configs: configs, bbh_configs_missing: absent } };
   }
   const splits = benchmarkSplits(name);
   const loaded: Record<string, { files: string[]; records: unknown[] }> = {};

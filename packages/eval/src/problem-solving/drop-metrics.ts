@@ -127,6 +127,22 @@ function alignBags(pred: Set<string>[], gold: Set<string>[]): number[] {
   return best;
 }
 
+/**
+ * Python's round(x, 2) for x >= 0: the exact binary value rounded to 2 decimals, ties to even.
+ * Math.round(x * 100) / 100 differs twice over: x * 100 is itself rounded (0.015 * 100 = 1.5
+ * though 0.015 is below 0.015 exactly, so Python gives 0.01) and exact ties go up (0.125 -> 0.13,
+ * Python 0.12). toFixed rounds the exact value; the only exact ties are x = odd / 8, where
+ * x * 100 is exact and half-even is applied directly.
+ */
+export function pyRound2(x: number): number {
+  const eighths = x * 8;
+  if (Number.isInteger(eighths) && eighths % 2 === 1) {
+    const lo = Math.floor(x * 100);
+    return (lo % 2 === 0 ? lo : lo + 1) / 100;
+  }
+  return Number(x.toFixed(2));
+}
+
 /** drop_eval's get_metrics for one predicted answer (spans) against one gold answer (spans). */
 export function dropMetrics(
   predicted: readonly string[],
@@ -143,7 +159,7 @@ export function dropMetrics(
       ? 1
       : 0;
   const perBag = alignBags(p.bags, g.bags);
-  const f1 = Math.round((perBag.reduce((a, b) => a + b, 0) / perBag.length) * 100) / 100;
+  const f1 = pyRound2(perBag.reduce((a, b) => a + b, 0) / perBag.length);
   return { em, f1 };
 }
 

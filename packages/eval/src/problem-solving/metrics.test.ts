@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { dropMetrics, dropScore, normalizeDropAnswer, pyFloatRepr } from "./drop-metrics.js";
+import {
+  dropMetrics,
+  dropScore,
+  normalizeDropAnswer,
+  pyFloatRepr,
+  pyRound2,
+} from "./drop-metrics.js";
 import { PyRandom } from "./pyrandom.js";
 
 describe("PyRandom matches CPython's random", () => {
@@ -49,6 +55,17 @@ describe("DROP official metrics", () => {
     expect(pyFloatRepr("1e16")).toBe("1e+16");
     expect(pyFloatRepr("123456789012345")).toBe("123456789012345.0");
     expect(pyFloatRepr("-0")).toBe("-0.0");
+  });
+
+  it("rounds F1 as Python's round(f1, 2): exact binary value, ties to even", () => {
+    // 6 predicted tokens, 10 gold, 1 shared: P = 1/6, R = 1/10, F1 = 0.125 -> Python 0.12
+    expect(dropMetrics(["x1 x2 x3 x4 x5 w"], ["w y1 y2 y3 y4 y5 y6 y7 y8 y9"]).f1).toBe(0.12);
+    // Python: [round(x, 2) for x in xs]
+    const xs = [0.125, 0.375, 0.625, 0.875, 0.675, 0.005, 0.015, 0.285, 2 / 3, 1 / 6, 0.1 + 0.2];
+    expect(xs.map(pyRound2)).toEqual([
+      0.12, 0.38, 0.62, 0.88, 0.68, 0.01, 0.01, 0.28, 0.67, 0.17, 0.3,
+    ]);
+    expect([0.045, 0.5, 1, 0].map(pyRound2)).toEqual([0.04, 0.5, 1, 0]);
   });
 
   it("takes the best over several gold answers", () => {
