@@ -4,10 +4,12 @@
  * LlamaForCausalLM tensor names, so `LlamaForCausalLM.from_pretrained(dir)` loads this
  * project's checkpoints unchanged and TinyLlama's own weights load here.
  */
+import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fromHfConfig, type LlamaConfig, parameterSpecs, toHfConfig } from "../model/config.js";
 import {
+  type FileDigest,
   readSafetensorsHeader,
   readTensorF32,
   type SafetensorsHeader,
@@ -112,18 +114,26 @@ export function loadWeights(dirIn: string): WeightSource {
   };
 }
 
-/** Writes config.json and model.safetensors (f32, HF names, HF order) into `dir`. */
+/**
+ * Writes config.json and model.safetensors (f32, HF names, HF order) into `dir`; returns each
+ * file's size and SHA-256 by file name.
+ */
 export function writeHfModel(
   dir: string,
   config: LlamaConfig,
   read: (name: string) => Float32Array,
-): void {
+): Record<string, FileDigest> {
   const tensors: TensorToWrite[] = parameterSpecs(config).map((s) => ({
     name: s.name,
     dtype: "F32",
     shape: s.shape,
     data: () => read(s.name),
   }));
-  writeSafetensors(join(dir, MODEL_FILE), tensors, { format: "pt" });
-  writeFileSync(join(dir, CONFIG_FILE), `${JSON.stringify(toHfConfig(config), null, 2)}\n`);
+  const model = writeSafetensors(join(dir, MODEL_FILE), tensors, { format: "pt" });
+  const json = Buffer.from(`${JSON.stringify(toHfConfig(config), null, 2)}\n`);
+  writeFileSync(join(dir, CONFIG_FILE), json);
+  return {
+    [MODEL_FILE]: model,
+    [CONFIG_FILE]: { bytes: json.length, sha256: createHash("sha256").update(json).digest("hex") },
+  };
 }

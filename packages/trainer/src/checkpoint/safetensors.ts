@@ -6,6 +6,7 @@
  * Tensors are returned as f32 (BF16 and F16 are widened), which is what the trainer and the
  * CPU backend consume; the writer stores F32 (master weights, optimizer state) or I64/U8 blobs.
  */
+import { createHash } from "node:crypto";
 import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
 
 export type SafetensorsDType = "F32" | "BF16" | "F16" | "I32" | "I64" | "U8" | "U16";
@@ -174,15 +175,22 @@ export interface TensorToWrite {
   data: ArrayBufferView | (() => ArrayBufferView);
 }
 
+/** A written file's size and SHA-256 (hex), recorded in trainer-state.json and checked on resume. */
+export interface FileDigest {
+  bytes: number;
+  sha256: string;
+}
+
 /**
  * Writes tensors in the given order (HF and this project keep their own order; the format
  * sorts nothing) to `path`, streaming each tensor so nothing is copied into one big buffer.
+ * Returns the file's size and SHA-256, hashed from the bytes as they are written (no re-read).
  */
 export function writeSafetensors(
   path: string,
   tensors: TensorToWrite[],
   metadata: Record<string, string> = {},
-): void {
+): FileDigest {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   let offset = 0;
@@ -199,10 +207,16 @@ export function writeSafetensors(
   const hb = Buffer.from(json, "utf8");
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(hb.length));
+  const hash = createHash("sha256");
+  let written = 0;
   const fd = openSync(path, "w");
   try {
-    writeSync(fd, len);
-    writeSync(fd, hb);
+    for (const b of [len, hb]) {
+      let done = 0;
+      while (done < b.length) done += writeSync(fd, b, done, b.length - done);
+      hash.update(b);
+      written += b.length;
+    }
     for (const t of tensors) {
       const data = typeof t.data === "function" ? t.data() : t.data;
       const bytes = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
@@ -216,7 +230,29 @@ export function writeSafetensors(
       while (done < view.length) {
         done += writeSync(fd, view, done, Math.min(view.length - done, 1 << 30));
       }
+      hash.update(view);
+      written += view.length;
     }
+  } finally {
+    closeSync(fd);
+  }
+  return { bytes: written, sha256: hash.digest("hex") };
+}
+
+/** SHA-256 (hex) and size of a file, read in 16 MiB chunks. */
+export function digestFile(path: string): FileDigest {
+  const fd = openSync(path, "r");
+  try {
+    const hash = createHash("sha256");
+    const buf = Buffer.allocUnsafe(16 << 20);
+    let bytes = 0;
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, bytes);
+      if (n <= 0) break;
+      hash.update(buf.subarray(0, n));
+      bytes += n;
+    }
+    return { bytes, sha256: hash.digest("hex") };
   } finally {
     closeSync(fd);
   }

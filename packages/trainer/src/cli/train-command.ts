@@ -7,6 +7,7 @@
 import { resolve } from "node:path";
 import { loadPipelineTokenizer, type TokenizerIdentity } from "@tinyllama/data";
 import { builtBackends } from "@tinyllama/kernels";
+import { CheckpointSpaceError, EXIT_DISK_FULL } from "../checkpoint/store.js";
 import { detectDistEnv } from "../distributed/env.js";
 import {
   LAUNCHER_FLAGS,
@@ -189,6 +190,11 @@ export const TRAIN_FLAGS: FlagSpec[] = [
     defaultText: `${GPU_DEFAULTS.saveEvery} on GPU, ${CPU_DEFAULTS.saveEvery} on CPU`,
   },
   { name: "keep", type: "int", min: 1, help: "checkpoints kept per stage", defaultText: "3" },
+  {
+    name: "restart-stage",
+    type: "boolean",
+    help: "when every checkpoint of the stage is damaged, move them to checkpoints/damaged/ and train the stage again from its start (without it such a run stops, naming them)",
+  },
   {
     name: "eval-every",
     type: "int",
@@ -428,6 +434,16 @@ export async function trainCommand(
     });
     if (r.failed) {
       const what = `rank ${r.failed.rank} ${r.failed.how}`;
+      if (r.diskFull) {
+        // Rerunning as is would fill the disk again at the same checkpoint.
+        throw new CheckpointSpaceError(
+          `${what}: the disk is full (exit code ${EXIT_DISK_FULL}; the rank's message above says which checkpoint did not fit ` +
+            "and how much room one takes); all ranks stopped. Rerunning as is fails the same way: first free space on the " +
+            "filesystem of --out (--keep + 1 checkpoints must fit at once, as older ones are deleted only after a new one is written), " +
+            "then rerun the same command to resume from the last checkpoint",
+          "ENOSPC",
+        );
+      }
       // A rank that failed before its first step (bad data, a checkpoint that does not fit, a
       // rendezvous that failed) left nothing to resume: rerunning would fail the same way.
       if (r.trainingStarted) {
@@ -516,6 +532,7 @@ export async function trainCommand(
     overlapComm: f["comm-overlap"] === "on",
     recompute: f.recompute === "layers",
     handleSignals: deps.handleSignals ?? true,
+    restartStage: f["restart-stage"] === true,
     log: deps.log,
   };
   // Under --nproc-per-node: tell the launcher this rank got past every check, so that a later
@@ -523,6 +540,15 @@ export async function trainCommand(
   if (process.env.TINYLLAMA_LAUNCHED && process.send) {
     opts.onTrainingStart = () => {
       process.send?.(TRAINING_STARTED, undefined, {}, () => {});
+    };
+    // The launcher gone (killed with -9, say): its IPC channel closes. Exit at once, writing
+    // nothing more (no metrics, no checkpoint; the pipes to the launcher are gone too), so no
+    // orphaned rank trains beside a rerun of the command. The ppid check is the backstop.
+    const launcher = process.ppid;
+    const orphaned = () => process.exit(1);
+    process.on("disconnect", orphaned);
+    opts.stopIfOrphaned = () => {
+      if (process.ppid !== launcher || !process.connected) orphaned();
     };
   }
   let job: DistributedJob | null = null;

@@ -6,12 +6,15 @@
  * error or is killed, it says which, stops the others (SIGTERM, then SIGKILL after a grace
  * period) and exits non-zero. Each rank reports over an IPC channel when it is about to take
  * its first step, so the caller can tell a failure a rerun resumes from (after that) from one it
- * would repeat (bad data, a usage error, a failed rendezvous). Several nodes: run it on each with
+ * would repeat (bad data, a usage error, a failed rendezvous). A rank notices the launcher's
+ * death by that channel closing (also after SIGKILL) and exits at once without writing anything
+ * more (train-command.ts), so no orphaned rank trains beside a rerun. Several nodes: run it on each with
  * --nnodes, --node-rank and the same --master-addr/--master-port, as with torchrun.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { freeRendezvousPort } from "@tinyllama/kernels/collectives";
+import { EXIT_DISK_FULL } from "../checkpoint/store.js";
 
 export interface LaunchOptions {
   nprocPerNode: number;
@@ -40,6 +43,8 @@ export interface LaunchResult {
    * before the failure: only then is there progress that rerunning the command resumes.
    */
   trainingStarted: boolean;
+  /** Whether some rank exited with EXIT_DISK_FULL (a checkpoint did not fit): rerunning fails again. */
+  diskFull: boolean;
 }
 
 /** What a rank sends over the IPC channel when it is about to take its first step. */
@@ -70,6 +75,7 @@ export async function launchLocalRanks(o: LaunchOptions): Promise<LaunchResult> 
   const children: (ChildProcess | null)[] = [];
   let failed: LaunchResult["failed"] = null;
   let trainingStarted = false;
+  let diskFull = false;
   let running = N;
   let killTimer: NodeJS.Timeout | null = null;
   const stopOthers = (signal: NodeJS.Signals) => {
@@ -108,6 +114,7 @@ export async function launchLocalRanks(o: LaunchOptions): Promise<LaunchResult> 
       createInterface({ input: child.stderr! }).on("line", (l) => err(`[rank ${rank}] ${l}`));
       child.on("exit", (code, signal) => {
         running--;
+        if (code === EXIT_DISK_FULL) diskFull = true;
         if ((code !== 0 || signal) && !failed) {
           const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
           failed = { rank, how };
@@ -119,7 +126,7 @@ export async function launchLocalRanks(o: LaunchOptions): Promise<LaunchResult> 
           if (killTimer) clearTimeout(killTimer);
           process.off("SIGINT", forward);
           process.off("SIGTERM", forward);
-          resolve({ exitCode: failed ? 1 : 0, failed, trainingStarted });
+          resolve({ exitCode: failed ? 1 : 0, failed, trainingStarted, diskFull });
         }
       });
     }

@@ -6,12 +6,13 @@
  * Children run the TypeScript sources through src/test-util/ts-register.mjs.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freeRendezvousPort as freePort } from "@tinyllama/kernels/collectives";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { pidAlive } from "../checkpoint/store.js";
 import { UsageError } from "../cli/args.js";
 import { trainCommand } from "../cli/train-command.js";
 import { readMetrics, type TrainRecord } from "../metrics/metrics.js";
@@ -215,6 +216,51 @@ describe("distributed processes", () => {
     expect(run.output()).toMatch(/stopped by SIGINT; rerun the same command to resume/);
   }, 120_000);
 
+  it("--nproc-per-node: a launcher killed with SIGKILL takes its ranks with it; a rerun logs each step once", async () => {
+    const out = join(root, "orphans");
+    const steps = 10;
+    const argv = [
+      ...trainArgs(out, 2, steps).map((x, i, all) => (all[i - 1] === "--save-every" ? "2" : x)),
+      "--nproc-per-node",
+      "2",
+    ];
+    const run = start(argv);
+    await waitFor(run, /checkpoint .*step-000000000002 /, 60_000);
+    const ranks = [...run.output().matchAll(/launcher: rank \d is pid (\d+)/g)].map((m) =>
+      Number(m[1]),
+    );
+    expect(ranks).toHaveLength(2);
+    const killedAt = Date.now();
+    run.child.kill("SIGKILL");
+    await run.exited;
+    while (ranks.some((pid) => pidAlive(pid)) && Date.now() - killedAt < 20_000)
+      await new Promise((r) => setTimeout(r, 20));
+    const gone = Date.now() - killedAt;
+    console.log(`launcher SIGKILLed: both ranks exited ${gone} ms later`);
+    expect(ranks.filter((pid) => pidAlive(pid))).toEqual([]);
+    expect(gone).toBeLessThan(5_000);
+    // Nothing more is written by them.
+    const stage = join(out, "v1.0");
+    const snapshot = () => [
+      readFileSync(join(stage, "metrics.jsonl"), "utf8"),
+      readdirSync(join(stage, "checkpoints")).join(","),
+    ];
+    const before = snapshot();
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(snapshot()).toEqual(before);
+    expect(before[0]).not.toMatch(new RegExp(`"step":${steps},`)); // killed mid-stage
+    const rerun = start(argv);
+    const end = await rerun.exited;
+    expect(end.code, rerun.output()).toBe(0);
+    expect(rerun.output()).toMatch(/resuming v1.0 from .*step-0000000000\d\d at step \d+/);
+    const train = readMetrics(join(stage, "metrics.jsonl")).filter(
+      (r): r is TrainRecord => r.kind === "train",
+    );
+    expect(train.map((r) => r.step)).toEqual(Array.from({ length: steps }, (_, i) => i + 1));
+    expect(readdirSync(join(stage, "checkpoints")).filter((n) => n.startsWith("."))).toEqual([]);
+    expect(existsSync(join(stage, "checkpoints", "step-000000000010"))).toBe(true);
+  }, 120_000);
+
   it("--nproc-per-node refuses what every rank would refuse before starting any: one message, exit 2", async () => {
     const cpu = ["--device", "cpu", "--data", data, "--out", join(root, "launch-checks")];
     // The CPU defaults (global batch 8 of 128-token sequences) on 2 ranks.
@@ -252,6 +298,12 @@ describe("distributed processes", () => {
       /^rank \d exited with code 1; all ranks stopped. Rerun the same command to resume from the last checkpoint$/,
     );
     await expect(launch("process.exit(2)")).rejects.toBeInstanceOf(UsageError);
+    // A full disk: rerunning as is would fail again; it says to free space first.
+    await expect(
+      launch(`process.send(${JSON.stringify(TRAINING_STARTED)}, () => process.exit(3))`),
+    ).rejects.toThrow(
+      /^rank \d exited with code 3: the disk is full .*all ranks stopped\. Rerunning as is fails the same way: first free space on the filesystem of --out \(--keep \+ 1 checkpoints must fit at once.*then rerun the same command to resume from the last checkpoint$/,
+    );
   }, 60_000);
 
   it("the launcher names a child that dies and stops the others", async () => {

@@ -3,13 +3,25 @@
  * shards (made in process by @tinyllama/data's pipeline) with the tinyllama-test model (32000 vocabulary, 1 layer): the loss falls,
  * an interrupted run resumes to the identical result, stages chain, and bad inputs fail clearly.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TokenizerIdentity } from "@tinyllama/data";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resolveWeightsDir } from "../checkpoint/hf.js";
 import { readSafetensorsHeader, readTensorF32 } from "../checkpoint/safetensors.js";
+import { checkpointTestHooks } from "../checkpoint/store.js";
 import { readTrainerState } from "../checkpoint/trainer-checkpoint.js";
 import { trainCommand } from "../cli/train-command.js";
 import { readMetrics, type TrainRecord } from "../metrics/metrics.js";
@@ -428,6 +440,181 @@ describe("training on CPU", () => {
     ]);
     // A run directory resolves to its newest checkpoint (the cooldown's) for eval.
     expect(resolveWeightsDir(out)).toBe(cool.checkpoint);
+  });
+});
+
+/** args() with periodic checkpoints every `every` steps. */
+function saving(out: string, steps: number, every: number, extra: string[] = []): string[] {
+  return args(out, steps, extra).map((x, i, all) =>
+    all[i - 1] === "--save-every" ? String(every) : x,
+  );
+}
+
+function trainSteps(stageDir: string): number[] {
+  return readMetrics(join(stageDir, "metrics.jsonl"))
+    .filter((r): r is TrainRecord => r.kind === "train")
+    .map((r) => r.step);
+}
+
+function expectSameWeights(x: string, y: string): void {
+  const a = weights(x);
+  const b = weights(y);
+  for (let i = 0; i < a.length; i++)
+    expect(Buffer.from(b[i]!.buffer).equals(Buffer.from(a[i]!.buffer))).toBe(true);
+}
+
+/** The pid of a process that has exited (and was reaped). */
+const deadPid = () => spawnSync(process.execPath, ["-e", ""]).pid!;
+
+describe("crash safety", () => {
+  it("a stop right after a periodic save writes that step once; a kill while re-writing a step loses nothing (--keep 1)", async () => {
+    const straight = await train(args(join(root, "resave-straight"), 6));
+    const out = join(root, "resave");
+    const lines: string[] = [];
+    let sent = false;
+    const first = await train(saving(out, 6, 2, ["--keep", "1"]), (l) => {
+      lines.push(l);
+      if (!sent && /^checkpoint .*step-000000000002 /.test(l)) {
+        sent = true;
+        process.emit("SIGINT", "SIGINT");
+      }
+    });
+    expect(first.interrupted).toBe("SIGINT");
+    expect(first.checkpoint).toMatch(/step-000000000002$/);
+    expect(lines.filter((l) => /^checkpoint /.test(l))).toHaveLength(1);
+    // What a kill between the two renames of a re-write left: the good checkpoint renamed aside,
+    // the new one not yet in place. The old code then found no checkpoint and, with --keep 1,
+    // started the stage again from scratch, deleting metrics.jsonl.
+    const ckpts = join(out, "v1.0", "checkpoints");
+    const pid = deadPid();
+    const aside = join(ckpts, `.replaced-step-000000000002-${pid}`);
+    renameSync(join(ckpts, "step-000000000002"), aside);
+    const tmp = join(ckpts, `.tmp-step-000000000002-${pid}`);
+    cpSync(aside, tmp, { recursive: true });
+    rmSync(join(tmp, "trainer-state.json")); // the new one was still being written
+    const said: string[] = [];
+    const resumed = await train(saving(out, 6, 2, ["--keep", "1"]), (l) => said.push(l));
+    expect(said.some((l) => /restored .*step-000000000002 from .*\.replaced-step/.test(l))).toBe(
+      true,
+    );
+    expect(said.some((l) => /resuming v1.0 from .*step-000000000002 at step 2/.test(l))).toBe(true);
+    expect(resumed.steps).toBe(4);
+    expect(trainSteps(resumed.stageDir)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(trainLosses(resumed.stageDir)).toEqual(trainLosses(straight.stageDir));
+    expectSameWeights(straight.checkpoint!, resumed.checkpoint!);
+    expect(readdirSync(ckpts)).toEqual(["step-000000000006"]);
+  });
+
+  it("every checkpoint damaged: stops naming each; --restart-stage moves them aside and retrains", async () => {
+    const straight = await train(args(join(root, "alldamaged-straight"), 6));
+    const out = join(root, "alldamaged");
+    await train(saving(out, 6, 2, ["--max-steps", "4", "--keep", "2"]));
+    const ckpts = join(out, "v1.0", "checkpoints");
+    const opt = join(ckpts, "step-000000000004", "optimizer.safetensors");
+    writeFileSync(opt, readFileSync(opt).subarray(0, 1000));
+    writeFileSync(join(ckpts, "step-000000000002", "trainer-state.json"), "{ truncated");
+    const metricsBefore = readFileSync(join(out, "v1.0", "metrics.jsonl"), "utf8");
+    await expect(train(saving(out, 6, 2, ["--keep", "2"]))).rejects.toThrow(
+      /every checkpoint of .*v1.0 is damaged, so the stage cannot resume:\n {2}.*step-000000000004: .*optimizer.safetensors.*\n {2}.*step-000000000002: .*unreadable trainer state.*\nNothing was changed\. .*--restart-stage/,
+    );
+    // Nothing was changed: no restart, no metrics deleted.
+    expect(readdirSync(ckpts).sort()).toEqual(["step-000000000002", "step-000000000004"]);
+    expect(readFileSync(join(out, "v1.0", "metrics.jsonl"), "utf8")).toBe(metricsBefore);
+    const said: string[] = [];
+    const again = await train(saving(out, 6, 2, ["--keep", "2", "--restart-stage"]), (l) =>
+      said.push(l),
+    );
+    expect(said.filter((l) => /^moved damaged checkpoint .* to .*damaged/.test(l))).toHaveLength(2);
+    expect(said.some((l) => /starting v1.0 from the reference initialisation/.test(l))).toBe(true);
+    expect(again.complete).toBe(true);
+    expect(trainLosses(again.stageDir)).toEqual(trainLosses(straight.stageDir));
+    // The damaged ones (steps 2 and 4) did not push the new checkpoints out of --keep 2.
+    expect(readdirSync(ckpts).sort()).toEqual([
+      "damaged",
+      "step-000000000004",
+      "step-000000000006",
+    ]);
+    expect(readdirSync(join(ckpts, "damaged")).sort()).toEqual([
+      "step-000000000002",
+      "step-000000000004",
+    ]);
+  });
+
+  it("same-size corruption is found by the recorded SHA-256: falls back with a warning; older checkpoints load with a note", async () => {
+    const straight = await train(args(join(root, "flip-straight"), 6));
+    const out = join(root, "flip");
+    await train(saving(out, 6, 2, ["--max-steps", "4", "--keep", "5"]));
+    const ckpts = join(out, "v1.0", "checkpoints");
+    const state = readTrainerState(join(ckpts, "step-000000000004"));
+    expect(Object.keys(state.files!).sort()).toEqual([
+      "config.json",
+      "model.safetensors",
+      "optimizer.safetensors",
+    ]);
+    const path = join(ckpts, "step-000000000004", "model.safetensors");
+    const bytes = readFileSync(path);
+    const mid = bytes.length >> 1;
+    for (let i = mid; i < mid + 4; i++) bytes[i]! ^= 0x40;
+    writeFileSync(path, bytes);
+    // A checkpoint written before hashes were recorded.
+    const old = join(ckpts, "step-000000000002", "trainer-state.json");
+    const { files: _, ...withoutFiles } = readTrainerState(join(ckpts, "step-000000000002"));
+    writeFileSync(old, JSON.stringify(withoutFiles));
+    const said: string[] = [];
+    const resumed = await train(saving(out, 6, 2, ["--keep", "5"]), (l) => said.push(l));
+    expect(
+      said.some((l) =>
+        /warning: skipping damaged checkpoint .*step-000000000004: .*model.safetensors: SHA-256 \w+… differs from \w+… recorded when it was saved/.test(
+          l,
+        ),
+      ),
+    ).toBe(true);
+    expect(said.some((l) => /note: .*step-000000000002 predates recorded checksums/.test(l))).toBe(
+      true,
+    );
+    expect(said.some((l) => /resuming v1.0 from .*step-000000000002 at step 2/.test(l))).toBe(true);
+    expect(trainLosses(resumed.stageDir)).toEqual(trainLosses(straight.stageDir));
+    expectSameWeights(straight.checkpoint!, resumed.checkpoint!);
+  });
+
+  it("a full disk: says which checkpoint, how much room, --keep + 1; no temporary directory; stale ones go at start-up", async () => {
+    const straight = await train(args(join(root, "full-straight"), 6));
+    const out = join(root, "full");
+    checkpointTestHooks.afterWrite = (tmp) => {
+      if (!/step-000000000004/.test(tmp)) return;
+      throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+    };
+    try {
+      await expect(train(saving(out, 6, 2))).rejects.toThrow(
+        /no space left on the device while writing checkpoint step-000000000004 into .*checkpoints .*One checkpoint of this run takes about \d+\.\d [KM]iB, and with --keep 3 there must be room for 4 of them at once .*then rerun the same command to resume from .*step-000000000002$/,
+      );
+    } finally {
+      checkpointTestHooks.afterWrite = undefined;
+    }
+    const ckpts = join(out, "v1.0", "checkpoints");
+    expect(readdirSync(ckpts)).toEqual(["step-000000000002"]);
+    const resumed = await train(saving(out, 6, 2));
+    expect(trainLosses(resumed.stageDir)).toEqual(trainLosses(straight.stageDir));
+    // Temporary directories of dead writers go at start-up, also when the stage is complete;
+    // one of a live process (another job writing) stays.
+    const stale = join(ckpts, `.tmp-step-000000000008-${deadPid()}`);
+    mkdirSync(stale);
+    const live = spawn(process.execPath, ["-e", "setTimeout(() => {}, 60000)"]);
+    try {
+      const busy = join(ckpts, `.tmp-step-000000000008-${live.pid}`);
+      mkdirSync(busy);
+      const said: string[] = [];
+      const again = await train(saving(out, 6, 2), (l) => said.push(l));
+      expect(again.steps).toBe(0);
+      expect(said.some((l) => /already complete/.test(l))).toBe(true);
+      expect(
+        said.some((l) => /note: removed .*\.tmp-step-000000000008-\d+, a temporary/.test(l)),
+      ).toBe(true);
+      expect(existsSync(stale)).toBe(false);
+      expect(existsSync(busy)).toBe(true);
+    } finally {
+      live.kill("SIGKILL");
+    }
   });
 });
 

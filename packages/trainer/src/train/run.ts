@@ -4,15 +4,22 @@
  * and the schedule before the first step, train with periodic checkpoints and validation,
  * stop cleanly on SIGINT/SIGTERM (checkpoint, then return), and leave metrics and a plot.
  */
-import { existsSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { TokenizerIdentity } from "@tinyllama/data";
 import { MixtureSampler, preset, scaleSchedule } from "@tinyllama/data/mixture";
 import { resolveWeightsDir } from "../checkpoint/hf.js";
-import { type CheckpointRef, latestCheckpoint, listCheckpoints } from "../checkpoint/store.js";
+import {
+  type CheckpointRef,
+  checkpointName,
+  checkpointsDir,
+  DAMAGED_DIR,
+  latestCheckpoint,
+  listCheckpoints,
+  recoverCheckpoints,
+} from "../checkpoint/store.js";
 import {
   assertSameModel,
-  checkpointProblem,
   loadOptimizerInto,
   loadWeightsInto,
   readTrainerState,
@@ -20,6 +27,7 @@ import {
   TRAINER_STATE_FILE,
   TRAINER_STATE_FORMAT,
   type TrainerState,
+  verifyCheckpoint,
 } from "../checkpoint/trainer-checkpoint.js";
 import { closeSources, openSources } from "../data/sources.js";
 import { TokenStream } from "../data/stream.js";
@@ -106,6 +114,16 @@ export interface RunOptions {
   onTrainingStart?: () => void;
   /** Whether to handle SIGINT/SIGTERM (checkpoint, then stop). */
   handleSignals: boolean;
+  /**
+   * When every checkpoint of the stage is damaged: move them to checkpoints/damaged/ and train
+   * the stage from its start (without it, the run stops naming them and what is wrong).
+   */
+  restartStage?: boolean;
+  /**
+   * Called before each step, each metrics record and each checkpoint: a rank whose launcher is
+   * gone exits here without writing anything more (see train-command.ts).
+   */
+  stopIfOrphaned?: () => void;
   log: (line: string) => void;
   /** Sharded data parallelism over these ranks (null: this process trains alone). */
   distributed?: DistributedJob | null;
@@ -159,16 +177,14 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
   // Where does this stage start?
   let resumeFrom: string | null = null;
   let initFrom: { dir: string; state: TrainerState | null } | null = null;
-  // The newest usable checkpoint of this stage: a damaged one (e.g. a disk filled up) is
-  // reported and skipped for the one before it.
-  let own: CheckpointRef | null = null;
-  for (const c of listCheckpoints(stageDir).reverse()) {
-    const problem = checkpointProblem(c.path);
-    if (!problem) {
-      own = c;
-      break;
-    }
-    log(`warning: skipping damaged checkpoint ${c.path}: ${problem}`);
+  // The newest usable checkpoint of this stage, chosen by the process that writes checkpoints
+  // (other ranks take its choice: one verification, no race with its repairs).
+  let own: CheckpointRef | null = isRoot ? newestUsableCheckpoint(stageDir, o, log) : null;
+  if (dist) {
+    const [chosen] = await dist.world.allReduceHost([own ? own.step + 1 : 0], "max");
+    own = chosen
+      ? { step: chosen - 1, path: join(checkpointsDir(stageDir), checkpointName(chosen - 1)) }
+      : null;
   }
   if (own) {
     resumeFrom = own.path;
@@ -185,6 +201,8 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
     initFrom = { dir, state: existsSync(statePath) ? readTrainerState(dir) : null };
   } else if (spec.previousDir) {
     const prevDir = join(runDir, spec.previousDir);
+    if (isRoot) for (const line of recoverCheckpoints(prevDir)) log(`note: ${line}`);
+    if (dist) await dist.world.barrier();
     const prev = latestCheckpoint(prevDir);
     if (!prev) {
       const previousStage = spec.previousDir.split("-")[0];
@@ -523,7 +541,12 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
       complete,
       createdAt: new Date().toISOString(),
     });
+    /** The newest checkpoint of this stage on disk (null: none written or resumed from). */
+    let lastSaved: { step: number; complete: boolean } | null = state
+      ? { step: state.step, complete: state.complete }
+      : null;
     const save = async (complete: boolean): Promise<string> => {
+      o.stopIfOrphaned?.();
       const t0 = performance.now();
       let path = "(written by rank 0)";
       if (sharded && dist) {
@@ -532,6 +555,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
           path = saveTrainingCheckpoint(stageDir, source, snapshot(complete), o.keep).path;
         await dist.world.barrier();
       } else path = saveTrainingCheckpoint(stageDir, trainer!, snapshot(complete), o.keep).path;
+      lastSaved = { step, complete };
       log(`checkpoint ${path} (${((performance.now() - t0) / 1000).toFixed(1)}s)`);
       return path;
     };
@@ -542,6 +566,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
       const loss = trainer!.evaluate(validation.batches, (ids, targets) => {
         validation.fill(i++, ids, targets);
       });
+      o.stopIfOrphaned?.();
       metrics?.write({
         kind: "val",
         stage: spec.dirName,
@@ -608,6 +633,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
       if (!resumeFrom && stageTokens === 0) runValidation();
       while (stageTokens < stageBudget && !(dist ? agreedStop : interrupted)) {
         if (o.maxSteps !== null && stepsThisRun >= o.maxSteps) break;
+        o.stopIfOrphaned?.();
         const lr = learningRate(schedule, tokensSeen);
         const profiling = profiler !== null && stepsThisRun + 1 === o.profileStep;
         if (profiling) profiler.start();
@@ -629,6 +655,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
         }
         const tokensPerSec = batchTokens / dt;
         const mfu = mfuOf(tokensPerSec);
+        o.stopIfOrphaned?.();
         metrics?.write({
           kind: "train",
           stage: spec.dirName,
@@ -688,7 +715,10 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
       }
       const complete = stageTokens >= stageBudget;
       if (complete) runValidation();
-      if (stepsThisRun > 0 || !lastCheckpoint) lastCheckpoint = await save(complete);
+      // A stop right after a periodic save (or a resume that trained nothing) has this step on
+      // disk already: writing it again would only replace a good checkpoint with the same one.
+      if (!lastSaved || lastSaved.step !== step || lastSaved.complete !== complete)
+        lastCheckpoint = await save(complete);
       if (complete) {
         log(
           `stage ${spec.dirName} complete: ${step - stageStartStep} step${step - stageStartStep === 1 ? "" : "s"} in this stage (step ${step} of the run), ` +
@@ -742,6 +772,57 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
     else model?.dispose();
     closeSources(sources);
   }
+}
+
+/**
+ * The newest usable checkpoint of a stage (run by the process that writes checkpoints): first
+ * repairs what a killed writer left (recoverCheckpoints), then verifies checkpoints newest
+ * first (headers, sizes, SHA-256). Damaged ones are reported and moved to checkpoints/damaged/,
+ * so they never count toward --keep. When there are checkpoints but none is usable, the run
+ * stops naming each and what is wrong, unless --restart-stage: nothing is restarted silently.
+ */
+function newestUsableCheckpoint(
+  stageDir: string,
+  o: RunOptions,
+  log: (line: string) => void,
+): CheckpointRef | null {
+  for (const line of recoverCheckpoints(stageDir)) log(`note: ${line}`);
+  const damaged: { c: CheckpointRef; problem: string }[] = [];
+  let own: CheckpointRef | null = null;
+  for (const c of listCheckpoints(stageDir).reverse()) {
+    const { problem, note } = verifyCheckpoint(c.path);
+    if (!problem) {
+      own = c;
+      if (note) log(`note: ${note}`);
+      break;
+    }
+    log(`warning: skipping damaged checkpoint ${c.path}: ${problem}`);
+    damaged.push({ c, problem });
+  }
+  const aside = join(checkpointsDir(stageDir), DAMAGED_DIR);
+  if (!own && damaged.length > 0 && !o.restartStage) {
+    throw new Error(
+      `every checkpoint of ${stageDir} is damaged, so the stage cannot resume:\n` +
+        damaged.map((d) => `  ${d.c.path}: ${d.problem}\n`).join("") +
+        "Nothing was changed. Restore them (e.g. from a copy), or rerun with --restart-stage to move them to " +
+        `${aside}/ and train the stage again from its start (its metrics.jsonl is started anew)`,
+    );
+  }
+  for (const { c } of damaged) {
+    mkdirSync(aside, { recursive: true });
+    let dest = join(aside, checkpointName(c.step));
+    if (existsSync(dest)) dest = `${dest}-${Date.now()}`;
+    renameSync(c.path, dest);
+    log(
+      `moved damaged checkpoint ${c.path} to ${dest} (it does not count toward --keep; delete it when it is not needed)`,
+    );
+  }
+  if (own && o.restartStage) {
+    log(`note: --restart-stage ignored: ${own.path} is usable, resuming from it`);
+  } else if (!own && damaged.length > 0) {
+    log(`--restart-stage: training ${stageDir} again from its start`);
+  }
+  return own;
 }
 
 /** Per-source block offsets after the stage a checkpoint belongs to. */
