@@ -280,6 +280,26 @@ describe("native boundary (in process)", () => {
     k = await loadBackend("cpu");
   });
 
+  it("refuses float scalars beyond float32's range instead of turning them into inf", () => {
+    const t = k.zeros([4], "f32");
+    const g = k.zeros([4], "f32");
+    const m = k.zeros([4], "f32");
+    const v = k.zeros([4], "f32");
+    try {
+      expect(() => k.scale(t, 1e300)).toThrow(/s must fit in a float32 .*got 1e\+300/);
+      expect(() => k.fill(t, -1e39)).toThrow(/value must fit in a float32/);
+      const opts = { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 1 };
+      expect(() => k.adamw(t, null, g, m, v, { ...opts, lr: 4e38 })).toThrow(
+        /lr must fit in a float32/,
+      );
+      k.fill(t, 3.4e38); // the largest finite floats still pass
+      k.scale(t, 1);
+      expect(Array.from(t.toFloat32())[0]).toBeCloseTo(3.4e38, -33);
+    } finally {
+      for (const x of [t, g, m, v]) x.dispose();
+    }
+  });
+
   it("view() whose shape getter disposes the tensor throws and leaks no handle", () => {
     const before = k.stats();
     const t = k.zeros([8], "f32");

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <initializer_list>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -69,6 +70,17 @@ class Args {
     double d = info_[i].As<Napi::Number>().DoubleValue();
     if (!(d == d) || d == 1.0 / 0.0 || d == -1.0 / 0.0) fail(std::string(name) + " must be finite");
     return d;
+  }
+  // A scalar the kernels take as a float: a finite double beyond float's range would become
+  // inf there (1e300 as a learning rate), so it is refused here, where the name is known.
+  float float32(size_t i, const char* name) const {
+    double d = number(i, name);
+    if (std::fabs(d) > static_cast<double>(std::numeric_limits<float>::max())) {
+      std::ostringstream got;
+      got << d;
+      failRange(std::string(name) + " must fit in a float32 (|x| <= 3.4e38), got " + got.str());
+    }
+    return static_cast<float>(d);
   }
   // lo and hi must be exact doubles (|x| <= 2^53). The range is checked on the double before
   // the cast: casting an out-of-range double (1e300) to int64_t is undefined behaviour.

@@ -5,6 +5,7 @@
 #include <napi.h>
 
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -227,7 +228,7 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   o.transA = a.boolean(3, "transA");
   o.transB = a.boolean(4, "transB");
   o.accumulate = a.boolean(5, "accumulate");
-  o.alpha = static_cast<float>(a.number(6, "alpha"));
+  o.alpha = a.float32(6, "alpha");
   a.dtypeIn(A, "a", kFloat);
   a.sameDtype(A, "a", B, "b");
   a.dtypeIn(out, "out", kFloat);
@@ -271,7 +272,7 @@ Napi::Value Rope(const Napi::CallbackInfo& info) {
 AttentionOptions readAttention(const Args& a, size_t i, const TensorDesc& q) {
   AttentionOptions o;
   o.causal = a.boolean(i, "causal");
-  double s = a.number(i + 1, "scale");
+  double s = a.float32(i + 1, "scale");
   if (s < 0) a.failRange("scale must be >= 0 (0 selects 1/sqrt(D))");
   o.scale = s == 0 ? 1.0f / std::sqrt(static_cast<float>(q.shape[3])) : static_cast<float>(s);
   return o;
@@ -322,7 +323,7 @@ Napi::Value DecodeAttention(const Napi::CallbackInfo& info) {
        vNew = a.tensor(3, "vNew"), kCache = a.tensor(4, "kCache"), vCache = a.tensor(5, "vCache"),
        meta = a.tensor(6, "meta");
   double base = a.number(7, "ropeBase");
-  double s = a.number(8, "scale");
+  double s = a.float32(8, "scale");
   if (!(base > 1)) a.failRange("ropeBase must be > 1");
   if (s < 0) a.failRange("scale must be >= 0 (0 selects 1/sqrt(D))");
   a.dtypeIn(q, "q", kFloat);
@@ -432,7 +433,7 @@ Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
   Args a(info, "crossEntropy", 5);
   auto losses = a.tensor(0, "losses"), logits = a.tensor(1, "logits"),
        targets = a.tensor(2, "targets");
-  float dlossScale = static_cast<float>(a.number(3, "dlossScale"));
+  float dlossScale = a.float32(3, "dlossScale");
   bool computeGrad = a.boolean(4, "computeGrad");
   a.dtypeIn(logits, "logits", kFloat);
   if (logits.ndim < 2) a.fail("logits must be [N, V]");
@@ -479,13 +480,13 @@ Napi::Value AdamW(const Napi::CallbackInfo& info) {
   if (hasMaster) master = a.tensor(1, "master");
   auto grad = a.tensor(2, "grad"), m = a.tensor(3, "m"), v = a.tensor(4, "v");
   AdamWOptions o;
-  o.lr = static_cast<float>(a.number(5, "lr"));
-  o.beta1 = static_cast<float>(a.number(6, "beta1"));
-  o.beta2 = static_cast<float>(a.number(7, "beta2"));
-  o.eps = static_cast<float>(a.number(8, "eps"));
-  o.weightDecay = static_cast<float>(a.number(9, "weightDecay"));
+  o.lr = a.float32(5, "lr");
+  o.beta1 = a.float32(6, "beta1");
+  o.beta2 = a.float32(7, "beta2");
+  o.eps = a.float32(8, "eps");
+  o.weightDecay = a.float32(9, "weightDecay");
   o.step = a.integer(10, "step", 1, kMaxInt);
-  o.gradScale = static_cast<float>(a.number(11, "gradScale"));
+  o.gradScale = a.float32(11, "gradScale");
   if (!(o.beta1 >= 0 && o.beta1 < 1) || !(o.beta2 >= 0 && o.beta2 < 1))
     a.failRange("beta1 and beta2 must be in [0, 1)");
   if (!(o.eps > 0)) a.failRange("eps must be > 0");
@@ -566,6 +567,9 @@ Napi::Value Fill(const Napi::CallbackInfo& info) {
   Args a(info, "fill", 2);
   auto t = a.tensor(0, "t");
   double value = a.number(1, "value");
+  if ((t.dtype == DType::F32 || t.dtype == DType::BF16) &&
+      std::fabs(value) > static_cast<double>(std::numeric_limits<float>::max()))
+    a.failRange("value must fit in a float32 (|x| <= 3.4e38) for a float tensor");
   if (t.dtype == DType::I32 && (value != std::floor(value) || value < INT32_MIN || value > INT32_MAX))
     a.failRange("value must be an int32 for an i32 tensor");
   if (t.dtype == DType::U16 && (value != std::floor(value) || value < 0 || value > 65535))
@@ -591,7 +595,7 @@ Napi::Value Copy(const Napi::CallbackInfo& info) {
 Napi::Value Scale(const Napi::CallbackInfo& info) {
   Args a(info, "scale", 2);
   auto t = a.tensor(0, "t");
-  float s = static_cast<float>(a.number(1, "s"));
+  float s = a.float32(1, "s");
   a.dtypeIn(t, "t", kFloat);
   return guarded(info, a.op(), [&]() -> Napi::Value {
     backend::scale(t, s);
