@@ -101,6 +101,28 @@ describe("prepare on the bundled sample", () => {
     expect(after.splits).toEqual(before.splits);
   });
 
+  it("resumes a local run whose plan.json predates the plan's `sources` record", async () => {
+    const { plan } = await loadOrMakePlan(config);
+    const path = join(plan.workDir, "plan.json");
+    const text = await readFile(path, "utf8");
+    const { sources: _dropped, ...older } = JSON.parse(text) as Record<string, unknown>;
+    await writeFile(path, JSON.stringify(older));
+    try {
+      const resumed = await loadOrMakePlan(config);
+      expect(resumed.resumed).toBe(true);
+      expect(resumed.plan.sources.map((s) => s.name)).toEqual(config.sources.map((s) => s.name));
+      expect((await readPlan(path)).sources).toHaveLength(config.sources.length);
+      const reports = await runLocal(resumed.plan, {
+        inProcess: true,
+        tokenizer: bytesTokenizer(),
+        printer: quiet,
+      });
+      expect(reports.every((r) => r.ran === 0)).toBe(true);
+    } finally {
+      await writeFile(path, text);
+    }
+  });
+
   it("a rerun of finalize removes temp files that killed writers left in the output", async () => {
     const dir = join(out, "data", "proof-pile-2");
     const before = (await ShardSet.open(dir)).manifest;

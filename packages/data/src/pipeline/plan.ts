@@ -209,7 +209,7 @@ export async function loadOrMakePlan(
       const branch = unpinnedHubSource(plan)?.hub?.revision ?? "main";
       reason = `${path} was made before hub inputs were pinned to a commit: its downloads name only "${branch}", which may have moved since`;
       advice = `remove ${workDir} (and the shards it produced) to start over`;
-    } else return { plan, resumed: true };
+    } else return { plan: withSources(plan), resumed: true };
     if (!opts.restartStale) throw new StalePlanError(`${reason}; ${advice}`);
     restarted = reason;
     await rm(workDir, { recursive: true, force: true });
@@ -230,7 +230,17 @@ export async function readPlan(path: string): Promise<Plan> {
     throw new StalePlanError(
       `${path} was made by another version of @tinyllama/data (plan version ${plan.version}, this one runs ${PLAN_VERSION}); rerun data:prepare with this version to start over`,
     );
-  return plan;
+  return withSources(plan);
+}
+
+/**
+ * A plan written before plans recorded `sources` (only local sources get this far: a hub one
+ * is stale, see unpinnedHubSource) resumes with one empty entry per source: nothing was pinned
+ * and nothing was recorded as skipped then.
+ */
+function withSources(plan: Plan): Plan {
+  if (Array.isArray(plan.sources)) return plan;
+  return { ...plan, sources: plan.config.sources.map((s) => ({ name: s.name })) };
 }
 
 /**
