@@ -2,7 +2,7 @@
 // endpoints it calls (tree listing with paging, resolve with Range), including 401 without a
 // token, 404, transient 429/503 and connections dropped mid-body. The real hub is never contacted.
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { link, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -319,6 +319,55 @@ describe("hub client against a local server", () => {
       opts({ revision: FIRST, expectedSize: 1000 }),
     );
     expect(local).toBe(join(cache, "acme/corpus", FIRST, path));
+  });
+
+  it("adopts a copy an earlier version cached under the branch name instead of downloading it", async () => {
+    const path = "train/chunk1/example_train_0.jsonl.zst";
+    const root = join(cache, "adopt");
+    // the layouts of earlier versions: <cache>/<repo>/main/..., and $TINYLLAMA_CACHE/hub/...
+    const byBranch = await downloadToCache("acme/corpus", path, opts({ cacheDir: root }));
+    expect(byBranch).toBe(join(root, "acme/corpus/main", path));
+    const saved = process.env.TINYLLAMA_CACHE;
+    try {
+      for (const [cacheDir, env] of [
+        [root, undefined],
+        [join(cache, "tc-adopt"), join(cache, "tc-adopt")],
+      ] as const) {
+        if (env) {
+          await mkdir(join(env, "hub", "acme/corpus/main", path, ".."), { recursive: true });
+          await link(byBranch, join(env, "hub", "acme/corpus/main", path));
+          await writeFile(
+            join(env, "hub", "acme/corpus/main", `${path}.etag`),
+            await readFile(`${byBranch}.etag`, "utf8"),
+          );
+          process.env.TINYLLAMA_CACHE = env;
+        } else delete process.env.TINYLLAMA_CACHE;
+        log.length = 0;
+        const local = await downloadToCache(
+          "acme/corpus",
+          path,
+          opts({ cacheDir, revision: FIRST, formerRevision: "main", expectedSize: 300_000 }),
+        );
+        expect(local).toBe(join(cacheDir, "acme/corpus", FIRST, path));
+        expect((await readFile(local)).equals(files[path] as Buffer)).toBe(true);
+        // only the size/etag probe: no byte of the body downloaded again
+        expect(log.every((l) => l.range === "bytes=0-0")).toBe(true);
+      }
+    } finally {
+      if (saved === undefined) delete process.env.TINYLLAMA_CACHE;
+      else process.env.TINYLLAMA_CACHE = saved;
+    }
+    // a copy whose etag differs (the file changed upstream since) is not adopted
+    const other = join(cache, "adopt-stale");
+    await downloadToCache("acme/corpus", path, opts({ cacheDir: other }));
+    await writeFile(join(other, "acme/corpus/main", `${path}.etag`), '"stale"');
+    log.length = 0;
+    await downloadToCache(
+      "acme/corpus",
+      path,
+      opts({ cacheDir: other, revision: FIRST, formerRevision: "main" }),
+    );
+    expect(log.some((l) => l.range && l.range !== "bytes=0-0")).toBe(true);
   });
 
   it("a run resumed after the dataset changed upstream reads the commit it planned", async () => {

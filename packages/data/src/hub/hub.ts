@@ -4,7 +4,17 @@
  * exponential backoff on 429/5xx/network errors, HF_TOKEN for gated repos, HF_ENDPOINT for
  * mirrors. The token is passed to the client and never printed.
  */
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import {
+  copyFile,
+  link,
+  mkdir,
+  open,
+  readFile,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import {
   datasetInfo,
@@ -170,10 +180,55 @@ export function defaultCacheDir(): string {
 
 export interface DownloadOptions extends HubOptions {
   /**
+   * The branch or tag the pinned revision came from (the plan's "main"): a complete copy cached
+   * under that name by an earlier version of this package, which cached by branch, is adopted
+   * when its size and etag are the planned file's, instead of downloaded again.
+   */
+  formerRevision?: string;
+  /**
    * The size the plan listed: a file of another size at the same revision is an error, never
    * read (a mirror serving other bytes, a plan edited by hand).
    */
   expectedSize?: number;
+}
+
+/**
+ * Where earlier versions of this package cached the same file: under the branch name instead
+ * of the pinned commit, and under $TINYLLAMA_CACHE/hub when that variable named the cache's
+ * parent. A complete copy there with this file's size and etag is hard-linked (copied across
+ * filesystems) into place, so an upgrade does not download a corpus again.
+ */
+async function adoptEarlierCopy(
+  repo: string,
+  path: string,
+  revision: string,
+  local: string,
+  info: { size: number; etag: string },
+  o: DownloadOptions,
+): Promise<boolean> {
+  const roots = [o.cacheDir ?? defaultCacheDir()];
+  const env = process.env.TINYLLAMA_CACHE;
+  if (env && resolve(env) === resolve(roots[0] as string)) roots.push(join(env, "hub"));
+  const revisions = [revision, ...(o.formerRevision ? [o.formerRevision] : [])];
+  for (const root of roots) {
+    for (const rev of revisions) {
+      const earlier = join(root, repo, rev, path);
+      if (resolve(earlier) === resolve(local)) continue;
+      const st = await stat(earlier).catch(() => undefined);
+      const etag = await readFile(`${earlier}.etag`, "utf8").catch(() => undefined);
+      if (!st || st.size !== info.size || etag !== info.etag) continue;
+      await mkdir(dirname(local), { recursive: true });
+      await rm(local, { force: true });
+      await link(earlier, local).catch(async (e: NodeJS.ErrnoException) => {
+        if (e.code !== "EXDEV" && e.code !== "EPERM") throw e;
+        await copyFile(earlier, `${local}.partial`);
+        await rename(`${local}.partial`, local);
+      });
+      await writeFile(`${local}.etag`, info.etag);
+      return true;
+    }
+  }
+  return false;
 }
 
 /**
@@ -210,6 +265,7 @@ export async function downloadToCache(
   const cachedEtag = await readFile(etagFile, "utf8").catch(() => undefined);
   const done = await stat(local).catch(() => undefined);
   if (done && done.size === info.size && cachedEtag === info.etag) return local;
+  if (await adoptEarlierCopy(repo, path, revision, local, info, o)) return local;
 
   await mkdir(dirname(local), { recursive: true });
   if (cachedEtag !== info.etag) {

@@ -46,6 +46,7 @@ export async function* readTaskDocuments(
       const hub: DownloadOptions = {
         ...hubOptionsFromEnv(),
         revision: pinned.commit,
+        formerRevision: pinned.revision,
         expectedSize: file.size,
       };
       if (plan.config.hub?.cacheDir) hub.cacheDir = plan.config.hub.cacheDir;
