@@ -56,6 +56,52 @@ describe("metrics and plot", () => {
     expect(svg.match(/<polyline/g)?.length).toBeGreaterThanOrEqual(3);
   });
 
+  it("plots a run of a million logged steps (no spread-argument limit) into a small SVG", () => {
+    const path = join(dir, "v1.0", "metrics.jsonl");
+    mkdirSync(join(dir, "v1.0"), { recursive: true });
+    const lines: string[] = [];
+    for (let step = 1; step <= 1_000_000; step++) {
+      lines.push(
+        JSON.stringify(record("v1.0", step, 2 + 8 / Math.sqrt(step) + (step === 500_000 ? 20 : 0))),
+      );
+      if (lines.length === 100_000) {
+        appendFileSync(path, `${lines.join("\n")}\n`);
+        lines.length = 0;
+      }
+    }
+    const svg = readFileSync(plotRun(dir), "utf8");
+    expect(svg.length).toBeLessThan(1_000_000);
+    const loss = /<polyline fill="none" stroke="#1f77b4"[^>]* points="([^"]+)"/.exec(svg)![1]!;
+    const ys = loss.split(" ").map((p) => Number(p.split(",")[1]));
+    expect(ys.length).toBeLessThan(4 * 900);
+    // the one-step spike at step 500,000 survives the thinning: the highest loss is the top point
+    expect(Math.min(...ys)).toBeLessThan(75);
+  }, 60_000);
+
+  it("draws each stage's line on its own and stacks labels of stages that start together", () => {
+    for (const [stage, from, to, loss] of [
+      ["basic", 1, 10, 9],
+      ["continual-base", 11, 20, 7],
+      ["continual-math-code", 11, 20, 6],
+    ] as const) {
+      const w = new MetricsWriter(join(dir, stage, "metrics.jsonl"));
+      for (let step = from; step <= to; step++) w.write(record(stage, step, loss));
+    }
+    const svg = readFileSync(plotRun(dir), "utf8");
+    const lossLines = [
+      ...svg.matchAll(/<polyline fill="none" stroke="#1f77b4"[^>]* points="([^"]+)"/g),
+    ];
+    // basic + continual-base run on as one line; continual-math-code restarts at step 11's tokens
+    expect(lossLines).toHaveLength(2);
+    for (const [, pts] of lossLines) {
+      const xs = pts!.split(" ").map((p) => Number(p.split(",")[0]));
+      for (let i = 1; i < xs.length; i++) expect(xs[i]!).toBeGreaterThanOrEqual(xs[i - 1]!);
+    }
+    const labelY = (name: string) =>
+      Number(new RegExp(`<text x="[\\d.]+" y="([\\d.]+)"[^>]*>${name}<`).exec(svg)![1]);
+    expect(labelY("continual-math-code")).not.toBe(labelY("continual-base"));
+  });
+
   it("explains a missing or empty run directory", () => {
     expect(() => collectRunMetrics(join(dir, "nope"))).toThrow(/does not exist/);
     mkdirSync(join(dir, "empty"));

@@ -79,8 +79,15 @@ function panel(
     return parts.join("\n");
   }
   const f = (v: number) => (logY ? Math.log10(v) : v);
-  let yMin = Math.min(...pts.map(([, y]) => f(y)));
-  let yMax = Math.max(...pts.map(([, y]) => f(y)));
+  // loops, not Math.min(...array): a real run logs over a million steps, beyond the argument
+  // count a spread call can take
+  let yMin = Number.POSITIVE_INFINITY;
+  let yMax = Number.NEGATIVE_INFINITY;
+  for (const [, y] of pts) {
+    const v = f(y);
+    if (v < yMin) yMin = v;
+    if (v > yMax) yMax = v;
+  }
   if (yMax === yMin) {
     yMax += 0.5;
     yMin -= 0.5;
@@ -107,19 +114,29 @@ function panel(
   parts.push(
     `<text x="${M.left + pw / 2}" y="${y0 + PANEL_H - 8}" font-size="11" text-anchor="middle">tokens</text>`,
   );
-  for (const b of boundaries) {
+  // Stages that start at the same token count (sibling branches such as continual-base and
+  // continual-math-code, both after basic) get their labels one under the other.
+  let lastLabel = { x: Number.NEGATIVE_INFINITY, row: 0 };
+  for (const b of [...boundaries].sort((p, q) => p.x - q.x)) {
+    const x = sx(b.x);
+    const row = x - lastLabel.x < 90 ? lastLabel.row + 1 : 0;
+    lastLabel = { x, row };
     parts.push(
-      `<line x1="${sx(b.x)}" x2="${sx(b.x)}" y1="${y0 + M.top}" y2="${y0 + M.top + ph}" stroke="#bbb" stroke-dasharray="4 3"/>`,
+      `<line x1="${x}" x2="${x}" y1="${y0 + M.top}" y2="${y0 + M.top + ph}" stroke="#bbb" stroke-dasharray="4 3"/>`,
     );
     parts.push(
-      `<text x="${sx(b.x) + 3}" y="${y0 + M.top + 12}" font-size="10" fill="#666">${esc(b.label)}</text>`,
+      `<text x="${x + 3}" y="${y0 + M.top + 12 + 11 * row}" font-size="10" fill="#666">${esc(b.label)}</text>`,
     );
   }
   series.forEach((s, i) => {
     const good = s.points.filter(([, y]) => Number.isFinite(y) && (!logY || y > 0));
     if (good.length === 0) return;
-    const d = good.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ");
-    parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="1.5" points="${d}"/>`);
+    for (const run of monotoneRuns(good)) {
+      const d = thinToPixels(run, sx, sy)
+        .map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`)
+        .join(" ");
+      parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="1.5" points="${d}"/>`);
+    }
     // Sparse series (validation) get markers so each measurement is visible.
     if (good.length <= 50) {
       for (const [x, y] of good) {
@@ -135,13 +152,78 @@ function panel(
   return parts.join("\n");
 }
 
+/**
+ * Splits a series where x goes back: the stages of a run are concatenated, and sibling
+ * branches (two continual variants after one basic) restart at the same token count; one line
+ * through them would run backwards across the plot.
+ */
+function monotoneRuns(points: Array<[number, number]>): Array<Array<[number, number]>> {
+  const runs: Array<Array<[number, number]>> = [];
+  let run: Array<[number, number]> = [];
+  for (const p of points) {
+    const last = run.at(-1);
+    if (last && p[0] < last[0]) {
+      runs.push(run);
+      run = [];
+    }
+    run.push(p);
+  }
+  if (run.length > 0) runs.push(run);
+  return runs;
+}
+
+/**
+ * At most the first, lowest, highest and last point per pixel column, in order: the line looks
+ * the same (spikes kept) and the SVG stays small for a run of a million logged steps.
+ */
+function thinToPixels(
+  points: Array<[number, number]>,
+  sx: (x: number) => number,
+  sy: (y: number) => number,
+): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  let column: Array<[number, number]> = [];
+  const flush = () => {
+    if (column.length <= 4) {
+      out.push(...column);
+    } else {
+      let lo = column[0]!;
+      let hi = column[0]!;
+      for (const p of column) {
+        if (p[1] < lo[1]) lo = p;
+        if (p[1] > hi[1]) hi = p;
+      }
+      const keep = new Set([column[0]!, lo, hi, column.at(-1)!]);
+      for (const p of column) if (keep.has(p)) out.push(p);
+    }
+    column = [];
+  };
+  let col = Number.NaN;
+  for (const [x, y] of points) {
+    const px: [number, number] = [sx(x), sy(y)];
+    const c = Math.floor(px[0]);
+    if (c !== col) {
+      flush();
+      col = c;
+    }
+    column.push(px);
+  }
+  flush();
+  return out;
+}
+
 export function renderPlot(stages: StageMetrics[], title: string): string {
   const train = stages.flatMap((s) =>
     s.records.filter((r): r is TrainRecord => r.kind === "train"),
   );
   const val = stages.flatMap((s) => s.records.filter((r): r is ValRecord => r.kind === "val"));
-  const xs = [...train, ...val].map((r) => r.tokens);
-  const xRange: [number, number] = [Math.min(0, ...xs), Math.max(1, ...xs)];
+  let xMax = 1;
+  let xMin = 0;
+  for (const r of [train, val].flat()) {
+    if (r.tokens > xMax) xMax = r.tokens;
+    if (r.tokens < xMin) xMin = r.tokens;
+  }
+  const xRange: [number, number] = [xMin, xMax];
   const boundaries = stages.map((s) => ({ x: s.records[0]?.tokens ?? 0, label: s.stage }));
   const num = (v: unknown) => (typeof v === "number" ? v : Number(v));
   const panels = [
