@@ -102,6 +102,28 @@ describe("generate command", () => {
     expect(lines.map((l) => l.prompt).sort()).toEqual(["alpha", "beta gamma"]);
   });
 
+  it("reads a prompts file strictly: no BOM in the first prompt, invalid UTF-8 refused", async () => {
+    const bom = join(dir, "bom.txt");
+    writeFileSync(bom, "\uFEFFHello\r\nworld\r\n");
+    expect(readPrompts(bom)).toEqual(["Hello", "world"]);
+    const latin1 = join(dir, "latin1.txt");
+    writeFileSync(latin1, Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x0a]));
+    expect(() => readPrompts(latin1)).toThrow(/latin1\.txt is not valid UTF-8/);
+    // only .jsonl (any case) is JSON lines; a .json array is plain text lines
+    const upper = join(dir, "P.JSONL");
+    writeFileSync(upper, '"a"\n');
+    expect(readPrompts(upper)).toEqual(["a"]);
+    // a one-line prompts file keeps the framing of a prompts file
+    const one = join(dir, "one.txt");
+    writeFileSync(one, "alpha\n");
+    const { out } = await run([
+      ...["--checkpoint", dir, "--prompts", one, "--max-new-tokens", "2"],
+      ...["--device", "cpu", "--ignore-eos"],
+    ]);
+    expect(out).toMatch(/^=== \[0\] alpha/);
+    expect(out).toMatch(/--- \(length, 2 tokens\)/);
+  });
+
   it("parses stop strings and rejects bad flags", async () => {
     expect(parseStops("\\n\\nQ:")).toEqual(["\n\nQ:"]);
     expect(parseStops('["a", "\\n"]')).toEqual(["a", "\n"]);
@@ -117,5 +139,8 @@ describe("generate command", () => {
     await expect(run(["--checkpoint", dir, "--prompt", "x", "--temprature", "1"])).rejects.toThrow(
       /did you mean --temperature/,
     );
+    await expect(
+      run(["--checkpoint", dir, "--prompt", "x", "--seed", "4294967296"]),
+    ).rejects.toThrow(/--seed must be at most 4294967295/);
   });
 });

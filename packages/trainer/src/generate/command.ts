@@ -117,8 +117,16 @@ export function parseStops(raw: string | undefined): string[] {
 /** Prompts of a file: JSON lines (objects with "prompt" or strings) for .jsonl, else one per line. */
 export function readPrompts(path: string): string[] {
   if (!existsSync(path)) throw new UsageError(`--prompts: ${path} does not exist`);
-  const lines = readFileSync(path, "utf8").split(/\r?\n/);
-  const jsonl = /\.jsonl?$/.test(path);
+  let text: string;
+  try {
+    // strict: a Latin-1 file read as UTF-8 would reach the model with U+FFFD in its prompts
+    text = new TextDecoder("utf-8", { fatal: true }).decode(readFileSync(path));
+  } catch {
+    throw new UsageError(`--prompts: ${path} is not valid UTF-8`);
+  }
+  // a byte-order mark is not part of the first prompt (it tokenizes to two extra pieces)
+  const lines = text.replace(/^\uFEFF/, "").split(/\r?\n/);
+  const jsonl = /\.jsonl$/i.test(path);
   const out: string[] = [];
   for (const [i, line] of lines.entries()) {
     if (line.trim() === "") continue;
@@ -149,6 +157,9 @@ export async function generateCommand(argv: string[], io: GenerateIo): Promise<v
     );
     return;
   }
+  // the sampler seeds a 32-bit stream per prompt: a larger seed would silently equal a smaller
+  if (f.seed !== undefined && (f.seed as number) > 0xffffffff)
+    throw new UsageError(`--seed must be at most ${0xffffffff} (2^32 - 1), got ${f.seed}`);
   const checkpoint = f.checkpoint as string | undefined;
   if (!checkpoint) throw new UsageError("--checkpoint <dir> is required");
   if ((f.prompt === undefined) === (f.prompts === undefined)) {
@@ -176,7 +187,9 @@ export async function generateCommand(argv: string[], io: GenerateIo): Promise<v
       );
     }
     const prompts = texts.map((t) => tok.encode(t, { bos: !f["no-bos"] }));
-    const single = prompts.length === 1 && !f.json;
+    // --prompt streams its one completion bare; a prompts file keeps its per-prompt framing
+    // whatever its length
+    const single = f.prompt !== undefined && !f.json;
     io.err(
       `generate: ${checkpoint} (${model.config.name}, ${model.backend.name}, ${model.paramDtype}), ${prompts.length} prompt(s)`,
     );

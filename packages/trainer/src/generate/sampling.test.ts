@@ -38,6 +38,9 @@ describe("TokenSampler", () => {
     // A low temperature sharpens towards the argmax.
     const cold = counts(new TokenSampler({ temperature: 0.05 }, 3), l, 500);
     expect(cold[1]).toBe(500);
+    // so low that logit / T overflows: still the argmax, not the last candidate
+    const frozen = counts(new TokenSampler({ temperature: 1e-320 }, 3), l, 100);
+    expect(frozen[1]).toBe(100);
   });
 
   it("is reproducible by seed", () => {

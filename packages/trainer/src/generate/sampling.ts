@@ -68,11 +68,13 @@ export class TokenSampler {
     // Sort by logit descending, index ascending on ties: deterministic order.
     idx.sort((a, b) => logits[offset + b]! - logits[offset + a]! || a - b);
     let n = topK > 0 ? Math.min(topK, idx.length) : idx.length;
-    const max = logits[offset + idx[0]!]! / temperature;
+    // (logit - max) / T, not logit / T - max / T: with a tiny T the quotients overflow to
+    // +-Infinity and Infinity - Infinity is NaN; this way the best token keeps exp(0) = 1
+    const top = logits[offset + idx[0]!]!;
     const probs = new Float64Array(n);
     let sum = 0;
     for (let i = 0; i < n; i++) {
-      const p = Math.exp(logits[offset + idx[i]!]! / temperature - max);
+      const p = Math.exp((logits[offset + idx[i]!]! - top) / temperature);
       probs[i] = p;
       sum += p;
     }
