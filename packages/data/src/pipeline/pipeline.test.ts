@@ -187,7 +187,9 @@ describe("prepare on the bundled sample", () => {
           await readFile(join(out, "data", s, n)),
         );
     }
-  });
+    // a whole run of the sample: 26 s alone on the 2-core dev VM, over 60 s beside the other
+    // packages' suites (turbo runs them in parallel)
+  }, 240_000);
 
   it("refuses a plan made for another config", async () => {
     await expect(loadOrMakePlan({ ...config, validationFraction: 0.5 })).rejects.toThrow(
