@@ -2,6 +2,7 @@
  * Public entry point of @tinyllama/data. See this package's README for what it owns.
  */
 
+export { pidAlive } from "./dedup/files.js";
 export {
   collisionProbability,
   DEFAULT_MINHASH,

@@ -10,7 +10,7 @@
  * at once with a 48-64 KiB window each (merge.ts); the cluster task holds only documents that
  * have a duplicate, in typed arrays (cluster.ts).
  */
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import { mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
@@ -46,12 +46,28 @@ export function tempWriterGone(name: string): boolean {
   tempSuffix(); // sets `host`
   if (m[3] !== undefined && m[3] !== host) return false;
   const pid = Number(m[2]);
+  // alive means kept, even if the pid was reused by another process
+  return pid === process.pid || !pidAlive(pid);
+}
+
+/**
+ * Whether process `pid` (of this host) is running: a zombie counts as gone (it exited; its
+ * parent has not reaped it yet), a process of another user as running. Tells a temporary file
+ * or directory of a crashed writer from one being written right now.
+ */
+export function pidAlive(pid: number): boolean {
   if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);
-    return false; // alive (possibly reused by another process: then its temp is kept too)
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "ESRCH";
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+  try {
+    // /proc/<pid>/stat: "pid (comm) S ...": state Z is a process that exited, not yet reaped
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return true;
   }
 }
 

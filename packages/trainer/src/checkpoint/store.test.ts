@@ -12,6 +12,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pidAlive } from "@tinyllama/data";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   CheckpointSpaceError,
@@ -20,7 +21,6 @@ import {
   commitCheckpoint,
   latestCheckpoint,
   listCheckpoints,
-  pidAlive,
   recoverCheckpoints,
 } from "./store.js";
 

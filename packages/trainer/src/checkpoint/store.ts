@@ -23,13 +23,13 @@ import {
   mkdirSync,
   openSync,
   readdirSync,
-  readFileSync,
   renameSync,
   rmSync,
   statfsSync,
   statSync,
 } from "node:fs";
 import { join } from "node:path";
+import { pidAlive } from "@tinyllama/data";
 
 const NAME = /^step-(\d{12})$/;
 const TMP_PREFIX = ".tmp-";
@@ -82,26 +82,6 @@ function fsyncPath(path: string): void {
     fsyncSync(fd);
   } finally {
     closeSync(fd);
-  }
-}
-
-/**
- * Whether process `pid` (of this host) is running: a zombie counts as gone. Used to tell a
- * temporary directory of a crashed writer from one being written right now.
- */
-export function pidAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-  try {
-    // /proc/<pid>/stat: "pid (comm) S ..."; state Z is a process that exited, not yet reaped.
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return true;
   }
 }
 

@@ -10,9 +10,9 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { pidAlive } from "@tinyllama/data";
 import { freeRendezvousPort as freePort } from "@tinyllama/kernels/collectives";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { pidAlive } from "../checkpoint/store.js";
 import { UsageError } from "../cli/args.js";
 import { trainCommand } from "../cli/train-command.js";
 import { readMetrics, type TrainRecord } from "../metrics/metrics.js";

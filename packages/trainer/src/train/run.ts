@@ -254,6 +254,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
   // --from a checkpoint of this same stage (branching it into a new --out): the stage goes on
   // from there as a resume would (budget, data position, counters), instead of restarting its
   // token budget and re-reading its blocks.
+  // (checked here, before anything is loaded, for every use of initFrom below)
   if (initFrom?.state) assertSameModel(initFrom.dir, initFrom.state.model, cfg);
   const branched = initFrom?.state?.stage.dirName === spec.dirName ? initFrom.state : null;
   if (branched?.complete) {
@@ -368,8 +369,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
     const target = sharded ?? trainer;
     const rankOpts = dist ? { rank: dist.world.rank, worldSize } : {};
     if (cont) {
-      const { dir, state: st } = cont;
-      assertSameModel(dir, st.model, cfg);
+      const { dir, state: st } = cont; // its model was checked against cfg above
       loadWeightsInto(target, dir);
       loadOptimizerInto(target, dir);
       ({ step, tokensSeen, stageTokens, skippedSteps } = st);
@@ -409,7 +409,6 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
       if (initFrom) {
         const used = loadWeightsInto(target, initFrom.dir);
         if (initFrom.state) {
-          assertSameModel(initFrom.dir, initFrom.state.model, cfg);
           loadOptimizerInto(target, initFrom.dir);
           trainer.adamStep = initFrom.state.adamStep;
           step = initFrom.state.step;
