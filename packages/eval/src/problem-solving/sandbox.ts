@@ -252,15 +252,6 @@ function findIsolation(python: string, net: "auto" | "require" | "off"): Isolati
   );
 }
 
-/** The prefix that gives a program its own network namespace, or null where none works. */
-export function networkIsolation(opts: Omit<SandboxOptions, "network"> = {}): string[] | null {
-  try {
-    return sandboxIsolation({ ...opts, network: "require" }).prefix;
-  } catch {
-    return null;
-  }
-}
-
 /** What the sandbox actually enforces on this machine, for the results and the log. */
 export function sandboxDescription(opts: SandboxOptions = {}): Record<string, unknown> {
   const iso = sandboxIsolation(opts);
