@@ -26,7 +26,7 @@ export type HarnessResults = Record<string, unknown> & {
 };
 
 /** Which lm-eval releases, run with which add_bos_token, encode requests as these options do. */
-export function harnessEquivalent(
+function harnessEquivalent(
   addBos: boolean,
   emptyContextToken: "bos" | "eos",
   legacyEmptyContext = false,

@@ -40,7 +40,7 @@ export function tempTarget(name: string): string | undefined {
  * is not a live process (or is this process, which writes no temp of a task it is starting).
  * A temp from another host is never judged here: its writer may still be running there.
  */
-export function tempWriterGone(name: string): boolean {
+function tempWriterGone(name: string): boolean {
   const m = TEMP_NAME.exec(name);
   if (!m) return false;
   tempSuffix(); // sets `host`

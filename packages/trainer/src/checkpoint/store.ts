@@ -118,7 +118,7 @@ function dirBytes(dir: string): number {
   return n;
 }
 
-export function formatBytes(b: number): string {
+function formatBytes(b: number): string {
   if (b >= 2 ** 30) return `${(b / 2 ** 30).toFixed(1)} GiB`;
   if (b >= 2 ** 20) return `${(b / 2 ** 20).toFixed(1)} MiB`;
   return `${(b / 2 ** 10).toFixed(1)} KiB`;

@@ -113,7 +113,7 @@ export function saveTrainingCheckpoint(
   };
   return commitCheckpoint(stageDir, state.step, keep, write, {
     approxBytes,
-    usable: (path) => checkpointProblem(path, { contents: false }) === null,
+    usable: (path) => verifyCheckpoint(path, { contents: false }).problem === null,
   });
 }
 
@@ -214,12 +214,4 @@ export function verifyCheckpoint(dir: string, opts: { contents?: boolean } = {})
     }
   }
   return { problem: null, note: null };
-}
-
-/**
- * Why a checkpoint directory cannot be resumed from, or null (see verifyCheckpoint; with
- * `contents: false` only headers and sizes are read: O(1) in the model size).
- */
-export function checkpointProblem(dir: string, opts: { contents?: boolean } = {}): string | null {
-  return verifyCheckpoint(dir, opts).problem;
 }
