@@ -437,10 +437,10 @@ export async function trainCommand(
       if (r.diskFull) {
         // Rerunning as is would fill the disk again at the same checkpoint.
         throw new CheckpointSpaceError(
-          `${what}: the disk is full (exit code ${EXIT_DISK_FULL}; the rank's message above says which checkpoint did not fit ` +
-            "and how much room one takes); all ranks stopped. Rerunning as is fails the same way: first free space on the " +
-            "filesystem of --out (--keep + 1 checkpoints must fit at once, as older ones are deleted only after a new one is written), " +
-            "then rerun the same command to resume from the last checkpoint",
+          `${what}: the disk is full (exit code ${EXIT_DISK_FULL}; the rank's message above says what did not fit: a checkpoint, ` +
+            "with the room one takes, or the metrics file); all ranks stopped. Rerunning as is fails the same way: first free " +
+            "space on the filesystem of --out (--keep + 1 checkpoints must fit at once, as older ones are deleted only after a " +
+            "new one is written), then rerun the same command to resume from the last checkpoint",
           "ENOSPC",
         );
       }

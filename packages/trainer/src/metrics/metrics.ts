@@ -11,6 +11,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { dirname } from "node:path";
+import { isNoSpaceError } from "../checkpoint/store.js";
 import { formatTokens } from "../optim/schedule.js";
 
 export interface TrainRecord {
@@ -52,7 +53,29 @@ export class MetricsWriter {
     const line = JSON.stringify(r, (_k, v) =>
       typeof v === "number" && !Number.isFinite(v) ? String(v) : v,
     );
-    appendFileSync(this.path, `${line}\n`);
+    try {
+      appendFileSync(this.path, `${line}\n`);
+    } catch (e) {
+      // The bare "ENOSPC: no space left on device, write" names no file; keep the code, so the
+      // CLI still exits with EXIT_DISK_FULL, and say which file and what to do.
+      if (!isNoSpaceError(e)) throw e;
+      throw new MetricsSpaceError(
+        `${this.path}: the disk is full (${(e as NodeJS.ErrnoException).code}) while appending step ${r.step}'s ` +
+          "metrics record. Free space on that filesystem, then rerun the same command: it resumes from the last " +
+          "checkpoint, and metrics.jsonl keeps every record up to it",
+        (e as NodeJS.ErrnoException).code as string,
+      );
+    }
+  }
+}
+
+/** metrics.jsonl could not be appended to: the disk is full (ENOSPC/EDQUOT). */
+export class MetricsSpaceError extends Error {
+  readonly code: string;
+  constructor(message: string, code: string) {
+    super(message);
+    this.name = "MetricsSpaceError";
+    this.code = code;
   }
 }
 

@@ -1,7 +1,8 @@
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { isNoSpaceError } from "../checkpoint/store.js";
 import { MetricsWriter, progressLine, readMetrics } from "./metrics.js";
 import { collectRunMetrics, plotRun } from "./plot.js";
 
@@ -55,6 +56,26 @@ describe("metrics and plot", () => {
     expect(svg).toContain("cooldown-base");
     expect(svg.match(/<polyline/g)?.length).toBeGreaterThanOrEqual(3);
   });
+
+  // /dev/full answers every write with ENOSPC (Linux): the error must name the file and step and
+  // keep its code, so the CLI exits with EXIT_DISK_FULL and the launcher reports a full disk.
+  it.runIf(existsSync("/dev/full"))(
+    "a full disk while appending names metrics.jsonl and keeps ENOSPC",
+    () => {
+      const w = new MetricsWriter("/dev/full");
+      let err: unknown;
+      try {
+        w.write(record("basic", 7, 3));
+      } catch (e) {
+        err = e;
+      }
+      expect(isNoSpaceError(err)).toBe(true);
+      expect((err as Error).message).toMatch(
+        /^\/dev\/full: the disk is full \(ENOSPC\) while appending step 7's/,
+      );
+      expect((err as Error).message).toContain("rerun the same command");
+    },
+  );
 
   it("plots a run of a million logged steps (no spread-argument limit) into a small SVG", () => {
     const path = join(dir, "v1.0", "metrics.jsonl");
