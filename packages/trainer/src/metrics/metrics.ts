@@ -59,23 +59,16 @@ export class MetricsWriter {
       // The bare "ENOSPC: no space left on device, write" names no file; keep the code, so the
       // CLI still exits with EXIT_DISK_FULL, and say which file and what to do.
       if (!isNoSpaceError(e)) throw e;
-      throw new MetricsSpaceError(
-        `${this.path}: the disk is full (${(e as NodeJS.ErrnoException).code}) while appending step ${r.step}'s ` +
-          "metrics record. Free space on that filesystem, then rerun the same command: it resumes from the last " +
-          "checkpoint, and metrics.jsonl keeps every record up to it",
-        (e as NodeJS.ErrnoException).code as string,
+      const code = (e as NodeJS.ErrnoException).code;
+      throw Object.assign(
+        new Error(
+          `${this.path}: the disk is full (${code}) while appending step ${r.step}'s metrics record. ` +
+            "Free space on that filesystem, then rerun the same command: it resumes from the last checkpoint, " +
+            "and metrics.jsonl keeps every record up to it",
+        ),
+        { code },
       );
     }
-  }
-}
-
-/** metrics.jsonl could not be appended to: the disk is full (ENOSPC/EDQUOT). */
-export class MetricsSpaceError extends Error {
-  readonly code: string;
-  constructor(message: string, code: string) {
-    super(message);
-    this.name = "MetricsSpaceError";
-    this.code = code;
   }
 }
 
