@@ -31,7 +31,7 @@ import {
   type Variant,
 } from "../stages/stages.js";
 import { BatchSplitError, planBatch } from "../train/batch.js";
-import { type RunOptions, type RunResult, runStage } from "../train/run.js";
+import { pendingCheckpointBase, type RunOptions, type RunResult, runStage } from "../train/run.js";
 import { type FlagSpec, formatHelp, type ParsedFlags, parseFlags, UsageError } from "./args.js";
 
 export const CPU_DEFAULTS = {
@@ -356,8 +356,15 @@ function checkBeforeLaunch(
   const model = modelConfig(o.modelName ?? d.model);
   const seqLen = seqLenFlag(f, model, d.seqLen);
   const spec = stageSpec(o.stage, o.variant); // batch sizes do not depend on --scale
+  // Without --global-batch, a stage under way keeps its checkpoint's (see runStage).
   const globalBatch =
-    (f["global-batch"] as number | undefined) ?? (onCpu ? CPU_DEFAULTS.globalBatch : null);
+    (f["global-batch"] as number | undefined) ??
+    pendingCheckpointBase(
+      (f.out as string | undefined) ?? `runs/${model.name}`,
+      spec,
+      (f.from as string | undefined) ?? null,
+    ) ??
+    (onCpu ? CPU_DEFAULTS.globalBatch : null);
   try {
     planBatch({
       baseSeqs: globalBatch ?? Math.round((spec.batchSequences * PAPER_SEQ_LEN) / seqLen),
@@ -515,6 +522,7 @@ export async function trainCommand(
     microBatch: (f["micro-batch"] as number | undefined) ?? d.microBatch,
     globalBatch:
       (f["global-batch"] as number | undefined) ?? (onCpu ? CPU_DEFAULTS.globalBatch : null),
+    globalBatchGiven: f["global-batch"] !== undefined,
     maxSteps: (f["max-steps"] as number | undefined) ?? null,
     seed: (f.seed as number | undefined) ?? 3407,
     maxLr: (f["lr-max"] as number | undefined) ?? d.maxLr,

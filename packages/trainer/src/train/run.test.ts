@@ -334,6 +334,50 @@ describe("training on CPU", () => {
     );
   });
 
+  it("a resume without --global-batch keeps the checkpoint's (also as the launcher checks it); another one is noted", async () => {
+    // 4 sequences of 64 tokens per step (args() counts budgets in 128-token steps): 4 steps.
+    const gb4 = (a: string[]) => a.map((x, i, all) => (all[i - 1] === "--global-batch" ? "4" : x));
+    const noGb = (a: string[]) =>
+      a.filter((x, i, all) => x !== "--global-batch" && all[i - 1] !== "--global-batch");
+    const straight = await train(gb4(args(join(root, "gb-straight"), 8)));
+    const out = join(root, "gb");
+    await train(gb4(args(out, 8, ["--max-steps", "2"])));
+    // Rerun on other hardware without the flag: the checkpoint's 4 sequences, not the CPU
+    // default 8 (which would change the batch silently, and on 2 ranks be refused with a batch
+    // that is not the run's).
+    await expect(
+      trainCommand(noGb(args(out, 8, ["--nproc-per-node", "2"])), { log: () => {} }),
+    ).rejects.toThrow(/with 2 ranks each rank trains 2 of the 4 sequences per step/);
+    const lines: string[] = [];
+    const resumed = await train(noGb(args(out, 8)), (l) => lines.push(l));
+    expect(
+      lines.some((l) =>
+        /note: continuing with the global batch of .*step-000000000002: 4 sequences per step \(--global-batch 4; the default is 8\)/.test(
+          l,
+        ),
+      ),
+    ).toBe(true);
+    expect(resumed.steps).toBe(2);
+    expect(readTrainerState(resumed.checkpoint!).globalBatchSequences).toBe(4);
+    expect(trainLosses(resumed.stageDir)).toEqual(trainLosses(straight.stageDir));
+    const a = weights(straight.checkpoint!);
+    const b = weights(resumed.checkpoint!);
+    for (let i = 0; i < a.length; i++)
+      expect(Buffer.from(b[i]!.buffer).equals(Buffer.from(a[i]!.buffer))).toBe(true);
+    // A given batch that differs is used, and said.
+    const other = join(root, "gb-other");
+    await train(gb4(args(other, 8, ["--max-steps", "2"])));
+    const said: string[] = [];
+    const changed = await train(args(other, 8), (l) => said.push(l));
+    expect(
+      said.some((l) =>
+        /note: --global-batch 2 changes the global batch of .*step-000000000002 from 4 to 2 sequences per step from step 2/.test(
+          l,
+        ),
+      ),
+    ).toBe(true);
+    expect(readTrainerState(changed.checkpoint!).globalBatchSequences).toBe(2);
+  });
   it("says why there is no validation, no profile, no MFU", async () => {
     const lines: string[] = [];
     const r = await train(

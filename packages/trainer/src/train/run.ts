@@ -83,6 +83,11 @@ export interface RunOptions {
   microBatch: number;
   /** Base global batch in sequences of seqLen (before the cooldown multiplier); null: the paper's. */
   globalBatch: number | null;
+  /**
+   * Whether `globalBatch` was chosen (a flag, not a default). When not, a stage that continues
+   * its own checkpoint keeps the checkpoint's global batch. Absent: chosen.
+   */
+  globalBatchGiven?: boolean;
   maxSteps: number | null;
   seed: number;
   maxLr: number;
@@ -159,19 +164,11 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
   const cfg = o.model;
   const recompute = o.recompute ?? false;
 
-  // Batch arithmetic, checked before anything heavy happens.
-  const baseSeqs = o.globalBatch ?? Math.round((spec.batchSequences * PAPER_SEQ_LEN) / o.seqLen);
+  const requestedBase =
+    o.globalBatch ?? Math.round((spec.batchSequences * PAPER_SEQ_LEN) / o.seqLen);
   const dist = o.distributed ?? null;
   const worldSize = dist?.world.size ?? 1;
   const isRoot = !dist || dist.world.rank === 0;
-  const { globalSeqs, accumSteps } = planBatch({
-    baseSeqs,
-    multiplier: spec.batchMultiplier,
-    microBatch: o.microBatch,
-    worldSize,
-    seqLen: o.seqLen,
-  });
-  const batchTokens = globalSeqs * o.seqLen;
   const stageBudget = spec.endTokens - spec.startTokens;
 
   // Where does this stage start?
@@ -278,6 +275,19 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
   if (cont && worldSize > 1 && cont.state.stream.window > 0) {
     throw new Error(midBlockOnRanks(cont.dir, cont.state, worldSize));
   }
+
+  // Batch arithmetic, checked before anything is loaded. A stage that goes on from its own
+  // checkpoint keeps that checkpoint's global batch unless --global-batch is given (a rerun
+  // on other hardware must not change it silently); a given one that differs is noted.
+  const baseSeqs = cont ? continuedBase(o, spec, cont, requestedBase, log) : requestedBase;
+  const { globalSeqs, accumSteps } = planBatch({
+    baseSeqs,
+    multiplier: spec.batchMultiplier,
+    microBatch: o.microBatch,
+    worldSize,
+    seqLen: o.seqLen,
+  });
+  const batchTokens = globalSeqs * o.seqLen;
 
   const schedule = lrSchedule(o, spec, state ? { dir: resumeFrom!, state } : initFrom, log);
   validateSchedule(schedule);
@@ -822,6 +832,76 @@ function newestUsableCheckpoint(
     log(`--restart-stage: training ${stageDir} again from its start`);
   }
   return own;
+}
+
+/**
+ * The base global batch (sequences per step before the stage's multiplier) of a checkpoint of
+ * this stage; null when it is not a whole multiple of the multiplier (never, for a checkpoint
+ * this trainer wrote).
+ */
+function checkpointBase(s: TrainerState, spec: StageSpec): number | null {
+  const base = s.globalBatchSequences / spec.batchMultiplier;
+  return Number.isSafeInteger(base) && base > 0 ? base : null;
+}
+
+/**
+ * The base global batch a stage continued mid-stage trains with: without --global-batch, the
+ * checkpoint's (as for --seed and the lr schedule, which it also keeps), so rerunning on other
+ * hardware (another --nproc-per-node, --micro-batch or --sharding) continues the same run; with
+ * it, the value given, with a note when that changes the checkpoint's batch (allowed: the lr
+ * schedule follows tokens, and reaching a block boundary may need another batch).
+ */
+function continuedBase(
+  o: RunOptions,
+  spec: StageSpec,
+  cont: { dir: string; state: TrainerState },
+  requested: number,
+  log: (line: string) => void,
+): number {
+  const was = checkpointBase(cont.state, spec);
+  if (was === null || was === requested) return requested;
+  const x = spec.batchMultiplier > 1 ? ` (x ${spec.batchMultiplier} in this stage)` : "";
+  if (o.globalBatchGiven ?? true) {
+    log(
+      `note: --global-batch ${requested} changes the global batch of ${cont.dir} from ${was} to ${requested} sequences${x} ` +
+        `per step from step ${cont.state.step} (the lr schedule follows tokens and is unchanged); ` +
+        `pass --global-batch ${was} to keep it`,
+    );
+    return requested;
+  }
+  log(
+    `note: continuing with the global batch of ${cont.dir}: ${was} sequences${x} per step ` +
+      `(--global-batch ${was}; the default is ${requested})`,
+  );
+  return was;
+}
+
+/**
+ * The base global batch the stage in `outDir` would continue with when --global-batch is not
+ * given: the one of its newest checkpoint if the stage is under way, else of --from when that is
+ * a checkpoint of this stage; null otherwise. For checks made before the ranks start
+ * (`--nproc-per-node`), so they judge the batch the ranks will use; not verified (runStage
+ * verifies the checkpoint it resumes from).
+ */
+export function pendingCheckpointBase(
+  outDir: string,
+  spec: StageSpec,
+  from: string | null,
+): number | null {
+  try {
+    const own = latestCheckpoint(join(resolve(outDir), spec.dirName));
+    let dir: string | null = own?.path ?? null;
+    if (!dir && from) {
+      const d = resolveWeightsDir(resolve(from));
+      dir = existsSync(join(d, TRAINER_STATE_FILE)) ? d : null;
+    }
+    if (!dir) return null;
+    const s = readTrainerState(dir);
+    if (s.stage.dirName !== spec.dirName || s.complete) return null;
+    return checkpointBase(s, spec);
+  } catch {
+    return null; // runStage reports what is wrong with it
+  }
 }
 
 /** Per-source block offsets after the stage a checkpoint belongs to. */
