@@ -7,8 +7,8 @@
 // (transposes and bf16->f32 happen in packing), then a 6x16 register-blocked micro-kernel runs
 // over the panels: written with AVX2+FMA intrinsics where the CPU has them (chosen at run time,
 // so one binary serves any x86-64 machine; TINYLLAMA_CPU_KERNELS=generic forces the portable
-// loop, itself cloned for AVX2 by the compiler). 2-2.9x the portable loop on the development
-// machine (tools/bench/kernels/RESULTS.md).
+// loop, itself cloned for AVX2 by the compiler, without FMA, so it gives the same bits on every
+// x86-64 CPU). 2-2.9x the portable loop on the development machine (tools/bench/kernels/RESULTS.md).
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -31,7 +31,11 @@ namespace {
 constexpr int64_t MR = 6, NR = 16, MC = 96, NC = 128, KC = 256;
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define TK_CLONES __attribute__((target_clones("arch=haswell", "default")))
+// "avx2", not "arch=haswell": GCC dispatches an arch= clone on the CPU model (Haswell only, so
+// every later CPU ran the baseline copy), and that clone fused multiply-adds into FMAs, so the
+// generic kernel's bits differed on Haswell from every other CPU. AVX2 alone vectorises the
+// loop and rounds as the baseline does.
+#define TK_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define TK_CLONES
 #endif

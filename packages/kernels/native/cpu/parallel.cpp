@@ -2,13 +2,17 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include "../common/backend.h"
 
 namespace tk::cpu {
 namespace {
@@ -103,12 +107,28 @@ class Pool {
   std::exception_ptr error_;  // the first exception of this region (guarded by mu_)
 };
 
+constexpr long MAX_THREADS = 256;
+
+// TINYLLAMA_CPU_THREADS: unset or empty means every core (at most MAX_THREADS); anything but a
+// whole number from 1 to MAX_THREADS is an error (atoi made "abc", "0" or "8 cores" one thread
+// without a word). The error surfaces from init(), so loadBackend names it.
+int threadsFromEnv() {
+  const char* env = std::getenv("TINYLLAMA_CPU_THREADS");
+  if (env == nullptr || *env == '\0') {
+    long hw = static_cast<long>(std::thread::hardware_concurrency());
+    return static_cast<int>(std::clamp(hw, 1L, MAX_THREADS));
+  }
+  char* end = nullptr;
+  errno = 0;
+  long n = std::strtol(env, &end, 10);
+  if (end == env || *end != '\0' || errno != 0 || n < 1 || n > MAX_THREADS)
+    throw Error(std::string("TINYLLAMA_CPU_THREADS must be a whole number from 1 to ") +
+                std::to_string(MAX_THREADS) + " (or unset for every core), got \"" + env + "\"");
+  return static_cast<int>(n);
+}
+
 Pool& pool() {
-  static Pool p([] {
-    const char* env = std::getenv("TINYLLAMA_CPU_THREADS");
-    int n = env ? std::atoi(env) : static_cast<int>(std::thread::hardware_concurrency());
-    return std::clamp(n, 1, 256);
-  }());
+  static Pool p(threadsFromEnv());
   return p;
 }
 
