@@ -405,7 +405,11 @@ describe("hub client against a local server", () => {
       const config = await loadConfigFile(join(conf, "prepare.json"));
       const { plan } = await loadOrMakePlan(config);
       expect(plan.sources).toEqual([
-        { name: "skypile", hub: { repo: "acme/corpus", revision: "main", commit: FIRST } },
+        {
+          name: "skypile",
+          hub: { repo: "acme/corpus", revision: "main", commit: FIRST },
+          definition: expect.any(String),
+        },
       ]);
       expect(plan.tasks[0]?.files).toEqual([{ path: name, size: files[name]?.length }]);
       // upstream moves on before any file is downloaded: other documents, another size

@@ -104,9 +104,10 @@ describe("listInputFiles", () => {
       dir,
     );
     const plan = await makePlan(config);
+    // the links' targets: their sizes and modification times (the plan's check of its inputs)
     expect(plan.tasks.flatMap((t) => t.files)).toEqual([
-      { path: "data/2023-14_zh_head_0000.jsonl", size: doc(0).length },
-      { path: "data/2023-14_zh_head_0001.jsonl", size: doc(1).length },
+      { path: "data/2023-14_zh_head_0000.jsonl", size: doc(0).length, mtimeMs: expect.any(Number) },
+      { path: "data/2023-14_zh_head_0001.jsonl", size: doc(1).length, mtimeMs: expect.any(Number) },
     ]);
     expect(plan.sources[0]?.skipped).toEqual([
       { path: "data/2023-14_zh_head_0002.jsonl", reason: "broken symbolic link (ENOENT)" },

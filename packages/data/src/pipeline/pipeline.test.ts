@@ -223,7 +223,9 @@ describe("prepare on the bundled sample", () => {
     await expect(loadOrMakePlan(changed)).rejects.toThrow(StalePlanError);
     expect(existsSync(marker)).toBe(true); // refusing removes nothing
     const again = await loadOrMakePlan(changed, undefined, { restartStale: true });
-    expect(again.restarted).toMatch(/belongs to a run with another config$/);
+    expect(again.restarted).toMatch(
+      /belongs to a run with another config \(validationFraction: 0.5 -> 0.25\)$/,
+    );
     expect(again.resumed).toBe(false);
     expect(existsSync(marker)).toBe(false);
     expect((await loadOrMakePlan(changed)).resumed).toBe(true);

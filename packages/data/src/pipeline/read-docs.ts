@@ -3,6 +3,7 @@
  * reader, turned into Documents. `docIndex` counts documents within the task and is the key
  * the dedup stages use, so every stage that re-reads the task must see the same stream.
  */
+import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { BadRecordLog, Document } from "../document.js";
 import { type DownloadOptions, downloadToCache, hubOptionsFromEnv } from "../hub/hub.js";
@@ -40,8 +41,23 @@ export async function* readTaskDocuments(
   for (const file of task.files) {
     let local: string;
     // plannedSource() refuses a hub source without its pinned commit: no pin means local
-    if (!pinned) local = join(input.local as string, file.path);
-    else {
+    if (!pinned) {
+      local = join(input.local as string, file.path);
+      // the file the plan listed, as it was: one changed since (an interrupted run resumed
+      // after an edit) would mix its old and new records in one output
+      const st = await stat(local).catch(() => undefined);
+      const changed = !st
+        ? "gone"
+        : st.size !== file.size
+          ? `now ${st.size} bytes, planned ${file.size}`
+          : file.mtimeMs !== undefined && st.mtimeMs !== file.mtimeMs
+            ? "modified"
+            : undefined;
+      if (changed)
+        throw new Error(
+          `${task.source}/${file.path} changed since the run was planned (${changed}: ${local}); a run reads only the files it planned: restore it, or remove ${plan.workDir} and the run starts over`,
+        );
+    } else {
       // the commit the plan listed, never the branch: a resumed run reads the planned files
       const hub: DownloadOptions = {
         ...hubOptionsFromEnv(),
