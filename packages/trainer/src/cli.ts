@@ -3,12 +3,14 @@
  * The trainer's command line: `train` flags (the default) or `plot <run dir>`. Usage errors
  * print one line and exit 2; other failures print the message and exit 1; an interrupted run
  * (SIGINT/SIGTERM) has written its checkpoint and exits 0; a checkpoint that did not fit on the
- * disk (ENOSPC/EDQUOT) exits 3 (EXIT_DISK_FULL), which the --nproc-per-node launcher reports.
+ * disk (ENOSPC/EDQUOT) exits 3 (EXIT_DISK_FULL), and a run stopped by --max-bad-steps exits 4
+ * (EXIT_NOT_FINITE); the --nproc-per-node launcher reports both.
  */
 import { EXIT_DISK_FULL, isNoSpaceError } from "./checkpoint/store.js";
 import { formatHelp, parseFlags, UsageError } from "./cli/args.js";
 import { TRAIN_FLAGS, TRAIN_USAGE, trainCommand } from "./cli/train-command.js";
 import { plotRun } from "./metrics/plot.js";
+import { EXIT_NOT_FINITE, NonFiniteLossError } from "./train/trainer.js";
 
 async function main(argv: string[]): Promise<number> {
   const log = (line: string) => console.log(line);
@@ -42,6 +44,8 @@ main(process.argv.slice(2)).then(
     const err = e as Error;
     console.error(`train: ${err.message ?? String(e)}`);
     if (process.env.TINYLLAMA_DEBUG) console.error(err.stack);
-    process.exit(isNoSpaceError(e) ? EXIT_DISK_FULL : 1);
+    process.exit(
+      isNoSpaceError(e) ? EXIT_DISK_FULL : e instanceof NonFiniteLossError ? EXIT_NOT_FINITE : 1,
+    );
   },
 );

@@ -32,6 +32,7 @@ import {
 } from "../stages/stages.js";
 import { BatchSplitError, planBatch } from "../train/batch.js";
 import { pendingCheckpointBase, type RunOptions, type RunResult, runStage } from "../train/run.js";
+import { NonFiniteLossError } from "../train/trainer.js";
 import { type FlagSpec, formatHelp, type ParsedFlags, parseFlags, UsageError } from "./args.js";
 
 export const CPU_DEFAULTS = {
@@ -449,6 +450,15 @@ export async function trainCommand(
             "space on the filesystem of --out (--keep + 1 checkpoints must fit at once, as older ones are deleted only after a " +
             "new one is written), then rerun the same command to resume from the last checkpoint",
           "ENOSPC",
+        );
+      }
+      if (r.notFinite) {
+        // A resume is exact: rerunning as is trains the same steps into the same NaN/inf.
+        throw new NonFiniteLossError(
+          `${what}: the loss or gradient norm was not finite for --max-bad-steps steps in a row (rank 0's message ` +
+            "above names them); all ranks stopped. Rerunning as is repeats those steps from the same state: lower the learning " +
+            "rate (--lr-max/--lr-min, with --lr-override when the stage continues a checkpoint) or check the data, " +
+            "then rerun to resume from the last checkpoint",
         );
       }
       // A rank that failed before its first step (bad data, a checkpoint that does not fit, a

@@ -15,6 +15,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { freeRendezvousPort } from "@tinyllama/kernels/collectives";
 import { EXIT_DISK_FULL } from "../checkpoint/store.js";
+import { EXIT_NOT_FINITE } from "../train/trainer.js";
 
 export interface LaunchOptions {
   nprocPerNode: number;
@@ -45,6 +46,11 @@ export interface LaunchResult {
   trainingStarted: boolean;
   /** Whether some rank exited with EXIT_DISK_FULL (a checkpoint did not fit): rerunning fails again. */
   diskFull: boolean;
+  /**
+   * Whether some rank exited with EXIT_NOT_FINITE (--max-bad-steps NaN/inf steps in a row):
+   * rerunning as is repeats the same steps, since a resume is exact.
+   */
+  notFinite: boolean;
 }
 
 /** What a rank sends over the IPC channel when it is about to take its first step. */
@@ -76,6 +82,7 @@ export async function launchLocalRanks(o: LaunchOptions): Promise<LaunchResult> 
   let failed: LaunchResult["failed"] = null;
   let trainingStarted = false;
   let diskFull = false;
+  let notFinite = false;
   let running = N;
   let killTimer: NodeJS.Timeout | null = null;
   const stopOthers = (signal: NodeJS.Signals) => {
@@ -115,6 +122,7 @@ export async function launchLocalRanks(o: LaunchOptions): Promise<LaunchResult> 
       child.on("exit", (code, signal) => {
         running--;
         if (code === EXIT_DISK_FULL) diskFull = true;
+        if (code === EXIT_NOT_FINITE) notFinite = true;
         if ((code !== 0 || signal) && !failed) {
           const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
           failed = { rank, how };
@@ -126,7 +134,7 @@ export async function launchLocalRanks(o: LaunchOptions): Promise<LaunchResult> 
           if (killTimer) clearTimeout(killTimer);
           process.off("SIGINT", forward);
           process.off("SIGTERM", forward);
-          resolve({ exitCode: failed ? 1 : 0, failed, trainingStarted, diskFull });
+          resolve({ exitCode: failed ? 1 : 0, failed, trainingStarted, diskFull, notFinite });
         }
       });
     }

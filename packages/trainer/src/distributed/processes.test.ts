@@ -6,18 +6,21 @@
  * Children run the TypeScript sources through src/test-util/ts-register.mjs.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { pidAlive } from "@tinyllama/data";
 import { freeRendezvousPort as freePort } from "@tinyllama/kernels/collectives";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { writeHfModel } from "../checkpoint/hf.js";
 import { UsageError } from "../cli/args.js";
 import { trainCommand } from "../cli/train-command.js";
 import { readMetrics, type TrainRecord } from "../metrics/metrics.js";
+import { modelConfig, parameterSpecs } from "../model/config.js";
 import { writeMicroShards } from "../test-util/distributed.js";
 import { llama2Identity } from "../test-util/shards.js";
+import { NonFiniteLossError } from "../train/trainer.js";
 import { launchLocalRanks, TRAINING_STARTED } from "./launcher.js";
 
 const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
@@ -308,6 +311,48 @@ describe("distributed processes", () => {
     ).rejects.toThrow(
       /^rank \d exited with code 3: the disk is full .*all ranks stopped\. Rerunning as is fails the same way: first free space on the filesystem of --out \(--keep \+ 1 checkpoints must fit at once.*then rerun the same command to resume from the last checkpoint$/,
     );
+    // --max-bad-steps: a resume is exact, so rerunning as is repeats the same NaN/inf steps.
+    const notFinite = launch(
+      `process.send(${JSON.stringify(TRAINING_STARTED)}, () => process.exit(4))`,
+    );
+    await expect(notFinite).rejects.toBeInstanceOf(NonFiniteLossError);
+    await expect(notFinite).rejects.toThrow(
+      /^rank \d exited with code 4: the loss or gradient norm was not finite for --max-bad-steps steps in a row .*all ranks stopped\. Rerunning as is repeats those steps from the same state: lower the learning rate .*--lr-override.* or check the data, then rerun to resume from the last checkpoint$/,
+    );
+  }, 60_000);
+
+  it("--nproc-per-node: NaN/inf steps on every rank stop the job after --max-bad-steps, exit 4, no resume hint", async () => {
+    // Weights that make every logit NaN: each step is skipped on both ranks.
+    const cfg = modelConfig("tinyllama-test");
+    const poisoned = join(root, "nan-weights");
+    mkdirSync(poisoned, { recursive: true });
+    writeHfModel(poisoned, cfg, (n) => {
+      const spec = parameterSpecs(cfg).find((s) => s.name === n)!;
+      return new Float32Array(spec.shape.reduce((a, b) => a * b, 1)).fill(Number.NaN);
+    });
+    const out = join(root, "nan-launch");
+    const run = start(
+      trainArgs(out, 2, 4, ["--from", poisoned, "--max-bad-steps", "2", "--nproc-per-node", "2"]),
+    );
+    const { code } = await run.exited;
+    const text = run.output();
+    expect(code, text).toBe(4);
+    expect(text).toMatch(
+      /step 1: loss NaN \/ grad norm NaN is not finite; update skipped \(1 in a row/,
+    );
+    expect(text).toMatch(
+      /\[rank 0\] train: loss or gradient norm not finite for 2 consecutive steps \(steps 1\.\.2\); stopping\. Last checkpoint: none of this stage \(a rerun starts again from .*nan-weights\)\. Rerunning as is repeats these steps from the same state: lower the learning rate \(--lr-max\/--lr-min\) or check the data/,
+    );
+    expect(text).toMatch(
+      /train: rank \d exited with code 4: the loss or gradient norm was not finite/,
+    );
+    expect(text).not.toMatch(/Rerun the same command to resume/);
+    const rows = readMetrics(join(out, "v1.0", "metrics.jsonl")) as TrainRecord[];
+    expect(rows.map((r) => [r.step, r.skipped])).toEqual([
+      [1, true],
+      [2, true],
+    ]);
+    expect(existsSync(join(out, "v1.0", "checkpoints"))).toBe(false);
   }, 60_000);
 
   it("the launcher names a child that dies and stops the others", async () => {

@@ -688,8 +688,12 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
           if (trainer.consecutiveBad >= trainer.maxBadSteps) {
             throw new NonFiniteLossError(
               `loss or gradient norm not finite for ${trainer.consecutiveBad} consecutive steps ` +
-                `(steps ${step - trainer.consecutiveBad + 1}..${step}); stopping. Last checkpoint: ${lastCheckpoint ?? "none"}. ` +
-                "Try a lower --lr-max or check the data",
+                `(steps ${step - trainer.consecutiveBad + 1}..${step}); stopping. Last checkpoint: ${lastCheckpoint ?? (initFrom ? `none of this stage (a rerun starts again from ${initFrom.dir})` : "none")}. ` +
+                "Rerunning as is repeats these steps from the same state: lower the learning rate (--lr-max/--lr-min" +
+                (lastCheckpoint || initFrom?.state
+                  ? ", with --lr-override: the rerun continues a checkpoint"
+                  : "") +
+                ") or check the data",
             );
           }
         }

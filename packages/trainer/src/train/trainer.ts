@@ -23,9 +23,16 @@ export interface StepResult {
   skipped: boolean;
 }
 
+/** The run stopped after --max-bad-steps consecutive NaN/inf steps (exit code EXIT_NOT_FINITE). */
 export class NonFiniteLossError extends Error {
   override name = "NonFiniteLossError";
 }
+
+/**
+ * Exit code of `pnpm train` when the loss or gradient norm was not finite for --max-bad-steps
+ * steps in a row (launcher.ts reads it): rerunning as is repeats the same steps exactly.
+ */
+export const EXIT_NOT_FINITE = 4;
 
 export interface TrainerShape {
   microBatch: number;
