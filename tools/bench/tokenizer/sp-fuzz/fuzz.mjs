@@ -59,13 +59,20 @@ const stats = {
   intoBad: 0,
   batchChecked: 0,
   batchBad: 0,
+  roundTripFailOursOnly: 0,
+  /** @type {Record<string, number>} */
   byGen: {},
+  /** @type {Record<string, number>} */
   mismatchByGen: {},
 };
 const r = rng(seed ^ 0x5eed);
-const logMiss = (o) => appendFileSync(MISS, `${JSON.stringify(o)}\n`);
-const hasLone = (s) => /[\ud800-\udfff]/.test(s) && wellFormed(s) !== s;
+const logMiss = (/** @type {object} */ o) => appendFileSync(MISS, `${JSON.stringify(o)}\n`);
+const hasLone = (/** @type {string} */ s) => /[\ud800-\udfff]/.test(s) && wellFormed(s) !== s;
 
+/**
+ * @param {string[]} texts
+ * @param {string[]} gens the generator of each text
+ */
 async function check(texts, gens) {
   const wf = texts.map(wellFormed);
   const pending = oracle.encode(wf);
@@ -78,9 +85,9 @@ async function check(texts, gens) {
     : undefined;
   const sp = await pending;
   for (let i = 0; i < texts.length; i++) {
-    const t = texts[i];
-    const g = gens[i];
-    const ids = sp.ids[i];
+    const t = /** @type {string} */ (texts[i]);
+    const g = /** @type {string} */ (gens[i]);
+    const ids = /** @type {number[]} */ (sp.ids[i]);
     stats.cases++;
     stats.chars += t.length;
     stats.spTokens += ids.length;
@@ -111,6 +118,7 @@ async function check(texts, gens) {
     // decode of SentencePiece's ids (== decode(encode(x)) when the encodings agree)
     const dB = tokB.decode(ids);
     const dM = tokM.decode(ids);
+    const spDec = /** @type {string} */ (sp.dec[i]);
     if (dB !== sp.dec[i]) {
       stats.decMismatchB++;
       logMiss({
@@ -118,13 +126,13 @@ async function check(texts, gens) {
         gen: g,
         ids: ids.length > 5000 ? undefined : ids,
         ours: dB.length > 5000 ? undefined : dB,
-        sp: sp.dec[i].length > 5000 ? undefined : sp.dec[i],
+        sp: spDec.length > 5000 ? undefined : spDec,
       });
     }
     if (dM !== sp.dec[i]) stats.decMismatchM++;
     if (okB && tokB.decode(oursB[i]) !== wf[i]) {
       stats.roundTripFail++;
-      if (sp.dec[i] === wf[i]) stats.roundTripFailOursOnly = (stats.roundTripFailOursOnly ?? 0) + 1;
+      if (sp.dec[i] === wf[i]) stats.roundTripFailOursOnly++;
     }
     // encode options
     if (r() < 0.2) {
@@ -143,7 +151,7 @@ async function check(texts, gens) {
       const bos = r() < 0.5,
         eos = r() < 0.5;
       const want = [...(bos ? [1] : []), ...ids, ...(eos ? [2] : [])];
-      const Ctor = [Uint16Array, Int32Array, Uint32Array][Math.floor(r() * 3)];
+      const Ctor = [Uint16Array, Int32Array, Uint32Array][Math.floor(r() * 3)] ?? Uint16Array;
       const off = Math.floor(r() * 50);
       const tight = r() < 0.5;
       const out = new Ctor(off + (tight ? want.length : want.length + 7)).fill(7777);
@@ -179,15 +187,15 @@ async function check(texts, gens) {
   if (batchP) {
     const res = await batchP;
     stats.batchChecked += texts.length;
-    for (let i = 0; i < texts.length; i++) {
-      const want = [...(bosB ? [1] : []), ...oursB[i], ...(!bosB ? [2] : [])];
-      if (!eq(res[i], want)) {
+    for (const [i, text] of texts.entries()) {
+      const want = [...(bosB ? [1] : []), ...(oursB[i] ?? []), ...(!bosB ? [2] : [])];
+      if (!eq(res[i] ?? [], want)) {
         stats.batchBad++;
         logMiss({
           kind: "batch",
           gen: gens[i],
-          text: texts[i].length > 20000 ? undefined : texts[i],
-          len: texts[i].length,
+          text: text.length > 20000 ? undefined : text,
+          len: text.length,
         });
       }
     }
@@ -219,6 +227,7 @@ function report(final = false) {
   );
 }
 
+/** @param {[string, string][]} items a generator's name and a text each */
 async function runList(items) {
   // items: [gen, text][]; batch by count and chars
   let texts = [],
@@ -244,7 +253,9 @@ async function runList(items) {
 
 if (mode === "gen") {
   const corpus = loadCorpus();
-  const pieces = tokB.model.pieces.filter((_p, i) => tokB.model.types[i] === 1);
+  const pieces = tokB.model.pieces.filter(
+    (/** @type {string} */ _p, /** @type {number} */ i) => tokB.model.types[i] === 1,
+  );
   const G = makeGen(seed, pieces, corpus);
   const BATCH = 500;
   for (let done = 0; done < N; done += BATCH) {
@@ -258,14 +269,16 @@ if (mode === "gen") {
 } else if (mode === "special") {
   loadCorpus(); // special.mjs slices it too
   const { special } = await import("./special.mjs");
-  for (const [g, t] of special(tokB)) await runList([[g, t]]);
+  for (const [g, t] of special()) await runList([[g, t]]);
 } else if (mode === "decode") {
   // random id sequences: SentencePiece DecodeIds vs ours
   let _bad = 0;
   for (let b = 0; b < N / 1000; b++) {
+    /** @type {number[][]} */
     const seqs = [];
     for (let k = 0; k < 1000; k++) {
       const n = Math.floor(r() ** 2 * 60);
+      /** @type {number[]} */
       const s = [];
       for (let j = 0; j < n; j++) {
         const x = r();
@@ -275,22 +288,22 @@ if (mode === "gen") {
             : x < 0.45
               ? Math.floor(r() * 3)
               : x < 0.5
-                ? [29871, 259, 1678, 268][Math.floor(r() * 4)]
+                ? ([29871, 259, 1678, 268][Math.floor(r() * 4)] ?? 29871)
                 : Math.floor(r() * 32000),
         );
       }
       seqs.push(s);
     }
     const sp = await oracle.decode(seqs);
-    for (let k = 0; k < seqs.length; k++) {
+    for (const [k, seq] of seqs.entries()) {
       stats.cases++;
-      stats.spTokens += seqs[k].length;
-      const dB = tokB.decode(seqs[k]),
-        dM = tokM.decode(seqs[k]);
+      stats.spTokens += seq.length;
+      const dB = tokB.decode(seq),
+        dM = tokM.decode(seq);
       if (dB !== sp.dec[k] || dM !== sp.dec[k]) {
         _bad++;
         stats.decMismatchB++;
-        logMiss({ kind: "randdecode", ids: seqs[k], ours: dB, sp: sp.dec[k] });
+        logMiss({ kind: "randdecode", ids: seq, ours: dB, sp: sp.dec[k] });
       }
     }
   }

@@ -1,3 +1,4 @@
+/** @param {number} seed a deterministic generator of floats in [0, 1) */
 export function rng(seed) {
   let s = seed >>> 0 || 1;
   const r = () => {
@@ -9,6 +10,7 @@ export function rng(seed) {
   };
   return r;
 }
+/** @type {(lo: number, hi: number) => [number, number]} */
 const R = (lo, hi) => [lo, hi];
 export const RANGES = {
   ascii: R(0x20, 0x7e),
@@ -110,13 +112,20 @@ export const SPECIAL = [
 const RANGE_NAMES = Object.keys(RANGES);
 const cp = String.fromCodePoint;
 
+/**
+ * @param {number} seed
+ * @param {string[]} pieces the vocabulary's normal pieces
+ * @param {string[]} corpus real texts to slice and edit
+ */
 export function makeGen(seed, pieces, corpus) {
   const r = rng(seed);
-  const int = (lo, hi) => lo + Math.floor(r() * (hi - lo + 1));
-  const pick = (a) => a[Math.floor(r() * a.length)];
-  const skew = (max) => Math.floor(max * r() ** 3);
-  const fromRange = (name) => {
-    const [lo, hi] = RANGES[name];
+  const int = (/** @type {number} */ lo, /** @type {number} */ hi) =>
+    lo + Math.floor(r() * (hi - lo + 1));
+  /** @type {<T>(a: readonly T[]) => T} */
+  const pick = (a) => /** @type {any} */ (a[Math.floor(r() * a.length)]);
+  const skew = (/** @type {number} */ max) => Math.floor(max * r() ** 3);
+  const fromRange = (/** @type {string} */ name) => {
+    const [lo, hi] = /** @type {Record<string, [number, number]>} */ (RANGES)[name] ?? [0x20, 0x7e];
     return cp(int(lo, hi));
   };
   const anyPlane = () => {
@@ -126,7 +135,7 @@ export function makeGen(seed, pieces, corpus) {
       if (c < 0xd800 || c > 0xdfff) return cp(c);
     }
   };
-  const piece = (keepMark) => {
+  const piece = (/** @type {boolean} */ keepMark) => {
     const p = pick(pieces);
     return keepMark ? p : p.replaceAll("\u2581", " ");
   };
@@ -190,7 +199,7 @@ export function makeGen(seed, pieces, corpus) {
     }
     return s;
   };
-  const scriptWord = (script) => {
+  const scriptWord = (/** @type {string} */ script) => {
     let s = "";
     const n = int(1, 12);
     for (let i = 0; i < n; i++) {
@@ -200,7 +209,7 @@ export function makeGen(seed, pieces, corpus) {
     return s;
   };
   const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  const corpusSlice = (max) => {
+  const corpusSlice = (/** @type {number} */ max) => {
     const d = pick(corpus);
     const a = int(0, Math.max(0, d.length - 1));
     return d.slice(a, a + int(0, max));
@@ -412,7 +421,7 @@ export function makeGen(seed, pieces, corpus) {
     code: () => {
       const lines = corpusSlice(3000).split("\n");
       return lines
-        .map((l) => {
+        .map((/** @type {string} */ l) => {
           const t = l.trimStart();
           const x = r();
           const ind =
@@ -509,9 +518,10 @@ export function makeGen(seed, pieces, corpus) {
     longWord: 2,
     repeat: 2,
   };
+  /** @type {Record<string, number>} */
   const weights = process.env.GEN_WEIGHTS ? JSON.parse(process.env.GEN_WEIGHTS) : weightsDefault;
   const names = Object.keys(weights);
-  const total = names.reduce((a, n) => a + weights[n], 0);
+  const total = names.reduce((a, n) => a + (weights[n] ?? 0), 0);
   return {
     r,
     int,
@@ -520,11 +530,13 @@ export function makeGen(seed, pieces, corpus) {
     wordPiece,
     anyPlane,
     fromRange,
+    /** @returns {[string, string]} a generator's name and its case */
     next() {
       let x = r() * total;
       for (const n of names) {
-        x -= weights[n];
-        if (x < 0) return [n, gens[n]()];
+        x -= weights[n] ?? 0;
+        const gen = /** @type {Record<string, () => string>} */ (gens)[n];
+        if (x < 0 && gen) return [n, gen()];
       }
       return ["mix", gens.mix()];
     },

@@ -7,24 +7,33 @@ import { fileURLToPath } from "node:url";
 const here = dirname(fileURLToPath(import.meta.url));
 export const ROOT = join(here, "..", "..", "..", "..");
 export const MODEL = join(ROOT, "packages/tokenizer/src/testdata/llama2-tokenizer.model");
+/** @typedef {{ ids: number[][], dec: string[] }} OracleReply SentencePiece's ids and decodes */
+
 export class Oracle {
   constructor(model = MODEL) {
     this.p = spawn("python3", [join(here, "sp_server.py"), model], {
       stdio: ["pipe", "pipe", "inherit"],
     });
     this.rl = createInterface({ input: this.p.stdout, crlfDelay: Infinity });
+    /** @type {((reply: OracleReply) => void)[]} */
     this.waiting = [];
-    this.rl.on("line", (l) => this.waiting.shift()(JSON.parse(l)));
+    this.rl.on("line", (l) => this.waiting.shift()?.(JSON.parse(l)));
   }
+  /**
+   * @param {object} obj one request
+   * @returns {Promise<OracleReply>}
+   */
   req(obj) {
     return new Promise((res) => {
       this.waiting.push(res);
       this.p.stdin.write(`${JSON.stringify(obj)}\n`);
     });
   }
+  /** @param {string[]} texts */
   encode(texts, dec = true) {
     return this.req({ op: "enc", texts, dec });
   }
+  /** @param {number[][]} ids */
   decode(ids) {
     return this.req({ op: "dec", ids });
   }
@@ -32,6 +41,7 @@ export class Oracle {
     this.p.stdin.end(JSON.stringify({ op: "bye" }) + "\n");
   }
 }
+/** @param {string} s */
 export function wellFormed(s) {
   // each lone surrogate -> U+FFFD
   let out = "";
@@ -52,6 +62,10 @@ export function wellFormed(s) {
   }
   return last === 0 ? s : out + s.slice(last);
 }
+/**
+ * @param {ArrayLike<number>} a
+ * @param {ArrayLike<number>} b
+ */
 export function eq(a, b) {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;

@@ -1,14 +1,16 @@
 // Boundary cases: buffer/cache sizes found in src (engine.ts, word-cache.ts, tokenizer.ts).
 import { readFileSync } from "node:fs";
 import { rng } from "./gen.mjs";
-export function* special(_tok) {
+/** @returns {Generator<[string, string]>} a case's kind and text, at the engine's limits */
+export function* special() {
   const r = rng(99);
-  const int = (lo, hi) => lo + Math.floor(r() * (hi - lo + 1));
+  const int = (/** @type {number} */ lo, /** @type {number} */ hi) =>
+    lo + Math.floor(r() * (hi - lo + 1));
   const corpus = JSON.parse(
     readFileSync(/** @type {string} */ (process.env.SP_FUZZ_CORPUS), "utf8"),
   );
   const big = corpus.join("\n");
-  const lower = (n) => {
+  const lower = (/** @type {number} */ n) => {
     let s = "";
     for (let i = 0; i < n; i++) s += String.fromCharCode(97 + int(0, 25));
     return s;
