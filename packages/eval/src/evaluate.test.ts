@@ -82,6 +82,20 @@ describe("evaluate", () => {
     );
     expect(out.stats.windows).toBeLessThanOrEqual(out.stats.requests);
     const bad = { ...inputs[0]!, docs: [{ activity_label: "x" }] };
+    // a request the harness rejects names its task and doc, not only its index in the stream
+    const winogrande = inputs.find((i) => i.task.name === "winogrande")!;
+    const openbookqa = inputs.find((i) => i.task.name === "openbookqa")!;
+    const spaces = {
+      ...openbookqa,
+      docs: [{ ...(openbookqa.docs[0] as object), question_stem: " \u3000 " }],
+    };
+    await expect(evaluate([winogrande, spaces], new ToyWordTokenizer(), scorer)).rejects.toThrow(
+      /^openbookqa doc 0 request 0: request 8: empty context tokens/,
+    );
+    const tiny = unigramScorer(Array(2000).fill(1), 2);
+    await expect(evaluate([winogrande], new ToyWordTokenizer(), tiny)).rejects.toThrow(
+      /^winogrande doc 0 request 0: request 0: continuation of 3 tokens exceeds the model's max length 2$/,
+    );
     await expect(evaluate([bad], new ToyWordTokenizer(), scorer)).rejects.toThrow(
       /hellaswag doc 0: hellaswag: field "ctx_a" must be a string, got nothing \(missing\)/,
     );
