@@ -29,7 +29,7 @@ import { modelConfig } from "../model/config.js";
 import { LlamaModel } from "../model/llama.js";
 import { llama2Identity, prepareBundledSample, writeTestShards } from "../test-util/shards.js";
 import { assertFitsDevice, explainOutOfMemory } from "./errors.js";
-import type { RunResult } from "./run.js";
+import { mathCodeStarcoderNote, type RunResult } from "./run.js";
 
 let root: string;
 let data: string;
@@ -485,6 +485,33 @@ describe("training on CPU", () => {
     // A run directory resolves to its newest checkpoint (the cooldown's) for eval.
     expect(resolveWeightsDir(out)).toBe(cool.checkpoint);
   });
+
+  it("continuing a checkpoint at another --scale is refused: its warmup and cosine end move, so the lr would jump", async () => {
+    const out = join(root, "rescale");
+    const s = 1280 / 1.5e12; // basic: 10 steps of 128 tokens
+    const at = (scale: number, stage: string[]) => [...tinyRunArgs(out, scale, 0), ...stage];
+    await train(at(s, ["--stage", "basic", "--max-steps", "4"]));
+    // A resume of the same stage at 4x the scale.
+    await expect(train(at(4 * s, ["--stage", "basic"]))).rejects.toThrow(
+      /was trained with --scale 8\.53\d*e-10 .* the learning rate jumps from \S+ to \S+ at 512 tokens.*Pass --scale 8\.53\d*e-10/,
+    );
+    const basic = await train(at(s, ["--stage", "basic"]));
+    expect(basic.complete).toBe(true);
+    // The next stage at another scale (the CPU and GPU defaults differ: 2e-8 and 1).
+    const next = ["--stage", "continual", "--variant", "chinese"];
+    await expect(train(at(4 * s, next))).rejects.toThrow(
+      /the learning rate jumps from \S+ to \S+ at 1\.3k tokens.*Pass --scale 8\.53\d*e-10/,
+    );
+    // At the checkpoint's scale the curve continues.
+    const cont = await train(at(s, next));
+    expect(cont.complete).toBe(true);
+    const lrs = ["basic", "continual-chinese"].flatMap((d) =>
+      readMetrics(join(out, d, "metrics.jsonl"))
+        .filter((r): r is TrainRecord => r.kind === "train")
+        .map((r) => r.lr),
+    );
+    for (let i = 2; i < lrs.length; i++) expect(lrs[i]!).toBeLessThanOrEqual(lrs[i - 1]!);
+  });
 });
 
 /** args() with periodic checkpoints every `every` steps. */
@@ -824,5 +851,20 @@ describe("bad inputs", () => {
     );
     const other = new Error("something else");
     expect(explainOutOfMemory(other, { device: "cuda", microBatch: 8, seqLen: 2048 })).toBe(other);
+  });
+});
+
+describe("Math&Code stage and the starcoder shards' subsets", () => {
+  const config = (subsets?: string[]) => ({
+    sources: [{ name: "slimpajama" }, { name: "starcoder", ...(subsets ? { subsets } : {}) }],
+  });
+  it("notes shards prepared from other StarCoderData subsets than Python and Jupyter", () => {
+    expect(mathCodeStarcoderNote(config())).toMatch(
+      /prepared from subsets all; .*"python", "jupyter"/,
+    );
+    expect(mathCodeStarcoderNote(config(["python", "java"]))).toMatch(/subsets python, java;/);
+    expect(mathCodeStarcoderNote(config(["python", "jupyter"]))).toBeNull();
+    expect(mathCodeStarcoderNote(config(["python", "jupyter-structured-clean-dedup"]))).toBeNull();
+    expect(mathCodeStarcoderNote(undefined)).toBeNull(); // a manifest without a config says nothing
   });
 });

@@ -322,6 +322,10 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
   );
 
   const sources = await openSources(o.dataDir, sourceNames, cfg.vocabSize, o.tokenizer);
+  if (isRoot && spec.variant === "math-code") {
+    const note = mathCodeStarcoderNote(sources.get("starcoder")?.train.manifest.config);
+    if (note) log(note);
+  }
   let model: LlamaModel | null = null;
   let trainer: Trainer | null = null;
   let sharded: ShardedTrainer | null = null;
@@ -908,6 +912,37 @@ export function pendingCheckpointBase(
   }
 }
 
+/** The StarCoderData subsets the paper's Math&Code stage trains on (section 2.5, Table 6). */
+const MATH_CODE_STARCODER = new Set([
+  "python",
+  "jupyter",
+  "jupyter-scripts-dedup-filtered",
+  "jupyter-structured-clean-dedup",
+]);
+
+/**
+ * A note when data/starcoder was prepared from other StarCoderData subsets than Python and
+ * Jupyter (e.g. the default `all`): v1.0 and Math&Code share the source name, so the trainer
+ * cannot tell which the shards hold except from their manifest's config. Null when they are
+ * the paper's, or when the manifest does not say.
+ */
+export function mathCodeStarcoderNote(config: unknown): string | null {
+  const sources = (config as { sources?: unknown } | null)?.sources;
+  if (!Array.isArray(sources)) return null;
+  const sc = sources.find((s) => (s as { name?: unknown })?.name === "starcoder") as
+    | { subsets?: unknown }
+    | undefined;
+  if (!sc) return null;
+  const subsets = Array.isArray(sc.subsets) ? sc.subsets.map(String) : ["all"]; // the default
+  const other = subsets.filter((s) => !MATH_CODE_STARCODER.has(s));
+  if (other.length === 0) return null;
+  return (
+    `note: the Math&Code stage trains on StarCoderData's Python and Jupyter only, but the starcoder shards ` +
+    `were prepared from subsets ${subsets.join(", ")}; to follow the paper, prepare them with ` +
+    `"subsets": ["python", "jupyter"] (pnpm data:prepare --config)`
+  );
+}
+
 /** Per-source block offsets after the stage a checkpoint belongs to. */
 function offsetsAfterStage(s: TrainerState): Record<string, number> {
   const out = { ...s.stream.sourceOffsets };
@@ -927,7 +962,9 @@ function offsetsAfterStage(s: TrainerState): Record<string, number> {
  * keeps --seed: changing them mid-run makes the learning rate jump, as it did in the original
  * TinyLlama run when its min lr was corrected. Flags left out take the checkpoint's values;
  * flags given with other values are refused unless --lr-override says the jump is wanted.
- * Warmup and decay come from the stage and --scale (a changed --scale is warned about).
+ * Warmup and decay come from the stage and --scale; a continued checkpoint whose schedule gives
+ * another lr at its position (another --scale, another recipe's mid-run checkpoint) is refused
+ * the same way.
  */
 function lrSchedule(
   o: RunOptions,
@@ -949,6 +986,29 @@ function lrSchedule(
   const at = prior.state.tokensSeen;
   const given = o.lrGiven ?? { maxLr: false, minLr: false };
   const before: CosineSchedule = { ...requested, maxLr: was.maxLr, minLr: was.minLr };
+  // Warmup and decay end follow --scale: continuing a checkpoint at another scale (the CPU and
+  // GPU defaults differ) would move them under the run and make the lr jump, as --lr-min did
+  // in the original run. The schedule must continue unchanged across stages and resumes.
+  const lrWas = learningRate(was, at);
+  const lrNow = learningRate(before, at);
+  if (Math.abs(lrNow - lrWas) > 1e-9 * Math.max(lrNow, lrWas)) {
+    const wasScale = prior.state.stage.scale;
+    const shape = (s: CosineSchedule) =>
+      `warmup ${formatTokens(s.warmupTokens)} tokens, cosine end ${formatTokens(s.decayTokens)} tokens`;
+    const jump =
+      `${prior.dir} was trained with --scale ${wasScale} (${shape(was)}); ` +
+      `${spec.dirName} at --scale ${o.scale} has ${shape(before)}: the learning rate jumps from ` +
+      `${lrWas.toExponential(3)} to ${lrNow.toExponential(3)} at ${formatTokens(at)} tokens`;
+    if (!o.lrOverride)
+      throw new Error(
+        `${jump} (the lr jump of the original TinyLlama run). ` +
+          (wasScale !== o.scale
+            ? `Pass --scale ${wasScale} to continue its schedule`
+            : "Its schedule belongs to another recipe: start this stage from its own recipe's checkpoints") +
+          ", or add --lr-override to make the jump on purpose",
+      );
+    log(`warning: --lr-override: ${jump}`);
+  }
   const out: CosineSchedule = { ...before };
   const kept: string[] = [];
   const changed: string[] = [];
