@@ -368,6 +368,18 @@ describe("pnpm eval (cli main)", () => {
     }
   });
 
+  it("frees the model when the scorer cannot be made (maxLength past the context)", async () => {
+    const probe = await LlamaModel.load(ckpt, { device: "cpu" });
+    const k = probe.backend;
+    probe.dispose();
+    const before = k.stats();
+    await expect(loadCheckpoint(ckpt, { device: "cpu", maxLength: 4096 })).rejects.toThrow(
+      /maxLength 4096 exceeds the model's context of 2048/,
+    );
+    expect(k.stats().liveTensors).toBe(before.liveTensors);
+    expect(k.stats().liveBytes).toBe(before.liveBytes);
+  });
+
   it("rejects bad flags before loading anything", async () => {
     await expect(main(["--tasks", "nope"])).rejects.toThrow(/unknown task "nope"/);
     await expect(main(["--limit", "0"])).rejects.toThrow(/--limit must be a positive integer/);

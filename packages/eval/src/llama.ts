@@ -198,11 +198,19 @@ export async function loadCheckpoint(
     ...(options.dtype ? { computeDtype: options.dtype } : {}),
   });
   const device = model.backend.name;
-  const scorer = new LlamaTokenScorer(model, {
-    maxLength: options.maxLength,
-    ...(options.padMultiple !== undefined ? { padMultiple: options.padMultiple } : {}),
-    description: `${dir} (${model.config.name}, ${device}, ${model.paramDtype})`,
-  });
+  let scorer: LlamaTokenScorer;
+  try {
+    scorer = new LlamaTokenScorer(model, {
+      maxLength: options.maxLength,
+      ...(options.padMultiple !== undefined ? { padMultiple: options.padMultiple } : {}),
+      description: `${dir} (${model.config.name}, ${device}, ${model.paramDtype})`,
+    });
+  } catch (e) {
+    // e.g. --max-length past the model's context: the caller gets no dispose(), so free the
+    // weights here rather than leave them to a GC
+    model.dispose();
+    throw e;
+  }
   return {
     scorer,
     tokenizer,

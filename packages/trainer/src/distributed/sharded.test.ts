@@ -406,3 +406,52 @@ describe("the device memory check of a sharded run", () => {
     );
   });
 });
+
+describe("ShardedTrainer construction", () => {
+  it("frees its shards and views when an allocation fails (out of memory): no leak until a GC", () => {
+    const groups = {
+      world: { size: 2, rank: 0 },
+      shard: { size: 2, rank: 0 },
+      replica: null,
+      mode: "full",
+    } as unknown as ShardGroups;
+    // bf16 with alignment gaps: a separate gather buffer, then the master, m and v shards.
+    for (const dtype of ["bf16", "f32"] as const) {
+      let zeros = 0;
+      const failAt = { n: 0 };
+      const counting = new Proxy(k, {
+        get(target, p, receiver) {
+          const v = Reflect.get(target, p, receiver);
+          if (p !== "zeros") return v;
+          return (...args: Parameters<Backend["zeros"]>) => {
+            if (++zeros === failAt.n) throw new Error("cuda out of memory (injected)");
+            return v.apply(target, args);
+          };
+        },
+      });
+      const model = new LlamaModel(counting, microModel(), { computeDtype: dtype });
+      const trainer = new Trainer(
+        model,
+        { microBatch: 1, seqLen: 8, accumSteps: 1 },
+        TINYLLAMA_ADAMW,
+        {
+          dataParallel: { size: 2, shardGroupSize: 2 },
+        },
+      );
+      const before = k.stats();
+      zeros = 0;
+      new ShardedTrainer(trainer, groups).dispose();
+      const made = zeros;
+      expect(made).toBeGreaterThanOrEqual(2);
+      expect(k.stats().liveTensors).toBe(before.liveTensors);
+      for (let n = 1; n <= made; n++) {
+        zeros = 0;
+        failAt.n = n;
+        expect(() => new ShardedTrainer(trainer, groups)).toThrow(/out of memory/);
+        expect(k.stats().liveTensors, `${dtype}: zeros call ${n} fails`).toBe(before.liveTensors);
+        expect(k.stats().liveBytes).toBe(before.liveBytes);
+      }
+      trainer.dispose();
+    }
+  });
+});

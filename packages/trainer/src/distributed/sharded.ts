@@ -138,25 +138,40 @@ export class ShardedTrainer implements CheckpointTarget {
       this.viewsToDispose.push(v);
       return v;
     };
-    this.gradShard = view(this.gradFlat, this.shardStart, this.shardLength);
-    const dtype = trainer.model.paramDtype;
-    const model = trainer.model;
-    const bytes = dtype === "f32" ? 4 : 2;
-    // TINYLLAMA_SHARDED_GATHER=separate keeps a separate buffer (for comparisons).
-    this.gathersIntoParams =
-      process.env.TINYLLAMA_SHARDED_GATHER !== "separate" &&
-      model.paramArena.bytes >= this.gradFlat.numel * bytes &&
-      this.slots.every((s) => model.paramLayout.offsets.get(s.name) === s.offset * bytes);
-    if (this.gathersIntoParams) {
-      this.gather = model.paramArena.whole.viewBytes(0, [this.gradFlat.numel], dtype);
-      this.viewsToDispose.push(this.gather);
-    } else {
-      this.gather = k.zeros([this.gradFlat.numel], dtype);
+    // Buffers allocated here, freed again should a later allocation fail (a device out of
+    // memory): a caller that catches the error must not keep them alive until a GC. The Trainer
+    // stays the caller's.
+    const buffers: Tensor[] = [];
+    const zeros = (n: number, dtype: Tensor["dtype"]) => {
+      const t = k.zeros([n], dtype);
+      buffers.push(t);
+      return t;
+    };
+    try {
+      this.gradShard = view(this.gradFlat, this.shardStart, this.shardLength);
+      const dtype = trainer.model.paramDtype;
+      const model = trainer.model;
+      const bytes = dtype === "f32" ? 4 : 2;
+      // TINYLLAMA_SHARDED_GATHER=separate keeps a separate buffer (for comparisons).
+      this.gathersIntoParams =
+        process.env.TINYLLAMA_SHARDED_GATHER !== "separate" &&
+        model.paramArena.bytes >= this.gradFlat.numel * bytes &&
+        this.slots.every((s) => model.paramLayout.offsets.get(s.name) === s.offset * bytes);
+      if (this.gathersIntoParams) {
+        this.gather = model.paramArena.whole.viewBytes(0, [this.gradFlat.numel], dtype);
+        this.viewsToDispose.push(this.gather);
+      } else {
+        this.gather = zeros(this.gradFlat.numel, dtype);
+      }
+      this.paramShard = view(this.gather, this.shardStart, this.shardLength);
+      this.masterShard = dtype === "f32" ? null : zeros(this.shardLength, "f32");
+      this.mShard = zeros(this.shardLength, "f32");
+      this.vShard = zeros(this.shardLength, "f32");
+    } catch (e) {
+      for (const v of this.viewsToDispose) v.dispose();
+      for (const t of buffers) t.dispose();
+      throw e;
     }
-    this.paramShard = view(this.gather, this.shardStart, this.shardLength);
-    this.masterShard = dtype === "f32" ? null : k.zeros([this.shardLength], "f32");
-    this.mShard = k.zeros([this.shardLength], "f32");
-    this.vShard = k.zeros([this.shardLength], "f32");
   }
 
   /** The part of parameter `slot` inside this rank's shard: [from, to) within the parameter. */

@@ -118,6 +118,28 @@ describe("KvDecoder", () => {
   });
 });
 
+describe("KvDecoder construction", () => {
+  it("frees the cache when the scratch arena cannot be allocated (out of memory)", () => {
+    let arenas = 0;
+    const failing = new Proxy(k, {
+      get(target, p, receiver) {
+        const v = Reflect.get(target, p, receiver);
+        if (p !== "arena") return v;
+        return (...args: Parameters<Backend["arena"]>) => {
+          if (++arenas === 2) throw new Error("cuda out of memory (injected)");
+          return v.apply(target, args);
+        };
+      },
+    });
+    const onFailing = Object.create(model, { backend: { value: failing } }) as LlamaModel;
+    const before = k.stats();
+    expect(() => new KvDecoder(onFailing, { slots: 2, maxLen: 16 })).toThrow(/out of memory/);
+    expect(arenas).toBe(2);
+    expect(k.stats().liveTensors).toBe(before.liveTensors);
+    expect(k.stats().liveBytes).toBe(before.liveBytes);
+  });
+});
+
 describe("generate", () => {
   it("decodes each prompt the same alone, batched, and with chunked prefill", () => {
     const before = k.stats().liveTensors;

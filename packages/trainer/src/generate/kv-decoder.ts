@@ -93,18 +93,35 @@ export class KvDecoder {
     const k = model.backend;
     const dt = model.actDtype;
     const D = headDim(c);
-    const H = c.numHeads;
     const Hkv = c.numKvHeads;
-    const C = c.hiddenSize;
-    const I = c.intermediateSize;
-    const R = maxRows;
     const cacheSpecs = [];
     for (let l = 0; l < c.numLayers; l++) {
       cacheSpecs.push({ name: `k.${l}`, shape: [opts.slots, opts.maxLen, Hkv, D], dtype: dt });
       cacheSpecs.push({ name: `v.${l}`, shape: [opts.slots, opts.maxLen, Hkv, D], dtype: dt });
     }
     this.cache = k.arena(cacheSpecs);
-    this.scratch = k.arena([
+    try {
+      this.scratch = this.scratchArena(opts.slots, opts.maxLen, maxRows);
+    } catch (e) {
+      // A device out of memory here must not leave the cache alive until a GC.
+      this.cache.dispose();
+      throw e;
+    }
+    // Stale query rows are read by the causal kernel only for rows we discard; keep them finite.
+    k.fill(this.scratch.get("qFull"), 0);
+  }
+
+  /** The per-step buffers: up to `rows` new tokens, `slots` sequences of up to `maxLen`. */
+  private scratchArena(slots: number, maxLen: number, R: number): Arena {
+    const c = this.model.config;
+    const k = this.model.backend;
+    const dt = this.model.actDtype;
+    const D = headDim(c);
+    const H = c.numHeads;
+    const Hkv = c.numKvHeads;
+    const C = c.hiddenSize;
+    const I = c.intermediateSize;
+    return k.arena([
       { name: "ids", shape: [R], dtype: "i32" },
       { name: "residA", shape: [R, C], dtype: dt },
       { name: "residB", shape: [R, C], dtype: dt },
@@ -118,16 +135,14 @@ export class KvDecoder {
       { name: "proj", shape: [R, C], dtype: dt },
       { name: "gate", shape: [R, I], dtype: dt },
       { name: "up", shape: [R, I], dtype: dt },
-      { name: "meta", shape: [2, opts.slots], dtype: "i32" },
-      { name: "qFull", shape: [1, opts.maxLen, H, D], dtype: dt },
-      { name: "outFull", shape: [1, opts.maxLen, H, D], dtype: dt },
-      { name: "lse", shape: [1, H, opts.maxLen], dtype: "f32" },
-      { name: "last", shape: [opts.slots, C], dtype: dt },
-      { name: "logits", shape: [opts.slots, c.vocabSize], dtype: dt },
-      { name: "greedy", shape: [opts.slots], dtype: "i32" },
+      { name: "meta", shape: [2, slots], dtype: "i32" },
+      { name: "qFull", shape: [1, maxLen, H, D], dtype: dt },
+      { name: "outFull", shape: [1, maxLen, H, D], dtype: dt },
+      { name: "lse", shape: [1, H, maxLen], dtype: "f32" },
+      { name: "last", shape: [slots, C], dtype: dt },
+      { name: "logits", shape: [slots, c.vocabSize], dtype: dt },
+      { name: "greedy", shape: [slots], dtype: "i32" },
     ]);
-    // Stale query rows are read by the causal kernel only for rows we discard; keep them finite.
-    k.fill(this.scratch.get("qFull"), 0);
   }
 
   /** Bytes of the K/V cache (2 x layers x slots x maxLen x kvHeads x headDim x dtype). */

@@ -1,4 +1,4 @@
-import { loadBackend } from "@tinyllama/kernels";
+import { type Backend, loadBackend } from "@tinyllama/kernels";
 import { describe, expect, it } from "vitest";
 import { parameterSpecs } from "../model/config.js";
 import { LlamaModel } from "../model/llama.js";
@@ -158,5 +158,71 @@ describe("Trainer update", () => {
     );
     expect(gapped.wholeModelUpdate).toBeNull();
     gapped.dispose();
+  });
+});
+
+/** `k` whose `method` throws a device out-of-memory error on its `failAt`-th call (1-based). */
+function failingBackend(k: Backend, method: "arena" | "zeros", failAt: number): Backend {
+  let calls = 0;
+  return new Proxy(k, {
+    get(target, p, receiver) {
+      const v = Reflect.get(target, p, receiver);
+      if (p !== method) return v;
+      return (...args: unknown[]) => {
+        if (++calls === failAt) throw new Error("cuda out of memory (injected)");
+        return (v as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+}
+
+describe("Trainer construction", () => {
+  it("frees every arena it made when a later one fails (out of memory): no leak until a GC", async () => {
+    const k = await loadBackend("cpu");
+    const cases = [
+      { computeDtype: "f32" as const },
+      { computeDtype: "bf16" as const }, // fp32 master arena too
+      { computeDtype: "f32" as const, dataParallel: { size: 2, shardGroupSize: 2 } },
+    ];
+    for (const c of cases) {
+      const opts = c.dataParallel ? { dataParallel: c.dataParallel } : {};
+      // Arenas the Trainer allocates (gradients, moments, master, activations): the model's is first.
+      const probe = new Trainer(
+        new LlamaModel(failingBackend(k, "arena", 0), microConfig(), c),
+        { microBatch: 2, seqLen: 8, accumSteps: 1 },
+        TINYLLAMA_ADAMW,
+        opts,
+      );
+      probe.dispose();
+      const start = k.stats();
+      for (let failAt = 2; ; failAt++) {
+        const model = new LlamaModel(failingBackend(k, "arena", failAt), microConfig(), c);
+        const before = k.stats();
+        let trainer: Trainer | null = null;
+        try {
+          trainer = new Trainer(
+            model,
+            { microBatch: 2, seqLen: 8, accumSteps: 1 },
+            TINYLLAMA_ADAMW,
+            opts,
+          );
+        } catch (e) {
+          expect((e as Error).message).toMatch(/out of memory/);
+        }
+        if (trainer) {
+          trainer.dispose();
+          break; // every allocation of the constructor has been made to fail once
+        }
+        // Nothing of the failed Trainer is alive (the model is still the caller's).
+        expect(k.stats().liveTensors, `${JSON.stringify(c)}, arena ${failAt} fails`).toBe(
+          before.liveTensors,
+        );
+        expect(k.stats().liveBytes).toBe(before.liveBytes);
+        model.dispose();
+        expect(failAt).toBeLessThan(10);
+      }
+      expect(k.stats().liveTensors).toBe(start.liveTensors);
+      expect(k.stats().liveBytes).toBe(start.liveBytes);
+    }
   });
 });
