@@ -110,6 +110,76 @@ describe("local executor", () => {
     expect(await fingerprint(join(dir, "out-killed"))).toEqual(expected);
   });
 
+  it("a worker that dies fails the stage at once, names its task and signal, and the other workers are stopped", async () => {
+    const { runLocal } = await import("./local.js");
+    const { ProgressPrinter } = await import("./progress.js");
+    const work = join(dir, "pool-fail");
+    await mkdir(work, { recursive: true });
+    // stand-in for task.js: the worker of rank 0 dies of SIGKILL inside its task, the other one
+    // hangs in its task (as a busy worker would be when its sibling dies) after noting its pid
+    const script = join(dir, "fake-task.mjs");
+    await writeFile(
+      script,
+      `import { writeFileSync } from "node:fs";
+const ranks = process.argv[process.argv.indexOf("--ranks") + 1].split(",").map(Number);
+process.send({ type: "start", rank: ranks[0] });
+if (ranks[0] === 0) setTimeout(() => process.kill(process.pid, "SIGKILL"), 200);
+else { writeFileSync(${JSON.stringify(join(work, "hung.pid"))}, String(process.pid)); setInterval(() => {}, 1000); }
+`,
+    );
+    const plan = { workDir: work, stages: [{ name: "buckets", tasks: 2 }], tasks: [] };
+    const sink = { write: () => true, isTTY: false } as unknown as NodeJS.WriteStream;
+    const t0 = Date.now();
+    const err = await runLocal(plan as unknown as Plan, {
+      workers: 2,
+      taskScript: script,
+      printer: new ProgressPrinter(sink),
+    }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    const hung = Number(await readFile(join(work, "hung.pid"), "utf8"));
+    const alive = (() => {
+      try {
+        process.kill(hung, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    })();
+    if (alive) process.kill(hung, "SIGKILL");
+    expect(err?.message).toMatch(
+      /stage buckets: worker 0 \(pid \d+, tasks 0\) was killed by SIGKILL during task 0; stopped the other workers \(0 of 2 tasks run\); rerun to resume/,
+    );
+    expect(alive, "the other worker outlived the failed stage").toBe(false);
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
+  it("a worker whose data:prepare is gone stops instead of running on as an orphan", async () => {
+    const cfg = await writeConfig("orphan");
+    expect(run(cfg, ["--executor", "slurm"]).status).toBe(0);
+    const plan = join(dir, "out-orphan", ".work", "plan.json");
+    const child = spawn(
+      process.execPath,
+      [join(dist, "task.js"), "--plan", plan, "--stage", "signatures", "--ranks", "0,1,2,3,4"],
+      { stdio: ["ignore", "ignore", "pipe", "ipc"] },
+    );
+    let stderr = "";
+    child.stderr?.on("data", (d) => {
+      stderr += d;
+    });
+    // what the worker sees when the coordinator is killed (even with -9): its channel closes
+    child.disconnect();
+    const code = await new Promise((r) => child.once("exit", r));
+    if (child.stderr && !child.stderr.readableEnded)
+      await new Promise((r) => child.stderr?.once("end", r));
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/data:prepare \(the coordinating process\) is gone; stopping/);
+    expect(stderr).not.toMatch(/Unhandled 'error' event|EPIPE|ERR_IPC_CHANNEL_CLOSED/);
+    // it stopped before its last task, which a rerun does
+    expect(existsSync(join(dir, "out-orphan", ".work", "done", "signatures", "4"))).toBe(false);
+  });
+
   it("reports bad flags and configs clearly", async () => {
     const r = spawnSync(process.execPath, [prepareJs, "--bogus"], { cwd: dir, encoding: "utf8" });
     expect(r.status).toBe(2);

@@ -4,7 +4,7 @@
  * reports progress over IPC. A task already marked done is skipped, so rerunning after a crash
  * (even kill -9) continues where it stopped.
  */
-import { fork } from "node:child_process";
+import { type ChildProcess, fork } from "node:child_process";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { type Plan, planPath } from "../pipeline/plan.js";
@@ -96,12 +96,27 @@ export async function runLocal(plan: Plan, options: LocalOptions = {}): Promise<
           Math.min(options.workers ?? availableParallelism(), ranks.length),
         );
         const script = options.taskScript ?? defaultTaskScript();
-        await Promise.all(
-          Array.from({ length: workers }, (_, w) => {
-            const mine = ranks.filter((_, i) => i % workers === w);
-            return runWorker(script, planPath(plan.workDir), stage.name, mine, onProgress, onDone);
-          }),
-        );
+        // without a message for a while (a long task, a hung or stopped worker) the line is
+        // still printed every interval: a stall shows as a growing elapsed time
+        const tick = setInterval(() => refresh(), 1000);
+        tick.unref();
+        try {
+          await runPool(
+            script,
+            planPath(plan.workDir),
+            stage.name,
+            Array.from({ length: workers }, (_, w) => ranks.filter((_, i) => i % workers === w)),
+            onProgress,
+            onDone,
+            (r) => describeTask(plan, stage.name, r),
+            () => `${state.tasksDone - state.tasksSkipped} of ${ranks.length} tasks run`,
+          );
+        } catch (err) {
+          printer.end(state);
+          throw err;
+        } finally {
+          clearInterval(tick);
+        }
       }
     }
     printer.end(state);
@@ -115,33 +130,84 @@ export async function runLocal(plan: Plan, options: LocalOptions = {}): Promise<
   return reports;
 }
 
-function runWorker(
+/** "task 3 (slimpajama: train/chunk1/a.jsonl.zst)" for the stages with input files, else "task 3". */
+function describeTask(plan: Plan, stage: string, rank: number): string {
+  const t = stage === "signatures" || stage === "pack" ? plan.tasks[rank] : undefined;
+  return t
+    ? `task ${rank} (${t.source}: ${t.files.map((f) => f.path).join(", ")})`
+    : `task ${rank}`;
+}
+
+interface WorkerMessage {
+  type: string;
+  rank: number;
+  progress?: Progress;
+}
+
+/**
+ * One worker process per group of ranks. The first worker to fail (non-zero status, a signal,
+ * a failed fork) fails the stage: the others are killed (every task is safe to kill, and a
+ * rerun redoes only unfinished ones) and waited for, so that no worker outlives the stage, and
+ * the error says which task was running and how the worker ended.
+ */
+async function runPool(
   script: string,
   plan: string,
   stage: string,
-  ranks: number[],
+  groups: number[][],
   onProgress: (rank: number, p: Progress) => void,
   onDone: (rank: number) => void,
+  describe: (rank: number) => string,
+  doneSoFar: () => string,
 ): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = fork(script, ["--plan", plan, "--stage", stage, "--ranks", ranks.join(",")], {
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
-    });
-    child.on("message", (m: { type: string; rank: number; progress?: Progress }) => {
-      if (m.type === "progress" && m.progress) onProgress(m.rank, m.progress);
-      else if (m.type === "done") onDone(m.rank);
-    });
-    child.on("error", reject);
-    child.on("exit", (code, signal) => {
-      if (code === 0) resolve();
-      else
-        reject(
-          new Error(
-            `stage ${stage}: worker for tasks ${ranks.join(",")} exited with ${code ?? signal}; rerun to resume`,
-          ),
-        );
-    });
-  });
+  const children: ChildProcess[] = [];
+  let failure: Error | undefined;
+  const fail = (err: Error) => {
+    if (failure) return;
+    failure = err;
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+  };
+  await Promise.all(
+    groups.map(
+      (ranks, w) =>
+        new Promise<void>((resolve) => {
+          const child = fork(
+            script,
+            ["--plan", plan, "--stage", stage, "--ranks", ranks.join(",")],
+            { stdio: ["ignore", "inherit", "inherit", "ipc"] },
+          );
+          children.push(child);
+          let current: number | undefined;
+          child.on("message", (m: WorkerMessage) => {
+            if (m.type === "start") current = m.rank;
+            else if (m.type === "progress" && m.progress) onProgress(m.rank, m.progress);
+            else if (m.type === "done") {
+              current = undefined;
+              onDone(m.rank);
+            }
+          });
+          child.on("error", (err) => {
+            fail(new Error(`stage ${stage}: worker ${w}: ${err.message}; rerun to resume`));
+            resolve();
+          });
+          child.on("exit", (code, signal) => {
+            if (code !== 0 && !failure) {
+              const how = signal ? `was killed by ${signal}` : `exited with status ${code}`;
+              const during =
+                current !== undefined ? `during ${describe(current)}` : "between tasks";
+              fail(
+                new Error(
+                  `stage ${stage}: worker ${w} (pid ${child.pid}, tasks ${ranks.join(",")}) ${how} ${during}; ` +
+                    `stopped the other workers (${doneSoFar()}); rerun to resume`,
+                ),
+              );
+            }
+            resolve();
+          });
+        }),
+    ),
+  );
+  if (failure) throw failure;
 }
 
 /** Used by cli/task.ts: run the given ranks of a stage in this process, reporting over IPC. */
@@ -150,10 +216,34 @@ export async function runRanks(
   stage: Plan["stages"][number]["name"],
   ranks: number[],
 ): Promise<void> {
-  for (const rank of ranks) {
-    await runTask(plan, stage, rank, (progress) =>
-      process.send?.({ type: "progress", rank, progress }),
+  // the coordinator is gone (killed, even with -9, or interrupted): stop rather than run on
+  // as an orphan; the task is redone by the next run, like one killed mid-write
+  const gone = () => {
+    console.error(
+      `task ${stage}: data:prepare (the coordinating process) is gone; stopping (rerun to resume)`,
     );
-    process.send?.({ type: "done", rank });
+    process.exit(1);
+  };
+  if (process.send) {
+    if (!process.connected) gone();
+    process.on("disconnect", gone);
+  }
+  // a message the closing channel cannot take is no error of the task: disconnect handles it.
+  // A busy task may reach the event loop's I/O phase (and the 'disconnect' event) only
+  // seconds later: a new parent process id (the orphan's reaper) says so at once.
+  const parent = process.ppid;
+  const send = (m: WorkerMessage) => {
+    if (process.connected && process.ppid !== parent) gone();
+    if (process.connected) process.send?.(m, undefined, undefined, () => {});
+  };
+  try {
+    for (const rank of ranks) {
+      send({ type: "start", rank });
+      await runTask(plan, stage, rank, (progress) => send({ type: "progress", rank, progress }));
+      send({ type: "done", rank });
+    }
+  } finally {
+    // a 'disconnect' listener keeps the IPC channel, and so this process, alive
+    process.off("disconnect", gone);
   }
 }
