@@ -25,7 +25,7 @@ import { getTreePath, isFlatColumn } from "hyparquet/src/schema.js";
 import type { ColumnDecoder } from "hyparquet/src/types.js";
 import { compressors as allCompressors } from "hyparquet-compressors";
 import type { BadRecordLog } from "../document.js";
-import { MAX_RECORD_BYTES } from "./limits.js";
+import { MAX_RECORD_BYTES, rethrowSystemError } from "./limits.js";
 import type { RawRecord } from "./records.js";
 
 /**
@@ -87,6 +87,7 @@ export async function* readParquetRows(
     try {
       metadata = await parquetMetadataAsync(file);
     } catch (err) {
+      rethrowSystemError(err, name);
       bad.report({
         file: name,
         offset: size,
@@ -135,6 +136,7 @@ export async function* readParquetRows(
         }
       } catch (err) {
         if (err instanceof Error && err.name === "BadRecordError") throw err; // --strict
+        rethrowSystemError(err, name);
         const lost = rows - done;
         bad.report({
           file: name,

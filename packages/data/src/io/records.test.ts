@@ -1,7 +1,7 @@
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -40,6 +40,23 @@ describe("jsonl and jsonl.zst", () => {
     expect(recs.length).toBe(3000);
     expect(recs[2999]?.value.text).toBe(JSON.parse(lines[2999] as string).text);
     expect(recs[10]?.line).toBe(11);
+  });
+
+  // A system error (here EISDIR: a directory under a data file's name, as a permission or a
+  // failing disk would give EACCES or EIO) is no bad data: it fails the task, naming the file,
+  // instead of counting the rest of the file as unreadable and ending with status 0.
+  it("fails on a system error while reading, in jsonl, jsonl.zst and parquet", async () => {
+    for (const name of ["d.jsonl", "d.jsonl.zst", "d.parquet"]) {
+      const p = join(dir, name);
+      await mkdir(p);
+      const bad = new BadRecordLog();
+      await expect(collect(p, bad)).rejects.toThrow(
+        new RegExp(
+          `${name.replaceAll(".", "\\.")}: cannot read it \\(EISDIR: .*a system error, not bad data`,
+        ),
+      );
+      expect(bad.count).toBe(0);
+    }
   });
 
   it("reads plain jsonl, CRLF endings and a last line without newline", async () => {

@@ -8,7 +8,7 @@ import { isUtf8 } from "node:buffer";
 import { createReadStream } from "node:fs";
 import { type FileHandle, open, stat } from "node:fs/promises";
 import { BadRecordError, type BadRecordLog } from "../document.js";
-import { MAX_RECORD_BYTES } from "./limits.js";
+import { MAX_RECORD_BYTES, rethrowSystemError } from "./limits.js";
 import { readParquetRows } from "./parquet.js";
 
 export { MAX_RECORD_BYTES } from "./limits.js";
@@ -390,6 +390,7 @@ async function* splitJsonLines(
     }
   } catch (err) {
     if (err instanceof BadRecordError) throw err; // --strict: a record's own error, not the file's
+    rethrowSystemError(err, name);
     const size = await stat(path).then(
       (s) => s.size,
       () => end.readBytes,
