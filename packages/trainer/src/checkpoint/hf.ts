@@ -64,7 +64,14 @@ export function loadWeights(dirIn: string): WeightSource {
   } catch (e) {
     throw new Error(`${join(dir, CONFIG_FILE)}: unreadable (${(e as Error).message})`);
   }
-  const config = fromHfConfig(raw);
+  let config: LlamaConfig;
+  try {
+    config = fromHfConfig(raw);
+  } catch (e) {
+    // Name the file read (fromHfConfig's own messages start "config.json: ").
+    const msg = (e as Error).message.replace(/^config\.json: /, "");
+    throw new Error(`${join(dir, CONFIG_FILE)}: ${msg}`);
+  }
   const files = new Map<string, { path: string; header: SafetensorsHeader }>();
   const headerOf = (file: string) => {
     let h = files.get(file);

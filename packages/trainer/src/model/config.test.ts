@@ -6,6 +6,7 @@ import {
   modelFlopsUtilization,
   parameterCount,
   parameterSpecs,
+  sameArchitecture,
   toHfConfig,
   trainFlopsPerToken,
   validateConfig,
@@ -63,5 +64,48 @@ describe("model configs", () => {
     expect(() =>
       fromHfConfig({ ...toHfConfig(modelConfig("tinyllama-test")), tie_word_embeddings: true }),
     ).toThrow(/tied embeddings/);
+  });
+
+  it("reads transformers 5's rope_parameters and refuses fields it would otherwise ignore", () => {
+    const legacy = toHfConfig(modelConfig("tinyllama-test"));
+    // transformers >= 5 writes RoPE as rope_parameters (no top-level rope_theta/rope_scaling).
+    const { rope_theta: _t, rope_scaling: _s, ...v5 } = legacy;
+    const at = (theta: number, type = "default") => ({
+      ...v5,
+      rope_parameters: { rope_theta: theta, rope_type: type },
+    });
+    expect(fromHfConfig(at(500000)).ropeTheta).toBe(500000);
+    expect(fromHfConfig(at(10000)).ropeTheta).toBe(10000);
+    expect(fromHfConfig({ ...legacy, rope_theta: 500000 }).ropeTheta).toBe(500000);
+    expect(fromHfConfig({ ...legacy, rope_scaling: { rope_type: "default" } }).ropeTheta).toBe(
+      10000,
+    );
+    expect(() => fromHfConfig({ ...at(500000), rope_theta: 10000 })).toThrow(
+      /rope_theta 10000 and rope_parameters.rope_theta 500000 differ/,
+    );
+    expect(() => fromHfConfig(at(10000, "linear"))).toThrow(
+      /rope_parameters has rope_type "linear"; RoPE scaling is not supported/,
+    );
+    expect(() => fromHfConfig(at(500000, "llama3"))).toThrow(/rope_type "llama3"/);
+    expect(() => fromHfConfig({ ...legacy, rope_scaling: { type: "dynamic", factor: 2 } })).toThrow(
+      /rope_scaling has rope_type "dynamic"/,
+    );
+    expect(() => fromHfConfig({ ...legacy, attention_bias: true })).toThrow(
+      /attention_bias is true; biases are not supported/,
+    );
+    expect(() => fromHfConfig({ ...legacy, mlp_bias: true })).toThrow(/mlp_bias is true/);
+    expect(() => fromHfConfig({ ...legacy, hidden_act: "gelu" })).toThrow(
+      /hidden_act is "gelu", only "silu"/,
+    );
+    expect(fromHfConfig({ ...legacy, hidden_act: "swish" }).name).toBe("tinyllama-test");
+  });
+
+  it("weights of another RoPE base or norm epsilon do not fit a config (no silent change)", () => {
+    const c = modelConfig("tinyllama-test");
+    expect(sameArchitecture(c, { ...c })).toBeNull();
+    expect(sameArchitecture({ ...c, ropeTheta: 500000 }, c)).toBe(
+      "ropeTheta (rope_theta) 500000 != 10000",
+    );
+    expect(sameArchitecture({ ...c, rmsNormEps: 1e-6 }, c)).toMatch(/^rmsNormEps \(rms_norm_eps\)/);
   });
 });

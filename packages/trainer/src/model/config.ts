@@ -240,6 +240,54 @@ function num(o: Record<string, unknown>, key: string, fallback?: number): number
   return v;
 }
 
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
+ * The RoPE base of a config.json: transformers >= 5 writes it as `rope_parameters.rope_theta`
+ * (with `rope_type`), earlier versions as top-level `rope_theta` plus `rope_scaling`. Any RoPE
+ * type other than "default" (linear, dynamic, yarn, llama3, ...) is refused.
+ */
+function ropeThetaOf(o: Record<string, unknown>): number {
+  const params = o.rope_parameters;
+  for (const key of ["rope_parameters", "rope_scaling"]) {
+    const v = o[key];
+    if (v === undefined || v === null) continue;
+    if (!isObject(v)) {
+      throw new Error(`config.json: ${key} must be an object or null, got ${JSON.stringify(v)}`);
+    }
+    if (Object.values(v).some(isObject)) {
+      throw new Error(`config.json: ${key} per layer type is not supported`);
+    }
+    const type = v.rope_type ?? v.type ?? "default";
+    if (type !== "default") {
+      throw new Error(
+        `config.json: ${key} has rope_type ${JSON.stringify(type)}; RoPE scaling is not supported ` +
+          '(only "default" RoPE with rope_theta)',
+      );
+    }
+  }
+  const nested = isObject(params) ? params.rope_theta : undefined;
+  const top = o.rope_theta;
+  if (nested !== undefined && nested !== null && top !== undefined && top !== null) {
+    if (nested !== top) {
+      throw new Error(
+        `config.json: rope_theta ${JSON.stringify(top)} and rope_parameters.rope_theta ${JSON.stringify(nested)} differ`,
+      );
+    }
+  }
+  if (nested !== undefined && nested !== null) {
+    if (typeof nested !== "number" || !Number.isFinite(nested)) {
+      throw new Error(
+        `config.json: "rope_parameters.rope_theta" must be a number, got ${JSON.stringify(nested)}`,
+      );
+    }
+    return nested;
+  }
+  return num(o, "rope_theta", 10000);
+}
+
 /** Reads a Hugging Face Llama `config.json` (ours or any LlamaForCausalLM). */
 export function fromHfConfig(o: Record<string, unknown>): LlamaConfig {
   const mt = o.model_type;
@@ -247,10 +295,25 @@ export function fromHfConfig(o: Record<string, unknown>): LlamaConfig {
     throw new Error(`config.json: model_type is "${String(mt)}", only "llama" is supported`);
   }
   if (o.tie_word_embeddings === true) {
-    throw new Error("config.json: tied embeddings are not supported (TinyLlama unties them)");
+    throw new Error(
+      "config.json: tie_word_embeddings is true; tied embeddings are not supported (TinyLlama unties them)",
+    );
   }
-  if (o.rope_scaling !== undefined && o.rope_scaling !== null) {
-    throw new Error("config.json: rope_scaling is not supported");
+  // Fields that change the computation and that this model does not implement: refused, never
+  // ignored (the weights would load and the logits silently differ from transformers').
+  for (const key of ["attention_bias", "mlp_bias"]) {
+    const v = o[key];
+    if (v !== undefined && v !== null && v !== false) {
+      throw new Error(
+        `config.json: ${key} is ${JSON.stringify(v)}; biases are not supported (Llama has none)`,
+      );
+    }
+  }
+  const act = o.hidden_act;
+  if (act !== undefined && act !== null && act !== "silu" && act !== "swish") {
+    throw new Error(
+      `config.json: hidden_act is ${JSON.stringify(act)}, only "silu" (SwiGLU) is supported`,
+    );
   }
   const C = num(o, "hidden_size");
   const heads = num(o, "num_attention_heads");
@@ -270,14 +333,14 @@ export function fromHfConfig(o: Record<string, unknown>): LlamaConfig {
     numKvHeads: num(o, "num_key_value_heads", heads),
     maxSeqLen: num(o, "max_position_embeddings", 2048),
     rmsNormEps: num(o, "rms_norm_eps", 1e-6),
-    ropeTheta: num(o, "rope_theta", 10000),
+    ropeTheta: ropeThetaOf(o),
     ...referenceInit(C, layers),
   };
   validateConfig(cfg);
   return cfg;
 }
 
-/** Shape fields that must match for weights of one config to load into another. */
+/** Fields that must match for weights of one config to load into another (shapes, RoPE base, norm eps). */
 export function sameArchitecture(a: LlamaConfig, b: LlamaConfig): string | null {
   const keys: (keyof LlamaConfig)[] = [
     "vocabSize",
@@ -289,6 +352,15 @@ export function sameArchitecture(a: LlamaConfig, b: LlamaConfig): string | null 
   ];
   for (const k of keys) {
     if (a[k] !== b[k]) return `${k} ${String(a[k])} != ${String(b[k])}`;
+  }
+  // Not shapes, but the model computes differently with other values: weights trained with
+  // another RoPE base or norm epsilon would silently be trained (and saved) under this config's.
+  const numeric: [keyof LlamaConfig, string][] = [
+    ["ropeTheta", "rope_theta"],
+    ["rmsNormEps", "rms_norm_eps"],
+  ];
+  for (const [k, hf] of numeric) {
+    if (a[k] !== b[k]) return `${k} (${hf}) ${String(a[k])} != ${String(b[k])}`;
   }
   return null;
 }

@@ -748,6 +748,25 @@ describe("bad inputs", () => {
     ).rejects.toThrow(
       /is a tinyllama-test model and does not fit --model tinyllama-4m \(hiddenSize 32 != 64\)/,
     );
+    // A Hugging Face directory of the same shapes but another norm epsilon / RoPE base: training
+    // it under --model's values would silently change the model (and the config it is saved with).
+    const { writeHfModel } = await import("../checkpoint/hf.js");
+    for (const [name, diff, re] of [
+      ["hf-eps", { rmsNormEps: 1e-6 }, /\(rmsNormEps \(rms_norm_eps\) 0\.000001 != 0\.00001\)/],
+      ["hf-theta", { ropeTheta: 500000 }, /\(ropeTheta \(rope_theta\) 500000 != 10000\)/],
+    ] as const) {
+      const hf = join(root, name);
+      mkdirSync(hf, { recursive: true });
+      const cfg = { ...modelConfig("tinyllama-test"), ...diff };
+      writeHfModel(hf, cfg, (n) =>
+        readTensorF32(
+          join(src.checkpoint!, "model.safetensors"),
+          readSafetensorsHeader(join(src.checkpoint!, "model.safetensors")),
+          n,
+        ),
+      );
+      await expect(train(args(join(root, `${name}-run`), 2, ["--from", hf]))).rejects.toThrow(re);
+    }
     await expect(
       train([...args(join(root, "nobasic"), 100), "--stage", "continual"]),
     ).rejects.toThrow(/starts from the last checkpoint of basic.*run --stage basic first/);
