@@ -4,10 +4,14 @@
  * model on short sequences with every budget scaled by 2e-8, so the default run takes a
  * minute or two and still shows the loss falling.
  */
-import { resolve } from "node:path";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { loadPipelineTokenizer, type TokenizerIdentity } from "@tinyllama/data";
+import { preset } from "@tinyllama/data/mixture";
 import { builtBackends } from "@tinyllama/kernels";
 import { CheckpointSpaceError, EXIT_DISK_FULL } from "../checkpoint/store.js";
+import type { Setting } from "../distributed/agree.js";
 import { detectDistEnv } from "../distributed/env.js";
 import {
   LAUNCHER_FLAGS,
@@ -31,7 +35,13 @@ import {
   type Variant,
 } from "../stages/stages.js";
 import { BatchSplitError, planBatch } from "../train/batch.js";
-import { pendingCheckpointBase, type RunOptions, type RunResult, runStage } from "../train/run.js";
+import {
+  pendingCheckpointBase,
+  type RunOptions,
+  type RunResult,
+  runStage,
+  sourcesOf,
+} from "../train/run.js";
 import { NonFiniteLossError } from "../train/trainer.js";
 import { type FlagSpec, formatHelp, type ParsedFlags, parseFlags, UsageError } from "./args.js";
 
@@ -380,6 +390,56 @@ function checkBeforeLaunch(
   }
 }
 
+/** Each source's manifest (which names every shard with its SHA-256), hashed: equal shards, equal text. */
+function shardsFingerprint(dataDir: string, sources: readonly string[]): string {
+  return sources
+    .map((name) => {
+      let h = "missing";
+      try {
+        const bytes = readFileSync(join(dataDir, name, "manifest.json"));
+        h = createHash("sha256").update(bytes).digest("hex").slice(0, 12);
+      } catch {}
+      return `${name} ${h}`;
+    })
+    .join(", ");
+}
+
+/**
+ * What every rank of a distributed run must agree on (checked at the rendezvous, agree.ts):
+ * everything that changes the math, the data or the sequence of collectives. Per rank, and free
+ * to differ: --micro-batch, --recompute (memory; the same sums), --profile-step. Rank 0's
+ * --eval-every/--eval-batches, --keep, --restart-stage and --peak-tflops govern (only it
+ * validates, writes and logs).
+ */
+function sharedSettings(o: RunOptions, sharding: ShardingMode): Setting[] {
+  const spec = stageSpec(o.stage, o.variant, o.scale);
+  const shards = shardsFingerprint(o.dataDir, sourcesOf(preset(spec.presetName)));
+  return [
+    { flag: "--stage/--variant", value: spec.dirName },
+    { flag: "--model", value: o.model.name },
+    { flag: "--device", value: o.backend.name },
+    { flag: "--scale", value: String(o.scale) },
+    { flag: "--seq-len", value: String(o.seqLen) },
+    {
+      flag: "--global-batch",
+      value: `${o.globalBatchGiven ? "given" : "default"} ${o.globalBatch}`,
+      shown: o.globalBatchGiven ? String(o.globalBatch) : "none (the default)",
+    },
+    { flag: "--seed", value: String(o.seed) },
+    { flag: "--lr-max", value: String(o.maxLr) },
+    { flag: "--lr-min", value: String(o.minLr) },
+    { flag: "--lr-override", value: String(o.lrOverride) },
+    { flag: "--data", value: shards, shown: `${o.dataDir} (manifests: ${shards})` },
+    { flag: "--out", value: o.outDir },
+    { flag: "--from", value: o.from === null ? "none" : resolve(o.from) },
+    { flag: "--sharding", value: sharding },
+    { flag: "--comm-overlap", value: o.overlapComm ? "on" : "off" },
+    { flag: "--max-steps", value: String(o.maxSteps ?? "none") },
+    { flag: "--save-every", value: String(o.saveEvery) },
+    { flag: "--max-bad-steps", value: String(o.maxBadSteps) },
+  ];
+}
+
 export interface TrainCommandDeps {
   log: (line: string) => void;
   /** What the launcher's ranks run (node arguments before the flags); default this process's script. */
@@ -573,7 +633,10 @@ export async function trainCommand(
   if (distEnv) {
     const rank = distEnv.rank;
     if (rank !== 0) opts.log = () => {};
-    job = await joinDistributed(backend, distEnv, sharding);
+    job = await joinDistributed(backend, distEnv, sharding, {
+      settings: sharedSettings(opts, sharding),
+      sharedDir: opts.outDir,
+    });
     const onFailure =
       deps.onDistributedFailure ??
       ((r: number, e: Error) => {

@@ -149,6 +149,42 @@ describe("distributed processes", () => {
     for (const r of train) expect(Number.isFinite(r.loss)).toBe(true);
   }, 120_000);
 
+  it("two nodes started with different --seed and --sharding: both refuse at the rendezvous, naming the flags", async () => {
+    const out = join(root, "mismatch");
+    const port = await freePort();
+    const node = (i: number, extra: string[]) =>
+      start(
+        [
+          ...trainArgs(out, 2, 1),
+          "--nproc-per-node",
+          "1",
+          "--nnodes",
+          "2",
+          "--node-rank",
+          String(i),
+          "--master-port",
+          String(port),
+          ...extra,
+        ],
+        { NCCL_HOSTID: `node-${i}` },
+      );
+    // Before the check, the seed trained silently (each rank initialised its shard with its own)
+    // and the sharding failed with "allReduceHost: rank 1 sent 4 values, rank 0 has 1".
+    const runs = [node(0, []), node(1, ["--seed", "1", "--sharding", "hybrid"])];
+    const ends = await Promise.all(runs.map((r) => r.exited));
+    const text = runs.map((r) => r.output()).join("\n");
+    expect(
+      ends.map((e) => e.code),
+      text,
+    ).toEqual([2, 2]);
+    for (const r of runs) {
+      expect(r.output()).toMatch(
+        /train: the ranks were started with different settings .*--seed: rank 0 \(node-0\) has 3407, rank 1 \(node-1\) has 1; --sharding: rank 0 \(node-0\) has full, rank 1 \(node-1\) has hybrid\n/,
+      );
+    }
+    expect(existsSync(join(out, "v1.0"))).toBe(false);
+  }, 60_000);
+
   it("a killed rank: the others exit by themselves within seconds, naming it", async () => {
     const out = join(root, "killed");
     const port = await freePort();

@@ -12,6 +12,7 @@ import {
   type WorldInfo,
 } from "@tinyllama/kernels/collectives";
 import type { Backend } from "../model/kernels.js";
+import { agreeOnSettings, type Setting } from "./agree.js";
 import type { DistEnv } from "./env.js";
 import type { ShardGroups, ShardingMode } from "./sharded.js";
 
@@ -60,7 +61,17 @@ export async function joinDistributed(
   backend: Backend,
   env: DistEnv,
   mode: ShardingMode,
-  opts: { timeoutMs?: number; connectTimeoutMs?: number } = {},
+  opts: {
+    timeoutMs?: number;
+    connectTimeoutMs?: number;
+    /**
+     * Settings every rank must share, checked right after the rendezvous (before the hybrid
+     * split, whose collectives a rank of another --sharding would not issue); see agree.ts.
+     */
+    settings?: readonly Setting[];
+    /** A directory every rank must see (--out): rank 0 writes a file there, the others look. */
+    sharedDir?: string;
+  } = {},
 ): Promise<DistributedJob> {
   const forced = process.env.TINYLLAMA_DIST_TRANSPORT;
   if (forced !== undefined && forced !== "tcp" && forced !== "nccl") {
@@ -104,6 +115,14 @@ export async function joinDistributed(
       w.close();
     };
     onFailure = (l) => w.onFailure(l);
+  }
+  if (opts.settings || opts.sharedDir) {
+    try {
+      await agreeOnSettings(world, info.hostIds, opts.settings ?? [], opts.sharedDir);
+    } catch (e) {
+      close();
+      throw e;
+    }
   }
   const layout = nodeLayout(info.hostIds);
   let shard = world;

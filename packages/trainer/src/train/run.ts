@@ -150,7 +150,8 @@ export interface RunResult {
   secondsPerStep: number | null;
 }
 
-function sourcesOf(schedule: ReturnType<typeof preset>): string[] {
+/** The sources a mixture schedule draws from, sorted. */
+export function sourcesOf(schedule: ReturnType<typeof preset>): string[] {
   const names = new Set<string>();
   for (const p of schedule.points) for (const n of Object.keys(p.weights)) names.add(n);
   return [...names].sort();
