@@ -14,7 +14,7 @@ import { loadTaskDocs } from "./docs.js";
 import type { PairEncodingOptions } from "./encode.js";
 import { evaluate, type TaskInput } from "./evaluate.js";
 import { loadCheckpoint } from "./llama.js";
-import { shardPerplexity } from "./perplexity.js";
+import { checkPerplexitySource, shardPerplexity } from "./perplexity.js";
 import { formatPaperView, formatTable, paperView, toHarnessJson } from "./results.js";
 import type { ScoreProgress } from "./score.js";
 import { resolveTasks, TASK_GROUPS } from "./tasks/index.js";
@@ -156,6 +156,16 @@ export async function main(argv: string[]): Promise<number> {
     );
   }
 
+  // The perplexity shards too: a missing directory or split fails here, before a model loads;
+  // another tokenizer or blocks longer than the model's context right after it loads, before
+  // the zero-shot tasks are scored (whose results a later failure would lose). ShardSet.open
+  // leaves no file open (files are opened on the first read), so nothing leaks if a step
+  // before the model's try/finally throws.
+  const perplexitySplit = values["perplexity-split"] ?? "validation";
+  const shards = values.perplexity
+    ? await ShardSet.open(values.perplexity, { split: perplexitySplit })
+    : undefined;
+
   // a stage or run directory means its newest checkpoint: resolved here so that the tokenizer
   // saved with it, the results' model name and the default output directory all follow it
   const { resolveWeightsDir } = await import("@tinyllama/trainer");
@@ -172,6 +182,11 @@ export async function main(argv: string[]): Promise<number> {
     padMultiple,
   });
   try {
+    if (shards) {
+      // Refuses shards tokenized with another vocabulary than the checkpoint's tokenizer.
+      shards.assertTokenizer(tokenizerIdentity(loaded.tokenizer));
+      checkPerplexitySource(loaded.scorer, shards);
+    }
     console.error(
       `[eval] ${loaded.scorer.description}; tokenizer ${loaded.tokenizerSource}; ` +
         `add_bos=${encoding.addBos}, empty context=${encoding.emptyContextToken}`,
@@ -185,23 +200,14 @@ export async function main(argv: string[]): Promise<number> {
       onProgress: progressPrinter("eval"),
     });
     let perplexity: Record<string, unknown> | undefined;
-    if (values.perplexity) {
-      const split = values["perplexity-split"] ?? "validation";
-      // Refuses shards tokenized with another vocabulary than the checkpoint's tokenizer.
-      const shards = await ShardSet.open(values.perplexity, {
-        split,
-        tokenizer: tokenizerIdentity(loaded.tokenizer),
+    if (shards) {
+      const r = await shardPerplexity(loaded.scorer, shards, {
+        maxBlocks: perplexityBlocks,
+        batchSize,
+        maxBatchTokens,
+        onProgress: (d, t) => console.error(`[perplexity] ${d}/${t} blocks`),
       });
-      try {
-        const r = await shardPerplexity(loaded.scorer, shards, {
-          maxBlocks: perplexityBlocks,
-          batchSize,
-          onProgress: (d, t) => console.error(`[perplexity] ${d}/${t} blocks`),
-        });
-        perplexity = { shard_dir: resolve(values.perplexity), split, ...r };
-      } finally {
-        shards.close();
-      }
+      perplexity = { shard_dir: shards.dir, split: perplexitySplit, ...r };
     }
     const json = toHarnessJson(out, {
       model: checkpoint,
@@ -249,6 +255,7 @@ export async function main(argv: string[]): Promise<number> {
     );
     return 0;
   } finally {
+    shards?.close();
     loaded.dispose();
   }
 }

@@ -352,6 +352,80 @@ describe("pnpm eval (cli main)", () => {
     ).rejects.toThrow(/tokenizer/i);
   });
 
+  it("checks the perplexity shards before scoring any zero-shot task", async () => {
+    // blocks of 65 tokens, made with another tokenizer or longer than --max-length: refused
+    // before a window is scored, not after the tasks (whose results the error would lose)
+    const shardDir = join(root, "ppl-early");
+    mkdirSync(shardDir);
+    const blockSize = 65;
+    const writer = new ShardWriter({
+      dir: shardDir,
+      prefix: "validation_x",
+      blockSize,
+      chunkTokens: blockSize,
+    });
+    await writer.add(Array.from({ length: blockSize }, (_, i) => 100 + i));
+    const written = await writer.finish();
+    const tok = await LlamaTokenizer.load();
+    const writeManifest = (identity: object) =>
+      writeFileSync(
+        join(shardDir, "manifest.json"),
+        JSON.stringify({
+          format: "tinyllama-shards/1",
+          source: "test",
+          blockSize,
+          chunkTokens: blockSize,
+          dtype: "uint16",
+          tokenizer: identity,
+          eosAppended: true,
+          splits: {
+            validation: {
+              files: written.files,
+              documents: 1,
+              tokens: written.tokens,
+              blocks: written.blocks,
+              droppedTailTokens: 0,
+            },
+          },
+          stats: {},
+          config: null,
+          createdAt: new Date(0).toISOString(),
+        }),
+      );
+    const out = join(root, "ppl-early-out");
+    const args = ["--checkpoint", ckpt, "--tasks", "piqa", "--device", "cpu", "--output", out];
+    const scored = vi.spyOn(LlamaTokenScorer.prototype, "scoreWindows");
+    try {
+      writeManifest({ name: "other", vocabSize: 32000, eosId: 2, hash: "0".repeat(64) });
+      await expect(main([...args, "--perplexity", shardDir])).rejects.toThrow(/tokenizer "other"/);
+      expect(scored).not.toHaveBeenCalled();
+      writeManifest(tokenizerIdentity(tok));
+      await expect(main([...args, "--perplexity", shardDir, "--max-length", "32"])).rejects.toThrow(
+        /blocks of 65 tokens need a context of 64; the model has 32/,
+      );
+      expect(scored).not.toHaveBeenCalled();
+      await expect(
+        main([...args, "--perplexity", shardDir, "--perplexity-split", "test"]),
+      ).rejects.toThrow(/no split "test"/);
+      expect(scored).not.toHaveBeenCalled();
+      expect(existsSync(out)).toBe(false);
+    } finally {
+      scored.mockRestore();
+    }
+    // a missing shard directory fails before a checkpoint is even looked for
+    const cwd = process.cwd();
+    const empty = join(root, "empty-ppl");
+    mkdirSync(empty);
+    process.chdir(empty);
+    try {
+      await expect(
+        main(["--tasks", "piqa", "--perplexity", join(root, "no-such-shards")]),
+      ).rejects.toThrow(/no-such-shards.*no manifest/);
+    } finally {
+      process.chdir(cwd);
+    }
+  });
+
   it("loads with another compute dtype (bf16 on the CPU backend) and scores close to f32", async () => {
     const f32 = await loadCheckpoint(ckpt, { device: "cpu" });
     const bf16 = await loadCheckpoint(ckpt, { device: "cpu", dtype: "bf16" });

@@ -50,6 +50,36 @@ describe("shardPerplexity", () => {
   });
 });
 
+describe("shardPerplexity batching", () => {
+  it("keeps each forward within maxBatchTokens (at least one block), with the same result", async () => {
+    const data = Array.from({ length: 5 }, (_, b) => [b % 3, 1, 2, 0, 1, 2, 2, (b + 1) % 3]);
+    const sizes: number[] = [];
+    const base = unigramScorer([3, 2, 1], 16);
+    const scorer = {
+      ...base,
+      maxLength: base.maxLength,
+      description: base.description,
+      scoreWindows: (w: Parameters<typeof base.scoreWindows>[0]) => {
+        sizes.push(w.length);
+        return base.scoreWindows(w);
+      },
+    };
+    const all = await shardPerplexity(scorer, blocks(data), { batchSize: 4 });
+    expect(sizes).toEqual([4, 1]);
+    sizes.length = 0;
+    // blocks of 8 tokens: 17 tokens hold two windows, 7 tokens still one
+    const capped = await shardPerplexity(scorer, blocks(data), {
+      batchSize: 4,
+      maxBatchTokens: 17,
+    });
+    expect(sizes).toEqual([2, 2, 1]);
+    sizes.length = 0;
+    await shardPerplexity(scorer, blocks(data), { batchSize: 4, maxBatchTokens: 7 });
+    expect(sizes).toEqual([1, 1, 1, 1, 1]);
+    expect(capped).toEqual(all);
+  });
+});
+
 describe("default output directory", () => {
   it("goes beside the run that made the checkpoint, else under runs/eval", () => {
     const t = new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 6));

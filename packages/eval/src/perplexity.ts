@@ -29,23 +29,43 @@ export function pickBlocks(available: number, maxBlocks?: number): number[] {
   return Array.from({ length: n }, (_, i) => Math.floor((i * available) / n));
 }
 
-export async function shardPerplexity(
-  scorer: TokenScorer,
-  source: BlockSource,
-  options: {
-    maxBlocks?: number;
-    batchSize?: number;
-    onProgress?: (done: number, total: number) => void;
-  } = {},
-): Promise<PerplexityResult> {
+/**
+ * Throws unless `source` can be scored by `scorer`: a block is one window of blockSize - 1
+ * inputs (no sliding window over a shorter context), and the split must hold a block. Cheap:
+ * the CLI calls it before any zero-shot scoring, so a bad --perplexity fails in seconds.
+ */
+export function checkPerplexitySource(
+  scorer: Pick<TokenScorer, "maxLength">,
+  source: Pick<BlockSource, "numBlocks" | "blockSize">,
+): void {
   if (source.blockSize - 1 > scorer.maxLength) {
     throw new Error(
       `blocks of ${source.blockSize} tokens need a context of ${source.blockSize - 1}; the model has ${scorer.maxLength}`,
     );
   }
   if (source.numBlocks === 0) throw new Error("the held-out split has no blocks");
+}
+
+export async function shardPerplexity(
+  scorer: TokenScorer,
+  source: BlockSource,
+  options: {
+    maxBlocks?: number;
+    batchSize?: number;
+    /** Cap on tokens per forward, counted as scoreRequests does (window length); at least one block. */
+    maxBatchTokens?: number;
+    onProgress?: (done: number, total: number) => void;
+  } = {},
+): Promise<PerplexityResult> {
+  checkPerplexitySource(scorer, source);
   const indices = pickBlocks(source.numBlocks, options.maxBlocks);
-  const batchSize = options.batchSize ?? 4;
+  const batchSize = Math.max(
+    1,
+    Math.min(
+      options.batchSize ?? 4,
+      Math.floor((options.maxBatchTokens ?? Number.POSITIVE_INFINITY) / source.blockSize),
+    ),
+  );
   const blockLosses: number[] = [];
   let totalNll = 0;
   let tokens = 0;
