@@ -8,6 +8,7 @@
  */
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { SourceFingerprint } from "../data/fingerprint.js";
 import type { StreamState } from "../data/stream.js";
 import { type LlamaConfig, parameterSpecs, sameArchitecture } from "../model/config.js";
 import type { AdamWConfig } from "../optim/adamw.js";
@@ -44,6 +45,11 @@ export interface TrainerState {
   consecutiveBad: number;
   skippedSteps: number;
   stream: StreamState;
+  /**
+   * The train shards of each source of the stage's mixture that the data position refers to
+   * (absent in checkpoints written before it was recorded, whose shards are then not compared).
+   */
+  data?: Record<string, SourceFingerprint>;
   seed: number;
   seqLen: number;
   microBatch: number;

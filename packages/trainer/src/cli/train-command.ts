@@ -207,6 +207,11 @@ export const TRAIN_FLAGS: FlagSpec[] = [
     help: "when every checkpoint of the stage is damaged, move them to checkpoints/damaged/ and train the stage again from its start (without it such a run stops, naming them)",
   },
   {
+    name: "data-changed",
+    type: "boolean",
+    help: "resume a stage although the shards of a source changed since its checkpoint (without it such a resume stops, naming the sources): their block orders become other permutations, so blocks may repeat or be skipped",
+  },
+  {
     name: "eval-every",
     type: "int",
     min: 0,
@@ -430,6 +435,7 @@ function sharedSettings(o: RunOptions, sharding: ShardingMode): Setting[] {
     { flag: "--lr-min", value: String(o.minLr) },
     { flag: "--lr-override", value: String(o.lrOverride) },
     { flag: "--data", value: shards, shown: `${o.dataDir} (manifests: ${shards})` },
+    { flag: "--data-changed", value: String(o.dataChanged === true) },
     { flag: "--out", value: o.outDir },
     { flag: "--from", value: o.from === null ? "none" : resolve(o.from) },
     { flag: "--sharding", value: sharding },
@@ -611,6 +617,7 @@ export async function trainCommand(
     recompute: f.recompute === "layers",
     handleSignals: deps.handleSignals ?? true,
     restartStage: f["restart-stage"] === true,
+    dataChanged: f["data-changed"] === true,
     log: deps.log,
   };
   // Under --nproc-per-node: tell the launcher this rank got past every check, so that a later

@@ -399,6 +399,58 @@ describe("training on CPU", () => {
     expect(said(/--peak-tflops is ignored on CPU/)).toBe(1);
   });
 
+  it("shards changed under a checkpoint: a resume is refused naming the source unless --data-changed; the next stage notes it", async () => {
+    const onData = (argv: string[], d: string) =>
+      argv.map((x, i, all) => (all[i - 1] === "--data" ? d : x));
+    const d = join(root, "changing-data");
+    cpSync(data, d, { recursive: true });
+    const out = join(root, "data-changed");
+    const first = await train(onData(args(out, 6, ["--max-steps", "2"]), d));
+    expect(Object.keys(readTrainerState(first.checkpoint!).data ?? {}).sort()).toEqual([
+      "slimpajama",
+      "starcoder",
+    ]);
+    // The same shards written again (another manifest time, the same files): resumes.
+    const same = join(root, "same-data");
+    cpSync(d, same, { recursive: true });
+    const m = JSON.parse(readFileSync(join(same, "slimpajama", "manifest.json"), "utf8"));
+    writeFileSync(
+      join(same, "slimpajama", "manifest.json"),
+      JSON.stringify({ ...m, createdAt: "2030-01-01T00:00:00.000Z" }),
+    );
+    const sameOut = join(root, "data-same");
+    cpSync(out, sameOut, { recursive: true });
+    expect((await train(onData(args(sameOut, 6, ["--max-steps", "1"]), same))).steps).toBe(1);
+    // slimpajama re-prepared (here: other shards, another block count): refused, naming it.
+    rmSync(join(d, "slimpajama"), { recursive: true });
+    await writeTestShards(d, [{ name: "slimpajama", trainBlocks: 40, tokenizer: tok }]);
+    await expect(train(onData(args(out, 6), d))).rejects.toThrow(
+      /the shards under .*changing-data differ from those .*step-000000000002 was trained on:\n {2}"slimpajama": \d+ files, 132 blocks, prepared .* -> 5 files, 40 blocks, prepared 1970-01-01T00:00:00.000Z\n.*Put back the shards .*--data-changed/s,
+    );
+    const lines: string[] = [];
+    const resumed = await train(onData(args(out, 6, ["--data-changed"]), d), (l) => lines.push(l));
+    expect(resumed.steps).toBe(4);
+    expect(
+      lines.some((l) =>
+        /^warning: .*\n {2}"slimpajama": .*--data-changed: continuing v1.0/s.test(l),
+      ),
+    ).toBe(true);
+    expect(lines.join("\n")).not.toMatch(/"starcoder":/);
+    // A stage that starts from another stage may use new shards: noted, not refused.
+    const chain = join(root, "data-changed-chain");
+    const s = 1280 / 1.5e12;
+    await train([...onData(tinyRunArgs(chain, s, 1), data), "--stage", "basic"]);
+    const said: string[] = [];
+    const next = await train(
+      [...onData(tinyRunArgs(chain, s, 1), d), "--stage", "continual", "--max-steps", "1"],
+      (l) => said.push(l),
+    );
+    expect(next.steps).toBe(1);
+    expect(
+      said.some((l) => /^note: shards changed since stage basic, .*\n {2}"slimpajama": /s.test(l)),
+    ).toBe(true);
+  });
+
   it("chains basic -> continual (math-code) -> cooldown, continuing steps, tokens and the lr curve", async () => {
     const out = join(root, "chain");
     // basic 1280 tokens (10 steps of 128), continual ~299 (3 steps), cooldown 128: less than

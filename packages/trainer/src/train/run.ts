@@ -29,6 +29,7 @@ import {
   type TrainerState,
   verifyCheckpoint,
 } from "../checkpoint/trainer-checkpoint.js";
+import { changedSources, type SourceFingerprint, sourceFingerprints } from "../data/fingerprint.js";
 import { closeSources, openSources } from "../data/sources.js";
 import { TokenStream } from "../data/stream.js";
 import { validationBatches } from "../data/validation.js";
@@ -124,6 +125,12 @@ export interface RunOptions {
    * the stage from its start (without it, the run stops naming them and what is wrong).
    */
   restartStage?: boolean;
+  /**
+   * Continue a stage although the shards of a source changed since its checkpoint (without it,
+   * such a resume is refused, naming the sources): the changed sources' block orders become
+   * other permutations, so blocks may be read again or skipped.
+   */
+  dataChanged?: boolean;
   /**
    * Called before each step, each metrics record and each checkpoint: a rank whose launcher is
    * gone exits here without writing anything more (see train-command.ts).
@@ -323,6 +330,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
   );
 
   const sources = await openSources(o.dataDir, sourceNames, cfg.vocabSize, o.tokenizer);
+  const dataPrints = sourceFingerprints(sources);
   if (isRoot && spec.variant === "math-code") {
     const note = mathCodeStarcoderNote(sources.get("starcoder")?.train.manifest.config);
     if (note) log(note);
@@ -343,6 +351,15 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
     log(`profile of step ${atStep} written to ${join(stageDir, "profile.md")}`);
   };
   try {
+    checkShardsUnchanged(
+      o,
+      spec.dirName,
+      cont,
+      initFrom?.state ?? null,
+      dataPrints,
+      sourceNames,
+      log,
+    );
     assertFitsDevice(cfg, o.microBatch, o.seqLen, o.backend.device, {
       recompute,
       // Each rank keeps 1/S of the master weights and moments (ShardedTrainer).
@@ -545,6 +562,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
       consecutiveBad: trainer!.consecutiveBad,
       skippedSteps,
       stream: stream.state(),
+      data: dataPrints,
       seed,
       seqLen: o.seqLen,
       microBatch: o.microBatch,
@@ -941,6 +959,64 @@ export function mathCodeStarcoderNote(config: unknown): string | null {
     `note: the Math&Code stage trains on StarCoderData's Python and Jupyter only, but the starcoder shards ` +
     `were prepared from subsets ${subsets.join(", ")}; to follow the paper, prepare them with ` +
     `"subsets": ["python", "jupyter"] (pnpm data:prepare --config)`
+  );
+}
+
+/**
+ * The data position a checkpoint carries (block offsets per source, the sampler's state) indexes
+ * the shards it was trained on: over other shards the same position reads other blocks. A stage
+ * continued mid-way (a resume, or --from a checkpoint of the same stage) whose shards changed is
+ * refused, naming the sources, unless --data-changed; the next stage of a chain may use
+ * re-prepared shards (e.g. starcoder with Python and Jupyter only for Math&Code), so there a
+ * changed source whose block order continues from an offset is noted. Checkpoints written
+ * before the shards were recorded are not compared (noted).
+ */
+function checkShardsUnchanged(
+  o: RunOptions,
+  dirName: string,
+  cont: { dir: string; state: TrainerState } | null,
+  prior: TrainerState | null,
+  now: Record<string, SourceFingerprint>,
+  names: readonly string[],
+  log: (line: string) => void,
+): void {
+  if (cont) {
+    if (!cont.state.data) {
+      log(
+        `note: ${cont.dir} does not record which shards it read (written before they were recorded): ` +
+          "resuming without checking that the shards under --data are the same",
+      );
+      return;
+    }
+    const changed = changedSources(cont.state.data, now, names);
+    if (changed.length === 0) return;
+    const what =
+      `the shards under ${resolve(o.dataDir)} differ from those ${cont.dir} was trained on:\n` +
+      changed.map((c) => `  ${c}\n`).join("");
+    if (o.dataChanged) {
+      log(
+        `warning: ${what}--data-changed: continuing ${dirName} on them; each changed source's block order is another ` +
+          "permutation from here on, so blocks may be read again or skipped",
+      );
+      return;
+    }
+    throw new Error(
+      `${what}The checkpoint's data position (block offsets per source) indexes the old shards; over these it would ` +
+        "read other blocks, repeating some already trained on and skipping others. Put back the shards it was trained " +
+        "on (re-run `pnpm data:prepare` with the same config and inputs, or pass the --data that holds them), or rerun " +
+        "with --data-changed to continue on these shards anyway",
+    );
+  }
+  if (!prior?.data) return;
+  const offsets = offsetsAfterStage(prior);
+  const carried = names.filter((n) => (offsets[n] ?? 0) > 0);
+  const changed = changedSources(prior.data, now, carried);
+  if (changed.length === 0) return;
+  log(
+    `note: shards changed since stage ${prior.stage.dirName}, whose block offsets ${dirName} continues from:\n` +
+      changed.map((c) => `  ${c}\n`).join("") +
+      "the offsets index another permutation of these shards, so blocks the earlier stage trained on may be read " +
+      "again (expected when a source was re-prepared for this stage; otherwise pass the --data it used)",
   );
 }
 
