@@ -281,27 +281,8 @@ describe("pnpm eval (cli main)", () => {
     await writer.add(Array.from({ length: 3 * blockSize }, next));
     const written = await writer.finish();
     const tok = await LlamaTokenizer.load();
-    const manifest = (identity: object) => ({
-      format: "tinyllama-shards/1",
-      source: "test",
-      blockSize,
-      chunkTokens: 2 * blockSize,
-      dtype: "uint16",
-      tokenizer: identity,
-      eosAppended: true,
-      splits: {
-        validation: {
-          files: written.files,
-          documents: 1,
-          tokens: written.tokens,
-          blocks: written.blocks,
-          droppedTailTokens: 0,
-        },
-      },
-      stats: {},
-      config: null,
-      createdAt: new Date(0).toISOString(),
-    });
+    const manifest = (identity: object) =>
+      validationManifest(identity, written, blockSize, 2 * blockSize);
     writeFileSync(
       join(shardDir, "manifest.json"),
       JSON.stringify(manifest(tokenizerIdentity(tok))),
@@ -370,27 +351,7 @@ describe("pnpm eval (cli main)", () => {
     const writeManifest = (identity: object) =>
       writeFileSync(
         join(shardDir, "manifest.json"),
-        JSON.stringify({
-          format: "tinyllama-shards/1",
-          source: "test",
-          blockSize,
-          chunkTokens: blockSize,
-          dtype: "uint16",
-          tokenizer: identity,
-          eosAppended: true,
-          splits: {
-            validation: {
-              files: written.files,
-              documents: 1,
-              tokens: written.tokens,
-              blocks: written.blocks,
-              droppedTailTokens: 0,
-            },
-          },
-          stats: {},
-          config: null,
-          createdAt: new Date(0).toISOString(),
-        }),
+        JSON.stringify(validationManifest(identity, written, blockSize, blockSize)),
       );
     const out = join(root, "ppl-early-out");
     const args = ["--checkpoint", ckpt, "--tasks", "piqa", "--device", "cpu", "--output", out];
@@ -495,3 +456,33 @@ describe("pnpm eval (cli main)", () => {
     expect(existsSync(join(empty, "runs"))).toBe(false);
   });
 });
+
+/** The manifest.json of a one-split (validation) shard set these tests write with ShardWriter. */
+function validationManifest(
+  identity: object,
+  written: Awaited<ReturnType<ShardWriter["finish"]>>,
+  blockSize: number,
+  chunkTokens: number,
+) {
+  return {
+    format: "tinyllama-shards/1",
+    source: "test",
+    blockSize,
+    chunkTokens,
+    dtype: "uint16",
+    tokenizer: identity,
+    eosAppended: true,
+    splits: {
+      validation: {
+        files: written.files,
+        documents: 1,
+        tokens: written.tokens,
+        blocks: written.blocks,
+        droppedTailTokens: 0,
+      },
+    },
+    stats: {},
+    config: null,
+    createdAt: new Date(0).toISOString(),
+  };
+}
