@@ -5,7 +5,7 @@
  */
 import { DEFAULT_PAIR_ENCODING, encodePair, type PairEncodingOptions } from "./encode.js";
 import { type DocScore, mean, meanStderr, scoreMultipleChoice } from "./metrics.js";
-import { requestWindow, type ScoreOptions, type ScoreStats, scoreRequests } from "./score.js";
+import { type ScoreOptions, type ScoreStats, scoreRequests } from "./score.js";
 import type { DocRequests, Task } from "./tasks/task.js";
 import type { EvalTokenizer, LogLikelihood, TokenRequest, TokenScorer } from "./types.js";
 
@@ -66,8 +66,6 @@ export async function evaluate(
 ): Promise<EvaluationOutput> {
   const encoding = options.encoding ?? DEFAULT_PAIR_ENCODING;
   const allRequests: TokenRequest[] = [];
-  // an invalid maxLength is scoreRequests' error to report
-  const checkWindows = Number.isInteger(scorer.maxLength) && scorer.maxLength >= 1;
   const perTask = inputs.map(({ task, docs }) => {
     const n = options.limit === undefined ? docs.length : Math.min(options.limit, docs.length);
     const built: BuiltDoc[] = [];
@@ -79,25 +77,26 @@ export async function evaluate(
         throw new Error(`${task.name} doc ${docId}: ${(e as Error).message}`);
       }
       const tokens = requests.requests.map((r) => encodePair(tokenizer, r, encoding));
-      // A request the harness rejects (empty context or continuation tokens, a continuation
-      // longer than the model's context) is named by task, doc and choice here: scoreRequests
-      // only knows its index in the stream of all tasks' requests.
-      if (checkWindows) {
-        tokens.forEach((t, k) => {
-          try {
-            requestWindow(t, scorer.maxLength, allRequests.length + k);
-          } catch (e) {
-            throw new Error(`${task.name} doc ${docId} request ${k}: ${(e as Error).message}`);
-          }
-        });
-      }
       built.push({ docId, built: requests, firstRequest: allRequests.length, tokens });
       allRequests.push(...tokens);
     }
     return { task, built, nOriginal: docs.length };
   });
 
-  const { results, stats } = await scoreRequests(scorer, allRequests, options);
+  // A request the harness rejects (empty context or continuation tokens, a continuation longer
+  // than the model's context) is named by task, doc and request, not only by its index in the
+  // stream of all tasks' requests (looked up only for the error).
+  const describeRequest = (i: number): string => {
+    for (const { task, built } of perTask)
+      for (const { docId, firstRequest, tokens } of built)
+        if (i >= firstRequest && i < firstRequest + tokens.length)
+          return `${task.name} doc ${docId} request ${i - firstRequest}`;
+    return `request ${i}`;
+  };
+  const { results, stats } = await scoreRequests(scorer, allRequests, {
+    ...options,
+    describeRequest,
+  });
 
   const tasks = perTask.map(({ task, built, nOriginal }, t): TaskResult => {
     const scores: DocScore[] = [];

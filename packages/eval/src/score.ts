@@ -21,6 +21,8 @@ export interface ScoreOptions {
   onProgress?: (progress: ScoreProgress) => void;
   /** Compute is_greedy (default true). */
   greedy?: boolean;
+  /** Names request i in the error for a request the harness rejects (e.g. its task and doc). */
+  describeRequest?: (index: number) => string;
 }
 
 export interface ScoreProgress {
@@ -110,7 +112,13 @@ export async function scoreRequests(
   const started = performance.now();
   let truncated = 0;
   const windows = requests.map((r, i) => {
-    const w = requestWindow(r, scorer.maxLength, i);
+    let w: ReturnType<typeof requestWindow>;
+    try {
+      w = requestWindow(r, scorer.maxLength, i);
+    } catch (e) {
+      if (!options.describeRequest) throw e;
+      throw new Error(`${options.describeRequest(i)}: ${(e as Error).message}`);
+    }
     if (w.truncated) truncated++;
     return w;
   });
