@@ -4,13 +4,13 @@
  * model on short sequences with every budget scaled by 2e-8, so the default run takes a
  * minute or two and still shows the loss falling.
  */
-import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { loadPipelineTokenizer, type TokenizerIdentity } from "@tinyllama/data";
+import { loadPipelineTokenizer, type ShardManifest, type TokenizerIdentity } from "@tinyllama/data";
 import { preset } from "@tinyllama/data/mixture";
 import { builtBackends } from "@tinyllama/kernels";
 import { CheckpointSpaceError, EXIT_DISK_FULL } from "../checkpoint/store.js";
+import { manifestFingerprint } from "../data/fingerprint.js";
 import type { Setting } from "../distributed/agree.js";
 import { detectDistEnv } from "../distributed/env.js";
 import {
@@ -395,14 +395,17 @@ function checkBeforeLaunch(
   }
 }
 
-/** Each source's manifest (which names every shard with its SHA-256), hashed: equal shards, equal text. */
+/**
+ * Each source's train shards as its manifest lists them (the digest a checkpoint records,
+ * data/fingerprint.ts): node-local copies of the same shards agree.
+ */
 function shardsFingerprint(dataDir: string, sources: readonly string[]): string {
   return sources
     .map((name) => {
       let h = "missing";
       try {
-        const bytes = readFileSync(join(dataDir, name, "manifest.json"));
-        h = createHash("sha256").update(bytes).digest("hex").slice(0, 12);
+        const manifest = JSON.parse(readFileSync(join(dataDir, name, "manifest.json"), "utf8"));
+        h = manifestFingerprint(manifest as ShardManifest).digest.slice(0, 12);
       } catch {}
       return `${name} ${h}`;
     })

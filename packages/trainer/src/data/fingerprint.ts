@@ -8,6 +8,7 @@
  * file, as the manifest gives them), and a resume compares it with the shards under --data.
  */
 import { createHash } from "node:crypto";
+import type { ShardManifest } from "@tinyllama/data";
 import type { SourceShards } from "./sources.js";
 
 export interface SourceFingerprint {
@@ -19,14 +20,24 @@ export interface SourceFingerprint {
   createdAt: string | null;
 }
 
-export function sourceFingerprint(s: SourceShards): SourceFingerprint {
+/**
+ * The fingerprint of a source's train shards as its manifest lists them: the same files (by
+ * name, SHA-256 and blocks) give the same digest, whenever they were prepared. Also what the
+ * ranks of a distributed run compare for --data (cli/train-command.ts).
+ */
+export function manifestFingerprint(manifest: ShardManifest): SourceFingerprint {
+  const files = manifest.splits.train?.files ?? [];
   const h = createHash("sha256");
-  for (const f of s.train.files) h.update(`${f.name}\u0000${f.sha256}\u0000${f.blocks}\n`);
-  const createdAt = s.train.manifest.createdAt;
+  let blocks = 0;
+  for (const f of files) {
+    h.update(`${f.name}\u0000${f.sha256}\u0000${f.blocks}\n`);
+    blocks += f.blocks;
+  }
+  const createdAt = manifest.createdAt;
   return {
     digest: h.digest("hex"),
-    files: s.train.files.length,
-    blocks: s.train.numBlocks,
+    files: files.length,
+    blocks,
     createdAt: typeof createdAt === "string" ? createdAt : null,
   };
 }
@@ -35,7 +46,7 @@ export function sourceFingerprints(
   sources: Map<string, SourceShards>,
 ): Record<string, SourceFingerprint> {
   const out: Record<string, SourceFingerprint> = {};
-  for (const [name, s] of sources) out[name] = sourceFingerprint(s);
+  for (const [name, s] of sources) out[name] = manifestFingerprint(s.train.manifest);
   return out;
 }
 
