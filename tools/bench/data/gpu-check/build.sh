@@ -21,7 +21,7 @@ cp packages/tokenizer/vocab/llama2.tltk.gz $D/dist/vocab/
 cp -rL packages/data/node_modules/zstd-napi $D/node_modules/
 rm -rf $D/node_modules/zstd-napi/{deps,src,build/Release/obj.target,build/Release/zstd.a}
 echo '{"type":"module"}' > $D/package.json
-cp tools/bench/data/gpu-check/check.py tools/bench/data/gpu-check/run.sh tools/bench/data/bench.mjs tools/bench/data/marginal.mjs tools/bench/data/vs-reference.mjs tools/bench/data/steady.mjs tools/bench/data/report.mjs $D/
+cp tools/bench/data/gpu-check/check.py tools/bench/data/gpu-check/run.sh tools/bench/data/bench.mjs tools/bench/data/marginal.mjs tools/bench/data/vs-reference.mjs tools/bench/data/steady.mjs tools/bench/data/floor.mjs tools/bench/data/report.mjs $D/
 mkdir -p $D/reference && cp tools/bench/data/reference/litgpt_prepare.py $D/reference/
 cp ../shared/fixtures/llama2-tokenizer.model $D/
 xz -T2 -6 -c "$(readlink -f "$(command -v node)")" > $D/node.xz

@@ -6,7 +6,8 @@
 # bench.mjs with V8's background threads (default) against BENCH_NODE_FLAGS=--single-threaded,
 # alternated, on 1 worker and on every core; reference = vs-reference.mjs (our pipeline against
 # TinyLlama's own preparation with both lit-gpt tokenizer backends, 30 MB and 3 MB corpora);
-# steady = steady.mjs (warm workers: the last of 4 passes in one process, 3 rounds).
+# steady = steady.mjs (warm workers: the last of 4 passes in one process, 3 rounds); floor =
+# floor.mjs (tokenizing against the least any pipeline must read, write and hash, 10 rounds).
 # Results go to $OUT (or ./results).
 set -uo pipefail
 out=${OUT:-results}; mkdir -p "$out"
@@ -35,6 +36,10 @@ fi
 if want steady; then
   ./node bench.mjs --reuse /tmp/cw --repeat 1 >/dev/null # writes the config and pipeline-order texts
   ./node steady.mjs --corpus /tmp/cw --passes 4 --rounds 3 --json "$out/steady.json"
+fi
+if want floor; then
+  ./node bench.mjs --reuse /tmp/cw --repeat 1 >/dev/null # writes the pipeline-order texts
+  ./node floor.mjs --corpus /tmp/cw --rounds 10 --json "$out/floor.json"
 fi
 if want flags; then
   for r in 1 2 3; do
