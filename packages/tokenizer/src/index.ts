@@ -3,7 +3,7 @@
  * See this package's README for the API and examples.
  */
 
-export { toHuggingFaceTokenizerJson } from "./hf-export.js";
+export { huggingFaceTokenizerFiles, toHuggingFaceTokenizerJson } from "./hf-export.js";
 export { parseHfTokenizerJson } from "./hf-json.js";
 export type { TokenizerModel } from "./model.js";
 export { PieceType } from "./model.js";

@@ -5,6 +5,7 @@
 #   .gpu/trainer/trainer-cli.mjs   the `pnpm train` CLI, bundled (zstd-napi external: loaded only on a .zst read)
 #   .gpu/vocab/llama2.tltk.gz      the tokenizer vocabulary the CLI's shard check loads
 #   .gpu/data/                     shards of the bundled sample (pnpm data:prepare)
+#   .gpu/tokenizer-expect.json     texts and our ids with BOS, for check_tokenizer.py
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 cd "$root"
@@ -19,4 +20,5 @@ cp packages/tokenizer/vocab/llama2.tltk.gz .gpu/vocab/
 if [ ! -f .gpu/data/slimpajama/manifest.json ] || [ ! -f .gpu/data/starcoder/manifest.json ]; then
   npx -y pnpm@12.4.2 run data:prepare --output .gpu/data >/dev/null
 fi
+node tools/compare/trainer/tokenizer-expect.mjs > .gpu/tokenizer-expect.json
 du -sh .gpu/trainer-dump.mjs .gpu/trainer .gpu/vocab .gpu/data

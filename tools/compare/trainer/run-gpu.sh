@@ -6,7 +6,8 @@
 # 2. bf16: our CUDA backend (bf16, fp32 master weights) vs transformers with bf16 autocast,
 #    tinyllama-1.1b, 50 steps. Each compares step-0 logits, loss and all gradients, then the
 #    50-step loss curve; a table per run, results JSON in the out directory;
-# 3. `pnpm train` itself (bundled) on CUDA: tinyllama-1.1b for 20 steps, tokens/s and MFU.
+# 3. `pnpm train` itself (bundled) on CUDA: tinyllama-1.1b for 20 steps, tokens/s and MFU; then
+#    transformers' AutoTokenizer on its checkpoint (check_tokenizer.py).
 set -uo pipefail
 cd "$(dirname "$0")/../../.."
 export PATH=/usr/local/cuda/bin:$PATH
@@ -56,6 +57,9 @@ if timeout 400 node .gpu/trainer/trainer-cli.mjs --device cuda --model tinyllama
   --out "$out/train-1.1b" --micro-batch 8 --global-batch 16 --scale "$(python3 -c 'print(20*16*2048/3e12)')" \
   --eval-batches 2 --save-every 0 >"$out/train-1.1b.log" 2>&1; then
   grep -E "step (1|10|20) \||validation|loss .* ->" "$out/train-1.1b.log"
+  # transformers' AutoTokenizer on the checkpoint's tokenizer files, against our ids
+  ckpt=$(ls -d "$out"/train-1.1b/*/checkpoints/step-* | sort | tail -1)
+  python3 tools/compare/trainer/check_tokenizer.py "$ckpt" .gpu/tokenizer-expect.json || rc=1
 else
   tail -20 "$out/train-1.1b.log"; echo "train-1.1b FAILED"; rc=1
 fi

@@ -6,8 +6,9 @@
  * trainer-state.json also records the size and SHA-256 of every other file of the checkpoint
  * (hashed while writing), and resuming checks them: a bit flipped on disk is found, not trained on.
  */
+import { createHash } from "node:crypto";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import type { SourceFingerprint } from "../data/fingerprint.js";
 import type { StreamState } from "../data/stream.js";
 import { type LlamaConfig, parameterSpecs, sameArchitecture } from "../model/config.js";
@@ -82,11 +83,16 @@ export interface CheckpointTarget {
   setMoment(which: "m" | "v", name: string, data: Float32Array): void;
 }
 
+/**
+ * `extraFiles`: small files written beside the weights (name -> contents, e.g. the Hugging Face
+ * tokenizer files), recorded in trainer-state.json's `files` and verified like the others.
+ */
 export function saveTrainingCheckpoint(
   stageDir: string,
   trainer: CheckpointSource,
   state: TrainerState,
   keep: number,
+  extraFiles: Record<string, string> = {},
 ): CheckpointRef {
   const names = parameterSpecs(trainer.config);
   // fp32 weights + two fp32 moments: 12 bytes per parameter (headers and config.json are small).
@@ -111,6 +117,19 @@ export function saveTrainingCheckpoint(
       ]),
       { format: "tinyllama-adamw", adam_step: String(state.adamStep) },
     );
+    for (const [name, text] of Object.entries(extraFiles)) {
+      if (name in files || name === TRAINER_STATE_FILE || name !== basename(name)) {
+        throw new Error(
+          `checkpoint file name ${JSON.stringify(name)} is taken or not a plain name`,
+        );
+      }
+      const bytes = Buffer.from(text);
+      writeFileSync(join(dir, name), bytes);
+      files[name] = {
+        bytes: bytes.length,
+        sha256: createHash("sha256").update(bytes).digest("hex"),
+      };
+    }
     // Written last: a directory with trainer-state.json holds every file it lists.
     writeFileSync(
       join(dir, TRAINER_STATE_FILE),

@@ -6,9 +6,10 @@
  */
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { loadPipelineTokenizer, type ShardManifest, type TokenizerIdentity } from "@tinyllama/data";
+import { type ShardManifest, type TokenizerIdentity, tokenizerIdentity } from "@tinyllama/data";
 import { preset } from "@tinyllama/data/mixture";
 import { builtBackends } from "@tinyllama/kernels";
+import { huggingFaceTokenizerFiles, LlamaTokenizer } from "@tinyllama/tokenizer";
 import { CheckpointSpaceError, EXIT_DISK_FULL } from "../checkpoint/store.js";
 import { manifestFingerprint } from "../data/fingerprint.js";
 import type { Setting } from "../distributed/agree.js";
@@ -322,10 +323,18 @@ function explainBigModelOnCpu(name: string): string {
   );
 }
 
-/** The Llama 2 tokenizer's identity, as @tinyllama/data records it in manifests. */
-async function llama2Identity(): Promise<TokenizerIdentity> {
-  const tok = await loadPipelineTokenizer("llama2");
-  return tok.identity;
+/**
+ * The Llama 2 tokenizer: its identity, as @tinyllama/data records it in manifests, and the
+ * Hugging Face tokenizer files every checkpoint carries (AutoTokenizer.from_pretrained(dir)).
+ */
+async function llama2Tokenizer(
+  model: LlamaConfig,
+): Promise<{ identity: TokenizerIdentity; files: Record<string, string> }> {
+  const tok = await LlamaTokenizer.load();
+  return {
+    identity: tokenizerIdentity(tok),
+    files: huggingFaceTokenizerFiles(tok.model, { modelMaxLength: model.maxSeqLen }),
+  };
 }
 
 /** --seq-len, or the device's default within the model's context; checked. */
@@ -587,6 +596,8 @@ export async function trainCommand(
   }
   const scale = (f.scale as number | undefined) ?? d.scale;
   if (!(scale > 0)) throw new UsageError(`--scale must be positive, got ${scale}`);
+  // A 32,000-piece model is trained on Llama 2 tokens (the shards' manifests are checked).
+  const llama2 = model.vocabSize === 32000 ? await llama2Tokenizer(model) : null;
   const opts: RunOptions = {
     stage,
     variant,
@@ -594,7 +605,8 @@ export async function trainCommand(
     model,
     backend,
     dataDir: resolve((f.data as string | undefined) ?? "data"),
-    tokenizer: model.vocabSize === 32000 ? await llama2Identity() : null,
+    tokenizer: llama2?.identity ?? null,
+    tokenizerFiles: llama2?.files ?? null,
     outDir: resolve((f.out as string | undefined) ?? `runs/${model.name}`),
     from: (f.from as string | undefined) ?? null,
     seqLen,

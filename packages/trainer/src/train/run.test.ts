@@ -18,11 +18,12 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TokenizerIdentity } from "@tinyllama/data";
+import { LlamaTokenizer } from "@tinyllama/tokenizer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resolveWeightsDir } from "../checkpoint/hf.js";
 import { readSafetensorsHeader, readTensorF32 } from "../checkpoint/safetensors.js";
 import { checkpointTestHooks } from "../checkpoint/store.js";
-import { readTrainerState } from "../checkpoint/trainer-checkpoint.js";
+import { readTrainerState, verifyCheckpoint } from "../checkpoint/trainer-checkpoint.js";
 import { trainCommand } from "../cli/train-command.js";
 import { readMetrics, type TrainRecord } from "../metrics/metrics.js";
 import { modelConfig } from "../model/config.js";
@@ -144,6 +145,17 @@ describe("training on CPU", () => {
     const state = readTrainerState(r.checkpoint!);
     expect(state.step).toBe(30);
     expect(state.tokensSeen).toBe(30 * 256);
+    // The Llama 2 tokenizer the shards were made with travels with the weights, for
+    // transformers' AutoTokenizer and for eval/generate pointed at the checkpoint.
+    const fromCheckpoint = await LlamaTokenizer.load(r.checkpoint!);
+    const bundled = await LlamaTokenizer.load();
+    const text = "The llama (Lama glama) is a domesticated South American camelid. 東京 42";
+    expect(Array.from(fromCheckpoint.encode(text, { bos: true }))).toEqual(
+      Array.from(bundled.encode(text, { bos: true })),
+    );
+    expect(
+      JSON.parse(readFileSync(join(r.checkpoint!, "tokenizer_config.json"), "utf8")),
+    ).toMatchObject({ bos_token: "<s>", eos_token: "</s>", model_max_length: 2048 });
 
     // The checkpoint loads as a LlamaModel for scoring; scores agree with raw logits and do
     // not depend on what else is in the batch.
@@ -178,6 +190,12 @@ describe("training on CPU", () => {
     for (let t = 0; t < seq.length - 1; t++)
       expect(Math.abs(b!.logProbs[t]! - alone!.logProbs[t]!)).toBeLessThan(0.1);
     bf16.dispose();
+    // The tokenizer files are checked like the weights: an edited one is reported.
+    const config = join(r.checkpoint!, "tokenizer_config.json");
+    writeFileSync(config, readFileSync(config, "utf8").replace('"</s>"', '"<pad>"'));
+    expect(verifyCheckpoint(r.checkpoint!).problem).toMatch(
+      /tokenizer_config\.json has \d+ bytes, \d+ when it was saved/,
+    );
   });
 
   it("SIGINT checkpoints and stops; --max-steps stops; resuming continues bit-identically", async () => {
@@ -673,6 +691,9 @@ describe("crash safety", () => {
       "config.json",
       "model.safetensors",
       "optimizer.safetensors",
+      "special_tokens_map.json",
+      "tokenizer.json",
+      "tokenizer_config.json",
     ]);
     const path = join(ckpts, "step-000000000004", "model.safetensors");
     const bytes = readFileSync(path);

@@ -78,6 +78,11 @@ export interface RunOptions {
   dataDir: string;
   /** Shards must come from this tokenizer (null: only vocabulary size and cross-source checks). */
   tokenizer: TokenizerIdentity | null;
+  /**
+   * Hugging Face tokenizer files (name -> contents) written into every checkpoint, so that
+   * transformers' AutoTokenizer loads the checkpoint directory; null or absent: none.
+   */
+  tokenizerFiles?: Record<string, string> | null;
   outDir: string;
   from: string | null;
   seqLen: number;
@@ -577,6 +582,7 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
     let lastSaved: { step: number; complete: boolean } | null = state
       ? { step: state.step, complete: state.complete }
       : null;
+    const extra = o.tokenizerFiles ?? {};
     const save = async (complete: boolean): Promise<string> => {
       o.stopIfOrphaned?.();
       const t0 = performance.now();
@@ -584,9 +590,11 @@ export async function runStage(o: RunOptions): Promise<RunResult> {
       if (sharded && dist) {
         const source = await sharded.gatherState();
         if (source)
-          path = saveTrainingCheckpoint(stageDir, source, snapshot(complete), o.keep).path;
+          path = saveTrainingCheckpoint(stageDir, source, snapshot(complete), o.keep, extra).path;
         await dist.world.barrier();
-      } else path = saveTrainingCheckpoint(stageDir, trainer!, snapshot(complete), o.keep).path;
+      } else {
+        path = saveTrainingCheckpoint(stageDir, trainer!, snapshot(complete), o.keep, extra).path;
+      }
       lastSaved = { step, complete };
       log(`checkpoint ${path} (${((performance.now() - t0) / 1000).toFixed(1)}s)`);
       return path;
