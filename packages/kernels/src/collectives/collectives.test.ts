@@ -12,7 +12,7 @@ import { NcclWorld, ncclAvailability } from "./nccl.js";
 import { freeRendezvousPort as freePort } from "./port.js";
 import { rendezvous } from "./rendezvous.js";
 import { TcpWorld } from "./tcp.js";
-import { CollectiveError } from "./types.js";
+import { CollectiveError, defaultRendezvousTimeoutMs } from "./types.js";
 
 let k: Backend;
 beforeAll(async () => {
@@ -366,6 +366,70 @@ describe("tcp failures", () => {
       }),
     ).rejects.toThrow(/port \d+ is in use/);
     blocker.close();
+  });
+
+  it("rendezvous says for whom it waits while it waits, then stops saying it", async () => {
+    const port = await freePort();
+    const o = { worldSize: 3, masterAddr: "127.0.0.1", masterPort: port, info: {} };
+    const said: string[] = [];
+    // rank 2 alone first: rank 0 is not up
+    const r2 = rendezvous({
+      ...o,
+      rank: 2,
+      timeoutMs: 5000,
+      reportEveryMs: 50,
+      onWaiting: (l) => said.push(l),
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(
+      said.some((l) =>
+        /rank 2: rank 0 at 127\.0\.0\.1:\d+ does not answer yet after \d+s \(.*ECONNREFUSED.*; gives up at 5s\)/.test(
+          l,
+        ),
+      ),
+    ).toBe(true);
+    // rank 0 comes: it waits for rank 1, and rank 2 now waits for the others
+    const r0 = rendezvous({
+      ...o,
+      rank: 0,
+      timeoutMs: 5000,
+      reportEveryMs: 50,
+      onWaiting: (l) => said.push(l),
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(
+      said.some((l) =>
+        /rendezvous on 127\.0\.0\.1:\d+: 2 of 3 ranks joined after \d+s, waiting for rank\(s\) 1 \(gives up at 5s\)/.test(
+          l,
+        ),
+      ),
+    ).toBe(true);
+    expect(
+      said.some((l) => /rank 2: joined the rendezvous on .* and waits for the other ranks/.test(l)),
+    ).toBe(true);
+    const r1 = rendezvous({ ...o, rank: 1, timeoutMs: 5000 });
+    const all = await Promise.all([r0, r1, r2]);
+    expect(all.map((r) => r.entries.length)).toEqual([3, 3, 3]);
+    const n = said.length;
+    await new Promise((r) => setTimeout(r, 200));
+    expect(said.length).toBe(n);
+  });
+
+  it("TINYLLAMA_RENDEZVOUS_TIMEOUT: 600 s by default, seconds when set, refused when not a positive number", () => {
+    const old = process.env.TINYLLAMA_RENDEZVOUS_TIMEOUT;
+    try {
+      delete process.env.TINYLLAMA_RENDEZVOUS_TIMEOUT;
+      expect(defaultRendezvousTimeoutMs()).toBe(600_000);
+      process.env.TINYLLAMA_RENDEZVOUS_TIMEOUT = "1800";
+      expect(defaultRendezvousTimeoutMs()).toBe(1_800_000);
+      process.env.TINYLLAMA_RENDEZVOUS_TIMEOUT = "ten minutes";
+      expect(() => defaultRendezvousTimeoutMs()).toThrow(
+        /TINYLLAMA_RENDEZVOUS_TIMEOUT must be a positive number of seconds, got "ten minutes"/,
+      );
+    } finally {
+      if (old === undefined) delete process.env.TINYLLAMA_RENDEZVOUS_TIMEOUT;
+      else process.env.TINYLLAMA_RENDEZVOUS_TIMEOUT = old;
+    }
   });
 
   it("two processes claiming one rank are refused", async () => {

@@ -17,6 +17,7 @@ export {
   CollectiveError,
   type Communicator,
   defaultCollectiveTimeoutMs,
+  defaultRendezvousTimeoutMs,
   type ReduceOp,
   type TransportName,
 } from "./types.js";

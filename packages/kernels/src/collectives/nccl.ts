@@ -22,6 +22,7 @@ import {
   CollectiveError,
   type Communicator,
   defaultCollectiveTimeoutMs,
+  defaultRendezvousTimeoutMs,
   type ReduceOp,
 } from "./types.js";
 
@@ -152,7 +153,7 @@ export class NcclWorld {
       addon,
       handle,
       `ncclCommInitRank (rank ${o.rank} of ${o.worldSize})`,
-      o.connectTimeoutMs ?? 120_000,
+      o.connectTimeoutMs ?? defaultRendezvousTimeoutMs(),
     );
     return new NcclWorld(tcp, comm);
   }

@@ -18,6 +18,32 @@ export interface RendezvousOptions {
   /** Rank 0 only: a string handed to every rank. */
   rootPayload?: string;
   timeoutMs: number;
+  /**
+   * Called every `reportEveryMs` while this rank waits, with a line saying for whom (rank 0:
+   * which ranks have not joined; the others: whether rank 0 answers yet). Default: a quarter of
+   * the timeout, between 1 and 30 s.
+   */
+  onWaiting?: (line: string) => void;
+  reportEveryMs?: number;
+}
+
+/** "3, 5, 7" or, past `max` ranks, the first `max` and how many more. */
+function rankList(ranks: number[], max = 16): string {
+  const shown = ranks.slice(0, max).join(", ");
+  return ranks.length > max ? `${shown} and ${ranks.length - max} more` : shown;
+}
+
+/** Calls `report(elapsed seconds)` every o.reportEveryMs while waiting; returns the stop. */
+function waitingReporter(o: RendezvousOptions, report: (seconds: number) => string): () => void {
+  const onWaiting = o.onWaiting;
+  if (!onWaiting) return () => {};
+  const t0 = Date.now();
+  const timer = setInterval(
+    () => onWaiting(report(Math.round((Date.now() - t0) / 1000))),
+    o.reportEveryMs ?? Math.min(30_000, Math.max(1000, o.timeoutMs / 4)),
+  );
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 export interface RendezvousEntry {
@@ -112,19 +138,25 @@ function serve(o: RendezvousOptions): Promise<RendezvousResult> {
         if (++joined === o.worldSize) finish(null);
       });
     });
+    const missing = () => [...entries.keys()].filter((r) => !entries[r]);
     const timer = setTimeout(() => {
-      const missing = [...entries.keys()].filter((r) => !entries[r]);
       finish(
         new RendezvousError(
-          `rendezvous timed out after ${o.timeoutMs / 1000}s on ${where}: rank(s) ${missing.join(", ")} of ${o.worldSize} never connected ` +
-            "(not started, crashed at start-up, or pointed at another MASTER_ADDR/MASTER_PORT)",
+          `rendezvous timed out after ${o.timeoutMs / 1000}s on ${where}: rank(s) ${rankList(missing())} of ${o.worldSize} never connected ` +
+            "(not started, crashed at start-up, or pointed at another MASTER_ADDR/MASTER_PORT; TINYLLAMA_RENDEZVOUS_TIMEOUT sets the wait)",
         ),
       );
     }, o.timeoutMs);
+    const stopReporting = waitingReporter(
+      o,
+      (s) =>
+        `rendezvous on ${where}: ${joined} of ${o.worldSize} ranks joined after ${s}s, waiting for rank(s) ${rankList(missing())} (gives up at ${o.timeoutMs / 1000}s)`,
+    );
     const finish = (err: Error | null) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
+      stopReporting();
       const all = entries as RendezvousEntry[];
       const reply = err
         ? `${JSON.stringify({ error: err.message })}\n`
@@ -155,9 +187,16 @@ function join(o: RendezvousOptions): Promise<RendezvousResult> {
   return new Promise((resolve, reject) => {
     let settled = false;
     let lastError = "no answer";
+    let connected = false;
+    const stopReporting = waitingReporter(o, (s) =>
+      connected
+        ? `rank ${o.rank}: joined the rendezvous on ${where} and waits for the other ranks (${s}s; gives up at ${o.timeoutMs / 1000}s)`
+        : `rank ${o.rank}: rank 0 at ${where} does not answer yet after ${s}s (${lastError}; gives up at ${o.timeoutMs / 1000}s)`,
+    );
     const settle = (err: Error | null, r?: RendezvousResult) => {
       if (settled) return;
       settled = true;
+      stopReporting();
       if (err) reject(err);
       else resolve(r!);
     };
@@ -167,13 +206,13 @@ function join(o: RendezvousOptions): Promise<RendezvousResult> {
         settle(
           new RendezvousError(
             `rendezvous timed out after ${o.timeoutMs / 1000}s: rank 0 at ${where} did not answer rank ${o.rank} (${lastError}). ` +
-              "Check MASTER_ADDR/MASTER_PORT and that rank 0 is running",
+              "Check MASTER_ADDR/MASTER_PORT and that rank 0 is running (TINYLLAMA_RENDEZVOUS_TIMEOUT sets the wait)",
           ),
         );
         return;
       }
       const socket = connect({ host: o.masterAddr, port: o.masterPort });
-      let connected = false;
+      connected = false;
       socket.on("connect", () => {
         connected = true;
         socket.write(`${JSON.stringify({ rank: o.rank, worldSize: o.worldSize, info: o.info })}\n`);

@@ -25,6 +25,7 @@ import {
   CollectiveError,
   type Communicator,
   defaultCollectiveTimeoutMs,
+  defaultRendezvousTimeoutMs,
   type ReduceOp,
 } from "./types.js";
 import { CONTROL_GROUP, type Frame, HEADER_BYTES, PeerLink } from "./wire.js";
@@ -54,8 +55,10 @@ export interface TcpWorldOptions {
   /** Ranks with the same host id are one "node" (hybrid sharding groups). Default: hostname. */
   hostId?: string;
   timeoutMs?: number;
-  /** Rendezvous and mesh set-up timeout; default 120 s. */
+  /** Rendezvous and mesh set-up timeout; default TINYLLAMA_RENDEZVOUS_TIMEOUT or 600 s. */
   connectTimeoutMs?: number;
+  /** Progress while the rendezvous waits for ranks (every 30 s at most); see RendezvousOptions. */
+  onWaiting?: (line: string) => void;
   /** Extra string rank 0 hands to everyone (e.g. an NCCL unique id). */
   rootPayload?: string;
 }
@@ -131,7 +134,7 @@ export class TcpWorld {
 
   static async connect(o: TcpWorldOptions): Promise<TcpWorld> {
     const timeoutMs = o.timeoutMs ?? defaultCollectiveTimeoutMs();
-    const connectTimeoutMs = o.connectTimeoutMs ?? 120_000;
+    const connectTimeoutMs = o.connectTimeoutMs ?? defaultRendezvousTimeoutMs();
     const hostId = o.hostId ?? hostname();
     // Peers may dial this listener as soon as they leave the rendezvous, possibly before this
     // rank has read its own reply: connections are queued until the mesh set-up takes them.
@@ -162,6 +165,7 @@ export class TcpWorld {
         info: { port, hostId },
         rootPayload: JSON.stringify({ token, payload: o.rootPayload ?? "" }),
         timeoutMs: connectTimeoutMs,
+        ...(o.onWaiting ? { onWaiting: o.onWaiting } : {}),
       });
     } catch (e) {
       server.close();

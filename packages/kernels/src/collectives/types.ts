@@ -91,13 +91,26 @@ export class CollectiveError extends Error {
 
 /** Collective timeout in ms: TINYLLAMA_DIST_TIMEOUT (seconds), default 300 s. */
 export function defaultCollectiveTimeoutMs(): number {
-  const env = process.env.TINYLLAMA_DIST_TIMEOUT;
+  return secondsFromEnv("TINYLLAMA_DIST_TIMEOUT", 300);
+}
+
+/**
+ * How long the rendezvous and mesh set-up wait for every rank, in ms:
+ * TINYLLAMA_RENDEZVOUS_TIMEOUT (seconds), default 600 s, torchrun's join timeout (nodes of a
+ * Slurm job can start minutes apart while containers are pulled).
+ */
+export function defaultRendezvousTimeoutMs(): number {
+  return secondsFromEnv("TINYLLAMA_RENDEZVOUS_TIMEOUT", 600);
+}
+
+function secondsFromEnv(name: string, defaultSeconds: number): number {
+  const env = process.env[name];
   if (env !== undefined && env !== "") {
     const s = Number(env);
     if (!Number.isFinite(s) || s <= 0) {
-      throw new Error(`TINYLLAMA_DIST_TIMEOUT must be a positive number of seconds, got "${env}"`);
+      throw new Error(`${name} must be a positive number of seconds, got "${env}"`);
     }
     return s * 1000;
   }
-  return 300_000;
+  return defaultSeconds * 1000;
 }

@@ -658,6 +658,7 @@ export async function trainCommand(
     job = await joinDistributed(backend, distEnv, sharding, {
       settings: sharedSettings(opts, sharding),
       sharedDir: opts.outDir,
+      log: deps.log,
     });
     const onFailure =
       deps.onDistributedFailure ??

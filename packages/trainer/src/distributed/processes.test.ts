@@ -185,6 +185,36 @@ describe("distributed processes", () => {
     expect(existsSync(join(out, "v1.0"))).toBe(false);
   }, 60_000);
 
+  it("a node whose peer never starts says whom it waits for, then gives up after TINYLLAMA_RENDEZVOUS_TIMEOUT", async () => {
+    const out = join(root, "alone");
+    const port = await freePort();
+    const t0 = Date.now();
+    const run = start(
+      [
+        ...trainArgs(out, 2, 1),
+        "--nproc-per-node",
+        "1",
+        "--nnodes",
+        "2",
+        "--node-rank",
+        "0",
+        "--master-port",
+        String(port),
+      ],
+      { NCCL_HOSTID: "node-0", TINYLLAMA_RENDEZVOUS_TIMEOUT: "3" },
+    );
+    const end = await run.exited;
+    const text = run.output();
+    expect(end.code, text).not.toBe(0);
+    expect(text).toMatch(
+      /1 of 2 ranks joined after \d+s, waiting for rank\(s\) 1 \(gives up at 3s\)/,
+    );
+    expect(text).toMatch(
+      /rendezvous timed out after 3s .*rank\(s\) 1 of 2 never connected .*TINYLLAMA_RENDEZVOUS_TIMEOUT sets the wait/,
+    );
+    expect(end.at - t0).toBeLessThan(30_000);
+  }, 60_000);
+
   it("a killed rank: the others exit by themselves within seconds, naming it", async () => {
     const out = join(root, "killed");
     const port = await freePort();

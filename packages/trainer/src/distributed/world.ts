@@ -71,6 +71,8 @@ export async function joinDistributed(
     settings?: readonly Setting[];
     /** A directory every rank must see (--out): rank 0 writes a file there, the others look. */
     sharedDir?: string;
+    /** Where the rendezvous says, every 30 s at most, for whom it still waits. */
+    log?: (line: string) => void;
   } = {},
 ): Promise<DistributedJob> {
   const forced = process.env.TINYLLAMA_DIST_TRANSPORT;
@@ -90,6 +92,7 @@ export async function joinDistributed(
     hostId: env.hostId,
     ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
     ...(opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: opts.connectTimeoutMs } : {}),
+    ...(opts.log ? { onWaiting: opts.log } : {}),
   };
   let info: WorldInfo;
   let world: ShardGroups["world"];
