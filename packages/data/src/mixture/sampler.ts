@@ -41,7 +41,7 @@
  */
 import { checkSeed, deriveKey, KeyedHash } from "./hash.js";
 import { preset } from "./presets.js";
-import { CompiledSchedule, checkSchedule, type MixtureSchedule } from "./schedule.js";
+import { CompiledSchedule, checkSchedule, type MixtureSchedule, ownNumber } from "./schedule.js";
 
 export type MixtureMode = "low-discrepancy" | "random";
 export const MIXTURE_MODES: readonly MixtureMode[] = ["low-discrepancy", "random"];
@@ -175,7 +175,7 @@ export class MixtureSampler {
       }
     }
     sampler.sources.forEach((name, i) => {
-      sampler.counts[i] = s.counts[name] ?? 0;
+      sampler.counts[i] = ownNumber(s.counts, name);
     });
     sampler.reset(s.position);
     return sampler;

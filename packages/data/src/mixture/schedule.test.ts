@@ -85,6 +85,45 @@ describe("CompiledSchedule", () => {
     expect(() => new CompiledSchedule(ramp).weightsAt(-1)).toThrow(RangeError);
   });
 
+  it("says NaN and Infinity in its messages, not null (JSON's spelling)", () => {
+    const at = (v: number) => ({ totalTokens: 10, points: [{ tokens: 0, weights: { a: v } }] });
+    expect(() => checkSchedule(at(Number.NaN))).toThrow(/weights\.a must be .*, got NaN$/);
+    expect(() => checkSchedule(at(Number.POSITIVE_INFINITY))).toThrow(/got Infinity$/);
+    expect(() =>
+      checkSchedule({ totalTokens: Number.NaN, points: [{ tokens: 0, weights: { a: 1 } }] }),
+    ).toThrow(/totalTokens must be a positive number, got NaN$/);
+  });
+
+  it("normalises each knot independently of the key order of its weights", () => {
+    const forward = { a: 0.1, b: 0.2, c: 0.3, d: 0.4 }; // 0.1 + 0.2 + 0.3 + 0.4 != 0.4 + ... + 0.1
+    const backward = { d: 0.4, c: 0.3, b: 0.2, a: 0.1 };
+    const one = (weights: Record<string, number>) =>
+      new CompiledSchedule({ totalTokens: 10, points: [{ tokens: 0, weights }] });
+    expect([...one(backward).weightsAt(0)]).toEqual([...one(forward).weightsAt(0)]);
+    expect([...one(backward).integralAt(7)]).toEqual([...one(forward).integralAt(7)]);
+  });
+
+  it("gives a source named like an Object.prototype member weight 0 where it is missing", () => {
+    const c = new CompiledSchedule({
+      totalTokens: 100,
+      points: [
+        { tokens: 0, weights: { a: 1 } },
+        { tokens: 10, weights: { a: 1, constructor: 1, toString: 2 } },
+      ],
+    });
+    expect(c.sources).toEqual(["a", "constructor", "toString"]);
+    expect([...c.weightsAt(0)]).toEqual([1, 0, 0]);
+    expect([...c.weightsAt(5)]).toEqual([0.625, 0.125, 0.25]);
+    expect([...c.integralAt(20)].every(Number.isFinite)).toBe(true);
+  });
+
+  it("refuses a source named __proto__ (it cannot round-trip through plain objects)", () => {
+    const raw = JSON.parse(
+      '{"totalTokens":10,"points":[{"tokens":0,"weights":{"a":1,"__proto__":1}}]}',
+    ) as unknown;
+    expect(() => checkSchedule(raw)).toThrow(/"__proto__" is not a usable source name/);
+  });
+
   it("scales every token position and survives a JSON round trip", () => {
     const s = scaleSchedule(preset("v1.1-continual-math-code"), 1e-3);
     expect(s.totalTokens).toBeCloseTo(350e6, 0);

@@ -66,10 +66,14 @@ export class CompiledSchedule {
     this.cum = new Float64Array(P * K);
     points.forEach((p, k) => {
       this.xs[k] = p.tokens;
+      // Own properties only (a source named "constructor" must not read Object.prototype's),
+      // summed in `sources` order so the normalised weights, and with them the whole stream,
+      // do not depend on the key order of the JSON.
+      const raw = this.sources.map((name) => ownNumber(p.weights, name));
       let sum = 0;
-      for (const v of Object.values(p.weights)) sum += v;
-      this.sources.forEach((name, s) => {
-        this.w[k * K + s] = (p.weights[name] ?? 0) / sum;
+      for (const v of raw) sum += v;
+      raw.forEach((v, s) => {
+        this.w[k * K + s] = v / sum;
       });
     });
     for (let k = 1; k < P; k++) {
@@ -176,6 +180,11 @@ export class CompiledSchedule {
   }
 }
 
+/** record[name] if it is an own property, else 0. */
+export function ownNumber(record: Record<string, number>, name: string): number {
+  return Object.hasOwn(record, name) ? record[name]! : 0;
+}
+
 function checkPosition(tokens: number): void {
   if (!Number.isFinite(tokens) || tokens < 0) {
     throw new RangeError(`mixture: position must be a finite number of tokens >= 0, got ${tokens}`);
@@ -192,14 +201,14 @@ export function checkSchedule(raw: unknown): MixtureSchedule {
   }
   const s = raw as Partial<MixtureSchedule>;
   if (typeof s.totalTokens !== "number" || !Number.isFinite(s.totalTokens) || s.totalTokens <= 0) {
-    fail(`totalTokens must be a positive number, got ${JSON.stringify(s.totalTokens)}`);
+    fail(`totalTokens must be a positive number, got ${show(s.totalTokens)}`);
   }
   if (!Array.isArray(s.points) || s.points.length === 0) fail("points must be a non-empty array");
   let previous = -1;
   s.points!.forEach((p, i) => {
     if (typeof p !== "object" || p === null) fail(`points[${i}] is not an object`);
     if (typeof p.tokens !== "number" || !Number.isFinite(p.tokens) || p.tokens < 0) {
-      fail(`points[${i}].tokens must be a finite number >= 0, got ${JSON.stringify(p.tokens)}`);
+      fail(`points[${i}].tokens must be a finite number >= 0, got ${show(p.tokens)}`);
     }
     if (p.tokens <= previous) {
       fail(`points[${i}].tokens (${p.tokens}) must be greater than points[${i - 1}].tokens`);
@@ -211,8 +220,10 @@ export function checkSchedule(raw: unknown): MixtureSchedule {
     let sum = 0;
     for (const [name, v] of Object.entries(p.weights)) {
       if (name.length === 0) fail(`points[${i}].weights has an empty source name`);
+      if (name === "__proto__")
+        fail(`points[${i}].weights: "__proto__" is not a usable source name`);
       if (typeof v !== "number" || !Number.isFinite(v) || v < 0) {
-        fail(`points[${i}].weights.${name} must be a finite number >= 0, got ${JSON.stringify(v)}`);
+        fail(`points[${i}].weights.${name} must be a finite number >= 0, got ${show(v)}`);
       }
       sum += v;
     }
@@ -220,6 +231,11 @@ export function checkSchedule(raw: unknown): MixtureSchedule {
   });
   if (s.name !== undefined && typeof s.name !== "string") fail("name must be a string");
   return s as MixtureSchedule;
+}
+
+/** A value for an error message: JSON, except numbers (JSON writes NaN and Infinity as null). */
+function show(v: unknown): string {
+  return typeof v === "number" ? String(v) : JSON.stringify(v);
 }
 
 /** A constant mixture over a stage: one knot at token 0. */
