@@ -73,32 +73,46 @@ export function loadWeights(dirIn: string): WeightSource {
     throw new Error(`${join(dir, CONFIG_FILE)}: ${msg}`);
   }
   const files = new Map<string, { path: string; header: SafetensorsHeader }>();
-  const headerOf = (file: string) => {
+  const indexPath = join(dir, INDEX_FILE);
+  const sharded = !existsSync(join(dir, MODEL_FILE)) && existsSync(indexPath);
+  const headerOf = (file: string, tensor: string) => {
     let h = files.get(file);
     if (!h) {
       const path = join(dir, file);
+      if (sharded && !existsSync(path)) {
+        throw new Error(
+          `${indexPath}: tensor "${tensor}" is in ${file}, but ${path} does not exist (a shard not downloaded?)`,
+        );
+      }
       h = { path, header: readSafetensorsHeader(path) };
       files.set(file, h);
     }
     return h;
   };
   let fileOf: (name: string) => string;
-  if (existsSync(join(dir, MODEL_FILE))) {
+  if (!sharded && existsSync(join(dir, MODEL_FILE))) {
     fileOf = () => MODEL_FILE;
-  } else if (existsSync(join(dir, INDEX_FILE))) {
-    const index = JSON.parse(readFileSync(join(dir, INDEX_FILE), "utf8")) as {
-      weight_map?: Record<string, string>;
-    };
+  } else if (sharded) {
+    let index: { weight_map?: Record<string, string> };
+    try {
+      index = JSON.parse(readFileSync(indexPath, "utf8")) as typeof index;
+    } catch (e) {
+      throw new Error(`${indexPath}: unreadable (${(e as Error).message})`);
+    }
     const map = index.weight_map ?? {};
     fileOf = (name) => {
       const f = map[name];
-      if (!f) throw new Error(`${join(dir, INDEX_FILE)}: no file for tensor "${name}"`);
+      if (!f) throw new Error(`${indexPath}: no file for tensor "${name}"`);
       return f;
     };
   } else {
-    const pickle = existsSync(join(dir, "pytorch_model.bin"))
-      ? " (pytorch_model.bin is a pickle: convert it to safetensors first)"
-      : "";
+    const pickles = ["pytorch_model.bin", "pytorch_model.bin.index.json"].filter((f) =>
+      existsSync(join(dir, f)),
+    );
+    const pickle =
+      pickles.length > 0
+        ? ` (${pickles.join(", ")}: PyTorch pickle weights, not read here; convert them to safetensors first)`
+        : "";
     throw new Error(`${dir}: has config.json but neither ${MODEL_FILE} nor ${INDEX_FILE}${pickle}`);
   }
   const shapes = new Map(parameterSpecs(config).map((s) => [s.name, s.shape]));
@@ -108,7 +122,7 @@ export function loadWeights(dirIn: string): WeightSource {
     read(name: string): Float32Array {
       const want = shapes.get(name);
       if (!want) throw new Error(`"${name}" is not a parameter of this Llama config`);
-      const { path, header } = headerOf(fileOf(name));
+      const { path, header } = headerOf(fileOf(name), name);
       const e = header.tensors.get(name);
       if (!e) throw new Error(`${path}: tensor "${name}" is missing`);
       if (e.shape.length !== want.length || e.shape.some((d, i) => d !== want[i])) {

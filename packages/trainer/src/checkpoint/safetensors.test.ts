@@ -70,6 +70,43 @@ describe("safetensors", () => {
     ).toThrow(/needs 16 bytes, got 12/);
   });
 
+  it("refuses headers whose byte ranges overlap, leave gaps or stop before the end (as the reference reader)", () => {
+    const path = join(dir, "o.safetensors");
+    /** A file of 16 data bytes (4 f32: 1, 2, 3, 4) under the given header entries. */
+    const file = (header: Record<string, unknown>, tail = 0) => {
+      let json = JSON.stringify(header);
+      json += " ".repeat((8 - (json.length % 8)) % 8);
+      const len = Buffer.alloc(8);
+      len.writeBigUInt64LE(BigInt(json.length));
+      const data = Buffer.from(Float32Array.of(1, 2, 3, 4).buffer);
+      writeFileSync(path, Buffer.concat([len, Buffer.from(json), data, Buffer.alloc(tail)]));
+    };
+    const t = (begin: number, end: number) => ({
+      dtype: "F32",
+      shape: [(end - begin) / 4],
+      data_offsets: [begin, end],
+    });
+    file({ a: t(0, 8), b: t(8, 16) });
+    expect([...readTensorF32(path, readSafetensorsHeader(path), "b")]).toEqual([3, 4]);
+    // "b" would silently read a's bytes.
+    file({ a: t(0, 16), b: t(0, 8) });
+    expect(() => readSafetensorsHeader(path)).toThrow(
+      `${path}: tensor "a" [0, 16) overlaps tensor "b"`,
+    );
+    file({ a: t(0, 4), b: t(8, 16) });
+    expect(() => readSafetensorsHeader(path)).toThrow(
+      `${path}: bytes [4, 8) of the data section belong to no tensor (before tensor "b")`,
+    );
+    file({ a: t(0, 8), b: t(8, 16) }, 8);
+    expect(() => readSafetensorsHeader(path)).toThrow(
+      `${path}: 8 bytes after the last tensor's data`,
+    );
+    file({ a: t(0, 8), b: null });
+    expect(() => readSafetensorsHeader(path)).toThrow(`${path}: tensor "b" has no dtype`);
+    file({ a: t(0, 8), b: { dtype: "F32", shape: [-2], data_offsets: [16, 8] } });
+    expect(() => readSafetensorsHeader(path)).toThrow(/tensor "b" has shape \[-2\]/);
+  });
+
   it("model checkpoints carry Hugging Face Llama names, shapes and config.json", () => {
     const c = modelConfig("tinyllama-test");
     const specs = parameterSpecs(c);
@@ -130,6 +167,42 @@ describe("safetensors", () => {
     );
     expect(() => loadWeights(dir).read("model.embed_tokens.weight")).toThrow(
       /has shape \[32000,32\], config.json implies \[32000,64\]/,
+    );
+  });
+
+  it("sharded and PyTorch-only directories fail naming the file (and the tensor)", () => {
+    const c = modelConfig("tinyllama-test");
+    const specs = parameterSpecs(c);
+    const weightMap: Record<string, string> = {};
+    const shard = (i: number) => `model-0000${i + 1}-of-00002.safetensors`;
+    specs.forEach((s, i) => {
+      weightMap[s.name] = shard(i === specs.length - 1 ? 1 : 0);
+    });
+    writeSafetensors(
+      join(dir, shard(0)),
+      specs.slice(0, -1).map((s) => ({
+        name: s.name,
+        dtype: "F32" as const,
+        shape: s.shape,
+        data: new Float32Array(s.shape.reduce((a, b) => a * b, 1)),
+      })),
+    );
+    writeFileSync(join(dir, "config.json"), JSON.stringify(toHfConfig(c)));
+    const index = join(dir, "model.safetensors.index.json");
+    writeFileSync(index, JSON.stringify({ weight_map: weightMap }));
+    const w = loadWeights(dir);
+    expect(w.read("model.norm.weight")).toHaveLength(32);
+    // The second shard was never downloaded.
+    expect(() => w.read("lm_head.weight")).toThrow(
+      `${index}: tensor "lm_head.weight" is in ${shard(1)}, but ${join(dir, shard(1))} does not exist`,
+    );
+    writeFileSync(index, '{"weight_map": {');
+    expect(() => loadWeights(dir)).toThrow(`${index}: unreadable`);
+    rmSync(index);
+    rmSync(join(dir, shard(0)));
+    writeFileSync(join(dir, "pytorch_model.bin.index.json"), "{}");
+    expect(() => loadWeights(dir)).toThrow(
+      /pytorch_model.bin.index.json: PyTorch pickle weights, not read here; convert them to safetensors/,
     );
   });
 });

@@ -60,6 +60,9 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
     } catch (e) {
       throw new Error(`${path}: safetensors header is not valid JSON (${(e as Error).message})`);
     }
+    if (typeof json !== "object" || json === null || Array.isArray(json)) {
+      throw new Error(`${path}: safetensors header is not a JSON object`);
+    }
     const dataStart = 8 + headerLen;
     const dataBytes = fileBytes - dataStart;
     const tensors = new Map<string, TensorEntry>();
@@ -69,15 +72,25 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
         metadata = (raw ?? {}) as Record<string, string>;
         continue;
       }
+      if (typeof raw !== "object" || raw === null) {
+        throw new Error(`${path}: tensor "${name}" has no dtype, shape and data_offsets`);
+      }
       const r = raw as { dtype?: string; shape?: number[]; data_offsets?: number[] };
       const dtype = r.dtype as SafetensorsDType;
-      if (!(dtype in DTYPE_BYTES)) {
+      if (!Object.hasOwn(DTYPE_BYTES, String(dtype))) {
         throw new Error(`${path}: tensor "${name}" has unsupported dtype ${String(r.dtype)}`);
       }
       const shape = r.shape;
       const off = r.data_offsets;
+      const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
       if (!Array.isArray(shape) || !Array.isArray(off) || off.length !== 2) {
         throw new Error(`${path}: tensor "${name}" lacks shape or data_offsets`);
+      }
+      if (!shape.every(count) || !off.every(count)) {
+        throw new Error(
+          `${path}: tensor "${name}" has shape ${JSON.stringify(shape)} and data_offsets ` +
+            `${JSON.stringify(off)}; both must hold non-negative integers`,
+        );
       }
       const [begin, end] = off as [number, number];
       const numel = shape.reduce((a, b) => a * b, 1);
@@ -88,6 +101,33 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
         );
       }
       tensors.set(name, { dtype, shape, begin, end });
+    }
+    // As the reference reader: the tensors tile the data section exactly, in offset order. Two
+    // tensors sharing bytes would load one's data as the other's, and bytes no tensor covers
+    // (a gap, or anything after the last tensor) mean the header and data do not belong together.
+    let covered = 0;
+    let prev: string | null = null;
+    const byOffset = [...tensors].sort((a, b) => a[1].begin - b[1].begin || a[1].end - b[1].end);
+    for (const [name, { begin, end }] of byOffset) {
+      if (begin < covered) {
+        throw new Error(
+          `${path}: tensor "${name}" [${begin}, ${end}) overlaps tensor "${prev}" (which ends at ${covered}): corrupt header`,
+        );
+      }
+      if (begin > covered) {
+        throw new Error(
+          `${path}: bytes [${covered}, ${begin}) of the data section belong to no tensor ` +
+            `(before tensor "${name}"): corrupt header`,
+        );
+      }
+      covered = end;
+      prev = name;
+    }
+    if (covered !== dataBytes) {
+      throw new Error(
+        `${path}: ${dataBytes - covered} bytes after the last tensor's data (tensors cover ${covered} ` +
+          `of the ${dataBytes}-byte data section): trailing garbage or a header of another file`,
+      );
     }
     return { tensors, metadata, dataStart, fileBytes };
   } finally {
