@@ -4,8 +4,8 @@
  * lm-evaluation-harness does. With no arguments: the newest checkpoint under ./runs/ on the
  * bundled fixtures (all tasks). Writes results.json (harness shape) and prints the table.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
-import { basename, join, resolve, sep } from "node:path";
+import { existsSync, mkdirSync, statSync, writeFileSync } from "node:fs";
+import { basename, dirname, join, resolve, sep } from "node:path";
 import { parseArgs } from "node:util";
 import { ShardSet, tokenizerIdentity } from "@tinyllama/data";
 import { newestCheckpoint } from "./checkpoints.js";
@@ -18,6 +18,7 @@ import { checkPerplexitySource, shardPerplexity } from "./perplexity.js";
 import { formatPaperView, formatTable, paperView, toHarnessJson } from "./results.js";
 import type { ScoreProgress } from "./score.js";
 import { resolveTasks, TASK_GROUPS } from "./tasks/index.js";
+import type { Task } from "./tasks/task.js";
 
 const USAGE = `usage: pnpm eval [options]
 
@@ -26,6 +27,7 @@ const USAGE = `usage: pnpm eval [options]
   --tasks <list>          comma-separated tasks or groups: commonsense, chinese, all
                           (default: all; "none" with --perplexity for perplexity only)
   --data-dir <dir>        local copy of the hub datasets (<dir>/<owner>/<repo>/<config>/<split>/*.parquet,
+                          <dir>/<owner>/<repo>/<config>/<split>-*.parquet, the same under <dir>/<task>/,
                           or <dir>/<task>.jsonl); default: the bundled fixtures (not real data)
   --hub                   download the splits' parquet files from the hub (refs/convert/parquet) into
                           the cache; HF_TOKEN and HF_ENDPOINT are honoured
@@ -140,6 +142,9 @@ export async function main(argv: string[]): Promise<number> {
   for (const task of tasks) {
     const loaded = await loadTaskDocs(task, { dataDir, hub });
     inputs.push({ task, docs: loaded.docs, files: loaded.files });
+    // every doc that will be scored must match the task's schema: a missing or mistyped field
+    // fails here, naming task, doc, file and field, not after minutes of model loading
+    checkDocs(task, loaded.docs, loaded.files, limit);
     // a full run of real data should hold the split's published count; another count means
     // another split, a partial mirror or another version of the dataset
     if ((dataDir || hub) && limit === undefined && loaded.docs.length !== task.dataset.size) {
@@ -161,6 +166,9 @@ export async function main(argv: string[]): Promise<number> {
   // the zero-shot tasks are scored (whose results a later failure would lose). ShardSet.open
   // leaves no file open (files are opened on the first read), so nothing leaks if a step
   // before the model's try/finally throws.
+  // --output must be a directory (or not exist yet): found out before scoring, not after it
+  if (values.output !== undefined) checkOutputDir(resolve(values.output));
+
   const perplexitySplit = values["perplexity-split"] ?? "validation";
   const shards = values.perplexity
     ? await ShardSet.open(values.perplexity, { split: perplexitySplit })
@@ -257,6 +265,35 @@ export async function main(argv: string[]): Promise<number> {
   } finally {
     shards?.close();
     loaded.dispose();
+  }
+}
+
+/** Parses and builds the docs `evaluate` will score; the first bad one is an error. */
+function checkDocs(task: Task<never>, docs: readonly unknown[], files: string[], limit?: number) {
+  const n = limit === undefined ? docs.length : Math.min(limit, docs.length);
+  for (let docId = 0; docId < n; docId++) {
+    try {
+      task.build(task.parse(docs[docId] as never));
+    } catch (e) {
+      throw new Error(
+        `${task.name} doc ${docId} (of ${files.join(", ")}): ${(e as Error).message}`,
+      );
+    }
+  }
+}
+
+/** An existing path that is not a directory, or sits under a file, cannot take results.json. */
+function checkOutputDir(dir: string) {
+  for (let d = dir; ; d = dirname(d)) {
+    if (existsSync(d)) {
+      if (!statSync(d).isDirectory()) {
+        throw new Error(
+          `--output ${dir}: ${d} is a file, not a directory (results.json and samples go into the --output directory)`,
+        );
+      }
+      return;
+    }
+    if (dirname(d) === d) return;
   }
 }
 

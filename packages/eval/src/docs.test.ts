@@ -152,6 +152,80 @@ describe("task data", () => {
     );
   });
 
+  it("reads the split from what huggingface-cli download leaves of the main branch", async () => {
+    const piqaRow = (goal: string) => ({ goal, sol1: "a", sol2: "b", label: 1 });
+    const parquet = (goal: string) =>
+      Buffer.from(
+        parquetWriteBuffer({
+          columnData: [
+            { name: "goal", data: [goal], type: "STRING" },
+            { name: "sol1", data: ["a"], type: "STRING" },
+            { name: "sol2", data: ["b"], type: "STRING" },
+            { name: "label", data: [1], type: "INT32" },
+          ],
+        }),
+      );
+    // default config: <repo>/data/<split>-00000-of-00001.parquet, under <owner>/<repo> or <task>
+    for (const repoDir of [join("baber", "piqa"), "piqa"]) {
+      const mirror = join(root, `main-branch-${repoDir.replace(/\W/g, "-")}`);
+      const data = join(mirror, repoDir, "data");
+      mkdirSync(data, { recursive: true });
+      writeFileSync(join(data, "train-00000-of-00001.parquet"), parquet("train"));
+      writeFileSync(join(data, "validation-00000-of-00001.parquet"), parquet("validation"));
+      writeFileSync(join(data, "test-00000-of-00001.parquet"), parquet("test"));
+      const loaded = await loadTaskDocs(TASKS.piqa!, { dataDir: mirror });
+      expect(loaded.files).toEqual([join(data, "validation-00000-of-00001.parquet")]);
+      expect(loaded.docs).toEqual([piqaRow("validation")]);
+    }
+    // a named config: <repo>/<config>/<split>-00000-of-00001.parquet
+    const mirror = join(root, "main-branch-config");
+    const config = join(mirror, "allenai", "ai2_arc", "ARC-Easy");
+    mkdirSync(config, { recursive: true });
+    for (const s of ["train", "validation", "test"])
+      writeFileSync(join(config, `${s}-00000-of-00001.parquet`), "");
+    expect(hubLayoutFiles(mirror, TASKS.arc_easy!)).toEqual([
+      join(config, "test-00000-of-00001.parquet"),
+    ]);
+    // what was looked for is named when nothing is found
+    expect(() => hubLayoutFiles(mirror, TASKS.arc_challenge!)).toThrow(
+      /ARC-Challenge\/test\/\*\.parquet, .*ARC-Challenge\/test-\*\.parquet, .*arc_challenge\.jsonl/,
+    );
+  });
+
+  it("reads a .json file in JSON Lines, as datasets' to_json writes it", async () => {
+    const dir = join(root, "to-json", "piqa");
+    mkdirSync(dir, { recursive: true });
+    const rows = [
+      { goal: "g1", sol1: "a", sol2: "b", label: 0 },
+      { goal: "g2", sol1: "a", sol2: "b", label: 1 },
+    ];
+    writeFileSync(join(dir, "validation.json"), rows.map((r) => JSON.stringify(r)).join("\n"));
+    writeFileSync(join(dir, "train.json"), JSON.stringify(rows[0]));
+    const loaded = await loadTaskDocs(TASKS.piqa!, { dataDir: join(root, "to-json") });
+    expect(loaded.files).toEqual([join(dir, "validation.json")]);
+    expect(loaded.docs).toEqual(rows);
+    // a JSON array still reads as one
+    writeFileSync(join(dir, "validation.json"), JSON.stringify(rows));
+    expect(await readTaskRecords(join(dir, "validation.json"))).toEqual(rows);
+  });
+
+  it("names a datasets save_to_disk copy instead of reading its metadata as records", async () => {
+    const mirror = join(root, "save-to-disk");
+    const dataset = join(mirror, "piqa");
+    mkdirSync(dataset, { recursive: true });
+    writeFileSync(join(dataset, "data-00000-of-00001.arrow"), "");
+    writeFileSync(join(dataset, "dataset_info.json"), "{}");
+    writeFileSync(join(dataset, "state.json"), "{}");
+    await expect(loadTaskDocs(TASKS.piqa!, { dataDir: mirror })).rejects.toThrow(
+      /piqa: .*piqa holds a datasets save_to_disk copy \(Arrow files\).*to_parquet/,
+    );
+    const dict = join(mirror, "boolq");
+    mkdirSync(join(dict, "validation"), { recursive: true });
+    writeFileSync(join(dict, "dataset_dict.json"), '{"splits": ["train", "validation"]}');
+    writeFileSync(join(dict, "validation", "data-00000-of-00001.arrow"), "");
+    expect(() => hubLayoutFiles(mirror, TASKS.boolq!)).toThrow(/save_to_disk/);
+  });
+
   it("fails on a corrupt record with the file and line instead of skipping it", async () => {
     const bad = join(root, "bad.jsonl");
     writeFileSync(bad, '{"goal":"g","sol1":"a","sol2":"b","label":1}\n{"goal": oops\n');

@@ -3,7 +3,8 @@
  * - the bundled fixtures (default; hand-written, not benchmark data);
  * - a local copy of the hub dataset (`--data-dir`), laid out like its `refs/convert/parquet`
  *   branch: `<dir>/<owner>/<repo>/<config>/<split>/*.parquet` (`default` when the dataset has no
- *   config), or `<dir>/<task>/*.{parquet,jsonl}`, or `<dir>/<task>.jsonl`;
+ *   config), or its main branch (`<config>/<split>-*.parquet`, `data/<split>-*.parquet`), also
+ *   under `<dir>/<task>/`, or `<dir>/<task>/*.{parquet,jsonl,json}`, or `<dir>/<task>.jsonl`;
  * - the hub itself (`--hub`): the split's parquet files from `refs/convert/parquet`, downloaded
  *   into the cache by @tinyllama/data's hub client (HF_TOKEN, HF_ENDPOINT honoured).
  * Files are read with @tinyllama/data's record readers in strict mode: a bad record in a
@@ -32,16 +33,22 @@ export function fixturePath(task: Task<never>): string {
 }
 
 /**
- * Reads every record of a .jsonl, .jsonl.zst, .parquet or .json (array) file, strictly. `command`
+ * Reads every record of a .jsonl, .jsonl.zst, .parquet or .json (array or JSON Lines) file, strictly. `command`
  * names the command in the error of a bad record: @tinyllama/data's own wording suggests dropping
  * a --strict flag, which the eval commands do not have (they never skip benchmark records).
  */
 export async function readTaskRecords(path: string, command = "pnpm eval"): Promise<unknown[]> {
   if (!existsSync(path)) throw new Error(`task data not found: ${path}`);
   if (path.endsWith(".json")) {
-    const parsed: unknown = JSON.parse(readFileSync(path, "utf8"));
-    if (!Array.isArray(parsed)) throw new Error(`${path}: expected a JSON array of records`);
-    return parsed;
+    // a JSON array of records, or JSON Lines: what `datasets`' to_json writes by default
+    // (lines=True), whatever the file is called
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(path, "utf8"));
+    } catch {
+      parsed = undefined;
+    }
+    if (Array.isArray(parsed)) return parsed;
   }
   const rows: unknown[] = [];
   try {
@@ -64,6 +71,9 @@ export type SplitRef = {
 };
 
 const DATA_FILE = /\.(parquet|jsonl|jsonl\.zst|json)$/;
+/** What `datasets`' save_to_disk writes beside its Arrow files: metadata, not records. */
+const SAVE_TO_DISK_META = new Set(["dataset_info.json", "state.json", "dataset_dict.json"]);
+const isDataFile = (f: string) => DATA_FILE.test(f) && !SAVE_TO_DISK_META.has(f);
 
 const SPLIT_NAMES = ["train", "validation", "valid", "val", "dev", "test", "eval"];
 const namesSplit = (file: string, split: string) =>
@@ -84,24 +94,50 @@ function splitFiles(dir: string, files: string[], split: string, task: string): 
   );
 }
 
-/** Finds a task's split in a local hub mirror; returns its files in name order. */
+const dataFilesIn = (dir: string): string[] =>
+  existsSync(dir) && statSync(dir).isDirectory() ? readdirSync(dir).filter(isDataFile).sort() : [];
+
+/**
+ * Finds a task's split in a local mirror; returns its files in name order. A dataset's folder is
+ * `<dir>/<owner>/<repo>` or `<dir>/<task>`, as `huggingface-cli download --local-dir` leaves it:
+ * `<config>/<split>/*.parquet` (refs/convert/parquet), or files named for the split in
+ * `<config>/` (the main branch of a named config, older conversions) or `data/` (the main
+ * branch of the default config). Then `<dir>/<task>/*` (see splitFiles) and `<dir>/<task>.jsonl`.
+ */
 export function hubLayoutFiles(dataDir: string, task: SplitRef): string[] {
   const { path, name, split } = task.dataset;
-  const splitDir = join(dataDir, path, name ?? "default", split);
+  const config = name ?? "default";
   const taskDir = join(dataDir, task.name);
-  for (const dir of [splitDir, taskDir]) {
-    if (!existsSync(dir) || !statSync(dir).isDirectory()) continue;
-    let files = readdirSync(dir)
-      .filter((f) => DATA_FILE.test(f))
-      .sort();
-    if (files.length === 0) continue;
-    if (dir === taskDir) files = splitFiles(dir, files, split, task.name);
-    return files.map((f) => join(dir, f));
+  const looked: string[] = [];
+  for (const root of [join(dataDir, path), taskDir]) {
+    const splitDir = join(root, config, split);
+    looked.push(`${splitDir}/*.parquet`);
+    const inSplitDir = dataFilesIn(splitDir);
+    if (inSplitDir.length > 0) return inSplitDir.map((f) => join(splitDir, f));
+    for (const dir of [join(root, config), ...(name === null ? [join(root, "data")] : [])]) {
+      looked.push(`${dir}/${split}-*.parquet`);
+      const ours = dataFilesIn(dir).filter((f) => namesSplit(f, split));
+      if (ours.length > 0) return ours.map((f) => join(dir, f));
+    }
+  }
+  const files = dataFilesIn(taskDir);
+  if (files.length > 0)
+    return splitFiles(taskDir, files, split, task.name).map((f) => join(taskDir, f));
+  looked.push(`${taskDir}/*`);
+  for (const dir of [join(dataDir, path), taskDir]) {
+    const entries = existsSync(dir) && statSync(dir).isDirectory() ? readdirSync(dir) : [];
+    if (entries.some((f) => f.endsWith(".arrow") || SAVE_TO_DISK_META.has(f))) {
+      throw new Error(
+        `${task.name}: ${dir} holds a datasets save_to_disk copy (Arrow files), which pnpm eval does not read; ` +
+          `write the ${split} split with Dataset.to_parquet("${taskDir}/${split}.parquet") or to_json(...) instead`,
+      );
+    }
   }
   const single = join(dataDir, `${task.name}.jsonl`);
   if (existsSync(single)) return [single];
+  looked.push(single);
   throw new Error(
-    `${task.name}: no data under ${dataDir}; expected ${splitDir}/*.parquet (the hub's parquet layout), ${taskDir}/ or ${single}`,
+    `${task.name}: no data under ${dataDir}; expected the ${split} split of ${path}${name ? ` (${name})` : ""} in one of ${looked.join(", ")}`,
   );
 }
 
