@@ -160,6 +160,43 @@ describe("encodeBatch", () => {
     await t.close();
   });
 
+  it("close() right after encodeBatch rejects that batch instead of leaving it pending", async () => {
+    const t = await LlamaTokenizer.load(undefined, { threads: 2 });
+    const pending = t.encodeBatch(["a b", "c"]);
+    await t.close();
+    const settled = await Promise.race([
+      pending.then(
+        () => "resolved",
+        (e: Error) => e.message,
+      ),
+      new Promise((r) => setTimeout(() => r("still pending"), 1500)),
+    ]);
+    expect(settled).toBe("encodeBatch: the tokenizer was closed");
+    expect(await t.encodeBatch(["a b"])).toEqual([t.encode("a b")]);
+    await t.close();
+  });
+
+  it("starts only the workers a batch needs, however large threads is", async () => {
+    const t = await LlamaTokenizer.load();
+    expect(await t.encodeBatch(["a b", "c"], { threads: 8 })).toEqual([
+      t.encode("a b"),
+      t.encode("c"),
+    ]);
+    // Test-only access: two short texts are one chunk, so one worker.
+    const pools = (t as unknown as { pools: Map<number, { slots: unknown[] }> }).pools;
+    expect(pools.get(8)!.slots).toHaveLength(1);
+    await t.close();
+  });
+
+  it("load and fromModel refuse a threads value that is not a non-negative integer", async () => {
+    for (const threads of [-1, 1.5, Number.NaN, "2" as unknown as number]) {
+      await expect(LlamaTokenizer.load(undefined, { threads })).rejects.toThrow(
+        /^LlamaTokenizer\.load: threads must be a non-negative integer, got/,
+      );
+      expect(() => LlamaTokenizer.fromModel(bundled.model, { threads })).toThrow(RangeError);
+    }
+  });
+
   it("workers keep the parent's Node options except its entry point (-e, -p, --input-type)", () => {
     expect(
       workerExecArgv([

@@ -73,7 +73,7 @@ export class LlamaTokenizer {
     this.unkId = model.unkId;
     // Tables live in SharedArrayBuffers so worker threads read the same memory.
     this.engine = new BpeEngine(compileModel(model, true));
-    this.defaultThreads = threads ?? availableParallelism();
+    this.defaultThreads = checkThreads(threads ?? availableParallelism(), "LlamaTokenizer");
   }
 
   /**
@@ -83,6 +83,7 @@ export class LlamaTokenizer {
    * (downloaded with @huggingface/hub, honouring HF_TOKEN and HF_ENDPOINT, and cached).
    */
   static async load(source?: string, options: LoadOptions = {}): Promise<LlamaTokenizer> {
+    if (options.threads !== undefined) checkThreads(options.threads, "LlamaTokenizer.load");
     return new LlamaTokenizer(await loadModel(source, options), options.threads);
   }
 
@@ -185,10 +186,7 @@ export class LlamaTokenizer {
       if (typeof t !== "string")
         throw new TypeError(`encodeBatch: texts[${i}] is ${typeof t}, not a string`);
     });
-    const threads = options.threads ?? this.defaultThreads;
-    if (!Number.isInteger(threads) || threads < 0) {
-      throw new RangeError(`encodeBatch: threads must be a non-negative integer, got ${threads}`);
-    }
+    const threads = checkThreads(options.threads ?? this.defaultThreads, "encodeBatch");
     const encodeOpts = { bos: options.bos ?? true, eos: options.eos ?? false };
     if (threads === 0 || texts.length === 0)
       return texts.map((t) => this.encodeToInt32Array(t, encodeOpts));
@@ -238,6 +236,15 @@ export class LlamaTokenizer {
     this.pools.clear();
     await Promise.all(pools.map((p) => p.close()));
   }
+}
+
+function checkThreads(threads: unknown, caller: string): number {
+  if (!Number.isInteger(threads) || (threads as number) < 0) {
+    throw new RangeError(
+      `${caller}: threads must be a non-negative integer, got ${typeof threads === "string" ? JSON.stringify(threads) : String(threads)}`,
+    );
+  }
+  return threads as number;
 }
 
 async function loadModel(

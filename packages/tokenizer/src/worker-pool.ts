@@ -1,8 +1,10 @@
 /**
- * A fixed pool of encoder threads. Texts are cut into chunks of about CHUNK_CHARS characters
+ * A pool of at most `size` encoder threads. Texts are cut into chunks of about CHUNK_CHARS characters
  * and handed to whichever worker is free, so one long document does not stall the others;
  * results are reassembled in input order. Workers share the engine tables (SharedArrayBuffer)
- * and are unref'd while idle, so an open pool never keeps the process alive.
+ * and are unref'd while idle, so an open pool never keeps the process alive. Workers are
+ * started when there is a chunk for them, so a pool never holds more workers than chunks it
+ * has been given at once (a large `threads` for a small batch costs nothing).
  */
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -127,6 +129,7 @@ export class WorkerPool {
   private slots: Slot[] = [];
   private readonly jobs: Job[] = [];
   private starting: Promise<void> | undefined;
+  private url: URL | undefined;
   private closed = false;
 
   constructor(
@@ -138,8 +141,7 @@ export class WorkerPool {
 
   private start(): Promise<void> {
     this.starting ??= (async () => {
-      const url = await workerUrl();
-      for (let i = 0; i < this.size; i++) this.slots.push(this.spawn(url));
+      this.url = await workerUrl();
     })();
     return this.starting;
   }
@@ -147,7 +149,6 @@ export class WorkerPool {
   private spawn(url: URL): Slot {
     const worker = startWorker(url, { tables: this.tables });
     const slot: Slot = { worker, busy: undefined, dead: false };
-    worker.unref();
     worker.on("message", (msg: ChunkReply) => {
       if (slot.busy === undefined) return;
       const { job, chunk } = slot.busy;
@@ -168,6 +169,8 @@ export class WorkerPool {
     worker.on("exit", (code) => {
       if (!this.closed) this.fail(slot, new Error(`tokenizer worker exited with code ${code}`));
     });
+    // After the listeners: adding a "message" listener refs the worker again.
+    worker.unref();
     return slot;
   }
 
@@ -183,14 +186,10 @@ export class WorkerPool {
       this.removeJob(busy.job);
       busy.job.reject(new Error(`encodeBatch failed in a worker thread: ${err.message}`));
     }
-    if (this.closed) return;
-    void workerUrl().then((url) => {
-      const i = this.slots.indexOf(slot);
-      if (!this.closed && i >= 0) {
-        this.slots[i] = this.spawn(url);
-        this.dispatch();
-      }
-    });
+    const i = this.slots.indexOf(slot);
+    if (i >= 0) this.slots.splice(i, 1);
+    // dispatch starts a replacement when there is work for it
+    if (!this.closed) this.dispatch();
   }
 
   private removeJob(job: Job): void {
@@ -199,12 +198,14 @@ export class WorkerPool {
   }
 
   private dispatch(): void {
-    for (const slot of this.slots) {
-      if (slot.busy !== undefined || slot.dead) continue;
+    for (;;) {
       const job = this.jobs.find((j) => j.next < j.chunks.length);
-      if (job === undefined) {
-        slot.worker.unref();
-        continue;
+      if (job === undefined) break;
+      let slot = this.slots.find((s) => s.busy === undefined && !s.dead);
+      if (slot === undefined) {
+        if (this.url === undefined || this.closed || this.slots.length >= this.size) break;
+        slot = this.spawn(this.url);
+        this.slots.push(slot);
       }
       const chunk = job.next++;
       const [start, end] = job.chunks[chunk]!;
@@ -219,6 +220,7 @@ export class WorkerPool {
       };
       slot.worker.postMessage(req);
     }
+    for (const slot of this.slots) if (slot.busy === undefined) slot.worker.unref();
   }
 
   async encode(
@@ -229,6 +231,8 @@ export class WorkerPool {
   ): Promise<Int32Array[]> {
     if (this.closed) throw new Error("encodeBatch: the tokenizer was closed");
     await this.start();
+    // close() may have been called while the workers' code was being located
+    if (this.closed) throw new Error("encodeBatch: the tokenizer was closed");
     const chunks: Array<[number, number]> = [];
     let start = 0;
     let chars = 0;
@@ -263,7 +267,8 @@ export class WorkerPool {
     for (const slot of this.slots) slot.dead = true;
     for (const job of this.jobs.splice(0))
       job.reject(new Error("encodeBatch: the tokenizer was closed"));
-    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    const slots = this.slots;
     this.slots = [];
+    await Promise.all(slots.map((s) => s.worker.terminate()));
   }
 }
