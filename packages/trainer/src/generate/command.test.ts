@@ -1,7 +1,7 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LlamaTokenizer } from "@tinyllama/tokenizer";
+import { LlamaTokenizer, toHuggingFaceTokenizerJson } from "@tinyllama/tokenizer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeHfModel } from "../checkpoint/hf.js";
 import { modelConfig, parameterSpecs } from "../model/config.js";
@@ -9,18 +9,23 @@ import { Rng } from "../model/rng.js";
 import { generateCommand, parseStops, readPrompts } from "./command.js";
 
 let dir: string;
+const cfg = { ...modelConfig("tinyllama-test"), maxSeqLen: 128 };
 
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), "generate-cli-"));
-  const cfg = { ...modelConfig("tinyllama-test"), maxSeqLen: 128 };
+/** The test model's weights into `out` (a checkpoint or Hugging Face model directory). */
+function writeTestModel(out: string): void {
   const rng = new Rng(1);
-  writeHfModel(dir, cfg, (name) => {
+  writeHfModel(out, cfg, (name) => {
     const s = parameterSpecs(cfg).find((p) => p.name === name)!;
     const data = new Float32Array(s.shape.reduce((a, b) => a * b, 1));
     if (s.initOnes) data.fill(1);
     else rng.fillNormal(data, 0.2);
     return data;
   });
+}
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "generate-cli-"));
+  writeTestModel(dir);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -72,6 +77,47 @@ describe("generate command", () => {
       `Once upon a time${rec.completion}`,
     );
     expect(out).toBe(`Once upon a time${rec.completion}\n`);
+  });
+
+  it("says what ended a streamed generation", async () => {
+    const { err } = await run([
+      ...["--checkpoint", dir, "--prompt", "Once upon a time", "--max-new-tokens", "3"],
+      ...["--device", "cpu", "--ignore-eos"],
+    ]);
+    expect(err).toContain("generate: finish_reason length, 3 tokens");
+  });
+
+  it("a stage or run directory defaults to the tokenizer saved with its newest checkpoint", async () => {
+    const base = [
+      ...["--prompt", "Once upon a time", "--max-new-tokens", "4"],
+      ...["--device", "cpu", "--ignore-eos", "--json"],
+    ];
+    const bundled = JSON.parse((await run(["--checkpoint", dir, ...base])).out) as {
+      completion: string;
+      tokens: number[];
+    };
+    // a checkpoint whose tokenizer swaps the pieces of the first generated token and of <0x41>
+    const run_ = join(dir, "run");
+    const ckpt = join(run_, "v1.0", "checkpoints", "step-000000000001");
+    mkdirSync(ckpt, { recursive: true });
+    writeTestModel(ckpt);
+    writeFileSync(join(ckpt, "trainer-state.json"), "{}"); // marks a finished checkpoint
+    const tok = await LlamaTokenizer.load();
+    const json = JSON.parse(toHuggingFaceTokenizerJson(tok.model)) as {
+      model: { vocab: Record<string, number> };
+    };
+    const vocab = json.model.vocab;
+    const first = tok.idToPiece(bundled.tokens[0]!);
+    [vocab[first], vocab["<0x41>"]] = [vocab["<0x41>"]!, vocab[first]!];
+    writeFileSync(join(ckpt, "tokenizer.json"), JSON.stringify(json));
+    const completion = (d: string) =>
+      run(["--checkpoint", d, ...base]).then(
+        (r) => (JSON.parse(r.out) as { completion: string }).completion,
+      );
+    const own = await completion(ckpt);
+    expect(own).not.toBe(bundled.completion);
+    expect(await completion(join(run_, "v1.0"))).toBe(own);
+    expect(await completion(run_)).toBe(own);
   });
 
   it("reads prompts from text and JSON lines files", async () => {

@@ -7,6 +7,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { LlamaTokenizer } from "@tinyllama/tokenizer";
+import { resolveWeightsDir } from "../checkpoint/hf.js";
 import { type FlagSpec, formatHelp, parseFlags, UsageError } from "../cli/args.js";
 import { LlamaModel } from "../model/llama.js";
 import { generateEvents } from "./generate.js";
@@ -170,7 +171,10 @@ export async function generateCommand(argv: string[], io: GenerateIo): Promise<v
   const topP = (f["top-p"] as number | undefined) ?? 1;
   if (!(topP > 0 && topP <= 1)) throw new UsageError(`--top-p must be in (0, 1], got ${topP}`);
 
-  const model = await LlamaModel.load(checkpoint, {
+  // a stage or run directory means its newest checkpoint: resolved here so that the tokenizer
+  // saved with that checkpoint is the default, as for a checkpoint directory given directly
+  const weightsDir = resolveWeightsDir(checkpoint);
+  const model = await LlamaModel.load(weightsDir, {
     device: (f.device as "auto" | "cpu" | "cuda" | undefined) ?? "auto",
     ...(f.dtype ? { computeDtype: f.dtype as "f32" | "bf16" } : {}),
   });
@@ -178,7 +182,7 @@ export async function generateCommand(argv: string[], io: GenerateIo): Promise<v
     const tokPath =
       (f.tokenizer as string | undefined) ??
       ["tokenizer.model", "tokenizer.json"]
-        .map((n) => join(checkpoint, n))
+        .map((n) => join(weightsDir, n))
         .find((p) => existsSync(p));
     const tok = await LlamaTokenizer.load(tokPath);
     if (tok.vocabSize > model.config.vocabSize) {
@@ -191,7 +195,7 @@ export async function generateCommand(argv: string[], io: GenerateIo): Promise<v
     // whatever its length
     const single = f.prompt !== undefined && !f.json;
     io.err(
-      `generate: ${checkpoint} (${model.config.name}, ${model.backend.name}, ${model.paramDtype}), ${prompts.length} prompt(s)`,
+      `generate: ${weightsDir} (${model.config.name}, ${model.backend.name}, ${model.paramDtype}), ${prompts.length} prompt(s)`,
     );
     if (single) io.out(texts[0]!);
     const t0 = performance.now();
@@ -214,8 +218,12 @@ export async function generateCommand(argv: string[], io: GenerateIo): Promise<v
         if (single) io.out(e.text);
         continue;
       }
-      if (single) io.out("\n");
-      else if (f.json) {
+      if (single) {
+        io.out("\n");
+        // the streamed text alone does not say whether </s>, a stop string or the limit ended it
+        const by = e.stoppedBy !== undefined ? ` ${JSON.stringify(e.stoppedBy)}` : "";
+        io.err(`generate: finish_reason ${e.finishReason}${by}, ${e.tokens.length} tokens`);
+      } else if (f.json) {
         io.out(
           `${JSON.stringify({ index: e.index, prompt: texts[e.index], completion: e.text, tokens: e.tokens, finish_reason: e.finishReason })}\n`,
         );

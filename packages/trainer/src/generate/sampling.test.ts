@@ -53,6 +53,25 @@ describe("TokenSampler", () => {
     expect(new Set(seqA).size).toBe(4);
   });
 
+  it("an infinite logit takes all the mass, not the least likely candidate", () => {
+    const inf = Float32Array.from([0, Number.POSITIVE_INFINITY, 1, -2]);
+    for (const o of [
+      { temperature: 1 },
+      { temperature: 0.7, topP: 0.5 },
+      { temperature: 2, topK: 3 },
+    ]) {
+      expect(counts(new TokenSampler(o, 5), inf, 50)[1]).toBe(50);
+    }
+    // two infinite logits share the mass; finite ones get none
+    const two = counts(
+      new TokenSampler({ temperature: 1 }, 6),
+      Float32Array.from([Number.POSITIVE_INFINITY, 3, Number.POSITIVE_INFINITY]),
+      400,
+    );
+    expect(two[1]).toBe(0);
+    expect(two[0]! / 400).toBeCloseTo(0.5, 1);
+  });
+
   it("refuses bad options", () => {
     expect(() => new TokenSampler({ temperature: Number.NaN }, 0)).toThrow(/temperature/);
     expect(() => new TokenSampler({ topK: 1.5 }, 0)).toThrow(/topK/);

@@ -69,12 +69,15 @@ export class TokenSampler {
     idx.sort((a, b) => logits[offset + b]! - logits[offset + a]! || a - b);
     let n = topK > 0 ? Math.min(topK, idx.length) : idx.length;
     // (logit - max) / T, not logit / T - max / T: with a tiny T the quotients overflow to
-    // +-Infinity and Infinity - Infinity is NaN; this way the best token keeps exp(0) = 1
+    // +-Infinity and Infinity - Infinity is NaN; this way the best token keeps exp(0) = 1. A
+    // logit equal to the best is weighted 1 outright: an infinite best would otherwise give
+    // Infinity - Infinity = NaN, and every candidate NaN weight sends the draw to the last one
     const top = logits[offset + idx[0]!]!;
     const probs = new Float64Array(n);
     let sum = 0;
     for (let i = 0; i < n; i++) {
-      const p = Math.exp((logits[offset + idx[i]!]! - top) / temperature);
+      const x = logits[offset + idx[i]!]!;
+      const p = x === top ? 1 : Math.exp((x - top) / temperature);
       probs[i] = p;
       sum += p;
     }
