@@ -4,9 +4,11 @@
  * Without --rank(s) the rank comes from SLURM_ARRAY_TASK_ID (Slurm job arrays).
  */
 import { parseArgs } from "node:util";
-import { runRanks } from "../executors/local.js";
+import { describeTask, runRanks } from "../executors/local.js";
 import { readPlan, type StageName } from "../pipeline/plan.js";
 
+/** The task that was running when one failed: an array element may run several. */
+let failed: string | undefined;
 const { values } = parseArgs({
   options: {
     plan: { type: "string" },
@@ -46,8 +48,14 @@ try {
     if (!Number.isInteger(r) || r < 0 || r >= stage.tasks)
       throw new Error(`rank ${r} out of range [0, ${stage.tasks}) for stage ${stage.name}`);
   }
-  await runRanks(plan, stage.name as StageName, ranks);
+  // a Slurm log holds a whole element's ranks: a failure names its task and those not run
+  await runRanks(plan, stage.name as StageName, ranks, (r) => {
+    const rest = ranks.slice(ranks.indexOf(r) + 1);
+    failed = `${describeTask(plan, stage.name, r)} failed${rest.length ? ` (not run: tasks ${rest.join(",")})` : ""}`;
+  });
 } catch (err) {
-  console.error(`task ${values.stage ?? "?"}: ${(err as Error).message}`);
+  console.error(
+    `task ${values.stage ?? "?"}: ${failed ? `${failed}: ` : ""}${(err as Error).message}`,
+  );
   process.exit(1);
 }

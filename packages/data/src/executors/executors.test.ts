@@ -384,6 +384,93 @@ describe("slurm executor", () => {
     ]);
   });
 
+  it("#SBATCH lines survive sbatch's own parsing: log paths with spaces, # and %, extra lines given with #SBATCH", async () => {
+    const { writeSlurmScripts } = await import("./slurm.js");
+    // sbatch reads #SBATCH lines itself (src/sbatch/opt.c _get_argument): split at whitespace,
+    // "..." and '...' group, backslash escapes, an unquoted # starts a comment
+    const sbatchArgs = (script: string): string[] => {
+      const args: string[] = [];
+      for (const line of script.split("\n")) {
+        if (!line.startsWith("#SBATCH")) continue;
+        let i = "#SBATCH".length;
+        for (let comment = false; !comment; ) {
+          while (i < line.length && /\s/.test(line[i] as string)) i++;
+          if (i >= line.length) break;
+          let arg = "";
+          let quote = "";
+          for (
+            let escaped = false;
+            i < line.length && (quote || !/\s/.test(line[i] as string));
+            i++
+          ) {
+            const c = line[i] as string;
+            if (escaped) escaped = false;
+            else if (c === "\\") {
+              escaped = true;
+              continue;
+            } else if (quote && c === quote) {
+              quote = "";
+              continue;
+            } else if (!quote && (c === '"' || c === "'")) {
+              quote = c;
+              continue;
+            } else if (!quote && c === "#") {
+              comment = true;
+              break;
+            }
+            arg += c;
+          }
+          if (arg) args.push(arg);
+        }
+      }
+      return args;
+    };
+    // slurmd's filename pattern: %% is a %, %A the array job, %a the element, %u, %j, ... expand
+    const expand = (p: string) =>
+      p.replace(/%(\d*)([%aAjJnNstux])/g, (_, _w, c: string) =>
+        c === "%" ? "%" : c === "A" ? "7" : c === "a" ? "3" : `<${c}>`,
+      );
+    const work = join(dir, "my runs", "50%u #1");
+    const s = await writeSlurmScripts(
+      { workDir: work, stages: [{ name: "signatures", tasks: 4 }] } as unknown as Plan,
+      { extra: ["#SBATCH --account=proj", "--qos=high"] },
+    );
+    const args = sbatchArgs(await readFile(s.stages[0]?.script as string, "utf8"));
+    const output = args.filter((a) => a.startsWith("--output="));
+    expect(output.map((a) => expand(a.slice("--output=".length)))).toEqual([
+      join(work, "slurm", "logs", "signatures-7_3.log"),
+    ]);
+    expect(args).toContain("--account=proj");
+    expect(args).toContain("--qos=high");
+    expect(args.filter((a) => !a.startsWith("--"))).toEqual([]);
+  });
+
+  it("a failing task in an element of several names itself and the tasks it left undone; a rerun does only those", async () => {
+    const cfg = await writeConfig("slurm-fail");
+    await writeFile(
+      cfg,
+      JSON.stringify({ ...JSON.parse(await readFile(cfg, "utf8")), slurm: { maxArraySize: 2 } }),
+    );
+    expect(run(cfg, ["--executor", "slurm"]).status).toBe(0);
+    const work = join(dir, "out-slurm-fail", ".work");
+    const script = join(work, "slurm", "00-signatures.sbatch");
+    expect(await readFile(script, "utf8")).toMatch(/--ranks-per-element 3$/m);
+    // task 1's output folder cannot be made: element 0 (tasks 0, 1, 2) fails in its second task
+    await mkdir(join(work, "signatures"), { recursive: true });
+    await writeFile(join(work, "signatures", "task-00001"), "");
+    const env = { ...process.env, SLURM_ARRAY_TASK_ID: "0", SLURM_ARRAY_JOB_ID: "7" };
+    const failed = spawnSync("bash", [script], { env, encoding: "utf8" });
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toMatch(
+      /^task signatures: task 1 \(proof-pile-2: [^)]+\) failed \(not run: tasks 2\): EEXIST/m,
+    );
+    expect(await readdir(join(work, "done", "signatures"))).toEqual(["0"]);
+    await rm(join(work, "signatures", "task-00001"));
+    const again = spawnSync("bash", [script], { env, encoding: "utf8" });
+    expect(again.status, again.stderr).toBe(0);
+    expect((await readdir(join(work, "done", "signatures"))).sort()).toEqual(["0", "1", "2"]);
+  });
+
   it("a task without a rank fails clearly", () => {
     const r = spawnSync(
       process.execPath,

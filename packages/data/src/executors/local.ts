@@ -131,7 +131,7 @@ export async function runLocal(plan: Plan, options: LocalOptions = {}): Promise<
 }
 
 /** "task 3 (slimpajama: train/chunk1/a.jsonl.zst)" for the stages with input files, else "task 3". */
-function describeTask(plan: Plan, stage: string, rank: number): string {
+export function describeTask(plan: Plan, stage: string, rank: number): string {
   const t = stage === "signatures" || stage === "pack" ? plan.tasks[rank] : undefined;
   return t
     ? `task ${rank} (${t.source}: ${t.files.map((f) => f.path).join(", ")})`
@@ -215,6 +215,7 @@ export async function runRanks(
   plan: Plan,
   stage: Plan["stages"][number]["name"],
   ranks: number[],
+  onStart?: (rank: number) => void,
 ): Promise<void> {
   // the coordinator is gone (killed, even with -9, or interrupted): stop rather than run on
   // as an orphan; the task is redone by the next run, like one killed mid-write
@@ -238,6 +239,7 @@ export async function runRanks(
   };
   try {
     for (const rank of ranks) {
+      onStart?.(rank);
       send({ type: "start", rank });
       await runTask(plan, stage, rank, (progress) => send({ type: "progress", rank, progress }));
       send({ type: "done", rank });

@@ -47,6 +47,17 @@ export interface SlurmScripts {
 
 const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 
+/**
+ * One argument of an `#SBATCH` line. sbatch splits those lines at whitespace itself (no shell
+ * involved), honours "..." and backslash escapes, and takes an unquoted `#` as the start of a
+ * comment: `--output=/scratch/my run/x.log` would be two arguments.
+ */
+const sbatchArg = (s: string) => `"${s.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
+/** A literal path in an sbatch filename pattern: `%` starts a replacement (`%u`, `%j`, `%5a`). */
+const patternLiteral = (s: string) => s.replaceAll("%", "%%");
+/** An `extra` entry, with or without its own `#SBATCH` (`#SBATCH #SBATCH ...` is a comment). */
+const extraLine = (l: string) => `#SBATCH ${l.trim().replace(/^#SBATCH\s+/, "")}`;
+
 export async function writeSlurmScripts(plan: Plan, o: SlurmOptions = {}): Promise<SlurmScripts> {
   const dir = join(plan.workDir, "slurm");
   const node = o.nodeBinary ?? process.execPath;
@@ -62,11 +73,11 @@ export async function writeSlurmScripts(plan: Plan, o: SlurmOptions = {}): Promi
       `#SBATCH --job-name=tinyllama-${stage.name}`,
       `#SBATCH --array=0-${elements - 1}${o.maxConcurrent ? `%${o.maxConcurrent}` : ""}`,
       `#SBATCH --cpus-per-task=${r.cpusPerTask ?? 1}`,
-      `#SBATCH --output=${join(dir, "logs", `${stage.name}-%A_%a.log`)}`,
+      `#SBATCH --output=${sbatchArg(`${patternLiteral(join(dir, "logs"))}/${stage.name}-%A_%a.log`)}`,
       ...(r.partition ? [`#SBATCH --partition=${r.partition}`] : []),
       ...(r.time ? [`#SBATCH --time=${r.time}`] : []),
       ...(r.memPerCpu ? [`#SBATCH --mem-per-cpu=${r.memPerCpu}`] : []),
-      ...(o.extra ?? []).map((l) => `#SBATCH ${l}`),
+      ...(o.extra ?? []).map(extraLine),
       "set -euo pipefail",
       `exec ${q(node)} ${q(script)} --plan ${q(planPath(plan.workDir))} --stage ${stage.name}${perElement > 1 ? ` --ranks-per-element ${perElement}` : ""}`,
       "",
