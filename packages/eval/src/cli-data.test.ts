@@ -29,6 +29,12 @@ describe("pnpm eval before the model loads", () => {
     await expect(main([...args, "--limit", "1"])).rejects.toThrow(/checkpoint directory/);
   });
 
+  it("takes the flags after pnpm's `--` (`pnpm eval -- --tasks piqa`) as flags", async () => {
+    await expect(
+      main(["--", "--tasks", "piqa", "--checkpoint", join(root, "none")]),
+    ).rejects.toThrow(/checkpoint directory/);
+  });
+
   it("refuses an --output that is a file", async () => {
     const file = join(root, "results.json");
     writeFileSync(file, "{}");

@@ -82,7 +82,9 @@ function progressPrinter(label: string) {
 
 export async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
-    args: argv,
+    // `pnpm eval -- --tasks x`: pnpm hands the `--` on, which parseArgs takes as "only
+    // positionals follow"
+    args: argv[0] === "--" ? argv.slice(1) : argv,
     options: {
       ...COMMON_FLAGS,
       harness: { type: "string" },

@@ -15,7 +15,8 @@ import { EXIT_NOT_FINITE, NonFiniteLossError } from "./train/trainer.js";
 async function main(argv: string[]): Promise<number> {
   const log = (line: string) => console.log(line);
   if (argv[0] === "plot") {
-    const rest = argv.slice(1);
+    // `pnpm train:plot -- runs/x`: pnpm hands the `--` on
+    const rest = argv.slice(argv[1] === "--" ? 2 : 1);
     const dir = rest[0];
     if (!dir || dir === "--help") {
       console.log(

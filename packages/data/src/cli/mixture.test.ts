@@ -96,9 +96,11 @@ describe("mixture CLI", () => {
     expect(r.err).not.toContain("as in");
   });
 
-  it("--help prints the usage", () => {
-    const r = run("--help");
-    expect(r.code).toBe(0);
-    expect(r.out).toContain("usage: mixture <preset | schedule.json>");
+  it("--help prints the usage, also after pnpm's `--`", () => {
+    for (const argv of [["--help"], ["--", "--help"]]) {
+      const r = run(...argv);
+      expect(r.code).toBe(0);
+      expect(r.out).toContain("usage: mixture <preset | schedule.json>");
+    }
   });
 });

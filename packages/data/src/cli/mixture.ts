@@ -221,7 +221,8 @@ function parseArgsMessage(err: Error & { code?: string }): string {
 
 function parse(argv: string[]) {
   return parseArgs({
-    args: argv,
+    // `pnpm mixture -- basic`: pnpm hands the `--` on
+    args: argv[0] === "--" ? argv.slice(1) : argv,
     allowPositionals: true,
     options: {
       mode: { type: "string" },

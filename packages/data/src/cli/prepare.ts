@@ -146,7 +146,11 @@ async function main(): Promise<number> {
 }
 
 function parse() {
+  const argv = process.argv.slice(2);
   return parseArgs({
+    // `pnpm data:prepare -- --config f`: pnpm hands the `--` on, which parseArgs takes as
+    // "only positionals follow"
+    args: argv[0] === "--" ? argv.slice(1) : argv,
     options: {
       config: { type: "string" },
       output: { type: "string" },

@@ -190,6 +190,12 @@ else { writeFileSync(${JSON.stringify(join(work, "hung.pid"))}, String(process.p
     });
     expect(missing.status).toBe(1);
     expect(missing.stderr).toMatch(/nope\.json: cannot read config/);
+    // `pnpm data:prepare -- --config f` hands the `--` on: it is not "positionals follow"
+    const dashes = spawnSync(process.execPath, [prepareJs, "--", "--config", "nope.json"], {
+      cwd: dir,
+      encoding: "utf8",
+    });
+    expect(dashes.stderr).toMatch(/nope\.json: cannot read config/);
   });
 
   it("refuses flags that would be ignored or that name no tokenizer, naming the flag (exit 2)", async () => {

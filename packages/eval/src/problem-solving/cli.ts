@@ -68,7 +68,8 @@ export function resolveBenchmarks(list: string): BenchmarkName[] {
 
 async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
-    args: argv,
+    // `pnpm eval:problem-solving -- ...`: pnpm hands the `--` on
+    args: argv[0] === "--" ? argv.slice(1) : argv,
     options: {
       ...COMMON_FLAGS,
       "no-early-stop": { type: "boolean" },

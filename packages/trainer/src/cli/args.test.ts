@@ -46,3 +46,18 @@ describe("flag parsing", () => {
     for (const s of specs) expect(text).toContain(`--${s.name}`);
   });
 });
+
+describe("the -- separator", () => {
+  it("skips a bare -- (pnpm hands `pnpm train -- --stage basic` on with it)", () => {
+    expect(parseFlags(["--", "--stage", "basic", "--help"], specs)).toEqual({
+      stage: "basic",
+      help: true,
+    });
+    expect(parseFlags(["--stage=basic", "--"], specs)).toEqual({ stage: "basic" });
+  });
+
+  it("suggests no flag for an empty name", () => {
+    const withOut: FlagSpec[] = [...specs, { name: "out", type: "string", help: "out" }];
+    expect(() => parseFlags(["--=3"], withOut)).toThrow(/^unknown flag -- \(see --help\)$/);
+  });
+});

@@ -1,8 +1,8 @@
 /**
- * A small, strict flag parser: `--name value` or `--name=value`, every flag declared with its
- * type and help text, and a clear error for anything unknown, missing or malformed (with the
- * closest known flag suggested). Returns plain values; defaults that depend on the device are
- * resolved by the caller.
+ * A small, strict flag parser: `--name value` or `--name=value` (a bare `--` is skipped), every
+ * flag declared with its type and help text, and a clear error for anything unknown, missing or
+ * malformed (with the closest known flag suggested). Returns plain values; defaults that depend
+ * on the device are resolved by the caller.
  */
 
 export type FlagType = "string" | "int" | "number" | "boolean";
@@ -46,6 +46,9 @@ export function parseFlags(argv: string[], specs: FlagSpec[]): ParsedFlags {
   const out: ParsedFlags = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
+    // `pnpm train -- --stage basic` (npm's habit) hands the `--` on to the command; every
+    // argument here is a flag, so the separator carries no meaning and is skipped.
+    if (arg === "--") continue;
     if (!arg.startsWith("--")) {
       throw new UsageError(`unexpected argument "${arg}" (flags start with --; see --help)`);
     }
@@ -56,7 +59,7 @@ export function parseFlags(argv: string[], specs: FlagSpec[]): ParsedFlags {
       const near = specs
         .map((s) => ({ s, d: distance(name, s.name) }))
         .sort((a, b) => a.d - b.d)[0];
-      const hint = near && near.d <= 3 ? `; did you mean --${near.s.name}?` : "";
+      const hint = name !== "" && near && near.d <= 3 ? `; did you mean --${near.s.name}?` : "";
       throw new UsageError(`unknown flag --${name}${hint} (see --help)`);
     }
     if (name in out) throw new UsageError(`--${name} given twice`);
