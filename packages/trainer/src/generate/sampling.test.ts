@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { argmax, TokenSampler } from "./sampling.js";
+import { argmax, sortedCandidates, TokenSampler } from "./sampling.js";
 
 const logitsOf = (probs: number[]) => Float32Array.from(probs.map((p) => Math.log(p)));
 
@@ -76,5 +76,43 @@ describe("TokenSampler", () => {
     expect(() => new TokenSampler({ temperature: Number.NaN }, 0)).toThrow(/temperature/);
     expect(() => new TokenSampler({ topK: 1.5 }, 0)).toThrow(/topK/);
     expect(() => new TokenSampler({ topP: 1.2 }, 0)).toThrow(/topP/);
+  });
+});
+
+describe("sortedCandidates", () => {
+  /** The order the sampler used to take, by a comparator sort. */
+  const reference = (row: Float32Array): number[] => {
+    const idx: number[] = [];
+    row.forEach((x, j) => {
+      if (!Number.isNaN(x)) idx.push(j);
+    });
+    return idx.sort((a, b) => row[b]! - row[a]! || a - b);
+  };
+
+  it("orders as the comparator sort: logit descending, index ascending on ties, NaN left out", () => {
+    let seed = 12345;
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const special = [0, -0, Infinity, -Infinity, Number.NaN, 1e-45, -1e-45, 3.4e38, -3.4e38];
+    for (let trial = 0; trial < 40; trial++) {
+      const vocab = [1, 2, 7, 100, 32000][trial % 5]!;
+      const row = new Float32Array(vocab);
+      for (let j = 0; j < vocab; j++) {
+        const r = rand();
+        // many exact ties (a few distinct values), specials, and spread-out values
+        row[j] =
+          r < 0.2
+            ? special[Math.floor(rand() * special.length)]!
+            : r < 0.5
+              ? Math.floor(rand() * 4) - 2
+              : (rand() - 0.5) * 40;
+      }
+      expect(Array.from(sortedCandidates(row, 0, vocab))).toEqual(reference(row));
+    }
+    // an offset into a batch of rows
+    const rows = new Float32Array([5, 1, 1, Number.NaN, 2, -0, 0, 2]);
+    expect(Array.from(sortedCandidates(rows, 4, 4))).toEqual([0, 3, 1, 2]);
   });
 });
