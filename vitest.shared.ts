@@ -15,6 +15,10 @@ export const sharedConfig = defineConfig({
     // Each package leaves a JSON report that tools/ci-summary.mjs adds up into one closing line.
     reporters: ["default", "json"],
     outputFile: { json: "test-results/vitest.json" },
-    testTimeout: 60_000,
+    // Caps for hangs, not speed checks: on a 2-core machine whose cores other jobs share, a
+    // whole-pipeline test or a beforeAll that prepares the sample took over 60 s (and 10 s, the
+    // hook default) while passing at 15 s on a quiet one.
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
   },
 });

@@ -116,20 +116,29 @@ describe("local executor", () => {
     const work = join(dir, "pool-fail");
     await mkdir(work, { recursive: true });
     // stand-in for task.js: the worker of rank 0 dies of SIGKILL inside its task, the other one
-    // hangs in its task (as a busy worker would be when its sibling dies) after noting its pid
+    // hangs in its task (as a busy worker would be when its sibling dies) after noting its pid.
+    // Rank 0 dies only once the other has started (on a loaded machine a fixed delay let it
+    // die before its sibling existed) and notes when it died.
+    const pidFile = join(work, "hung.pid");
+    const diedFile = join(work, "died.at");
     const script = join(dir, "fake-task.mjs");
     await writeFile(
       script,
-      `import { writeFileSync } from "node:fs";
+      `import { existsSync, writeFileSync } from "node:fs";
 const ranks = process.argv[process.argv.indexOf("--ranks") + 1].split(",").map(Number);
 process.send({ type: "start", rank: ranks[0] });
-if (ranks[0] === 0) setTimeout(() => process.kill(process.pid, "SIGKILL"), 200);
-else { writeFileSync(${JSON.stringify(join(work, "hung.pid"))}, String(process.pid)); setInterval(() => {}, 1000); }
+if (ranks[0] === 0) {
+  const wait = setInterval(() => {
+    if (!existsSync(${JSON.stringify(pidFile)})) return;
+    clearInterval(wait);
+    writeFileSync(${JSON.stringify(diedFile)}, String(Date.now()));
+    process.kill(process.pid, "SIGKILL");
+  }, 20);
+} else { writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); setInterval(() => {}, 1000); }
 `,
     );
     const plan = { workDir: work, stages: [{ name: "buckets", tasks: 2 }], tasks: [] };
     const sink = { write: () => true, isTTY: false } as unknown as NodeJS.WriteStream;
-    const t0 = Date.now();
     const err = await runLocal(plan as unknown as Plan, {
       workers: 2,
       taskScript: script,
@@ -138,7 +147,8 @@ else { writeFileSync(${JSON.stringify(join(work, "hung.pid"))}, String(process.p
       () => undefined,
       (e: Error) => e,
     );
-    const hung = Number(await readFile(join(work, "hung.pid"), "utf8"));
+    const failedAt = Date.now();
+    const hung = Number(await readFile(pidFile, "utf8"));
     const alive = (() => {
       try {
         process.kill(hung, 0);
@@ -152,7 +162,8 @@ else { writeFileSync(${JSON.stringify(join(work, "hung.pid"))}, String(process.p
       /stage buckets: worker 0 \(pid \d+, tasks 0\) was killed by SIGKILL during task 0; stopped the other workers \(0 of 2 tasks run\); rerun to resume/,
     );
     expect(alive, "the other worker outlived the failed stage").toBe(false);
-    expect(Date.now() - t0).toBeLessThan(5000);
+    // at once: from the worker's death to the stage's error
+    expect(failedAt - Number(await readFile(diedFile, "utf8"))).toBeLessThan(5000);
   });
 
   it("a worker whose data:prepare is gone stops instead of running on as an orphan", async () => {
