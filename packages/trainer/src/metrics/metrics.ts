@@ -49,10 +49,15 @@ export class MetricsWriter {
     mkdirSync(dirname(path), { recursive: true });
   }
   write(r: MetricsRecord): void {
-    // JSON has no NaN/Infinity: write them as strings so a bad step stays visible.
-    const line = JSON.stringify(r, (_k, v) =>
-      typeof v === "number" && !Number.isFinite(v) ? String(v) : v,
-    );
+    // JSON has no NaN/Infinity: write null (a missing value to pandas, polars and jq; `skipped`
+    // marks the step), and which value it was under `nonFinite` ({"loss": "NaN"}). A string in
+    // the column itself ("NaN") turned it into strings in polars, or failed its read ("cannot
+    // parse 'NaN' (string) as Float64") past its schema-inference rows.
+    const nonFinite: Record<string, string> = {};
+    for (const [k, v] of Object.entries(r)) {
+      if (typeof v === "number" && !Number.isFinite(v)) nonFinite[k] = String(v);
+    }
+    const line = JSON.stringify(Object.keys(nonFinite).length > 0 ? { ...r, nonFinite } : r);
     try {
       appendFileSync(this.path, `${line}\n`);
     } catch (e) {

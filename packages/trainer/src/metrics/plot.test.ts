@@ -31,7 +31,7 @@ function record(stage: string, step: number, loss: number) {
 }
 
 describe("metrics and plot", () => {
-  it("writes NaN visibly, survives a torn last line, and plots every stage in token order", () => {
+  it("writes NaN as null, survives a torn last line, and plots every stage in token order", () => {
     const a = new MetricsWriter(join(dir, "basic", "metrics.jsonl"));
     a.write(record("basic", 1, 10));
     a.write(record("basic", 2, Number.NaN));
@@ -47,7 +47,7 @@ describe("metrics and plot", () => {
     const b = new MetricsWriter(join(dir, "cooldown-base", "metrics.jsonl"));
     b.write(record("cooldown-base", 3, 8));
     appendFileSync(b.path, '{"kind":"train","st'); // a crash mid-line
-    expect(readFileSync(a.path, "utf8")).toContain('"loss":"NaN"');
+    expect(readFileSync(a.path, "utf8")).toContain('"loss":null');
     expect(readMetrics(b.path)).toHaveLength(1);
     const stages = collectRunMetrics(dir);
     expect(stages.map((s) => s.stage)).toEqual(["basic", "cooldown-base"]);
@@ -123,7 +123,82 @@ describe("metrics and plot", () => {
     expect(labelY("continual-math-code")).not.toBe(labelY("continual-base"));
   });
 
+  it("writes non-finite values as null, which data tools read as missing, and plots them as gaps", () => {
+    const w = new MetricsWriter(join(dir, "v1.0", "metrics.jsonl"));
+    w.write(record("v1.0", 1, 10));
+    w.write({
+      ...record("v1.0", 2, Number.NaN),
+      gradNorm: Number.POSITIVE_INFINITY,
+      skipped: true,
+    });
+    w.write(record("v1.0", 3, 8));
+    const rows = readFileSync(w.path, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    // a string ("NaN") made polars type the column as strings, or fail past its inference rows
+    expect(rows.map((r) => [typeof r.loss, typeof r.gradNorm])).toEqual([
+      ["number", "number"],
+      ["object", "object"],
+      ["number", "number"],
+    ]);
+    expect(rows[1]).toMatchObject({ loss: null, gradNorm: null, skipped: true });
+    // which non-finite value it was stays on the record, outside the numeric columns
+    expect(rows[1]!.nonFinite).toEqual({ loss: "NaN", gradNorm: "Infinity" });
+    expect(rows[0]!.nonFinite).toBeUndefined();
+    const svg = readFileSync(plotRun(dir), "utf8");
+    // the loss axis spans the finite losses 8..10: the null is a gap, not a loss of 0
+    expect(svg).toMatch(/text-anchor="end">8\.00</);
+    expect(svg).not.toMatch(/text-anchor="end">0</);
+  });
+
+  it("keeps legends clear of the label of a stage that starts near the right edge", () => {
+    // v1.1's cooldown starts at 92.5% of the recipe's tokens
+    for (const [stage, from, to] of [
+      ["basic", 1, 92],
+      ["cooldown-base", 93, 100],
+    ] as const) {
+      const w = new MetricsWriter(join(dir, stage, "metrics.jsonl"));
+      for (let step = from; step <= to; step++) w.write(record(stage, step, 10 - step / 50));
+    }
+    const svg = readFileSync(plotRun(dir), "utf8");
+    const at = (re: RegExp) => [...svg.matchAll(re)].map((m) => [Number(m[1]), Number(m[2])]);
+    const boxTops = at(/<rect x="(\d+)" y="(\d+)" width="\d+" height="\d+" fill="none"/g).map(
+      ([, y]) => y!,
+    );
+    const labels = at(/<text x="([\d.]+)" y="([\d.]+)"[^>]*>cooldown-base</g);
+    const legends = at(
+      /<text x="([\d.]+)" y="([\d.]+)"[^>]*>(?:train loss|validation loss|lr|tokens\/s)</g,
+    );
+    expect(labels).toHaveLength(3);
+    expect(legends).toHaveLength(3); // no validation records: no validation legend
+    // Stage labels sit inside the panels' boxes (150 px high); legends outside them, so a label
+    // near the right edge and a right-aligned legend never share a line.
+    const inBox = (y: number) => boxTops.some((top) => y > top && y < top + 150);
+    for (const [, y] of labels) expect(inBox(y!)).toBe(true);
+    for (const [, y] of legends) expect(inBox(y!)).toBe(false);
+  });
+
+  it("plots one stage directory over its own tokens, labelled with the stage's name", () => {
+    const w = new MetricsWriter(join(dir, "cooldown-base", "metrics.jsonl"));
+    for (let step = 30; step <= 40; step++) w.write(record("cooldown-base", step, 5));
+    const svg = readFileSync(plotRun(join(dir, "cooldown-base")), "utf8");
+    const xTicks = [...svg.matchAll(/font-size="10" text-anchor="middle">([^<]+)</g)].map(
+      (m) => m[1],
+    );
+    // the axis starts at the stage's first tokens (3.0k), not at 0 with the data squeezed right
+    expect(xTicks.slice(0, 6)).toEqual(["3.0k", "3.2k", "3.4k", "3.6k", "3.8k", "4.0k"]);
+    expect(svg).toMatch(/fill="#666">cooldown-base</);
+    expect(svg).not.toContain(`>${join(dir, "cooldown-base")}<`);
+  });
+
   it("explains a missing or empty run directory", () => {
+    expect(() => collectRunMetrics(join(dir, "v1.0", "metrics.jsonl"))).toThrow(/does not exist/);
+    new MetricsWriter(join(dir, "v1.0", "metrics.jsonl")).write(record("v1.0", 1, 5));
+    // the metrics file itself, not a bare ENOTDIR from scandir
+    expect(() => collectRunMetrics(join(dir, "v1.0", "metrics.jsonl"))).toThrow(
+      /metrics\.jsonl is a file: give its run directory, or the stage directory/,
+    );
     expect(() => collectRunMetrics(join(dir, "nope"))).toThrow(/does not exist/);
     mkdirSync(join(dir, "empty"));
     expect(() => collectRunMetrics(join(dir, "empty"))).toThrow(/no metrics.jsonl .* train first/);

@@ -4,7 +4,7 @@
  * boundaries marked. No dependencies: the chart is a few polylines and text.
  */
 import { existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { formatTokens } from "../optim/schedule.js";
 import { type MetricsRecord, readMetrics, type TrainRecord, type ValRecord } from "./metrics.js";
 
@@ -16,8 +16,17 @@ export interface StageMetrics {
 /** Metrics of a run directory (its stage subdirectories) or of one stage directory. */
 export function collectRunMetrics(runDir: string): StageMetrics[] {
   if (!existsSync(runDir)) throw new Error(`run directory ${runDir} does not exist`);
+  if (!statSync(runDir).isDirectory()) {
+    throw new Error(
+      `${runDir} is a file: give its run directory, or the stage directory that holds metrics.jsonl`,
+    );
+  }
   const own = join(runDir, "metrics.jsonl");
-  if (existsSync(own)) return [{ stage: runDir, records: readMetrics(own) }];
+  if (existsSync(own)) {
+    const records = readMetrics(own);
+    // the stage's name, as in a run directory's plot (not the path given)
+    return [{ stage: records[0]?.stage ?? basename(runDir), records }];
+  }
   const out: StageMetrics[] = [];
   for (const name of readdirSync(runDir)) {
     const p = join(runDir, name, "metrics.jsonl");
@@ -128,7 +137,8 @@ function panel(
       `<text x="${x + 3}" y="${y0 + M.top + 12 + 11 * row}" font-size="10" fill="#666">${esc(b.label)}</text>`,
     );
   }
-  series.forEach((s, i) => {
+  let legendRight = M.left + pw;
+  series.forEach((s) => {
     const good = s.points.filter(([, y]) => Number.isFinite(y) && (!logY || y > 0));
     if (good.length === 0) return;
     for (const run of monotoneRuns(good)) {
@@ -145,9 +155,12 @@ function panel(
         );
       }
     }
+    // The legend sits in the header line, right-aligned: inside the plot area it covered the
+    // label of a stage that starts near the right edge (v1.1's cooldown starts at 92.5%).
     parts.push(
-      `<text x="${M.left + pw - 10}" y="${y0 + M.top + 14 + 14 * i}" font-size="11" text-anchor="end" fill="${s.color}">${esc(s.label)}</text>`,
+      `<text x="${legendRight}" y="${y0 + 18}" font-size="11" text-anchor="end" fill="${s.color}">${esc(s.label)}</text>`,
     );
+    legendRight -= 7 * s.label.length + 16;
   });
   return parts.join("\n");
 }
@@ -217,15 +230,18 @@ export function renderPlot(stages: StageMetrics[], title: string): string {
     s.records.filter((r): r is TrainRecord => r.kind === "train"),
   );
   const val = stages.flatMap((s) => s.records.filter((r): r is ValRecord => r.kind === "val"));
-  let xMax = 1;
-  let xMin = 0;
+  // The logged tokens' range (global token counts): a later stage plotted alone fills the width
+  // instead of sitting at the right end of an axis from 0.
+  let xMax = Number.NEGATIVE_INFINITY;
+  let xMin = Number.POSITIVE_INFINITY;
   for (const r of [train, val].flat()) {
     if (r.tokens > xMax) xMax = r.tokens;
     if (r.tokens < xMin) xMin = r.tokens;
   }
-  const xRange: [number, number] = [xMin, xMax];
+  const xRange: [number, number] = xMin <= xMax ? [xMin, xMax] : [0, 1];
   const boundaries = stages.map((s) => ({ x: s.records[0]?.tokens ?? 0, label: s.stage }));
-  const num = (v: unknown) => (typeof v === "number" ? v : Number(v));
+  // null (non-finite, as written now) and "NaN"/"Infinity" strings (older files) are gaps
+  const num = (v: unknown) => (typeof v === "number" ? v : v === null ? Number.NaN : Number(v));
   const panels = [
     panel(
       40,
