@@ -134,6 +134,21 @@ out({
       expect(res.zeroSized).toBe("ran");
     });
 
+    it("sumSquares given a sparse array of length 2^32 - 1 throws instead of aborting", () => {
+      // reserve(length) threw std::bad_alloc outside any handler: SIGABRT.
+      const run = inChild(
+        backend,
+        `
+const arr = [];
+arr.length = 2 ** 32 - 1;
+out({ huge: attempt(() => a.sumSquares(arr)) });`,
+      );
+      expectClean(run);
+      expect((run.result as { huge: string }).huge).toMatch(
+        /^sumSquares: tensors\[0\] must be a Tensor/,
+      );
+    });
+
     it("embeddingBackward refuses dTable sharing memory with ids", () => {
       const run = inChild(
         backend,
@@ -298,6 +313,69 @@ describe("native boundary (in process)", () => {
     } finally {
       for (const x of [t, g, m, v]) x.dispose();
     }
+  });
+
+  it("refuses eps and RoPE bases that are not positive finite float32 values after rounding", () => {
+    const x = k.fromHost(new Float32Array([0, 0, 0, 0, 1, 2, 3, 4]), [2, 4], "f32");
+    const w = k.fromHost(new Float32Array(4).fill(1), [4], "f32");
+    const out = k.zeros([2, 4], "f32");
+    const r = k.zeros([2], "f32");
+    const q = k.zeros([1, 2, 1, 4], "f32");
+    try {
+      // 1e-50 > 0 passed as a double, then rounded to 0 in float: the zero row became NaN.
+      expect(() => k.rmsnormForward(out, r, x, w, 1e-50)).toThrow(/eps must be > 0/);
+      expect(() =>
+        k.residualRmsnormForward(out, k.zeros([2, 4], "f32"), r, x, x, w, 1e-50),
+      ).toThrow(/eps must be > 0/);
+      // 1e300 became inf inside the kernel (rstd = 0, all-zero output).
+      expect(() => k.rmsnormForward(out, r, x, w, 1e300)).toThrow(/eps must fit in a float32/);
+      expect(() => k.ropeForward(q, q, { base: 1e39 })).toThrow(/base must fit in a float32/);
+      expect(() => k.ropeBackward(q, q, { base: 1e300 })).toThrow(/base must fit in a float32/);
+      k.rmsnormForward(out, r, x, w, 1e-6);
+      expect(Array.from(out.toFloat32()).slice(0, 4)).toEqual([0, 0, 0, 0]);
+    } finally {
+      for (const t of [x, w, out, r, q]) t.dispose();
+    }
+  });
+
+  it("decodeAttention refuses a ropeBase beyond float32's range", () => {
+    const z = (shape: number[], dtype: DType = "f32") => k.zeros(shape, dtype);
+    const ts = [
+      z([1, 2, 4]),
+      z([1, 2, 4]),
+      z([1, 1, 4]),
+      z([1, 1, 4]),
+      z([1, 3, 1, 4]),
+      z([1, 3, 1, 4]),
+    ];
+    const meta = z([2, 1], "i32");
+    try {
+      const [out, q, kn, vn, kc, vc] = ts as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor];
+      expect(() => k.decodeAttention(out, q, kn, vn, kc, vc, meta, { ropeBase: 1e300 })).toThrow(
+        /ropeBase must fit in a float32/,
+      );
+    } finally {
+      for (const t of [...ts, meta]) t.dispose();
+    }
+  });
+
+  it("view() checks alignment against the allocation, not the parent view", () => {
+    const before = k.stats().liveTensors;
+    const base = k.zeros([16], "u16");
+    const odd = base.viewBytes(2, [8], "u16");
+    try {
+      // Offset 0 within the u16 view at byte 2 is byte 2 of the allocation: a misaligned float*.
+      expect(() => odd.viewBytes(0, [2], "f32")).toThrow(
+        /byteOffset must be a multiple of the dtype size .*byte 2 of its allocation/,
+      );
+      expect(() => odd.viewBytes(4, [1], "i32")).toThrow(/multiple of the dtype size/);
+      const ok = odd.viewBytes(2, [2], "f32"); // byte 4: aligned
+      ok.dispose();
+    } finally {
+      odd.dispose();
+      base.dispose();
+    }
+    expect(k.stats().liveTensors).toBe(before);
   });
 
   it("view() whose shape getter disposes the tensor throws and leaks no handle", () => {

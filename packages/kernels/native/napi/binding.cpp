@@ -138,10 +138,12 @@ void checkNorm(const Args& a, const TensorDesc& x, const TensorDesc& weight, con
            std::to_string(rstd.numel));
 }
 
+// eps is used as a float: read through float32() (1e300 was accepted and became inf, giving
+// rstd = 0 and an all-zero output) and checked after rounding (1e-50 rounds to 0).
 float readEps(const Args& a, size_t i) {
-  double eps = a.number(i, "eps");
-  if (!(eps > 0)) a.failRange("eps must be > 0");
-  return static_cast<float>(eps);
+  float eps = a.float32(i, "eps");
+  if (!(eps > 0)) a.failRange("eps must be > 0 (and not round to 0 in float32)");
+  return eps;
 }
 
 Napi::Value RmsnormForward(const Napi::CallbackInfo& info) {
@@ -253,7 +255,8 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
 Napi::Value Rope(const Napi::CallbackInfo& info) {
   Args a(info, "rope", 5);
   auto out = a.tensor(0, "out"), x = a.tensor(1, "x");
-  double base = a.number(2, "base");
+  // base is used as a float: 1e300 or 1e39 became inf (every frequency but the first 0).
+  float base = a.float32(2, "base");
   int64_t offset = a.integer(3, "positionOffset", 0, kMaxInt);
   bool inverse = a.boolean(4, "inverse");
   if (!(base > 1)) a.failRange("base must be > 1");
@@ -264,7 +267,7 @@ Napi::Value Rope(const Napi::CallbackInfo& info) {
   a.sameDtype(out, "out", x, "x");
   a.exactOrNoOverlap(out, "out", x, "x");
   return guarded(info, a.op(), [&]() -> Napi::Value {
-    backend::rope(out, x, static_cast<float>(base), offset, inverse);
+    backend::rope(out, x, base, offset, inverse);
     return info.Env().Undefined();
   });
 }
@@ -322,7 +325,7 @@ Napi::Value DecodeAttention(const Napi::CallbackInfo& info) {
   auto out = a.tensor(0, "out"), q = a.tensor(1, "q"), kNew = a.tensor(2, "kNew"),
        vNew = a.tensor(3, "vNew"), kCache = a.tensor(4, "kCache"), vCache = a.tensor(5, "vCache"),
        meta = a.tensor(6, "meta");
-  double base = a.number(7, "ropeBase");
+  float base = a.float32(7, "ropeBase");  // used as a float, as rope's base
   double s = a.float32(8, "scale");
   if (!(base > 1)) a.failRange("ropeBase must be > 1");
   if (s < 0) a.failRange("scale must be >= 0 (0 selects 1/sqrt(D))");
@@ -356,7 +359,7 @@ Napi::Value DecodeAttention(const Napi::CallbackInfo& info) {
   a.noOverlap(kCache, "kCache", vCache, "vCache");
   float scale = s == 0 ? 1.0f / std::sqrt(static_cast<float>(D)) : static_cast<float>(s);
   return guarded(info, a.op(), [&]() -> Napi::Value {
-    backend::decodeAttention(out, q, kNew, vNew, kCache, vCache, meta, static_cast<float>(base), scale);
+    backend::decodeAttention(out, q, kNew, vNew, kCache, vCache, meta, base, scale);
     return info.Env().Undefined();
   });
 }
@@ -518,10 +521,15 @@ Napi::Value SumSquares(const Napi::CallbackInfo& info) {
   auto arr = info[0].As<Napi::Array>();
   // Reading the elements may run user JavaScript (getters) that disposes a tensor: read them
   // all first, then resolve the handles, so no pointer is taken before user code has run.
+  // Each element is type-checked as it is read (a tag check runs no JavaScript) and nothing is
+  // reserved from the length: a sparse array of length 2^32 - 1 once made reserve() throw
+  // std::bad_alloc outside any handler, which aborted the process.
   uint32_t n = arr.Length();
   std::vector<Napi::Value> values;
-  values.reserve(n);
-  for (uint32_t i = 0; i < n; ++i) values.push_back(arr.Get(i));
+  for (uint32_t i = 0; i < n; ++i) {
+    values.push_back(arr.Get(i));
+    if (!isTensorObject(values.back())) a.fail("tensors[" + std::to_string(i) + "] must be a Tensor");
+  }
   std::vector<TensorDesc> ts;
   ts.reserve(n);
   for (uint32_t i = 0; i < n; ++i) {

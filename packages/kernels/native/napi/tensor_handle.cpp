@@ -201,8 +201,11 @@ Napi::Value TensorHandle::View(const Napi::CallbackInfo& info) {
     throw Napi::RangeError::New(env, msg.str());
   }
   auto byteOff = static_cast<size_t>(off);
-  if (byteOff % dtypeSize(dt) != 0)
-    throw Napi::RangeError::New(env, "view: byteOffset must be a multiple of the dtype size");
+  // Alignment is of the address in the allocation, not of the offset within this view: a u16
+  // view at byte 2 once gave an f32 view at byte 2 of its allocation (a misaligned float*).
+  if ((byteOffset_ + byteOff) % dtypeSize(dt) != 0)
+    throw Napi::RangeError::New(env, "view: byteOffset must be a multiple of the dtype size (the view would start at byte " +
+                                         std::to_string(byteOffset_ + byteOff) + " of its allocation)");
   // numel <= 2^40 and byteOff <= bytes() <= 2^42: no overflow below.
   size_t need = static_cast<size_t>(numel) * dtypeSize(dt);
   if (byteOff + need > bytes())
