@@ -70,6 +70,12 @@ function trainArgs(
   ];
 }
 
+/** Node i of two, one rank each, training 1 step of 2 sequences into `out`. */
+function nodeArgs(out: string, port: number, i: number): string[] {
+  const node = ["--nproc-per-node", "1", "--nnodes", "2", "--node-rank", String(i)];
+  return [...trainArgs(out, 2, 1), ...node, "--master-port", String(port)];
+}
+
 interface Run {
   child: ChildProcess;
   output: () => string;
@@ -153,21 +159,7 @@ describe("distributed processes", () => {
     const out = join(root, "mismatch");
     const port = await freePort();
     const node = (i: number, extra: string[]) =>
-      start(
-        [
-          ...trainArgs(out, 2, 1),
-          "--nproc-per-node",
-          "1",
-          "--nnodes",
-          "2",
-          "--node-rank",
-          String(i),
-          "--master-port",
-          String(port),
-          ...extra,
-        ],
-        { NCCL_HOSTID: `node-${i}` },
-      );
+      start([...nodeArgs(out, port, i), ...extra], { NCCL_HOSTID: `node-${i}` });
     // Before the check, the seed trained silently (each rank initialised its shard with its own)
     // and the sharding failed with "allReduceHost: rank 1 sent 4 values, rank 0 has 1".
     const runs = [node(0, []), node(1, ["--seed", "1", "--sharding", "hybrid"])];
@@ -189,20 +181,10 @@ describe("distributed processes", () => {
     const out = join(root, "alone");
     const port = await freePort();
     const t0 = Date.now();
-    const run = start(
-      [
-        ...trainArgs(out, 2, 1),
-        "--nproc-per-node",
-        "1",
-        "--nnodes",
-        "2",
-        "--node-rank",
-        "0",
-        "--master-port",
-        String(port),
-      ],
-      { NCCL_HOSTID: "node-0", TINYLLAMA_RENDEZVOUS_TIMEOUT: "3" },
-    );
+    const run = start(nodeArgs(out, port, 0), {
+      NCCL_HOSTID: "node-0",
+      TINYLLAMA_RENDEZVOUS_TIMEOUT: "3",
+    });
     const end = await run.exited;
     const text = run.output();
     expect(end.code, text).not.toBe(0);
