@@ -1,25 +1,37 @@
 /**
  * hf://<repo> loading against a local stand-in for the Hugging Face hub on 127.0.0.1 (the
- * two endpoints @huggingface/hub uses: paths-info and resolve). Never touches the real hub.
+ * endpoints @huggingface/hub uses: revision, paths-info and resolve). Never touches the real hub.
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { LlamaTokenizer, toHuggingFaceTokenizerJson } from "./index.js";
 
 const FIXTURE_MODEL = new URL("./testdata/llama2-tokenizer.model", import.meta.url).pathname;
 
+/** The commit that last changed the files, and the later one the branch main names now. */
 const COMMIT = "0123456789abcdef0123456789abcdef01234567";
+const HEAD = "89abcdef0123456789abcdef0123456789abcdef";
 const files = new Map<string, Buffer>();
 const requests: Array<{ method: string; url: string; auth: string | undefined }> = [];
 let server: Server;
 let endpoint: string;
-const savedEnv = { HF_ENDPOINT: process.env.HF_ENDPOINT, HF_TOKEN: process.env.HF_TOKEN };
+const ENV = [
+  "HF_ENDPOINT",
+  "HF_TOKEN",
+  "HF_HOME",
+  "HF_TOKEN_PATH",
+  "HF_HUB_OFFLINE",
+  "HF_HUB_CACHE",
+];
+const savedEnv = Object.fromEntries(ENV.map((k) => [k, process.env[k]]));
+/** An empty HF_HOME, so that no token file of the machine running the tests is read. */
+let emptyHome: string;
 
 const readBody = (req: IncomingMessage): Promise<string> =>
   new Promise((resolve) => {
@@ -44,6 +56,18 @@ beforeAll(async () => {
       auth: req.headers.authorization,
     });
     const url = new URL(req.url ?? "/", "http://x");
+    const rev = /^\/api\/models\/([^/]+\/[^/]+)\/revision\/([^/]+)$/.exec(url.pathname);
+    if (rev && req.method === "GET") {
+      const known = [...files.keys()].some((k) => k.startsWith(`${rev[1]}/`));
+      if (!known) {
+        res.writeHead(404, { "content-type": "application/json", "x-error-code": "RepoNotFound" });
+        res.end(JSON.stringify({ error: "Repository not found" }));
+        return;
+      }
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ _id: "0", id: rev[1], private: false, sha: HEAD }));
+      return;
+    }
     const info = /^\/api\/models\/([^/]+\/[^/]+)\/paths-info\/([^/]+)$/.exec(url.pathname);
     if (info && req.method === "POST") {
       const { paths } = JSON.parse(await readBody(req)) as { paths: string[] };
@@ -95,14 +119,20 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  emptyHome = await freshCacheDir();
+});
+
+beforeEach(() => {
+  for (const k of ENV) delete process.env[k];
+  process.env.HF_HOME = emptyHome;
 });
 
 afterEach(() => {
   requests.length = 0;
-  process.env.HF_ENDPOINT = savedEnv.HF_ENDPOINT;
-  process.env.HF_TOKEN = savedEnv.HF_TOKEN;
-  if (savedEnv.HF_ENDPOINT === undefined) delete process.env.HF_ENDPOINT;
-  if (savedEnv.HF_TOKEN === undefined) delete process.env.HF_TOKEN;
+  for (const k of ENV) {
+    if (savedEnv[k] === undefined) delete process.env[k];
+    else process.env[k] = savedEnv[k];
+  }
 });
 
 afterAll(async () => {
@@ -130,7 +160,7 @@ describe("hf://<repo>", () => {
     const downloads = requests.filter((r) => r.method === "GET").length;
     requests.length = 0;
     await LlamaTokenizer.load("hf://llama/with-model", { cacheDir });
-    expect(requests.filter((r) => r.method === "GET")).toHaveLength(0);
+    expect(requests.filter((r) => r.url.includes("/resolve/"))).toHaveLength(0);
     expect(downloads).toBeGreaterThan(0);
   });
 
@@ -146,7 +176,7 @@ describe("hf://<repo>", () => {
     process.env.HF_ENDPOINT = endpoint;
     const cacheDir = await freshCacheDir();
     await expect(LlamaTokenizer.load("hf://nobody/nothing", { cacheDir })).rejects.toThrow(
-      /hf:\/\/nobody\/nothing: nobody\/nothing at http:\/\/127\.0\.0\.1:\d+ has no tokenizer\.model or tokenizer\.json/,
+      /hf:\/\/nobody\/nothing: nobody\/nothing at http:\/\/127\.0\.0\.1:\d+ has no revision main \(HTTP 404/,
     );
   });
 
@@ -158,8 +188,53 @@ describe("hf://<repo>", () => {
     process.env.HF_ENDPOINT = `http://127.0.0.1:${port}`;
     const cacheDir = await freshCacheDir();
     await expect(LlamaTokenizer.load("hf://llama/with-model", { cacheDir })).rejects.toThrow(
-      /cannot download tokenizer\.model from http:\/\/127\.0\.0\.1:\d+ .*(ECONNREFUSED|fetch failed)/,
+      /cannot resolve revision main of llama\/with-model from http:\/\/127\.0\.0\.1:\d+ .*(ECONNREFUSED|fetch failed)/,
     );
+  });
+
+  it("writes huggingface_hub's layout: refs/main and the snapshot of the commit main names", async () => {
+    process.env.HF_ENDPOINT = endpoint;
+    const cacheDir = await freshCacheDir();
+    await LlamaTokenizer.load("hf://llama/with-model", { cacheDir });
+    const repoDir = join(cacheDir, "models--llama--with-model");
+    // what huggingface_hub.hf_hub_download(..., local_files_only=True) looks for
+    expect(await readFile(join(repoDir, "refs", "main"), "utf8")).toBe(HEAD);
+    expect((await stat(join(repoDir, "snapshots", HEAD, "tokenizer.model"))).isFile()).toBe(true);
+  });
+
+  it("HF_HUB_OFFLINE=1 reads a huggingface-cli cache with no request; a missing file is named", async () => {
+    process.env.HF_ENDPOINT = endpoint;
+    process.env.HF_HUB_OFFLINE = "1";
+    const hub = await freshCacheDir();
+    process.env.HF_HUB_CACHE = hub;
+    // `huggingface-cli download llama/with-model tokenizer.model`: blob, snapshot link, ref
+    const repoDir = join(hub, "models--llama--with-model");
+    const data = readFileSync(FIXTURE_MODEL);
+    const blob = join(repoDir, "blobs", createHash("sha256").update(data).digest("hex"));
+    await mkdir(join(repoDir, "blobs"), { recursive: true });
+    await mkdir(join(repoDir, "snapshots", HEAD), { recursive: true });
+    await mkdir(join(repoDir, "refs"), { recursive: true });
+    await writeFile(blob, data);
+    await symlink(blob, join(repoDir, "snapshots", HEAD, "tokenizer.model"));
+    await writeFile(join(repoDir, "refs", "main"), HEAD);
+    const tok = await LlamaTokenizer.load("hf://llama/with-model");
+    expect(tok.encode("Hello world!")).toEqual([1, 15043, 3186, 29991]);
+    await LlamaTokenizer.load("hf://llama/with-model", { revision: HEAD });
+    expect(requests).toEqual([]);
+    await expect(LlamaTokenizer.load("hf://llama/json-only")).rejects.toThrow(
+      `hf://llama/json-only: HF_HUB_OFFLINE is set and tokenizer.model or tokenizer.json of llama/json-only at revision main is not in the cache (no ${join(hub, "models--llama--json-only", "refs", "main")})`,
+    );
+    expect(requests).toEqual([]);
+  });
+
+  it("reads the token from $HF_HOME/token when HF_TOKEN is unset", async () => {
+    process.env.HF_ENDPOINT = endpoint;
+    const home = await freshCacheDir();
+    process.env.HF_HOME = home;
+    await writeFile(join(home, "token"), "hf_fromfile\n");
+    await LlamaTokenizer.load("hf://llama/with-model", { cacheDir: await freshCacheDir() });
+    expect(requests.length).toBeGreaterThan(0);
+    expect(requests.every((r) => r.auth === "Bearer hf_fromfile")).toBe(true);
   });
 
   it("a malformed hf:// spec is refused", async () => {

@@ -1,10 +1,15 @@
 /**
  * `hf://<owner>/<name>[/<file>]`: fetches a tokenizer file from the Hugging Face hub through
- * @huggingface/hub's cache (the same layout as Python's huggingface_hub, so files already
- * downloaded by Python are reused). Honours HF_TOKEN and HF_ENDPOINT; without a file name it
- * tries tokenizer.model, then tokenizer.json.
+ * @huggingface/hub's cache, in the layout of Python's huggingface_hub
+ * (`models--<owner>--<name>/snapshots/<commit>/<file>`, `refs/<branch>` naming the commit), so
+ * files already downloaded by Python are reused and Python reads the files downloaded here.
+ * Honours HF_TOKEN (else the token file, $HF_TOKEN_PATH or $HF_HOME/token), HF_ENDPOINT,
+ * HF_HUB_CACHE/HF_HOME and HF_HUB_OFFLINE (the cache only: a branch through refs/<branch>);
+ * without a file name it tries tokenizer.model, then tokenizer.json.
  */
-import { readFile } from "node:fs/promises";
+import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
 
 export interface HubOptions {
   cacheDir?: string;
@@ -12,6 +17,21 @@ export interface HubOptions {
 }
 
 const CANDIDATES = ["tokenizer.model", "tokenizer.json"];
+const COMMIT_SHA = /^[0-9a-f]{40}$/;
+
+/** $HF_HOME as huggingface_hub defaults it. */
+function hfHome(): string {
+  const env = process.env;
+  return env.HF_HOME ?? join(env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "huggingface");
+}
+
+/** HF_TOKEN, else the file `huggingface-cli login` writes. */
+async function token(): Promise<{ token: string; from: string } | undefined> {
+  if (process.env.HF_TOKEN) return { token: process.env.HF_TOKEN, from: "HF_TOKEN" };
+  const file = process.env.HF_TOKEN_PATH ?? join(hfHome(), "token");
+  const t = (await readFile(file, "utf8").catch(() => ""))?.trim();
+  return t ? { token: t, from: file } : undefined;
+}
 
 export async function downloadFromHub(
   spec: string,
@@ -24,37 +44,104 @@ export async function downloadFromHub(
   const repo = `${parts[0]}/${parts[1]}`;
   const files = parts.length > 2 ? [parts.slice(2).join("/")] : CANDIDATES;
   const hubUrl = process.env.HF_ENDPOINT?.replace(/\/+$/, "") || "https://huggingface.co";
-  const accessToken = process.env.HF_TOKEN || undefined;
+  const revision = options.revision ?? "main";
+  const cacheDir =
+    options.cacheDir ??
+    process.env.HF_HUB_CACHE ??
+    process.env.HUGGINGFACE_HUB_CACHE ??
+    join(hfHome(), "hub");
+  const storage = join(cacheDir, `models--${parts[0]}--${parts[1]}`);
+
+  if (/^(1|on|yes|true)$/i.test(process.env.HF_HUB_OFFLINE ?? "")) {
+    // huggingface_hub's offline lookup: a branch or tag names its commit in refs/<revision>
+    const commit = COMMIT_SHA.test(revision)
+      ? revision
+      : (await readFile(join(storage, "refs", revision), "utf8").catch(() => undefined))?.trim();
+    for (const path of commit ? files : []) {
+      const local = join(storage, "snapshots", commit as string, path);
+      if ((await stat(local).catch(() => undefined))?.isFile())
+        return { path: local, bytes: await readFile(local) };
+    }
+    throw new Error(
+      `hf://${spec}: HF_HUB_OFFLINE is set and ${files.join(" or ")} of ${repo} at revision ${revision} is not in the cache ` +
+        (commit
+          ? `(${join(storage, "snapshots", commit)})`
+          : `(no ${join(storage, "refs", revision)})`) +
+        `; download it where ${hubUrl} can be reached, or unset HF_HUB_OFFLINE`,
+    );
+  }
+
+  const auth = await token();
+  const accessToken = auth?.token;
+  const failure = (what: string, e: unknown) => {
+    const err = e as Error & { statusCode?: number; cause?: unknown };
+    const cause = err.cause instanceof Error ? `: ${err.cause.message}` : "";
+    return new Error(
+      `hf://${spec}: cannot ${what} from ${hubUrl} (${err.message}${cause})` +
+        (err.statusCode === 401 || err.statusCode === 403
+          ? auth
+            ? `; the token in ${auth.from} was refused`
+            : "; set HF_TOKEN for gated or private repos"
+          : ""),
+    );
+  };
+  // Imported here, not at the top: the hub client costs ~30 ms of module loading that every
+  // process loading a local or bundled tokenizer would pay.
+  const { downloadFileToCacheDir, modelInfo } = await import("@huggingface/hub");
+  // A branch or tag is resolved to the commit it names now, recorded in refs/<revision> and
+  // downloaded as that commit's snapshot, as huggingface_hub does (the client alone would file
+  // it under the commit that last changed the file, with no ref: Python could not find it).
+  let commit = revision;
+  if (!COMMIT_SHA.test(revision)) {
+    let sha: unknown;
+    try {
+      const info = await modelInfo({
+        name: repo,
+        revision,
+        hubUrl,
+        additionalFields: ["sha"],
+        ...(accessToken ? { accessToken } : {}),
+      });
+      sha = (info as { sha?: unknown }).sha;
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode === 404)
+        throw new Error(
+          `hf://${spec}: ${repo} at ${hubUrl} has no revision ${revision} (HTTP 404: no such repo or revision, or a private repo without HF_TOKEN)`,
+        );
+      throw failure(`resolve revision ${revision} of ${repo}`, e);
+    }
+    if (typeof sha !== "string" || !COMMIT_SHA.test(sha))
+      throw new Error(
+        `hf://${spec}: ${hubUrl} answered no commit id for revision ${revision} of ${repo}`,
+      );
+    commit = sha;
+    const ref = join(storage, "refs", revision);
+    await mkdir(dirname(ref), { recursive: true });
+    await writeFile(ref, commit);
+  }
   const misses: string[] = [];
   for (const path of files) {
     let local: string;
     try {
-      // Imported here, not at the top: the hub client costs ~30 ms of module loading that
-      // every process loading a local or bundled tokenizer would pay.
-      const { downloadFileToCacheDir } = await import("@huggingface/hub");
       local = await downloadFileToCacheDir({
         repo,
         path,
         hubUrl,
+        revision: commit,
+        cacheDir,
         ...(accessToken ? { accessToken } : {}),
-        ...(options.revision ? { revision: options.revision } : {}),
-        ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}),
       });
     } catch (e) {
-      const err = e as Error & { statusCode?: number; cause?: unknown };
+      const err = e as Error & { statusCode?: number };
       if (err.statusCode === 404 || /cannot get path info/.test(err.message)) {
         misses.push(path);
         continue;
       }
-      const cause = err.cause instanceof Error ? `: ${err.cause.message}` : "";
-      throw new Error(
-        `hf://${spec}: cannot download ${path} from ${hubUrl} (${err.message}${cause})` +
-          (err.statusCode === 401 || err.statusCode === 403
-            ? "; set HF_TOKEN for gated or private repos"
-            : ""),
-      );
+      throw failure(`download ${path}`, e);
     }
     return { path: local, bytes: await readFile(local) };
   }
-  throw new Error(`hf://${spec}: ${repo} at ${hubUrl} has no ${misses.join(" or ")}`);
+  throw new Error(
+    `hf://${spec}: ${repo} at ${hubUrl} has no ${misses.join(" or ")} (revision ${revision})`,
+  );
 }

@@ -2,11 +2,11 @@
 // endpoints it calls (tree listing with paging, resolve with Range), including 401 without a
 // token, 404, transient 429/503 and connections dropped mid-body. The real hub is never contacted.
 import { createHash, randomBytes } from "node:crypto";
-import { link, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { link, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { BadRecordLog } from "../document.js";
 import { readRecords } from "../io/records.js";
@@ -216,7 +216,7 @@ describe("hub client against a local server", () => {
   it("sends HF_TOKEN as a bearer token; 401 without it says what to do", async () => {
     requireToken = true;
     await expect(listHubFiles("acme/corpus", ["**"], opts())).rejects.toThrow(
-      /HTTP 401 \(no HF_TOKEN set\).*accept their terms/,
+      /HTTP 401 \(no HF_TOKEN set, no token file\).*accept their terms/,
     );
     await expect(downloadToCache("acme/corpus", "README.md", opts())).rejects.toThrow(HubError);
     await expect(
@@ -460,6 +460,107 @@ describe("hub client against a local server", () => {
     await expect(loadOrMakePlan(config, opts())).rejects.toThrow(
       /was made before hub inputs were pinned to a commit/,
     );
+  });
+
+  it("HF_HUB_OFFLINE=1 reads the cache without contacting the hub and names a missing file", async () => {
+    const path = "train/chunk1/example_train_1.jsonl.zst";
+    const planned = { revision: FIRST, expectedSize: 1000 };
+    const local = await downloadToCache("acme/corpus", path, opts(planned));
+    // another file left half downloaded by a killed process
+    const half = "train/chunk2/example_train_0.jsonl.zst";
+    const halfLocal = join(cache, "acme/corpus", FIRST, half);
+    await mkdir(join(halfLocal, ".."), { recursive: true });
+    await writeFile(`${halfLocal}.partial`, (files[half] as Buffer).subarray(0, 2000));
+    const env = hubOptionsFromEnv({ HF_HUB_OFFLINE: "1", HF_HOME: join(cache, "hf-home") });
+    expect(env.offline).toBe(true);
+    const offline = { ...opts(planned), ...env };
+    log.length = 0;
+    expect(await downloadToCache("acme/corpus", path, offline)).toBe(local);
+    await expect(
+      downloadToCache("acme/corpus", half, { ...offline, expectedSize: 5000 }),
+    ).rejects.toThrow(
+      `acme/corpus: ${half} at revision ${FIRST}: not in the cache (${halfLocal} nor under ${join(cache, "hf-home", "hub")}), and HF_HUB_OFFLINE is set, so it is not downloaded from ${base}`,
+    );
+    // a cached copy of another size than the plan's is refused, not read
+    await writeFile(local, "truncated");
+    await expect(downloadToCache("acme/corpus", path, offline)).rejects.toThrow(
+      /the cached copy .* has 9 bytes, the plan listed 1000, and HF_HUB_OFFLINE is set/,
+    );
+    await expect(listHubFiles("acme/corpus", ["**"], offline)).rejects.toThrow(
+      /acme\/corpus: listing files at revision .*: HF_HUB_OFFLINE is set, and this needs the hub/,
+    );
+    await expect(resolveHubRevision("acme/corpus", "main", offline)).rejects.toThrow(
+      /resolving revision "main": HF_HUB_OFFLINE is set/,
+    );
+    expect(log).toEqual([]); // no request at all
+  });
+
+  it("reads the token from $HF_HOME/token or $HF_TOKEN_PATH when HF_TOKEN is unset", async () => {
+    requireToken = true;
+    const home = join(cache, "hf-home");
+    await mkdir(home, { recursive: true });
+    await writeFile(join(home, "token"), `${TOKEN}\n`);
+    const env = hubOptionsFromEnv({ HF_HOME: home });
+    expect(env.accessToken).toBe(TOKEN);
+    const local = await downloadToCache("acme/corpus", "README.md", { ...opts(), ...env });
+    expect(await readFile(local, "utf8")).toBe("# readme");
+    expect(log.at(-1)?.auth).toBe(`Bearer ${TOKEN}`);
+    await writeFile(join(home, "other-token"), "hf_wrong");
+    const other = hubOptionsFromEnv({ HF_HOME: home, HF_TOKEN_PATH: join(home, "other-token") });
+    await expect(listHubFiles("acme/corpus", ["**"], { ...opts(), ...other })).rejects.toThrow(
+      `the token in ${join(home, "other-token")} was refused`,
+    );
+    // HF_TOKEN wins over the file
+    expect(hubOptionsFromEnv({ HF_HOME: home, HF_TOKEN: "hf_env" }).accessToken).toBe("hf_env");
+  });
+
+  it("reuses a file huggingface-cli download put in HF_HUB_CACHE, online and offline", async () => {
+    const path = "train/chunk1/example_train_0.jsonl.zst";
+    const body = files[path] as Buffer;
+    // huggingface_hub's layout: blobs/<etag>, snapshots/<commit>/<path> -> blob, refs/main
+    const hf = join(cache, "hf-hub");
+    const repoDir = join(hf, "datasets--acme--corpus");
+    const blob = join(repoDir, "blobs", createHash("sha1").update(body).digest("hex"));
+    const pointer = join(repoDir, "snapshots", FIRST, path);
+    await mkdir(join(blob, ".."), { recursive: true });
+    await mkdir(join(pointer, ".."), { recursive: true });
+    await writeFile(blob, body);
+    await symlink(relative(join(pointer, ".."), blob), pointer);
+    await mkdir(join(repoDir, "refs"), { recursive: true });
+    await writeFile(join(repoDir, "refs", "main"), FIRST);
+    const env = hubOptionsFromEnv({ HF_HUB_CACHE: hf, HF_HOME: join(cache, "unused") });
+    const o = { ...opts({ revision: FIRST, expectedSize: body.length }), ...env };
+    expect(await downloadToCache("acme/corpus", path, o)).toBe(pointer);
+    expect(log.every((l) => l.range === "bytes=0-0")).toBe(true); // only the size/etag probe
+    // offline, a branch is read through refs/<branch>, as huggingface_hub does
+    log.length = 0;
+    const offline = { ...env, ...hubOptionsFromEnv({ HF_HUB_OFFLINE: "1", HF_HUB_CACHE: hf }) };
+    expect(
+      await downloadToCache("acme/corpus", path, {
+        ...opts({ expectedSize: body.length }),
+        ...offline,
+      }),
+    ).toBe(pointer);
+    expect(log).toEqual([]);
+    // a corrupted blob (another size) is not used: the file is downloaded into this cache
+    await writeFile(blob, body.subarray(0, 1000));
+    const local = await downloadToCache("acme/corpus", path, o);
+    expect(local).toBe(join(cache, "acme/corpus", FIRST, path));
+    expect((await readFile(local)).equals(body)).toBe(true);
+  });
+
+  it("an interrupted update of a branch's file does not pass the old copy off as the new one", async () => {
+    const local = await downloadToCache("acme/corpus", "README.md", opts());
+    // main moves on: README.md has other bytes of the same size
+    const SECOND = sha("second commit");
+    commits[SECOND] = { ...files, "README.md": Buffer.from("# READ!!") };
+    branches.main = SECOND;
+    failures = ["ok", "drop"]; // the probe answers, the body is cut
+    await expect(downloadToCache("acme/corpus", "README.md", opts({ retries: 0 }))).rejects.toThrow(
+      HubError,
+    );
+    expect(await downloadToCache("acme/corpus", "README.md", opts())).toBe(local);
+    expect(await readFile(local, "utf8")).toBe("# READ!!");
   });
 
   it("a downloaded file feeds the normal reader", async () => {

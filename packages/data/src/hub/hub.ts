@@ -1,21 +1,26 @@
 /**
  * Hugging Face hub inputs through `@huggingface/hub`: listing, downloads by HTTP range into a
  * local cache (resumable after a dropped connection or a killed process), retries with
- * exponential backoff on 429/5xx/network errors, HF_TOKEN for gated repos, HF_ENDPOINT for
- * mirrors. The token is passed to the client and never printed.
+ * exponential backoff on 429/5xx/network errors, HF_TOKEN (or huggingface_hub's token file) for
+ * gated repos, HF_ENDPOINT for mirrors, HF_HUB_OFFLINE for nodes without internet, and files
+ * already in huggingface_hub's cache (HF_HUB_CACHE) reused. The token is passed to the client
+ * and never printed.
  */
+import { readFileSync } from "node:fs";
 import {
   copyFile,
   link,
   mkdir,
   open,
   readFile,
+  realpath,
   rename,
   rm,
   stat,
   writeFile,
 } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { homedir } from "node:os";
+import { basename, dirname, join, resolve } from "node:path";
 import {
   datasetInfo,
   downloadFile,
@@ -28,8 +33,20 @@ import { matchAny } from "../io/glob.js";
 export interface HubOptions {
   /** Base URL; default $HF_ENDPOINT or https://huggingface.co. */
   hubUrl?: string;
-  /** Default $HF_TOKEN. */
+  /** Default $HF_TOKEN, else the token file ($HF_TOKEN_PATH or $HF_HOME/token). */
   accessToken?: string;
+  /** The file accessToken was read from (error messages name it). */
+  tokenFile?: string;
+  /**
+   * $HF_HUB_OFFLINE: never contact the hub; files come from the caches, and a file in neither
+   * is an error naming it.
+   */
+  offline?: boolean;
+  /**
+   * huggingface_hub's cache (datasets--<owner>--<name>/snapshots/<commit>/...), searched before
+   * downloading; default $HF_HUB_CACHE or $HF_HOME/hub. Never written.
+   */
+  hfCacheDir?: string;
   /** Branch, tag or commit; default "main". The pipeline passes the commit its plan pinned. */
   revision?: string;
   /**
@@ -54,10 +71,31 @@ export interface HubFile {
   size: number;
 }
 
+/** $HF_HOME as huggingface_hub defaults it. */
+function hfHome(env: NodeJS.ProcessEnv): string {
+  return (
+    env.HF_HOME ?? join(env.XDG_CACHE_HOME ?? join(env.HOME ?? homedir(), ".cache"), "huggingface")
+  );
+}
+
 export function hubOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): HubOptions {
   const o: HubOptions = {};
   if (env.HF_ENDPOINT) o.hubUrl = env.HF_ENDPOINT.replace(/\/+$/, "");
   if (env.HF_TOKEN) o.accessToken = env.HF_TOKEN;
+  else {
+    // huggingface_hub's convention: `huggingface-cli login` writes the token to this file
+    const file = env.HF_TOKEN_PATH ?? join(hfHome(env), "token");
+    let token: string | undefined;
+    try {
+      token = readFileSync(file, "utf8").trim();
+    } catch {}
+    if (token) {
+      o.accessToken = token;
+      o.tokenFile = file;
+    }
+  }
+  if (/^(1|on|yes|true)$/i.test(env.HF_HUB_OFFLINE ?? "")) o.offline = true;
+  o.hfCacheDir = env.HF_HUB_CACHE ?? env.HUGGINGFACE_HUB_CACHE ?? join(hfHome(env), "hub");
   // TINYLLAMA_CACHE is the download cache itself (README, `--help`): files go straight under it
   if (env.TINYLLAMA_CACHE) o.cacheDir = resolve(env.TINYLLAMA_CACHE);
   return o;
@@ -71,7 +109,7 @@ function describe(err: unknown, repo: string, what: string, o: HubOptions): Erro
   if (err instanceof HubApiError) {
     if (err.statusCode === 401 || err.statusCode === 403) {
       return new HubError(
-        `${repo}: ${what}: HTTP ${err.statusCode} (${o.accessToken ? "the token in HF_TOKEN was refused" : "no HF_TOKEN set"}). ` +
+        `${repo}: ${what}: HTTP ${err.statusCode} (${o.accessToken ? `the token in ${o.tokenFile ?? "HF_TOKEN"} was refused` : "no HF_TOKEN set, no token file"}). ` +
           "Gated datasets such as bigcode/starcoderdata need you to accept their terms on the hub and export HF_TOKEN=<a read token>.",
       );
     }
@@ -105,6 +143,18 @@ async function withRetry<T>(o: HubOptions, what: string, fn: () => Promise<T>): 
   }
 }
 
+function endpoint(o: HubOptions): string {
+  return o.hubUrl ?? "https://huggingface.co";
+}
+
+function refuseOffline(repo: string, what: string, o: HubOptions): void {
+  if (o.offline)
+    throw new HubError(
+      `${repo}: ${what}: HF_HUB_OFFLINE is set, and this needs the hub (${endpoint(o)}); ` +
+        "run it on a node with internet access (for data:prepare: plan there; the plan pins the commit and lists every file, so its tasks can run offline from the cache), or unset HF_HUB_OFFLINE",
+    );
+}
+
 function common(o: HubOptions) {
   return {
     ...(o.hubUrl ? { hubUrl: o.hubUrl } : {}),
@@ -120,6 +170,7 @@ export async function listHubFiles(
   globs: readonly string[],
   o: HubOptions = {},
 ): Promise<HubFile[]> {
+  refuseOffline(repo, `listing files at revision ${o.revision ?? "main"}`, o);
   const out: HubFile[] = [];
   try {
     await withRetry(o, `list ${repo}`, async () => {
@@ -151,6 +202,7 @@ export async function resolveHubRevision(
   revision: string,
   o: HubOptions = {},
 ): Promise<string> {
+  refuseOffline(repo, `resolving revision "${revision}"`, o);
   let sha: unknown;
   try {
     sha = await withRetry(o, `resolve ${repo}@${revision}`, async () => {
@@ -232,8 +284,41 @@ async function adoptEarlierCopy(
 }
 
 /**
+ * The copy of `path` in huggingface_hub's cache (`huggingface-cli download`): the snapshot of
+ * the commit `revision` names (a branch through refs/<branch>, offline only: online the hub
+ * says where the branch is now), when it has `size` bytes and, linked into blobs/ as
+ * huggingface_hub writes it, its blob is named by `etag`.
+ */
+async function hfCacheCopy(
+  repo: string,
+  path: string,
+  revision: string,
+  o: DownloadOptions,
+  size: number | undefined,
+  etag?: string,
+): Promise<string | undefined> {
+  if (!o.hfCacheDir) return undefined;
+  const root = join(o.hfCacheDir, `datasets--${repo.split("/").join("--")}`);
+  let commit: string | undefined = revision;
+  if (!COMMIT_SHA.test(revision))
+    commit = o.offline
+      ? (await readFile(join(root, "refs", revision), "utf8").catch(() => undefined))?.trim()
+      : undefined;
+  if (!commit) return undefined;
+  const file = join(root, "snapshots", commit, path);
+  const st = await stat(file).catch(() => undefined);
+  if (!st?.isFile() || (size !== undefined && st.size !== size)) return undefined;
+  const real = await realpath(file).catch(() => file);
+  const blob = resolve(real) !== resolve(file) && basename(dirname(real)) === "blobs";
+  if (etag && blob && basename(real) !== etag.replace(/^W\//, "").replace(/"/g, ""))
+    return undefined;
+  return file;
+}
+
+/**
  * Downloads `path` of dataset `repo` into the cache and returns the local path. A complete
- * cached copy (same size and etag) is reused; a partial one is continued from its last byte.
+ * cached copy (same size and etag) is reused, from this cache or huggingface_hub's; a partial
+ * one is continued from its last byte. Offline, only the caches are read.
  */
 export async function downloadToCache(
   repo: string,
@@ -245,6 +330,20 @@ export async function downloadToCache(
   const partial = `${local}.partial`;
   const etagFile = `${local}.etag`;
   const what = `download ${path}`;
+  if (o.offline) {
+    // only a renamed, complete download is at `local` (partial bytes live in .partial)
+    const st = await stat(local).catch(() => undefined);
+    if (st && (o.expectedSize === undefined || st.size === o.expectedSize)) return local;
+    const hf = await hfCacheCopy(repo, path, revision, o, o.expectedSize);
+    if (hf) return hf;
+    throw new HubError(
+      `${repo}: ${path} at revision ${revision}: ` +
+        (st
+          ? `the cached copy ${local} has ${st.size} bytes, the plan listed ${o.expectedSize}`
+          : `not in the cache (${local}${o.hfCacheDir ? ` nor under ${o.hfCacheDir}` : ""})`) +
+        `, and HF_HUB_OFFLINE is set, so it is not downloaded from ${endpoint(o)}; download it on a node with internet access, or unset HF_HUB_OFFLINE`,
+    );
+  }
   let info: Awaited<ReturnType<typeof fileDownloadInfo>>;
   try {
     info = await withRetry(o, what, () =>
@@ -265,11 +364,16 @@ export async function downloadToCache(
   const cachedEtag = await readFile(etagFile, "utf8").catch(() => undefined);
   const done = await stat(local).catch(() => undefined);
   if (done && done.size === info.size && cachedEtag === info.etag) return local;
+  const hf = await hfCacheCopy(repo, path, revision, o, info.size, info.etag);
+  if (hf) return hf;
   if (await adoptEarlierCopy(repo, path, revision, local, info, o)) return local;
 
   await mkdir(dirname(local), { recursive: true });
   if (cachedEtag !== info.etag) {
     await rm(partial, { force: true }); // the remote file changed: start over
+    // the old copy goes first: under the new etag, a copy of the same size would pass for the
+    // new file if this download is interrupted
+    await rm(local, { force: true });
     await writeFile(etagFile, info.etag);
   }
   let offset = (await stat(partial).catch(() => undefined))?.size ?? 0;
