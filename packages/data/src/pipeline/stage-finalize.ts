@@ -73,7 +73,7 @@ export async function finalizeTask(
     };
   }
   // Merge the per-task stats of this source into the manifest's totals.
-  const removed: Record<string, number> = {};
+  const merged: Record<string, number> = {};
   let documentsRead = 0;
   let bytesRead = 0;
   let badRecords = 0;
@@ -95,8 +95,12 @@ export async function finalizeTask(
     badRecords += s.badRecords;
     rowsLost += s.rowsLost ?? 0;
     bytesUnreadable += s.bytesUnreadable ?? 0;
-    for (const [k, v] of Object.entries(s.removed)) bump(removed, k, v);
+    for (const [k, v] of Object.entries(s.removed)) bump(merged, k, v);
   }
+  // reasons in name order: in task order they would follow the tasks' boundaries, so the
+  // manifest's bytes would change with filesPerTask although its counts do not
+  const removed: Record<string, number> = {};
+  for (const k of Object.keys(merged).sort()) removed[k] = merged[k] as number;
   const removedCount = Object.values(removed).reduce((a, b) => a + b, 0);
   const crossSource = cfg.dedup.enabled ? await crossSourceRemovals(plan, source) : undefined;
   const run: RunSource[] = cfg.sources.map((s) => {
