@@ -330,12 +330,18 @@ function explainBigModelOnCpu(name: string): string {
 async function llama2Tokenizer(
   model: LlamaConfig,
 ): Promise<{ identity: TokenizerIdentity; files: Record<string, string> }> {
-  const tok = await LlamaTokenizer.load();
+  // loaded once per process (a launcher's tests and chained stages call this repeatedly)
+  bundledLlama2 ??= LlamaTokenizer.load();
+  const tok = await bundledLlama2.catch((e: unknown) => {
+    bundledLlama2 = undefined;
+    throw e;
+  });
   return {
     identity: tokenizerIdentity(tok),
     files: huggingFaceTokenizerFiles(tok.model, { modelMaxLength: model.maxSeqLen }),
   };
 }
+let bundledLlama2: Promise<LlamaTokenizer> | undefined;
 
 /** --seq-len, or the device's default within the model's context; checked. */
 function seqLenFlag(f: ParsedFlags, model: LlamaConfig, deviceDefault: number): number {
