@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { compress } from "zstd-napi";
+import { Compressor, compress } from "zstd-napi";
 import { BadRecordError, BadRecordLog } from "../document.js";
 import { sampleDir } from "../pipeline/config.js";
 import { globToRegExp } from "./glob.js";
@@ -229,6 +229,33 @@ describe("jsonl and jsonl.zst", () => {
     expect(e?.line).toBe(recs.length + 1);
   });
 
+  it("keeps nothing of a frame that fails its content checksum, and reports it where it begins", async () => {
+    const p = join(dir, "k.jsonl.zst");
+    const good = Buffer.from(compress(Buffer.from(`${lines.slice(0, 3).join("\n")}\n`)));
+    const c = new Compressor();
+    c.setParameters({ checksumFlag: true });
+    // a short line is stored as raw literals: a changed byte decodes without an error, and
+    // only the frame's XXH64 checksum, checked after its last block, tells it is wrong
+    const second = Buffer.from(
+      c.compress(Buffer.from(`${JSON.stringify({ text: "MARKER-1" })}\n`)),
+    );
+    const at = second.indexOf("MARKER-1");
+    expect(at).toBeGreaterThan(0);
+    second[at + 7] = 0x32; // MARKER-1 -> MARKER-2
+    await writeFile(p, Buffer.concat([good, second]));
+    const bad = new BadRecordLog();
+    const recs = await collect(p, bad);
+    expect(recs.map((r) => r.value.text)).toEqual(lines.slice(0, 3).map((l) => JSON.parse(l).text));
+    expect(bad.count).toBe(1);
+    const e = bad.entries[0];
+    expect(e?.reason).toMatch(/^corrupt zstd frame at compressed byte \d+ .*content checksum/);
+    expect([e?.line, e?.compressedOffset, e?.bytesUnreadable]).toEqual([
+      4,
+      good.length,
+      second.length,
+    ]);
+  });
+
   it("reports a truncated zstd file from its last whole block, and an empty file", async () => {
     const p = join(dir, "e.jsonl.zst");
     const full = Buffer.from(compress(Buffer.from(`${lines.join("\n")}\n`)));
@@ -249,6 +276,23 @@ describe("jsonl and jsonl.zst", () => {
     const bad2 = new BadRecordLog();
     expect(await collect(empty, bad2)).toEqual([]);
     expect(bad2.entries[0]?.reason).toMatch(/empty file/);
+  });
+
+  it("reports a file of blank lines as empty, in jsonl and jsonl.zst", async () => {
+    const plain = join(dir, "blank.jsonl");
+    const zst = join(dir, "blank.jsonl.zst");
+    await writeFile(plain, "\n\r\n\n");
+    await writeFile(zst, compress(Buffer.from("\n\n")));
+    for (const [p, n] of [
+      [plain, 3],
+      [zst, 2],
+    ] as const) {
+      const bad = new BadRecordLog();
+      expect(await collect(p, bad)).toEqual([]);
+      expect(bad.entries).toEqual([
+        { file: p, offset: 0, reason: `empty file: no records (${n} blank lines)` },
+      ]);
+    }
   });
 
   it("strips a UTF-8 byte order mark at the start of a file only, and counts it", async () => {

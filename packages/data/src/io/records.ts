@@ -126,13 +126,18 @@ async function* decodeZstd(path: string, z: ZstdBinding, end: StreamEnd): AsyncG
   let next: Promise<{ bytesRead: number }> | undefined;
   try {
     const size = (await fh.stat()).size;
+    // A frame whose content checksum fails decoded to wrong bytes somewhere, and its records
+    // would already be downstream when the check fails at the frame's end: find such a frame
+    // first, and read only up to its start (it is reported as the damage).
+    const badFrame = await firstChecksumFailure(fh, z, size);
+    const stop = badFrame ?? size;
     const dctx = new z.DCtx();
     const out = Buffer.allocUnsafe(z.dStreamOutSize());
     // two read buffers: the next read runs on libuv's pool while this one is decoded
     const bufs = [Buffer.allocUnsafe(READ_BYTES), Buffer.allocUnsafe(READ_BYTES)];
     let which = 0;
     let pos = 0; // compressed offset of the next read
-    next = fh.read(bufs[0] as Buffer, 0, READ_BYTES, 0);
+    next = fh.read(bufs[0] as Buffer, 0, Math.min(READ_BYTES, stop), 0);
     let decoded = 0; // decompressed bytes yielded
     const frame = { c: 0, d: 0 }; // compressed/decompressed offset where the current frame began
     let inFrame = false;
@@ -144,7 +149,7 @@ async function* decodeZstd(path: string, z: ZstdBinding, end: StreamEnd): AsyncG
       pos += bytesRead;
       end.readBytes = pos;
       which ^= 1;
-      next = fh.read(bufs[which] as Buffer, 0, READ_BYTES, pos);
+      next = fh.read(bufs[which] as Buffer, 0, Math.min(READ_BYTES, stop - pos), pos);
       for (;;) {
         let r: [number, number, number];
         try {
@@ -182,11 +187,54 @@ async function* decodeZstd(path: string, z: ZstdBinding, end: StreamEnd): AsyncG
       const from = Math.max(frame.c, size - READ_BYTES);
       const message = "the file ends inside a zstd frame";
       yield* redecode(fh, z, size, frame, from, size, decoded, end, { message });
+    } else if (badFrame !== undefined) {
+      const message =
+        "the frame fails its content checksum (it decodes to wrong bytes somewhere), so none of it is kept";
+      end.damage = damage(size, badFrame, badFrame, message, "corrupt");
     }
   } finally {
     await next?.catch(() => undefined);
     await fh.close();
   }
+}
+
+/** zstd's message for a frame whose decoded content does not match its XXH64 checksum. */
+const CHECKSUM_WRONG = /checksum/i;
+
+/**
+ * Decodes the whole file, discarding the output, and returns the compressed offset where the
+ * first frame that fails its content checksum begins, or undefined (no checksum failure, or
+ * another error first: the main pass locates that one itself). zstd checks a frame's checksum
+ * only after its last block, so a corrupt block it cannot detect (damaged literals) is found
+ * only here. Costs one more decompression of the file, a small part of a task's time.
+ */
+async function firstChecksumFailure(
+  fh: FileHandle,
+  z: ZstdBinding,
+  size: number,
+): Promise<number | undefined> {
+  const dctx = new z.DCtx();
+  const out = Buffer.allocUnsafe(z.dStreamOutSize());
+  const buf = Buffer.allocUnsafe(READ_BYTES);
+  let frameStart = 0;
+  for (let pos = 0; pos < size; ) {
+    const { bytesRead } = await fh.read(buf, 0, READ_BYTES, pos);
+    if (bytesRead === 0) break;
+    let src = buf.subarray(0, bytesRead);
+    pos += bytesRead;
+    for (;;) {
+      let r: [number, number, number];
+      try {
+        r = dctx.decompressStream(out, src);
+      } catch (err) {
+        return CHECKSUM_WRONG.test((err as Error).message) ? frameStart : undefined;
+      }
+      src = src.subarray(r[2]);
+      if (r[0] === 0) frameStart = pos - src.length;
+      if (src.length === 0 && (r[1] < out.length || r[0] === 0)) break;
+    }
+  }
+  return undefined;
 }
 
 function damage(
@@ -309,6 +357,7 @@ async function* splitJsonLines(
   let lineStart = 0; // byte offset (decompressed) of the unfinished line's first byte
   let offset = 0; // byte offset (decompressed) of the current read's first byte
   let sawData = false;
+  let nonBlank = false; // a line other than a blank one was seen (a record or a bad one)
   // the record of one line, or why it is not one (undefined for a blank line)
   const parse = (bytes: Buffer, lineNo: number): RawRecord | string | undefined => {
     let end = bytes.length;
@@ -321,6 +370,7 @@ async function* splitJsonLines(
       if (counters) counters.utf8Boms++;
     }
     if (end === start) return undefined; // blank line: not a record
+    nonBlank = true;
     const line = bytes.subarray(start, end);
     // native validation then a plain decode: ~2x faster than a fatal TextDecoder
     if (!isUtf8(line)) return "invalid UTF-8";
@@ -345,13 +395,15 @@ async function* splitJsonLines(
     bad.report({ file: name, line: lineNo, offset: at, reason: r });
     return undefined;
   };
-  const tooLong = (lineNo: number, at: number) =>
+  const tooLong = (lineNo: number, at: number) => {
+    nonBlank = true;
     bad.report({
       file: name,
       line: lineNo,
       offset: at,
       reason: `line longer than ${maxRecordBytes} bytes (the longest record read); skipped`,
     });
+  };
   try {
     for await (const chunk of stream) {
       sawData ||= chunk.length > 0;
@@ -442,5 +494,11 @@ async function* splitJsonLines(
     });
     return;
   }
-  if (!sawData) bad.report({ file: name, offset: 0, reason: "empty file: no records" });
+  // a file of blank lines holds no records either: reported as empty, never passed silently
+  if (!nonBlank) {
+    const reason = sawData
+      ? `empty file: no records (${line} blank lines)`
+      : "empty file: no records";
+    bad.report({ file: name, offset: 0, reason });
+  }
 }
