@@ -298,6 +298,23 @@ describe("generate", () => {
     expect(() => generate(model, [[1]], { temperature: -1 })).toThrow(/temperature/);
     expect(() => generate(model, [[1]], { topP: 0 })).toThrow(/topP/);
     expect(() => generate(model, [[1]], { maxNewTokens: 0 })).toThrow(/maxNewTokens/);
+    expect(() => generate(model, [[1], [2]], { batchSize: 1.5 })).toThrow(
+      /batchSize must be a positive integer, got 1.5/,
+    );
+  });
+
+  it("refuses a disposed model with the model's error, allocating nothing", async () => {
+    const k = await loadBackend("cpu");
+    const m = randomModel(k, 11);
+    m.dispose();
+    const live = k.stats().liveTensors;
+    expect(() => generate(m, [[1, 2]], { maxNewTokens: 2 })).toThrow(
+      /LlamaModel used after dispose/,
+    );
+    expect(() => new KvDecoder(m, { slots: 1, maxLen: 4 })).toThrow(
+      /LlamaModel used after dispose/,
+    );
+    expect(k.stats().liveTensors).toBe(live);
   });
 });
 

@@ -97,6 +97,9 @@ function checkOptions(
   if (!Number.isInteger(maxNew) || maxNew < 1) {
     throw new Error(`maxNewTokens must be a positive integer, got ${o.maxNewTokens}`);
   }
+  if (o.batchSize !== undefined && (!Number.isInteger(o.batchSize) || o.batchSize < 1)) {
+    throw new Error(`batchSize must be a positive integer, got ${o.batchSize}`);
+  }
   if (((o.stop && o.stop.length > 0) || o.stopWhen) && !o.decode) {
     throw new Error("stop sequences are matched on text: pass decode (token ids -> string)");
   }

@@ -71,6 +71,7 @@ export class KvDecoder {
   private disposed = false;
 
   constructor(model: LlamaModel, opts: DecoderOptions) {
+    model.assertLive();
     const c = model.config;
     const maxRows = opts.maxRows ?? 512;
     for (const [name, v] of [
@@ -169,6 +170,7 @@ export class KvDecoder {
 
   private stepWith(segments: readonly Segment[], greedy: boolean): Float32Array | Int32Array {
     if (this.disposed) throw new Error("KvDecoder used after dispose()");
+    this.model.assertLive();
     const c = this.model.config;
     const V = c.vocabSize;
     const seen = new Set<number>();

@@ -230,4 +230,28 @@ describe("LlamaModel on the CPU backend", () => {
     model.dispose();
     expect(third.logits.disposed && again.logits.disposed && train.logits.disposed).toBe(true);
   });
+
+  it("scoreSequences refuses sequences past the context, bad batch sizes and use after dispose", async () => {
+    const k = await loadBackend("cpu");
+    const cfg = microConfig({ maxSeqLen: 8 });
+    const model = new LlamaModel(k, cfg);
+    new Trainer(model, { microBatch: 1, seqLen: 8, accumSteps: 1 }, TINYLLAMA_ADAMW).initWeights(3);
+    const seq = (n: number) => Array.from({ length: n }, (_, i) => 1 + i);
+    // maxSeqLen + 1 tokens fill the context exactly; one more used to be scored silently,
+    // its tail read from the next row's logits (or past the buffer: NaN).
+    expect(model.scoreSequences([seq(9)])[0]!.logProbs).toHaveLength(8);
+    expect(() => model.scoreSequences([seq(10), seq(3)], { batchSize: 2 })).toThrow(
+      /sequence 0 has 10 tokens; the model's context is 8/,
+    );
+    for (const batchSize of [0, 1.5, -1, Number.NaN]) {
+      expect(() => model.scoreSequences([seq(3), seq(3)], { batchSize })).toThrow(
+        /batchSize must be a positive integer/,
+      );
+    }
+    model.dispose();
+    expect(() => model.getParam("lm_head.weight")).toThrow(/used after dispose/);
+    expect(() => model.setParam("lm_head.weight", new Float32Array(1))).toThrow(
+      /used after dispose/,
+    );
+  });
 });

@@ -195,6 +195,7 @@ export class LlamaModel {
 
   /** Copies host f32 data into one parameter (rounded to bf16 on CUDA). */
   setParam(name: string, data: Float32Array): void {
+    this.assertLive();
     const dst = this.paramArena.get(name);
     if (data.length !== dst.numel) {
       throw new Error(`parameter ${name}: expected ${dst.numel} values, got ${data.length}`);
@@ -203,6 +204,7 @@ export class LlamaModel {
   }
 
   getParam(name: string): Float32Array {
+    this.assertLive();
     return this.paramArena.get(name).toFloat32();
   }
 
@@ -459,8 +461,12 @@ export class LlamaModel {
     sequences: TokenSequence[],
     opts: { batchSize?: number; padMultiple?: number } = {},
   ): SequenceScores[] {
+    this.assertLive();
     const batchSize = opts.batchSize ?? 8;
     const padMultiple = opts.padMultiple ?? 8;
+    if (!Number.isInteger(batchSize) || batchSize < 1) {
+      throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
+    }
     if (!Number.isInteger(padMultiple) || padMultiple < 1) {
       throw new RangeError(`padMultiple must be a positive integer, got ${padMultiple}`);
     }
@@ -472,6 +478,12 @@ export class LlamaModel {
       for (const [i, seq] of group.entries()) {
         if (seq.length < 2) {
           throw new Error(`sequence ${s0 + i} has ${seq.length} tokens; scoring needs at least 2`);
+        }
+        // Its first length - 1 tokens are the model's input: at most the context.
+        if (seq.length - 1 > this.config.maxSeqLen) {
+          throw new Error(
+            `sequence ${s0 + i} has ${seq.length} tokens; the model's context is ${this.config.maxSeqLen} (at most ${this.config.maxSeqLen + 1} tokens to score)`,
+          );
         }
         T = Math.max(T, seq.length - 1);
       }
@@ -529,7 +541,8 @@ export class LlamaModel {
     this.disposed = true;
   }
 
-  private assertLive(): void {
+  /** Throws a clear error once the model is disposed (for code holding a model, e.g. KvDecoder). */
+  assertLive(): void {
     if (this.disposed) throw new Error("LlamaModel used after dispose()");
   }
 }
