@@ -88,6 +88,45 @@ describe("mixture CLI", () => {
     }
   });
 
+  it("a broken schedule file's error names the file and the field", () => {
+    const file = join(dir, "negative.json");
+    writeFileSync(
+      file,
+      JSON.stringify({ totalTokens: 10, points: [{ tokens: 0, weights: { a: 1, b: -1 } }] }),
+    );
+    const r = run(file);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(file);
+    expect(r.err).toMatch(/points\[0\]\.weights\.b must be a finite number >= 0, got -1/);
+  });
+
+  it("an --out that cannot be created fails before sampling, naming the directory", () => {
+    const file = join(dir, "a-file");
+    writeFileSync(file, "");
+    const r = run("v1.0", "--scale", "1e-6", "--out", join(file, "sub"));
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`cannot create --out directory ${join(file, "sub")}`);
+    expect(r.out).not.toContain("sampling");
+  });
+
+  it("--windows far beyond the stage's blocks still plots (one window per block)", () => {
+    const file = join(dir, "many-windows.json");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        totalTokens: 2048 * 60_000,
+        points: [{ tokens: 0, weights: { a: 1, b: 1 } }],
+      }),
+    );
+    const r = run(file, "--windows", "1000000000000", "--out", dir);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    const report = JSON.parse(
+      readFileSync(join(dir, "many-windows-low-discrepancy.json"), "utf8"),
+    ) as StageReport;
+    expect(report.windows.length).toBe(60_000);
+  }, 20_000);
+
   it("an unknown option is one clean line (no parseArgs advice with an unclosed quote)", () => {
     const r = run("v1.0", "--bogus");
     expect(r.code).toBe(2);

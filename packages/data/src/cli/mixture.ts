@@ -89,7 +89,12 @@ function loadSchedule(spec: string): MixtureSchedule {
   } catch (err) {
     throw new UsageError(`${resolve(spec)} is not valid JSON: ${(err as Error).message}`);
   }
-  const schedule = checkSchedule(raw);
+  let schedule: MixtureSchedule;
+  try {
+    schedule = checkSchedule(raw);
+  } catch (err) {
+    throw new Error(`${resolve(spec)}: ${(err as Error).message}`);
+  }
   return {
     ...schedule,
     name: schedule.name ?? spec.replace(/^.*[\\/]/, "").replace(/\.json$/, ""),
@@ -147,6 +152,13 @@ export function runMixtureCli(argv: string[], io: CliIo): number {
     if (scale !== 1) schedule = { ...scaleSchedule(schedule, scale), name };
     io.out(describeSchedule(schedule));
     if (parsed.values["print-only"]) return 0;
+    // Before sampling: a stage can take minutes, an unusable --out should not wait for it.
+    const outDir = resolve(parsed.values.out ?? ".");
+    try {
+      mkdirSync(outDir, { recursive: true });
+    } catch (err) {
+      throw new Error(`cannot create --out directory ${outDir}: ${(err as Error).message}`);
+    }
 
     const blocks = Math.floor(schedule.totalTokens / blockTokens);
     io.out(
@@ -192,8 +204,6 @@ export function runMixtureCli(argv: string[], io: CliIo): number {
     io.out(
       `\n${formatTokens(report.tokens)} tokens in ${report.seconds.toFixed(1)} s (${(report.blocksPerSecond / 1e6).toFixed(2)}M blocks/s)`,
     );
-    const outDir = resolve(parsed.values.out ?? ".");
-    mkdirSync(outDir, { recursive: true });
     const base = join(outDir, `${name.replace(/[^\w.-]+/g, "_")}-${mode}`);
     writeFileSync(`${base}.svg`, renderReportSvg(report));
     writeFileSync(`${base}.json`, `${JSON.stringify(report, null, 1)}\n`);

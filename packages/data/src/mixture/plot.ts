@@ -47,14 +47,17 @@ function num(v: number): string {
 export function renderReportSvg(report: StageReport): string {
   const plotWidth = WIDTH - LEFT - RIGHT;
   const x = (tokens: number) => LEFT + (tokens / report.tokens) * plotWidth;
-  const maxShare = Math.max(
-    0.05,
-    ...report.windows.flatMap((w) => [...w.scheduled, ...w.realised]),
-  );
+  // Loops, not Math.max(...spread): a report can hold more values than the call stack takes.
+  let maxShare = 0.05;
+  let maxDev = 1;
+  for (const w of report.windows) {
+    for (const v of w.scheduled) maxShare = Math.max(maxShare, v);
+    for (const v of w.realised) maxShare = Math.max(maxShare, v);
+    for (const v of w.deviation) maxDev = Math.max(maxDev, Math.abs(v));
+  }
   const shareTop = Math.min(1, Math.ceil(maxShare * 10 + 0.5) / 10);
   const yShare = (v: number) => TOP + SHARE_HEIGHT - (v / shareTop) * SHARE_HEIGHT;
   const devTop = TOP + SHARE_HEIGHT + GAP;
-  const maxDev = Math.max(1, ...report.windows.flatMap((w) => w.deviation.map(Math.abs)));
   const devLimit = maxDev * 1.1;
   const yDev = (v: number) => devTop + DEV_HEIGHT / 2 - (v / devLimit) * (DEV_HEIGHT / 2);
   const parts: string[] = [];

@@ -144,7 +144,9 @@ function windowBoundaries(
     throw new RangeError(`simulateStage: windows must be a positive integer, got ${windows}`);
   }
   const ends = new Set<number>();
-  for (let i = 1; i <= windows; i++) ends.add(Math.round((blocks * i) / windows));
+  // More windows than blocks adds nothing (every block already ends one): cap the loop.
+  const n = Math.min(windows, blocks);
+  for (let i = 1; i <= n; i++) ends.add(Math.round((blocks * i) / n));
   for (let k = 0; k + 1 < compiled.knots; k++) {
     const a = compiled.weightsAt(compiled.segmentStart(k));
     const b = compiled.weightsAt(compiled.segmentEnd(k));
