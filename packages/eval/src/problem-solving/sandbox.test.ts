@@ -245,7 +245,7 @@ describe.skipIf(!hasPython)("HumanEval sandbox", () => {
     }
     const r = await runPython(
       "import socket\ns = socket.socket()\ns.settimeout(1)\ns.connect(('1.1.1.1', 80))\n",
-      { timeoutSeconds: 3, network: "require" },
+      { timeoutSeconds: SLOW_START_S, network: "require" },
     );
     expect(r.status).toBe("failed");
     expect(r.stderr).toMatch(/Network is unreachable|OSError|timed out/);
