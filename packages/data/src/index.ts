@@ -55,6 +55,7 @@ export {
 export { runTask, type TaskStats } from "./pipeline/stages.js";
 export { summarize } from "./pipeline/summary.js";
 export {
+  bundledLlamaTokenizer,
   bytesTokenizer,
   loadPipelineTokenizer,
   type PipelineTokenizer,

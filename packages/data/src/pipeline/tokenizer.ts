@@ -110,10 +110,25 @@ export function wrapLlamaTokenizer(tok: LlamaTokenizer, threads = 0): PipelineTo
 }
 
 const loaded = new Map<string, Promise<PipelineTokenizer>>();
+let bundled: Promise<LlamaTokenizer> | undefined;
 
 /**
- * Loads the named tokenizer once per process ("llama2" is @tinyllama/tokenizer's bundled
- * Llama 2 model, offline); a worker running many tasks pays the load once.
+ * @tinyllama/tokenizer's bundled Llama 2 model (offline), loaded once per process: the
+ * pipeline's "llama2" tokenizer and the trainer (identity check, checkpoint tokenizer files).
+ */
+export function bundledLlamaTokenizer(): Promise<LlamaTokenizer> {
+  if (!bundled) {
+    bundled = LlamaTokenizer.load();
+    bundled.catch(() => {
+      bundled = undefined;
+    });
+  }
+  return bundled;
+}
+
+/**
+ * Loads the named tokenizer once per process ("llama2": bundledLlamaTokenizer); a worker
+ * running many tasks pays the load once.
  */
 export function loadPipelineTokenizer(kind: "llama2" | "bytes"): Promise<PipelineTokenizer> {
   let p = loaded.get(kind);
@@ -121,7 +136,7 @@ export function loadPipelineTokenizer(kind: "llama2" | "bytes"): Promise<Pipelin
     p =
       kind === "bytes"
         ? Promise.resolve(bytesTokenizer())
-        : LlamaTokenizer.load().then((tok) => wrapLlamaTokenizer(tok));
+        : bundledLlamaTokenizer().then((tok) => wrapLlamaTokenizer(tok));
     p.catch(() => loaded.delete(kind));
     loaded.set(kind, p);
   }

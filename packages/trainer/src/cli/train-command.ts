@@ -6,10 +6,15 @@
  */
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { type ShardManifest, type TokenizerIdentity, tokenizerIdentity } from "@tinyllama/data";
+import {
+  bundledLlamaTokenizer,
+  type ShardManifest,
+  type TokenizerIdentity,
+  tokenizerIdentity,
+} from "@tinyllama/data";
 import { preset } from "@tinyllama/data/mixture";
 import { builtBackends } from "@tinyllama/kernels";
-import { huggingFaceTokenizerFiles, LlamaTokenizer } from "@tinyllama/tokenizer";
+import { huggingFaceTokenizerFiles } from "@tinyllama/tokenizer";
 import { CheckpointSpaceError, EXIT_DISK_FULL } from "../checkpoint/store.js";
 import { manifestFingerprint } from "../data/fingerprint.js";
 import type { Setting } from "../distributed/agree.js";
@@ -330,18 +335,12 @@ function explainBigModelOnCpu(name: string): string {
 async function llama2Tokenizer(
   model: LlamaConfig,
 ): Promise<{ identity: TokenizerIdentity; files: Record<string, string> }> {
-  // loaded once per process (a launcher's tests and chained stages call this repeatedly)
-  bundledLlama2 ??= LlamaTokenizer.load();
-  const tok = await bundledLlama2.catch((e: unknown) => {
-    bundledLlama2 = undefined;
-    throw e;
-  });
+  const tok = await bundledLlamaTokenizer();
   return {
     identity: tokenizerIdentity(tok),
     files: huggingFaceTokenizerFiles(tok.model, { modelMaxLength: model.maxSeqLen }),
   };
 }
-let bundledLlama2: Promise<LlamaTokenizer> | undefined;
 
 /** --seq-len, or the device's default within the model's context; checked. */
 function seqLenFlag(f: ParsedFlags, model: LlamaConfig, deviceDefault: number): number {
