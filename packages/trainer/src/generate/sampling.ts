@@ -46,6 +46,8 @@ export function argmax(row: ArrayLike<number>, start = 0, end = row.length): num
 
 export class TokenSampler {
   private readonly rng: Rng;
+  /** The radix sort's buffers, kept across tokens (a row of 32,000 logits needs 512 KB). */
+  private readonly sortScratch = new SortScratch();
   private readonly opts: Required<SamplingOptions>;
 
   constructor(opts: SamplingOptions, seed: number) {
@@ -62,7 +64,7 @@ export class TokenSampler {
   next(logits: Float32Array, offset: number, vocab: number): number {
     if (this.greedy) return argmax(logits, offset, offset + vocab);
     const { temperature, topK, topP } = this.opts;
-    const idx = sortedCandidates(logits, offset, vocab);
+    const idx = sortedCandidates(logits, offset, vocab, this.sortScratch);
     if (idx.length === 0) throw new Error("sampling: every logit is NaN");
     let n = topK > 0 ? Math.min(topK, idx.length) : idx.length;
     // (logit - max) / T, not logit / T - max / T: with a tiny T the quotients overflow to
@@ -110,11 +112,18 @@ const f32Bits = new Uint32Array(f32.buffer);
  * sort would give it. A stable LSD radix sort (four 8-bit passes) over 32-bit keys that order
  * the float32 logits descending, fed in index order, so ties keep index order. A comparator
  * sort over 32,000 numbers took 12-16 ms per token, which at batch 32 outweighed the model's
- * decode step (tools/bench/generate/sampler.mjs).
+ * decode step (tools/bench/generate/sampler.mjs). With a `scratch` (a sampler keeps one) no
+ * buffer is allocated per token; the result is then a view of it, valid until the next call.
  */
-export function sortedCandidates(logits: Float32Array, offset: number, vocab: number): Int32Array {
-  let keys = new Uint32Array(vocab);
-  let idx = new Int32Array(vocab);
+export function sortedCandidates(
+  logits: Float32Array,
+  offset: number,
+  vocab: number,
+  scratch = new SortScratch(),
+): Int32Array {
+  scratch.reserve(vocab);
+  let { keys, idx, keys2, idx2 } = scratch;
+  const count = scratch.count;
   let n = 0;
   for (let j = 0; j < vocab; j++) {
     const x = logits[offset + j]!;
@@ -125,9 +134,6 @@ export function sortedCandidates(logits: Float32Array, offset: number, vocab: nu
     keys[n] = ~(u & 0x80000000 ? ~u : u | 0x80000000) >>> 0;
     idx[n++] = j;
   }
-  let keys2 = new Uint32Array(n);
-  let idx2 = new Int32Array(n);
-  const count = new Int32Array(256);
   for (let shift = 0; shift < 32; shift += 8) {
     count.fill(0);
     for (let i = 0; i < n; i++) count[(keys[i]! >>> shift) & 255]!++;
@@ -145,4 +151,21 @@ export function sortedCandidates(logits: Float32Array, offset: number, vocab: nu
     [idx, idx2] = [idx2, idx];
   }
   return idx.subarray(0, n);
+}
+
+/** Buffers of sortedCandidates, reused by a sampler; its result is valid until the next call. */
+export class SortScratch {
+  keys = new Uint32Array(0);
+  idx = new Int32Array(0);
+  keys2 = new Uint32Array(0);
+  idx2 = new Int32Array(0);
+  readonly count = new Int32Array(256);
+
+  reserve(n: number): void {
+    if (this.keys.length >= n) return;
+    this.keys = new Uint32Array(n);
+    this.idx = new Int32Array(n);
+    this.keys2 = new Uint32Array(n);
+    this.idx2 = new Int32Array(n);
+  }
 }
