@@ -8,8 +8,8 @@
  * without a file name it tries tokenizer.model, then tokenizer.json.
  */
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
-import { homedir } from "node:os";
 import { dirname, join } from "node:path";
+import { hfHubCache, hfOffline, hfToken } from "./hf-env.js";
 
 export interface HubOptions {
   cacheDir?: string;
@@ -18,20 +18,6 @@ export interface HubOptions {
 
 const CANDIDATES = ["tokenizer.model", "tokenizer.json"];
 const COMMIT_SHA = /^[0-9a-f]{40}$/;
-
-/** $HF_HOME as huggingface_hub defaults it. */
-function hfHome(): string {
-  const env = process.env;
-  return env.HF_HOME ?? join(env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "huggingface");
-}
-
-/** HF_TOKEN, else the file `huggingface-cli login` writes. */
-async function token(): Promise<{ token: string; from: string } | undefined> {
-  if (process.env.HF_TOKEN) return { token: process.env.HF_TOKEN, from: "HF_TOKEN" };
-  const file = process.env.HF_TOKEN_PATH ?? join(hfHome(), "token");
-  const t = (await readFile(file, "utf8").catch(() => ""))?.trim();
-  return t ? { token: t, from: file } : undefined;
-}
 
 export async function downloadFromHub(
   spec: string,
@@ -45,14 +31,10 @@ export async function downloadFromHub(
   const files = parts.length > 2 ? [parts.slice(2).join("/")] : CANDIDATES;
   const hubUrl = process.env.HF_ENDPOINT?.replace(/\/+$/, "") || "https://huggingface.co";
   const revision = options.revision ?? "main";
-  const cacheDir =
-    options.cacheDir ??
-    process.env.HF_HUB_CACHE ??
-    process.env.HUGGINGFACE_HUB_CACHE ??
-    join(hfHome(), "hub");
+  const cacheDir = options.cacheDir ?? hfHubCache();
   const storage = join(cacheDir, `models--${parts[0]}--${parts[1]}`);
 
-  if (/^(1|on|yes|true)$/i.test(process.env.HF_HUB_OFFLINE ?? "")) {
+  if (hfOffline()) {
     // huggingface_hub's offline lookup: a branch or tag names its commit in refs/<revision>
     const commit = COMMIT_SHA.test(revision)
       ? revision
@@ -71,7 +53,7 @@ export async function downloadFromHub(
     );
   }
 
-  const auth = await token();
+  const auth = hfToken();
   const accessToken = auth?.token;
   const failure = (what: string, e: unknown) => {
     const err = e as Error & { statusCode?: number; cause?: unknown };

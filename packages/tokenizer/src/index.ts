@@ -3,6 +3,7 @@
  * See this package's README for the API and examples.
  */
 
+export { hfHome, hfHubCache, hfOffline, hfToken } from "./hf-env.js";
 export { huggingFaceTokenizerFiles, toHuggingFaceTokenizerJson } from "./hf-export.js";
 export { parseHfTokenizerJson } from "./hf-json.js";
 export type { TokenizerModel } from "./model.js";

@@ -6,7 +6,6 @@
  * already in huggingface_hub's cache (HF_HUB_CACHE) reused. The token is passed to the client
  * and never printed.
  */
-import { readFileSync } from "node:fs";
 import {
   copyFile,
   link,
@@ -19,7 +18,6 @@ import {
   stat,
   writeFile,
 } from "node:fs/promises";
-import { homedir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import {
   datasetInfo,
@@ -28,6 +26,7 @@ import {
   HubApiError,
   listFiles,
 } from "@huggingface/hub";
+import { hfHubCache, hfOffline, hfToken } from "@tinyllama/tokenizer";
 import { matchAny } from "../io/glob.js";
 
 export interface HubOptions {
@@ -71,31 +70,16 @@ export interface HubFile {
   size: number;
 }
 
-/** $HF_HOME as huggingface_hub defaults it. */
-function hfHome(env: NodeJS.ProcessEnv): string {
-  return (
-    env.HF_HOME ?? join(env.XDG_CACHE_HOME ?? join(env.HOME ?? homedir(), ".cache"), "huggingface")
-  );
-}
-
 export function hubOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): HubOptions {
   const o: HubOptions = {};
   if (env.HF_ENDPOINT) o.hubUrl = env.HF_ENDPOINT.replace(/\/+$/, "");
-  if (env.HF_TOKEN) o.accessToken = env.HF_TOKEN;
-  else {
-    // huggingface_hub's convention: `huggingface-cli login` writes the token to this file
-    const file = env.HF_TOKEN_PATH ?? join(hfHome(env), "token");
-    let token: string | undefined;
-    try {
-      token = readFileSync(file, "utf8").trim();
-    } catch {}
-    if (token) {
-      o.accessToken = token;
-      o.tokenFile = file;
-    }
+  const auth = hfToken(env);
+  if (auth) {
+    o.accessToken = auth.token;
+    if (auth.from !== "HF_TOKEN") o.tokenFile = auth.from;
   }
-  if (/^(1|on|yes|true)$/i.test(env.HF_HUB_OFFLINE ?? "")) o.offline = true;
-  o.hfCacheDir = env.HF_HUB_CACHE ?? env.HUGGINGFACE_HUB_CACHE ?? join(hfHome(env), "hub");
+  if (hfOffline(env)) o.offline = true;
+  o.hfCacheDir = hfHubCache(env);
   // TINYLLAMA_CACHE is the download cache itself (README, `--help`): files go straight under it
   if (env.TINYLLAMA_CACHE) o.cacheDir = resolve(env.TINYLLAMA_CACHE);
   return o;
